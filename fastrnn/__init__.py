@@ -1,0 +1,24 @@
+"""fastrnn: the step-by-step numpy RNN and LSTM forward passes, as typed Cython/BLAS kernels.
+
+Drop-in::
+
+    from fastrnn import rnn_cell_forward, rnn_forward, lstm_cell_forward, lstm_forward
+
+Same arguments, returns, shapes and caches as the lessons' numpy functions (whose literal
+implementation is ``fastrnn.reference``), float32 and float64 computed natively.
+"""
+from fastrnn._api import lstm_cell_forward, lstm_forward, rnn_cell_forward, rnn_forward
+from fastrnn._checked import CheckError, checked, is_checked, set_checked
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "rnn_cell_forward",
+    "rnn_forward",
+    "lstm_cell_forward",
+    "lstm_forward",
+    "CheckError",
+    "checked",
+    "is_checked",
+    "set_checked",
+]

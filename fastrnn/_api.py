@@ -1,0 +1,338 @@
+"""The drop-in forward passes: validate, pack, allocate, run a kernel, shape the results.
+
+This module is the only caller of ``fastrnn._kernels``.  See ``fastrnn.reference`` for the
+specification each function reproduces.
+"""
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from fastrnn import _checked, reference
+from fastrnn._kernels import _core
+from fastrnn._packing import GATES, pack
+from fastrnn._validation import validate
+
+__all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward"]
+
+# Batches of at most this many examples (per thread) take one gemv per example for the
+# recurrent product instead of one gemm; measured in bench/ (see README, "Small batches").
+GEMV_MAX_M = 4
+
+_GATE_INDEX = {g: k for k, g in enumerate(GATES)}
+
+
+# ------------------------------------------------------------------ running the kernels
+
+def _slices(m, n_threads):
+    """Split m examples into at most n_threads contiguous, near-equal slices."""
+    n = max(1, min(int(n_threads), m))
+    bounds = [m * k // n for k in range(n + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(n)]
+
+
+def _run(kernel, args, m, n_threads):
+    """Run ``kernel(*args, j0, j1, GEMV_MAX_M)`` over the batch, split across threads."""
+    slices = _slices(m, n_threads)
+    if len(slices) == 1:
+        kernel(*args, 0, m, GEMV_MAX_M)
+        return
+    with ThreadPoolExecutor(max_workers=len(slices)) as pool:
+        futures = [pool.submit(kernel, *args, j0, j1, GEMV_MAX_M) for j0, j1 in slices]
+        for f in futures:
+            f.result()
+
+
+def run_rnn(packed, x, a0, n_threads=1):
+    """Kernel call for a (n_x, m, T_x) sequence; returns a, y and nothing else.
+
+    ``x`` and ``a0`` must already be C-contiguous arrays of the packed dtype.
+    """
+    n_x, m, T = x.shape
+    n_y, n_a = packed.wy.shape
+    dtype = packed.wy.dtype
+    a = np.empty((n_a, m, T), dtype=dtype)
+    y = np.empty((n_y, m, T), dtype=dtype)
+    z = np.empty((m, T, n_a), dtype=dtype)
+    _run(_core.rnn_forward, (x, a0, packed.wx, packed.wa, packed.b, packed.wy, packed.by,
+                             a, y, z), m, n_threads)
+    return a, y
+
+
+def run_lstm(packed, x, a0, c0, n_threads=1):
+    """Kernel call for a (n_x, m, T_x) sequence; returns a, y, c and the gate buffer.
+
+    The gate buffer z (m, T_x, 4n_a) holds the activated gates in the order of ``GATES``.
+    """
+    n_x, m, T = x.shape
+    n_y, n_a = packed.wy.shape
+    dtype = packed.wy.dtype
+    a = np.empty((n_a, m, T), dtype=dtype)
+    c = np.empty((n_a, m, T), dtype=dtype)
+    y = np.empty((n_y, m, T), dtype=dtype)
+    z = np.empty((m, T, 4 * n_a), dtype=dtype)
+    _run(_core.lstm_forward, (x, a0, c0, packed.wx, packed.wa, packed.b, packed.wy, packed.by,
+                              a, c, y, z), m, n_threads)
+    return a, y, c, z
+
+
+def gate(z, t, name):
+    """The (n_a, m) activations of gate ``name`` at step t, read from the gate buffer."""
+    n_a = z.shape[2] // 4
+    k = _GATE_INDEX[name]
+    return z[:, t, k * n_a:(k + 1) * n_a].T
+
+
+def as_kernel_array(arr, dtype):
+    """A C-contiguous array of ``dtype``, copying only when needed."""
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+# ------------------------------------------------------------------ lazy caches
+
+class StepCaches(Sequence):
+    """The list of per-step caches of a sequence call, built only when read.
+
+    Behaves like the reference's list: ``len``, indexing (negative too), slicing (a list),
+    iteration, unpacking; each item is the spec's tuple.  Items are built once and kept, so
+    ``caches[t][1] is caches[t - 1][0]``, as in the reference.
+    """
+
+    __slots__ = ("_n", "_build", "_memo")
+
+    def __init__(self, n, build):
+        self._n = n
+        self._build = build
+        self._memo = {}
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._n))]
+        try:
+            t = index.__index__()
+        except AttributeError:
+            raise TypeError(f"cache indices must be integers or slices, not "
+                            f"{type(index).__name__}") from None
+        if t < 0:
+            t += self._n
+        if not 0 <= t < self._n:
+            raise IndexError(f"cache index {index} out of range for {self._n} steps")
+        item = self._memo.get(t)
+        if item is None:
+            item = self._memo[t] = self._build(t)
+        return item
+
+    def __eq__(self, other):
+        if isinstance(other, (StepCaches, list)):
+            return len(self) == len(other) and all(
+                _cache_equal(p, q) for p, q in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"<fastrnn step caches: {self._n} steps, built on access>"
+
+
+def _cache_equal(p, q):
+    return len(p) == len(q) and all(
+        u is v or (isinstance(u, np.ndarray) and np.array_equal(u, v)) for u, v in zip(p, q))
+
+
+class _StepSlices:
+    """Memoised copies of arr[:, :, t]: one (n_a, m) array per step, made when first read."""
+
+    __slots__ = ("_arr", "_memo")
+
+    def __init__(self, arr):
+        self._arr = arr
+        self._memo = {}
+
+    def __getitem__(self, t):
+        out = self._memo.get(t)
+        if out is None:
+            out = self._memo[t] = self._arr[:, :, t].copy()
+        return out
+
+
+def _rnn_caches(a, x, a0, parameters):
+    a_t = _StepSlices(a)
+    x = np.asarray(x)
+
+    def build(t):
+        return (a_t[t], a0 if t == 0 else a_t[t - 1], x[:, :, t], parameters)
+
+    return StepCaches(a.shape[2], build)
+
+
+def _lstm_caches(a, c, z, x, a0, c0, parameters):
+    a_t, c_t = _StepSlices(a), _StepSlices(c)
+    x = np.asarray(x)
+
+    def build(t):
+        return (a_t[t], c_t[t], a0 if t == 0 else a_t[t - 1], c0 if t == 0 else c_t[t - 1],
+                gate(z, t, "f"), gate(z, t, "i"), gate(z, t, "c"), gate(z, t, "o"),
+                x[:, :, t], parameters)
+
+    return StepCaches(a.shape[2], build)
+
+
+# ------------------------------------------------------------------ checked mode
+
+def _check(function, got, reference_call):
+    """In checked mode, run the reference in float64 and compare (see fastrnn._checked)."""
+    with np.errstate(all="ignore"):
+        want = reference_call()
+    dtype = next(iter(got.values())).dtype
+    _checked.compare(function, got, want, dtype)
+
+
+def _f64(arr):
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _f64_params(weights):
+    return {k: _f64(v) for k, v in weights.items()}
+
+
+# ------------------------------------------------------------------ the drop-in functions
+
+def rnn_cell_forward(xt, a_prev, parameters):
+    """One step of the basic RNN (drop-in for the lessons' ``rnn_cell_forward``).
+
+    Parameters
+    ----------
+    xt : array_like (n_x, m)
+        Input at this step, one example per column.
+    a_prev : array_like (n_a, m)
+        Hidden state of the previous step.
+    parameters : mapping
+        ``Wax`` (n_a, n_x), ``Waa`` (n_a, n_a), ``Wya`` (n_y, n_a), ``ba`` (n_a, 1),
+        ``by`` (n_y, 1).
+
+    Returns
+    -------
+    a_next : ndarray (n_a, m)
+        ``tanh(Waa @ a_prev + Wax @ xt + ba)``
+    yt_pred : ndarray (n_y, m)
+        ``softmax(Wya @ a_next + by)``, column-wise.
+    cache : tuple
+        ``(a_next, a_prev, xt, parameters)``; ``a_prev``, ``xt`` and ``parameters`` are the
+        objects passed in.
+    """
+    dims, dtype, (x_in, a_in), weights = validate(
+        "rnn", [("xt", xt), ("a_prev", a_prev)], parameters, sequence=False)
+    packed = pack("rnn", weights, dims.n_a, dtype)
+    x3 = as_kernel_array(x_in, dtype).reshape(dims.n_x, dims.m, 1)
+    a, y = run_rnn(packed, x3, as_kernel_array(a_in, dtype))
+    a_next, yt_pred = a[:, :, 0], y[:, :, 0]
+    if _checked.is_checked():
+        _check("rnn_cell_forward", {"a_next": a_next, "yt_pred": yt_pred},
+               lambda: dict(zip(("a_next", "yt_pred"), reference.rnn_cell_forward(
+                   _f64(x_in), _f64(a_in), _f64_params(weights))[:2])))
+    return a_next, yt_pred, (a_next, a_prev, xt, parameters)
+
+
+def rnn_forward(x, a0, parameters):
+    """The basic RNN over a sequence (drop-in for the lessons' ``rnn_forward``).
+
+    Parameters
+    ----------
+    x : array_like (n_x, m, T_x)
+        Inputs, time on the last axis.
+    a0 : array_like (n_a, m)
+        Initial hidden state.
+    parameters : mapping
+        As for :func:`rnn_cell_forward`.
+
+    Returns
+    -------
+    a : ndarray (n_a, m, T_x)
+        Hidden states.
+    y_pred : ndarray (n_y, m, T_x)
+        Predictions.
+    caches : tuple
+        ``(list of the T_x cell caches, x)``.  The list is built lazily, only when read.
+    """
+    dims, dtype, (x_in, a_in), weights = validate(
+        "rnn", [("x", x), ("a0", a0)], parameters, sequence=True)
+    packed = pack("rnn", weights, dims.n_a, dtype)
+    a, y = run_rnn(packed, as_kernel_array(x_in, dtype), as_kernel_array(a_in, dtype))
+    if _checked.is_checked():
+        _check("rnn_forward", {"a": a, "y_pred": y},
+               lambda: dict(zip(("a", "y_pred"), reference.rnn_forward(
+                   _f64(x_in), _f64(a_in), _f64_params(weights))[:2])))
+    return a, y, (_rnn_caches(a, x, a0, parameters), x)
+
+
+def lstm_cell_forward(xt, a_prev, c_prev, parameters):
+    """One step of the LSTM (drop-in for the lessons' ``lstm_cell_forward``).
+
+    Parameters
+    ----------
+    xt : array_like (n_x, m)
+    a_prev, c_prev : array_like (n_a, m)
+        Hidden and cell state of the previous step.
+    parameters : mapping
+        ``Wf``, ``Wi``, ``Wc``, ``Wo`` (n_a, n_a + n_x) acting on ``[a_prev; xt]``;
+        ``bf``, ``bi``, ``bc``, ``bo`` (n_a, 1); ``Wy`` (n_y, n_a); ``by`` (n_y, 1).
+
+    Returns
+    -------
+    a_next, c_next : ndarray (n_a, m)
+    yt_pred : ndarray (n_y, m)
+    cache : tuple
+        ``(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)``.
+    """
+    dims, dtype, (x_in, a_in, c_in), weights = validate(
+        "lstm", [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], parameters,
+        sequence=False)
+    packed = pack("lstm", weights, dims.n_a, dtype)
+    x3 = as_kernel_array(x_in, dtype).reshape(dims.n_x, dims.m, 1)
+    a, y, c, z = run_lstm(packed, x3, as_kernel_array(a_in, dtype),
+                          as_kernel_array(c_in, dtype))
+    a_next, c_next, yt_pred = a[:, :, 0], c[:, :, 0], y[:, :, 0]
+    if _checked.is_checked():
+        _check("lstm_cell_forward", {"a_next": a_next, "c_next": c_next, "yt_pred": yt_pred},
+               lambda: dict(zip(("a_next", "c_next", "yt_pred"), reference.lstm_cell_forward(
+                   _f64(x_in), _f64(a_in), _f64(c_in), _f64_params(weights))[:3])))
+    cache = (a_next, c_next, a_prev, c_prev, gate(z, 0, "f"), gate(z, 0, "i"),
+             gate(z, 0, "c"), gate(z, 0, "o"), xt, parameters)
+    return a_next, c_next, yt_pred, cache
+
+
+def lstm_forward(x, a0, parameters):
+    """The LSTM over a sequence (drop-in for the lessons' ``lstm_forward``).
+
+    Parameters
+    ----------
+    x : array_like (n_x, m, T_x)
+    a0 : array_like (n_a, m)
+        Initial hidden state; the initial cell state is zeros.
+    parameters : mapping
+        As for :func:`lstm_cell_forward`.
+
+    Returns
+    -------
+    a : ndarray (n_a, m, T_x)
+    y : ndarray (n_y, m, T_x)
+    c : ndarray (n_a, m, T_x)
+        Note the order: a, y, c.
+    caches : tuple
+        ``(list of the T_x cell caches, x)``.  The list is built lazily, only when read; its
+        gate arrays are views of the call's private gate buffer.
+    """
+    dims, dtype, (x_in, a_in), weights = validate(
+        "lstm", [("x", x), ("a0", a0)], parameters, sequence=True)
+    packed = pack("lstm", weights, dims.n_a, dtype)
+    c0 = np.zeros((dims.n_a, dims.m), dtype=dtype)
+    a, y, c, z = run_lstm(packed, as_kernel_array(x_in, dtype), as_kernel_array(a_in, dtype),
+                          c0)
+    if _checked.is_checked():
+        _check("lstm_forward", {"a": a, "y": y, "c": c},
+               lambda: dict(zip(("a", "y", "c"), reference.lstm_forward(
+                   _f64(x_in), _f64(a_in), _f64_params(weights))[:3])))
+    return a, y, c, (_lstm_caches(a, c, z, x, a0, c0, parameters), x)

@@ -1,0 +1,426 @@
+# cython: language_level=3, cdivision=True, nonecheck=False
+# (boundscheck, wraparound, initializedcheck are set by setup.py: off, or on for a debug build)
+"""Typed sequence kernels for the basic RNN and the LSTM (private; see fastrnn._api).
+
+Layout (all arrays C-contiguous, one dtype):
+
+- inputs and outputs keep the lessons' layout, time on the last axis: x (n_x, m, T),
+  a, c (n_a, m, T), y (n_y, m, T).  Viewed as (rows, m*T) they are ordinary row-major
+  matrices whose columns are the (example, step) pairs, so the input projection and the
+  output layer are single GEMMs over all m*T columns.
+- the work buffer z is (m, T, G*n_a): column (j, t) of the gate pre-activations.  A step's
+  slice z[:, t, :] is a column-major (G*n_a, m) matrix with leading dimension T*G*n_a, which
+  BLAS accumulates the recurrent product into directly.  For the LSTM it ends up holding the
+  activated gates (what the caches need); for the RNN the hidden states.
+
+Each entry point checks the arrays it is given (cheap C-level checks: defence in depth, the
+Python API has validated everything already), then runs one nogil, noexcept core that
+allocates nothing.  ``j0:j1`` selects a slice of the batch, so several threads can run
+disjoint slices of one call for the whole sequence.
+"""
+cimport numpy as cnp
+from cython cimport floating
+from libc.limits cimport INT_MAX
+
+from fastrnn._kernels._blas cimport gemm_acc, gemv_t_acc
+
+import numpy as np
+
+cnp.import_array()
+
+cdef extern from "_vmath.h" nogil:
+    const char *fr_simd_level()
+    unsigned int fr_denormals_off()
+    void fr_denormals_restore(unsigned int old)
+    void fr_exp_inplace_d(double *x, Py_ssize_t n)
+    void fr_exp_inplace_f(float *x, Py_ssize_t n)
+    void fr_sigmoid_inplace_d(double *x, Py_ssize_t n)
+    void fr_sigmoid_inplace_f(float *x, Py_ssize_t n)
+    void fr_tanh_inplace_d(double *x, Py_ssize_t n)
+    void fr_tanh_inplace_f(float *x, Py_ssize_t n)
+    void fr_lstm_pointwise_d(double *g, double *c, double *h, Py_ssize_t n)
+    void fr_lstm_pointwise_f(float *g, float *c, float *h, Py_ssize_t n)
+    void fr_softmax_cols_d(double *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
+    void fr_softmax_cols_f(float *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
+
+
+# ------------------------------------------------------------------ fused dispatch helpers
+
+cdef inline void v_tanh(floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_tanh_inplace_f(x, n)
+    else:
+        fr_tanh_inplace_d(x, n)
+
+
+cdef inline void v_lstm_pointwise(floating *g, floating *c, floating *h,
+                                  Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_lstm_pointwise_f(g, c, h, n)
+    else:
+        fr_lstm_pointwise_d(g, c, h, n)
+
+
+cdef inline void v_softmax_cols(floating *y, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                                Py_ssize_t ld) noexcept nogil:
+    if floating is float:
+        fr_softmax_cols_f(y, n_rows, n_cols, ld)
+    else:
+        fr_softmax_cols_d(y, n_rows, n_cols, ld)
+
+
+cdef void fill_columns(floating *z, const floating *b, Py_ssize_t rows,
+                       Py_ssize_t n_cols) noexcept nogil:
+    # z: column-major (rows, n_cols); every column := b (the bias folded into the GEMM's C).
+    cdef Py_ssize_t k, i
+    for k in range(n_cols):
+        for i in range(rows):
+            z[k * rows + i] = b[i]
+
+
+cdef void fill_rows(floating *y, const floating *b, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                    Py_ssize_t ld) noexcept nogil:
+    # y: row-major (n_rows, n_cols), row stride ld; row r := b[r].
+    cdef Py_ssize_t r, k
+    for r in range(n_rows):
+        for k in range(n_cols):
+            y[r * ld + k] = b[r]
+
+
+cdef void transpose(const floating *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
+                    floating *dst, Py_ssize_t ldd) noexcept nogil:
+    # dst[c, r] = src[r, c]; 32 x 32 tiles keep both sides in cache.
+    cdef Py_ssize_t r0, c0, r, c, r1, c1
+    for r0 in range(0, rows, 32):
+        r1 = min(r0 + 32, rows)
+        for c0 in range(0, cols, 32):
+            c1 = min(c0 + 32, cols)
+            for c in range(c0, c1):
+                for r in range(r0, r1):
+                    dst[c * ldd + r] = src[r * lds + c]
+
+
+cdef void recurrent_acc(int rows, int m, int n_a, const floating *w, const floating *h,
+                        int ldh, floating *z, int ldz, int gemv_max_m) noexcept nogil:
+    # z (rows, m) += W (rows, n_a) @ H (n_a, m), z and H column-major (one example per
+    # column); W is row-major (rows, n_a), i.e. column-major (n_a, rows) -> 'T'.
+    # Small batches take one gemv per example: OpenBLAS's gemm repacks W on every call.
+    cdef Py_ssize_t j
+    if m <= gemv_max_m:
+        for j in range(m):
+            gemv_t_acc(n_a, rows, w, n_a, h + j * ldh, z + j * ldz)
+    else:
+        gemm_acc(c'T', c'N', rows, m, n_a, w, n_a, h, ldh, z, ldz)
+
+
+# ------------------------------------------------------------------ nogil cores
+
+cdef void rnn_core(
+        int n_x, int n_a, int n_y, int m, int T,
+        const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
+        const floating *a0, int lda0,        # IN   a0  (n_a, m),   row stride lda0
+        const floating *wx,                  # IN   Wax (n_a, n_x)
+        const floating *wa,                  # IN   Waa (n_a, n_a)
+        const floating *b,                   # IN   ba  (n_a,)
+        const floating *wy,                  # IN   Wya (n_y, n_a)
+        const floating *by,                  # IN   by  (n_y,)
+        floating *a, int ld_a,               # OUT  a   (n_a, m*T), row stride ld_a
+        floating *y, int ld_y,               # OUT  y   (n_y, m*T), row stride ld_y
+        floating *z,                         # WORK     (m, T, n_a)
+        floating *h0,                        # WORK     (m, n_a)
+        int gemv_max_m) noexcept nogil:
+    cdef int mT = m * T
+    cdef int ldz = T * n_a
+    cdef Py_ssize_t t, j, i
+    cdef floating *zt
+    cdef unsigned int mxcsr = fr_denormals_off()
+
+    # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) -> 'T',
+    # X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
+    fill_columns(z, b, n_a, mT)
+    gemm_acc(c'T', c'T', n_a, mT, n_x, wx, n_x, x, ldx, z, n_a)
+
+    for j in range(m):
+        for i in range(n_a):
+            h0[j * n_a + i] = a0[i * lda0 + j]
+
+    for t in range(T):
+        zt = z + t * n_a
+        # Z_t (n_a, m) += Waa (n_a, n_a) @ A_{t-1} (n_a, m); A_{t-1} is h0 or Z_{t-1}.
+        if t == 0:
+            recurrent_acc(n_a, m, n_a, wa, h0, n_a, zt, ldz, gemv_max_m)
+        else:
+            recurrent_acc(n_a, m, n_a, wa, zt - n_a, ldz, zt, ldz, gemv_max_m)
+        for j in range(m):
+            v_tanh(zt + j * ldz, n_a)
+
+    # a (n_a, m*T) = Z^T, Z seen as row-major (m*T, n_a).
+    transpose(z, mT, n_a, n_a, a, ld_a)
+
+    # Y^T (m*T, n_y) = Z^T (m*T, n_a) @ Wya^T (n_a, n_y), + by; y row-major = Y^T col-major.
+    fill_rows(y, by, n_y, mT, ld_y)
+    gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
+    v_softmax_cols(y, n_y, mT, ld_y)
+    fr_denormals_restore(mxcsr)
+
+
+cdef void lstm_core(
+        int n_x, int n_a, int n_y, int m, int T,
+        const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
+        const floating *a0, int lda0,        # IN   a0  (n_a, m),   row stride lda0
+        const floating *c0, int ldc0,        # IN   c0  (n_a, m),   row stride ldc0
+        const floating *wx,                  # IN   W_x (4n_a, n_x)  gates [f, i, o, c]
+        const floating *wa,                  # IN   W_a (4n_a, n_a)  gates [f, i, o, c]
+        const floating *b,                   # IN   b   (4n_a,)
+        const floating *wy,                  # IN   Wy  (n_y, n_a)
+        const floating *by,                  # IN   by  (n_y,)
+        floating *a, int ld_a,               # OUT  a   (n_a, m*T), row stride ld_a
+        floating *c, int ld_c,               # OUT  c   (n_a, m*T), row stride ld_c
+        floating *y, int ld_y,               # OUT  y   (n_y, m*T), row stride ld_y
+        floating *z,                         # WORK     (m, T, 4n_a) -> activated gates
+        floating *h,                         # WORK     (m, n_a): a_{t-1}, then a_t
+        floating *cw,                        # WORK     (m, n_a): c_{t-1}, then c_t
+        int gemv_max_m) noexcept nogil:
+    cdef int G = 4 * n_a
+    cdef int mT = m * T
+    cdef int ldz = T * G
+    cdef Py_ssize_t t, j, i, col
+    cdef floating *zt
+    cdef floating *hj
+    cdef floating *cj
+    cdef unsigned int mxcsr = fr_denormals_off()
+
+    # Z (4n_a, m*T) = W_x @ X + b, as in rnn_core.
+    fill_columns(z, b, G, mT)
+    gemm_acc(c'T', c'T', G, mT, n_x, wx, n_x, x, ldx, z, G)
+
+    for j in range(m):
+        for i in range(n_a):
+            h[j * n_a + i] = a0[i * lda0 + j]
+            cw[j * n_a + i] = c0[i * ldc0 + j]
+
+    for t in range(T):
+        zt = z + t * G
+        # Z_t (4n_a, m) += W_a (4n_a, n_a) @ A_{t-1} (n_a, m)
+        recurrent_acc(G, m, n_a, wa, h, n_a, zt, ldz, gemv_max_m)
+        for j in range(m):
+            hj = h + j * n_a
+            cj = cw + j * n_a
+            v_lstm_pointwise(zt + j * ldz, cj, hj, n_a)
+            col = j * T + t
+            for i in range(n_a):
+                a[i * ld_a + col] = hj[i]
+                c[i * ld_c + col] = cj[i]
+
+    # Y^T (m*T, n_y) = A^T (m*T, n_a) @ Wy^T (n_a, n_y), + by; A row-major = A^T col-major.
+    fill_rows(y, by, n_y, mT, ld_y)
+    gemm_acc(c'N', c'N', mT, n_y, n_a, a, ld_a, wy, n_a, y, ld_y)
+    v_softmax_cols(y, n_y, mT, ld_y)
+    fr_denormals_restore(mxcsr)
+
+
+# ------------------------------------------------------------------ checked entry points
+
+cdef int check(cnp.ndarray arr, str name, int typenum, bint writable, int ndim,
+               Py_ssize_t d0, Py_ssize_t d1=-1, Py_ssize_t d2=-1) except -1:
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    cdef bint ok = (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+                    and cnp.PyArray_NDIM(arr) == ndim and dims[0] == d0
+                    and (ndim < 2 or dims[1] == d1) and (ndim < 3 or dims[2] == d2)
+                    and (not writable or cnp.PyArray_ISWRITEABLE(arr)))
+    if not ok:
+        raise ValueError(
+            f"kernel argument {name}: expected a C-contiguous{' writable' if writable else ''} "
+            f"{np.dtype(np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)} array of shape "
+            f"{(d0, d1, d2)[:ndim]}, got {arr.dtype} {(<object> arr).shape} "
+            f"(C-contiguous={arr.flags.c_contiguous}, writeable={arr.flags.writeable})")
+    return 0
+
+
+cdef int check_int(str name, Py_ssize_t v) except -1:
+    if v < 0 or v > INT_MAX:
+        raise OverflowError(f"{name} = {v} does not fit a BLAS int (at most {INT_MAX})")
+    return 0
+
+
+cdef int check_slice(Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t m) except -1:
+    if not 0 <= j0 <= j1 <= m:
+        raise ValueError(f"batch slice {j0}:{j1} is not inside 0:{m}")
+    return 0
+
+
+def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None, cnp.ndarray wa not None, cnp.ndarray b not None,
+                cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None, cnp.ndarray z not None,
+                Py_ssize_t j0, Py_ssize_t j1, int gemv_max_m):
+    """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
+
+    Parameters
+    ----------
+    x : (n_x, m, T) IN.  a0 : (n_a, m) IN.
+    wx : (n_a, n_x), wa : (n_a, n_a), b : (n_a,), wy : (n_y, n_a), by : (n_y,) IN.
+    a : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
+    z : (m, T, n_a) WORK.
+    gemv_max_m : batch slices of at most this many examples use gemv per example.
+    """
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"kernel dtype must be float32 or float64, got {x.dtype}")
+    if cnp.PyArray_NDIM(x) != 3 or cnp.PyArray_NDIM(wy) != 2:
+        raise ValueError("kernel: x must be 3-d and wy 2-d")
+    cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
+    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
+    check(x, "x", typenum, False, 3, n_x, m, T)
+    check(a0, "a0", typenum, False, 2, n_a, m)
+    check(wx, "wx", typenum, False, 2, n_a, n_x)
+    check(wa, "wa", typenum, False, 2, n_a, n_a)
+    check(b, "b", typenum, False, 1, n_a)
+    check(wy, "wy", typenum, False, 2, n_y, n_a)
+    check(by, "by", typenum, False, 1, n_y)
+    check(a, "a", typenum, True, 3, n_a, m, T)
+    check(y, "y", typenum, True, 3, n_y, m, T)
+    check(z, "z", typenum, True, 3, m, T, n_a)
+    check_slice(j0, j1, m)
+    for name, v in (("n_x", n_x), ("n_a", n_a), ("n_y", n_y), ("m*T_x", m * T),
+                    ("T_x*n_a", T * n_a)):
+        check_int(name, v)
+    cdef Py_ssize_t ms = j1 - j0
+    if ms == 0 or T == 0:
+        return
+    cdef cnp.ndarray h0 = np.empty((ms, n_a), dtype=x.dtype)
+    cdef Py_ssize_t off = j0 * T
+    if typenum == cnp.NPY_FLOAT32:
+        with nogil:
+            rnn_core[float](
+                n_x, n_a, n_y, ms, T,
+                <float *> cnp.PyArray_DATA(x) + off, m * T,
+                <float *> cnp.PyArray_DATA(a0) + j0, m,
+                <float *> cnp.PyArray_DATA(wx), <float *> cnp.PyArray_DATA(wa),
+                <float *> cnp.PyArray_DATA(b), <float *> cnp.PyArray_DATA(wy),
+                <float *> cnp.PyArray_DATA(by),
+                <float *> cnp.PyArray_DATA(a) + off, m * T,
+                <float *> cnp.PyArray_DATA(y) + off, m * T,
+                <float *> cnp.PyArray_DATA(z) + off * n_a, <float *> cnp.PyArray_DATA(h0),
+                gemv_max_m)
+    else:
+        with nogil:
+            rnn_core[double](
+                n_x, n_a, n_y, ms, T,
+                <double *> cnp.PyArray_DATA(x) + off, m * T,
+                <double *> cnp.PyArray_DATA(a0) + j0, m,
+                <double *> cnp.PyArray_DATA(wx), <double *> cnp.PyArray_DATA(wa),
+                <double *> cnp.PyArray_DATA(b), <double *> cnp.PyArray_DATA(wy),
+                <double *> cnp.PyArray_DATA(by),
+                <double *> cnp.PyArray_DATA(a) + off, m * T,
+                <double *> cnp.PyArray_DATA(y) + off, m * T,
+                <double *> cnp.PyArray_DATA(z) + off * n_a, <double *> cnp.PyArray_DATA(h0),
+                gemv_max_m)
+
+
+def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None, cnp.ndarray wx not None,
+                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
+                 cnp.ndarray a not None, cnp.ndarray c not None, cnp.ndarray y not None, cnp.ndarray z not None,
+                 Py_ssize_t j0, Py_ssize_t j1, int gemv_max_m):
+    """LSTM over the examples j0:j1 of a batch, the GIL released throughout.
+
+    Parameters
+    ----------
+    x : (n_x, m, T) IN.  a0, c0 : (n_a, m) IN.
+    wx : (4n_a, n_x), wa : (4n_a, n_a), b : (4n_a,) IN, gates packed in the order f, i, o, c.
+    wy : (n_y, n_a), by : (n_y,) IN.
+    a, c : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
+    z : (m, T, 4n_a) WORK; holds the activated gates [f, i, o, c] afterwards.
+    gemv_max_m : batch slices of at most this many examples use gemv per example.
+    """
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"kernel dtype must be float32 or float64, got {x.dtype}")
+    if cnp.PyArray_NDIM(x) != 3 or cnp.PyArray_NDIM(wy) != 2:
+        raise ValueError("kernel: x must be 3-d and wy 2-d")
+    cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
+    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
+    check(x, "x", typenum, False, 3, n_x, m, T)
+    check(a0, "a0", typenum, False, 2, n_a, m)
+    check(c0, "c0", typenum, False, 2, n_a, m)
+    check(wx, "wx", typenum, False, 2, 4 * n_a, n_x)
+    check(wa, "wa", typenum, False, 2, 4 * n_a, n_a)
+    check(b, "b", typenum, False, 1, 4 * n_a)
+    check(wy, "wy", typenum, False, 2, n_y, n_a)
+    check(by, "by", typenum, False, 1, n_y)
+    check(a, "a", typenum, True, 3, n_a, m, T)
+    check(c, "c", typenum, True, 3, n_a, m, T)
+    check(y, "y", typenum, True, 3, n_y, m, T)
+    check(z, "z", typenum, True, 3, m, T, 4 * n_a)
+    check_slice(j0, j1, m)
+    for name, v in (("n_x", n_x), ("4*n_a", 4 * n_a), ("n_y", n_y), ("m*T_x", m * T),
+                    ("T_x*4*n_a", T * 4 * n_a)):
+        check_int(name, v)
+    cdef Py_ssize_t ms = j1 - j0
+    if ms == 0 or T == 0:
+        return
+    cdef cnp.ndarray hw = np.empty((2, ms, n_a), dtype=x.dtype)
+    cdef Py_ssize_t off = j0 * T
+    cdef Py_ssize_t hc = ms * n_a
+    if typenum == cnp.NPY_FLOAT32:
+        with nogil:
+            lstm_core[float](
+                n_x, n_a, n_y, ms, T,
+                <float *> cnp.PyArray_DATA(x) + off, m * T,
+                <float *> cnp.PyArray_DATA(a0) + j0, m,
+                <float *> cnp.PyArray_DATA(c0) + j0, m,
+                <float *> cnp.PyArray_DATA(wx), <float *> cnp.PyArray_DATA(wa),
+                <float *> cnp.PyArray_DATA(b), <float *> cnp.PyArray_DATA(wy),
+                <float *> cnp.PyArray_DATA(by),
+                <float *> cnp.PyArray_DATA(a) + off, m * T,
+                <float *> cnp.PyArray_DATA(c) + off, m * T,
+                <float *> cnp.PyArray_DATA(y) + off, m * T,
+                <float *> cnp.PyArray_DATA(z) + off * 4 * n_a,
+                <float *> cnp.PyArray_DATA(hw), <float *> cnp.PyArray_DATA(hw) + hc,
+                gemv_max_m)
+    else:
+        with nogil:
+            lstm_core[double](
+                n_x, n_a, n_y, ms, T,
+                <double *> cnp.PyArray_DATA(x) + off, m * T,
+                <double *> cnp.PyArray_DATA(a0) + j0, m,
+                <double *> cnp.PyArray_DATA(c0) + j0, m,
+                <double *> cnp.PyArray_DATA(wx), <double *> cnp.PyArray_DATA(wa),
+                <double *> cnp.PyArray_DATA(b), <double *> cnp.PyArray_DATA(wy),
+                <double *> cnp.PyArray_DATA(by),
+                <double *> cnp.PyArray_DATA(a) + off, m * T,
+                <double *> cnp.PyArray_DATA(c) + off, m * T,
+                <double *> cnp.PyArray_DATA(y) + off, m * T,
+                <double *> cnp.PyArray_DATA(z) + off * 4 * n_a,
+                <double *> cnp.PyArray_DATA(hw), <double *> cnp.PyArray_DATA(hw) + hc,
+                gemv_max_m)
+
+
+# ------------------------------------------------------------------ test and report hooks
+
+def simd_level():
+    """The instruction set the dispatched element-wise passes run with on this CPU."""
+    return fr_simd_level().decode()
+
+
+def activation(str name, cnp.ndarray v):
+    """Apply the kernels' own ``exp``, ``sigmoid`` or ``tanh`` to a copy of v (tests)."""
+    cdef cnp.ndarray out = np.array(v, order="C", copy=True)
+    if out.dtype != np.float32 and out.dtype != np.float64:
+        raise TypeError("activation needs float32 or float64")
+    cdef Py_ssize_t n = out.size
+    if name not in ("exp", "sigmoid", "tanh"):
+        raise ValueError(f"unknown activation {name!r}")
+    if out.dtype == np.float32:
+        if name == "exp":
+            fr_exp_inplace_f(<float *> cnp.PyArray_DATA(out), n)
+        elif name == "sigmoid":
+            fr_sigmoid_inplace_f(<float *> cnp.PyArray_DATA(out), n)
+        else:
+            fr_tanh_inplace_f(<float *> cnp.PyArray_DATA(out), n)
+    else:
+        if name == "exp":
+            fr_exp_inplace_d(<double *> cnp.PyArray_DATA(out), n)
+        elif name == "sigmoid":
+            fr_sigmoid_inplace_d(<double *> cnp.PyArray_DATA(out), n)
+        else:
+            fr_tanh_inplace_d(<double *> cnp.PyArray_DATA(out), n)
+    return out

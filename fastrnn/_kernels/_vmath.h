@@ -1,0 +1,244 @@
+/*
+ * Vectorisable activations and fused element-wise passes for the fastrnn kernels.
+ *
+ * Every exported function works on contiguous arrays and is a plain loop over inline,
+ * branch-free scalar code, so that GCC vectorises it.  On x86-64 with GCC each function is
+ * compiled three times (x86-64-v4 = AVX-512, x86-64-v3 = AVX2+FMA, baseline SSE2) and the
+ * loader picks the best clone for the running CPU (function multi-versioning); elsewhere the
+ * portable loop is compiled once.  Nothing here may be built with -ffast-math: the rounding
+ * trick in fr_expm1_parts and NaN propagation through the clamps both rely on IEEE semantics.
+ *
+ * Accuracy (checked by tests/test_vmath.py against numpy in float64):
+ *   exp, expm1 via Cody-Waite reduction to |r| <= ln2/2 and a Taylor polynomial
+ *   (degree 13 for double, 7 for float): a few ulp.  tanh is computed from expm1 so it keeps
+ *   its relative accuracy near 0.  Inputs are clamped before the reduction, so no result is
+ *   ever subnormal or overflows; NaN propagates, +-inf saturate.
+ */
+#ifndef FASTRNN_VMATH_H
+#define FASTRNN_VMATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && (__GNUC__ >= 12) && !defined(FASTRNN_NO_DISPATCH)
+#define FR_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FR_HAVE_DISPATCH 1
+#else
+#define FR_DISPATCH
+#define FR_HAVE_DISPATCH 0
+#endif
+
+#if defined(__SSE2__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define FR_HAVE_MXCSR 1
+#else
+#define FR_HAVE_MXCSR 0
+#endif
+
+/* Name of the instruction set the dispatched functions run with on this CPU. */
+static const char *fr_simd_level(void)
+{
+#if FR_HAVE_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2+FMA)";
+    return "x86-64 baseline (SSE2)";
+#else
+    return "portable (no run-time dispatch)";
+#endif
+}
+
+/* Flush-to-zero and denormals-are-zero for the calling thread while a kernel runs: a decaying
+ * cell state must not fall into the 100-cycle subnormal paths.  Returns the old state. */
+static unsigned int fr_denormals_off(void)
+{
+#if FR_HAVE_MXCSR
+    unsigned int old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u);
+    return old;
+#else
+    return 0u;
+#endif
+}
+
+static void fr_denormals_restore(unsigned int old)
+{
+#if FR_HAVE_MXCSR
+    _mm_setcsr(old);
+#else
+    (void)old;
+#endif
+}
+
+/* ---------------------------------------------------------------- scalar cores (inline) */
+
+/* x = n*ln2 + r, |r| <= ln2/2; returns expm1(r) and sets *scale = 2^n.  The caller has clamped
+ * x so that 2^n is a normal number.  n is rounded with the 1.5*2^52 trick, whose low mantissa
+ * bits then hold n itself, so the exponent is built with integer adds and shifts (which
+ * vectorise) instead of a double->int64 conversion (which does not before AVX-512). */
+static inline double fr_expm1_parts_d(double x, double *scale)
+{
+    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+    const double log2e = 1.4426950408889634074;
+    const double ln2_hi = 6.93147180369123816490e-01; /* 32 significant bits: n*ln2_hi exact */
+    const double ln2_lo = 1.90821492927058770002e-10;
+    double t = x * log2e + shifter;
+    double n = t - shifter;
+    double r = (x - n * ln2_hi) - n * ln2_lo;
+    uint64_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 1023u) << 52;
+    memcpy(scale, &bits, sizeof bits);
+    double p = 1.0 / 6227020800.0;             /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    return p * r;
+}
+
+static inline float fr_expm1_parts_f(float x, float *scale)
+{
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+    const float log2e = 1.44269504088896341f;
+    const float ln2_hi = 0.693359375f; /* 9 significant bits: n*ln2_hi exact */
+    const float ln2_lo = -2.12194440e-4f;
+    float t = x * log2e + shifter;
+    float n = t - shifter;
+    float r = (x - n * ln2_hi) - n * ln2_lo;
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 127u) << 23;
+    memcpy(scale, &bits, sizeof bits);
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    return p * r;
+}
+
+/* Clamp that keeps NaN (both comparisons are false for NaN). */
+#define FR_CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x)))
+
+/* exp is clamped to [-708, 709] (double) / [-87, 88] (float): results stay normal and finite. */
+static inline double fr_exp_d(double x)
+{
+    double s;
+    double p = fr_expm1_parts_d(FR_CLAMP(x, -708.0, 709.0), &s);
+    return s * p + s;
+}
+
+static inline float fr_exp_f(float x)
+{
+    float s;
+    float p = fr_expm1_parts_f(FR_CLAMP(x, -87.0f, 88.0f), &s);
+    return s * p + s;
+}
+
+static inline double fr_sigmoid_d(double x) { return 1.0 / (1.0 + fr_exp_d(-x)); }
+static inline float fr_sigmoid_f(float x) { return 1.0f / (1.0f + fr_exp_f(-x)); }
+
+/* tanh(x) = -u / (2 + u) with u = expm1(-2|x|), sign restored; |x| beyond 20 (double) / 10
+ * (float) is already +-1 to the last bit. */
+static inline double fr_tanh_d(double x)
+{
+    double ax = __builtin_fabs(x);
+    double y = -2.0 * (ax > 20.0 ? 20.0 : ax);
+    double s;
+    double p = fr_expm1_parts_d(y, &s);
+    double u = s * p + (s - 1.0);
+    return __builtin_copysign(-u / (2.0 + u), x);
+}
+
+static inline float fr_tanh_f(float x)
+{
+    float ax = __builtin_fabsf(x);
+    float y = -2.0f * (ax > 10.0f ? 10.0f : ax);
+    float s;
+    float p = fr_expm1_parts_f(y, &s);
+    float u = s * p + (s - 1.0f);
+    return __builtin_copysignf(-u / (2.0f + u), x);
+}
+
+/* ---------------------------------------------------------------- array passes (dispatched) */
+
+#define FR_DEFINE_PASSES(T, SFX)                                                              \
+FR_DISPATCH static void fr_exp_inplace_##SFX(T *x, ptrdiff_t n)                               \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_exp_##SFX(x[k]);                              \
+}                                                                                             \
+FR_DISPATCH static void fr_sigmoid_inplace_##SFX(T *x, ptrdiff_t n)                           \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_sigmoid_##SFX(x[k]);                          \
+}                                                                                             \
+FR_DISPATCH static void fr_tanh_inplace_##SFX(T *x, ptrdiff_t n)                              \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_tanh_##SFX(x[k]);                             \
+}                                                                                             \
+/* One LSTM step for one example.  g holds the 4n pre-activations in the packed gate order   \
+ * [f, i, o, g]; they are replaced by their activations (kept for the caches).  c holds      \
+ * c_prev on entry and c_next on exit; h receives a_next = o * tanh(c_next). */               \
+FR_DISPATCH static void fr_lstm_pointwise_##SFX(T *g, T *c, T *h, ptrdiff_t n)                \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < 3 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k]);                      \
+    for (ptrdiff_t k = 3 * n; k < 4 * n; ++k) g[k] = fr_tanh_##SFX(g[k]);                     \
+    const T *f = g, *i = g + n, *o = g + 2 * n, *cc = g + 3 * n;                              \
+    for (ptrdiff_t k = 0; k < n; ++k) {                                                       \
+        T cn = f[k] * c[k] + i[k] * cc[k];                                                    \
+        c[k] = cn;                                                                            \
+        h[k] = o[k] * fr_tanh_##SFX(cn);                                                      \
+    }                                                                                         \
+}                                                                                             \
+/* Softmax of every column of the row-major (n_rows, n_cols) matrix y (row stride ld),       \
+ * each column shifted by its own maximum.  NaN in a column makes the whole column NaN and   \
+ * +inf makes it NaN, as numpy's max/exp/sum do.  Columns go in blocks so the per-column     \
+ * maxima and sums live on the stack and the inner loops run along contiguous rows. */        \
+FR_DISPATCH static void fr_softmax_cols_##SFX(T *y, ptrdiff_t n_rows, ptrdiff_t n_cols,       \
+                                              ptrdiff_t ld)                                   \
+{                                                                                             \
+    enum { B = 256 };                                                                         \
+    T mx[B], sm[B];                                                                           \
+    for (ptrdiff_t c0 = 0; c0 < n_cols; c0 += B) {                                            \
+        ptrdiff_t nb = n_cols - c0 < B ? n_cols - c0 : B;                                     \
+        T *y0 = y + c0;                                                                       \
+        for (ptrdiff_t k = 0; k < nb; ++k) { mx[k] = y0[k]; sm[k] = 0; }                      \
+        for (ptrdiff_t r = 1; r < n_rows; ++r) {                                              \
+            const T *row = y0 + r * ld;                                                       \
+            for (ptrdiff_t k = 0; k < nb; ++k) {                                              \
+                T v = row[k];                                                                 \
+                mx[k] = (v > mx[k] || v != v) ? v : mx[k];                                    \
+            }                                                                                 \
+        }                                                                                     \
+        for (ptrdiff_t r = 0; r < n_rows; ++r) {                                              \
+            T *row = y0 + r * ld;                                                             \
+            for (ptrdiff_t k = 0; k < nb; ++k) {                                              \
+                T e = fr_exp_##SFX(row[k] - mx[k]);                                           \
+                row[k] = e;                                                                   \
+                sm[k] += e;                                                                   \
+            }                                                                                 \
+        }                                                                                     \
+        for (ptrdiff_t k = 0; k < nb; ++k) sm[k] = (T)1 / sm[k];                              \
+        for (ptrdiff_t r = 0; r < n_rows; ++r) {                                              \
+            T *row = y0 + r * ld;                                                             \
+            for (ptrdiff_t k = 0; k < nb; ++k) row[k] *= sm[k];                               \
+        }                                                                                     \
+    }                                                                                         \
+}
+
+FR_DEFINE_PASSES(double, d)
+FR_DEFINE_PASSES(float, f)
+
+#endif /* FASTRNN_VMATH_H */

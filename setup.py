@@ -1,0 +1,54 @@
+"""Build of fastrnn's compiled kernels.
+
+Environment switches (build time):
+  FASTRNN_DEBUG=1   Cython bounds checks and wraparound on, -O1 -g, asserts kept (a debug build
+                    that the whole test suite must pass; CI runs it once).
+  FASTRNN_NATIVE=1  add -march=native (opt-in for local builds; wheels must not assume it: the
+                    element-wise passes already pick AVX-512 / AVX2 / SSE2 at run time).
+"""
+import os
+import sys
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+DEBUG = _flag("FASTRNN_DEBUG")
+
+if sys.platform == "win32":
+    compile_args = ["/O2"]
+elif DEBUG:
+    compile_args = ["-O1", "-g", "-UNDEBUG"]
+else:
+    # -O3 and never -ffast-math: NaN handling and agreement with the reference depend on IEEE
+    # semantics (see fastrnn/_kernels/_vmath.h).
+    compile_args = ["-O3"]
+if _flag("FASTRNN_NATIVE") and sys.platform != "win32":
+    compile_args.append("-march=native")
+
+extensions = [
+    Extension(
+        "fastrnn._kernels._core",
+        ["fastrnn/_kernels/_core.pyx"],
+        include_dirs=[numpy.get_include(), "fastrnn/_kernels"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": DEBUG,
+            "wraparound": DEBUG,
+            "initializedcheck": DEBUG,
+        },
+    ),
+)
