@@ -54,7 +54,7 @@ def run_rnn(packed, x, a0, n_threads=1):
     a = np.empty((n_a, m, T), dtype=dtype)
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, n_a), dtype=dtype)
-    _run(_core.rnn_forward, (x, a0, packed.wx, packed.wa, packed.b, packed.wy, packed.by,
+    _run(_core.rnn_forward, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
                              a, y, z), m, n_threads)
     return a, y
 
@@ -71,7 +71,7 @@ def run_lstm(packed, x, a0, c0, n_threads=1):
     c = np.empty((n_a, m, T), dtype=dtype)
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, 4 * n_a), dtype=dtype)
-    _run(_core.lstm_forward, (x, a0, c0, packed.wx, packed.wa, packed.b, packed.wy, packed.by,
+    _run(_core.lstm_forward, (x, a0, c0, packed.w, packed.b, packed.wy, packed.by,
                               a, c, y, z), m, n_threads)
     return a, y, c, z
 
@@ -225,7 +225,7 @@ def rnn_cell_forward(xt, a_prev, parameters):
     """
     dims, dtype, (x_in, a_in), weights = validate(
         "rnn", [("xt", xt), ("a_prev", a_prev)], parameters, sequence=False)
-    packed = pack("rnn", weights, dims.n_a, dtype)
+    packed = pack("rnn", weights, dtype, merge=False)
     x3 = as_kernel_array(x_in, dtype).reshape(dims.n_x, dims.m, 1)
     a, y = run_rnn(packed, x3, as_kernel_array(a_in, dtype))
     a_next, yt_pred = a[:, :, 0], y[:, :, 0]
@@ -259,7 +259,7 @@ def rnn_forward(x, a0, parameters):
     """
     dims, dtype, (x_in, a_in), weights = validate(
         "rnn", [("x", x), ("a0", a0)], parameters, sequence=True)
-    packed = pack("rnn", weights, dims.n_a, dtype)
+    packed = pack("rnn", weights, dtype, merge=False)
     a, y = run_rnn(packed, as_kernel_array(x_in, dtype), as_kernel_array(a_in, dtype))
     if _checked.is_checked():
         _check("rnn_forward", {"a": a, "y_pred": y},
@@ -290,7 +290,7 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
     dims, dtype, (x_in, a_in, c_in), weights = validate(
         "lstm", [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], parameters,
         sequence=False)
-    packed = pack("lstm", weights, dims.n_a, dtype)
+    packed = pack("lstm", weights, dtype, merge=False)
     x3 = as_kernel_array(x_in, dtype).reshape(dims.n_x, dims.m, 1)
     a, y, c, z = run_lstm(packed, x3, as_kernel_array(a_in, dtype),
                           as_kernel_array(c_in, dtype))
@@ -327,7 +327,7 @@ def lstm_forward(x, a0, parameters):
     """
     dims, dtype, (x_in, a_in), weights = validate(
         "lstm", [("x", x), ("a0", a0)], parameters, sequence=True)
-    packed = pack("lstm", weights, dims.n_a, dtype)
+    packed = pack("lstm", weights, dtype, merge=True)
     c0 = np.zeros((dims.n_a, dims.m), dtype=dtype)
     a, y, c, z = run_lstm(packed, as_kernel_array(x_in, dtype), as_kernel_array(a_in, dtype),
                           c0)

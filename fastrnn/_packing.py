@@ -1,68 +1,81 @@
-"""Weight packing: the one place where ``parameters`` become the kernels' contiguous blocks.
+"""Weight packing: the one place where ``parameters`` become the kernels' weight arrays.
 
 The LSTM's four gate matrices (each (n_a, n_a + n_x), acting on ``concat = [a_prev; xt]``)
-are split at column n_a and stacked in the gate order ``GATES``: one (4n_a, n_a) recurrent
-block and one (4n_a, n_x) input block, so a step needs one recurrent product for all gates.
+are stacked in the gate order ``GATES`` into one (4n_a, n_a + n_x) block ("merged"): its
+first n_a columns are the recurrent block and the rest the input block, so a step makes one
+recurrent product for all four gates and the input projection is one GEMM.  The kernel reads
+the per-gate views of that block; unmerged, it takes the caller's four matrices as they are
+and makes one product per gate, which saves the copy for a single step.
 """
 import numpy as np
 
 __all__ = ["GATES", "Packed", "pack"]
 
-# Row-block order of the packed LSTM gates.  Sigmoid gates first so the kernel activates
-# 3*n_a contiguous values with one call; the caches read the blocks back by this order.
+# Row-block order of the LSTM gates in the kernel.  Sigmoid gates first so the kernel
+# activates 3*n_a contiguous values in one pass; the caches read the blocks back by this order.
 GATES = ("f", "i", "o", "c")
 
 
 class Packed:
-    """Contiguous weights of one model in one dtype.
+    """Weights of one model in one dtype, as the kernels take them.
 
     Attributes
     ----------
-    wx : (G*n_a, n_x) input block
-    wa : (G*n_a, n_a) recurrent block
-    b : (G*n_a,) bias
+    w : tuple of C-contiguous arrays
+        RNN: ``(Wax (n_a, n_x), Waa (n_a, n_a))``.  LSTM: the four gate matrices
+        (n_a, n_a + n_x) in ``GATES`` order (row views of one block when merged).
+    b : RNN: ``ba`` as (n_a,); LSTM: tuple of the four (n_a,) gate biases.
     wy : (n_y, n_a) output weight
     by : (n_y,) output bias
     """
 
-    __slots__ = ("wx", "wa", "b", "wy", "by")
+    __slots__ = ("w", "b", "wy", "by")
 
-    def __init__(self, wx, wa, b, wy, by):
-        self.wx, self.wa, self.b, self.wy, self.by = wx, wa, b, wy, by
-
-
-def _block(arrays, dtype, cols):
-    """Stack ``arr[:, cols]`` of each array into one new C-contiguous block."""
-    rows = sum(a.shape[0] for a in arrays)
-    out = np.empty((rows, cols.stop - cols.start), dtype=dtype)
-    r = 0
-    for a in arrays:
-        out[r:r + a.shape[0]] = a[:, cols]
-        r += a.shape[0]
-    return out
+    def __init__(self, w, b, wy, by):
+        self.w, self.b, self.wy, self.by = w, b, wy, by
 
 
-def _vector(arrays, dtype):
-    return np.concatenate([np.asarray(a, dtype=dtype).reshape(-1) for a in arrays])
+def _c(arr, dtype, copy):
+    if copy:
+        return np.array(arr, dtype=dtype, order="C", copy=True)
+    return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def pack(kind, weights, n_a, dtype):
-    """Pack validated weights (see fastrnn._validation) into a :class:`Packed` of ``dtype``.
+def _vec(arr, dtype, copy):
+    return _c(arr, dtype, copy).reshape(-1)
 
-    Every block is a new array, so later changes to the caller's arrays cannot reach a packed
-    model, and the kernels never see the caller's memory layout.
+
+def _stack(arrays, dtype):
+    """The arrays stacked into one new block, returned as per-array row views of it."""
+    n = arrays[0].shape[0]
+    block = np.empty((len(arrays) * n,) + arrays[0].shape[1:], dtype=dtype)
+    for k, arr in enumerate(arrays):
+        block[k * n:(k + 1) * n] = arr
+    return tuple(block[k * n:(k + 1) * n] for k in range(len(arrays)))
+
+
+def pack(kind, weights, dtype, *, merge, copy=False):
+    """Weights validated by fastrnn._validation as a :class:`Packed` of ``dtype``.
+
+    Parameters
+    ----------
+    kind : "rnn" or "lstm"
+    weights : dict key -> ndarray
+    dtype : result dtype
+    merge : bool
+        LSTM only: stack the four gates into one block (one recurrent product per step).
+    copy : bool
+        Always copy (a model must not see later changes to the caller's arrays).  Without it,
+        arrays that are already C-contiguous of ``dtype`` are used in place.
     """
+    wy = _c(weights["Wy" if kind == "lstm" else "Wya"], dtype, copy)
+    by = _vec(weights["by"], dtype, copy)
     if kind == "rnn":
-        wx = np.array(weights["Wax"], dtype=dtype, order="C", copy=True)
-        wa = np.array(weights["Waa"], dtype=dtype, order="C", copy=True)
-        b = _vector([weights["ba"]], dtype)
-        wy, by = weights["Wya"], weights["by"]
-    else:
-        mats = [weights["W" + g] for g in GATES]
-        n_all = mats[0].shape[1]
-        wa = _block(mats, dtype, slice(0, n_a))
-        wx = _block(mats, dtype, slice(n_a, n_all))
-        b = _vector([weights["b" + g] for g in GATES], dtype)
-        wy, by = weights["Wy"], weights["by"]
-    wy = np.array(wy, dtype=dtype, order="C", copy=True)
-    return Packed(wx, wa, b, wy, _vector([by], dtype))
+        w = (_c(weights["Wax"], dtype, copy), _c(weights["Waa"], dtype, copy))
+        return Packed(w, _vec(weights["ba"], dtype, copy), wy, by)
+    mats = [weights["W" + g] for g in GATES]
+    biases = [np.reshape(weights["b" + g], -1) for g in GATES]
+    if merge:
+        return Packed(_stack(mats, dtype), _stack(biases, dtype), wy, by)
+    return Packed(tuple(_c(m, dtype, copy) for m in mats),
+                  tuple(_vec(v, dtype, copy) for v in biases), wy, by)

@@ -100,17 +100,18 @@ cdef void transpose(const floating *src, Py_ssize_t rows, Py_ssize_t cols, Py_ss
                     dst[c * ldd + r] = src[r * lds + c]
 
 
-cdef void recurrent_acc(int rows, int m, int n_a, const floating *w, const floating *h,
-                        int ldh, floating *z, int ldz, int gemv_max_m) noexcept nogil:
+cdef void recurrent_acc(int rows, int m, int n_a, const floating *w, int ldw,
+                        const floating *h, int ldh, floating *z, int ldz,
+                        int gemv_max_m) noexcept nogil:
     # z (rows, m) += W (rows, n_a) @ H (n_a, m), z and H column-major (one example per
-    # column); W is row-major (rows, n_a), i.e. column-major (n_a, rows) -> 'T'.
-    # Small batches take one gemv per example: OpenBLAS's gemm repacks W on every call.
+    # column); W is row-major (rows, n_a) with row stride ldw, i.e. column-major (n_a, rows)
+    # -> 'T'.  Small batches take one gemv per example: OpenBLAS's gemm repacks W per call.
     cdef Py_ssize_t j
     if m <= gemv_max_m:
         for j in range(m):
-            gemv_t_acc(n_a, rows, w, n_a, h + j * ldh, z + j * ldz)
+            gemv_t_acc(n_a, rows, w, ldw, h + j * ldh, z + j * ldz)
     else:
-        gemm_acc(c'T', c'N', rows, m, n_a, w, n_a, h, ldh, z, ldz)
+        gemm_acc(c'T', c'N', rows, m, n_a, w, ldw, h, ldh, z, ldz)
 
 
 # ------------------------------------------------------------------ nogil cores
@@ -148,9 +149,9 @@ cdef void rnn_core(
         zt = z + t * n_a
         # Z_t (n_a, m) += Waa (n_a, n_a) @ A_{t-1} (n_a, m); A_{t-1} is h0 or Z_{t-1}.
         if t == 0:
-            recurrent_acc(n_a, m, n_a, wa, h0, n_a, zt, ldz, gemv_max_m)
+            recurrent_acc(n_a, m, n_a, wa, n_a, h0, n_a, zt, ldz, gemv_max_m)
         else:
-            recurrent_acc(n_a, m, n_a, wa, zt - n_a, ldz, zt, ldz, gemv_max_m)
+            recurrent_acc(n_a, m, n_a, wa, n_a, zt - n_a, ldz, zt, ldz, gemv_max_m)
         for j in range(m):
             v_tanh(zt + j * ldz, n_a)
 
@@ -169,9 +170,10 @@ cdef void lstm_core(
         const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
         const floating *a0, int lda0,        # IN   a0  (n_a, m),   row stride lda0
         const floating *c0, int ldc0,        # IN   c0  (n_a, m),   row stride ldc0
-        const floating *wx,                  # IN   W_x (4n_a, n_x)  gates [f, i, o, c]
-        const floating *wa,                  # IN   W_a (4n_a, n_a)  gates [f, i, o, c]
-        const floating *b,                   # IN   b   (4n_a,)
+        const floating **w,                  # IN   W_k (n_a, n_a + n_x), k in [f, i, o, c]
+        const floating **b,                  # IN   b_k (n_a,)
+        bint merged,                         # IN   W_k, b_k are consecutive blocks of one
+                                             #      (4n_a, n_a + n_x) / (4n_a,) array
         const floating *wy,                  # IN   Wy  (n_y, n_a)
         const floating *by,                  # IN   by  (n_y,)
         floating *a, int ld_a,               # OUT  a   (n_a, m*T), row stride ld_a
@@ -182,17 +184,27 @@ cdef void lstm_core(
         floating *cw,                        # WORK     (m, n_a): c_{t-1}, then c_t
         int gemv_max_m) noexcept nogil:
     cdef int G = 4 * n_a
+    cdef int ldw = n_a + n_x
     cdef int mT = m * T
     cdef int ldz = T * G
-    cdef Py_ssize_t t, j, i, col
+    cdef Py_ssize_t t, j, i, k, col
     cdef floating *zt
     cdef floating *hj
     cdef floating *cj
     cdef unsigned int mxcsr = fr_denormals_off()
 
-    # Z (4n_a, m*T) = W_x @ X + b, as in rnn_core.
-    fill_columns(z, b, G, mT)
-    gemm_acc(c'T', c'T', G, mT, n_x, wx, n_x, x, ldx, z, G)
+    # Z (4n_a, m*T) = W_x @ X + b, W_x = the input columns W_k[:, n_a:] of the gates (row
+    # stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.  Merged: one GEMM.
+    if merged:
+        fill_columns(z, b[0], G, mT)
+        gemm_acc(c'T', c'T', G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G)
+    else:
+        for col in range(mT):
+            for k in range(4):
+                for i in range(n_a):
+                    z[col * G + k * n_a + i] = b[k][i]
+        for k in range(4):
+            gemm_acc(c'T', c'T', n_a, mT, n_x, w[k] + n_a, ldw, x, ldx, z + k * n_a, G)
 
     for j in range(m):
         for i in range(n_a):
@@ -201,8 +213,12 @@ cdef void lstm_core(
 
     for t in range(T):
         zt = z + t * G
-        # Z_t (4n_a, m) += W_a (4n_a, n_a) @ A_{t-1} (n_a, m)
-        recurrent_acc(G, m, n_a, wa, h, n_a, zt, ldz, gemv_max_m)
+        # Z_t (4n_a, m) += W_a (4n_a, n_a) @ A_{t-1} (n_a, m), W_a = the columns W_k[:, :n_a].
+        if merged:
+            recurrent_acc(G, m, n_a, w[0], ldw, h, n_a, zt, ldz, gemv_max_m)
+        else:
+            for k in range(4):
+                recurrent_acc(n_a, m, n_a, w[k], ldw, h, n_a, zt + k * n_a, ldz, gemv_max_m)
         for j in range(m):
             hj = h + j * n_a
             cj = cw + j * n_a
@@ -223,6 +239,8 @@ cdef void lstm_core(
 
 cdef int check(cnp.ndarray arr, str name, int typenum, bint writable, int ndim,
                Py_ssize_t d0, Py_ssize_t d1=-1, Py_ssize_t d2=-1) except -1:
+    if arr is None:
+        raise ValueError(f"kernel argument {name} is None")
     cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
     cdef bint ok = (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(arr)
                     and cnp.PyArray_NDIM(arr) == ndim and dims[0] == d0
@@ -316,16 +334,20 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 gemv_max_m)
 
 
-def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None, cnp.ndarray wx not None,
-                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
-                 cnp.ndarray a not None, cnp.ndarray c not None, cnp.ndarray y not None, cnp.ndarray z not None,
+def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
+                 tuple w not None, tuple b not None, cnp.ndarray wy not None,
+                 cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray c not None,
+                 cnp.ndarray y not None, cnp.ndarray z not None,
                  Py_ssize_t j0, Py_ssize_t j1, int gemv_max_m):
     """LSTM over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
     ----------
     x : (n_x, m, T) IN.  a0, c0 : (n_a, m) IN.
-    wx : (4n_a, n_x), wa : (4n_a, n_a), b : (4n_a,) IN, gates packed in the order f, i, o, c.
+    w : 4-tuple of (n_a, n_a + n_x) IN, the gate weights in the order f, i, o, c; when they
+        are consecutive row blocks of one array (a packed model), each step makes one
+        recurrent product for all gates, else one per gate.
+    b : 4-tuple of (n_a,) IN, the gate biases in the same order.
     wy : (n_y, n_a), by : (n_y,) IN.
     a, c : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
     z : (m, T, 4n_a) WORK; holds the activated gates [f, i, o, c] afterwards.
@@ -336,14 +358,17 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
         raise TypeError(f"kernel dtype must be float32 or float64, got {x.dtype}")
     if cnp.PyArray_NDIM(x) != 3 or cnp.PyArray_NDIM(wy) != 2:
         raise ValueError("kernel: x must be 3-d and wy 2-d")
+    if len(w) != 4 or len(b) != 4:
+        raise ValueError("kernel: w and b must hold the four gates")
     cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
     cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
+    cdef Py_ssize_t k
     check(x, "x", typenum, False, 3, n_x, m, T)
     check(a0, "a0", typenum, False, 2, n_a, m)
     check(c0, "c0", typenum, False, 2, n_a, m)
-    check(wx, "wx", typenum, False, 2, 4 * n_a, n_x)
-    check(wa, "wa", typenum, False, 2, 4 * n_a, n_a)
-    check(b, "b", typenum, False, 1, 4 * n_a)
+    for k in range(4):
+        check(w[k], "w", typenum, False, 2, n_a, n_a + n_x)
+        check(b[k], "b", typenum, False, 1, n_a)
     check(wy, "wy", typenum, False, 2, n_y, n_a)
     check(by, "by", typenum, False, 1, n_y)
     check(a, "a", typenum, True, 3, n_a, m, T)
@@ -352,24 +377,38 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     check(z, "z", typenum, True, 3, m, T, 4 * n_a)
     check_slice(j0, j1, m)
     for name, v in (("n_x", n_x), ("4*n_a", 4 * n_a), ("n_y", n_y), ("m*T_x", m * T),
-                    ("T_x*4*n_a", T * 4 * n_a)):
+                    ("n_a + n_x", n_a + n_x), ("T_x*4*n_a", T * 4 * n_a)):
         check_int(name, v)
     cdef Py_ssize_t ms = j1 - j0
     if ms == 0 or T == 0:
         return
+    cdef char *w0 = cnp.PyArray_BYTES(<cnp.ndarray> w[0])
+    cdef char *b0 = cnp.PyArray_BYTES(<cnp.ndarray> b[0])
+    cdef Py_ssize_t wstep = n_a * (n_a + n_x) * cnp.PyArray_ITEMSIZE(x)
+    cdef Py_ssize_t bstep = n_a * cnp.PyArray_ITEMSIZE(x)
+    cdef bint merged = True
+    for k in range(1, 4):
+        merged = merged and (cnp.PyArray_BYTES(<cnp.ndarray> w[k]) == w0 + k * wstep
+                             and cnp.PyArray_BYTES(<cnp.ndarray> b[k]) == b0 + k * bstep)
     cdef cnp.ndarray hw = np.empty((2, ms, n_a), dtype=x.dtype)
     cdef Py_ssize_t off = j0 * T
     cdef Py_ssize_t hc = ms * n_a
+    cdef const float *wf[4]
+    cdef const float *bf[4]
+    cdef const double *wd[4]
+    cdef const double *bd[4]
     if typenum == cnp.NPY_FLOAT32:
+        for k in range(4):
+            wf[k] = <float *> cnp.PyArray_DATA(<cnp.ndarray> w[k])
+            bf[k] = <float *> cnp.PyArray_DATA(<cnp.ndarray> b[k])
         with nogil:
             lstm_core[float](
                 n_x, n_a, n_y, ms, T,
                 <float *> cnp.PyArray_DATA(x) + off, m * T,
                 <float *> cnp.PyArray_DATA(a0) + j0, m,
                 <float *> cnp.PyArray_DATA(c0) + j0, m,
-                <float *> cnp.PyArray_DATA(wx), <float *> cnp.PyArray_DATA(wa),
-                <float *> cnp.PyArray_DATA(b), <float *> cnp.PyArray_DATA(wy),
-                <float *> cnp.PyArray_DATA(by),
+                wf, bf, merged,
+                <float *> cnp.PyArray_DATA(wy), <float *> cnp.PyArray_DATA(by),
                 <float *> cnp.PyArray_DATA(a) + off, m * T,
                 <float *> cnp.PyArray_DATA(c) + off, m * T,
                 <float *> cnp.PyArray_DATA(y) + off, m * T,
@@ -377,15 +416,17 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                 <float *> cnp.PyArray_DATA(hw), <float *> cnp.PyArray_DATA(hw) + hc,
                 gemv_max_m)
     else:
+        for k in range(4):
+            wd[k] = <double *> cnp.PyArray_DATA(<cnp.ndarray> w[k])
+            bd[k] = <double *> cnp.PyArray_DATA(<cnp.ndarray> b[k])
         with nogil:
             lstm_core[double](
                 n_x, n_a, n_y, ms, T,
                 <double *> cnp.PyArray_DATA(x) + off, m * T,
                 <double *> cnp.PyArray_DATA(a0) + j0, m,
                 <double *> cnp.PyArray_DATA(c0) + j0, m,
-                <double *> cnp.PyArray_DATA(wx), <double *> cnp.PyArray_DATA(wa),
-                <double *> cnp.PyArray_DATA(b), <double *> cnp.PyArray_DATA(wy),
-                <double *> cnp.PyArray_DATA(by),
+                wd, bd, merged,
+                <double *> cnp.PyArray_DATA(wy), <double *> cnp.PyArray_DATA(by),
                 <double *> cnp.PyArray_DATA(a) + off, m * T,
                 <double *> cnp.PyArray_DATA(c) + off, m * T,
                 <double *> cnp.PyArray_DATA(y) + off, m * T,
