@@ -9,6 +9,7 @@ implementation is ``fastrnn.reference``), float32 and float64 computed natively.
 """
 from fastrnn._api import lstm_cell_forward, lstm_forward, rnn_cell_forward, rnn_forward
 from fastrnn._checked import CheckError, checked, is_checked, set_checked
+from fastrnn._models import LSTM, RNN
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,8 @@ __all__ = [
     "rnn_forward",
     "lstm_cell_forward",
     "lstm_forward",
+    "RNN",
+    "LSTM",
     "CheckError",
     "checked",
     "is_checked",

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["RNN_WEIGHTS", "LSTM_WEIGHTS", "Dims", "validate", "validate_parameters"]
+__all__ = ["RNN_WEIGHTS", "LSTM_WEIGHTS", "Dims", "validate", "validate_parameters",
+           "check_inputs", "result_dtype"]
 
 INT_MAX = 2**31 - 1
 
@@ -154,8 +155,32 @@ def _check_blas_sizes(dims, gates):
                 f"split the batch or the sequence")
 
 
+def check_inputs(inputs, dims, sequence, gates):
+    """Check the input and state arrays of one call against ``dims`` (filled in further).
+
+    ``inputs`` is a list of (name, value): the input (x or xt) first, then states of shape
+    (n_a, m).  Returns the arrays (as given, not converted) in the same order.
+    """
+    x_name, x_value = inputs[0]
+    x = _as_array(x_value, x_name)
+    x_symbols = ("n_x", "m", "T_x") if sequence else ("n_x", "m")
+    _check_shape(x, x_name, x_symbols, dims)
+    arrays = [x]
+    for name, value in inputs[1:]:
+        arr = _as_array(value, name)
+        _check_shape(arr, name, ("n_a", "m"), dims)
+        arrays.append(arr)
+    _check_blas_sizes(dims, gates)
+    return arrays
+
+
+def result_dtype(arrays):
+    """float32 only when every array is float32; anything else (integers too) is float64."""
+    return _result_dtype(arrays)
+
+
 def validate(kind, inputs, parameters, *, sequence):
-    """Validate one call.
+    """Validate one drop-in call.
 
     Parameters
     ----------
@@ -182,12 +207,8 @@ def validate(kind, inputs, parameters, *, sequence):
             f"({', '.join(x_symbols)}), got a {x.ndim}-dimensional array of shape {x.shape}")
     dims = dict(zip(x_symbols, x.shape))
     weights, dims = validate_parameters(parameters, spec, dims)
-    arrays = [x]
-    for name, value in inputs[1:]:
-        arr = _as_array(value, name)
-        _check_shape(arr, name, ("n_a", "m"), dims)
-        arrays.append(arr)
-    _check_blas_sizes(dims, 1 if kind == "rnn" else 4)
+    arrays = check_inputs([(x_name, x)] + list(inputs[1:]), dims, sequence,
+                          1 if kind == "rnn" else 4)
     dtype = _result_dtype(arrays + list(weights.values()))
     return (Dims(dims["n_x"], dims["n_a"], dims["n_y"], dims["m"], dims.get("T_x")), dtype,
             arrays, weights)
