@@ -161,7 +161,7 @@ class LSTM(_Model):
         _, (x, a0, c0) = self._inputs([("x", x), ("a0", a0), ("c0", c0)], sequence=True)
         a, y, c, _ = _api.run_lstm(self._packed, x, a0, c0, n_threads)
         if _checked.is_checked():
-            # the reference starts from zero cell state: check with c0 = 0 only
+            # lstm_forward starts from zero cell state; the model may start anywhere
             self._verify("forward", ("a", "y", "c"), (a, y, c), _lstm_sequence, x, a0, c0)
         return a, y, c
 
@@ -203,7 +203,7 @@ def _lstm_sequence(x, a0, c0, parameters):
     """reference.lstm_cell_forward over a sequence from any (a0, c0), returning a, y, c."""
     n_y = parameters["Wy"].shape[0]
     a = np.zeros(a0.shape + (x.shape[2],))
-    c, y = np.zeros_like(a), np.zeros((n_y,) + a0.shape + (x.shape[2],))
+    c, y = np.zeros_like(a), np.zeros((n_y, x.shape[1], x.shape[2]))
     a_t, c_t = a0, c0
     for t in range(x.shape[2]):
         a_t, c_t, y[:, :, t], _ = reference.lstm_cell_forward(x[:, :, t], a_t, c_t, parameters)
