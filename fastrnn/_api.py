@@ -15,9 +15,9 @@ from fastrnn._validation import validate
 
 __all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward"]
 
-# Batches of at most this many examples (per thread) take one gemv per example for the
-# recurrent product instead of one gemm; measured in bench/ (see README, "Small batches").
-GEMV_MAX_M = 4
+# Batches of at most this many examples (per thread) take the small-batch kernel for the
+# recurrent product instead of BLAS gemm; measured in bench/ (see README, "Small batches").
+SMALL_BATCH_MAX_M = 4
 
 _GATE_INDEX = {g: k for k, g in enumerate(GATES)}
 
@@ -32,13 +32,13 @@ def _slices(m, n_threads):
 
 
 def _run(kernel, args, m, n_threads):
-    """Run ``kernel(*args, j0, j1, GEMV_MAX_M)`` over the batch, split across threads."""
+    """Run ``kernel(*args, j0, j1, SMALL_BATCH_MAX_M)`` over the batch, split across threads."""
     slices = _slices(m, n_threads)
     if len(slices) == 1:
-        kernel(*args, 0, m, GEMV_MAX_M)
+        kernel(*args, 0, m, SMALL_BATCH_MAX_M)
         return
     with ThreadPoolExecutor(max_workers=len(slices)) as pool:
-        futures = [pool.submit(kernel, *args, j0, j1, GEMV_MAX_M) for j0, j1 in slices]
+        futures = [pool.submit(kernel, *args, j0, j1, SMALL_BATCH_MAX_M) for j0, j1 in slices]
         for f in futures:
             f.result()
 

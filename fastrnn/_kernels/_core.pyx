@@ -42,6 +42,12 @@ cdef extern from "_vmath.h" nogil:
     void fr_lstm_pointwise_f(float *g, float *c, float *h, Py_ssize_t n)
     void fr_softmax_cols_d(double *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
     void fr_softmax_cols_f(float *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
+    void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
+                           Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
+                           Py_ssize_t zrs, Py_ssize_t zcs)
+    void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
+                           Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
+                           Py_ssize_t zrs, Py_ssize_t zcs)
 
 
 # ------------------------------------------------------------------ fused dispatch helpers
@@ -100,18 +106,39 @@ cdef void transpose(const floating *src, Py_ssize_t rows, Py_ssize_t cols, Py_ss
                     dst[c * ldd + r] = src[r * lds + c]
 
 
-cdef void recurrent_acc(int rows, int m, int n_a, const floating *w, int ldw,
-                        const floating *h, int ldh, floating *z, int ldz,
-                        int gemv_max_m) noexcept nogil:
-    # z (rows, m) += W (rows, n_a) @ H (n_a, m), z and H column-major (one example per
-    # column); W is row-major (rows, n_a) with row stride ldw, i.e. column-major (n_a, rows)
-    # -> 'T'.  Small batches take one gemv per example: OpenBLAS's gemm repacks W per call.
-    cdef Py_ssize_t j
-    if m <= gemv_max_m:
-        for j in range(m):
-            gemv_t_acc(n_a, rows, w, ldw, h + j * ldh, z + j * ldz)
+cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
+                           const floating *h, int ldh, floating *z, Py_ssize_t zrs,
+                           Py_ssize_t zcs) noexcept nogil:
+    # z[r*zrs + j*zcs] += W[r, :] . H[:, j]; W row-major (rows, K), H column-major (K, m).
+    if floating is float:
+        fr_small_matmul_f(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
     else:
-        gemm_acc(c'T', c'N', rows, m, n_a, w, ldw, h, ldh, z, ldz)
+        fr_small_matmul_d(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
+
+
+cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
+                      const floating *h, int ldh, floating *z, int ldz,
+                      int small_max) noexcept nogil:
+    # z (rows, m) += W (rows, K) @ H (K, m); z and H column-major (one example per column),
+    # W row-major with row stride ldw, i.e. column-major (K, rows) -> 'T' for BLAS.
+    # Up to small_max columns take the small-batch kernel, which reads W once for every four
+    # columns: OpenBLAS's gemm repacks W on every call, and m gemv calls read it m times.
+    if m <= small_max:
+        small_acc(rows, m, K, w, ldw, h, ldh, z, 1, ldz)
+    else:
+        gemm_acc(c'T', c'N', rows, m, K, w, ldw, h, ldh, z, ldz)
+
+
+cdef void input_projection(int rows, int mT, int n_x, const floating *w, int ldw,
+                           const floating *x, int ldx, floating *z, int ldz,
+                           floating *xt, int small_max) noexcept nogil:
+    # Z (rows, m*T) += W (rows, n_x) @ X (n_x, m*T): X row-major = col-major (m*T, n_x) ->
+    # 'T' for BLAS.  Few columns: X^T copied to xt (m*T, n_x) for the small-batch kernel.
+    if mT <= small_max:
+        transpose(x, n_x, mT, ldx, xt, n_x)
+        small_acc(rows, mT, n_x, w, ldw, xt, n_x, z, 1, ldz)
+    else:
+        gemm_acc(c'T', c'T', rows, mT, n_x, w, ldw, x, ldx, z, ldz)
 
 
 # ------------------------------------------------------------------ nogil cores
@@ -128,8 +155,9 @@ cdef void rnn_core(
         floating *a, int ld_a,               # OUT  a   (n_a, m*T), row stride ld_a
         floating *y, int ld_y,               # OUT  y   (n_y, m*T), row stride ld_y
         floating *z,                         # WORK     (m, T, n_a)
-        floating *h0,                        # WORK     (m, n_a)
-        int gemv_max_m) noexcept nogil:
+        floating *h0,                        # WORK     (m, n_a): a0 transposed
+        floating *xt,                        # WORK     (m*T, n_x) when m*T <= small_max
+        int small_max) noexcept nogil:
     cdef int mT = m * T
     cdef int ldz = T * n_a
     cdef Py_ssize_t t, j, i
@@ -139,7 +167,7 @@ cdef void rnn_core(
     # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) -> 'T',
     # X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
     fill_columns(z, b, n_a, mT)
-    gemm_acc(c'T', c'T', n_a, mT, n_x, wx, n_x, x, ldx, z, n_a)
+    input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt, small_max)
 
     for j in range(m):
         for i in range(n_a):
@@ -149,9 +177,9 @@ cdef void rnn_core(
         zt = z + t * n_a
         # Z_t (n_a, m) += Waa (n_a, n_a) @ A_{t-1} (n_a, m); A_{t-1} is h0 or Z_{t-1}.
         if t == 0:
-            recurrent_acc(n_a, m, n_a, wa, n_a, h0, n_a, zt, ldz, gemv_max_m)
+            product_acc(n_a, m, n_a, wa, n_a, h0, n_a, zt, ldz, small_max)
         else:
-            recurrent_acc(n_a, m, n_a, wa, n_a, zt - n_a, ldz, zt, ldz, gemv_max_m)
+            product_acc(n_a, m, n_a, wa, n_a, zt - n_a, ldz, zt, ldz, small_max)
         for j in range(m):
             v_tanh(zt + j * ldz, n_a)
 
@@ -160,7 +188,10 @@ cdef void rnn_core(
 
     # Y^T (m*T, n_y) = Z^T (m*T, n_a) @ Wya^T (n_a, n_y), + by; y row-major = Y^T col-major.
     fill_rows(y, by, n_y, mT, ld_y)
-    gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
+    if mT <= small_max:
+        small_acc(n_y, mT, n_a, wy, n_a, z, n_a, y, ld_y, 1)
+    else:
+        gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
     fr_denormals_restore(mxcsr)
 
@@ -182,7 +213,8 @@ cdef void lstm_core(
         floating *z,                         # WORK     (m, T, 4n_a) -> activated gates
         floating *h,                         # WORK     (m, n_a): a_{t-1}, then a_t
         floating *cw,                        # WORK     (m, n_a): c_{t-1}, then c_t
-        int gemv_max_m) noexcept nogil:
+        floating *xt,                        # WORK     (m*T, n_x) when m*T <= small_max
+        int small_max) noexcept nogil:
     cdef int G = 4 * n_a
     cdef int ldw = n_a + n_x
     cdef int mT = m * T
@@ -197,28 +229,30 @@ cdef void lstm_core(
     # stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.  Merged: one GEMM.
     if merged:
         fill_columns(z, b[0], G, mT)
-        gemm_acc(c'T', c'T', G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G)
+        input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt, small_max)
     else:
         for col in range(mT):
             for k in range(4):
                 for i in range(n_a):
                     z[col * G + k * n_a + i] = b[k][i]
         for k in range(4):
-            gemm_acc(c'T', c'T', n_a, mT, n_x, w[k] + n_a, ldw, x, ldx, z + k * n_a, G)
+            input_projection(n_a, mT, n_x, w[k] + n_a, ldw, x, ldx, z + k * n_a, G, xt,
+                             small_max)
 
     for j in range(m):
         for i in range(n_a):
             h[j * n_a + i] = a0[i * lda0 + j]
             cw[j * n_a + i] = c0[i * ldc0 + j]
+    fill_rows(y, by, n_y, mT, ld_y)
 
     for t in range(T):
         zt = z + t * G
         # Z_t (4n_a, m) += W_a (4n_a, n_a) @ A_{t-1} (n_a, m), W_a = the columns W_k[:, :n_a].
         if merged:
-            recurrent_acc(G, m, n_a, w[0], ldw, h, n_a, zt, ldz, gemv_max_m)
+            product_acc(G, m, n_a, w[0], ldw, h, n_a, zt, ldz, small_max)
         else:
             for k in range(4):
-                recurrent_acc(n_a, m, n_a, w[k], ldw, h, n_a, zt + k * n_a, ldz, gemv_max_m)
+                product_acc(n_a, m, n_a, w[k], ldw, h, n_a, zt + k * n_a, ldz, small_max)
         for j in range(m):
             hj = h + j * n_a
             cj = cw + j * n_a
@@ -227,10 +261,14 @@ cdef void lstm_core(
             for i in range(n_a):
                 a[i * ld_a + col] = hj[i]
                 c[i * ld_c + col] = cj[i]
+        if m <= small_max:
+            # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: small batches do the output layer
+            # per step, while a_t is contiguous in h.
+            small_acc(n_y, m, n_a, wy, n_a, h, n_a, y + t, ld_y, T)
 
-    # Y^T (m*T, n_y) = A^T (m*T, n_a) @ Wy^T (n_a, n_y), + by; A row-major = A^T col-major.
-    fill_rows(y, by, n_y, mT, ld_y)
-    gemm_acc(c'N', c'N', mT, n_y, n_a, a, ld_a, wy, n_a, y, ld_y)
+    if m > small_max:
+        # Y^T (m*T, n_y) += A^T (m*T, n_a) @ Wy^T (n_a, n_y); A row-major = A^T col-major.
+        gemm_acc(c'N', c'N', mT, n_y, n_a, a, ld_a, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
     fr_denormals_restore(mxcsr)
 
@@ -269,7 +307,7 @@ cdef int check_slice(Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t m) except -1:
 
 def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None, cnp.ndarray wa not None, cnp.ndarray b not None,
                 cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None, cnp.ndarray z not None,
-                Py_ssize_t j0, Py_ssize_t j1, int gemv_max_m):
+                Py_ssize_t j0, Py_ssize_t j1, int small_max):
     """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -278,7 +316,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     wx : (n_a, n_x), wa : (n_a, n_a), b : (n_a,), wy : (n_y, n_a), by : (n_y,) IN.
     a : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
     z : (m, T, n_a) WORK.
-    gemv_max_m : batch slices of at most this many examples use gemv per example.
+    small_max : batch slices of at most this many examples (and inputs/outputs of at most
+        this many columns) use the small-batch kernel instead of BLAS gemm.
     """
     cdef int typenum = cnp.PyArray_TYPE(x)
     if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
@@ -304,7 +343,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef Py_ssize_t ms = j1 - j0
     if ms == 0 or T == 0:
         return
-    cdef cnp.ndarray h0 = np.empty((ms, n_a), dtype=x.dtype)
+    cdef Py_ssize_t n_xt = ms * T * n_x if ms * T <= small_max else 0
+    cdef cnp.ndarray h0 = np.empty(ms * n_a + n_xt, dtype=x.dtype)
     cdef Py_ssize_t off = j0 * T
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
@@ -318,7 +358,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 <float *> cnp.PyArray_DATA(a) + off, m * T,
                 <float *> cnp.PyArray_DATA(y) + off, m * T,
                 <float *> cnp.PyArray_DATA(z) + off * n_a, <float *> cnp.PyArray_DATA(h0),
-                gemv_max_m)
+                <float *> cnp.PyArray_DATA(h0) + ms * n_a, small_max)
     else:
         with nogil:
             rnn_core[double](
@@ -331,14 +371,14 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 <double *> cnp.PyArray_DATA(a) + off, m * T,
                 <double *> cnp.PyArray_DATA(y) + off, m * T,
                 <double *> cnp.PyArray_DATA(z) + off * n_a, <double *> cnp.PyArray_DATA(h0),
-                gemv_max_m)
+                <double *> cnp.PyArray_DATA(h0) + ms * n_a, small_max)
 
 
 def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
                  tuple w not None, tuple b not None, cnp.ndarray wy not None,
                  cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray c not None,
                  cnp.ndarray y not None, cnp.ndarray z not None,
-                 Py_ssize_t j0, Py_ssize_t j1, int gemv_max_m):
+                 Py_ssize_t j0, Py_ssize_t j1, int small_max):
     """LSTM over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -351,7 +391,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     wy : (n_y, n_a), by : (n_y,) IN.
     a, c : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
     z : (m, T, 4n_a) WORK; holds the activated gates [f, i, o, c] afterwards.
-    gemv_max_m : batch slices of at most this many examples use gemv per example.
+    small_max : batch slices of at most this many examples (and inputs/outputs of at most
+        this many columns) use the small-batch kernel instead of BLAS gemm.
     """
     cdef int typenum = cnp.PyArray_TYPE(x)
     if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
@@ -390,7 +431,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     for k in range(1, 4):
         merged = merged and (cnp.PyArray_BYTES(<cnp.ndarray> w[k]) == w0 + k * wstep
                              and cnp.PyArray_BYTES(<cnp.ndarray> b[k]) == b0 + k * bstep)
-    cdef cnp.ndarray hw = np.empty((2, ms, n_a), dtype=x.dtype)
+    cdef Py_ssize_t n_xt = ms * T * n_x if ms * T <= small_max else 0
+    cdef cnp.ndarray hw = np.empty(2 * ms * n_a + n_xt, dtype=x.dtype)
     cdef Py_ssize_t off = j0 * T
     cdef Py_ssize_t hc = ms * n_a
     cdef const float *wf[4]
@@ -414,7 +456,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                 <float *> cnp.PyArray_DATA(y) + off, m * T,
                 <float *> cnp.PyArray_DATA(z) + off * 4 * n_a,
                 <float *> cnp.PyArray_DATA(hw), <float *> cnp.PyArray_DATA(hw) + hc,
-                gemv_max_m)
+                <float *> cnp.PyArray_DATA(hw) + 2 * hc, small_max)
     else:
         for k in range(4):
             wd[k] = <double *> cnp.PyArray_DATA(<cnp.ndarray> w[k])
@@ -432,7 +474,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                 <double *> cnp.PyArray_DATA(y) + off, m * T,
                 <double *> cnp.PyArray_DATA(z) + off * 4 * n_a,
                 <double *> cnp.PyArray_DATA(hw), <double *> cnp.PyArray_DATA(hw) + hc,
-                gemv_max_m)
+                <double *> cnp.PyArray_DATA(hw) + 2 * hc, small_max)
 
 
 # ------------------------------------------------------------------ test and report hooks

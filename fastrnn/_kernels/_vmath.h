@@ -241,4 +241,60 @@ FR_DISPATCH static void fr_softmax_cols_##SFX(T *y, ptrdiff_t n_rows, ptrdiff_t 
 FR_DEFINE_PASSES(double, d)
 FR_DEFINE_PASSES(float, f)
 
+/* ---------------------------------------------------------------- small-batch products */
+
+/* Z[r*zrs + j*zcs] += dot(W[r, :K], H[j, :K]) for r < rows, j < m, with W row-major (row
+ * stride ldw) and the m vectors of H contiguous (stride ldh).  Each row of W is read once
+ * for up to MB vectors at a time, which is what a few-example batch needs: m separate gemv
+ * calls stream W m times, and OpenBLAS's gemm repacks W on every call.  The dot products
+ * keep L independent partial sums per vector (the vectorised loop needs no re-association,
+ * so no -ffast-math) and add them pairwise at the end. */
+#define FR_DEFINE_SMALL_MB(T, SFX, L, MB)                                                     \
+static inline void fr_mm_##SFX##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W, ptrdiff_t ldw, \
+                                      const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t zrs,         \
+                                      ptrdiff_t zcs)                                          \
+{                                                                                             \
+    for (ptrdiff_t r = 0; r < rows; ++r) {                                                    \
+        const T *w = W + r * ldw;                                                             \
+        T acc[MB][L];                                                                         \
+        for (int j = 0; j < MB; ++j)                                                          \
+            for (int l = 0; l < L; ++l) acc[j][l] = 0;                                        \
+        ptrdiff_t k = 0;                                                                      \
+        for (; k + L <= K; k += L)                                                            \
+            for (int j = 0; j < MB; ++j)                                                      \
+                for (int l = 0; l < L; ++l) acc[j][l] += w[k + l] * H[j * ldh + k + l];       \
+        for (int j = 0; j < MB; ++j) {                                                        \
+            T tail = 0;                                                                       \
+            for (ptrdiff_t kk = k; kk < K; ++kk) tail += w[kk] * H[j * ldh + kk];             \
+            for (int half = L / 2; half > 0; half /= 2)                                       \
+                for (int l = 0; l < half; ++l) acc[j][l] += acc[j][l + half];                 \
+            Z[r * zrs + j * zcs] += acc[j][0] + tail;                                         \
+        }                                                                                     \
+    }                                                                                         \
+}
+
+#define FR_DEFINE_SMALL(T, SFX, L)                                                            \
+FR_DEFINE_SMALL_MB(T, SFX, L, 4)                                                              \
+FR_DEFINE_SMALL_MB(T, SFX, L, 2)                                                              \
+FR_DEFINE_SMALL_MB(T, SFX, L, 1)                                                              \
+FR_DISPATCH static void fr_small_matmul_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K,       \
+                                              const T *W, ptrdiff_t ldw, const T *H,          \
+                                              ptrdiff_t ldh, T *Z, ptrdiff_t zrs,             \
+                                              ptrdiff_t zcs)                                  \
+{                                                                                             \
+    ptrdiff_t j = 0;                                                                          \
+    for (; j + 4 <= m; j += 4)                                                                \
+        fr_mm_##SFX##_4(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);            \
+    if (j + 2 <= m) {                                                                         \
+        fr_mm_##SFX##_2(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);            \
+        j += 2;                                                                               \
+    }                                                                                         \
+    if (j < m)                                                                                \
+        fr_mm_##SFX##_1(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);            \
+}
+
+/* 16 doubles / 32 floats: two AVX-512 registers of partial sums per vector. */
+FR_DEFINE_SMALL(double, d, 16)
+FR_DEFINE_SMALL(float, f, 32)
+
 #endif /* FASTRNN_VMATH_H */
