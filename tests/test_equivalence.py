@@ -43,15 +43,25 @@ SHAPES = {
     "T_x=1": (5, 6, 3, 5, 1),
     "n_y>n_a>n_x": (2, 3, 9, 2, 5),
     "n_x>n_y>n_a": (13, 4, 6, 3, 5),
-    "m=GEMV_MAX_M+1": (4, 6, 3, 5, 6),
+    "m=5": (4, 6, 3, 5, 6),            # just above the shipped small-batch threshold (4)
     "long": (4, 9, 6, 3, 300),         # long sequence, contractive weights
 }
 
 
+def threshold_name():
+    """The module attribute holding the small-batch threshold of the recurrent product
+    (batch slices with m <= it take the per-example/small-batch path, larger ones gemm)."""
+    for name in ("GEMV_MAX_M", "SMALL_BATCH_MAX_M"):
+        if hasattr(api, name):
+            return name
+    raise AssertionError("fastrnn._api has no GEMV_MAX_M / SMALL_BATCH_MAX_M threshold")
+
+
 @pytest.fixture(params=[0, 10**6], ids=["gemm", "gemv"])
 def gemv_max_m(request, monkeypatch):
-    """Force the recurrent product through gemm (threshold 0) or gemv (threshold 10**6)."""
-    monkeypatch.setattr(api, "GEMV_MAX_M", request.param)
+    """Force the recurrent product through gemm (threshold 0) or the per-example small-batch
+    path (threshold 10**6)."""
+    monkeypatch.setattr(api, threshold_name(), request.param)
     return request.param
 
 
@@ -129,7 +139,8 @@ def test_matches_reference(function, dtype, shape_name, gemv_max_m):
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_default_gemv_threshold_both_sides(function, dtype):
     """With the shipped threshold, batches just below, at and above it agree too."""
-    for m in sorted({1, max(api.GEMV_MAX_M, 1), api.GEMV_MAX_M + 1, 2 * api.GEMV_MAX_M + 3}):
+    limit = getattr(api, threshold_name())
+    for m in sorted({1, max(limit, 1), limit + 1, 2 * limit + 3}):
         args, p = make_case(function, (5, 7, 4, m, 6), dtype, seed=10 + m)
         check_equal(function, fast(function, args, p), reference_outputs(function, args, p),
                     dtype)
