@@ -129,12 +129,19 @@ cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
         gemm_acc(c'T', c'N', rows, m, K, w, ldw, h, ldh, z, ldz)
 
 
+# The input projection and the output layer run over all m*T columns at once; only a handful
+# of columns (a single streaming step) is better served by the small-batch kernel than by
+# gemm (measured: bench/README or the closing notes of the performance work).
+cdef enum:
+    SMALL_COLS = 4
+
+
 cdef void input_projection(int rows, int mT, int n_x, const floating *w, int ldw,
                            const floating *x, int ldx, floating *z, int ldz,
-                           floating *xt, int small_max) noexcept nogil:
+                           floating *xt) noexcept nogil:
     # Z (rows, m*T) += W (rows, n_x) @ X (n_x, m*T): X row-major = col-major (m*T, n_x) ->
     # 'T' for BLAS.  Few columns: X^T copied to xt (m*T, n_x) for the small-batch kernel.
-    if mT <= small_max:
+    if mT <= SMALL_COLS:
         transpose(x, n_x, mT, ldx, xt, n_x)
         small_acc(rows, mT, n_x, w, ldw, xt, n_x, z, 1, ldz)
     else:
@@ -156,7 +163,7 @@ cdef void rnn_core(
         floating *y, int ld_y,               # OUT  y   (n_y, m*T), row stride ld_y
         floating *z,                         # WORK     (m, T, n_a)
         floating *h0,                        # WORK     (m, n_a): a0 transposed
-        floating *xt,                        # WORK     (m*T, n_x) when m*T <= small_max
+        floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
         int small_max) noexcept nogil:
     cdef int mT = m * T
     cdef int ldz = T * n_a
@@ -167,7 +174,7 @@ cdef void rnn_core(
     # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) -> 'T',
     # X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
     fill_columns(z, b, n_a, mT)
-    input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt, small_max)
+    input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt)
 
     for j in range(m):
         for i in range(n_a):
@@ -188,7 +195,7 @@ cdef void rnn_core(
 
     # Y^T (m*T, n_y) = Z^T (m*T, n_a) @ Wya^T (n_a, n_y), + by; y row-major = Y^T col-major.
     fill_rows(y, by, n_y, mT, ld_y)
-    if mT <= small_max:
+    if mT <= SMALL_COLS:
         small_acc(n_y, mT, n_a, wy, n_a, z, n_a, y, ld_y, 1)
     else:
         gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
@@ -213,7 +220,7 @@ cdef void lstm_core(
         floating *z,                         # WORK     (m, T, 4n_a) -> activated gates
         floating *h,                         # WORK     (m, n_a): a_{t-1}, then a_t
         floating *cw,                        # WORK     (m, n_a): c_{t-1}, then c_t
-        floating *xt,                        # WORK     (m*T, n_x) when m*T <= small_max
+        floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
         int small_max) noexcept nogil:
     cdef int G = 4 * n_a
     cdef int ldw = n_a + n_x
@@ -229,15 +236,14 @@ cdef void lstm_core(
     # stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.  Merged: one GEMM.
     if merged:
         fill_columns(z, b[0], G, mT)
-        input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt, small_max)
+        input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt)
     else:
         for col in range(mT):
             for k in range(4):
                 for i in range(n_a):
                     z[col * G + k * n_a + i] = b[k][i]
         for k in range(4):
-            input_projection(n_a, mT, n_x, w[k] + n_a, ldw, x, ldx, z + k * n_a, G, xt,
-                             small_max)
+            input_projection(n_a, mT, n_x, w[k] + n_a, ldw, x, ldx, z + k * n_a, G, xt)
 
     for j in range(m):
         for i in range(n_a):
@@ -261,12 +267,12 @@ cdef void lstm_core(
             for i in range(n_a):
                 a[i * ld_a + col] = hj[i]
                 c[i * ld_c + col] = cj[i]
-        if m <= small_max:
-            # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: small batches do the output layer
-            # per step, while a_t is contiguous in h.
+        if mT <= SMALL_COLS:
+            # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
+            # layer goes per step, while a_t is contiguous in h.
             small_acc(n_y, m, n_a, wy, n_a, h, n_a, y + t, ld_y, T)
 
-    if m > small_max:
+    if mT > SMALL_COLS:
         # Y^T (m*T, n_y) += A^T (m*T, n_a) @ Wy^T (n_a, n_y); A row-major = A^T col-major.
         gemm_acc(c'N', c'N', mT, n_y, n_a, a, ld_a, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
@@ -316,8 +322,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     wx : (n_a, n_x), wa : (n_a, n_a), b : (n_a,), wy : (n_y, n_a), by : (n_y,) IN.
     a : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
     z : (m, T, n_a) WORK.
-    small_max : batch slices of at most this many examples (and inputs/outputs of at most
-        this many columns) use the small-batch kernel instead of BLAS gemm.
+    small_max : batch slices of at most this many examples use the small-batch kernel for
+        the recurrent product instead of BLAS gemm.
     """
     cdef int typenum = cnp.PyArray_TYPE(x)
     if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
@@ -343,7 +349,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef Py_ssize_t ms = j1 - j0
     if ms == 0 or T == 0:
         return
-    cdef Py_ssize_t n_xt = ms * T * n_x if ms * T <= small_max else 0
+    cdef Py_ssize_t n_xt = ms * T * n_x if ms * T <= SMALL_COLS else 0
     cdef cnp.ndarray h0 = np.empty(ms * n_a + n_xt, dtype=x.dtype)
     cdef Py_ssize_t off = j0 * T
     if typenum == cnp.NPY_FLOAT32:
@@ -391,8 +397,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     wy : (n_y, n_a), by : (n_y,) IN.
     a, c : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
     z : (m, T, 4n_a) WORK; holds the activated gates [f, i, o, c] afterwards.
-    small_max : batch slices of at most this many examples (and inputs/outputs of at most
-        this many columns) use the small-batch kernel instead of BLAS gemm.
+    small_max : batch slices of at most this many examples use the small-batch kernel for
+        the recurrent product instead of BLAS gemm.
     """
     cdef int typenum = cnp.PyArray_TYPE(x)
     if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
@@ -431,7 +437,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     for k in range(1, 4):
         merged = merged and (cnp.PyArray_BYTES(<cnp.ndarray> w[k]) == w0 + k * wstep
                              and cnp.PyArray_BYTES(<cnp.ndarray> b[k]) == b0 + k * bstep)
-    cdef Py_ssize_t n_xt = ms * T * n_x if ms * T <= small_max else 0
+    cdef Py_ssize_t n_xt = ms * T * n_x if ms * T <= SMALL_COLS else 0
     cdef cnp.ndarray hw = np.empty(2 * ms * n_a + n_xt, dtype=x.dtype)
     cdef Py_ssize_t off = j0 * T
     cdef Py_ssize_t hc = ms * n_a

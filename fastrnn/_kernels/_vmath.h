@@ -30,6 +30,14 @@
 #define FR_HAVE_DISPATCH 0
 #endif
 
+/* Helpers are force-inlined so that each dispatched clone compiles them for its own
+ * instruction set (a separate copy would be built for the baseline target only). */
+#if defined(__GNUC__)
+#define FR_INLINE static inline __attribute__((always_inline))
+#else
+#define FR_INLINE static inline
+#endif
+
 #if defined(__SSE2__) || defined(__x86_64__)
 #include <xmmintrin.h>
 #define FR_HAVE_MXCSR 1
@@ -78,7 +86,7 @@ static void fr_denormals_restore(unsigned int old)
  * x so that 2^n is a normal number.  n is rounded with the 1.5*2^52 trick, whose low mantissa
  * bits then hold n itself, so the exponent is built with integer adds and shifts (which
  * vectorise) instead of a double->int64 conversion (which does not before AVX-512). */
-static inline double fr_expm1_parts_d(double x, double *scale)
+FR_INLINE double fr_expm1_parts_d(double x, double *scale)
 {
     const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
     const double log2e = 1.4426950408889634074;
@@ -107,7 +115,7 @@ static inline double fr_expm1_parts_d(double x, double *scale)
     return p * r;
 }
 
-static inline float fr_expm1_parts_f(float x, float *scale)
+FR_INLINE float fr_expm1_parts_f(float x, float *scale)
 {
     const float shifter = 12582912.0f; /* 1.5 * 2^23 */
     const float log2e = 1.44269504088896341f;
@@ -134,26 +142,26 @@ static inline float fr_expm1_parts_f(float x, float *scale)
 #define FR_CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x)))
 
 /* exp is clamped to [-708, 709] (double) / [-87, 88] (float): results stay normal and finite. */
-static inline double fr_exp_d(double x)
+FR_INLINE double fr_exp_d(double x)
 {
     double s;
     double p = fr_expm1_parts_d(FR_CLAMP(x, -708.0, 709.0), &s);
     return s * p + s;
 }
 
-static inline float fr_exp_f(float x)
+FR_INLINE float fr_exp_f(float x)
 {
     float s;
     float p = fr_expm1_parts_f(FR_CLAMP(x, -87.0f, 88.0f), &s);
     return s * p + s;
 }
 
-static inline double fr_sigmoid_d(double x) { return 1.0 / (1.0 + fr_exp_d(-x)); }
-static inline float fr_sigmoid_f(float x) { return 1.0f / (1.0f + fr_exp_f(-x)); }
+FR_INLINE double fr_sigmoid_d(double x) { return 1.0 / (1.0 + fr_exp_d(-x)); }
+FR_INLINE float fr_sigmoid_f(float x) { return 1.0f / (1.0f + fr_exp_f(-x)); }
 
 /* tanh(x) = -u / (2 + u) with u = expm1(-2|x|), sign restored; |x| beyond 20 (double) / 10
  * (float) is already +-1 to the last bit. */
-static inline double fr_tanh_d(double x)
+FR_INLINE double fr_tanh_d(double x)
 {
     double ax = __builtin_fabs(x);
     double y = -2.0 * (ax > 20.0 ? 20.0 : ax);
@@ -163,7 +171,7 @@ static inline double fr_tanh_d(double x)
     return __builtin_copysign(-u / (2.0 + u), x);
 }
 
-static inline float fr_tanh_f(float x)
+FR_INLINE float fr_tanh_f(float x)
 {
     float ax = __builtin_fabsf(x);
     float y = -2.0f * (ax > 10.0f ? 10.0f : ax);
@@ -245,38 +253,99 @@ FR_DEFINE_PASSES(float, f)
 
 /* Z[r*zrs + j*zcs] += dot(W[r, :K], H[j, :K]) for r < rows, j < m, with W row-major (row
  * stride ldw) and the m vectors of H contiguous (stride ldh).  Each row of W is read once
- * for up to MB vectors at a time, which is what a few-example batch needs: m separate gemv
- * calls stream W m times, and OpenBLAS's gemm repacks W on every call.  The dot products
- * keep L independent partial sums per vector (the vectorised loop needs no re-association,
- * so no -ffast-math) and add them pairwise at the end. */
-#define FR_DEFINE_SMALL_MB(T, SFX, L, MB)                                                     \
-static inline void fr_mm_##SFX##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W, ptrdiff_t ldw, \
-                                      const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t zrs,         \
-                                      ptrdiff_t zcs)                                          \
-{                                                                                             \
-    for (ptrdiff_t r = 0; r < rows; ++r) {                                                    \
-        const T *w = W + r * ldw;                                                             \
-        T acc[MB][L];                                                                         \
-        for (int j = 0; j < MB; ++j)                                                          \
-            for (int l = 0; l < L; ++l) acc[j][l] = 0;                                        \
-        ptrdiff_t k = 0;                                                                      \
-        for (; k + L <= K; k += L)                                                            \
-            for (int j = 0; j < MB; ++j)                                                      \
-                for (int l = 0; l < L; ++l) acc[j][l] += w[k + l] * H[j * ldh + k + l];       \
-        for (int j = 0; j < MB; ++j) {                                                        \
-            T tail = 0;                                                                       \
-            for (ptrdiff_t kk = k; kk < K; ++kk) tail += w[kk] * H[j * ldh + kk];             \
-            for (int half = L / 2; half > 0; half /= 2)                                       \
-                for (int l = 0; l < half; ++l) acc[j][l] += acc[j][l + half];                 \
-            Z[r * zrs + j * zcs] += acc[j][0] + tail;                                         \
-        }                                                                                     \
-    }                                                                                         \
+ * for up to four vectors at a time, which is what a few-example batch needs: m separate gemv
+ * calls stream W m times, and OpenBLAS's gemm repacks W on every call.
+ *
+ * Tiles of RB rows x MB vectors keep RB*MB (= 8) independent vector accumulators of 64 bytes
+ * in registers (GCC/Clang vector extensions; split into two or four registers by the AVX2 and
+ * SSE2 clones); their lanes are added in a fixed tree at the end, then the scalar tail.  No
+ * re-association is left to the compiler, so no -ffast-math is needed. */
+#if defined(__GNUC__)
+typedef double fr_vec_d __attribute__((vector_size(64)));
+typedef float fr_vec_f __attribute__((vector_size(64)));
+#define FR_V_d 8
+#define FR_V_f 16
+
+FR_INLINE fr_vec_d fr_load_d(const double *p) { fr_vec_d v; memcpy(&v, p, sizeof v); return v; }
+FR_INLINE fr_vec_f fr_load_f(const float *p) { fr_vec_f v; memcpy(&v, p, sizeof v); return v; }
+typedef double fr_v4d __attribute__((vector_size(32)));
+typedef double fr_v2d __attribute__((vector_size(16)));
+typedef float fr_v8f __attribute__((vector_size(32)));
+typedef float fr_v4f __attribute__((vector_size(16)));
+typedef float fr_v2f __attribute__((vector_size(8)));
+/* Horizontal sums by halving: lane k + lane k + width/2, a fixed order. */
+FR_INLINE double fr_hsum_d(fr_vec_d v)
+{
+    fr_v4d a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    fr_v2d b = __builtin_shufflevector(a, a, 0, 1) + __builtin_shufflevector(a, a, 2, 3);
+    return b[0] + b[1];
+}
+FR_INLINE float fr_hsum_f(fr_vec_f v)
+{
+    fr_v8f a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)
+             + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    fr_v4f b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    fr_v2f c = __builtin_shufflevector(b, b, 0, 1) + __builtin_shufflevector(b, b, 2, 3);
+    return c[0] + c[1];
 }
 
-#define FR_DEFINE_SMALL(T, SFX, L)                                                            \
-FR_DEFINE_SMALL_MB(T, SFX, L, 4)                                                              \
-FR_DEFINE_SMALL_MB(T, SFX, L, 2)                                                              \
-FR_DEFINE_SMALL_MB(T, SFX, L, 1)                                                              \
+#define FR_DEFINE_TILE(T, SFX, RB, MB)                                                        \
+FR_INLINE void fr_tile_##SFX##_##RB##x##MB(ptrdiff_t K, const T *W, ptrdiff_t ldw,        \
+                                               const T *H, ptrdiff_t ldh, T *Z,               \
+                                               ptrdiff_t zrs, ptrdiff_t zcs)                  \
+{                                                                                             \
+    fr_vec_##SFX acc[RB][MB];                                                                 \
+    for (int r = 0; r < RB; ++r)                                                              \
+        for (int j = 0; j < MB; ++j) acc[r][j] = (fr_vec_##SFX){0};                           \
+    ptrdiff_t k = 0;                                                                          \
+    for (; k + FR_V_##SFX <= K; k += FR_V_##SFX) {                                            \
+        fr_vec_##SFX h[MB];                                                                   \
+        for (int j = 0; j < MB; ++j) h[j] = fr_load_##SFX(H + j * ldh + k);                   \
+        for (int r = 0; r < RB; ++r) {                                                        \
+            fr_vec_##SFX w = fr_load_##SFX(W + r * ldw + k);                                  \
+            for (int j = 0; j < MB; ++j) acc[r][j] += w * h[j];                               \
+        }                                                                                     \
+    }                                                                                         \
+    for (int r = 0; r < RB; ++r)                                                              \
+        for (int j = 0; j < MB; ++j) {                                                        \
+            T s = fr_hsum_##SFX(acc[r][j]);                                                   \
+            for (ptrdiff_t kk = k; kk < K; ++kk) s += W[r * ldw + kk] * H[j * ldh + kk];      \
+            Z[r * zrs + j * zcs] += s;                                                        \
+        }                                                                                     \
+}
+
+#define FR_DEFINE_PANEL(T, SFX, RB, MB)                                                       \
+FR_DEFINE_TILE(T, SFX, RB, MB)                                                                \
+FR_DEFINE_TILE(T, SFX, 1, MB)                                                                 \
+FR_INLINE void fr_panel_##SFX##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W,             \
+                                         ptrdiff_t ldw, const T *H, ptrdiff_t ldh, T *Z,      \
+                                         ptrdiff_t zrs, ptrdiff_t zcs)                        \
+{                                                                                             \
+    ptrdiff_t r = 0;                                                                          \
+    for (; r + RB <= rows; r += RB)                                                           \
+        fr_tile_##SFX##_##RB##x##MB(K, W + r * ldw, ldw, H, ldh, Z + r * zrs, zrs, zcs);      \
+    for (; r < rows; ++r)                                                                     \
+        fr_tile_##SFX##_1x##MB(K, W + r * ldw, ldw, H, ldh, Z + r * zrs, zrs, zcs);           \
+}
+#else  /* portable: one row and one vector at a time */
+#define FR_DEFINE_PANEL(T, SFX, RB, MB)                                                       \
+FR_INLINE void fr_panel_##SFX##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W,             \
+                                         ptrdiff_t ldw, const T *H, ptrdiff_t ldh, T *Z,      \
+                                         ptrdiff_t zrs, ptrdiff_t zcs)                        \
+{                                                                                             \
+    for (ptrdiff_t r = 0; r < rows; ++r)                                                      \
+        for (int j = 0; j < MB; ++j) {                                                        \
+            T s = 0;                                                                          \
+            for (ptrdiff_t k = 0; k < K; ++k) s += W[r * ldw + k] * H[j * ldh + k];           \
+            Z[r * zrs + j * zcs] += s;                                                        \
+        }                                                                                     \
+}
+#endif
+
+#define FR_DEFINE_SMALL(T, SFX)                                                               \
+FR_DEFINE_PANEL(T, SFX, 2, 4)                                                                 \
+FR_DEFINE_PANEL(T, SFX, 4, 2)                                                                 \
+FR_DEFINE_PANEL(T, SFX, 8, 1)                                                                 \
 FR_DISPATCH static void fr_small_matmul_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K,       \
                                               const T *W, ptrdiff_t ldw, const T *H,          \
                                               ptrdiff_t ldh, T *Z, ptrdiff_t zrs,             \
@@ -284,17 +353,16 @@ FR_DISPATCH static void fr_small_matmul_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdi
 {                                                                                             \
     ptrdiff_t j = 0;                                                                          \
     for (; j + 4 <= m; j += 4)                                                                \
-        fr_mm_##SFX##_4(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);            \
+        fr_panel_##SFX##_4(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);         \
     if (j + 2 <= m) {                                                                         \
-        fr_mm_##SFX##_2(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);            \
+        fr_panel_##SFX##_2(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);         \
         j += 2;                                                                               \
     }                                                                                         \
     if (j < m)                                                                                \
-        fr_mm_##SFX##_1(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);            \
+        fr_panel_##SFX##_1(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);         \
 }
 
-/* 16 doubles / 32 floats: two AVX-512 registers of partial sums per vector. */
-FR_DEFINE_SMALL(double, d, 16)
-FR_DEFINE_SMALL(float, f, 32)
+FR_DEFINE_SMALL(double, d)
+FR_DEFINE_SMALL(float, f)
 
 #endif /* FASTRNN_VMATH_H */

@@ -1,0 +1,383 @@
+"""``python -m fastrnn check``: every public call against the numpy reference.
+
+Runs the four drop-in functions (outputs and the arrays in their caches) and the packed
+models' ``forward`` and ``step`` (``RNN``, ``LSTM``) on random inputs over a spread of shapes:
+unequal sizes (square shapes hide transposes), sizes of 1, a longer sequence, batches on
+both sides of the GEMV/GEMM switch of the recurrent product (``fastrnn._api.GEMV_MAX_M``
+is set to 0 and to a huge value in turn), saturating weights, batch-parallel threads, both
+dtypes.  float32 results are compared with the float64 reference run on the same (float32)
+values.  Prints one row per function and dtype; the exit status is 0 when all pass.
+
+Tolerances (DESIGN §5): float64 ``rtol=1e-9, atol=1e-11``; float32 ``rtol=1e-4,
+atol=1e-5``.  A value passes when ``|got - want| <= atol + rtol * |want|`` (NaN must meet
+NaN).  The relative error column is ``|got - want| / |want|`` where ``|want| > atol``.
+"""
+import argparse
+import math
+import sys
+import time
+
+import numpy as np
+
+import fastrnn
+from fastrnn import _api, reference
+from fastrnn._bench import make_params
+
+__all__ = ["TOLERANCES", "SHAPES", "QUICK_SHAPES", "FUNCTIONS", "run_checks", "main",
+           "add_arguments"]
+
+TOLERANCES = {
+    "float64": {"rtol": 1e-9, "atol": 1e-11},
+    "float32": {"rtol": 1e-4, "atol": 1e-5},
+}
+
+# (n_x, n_a, n_y, m, T_x): deliberately unequal, with sizes of 1 and a longer sequence.
+SHAPES = (
+    (3, 5, 2, 10, 4),      # the lessons' test size
+    (1, 1, 1, 1, 1),       # every size 1
+    (7, 3, 5, 1, 6),       # one example
+    (2, 9, 1, 3, 5),       # n_y = 1: the softmax of one row
+    (1, 4, 3, 6, 2),       # n_x = 1
+    (5, 1, 4, 2, 3),       # n_a = 1
+    (13, 17, 11, 9, 7),    # odd sizes, m above the default small-batch threshold
+    (6, 8, 5, 2, 160),     # a longer sequence
+    (40, 33, 29, 12, 12),  # sizes off the vector widths
+    (6, 9, 4, 5, 6),       # saturating weights (SATURATED)
+    (4, 3, 3, 7, 5),       # saturating weights
+)
+QUICK_SHAPES = SHAPES[:4] + SHAPES[6:8] + SHAPES[9:10]
+# Shapes run with weights of scale 30 (|z| of order 100: tanh and sigmoid at their limits)
+# and a moderate output layer.  Only small, short ones: with a large recurrent gain, the few
+# units that land near z = 0 amplify any rounding difference (even float64's, even between
+# two orders of summation in the reference itself) by ~30*sqrt(n_a + n_x) a step, so a long
+# or wide saturated sequence is not comparable within the tolerances for any correct
+# implementation.
+SATURATED = frozenset({(6, 9, 4, 5, 6), (4, 3, 3, 7, 5), (7, 3, 5, 1, 6)})
+
+FUNCTIONS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward",
+             "RNN.forward", "RNN.step", "LSTM.forward", "LSTM.step")
+
+# Values of the small-batch threshold of the recurrent product: batch slices with m <= it
+# take the small-batch (gemv-like) path, larger ones gemm.  0 forces gemm everywhere, a
+# huge value the small-batch path everywhere.
+GEMV_SETTINGS = (0, 1 << 30)
+# Its name in fastrnn._api (it was GEMV_MAX_M, now SMALL_BATCH_MAX_M).
+THRESHOLD_NAMES = ("SMALL_BATCH_MAX_M", "GEMV_MAX_M")
+
+
+def threshold_name():
+    """The name of fastrnn._api's small-batch threshold, or None if it has none."""
+    for name in THRESHOLD_NAMES:
+        if hasattr(_api, name):
+            return name
+    return None
+MODELS = ("rnn", "lstm")
+SATURATING_SCALE = 30.0
+
+
+def _f64(v):
+    return np.asarray(v, dtype=np.float64)
+
+
+def _ref(name, *args):
+    """reference.<name> in float64; its sigmoid overflows harmlessly (0 is right)."""
+    args = [{k: _f64(v) for k, v in a.items()} if isinstance(a, dict) else _f64(a)
+            for a in args]
+    with np.errstate(over="ignore", under="ignore"):
+        return getattr(reference, name)(*args)
+
+
+def _ref_lstm_sequence(x, a0, c0, parameters):
+    """reference.lstm_cell_forward over a sequence from any (a0, c0): a, y, c."""
+    T = x.shape[2]
+    a, y, c = [], [], []
+    a_t, c_t = a0, c0
+    for t in range(T):
+        a_t, c_t, y_t, _ = _ref("lstm_cell_forward", x[:, :, t], a_t, c_t, parameters)
+        a.append(a_t)
+        c.append(c_t)
+        y.append(y_t)
+    return np.stack(a, axis=2), np.stack(y, axis=2), np.stack(c, axis=2)
+
+
+class Tally:
+    """Worst errors and failures of one (function, dtype) row."""
+
+    def __init__(self):
+        self.cases = 0
+        self.max_abs = 0.0
+        self.max_rel = 0.0
+        self.failures = []
+
+    @property
+    def ok(self):
+        return not self.failures
+
+    def compare(self, what, got, want, tol):
+        """Compare one output; record the errors and any failure (with ``what``)."""
+        got_arr = np.asarray(got)
+        want = _f64(want)
+        if got_arr.shape != want.shape:
+            self.failures.append(f"{what}: shape {got_arr.shape}, expected {want.shape}")
+            self.max_abs = math.inf
+            return
+        g = _f64(got_arr)
+        diff = np.abs(g - want)
+        same_nonfinite = (np.isnan(g) & np.isnan(want)) | (g == want)
+        diff = np.where(same_nonfinite, 0.0, diff)
+        diff = np.where(np.isnan(diff), np.inf, diff)
+        if diff.size:
+            abs_err = float(diff.max())
+            big = np.abs(want) > tol["atol"]
+            rel_err = float((diff[big] / np.abs(want[big])).max()) if big.any() else 0.0
+            self.max_abs = max(self.max_abs, abs_err)
+            self.max_rel = max(self.max_rel, rel_err)
+            bad = diff > tol["atol"] + tol["rtol"] * np.abs(want)
+            if bad.any():
+                k = np.unravel_index(int(np.argmax(np.where(bad, diff, -1.0))), diff.shape)
+                self.failures.append(
+                    f"{what}: {int(bad.sum())} of {diff.size} values beyond tolerance; worst "
+                    f"at {tuple(int(i) for i in k)}: got {g[k]!r}, expected {want[k]!r}")
+
+    def check(self, what, condition, message):
+        if not condition:
+            self.failures.append(f"{what}: {message}")
+
+
+def _check_dtype(tally, what, arrays, dtype):
+    for name, arr in arrays.items():
+        arr = np.asarray(arr)
+        tally.check(f"{what} {name}", arr.dtype == dtype,
+                    f"dtype {arr.dtype}, expected {np.dtype(dtype).name}")
+
+
+def _compare_all(tally, what, got, want, tol, dtype):
+    _check_dtype(tally, what, got, dtype)
+    for name in got:
+        tally.compare(f"{what} {name}", got[name], want[name], tol)
+
+
+def _compare_cache(tally, what, got, want, parameters, tol):
+    """Array items of a cache tuple against the reference's; parameters by identity."""
+    tally.check(what, len(got) == len(want), f"{len(got)} items, expected {len(want)}")
+    for k, (g, w) in enumerate(zip(got, want)):
+        if isinstance(w, dict):
+            tally.check(f"{what}[{k}]", g is parameters, "is not the parameters passed in")
+        else:
+            tally.compare(f"{what}[{k}]", g, w, tol)
+
+
+class Case:
+    """The inputs of one check: parameters, x (n_x, m, T_x), a0 and c0 (n_a, m)."""
+
+    def __init__(self, label, rng, shape, dtype, model, scale, variant):
+        self.label, self.shape, self.dtype, self.variant = label, shape, np.dtype(dtype), variant
+        n_x, n_a, n_y, m, T = shape
+        self.p = make_params(model, rng, n_x, n_a, n_y, dtype, scale=scale)
+        if scale is not None:
+            # saturated hidden units, but a moderate output layer: a well-conditioned softmax
+            key = "Wya" if model == "rnn" else "Wy"
+            self.p[key] = (rng.standard_normal(self.p[key].shape) / 3).astype(dtype)
+        self.x = rng.standard_normal((n_x, m, T)).astype(dtype)
+        self.a0 = rng.standard_normal((n_a, m)).astype(dtype)
+        self.c0 = rng.standard_normal((n_a, m)).astype(dtype)
+        self.xt = np.ascontiguousarray(self.x[:, :, 0])
+        self.zeros = np.zeros((n_a, m))
+
+
+def _check_rnn_cell_forward(t, c, tol):
+    got = fastrnn.rnn_cell_forward(c.xt, c.a0, c.p)
+    want = _ref("rnn_cell_forward", c.xt, c.a0, c.p)
+    _compare_all(t, c.label, {"a_next": got[0], "yt_pred": got[1]},
+                 {"a_next": want[0], "yt_pred": want[1]}, tol, c.dtype)
+    _compare_cache(t, f"{c.label} cache", got[2], want[2], c.p, tol)
+
+
+def _check_rnn_forward(t, c, tol):
+    T = c.shape[4]
+    got = fastrnn.rnn_forward(c.x, c.a0, c.p)
+    want = _ref("rnn_forward", c.x, c.a0, c.p)
+    _compare_all(t, c.label, {"a": got[0], "y_pred": got[1]},
+                 {"a": want[0], "y_pred": want[1]}, tol, c.dtype)
+    caches = got[2]
+    t.check(f"{c.label} caches", len(caches) == 2 and caches[1] is c.x
+            and len(caches[0]) == T, "not (list of T_x caches, x)")
+    for s in sorted({0, T - 1}):
+        _compare_cache(t, f"{c.label} caches[0][{s}]", caches[0][s], want[2][0][s], c.p, tol)
+
+
+def _check_rnn_model_forward(t, c, tol):
+    net = fastrnn.RNN(c.p)
+    if c.variant % 2:   # a0 given, batch-parallel threads
+        got = net.forward(c.x, c.a0, n_threads=2)
+        want = _ref("rnn_forward", c.x, c.a0, c.p)
+    else:               # a0 omitted: zeros
+        got = net.forward(c.x)
+        want = _ref("rnn_forward", c.x, c.zeros, c.p)
+    _compare_all(t, c.label, {"a": got[0], "y_pred": got[1]},
+                 {"a": want[0], "y_pred": want[1]}, tol, c.dtype)
+
+
+def _check_rnn_model_step(t, c, tol):
+    net = fastrnn.RNN(c.p)
+    state, ref_state = (c.a0, c.a0) if c.variant % 2 else (None, c.zeros)
+    for s in range(min(c.shape[4], 3)):   # a short stream
+        state, yt = net.step(c.x[:, :, s], state)
+        ref_state, ref_y, _ = _ref("rnn_cell_forward", c.x[:, :, s], ref_state, c.p)
+        _compare_all(t, f"{c.label} step {s}", {"a_next": state, "yt_pred": yt},
+                     {"a_next": ref_state, "yt_pred": ref_y}, tol, c.dtype)
+
+
+def _check_lstm_cell_forward(t, c, tol):
+    got = fastrnn.lstm_cell_forward(c.xt, c.a0, c.c0, c.p)
+    want = _ref("lstm_cell_forward", c.xt, c.a0, c.c0, c.p)
+    names = ("a_next", "c_next", "yt_pred")
+    _compare_all(t, c.label, dict(zip(names, got[:3])), dict(zip(names, want[:3])), tol,
+                 c.dtype)
+    _compare_cache(t, f"{c.label} cache", got[3], want[3], c.p, tol)
+
+
+def _check_lstm_forward(t, c, tol):
+    T = c.shape[4]
+    got = fastrnn.lstm_forward(c.x, c.a0, c.p)
+    want = _ref("lstm_forward", c.x, c.a0, c.p)
+    names = ("a", "y", "c")
+    _compare_all(t, c.label, dict(zip(names, got[:3])), dict(zip(names, want[:3])), tol,
+                 c.dtype)
+    caches = got[3]
+    t.check(f"{c.label} caches", len(caches) == 2 and caches[1] is c.x
+            and len(caches[0]) == T, "not (list of T_x caches, x)")
+    for s in sorted({0, T - 1}):
+        _compare_cache(t, f"{c.label} caches[0][{s}]", caches[0][s], want[3][0][s], c.p, tol)
+
+
+def _check_lstm_model_forward(t, c, tol):
+    net = fastrnn.LSTM(c.p)
+    if c.variant % 2:   # (a0, c0) given, batch-parallel threads
+        got = net.forward(c.x, c.a0, c.c0, n_threads=2)
+        want = _ref_lstm_sequence(c.x, c.a0, c.c0, c.p)
+    else:               # omitted: zeros
+        got = net.forward(c.x)
+        want = _ref("lstm_forward", c.x, c.zeros, c.p)[:3]
+    names = ("a", "y", "c")
+    _compare_all(t, c.label, dict(zip(names, got)), dict(zip(names, want)), tol, c.dtype)
+
+
+def _check_lstm_model_step(t, c, tol):
+    net = fastrnn.LSTM(c.p)
+    state = (c.a0, c.c0) if c.variant % 2 else None
+    ra, rc = (c.a0, c.c0) if c.variant % 2 else (c.zeros, c.zeros)
+    for s in range(min(c.shape[4], 3)):   # a short stream
+        state, yt = net.step(c.x[:, :, s], state)
+        ra, rc, ry, _ = _ref("lstm_cell_forward", c.x[:, :, s], ra, rc, c.p)
+        _compare_all(t, f"{c.label} step {s}",
+                     {"a_next": state[0], "c_next": state[1], "yt_pred": yt},
+                     {"a_next": ra, "c_next": rc, "yt_pred": ry}, tol, c.dtype)
+
+
+CHECKS = {
+    "rnn_cell_forward": ("rnn", _check_rnn_cell_forward),
+    "rnn_forward": ("rnn", _check_rnn_forward),
+    "lstm_cell_forward": ("lstm", _check_lstm_cell_forward),
+    "lstm_forward": ("lstm", _check_lstm_forward),
+    "RNN.forward": ("rnn", _check_rnn_model_forward),
+    "RNN.step": ("rnn", _check_rnn_model_step),
+    "LSTM.forward": ("lstm", _check_lstm_model_forward),
+    "LSTM.step": ("lstm", _check_lstm_model_step),
+}
+
+
+def run_checks(seed=0, quick=False, dtypes=("float64", "float32")):
+    """Run the checks; returns ``{(function, dtype): Tally}`` in table order."""
+    shapes = QUICK_SHAPES if quick else SHAPES
+    tallies = {(f, d): Tally() for f in FUNCTIONS for d in dtypes}
+    name = threshold_name()
+    saved = getattr(_api, name) if name else None
+    settings = GEMV_SETTINGS if name else (None,)
+    try:
+        with fastrnn.checked(False):
+            for d in dtypes:
+                dtype, tol = np.dtype(d), TOLERANCES[d]
+                for k, shape in enumerate(shapes):
+                    scale = SATURATING_SCALE if shape in SATURATED else None
+                    for gemv in settings:
+                        if name:
+                            setattr(_api, name, gemv)
+                        path = {None: "default", 0: "gemm"}.get(gemv, "small-batch")
+                        label = (f"{d} {shape} {path}"
+                                 + (" saturated" if scale else ""))
+                        for j, model in enumerate(MODELS):
+                            rng = np.random.default_rng([seed, k, int(bool(gemv)),
+                                                         dtype.itemsize, j])
+                            case = Case(label, rng, shape, dtype, model, scale, k)
+                            for f in FUNCTIONS:
+                                kind, check = CHECKS[f]
+                                if kind != model:
+                                    continue
+                                tally = tallies[(f, d)]
+                                try:
+                                    check(tally, case, tol)
+                                except Exception as exc:  # a crash is a failure
+                                    tally.failures.append(
+                                        f"{label}: {type(exc).__name__}: {exc}")
+                                tally.cases += 1
+    finally:
+        if name:
+            setattr(_api, name, saved)
+    return tallies
+
+
+def format_table(tallies):
+    hdr = (f"{'function':<18} {'dtype':<8} {'cases':>5} {'max abs err':>12} "
+           f"{'max rel err':>12}  result")
+    lines = [hdr, "-" * len(hdr)]
+    for (f, d), t in tallies.items():
+        lines.append(f"{f:<18} {d:<8} {t.cases:>5} {t.max_abs:>12.2e} {t.max_rel:>12.2e}  "
+                     f"{'pass' if t.ok else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser):
+    """Add the ``check`` options to an argparse parser."""
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--quick", action="store_true", help="fewer shapes")
+    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(opts, out=None):
+    """Run the checks of parsed options, print the table; return the exit status."""
+    out = sys.stdout if out is None else out
+    dtypes = ("float64", "float32") if opts.dtype == "both" else (opts.dtype,)
+    t0 = time.perf_counter()
+    tallies = run_checks(opts.seed, opts.quick, dtypes)
+    elapsed = time.perf_counter() - t0
+    shapes = QUICK_SHAPES if opts.quick else SHAPES
+    print(f"fastrnn {fastrnn.__version__} self-check against fastrnn.reference: seed "
+          f"{opts.seed}, {len(shapes)} shapes (n_x, n_a, n_y, m, T_x) x small-batch "
+          f"(GEMV) and GEMM recurrence", file=out)
+    print("tolerances: " + "; ".join(f"{d} rtol={t['rtol']:g} atol={t['atol']:g}"
+                                     for d, t in TOLERANCES.items() if d in dtypes)
+          + " (float32 vs the float64 reference)", file=out)
+    print("", file=out)
+    print(format_table(tallies), file=out)
+    failed = [(key, t) for key, t in tallies.items() if not t.ok]
+    print("", file=out)
+    if failed:
+        for (f, d), t in failed:
+            for msg in t.failures[:5]:
+                print(f"FAIL {f} {d}: {msg}", file=out)
+            if len(t.failures) > 5:
+                print(f"FAIL {f} {d}: ... and {len(t.failures) - 5} more", file=out)
+        print(f"{len(failed)} of {len(tallies)} rows FAIL ({elapsed:.1f} s)", file=out)
+        return 1
+    print(f"all {len(tallies)} rows pass ({elapsed:.1f} s)", file=out)
+    return 0
+
+
+def main(argv=None):
+    """``python -m fastrnn check [--seed N] [--quick]``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="fastrnn check", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
