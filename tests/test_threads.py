@@ -1,0 +1,416 @@
+"""Threads (DESIGN §2 checked mode per thread, §4 "Threads: release the GIL so callers can run
+batches in parallel", batch-parallel models).
+
+- Many Python threads calling at once (on shared and on distinct inputs) get exactly the
+  serial results, bit for bit, for all four drop-in functions, both dtypes and both recurrent
+  paths; likewise for shared model objects.
+- The kernels release the GIL: a pure-Python loop in the main thread keeps running while a long
+  kernel call runs in another thread (and the measurement is shown to detect a GIL-holding
+  call).
+- Checked mode is per thread.
+- ``n_threads=2`` gives the ``n_threads=1`` result within the dtype's tolerance.
+"""
+import threading
+import time
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import fastrnn
+from _util import assert_close, lstm_params, rnn_params
+from fastrnn import _api, reference
+
+FUNCS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward")
+DTYPES = (np.float64, np.float32)
+N_OUT = {"rnn_cell_forward": 2, "rnn_forward": 2, "lstm_cell_forward": 3, "lstm_forward": 3}
+N_THREADS = 8
+N_CALLS = 20
+
+
+def _path_threshold():
+    for name in ("GEMV_MAX_M", "SMALL_BATCH_MAX_M"):
+        if hasattr(_api, name):
+            return name
+    raise AssertionError("fastrnn._api defines no recurrent-path threshold")
+
+
+@pytest.fixture(params=["gemv", "gemm"])
+def recurrent_path(request, monkeypatch):
+    monkeypatch.setattr(_api, _path_threshold(), 10**6 if request.param == "gemv" else 0)
+    return request.param
+
+
+@pytest.fixture(params=["blas-1-thread", "blas-as-configured"])
+def blas_threads(request):
+    """Run with BLAS pinned to one thread, and with BLAS as the environment configures it."""
+    if request.param == "blas-1-thread":
+        with threadpool_limits(1):
+            yield request.param
+    else:
+        yield request.param
+
+
+def make_args(name, dtype, seed, n_x=7, n_a=16, n_y=5, m=6, T_x=12):
+    rng = np.random.default_rng(seed)
+    params = (lstm_params if name.startswith("lstm") else rnn_params)(
+        rng, n_x, n_a, n_y, dtype=dtype)
+    cell = name.endswith("cell_forward")
+    args = [rng.standard_normal((n_x, m) if cell else (n_x, m, T_x)).astype(dtype),
+            rng.standard_normal((n_a, m)).astype(dtype)]
+    if name == "lstm_cell_forward":
+        args.append(rng.standard_normal((n_a, m)).astype(dtype))
+    return args + [params]
+
+
+def outputs(name, args):
+    """The call's arrays: outputs, and for sequences the last step's cache arrays too (built
+    lazily, in the calling thread)."""
+    out = getattr(fastrnn, name)(*args)
+    arrays = list(out[:N_OUT[name]])
+    if not name.endswith("cell_forward"):
+        steps = out[N_OUT[name]][0]
+        arrays += [v for v in steps[len(steps) - 1] if isinstance(v, np.ndarray)]
+    return arrays
+
+
+def run_in_threads(work, n_threads=N_THREADS):
+    """Run work(k) in n_threads threads started together; return their results by k, and
+    re-raise the first exception any of them met."""
+    barrier = threading.Barrier(n_threads)
+    results, errors = [None] * n_threads, []
+
+    def target(k):
+        try:
+            barrier.wait()
+            results[k] = work(k)
+        except BaseException as exc:  # report in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+        assert not t.is_alive(), "a thread hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def assert_bitwise(got, want, what):
+    assert len(got) == len(want)
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert g.dtype == w.dtype and g.shape == w.shape, f"{what}: array {k}"
+        assert np.array_equal(g, w), (
+            f"{what}: array {k} differs from the serial result (max |diff| "
+            f"{np.abs(g.astype(np.float64) - w).max():.3g})")
+
+
+@pytest.mark.parametrize("sharing", ["shared-inputs", "distinct-inputs"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", FUNCS)
+def test_concurrent_calls_give_the_serial_results(name, dtype, sharing, recurrent_path,
+                                                  blas_threads):
+    if sharing == "shared-inputs":
+        args = [make_args(name, dtype, seed=0)] * N_THREADS
+    else:
+        args = [make_args(name, dtype, seed=100 + k) for k in range(N_THREADS)]
+    serial = [outputs(name, a) for a in args]
+    results = run_in_threads(lambda k: [outputs(name, args[k]) for _ in range(N_CALLS)])
+    for k, per_thread in enumerate(results):
+        assert len(per_thread) == N_CALLS
+        for call, got in enumerate(per_thread):
+            assert_bitwise(got, serial[k], f"{name}, thread {k}, call {call}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_all_four_functions_at_once_give_the_serial_results(dtype, blas_threads):
+    """Eight threads, each cycling through all four functions on its own inputs."""
+    cases = [(name, make_args(name, dtype, seed=200 + k))
+             for k in range(N_THREADS // len(FUNCS)) for name in FUNCS]
+    serial = [outputs(name, a) for name, a in cases]
+
+    def work(k):
+        got = []
+        for i in range(N_CALLS):
+            name, a = cases[(k + i) % len(cases)]
+            got.append(((k + i) % len(cases), outputs(name, a)))
+        return got
+
+    for k, per_thread in enumerate(run_in_threads(work)):
+        for idx, got in per_thread:
+            assert_bitwise(got, serial[idx], f"{cases[idx][0]}, thread {k}")
+
+
+# ------------------------------------------------------------------ the GIL
+
+def _progress_during(work):
+    """Run ``work`` in a thread while this thread counts in pure Python.
+
+    Returns (rate, stall, span): the counting rate (iterations per second) over the span of
+    ``work``, the longest time the counting loop made no progress within that span, and the
+    span's length.  A call that holds the GIL stalls the loop for about its whole span; one that
+    releases it stalls it for at most a few switch intervals."""
+    span = {}
+
+    def target():
+        span["t0"] = time.perf_counter()
+        work()
+        span["t1"] = time.perf_counter()
+
+    thread = threading.Thread(target=target)
+    samples, n = [], 0
+    thread.start()
+    while thread.is_alive():
+        for _ in range(1000):
+            n += 1
+        samples.append((time.perf_counter(), n))
+    thread.join()
+    s = np.array(samples)
+    t0, t1 = span["t0"], span["t1"]
+    inside = s[(s[:, 0] >= t0) & (s[:, 0] <= t1)]
+    progress = inside[-1, 1] - inside[0, 1] if len(inside) > 1 else 0.0
+    stall = float(np.diff(np.concatenate([[t0], inside[:, 0], [t1]])).max())
+    return progress / (t1 - t0), stall, t1 - t0
+
+
+def _solo_rate(seconds=0.15):
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(1000):
+            n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def _gil_holding_call(seconds):
+    """A single C call that holds the GIL throughout: sum() over a range never releases it."""
+    n = 10**6
+    t0 = time.perf_counter()
+    sum(range(n))
+    per = time.perf_counter() - t0
+    count = int(n * seconds / max(per, 1e-9))
+    return lambda: sum(range(count))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_kernels_release_the_gil(dtype):
+    rng = np.random.default_rng(4)
+    n_x, n_a, n_y, m, T_x = 128, 256, 32, 32, 150
+    if dtype == np.float32:
+        T_x *= 2
+    params = lstm_params(rng, n_x, n_a, n_y, dtype=dtype)
+    x = rng.standard_normal((n_x, m, T_x)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    with threadpool_limits(1):  # one core for the kernel, one for the counting loop
+        fastrnn.lstm_forward(x, a0, params)  # warm-up
+        t0 = time.perf_counter()
+        fastrnn.lstm_forward(x, a0, params)
+        alone = time.perf_counter() - t0
+        solo = _solo_rate()
+        rate, stall, span = _progress_during(lambda: fastrnn.lstm_forward(x, a0, params))
+        held_rate, held_stall, held_span = _progress_during(_gil_holding_call(max(alone, 0.1)))
+    assert span >= 0.05, f"the kernel call was too short to measure ({span:.3f}s)"
+    # control: the measurement recognises a call that holds the GIL
+    assert held_stall > 0.75 * held_span, (
+        f"control failed: a GIL-holding call of {held_span:.2f}s stalled the main thread for "
+        f"only {held_stall:.3f}s")
+    assert stall < 0.25 * span, (
+        f"the main thread stalled for {stall:.3f}s of a {span:.2f}s lstm_forward call: the "
+        f"kernel holds the GIL")
+    assert rate > 0.2 * solo, (
+        f"the main thread ran at only {rate / solo:.0%} of its solo rate during a {span:.2f}s "
+        f"lstm_forward call")
+
+
+# ------------------------------------------------------------------ checked mode per thread
+
+def test_checked_mode_is_per_thread(monkeypatch):
+    """A ``with fastrnn.checked():`` block in one thread runs the reference for that thread's
+    calls only; a thread that never switched it on, and the main thread, are unaffected."""
+    calls = []
+    original = reference.rnn_forward
+
+    def spy(*args, **kwargs):
+        calls.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reference, "rnn_forward", spy)
+    args = make_args("rnn_forward", np.float64, seed=5)
+    inside = threading.Barrier(2)
+    done = threading.Barrier(2)
+    seen, idents = {}, {}
+
+    def checked_thread():
+        idents["checked"] = threading.get_ident()
+        with fastrnn.checked():
+            inside.wait()
+            seen["checked"] = fastrnn.is_checked()
+            fastrnn.rnn_forward(*args)
+            done.wait()
+        seen["checked-after"] = fastrnn.is_checked()
+
+    def plain_thread():
+        idents["plain"] = threading.get_ident()
+        inside.wait()  # the other thread is inside its checked() block now
+        seen["plain"] = fastrnn.is_checked()
+        fastrnn.rnn_forward(*args)
+        done.wait()
+
+    assert not fastrnn.is_checked()
+    threads = [threading.Thread(target=checked_thread), threading.Thread(target=plain_thread)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert seen == {"checked": True, "checked-after": False, "plain": False}
+    assert calls == [idents["checked"]]
+    assert not fastrnn.is_checked()
+    fastrnn.rnn_forward(*args)
+    assert calls == [idents["checked"]]
+
+
+def test_set_checked_in_a_thread_does_not_leak(monkeypatch):
+    calls = []
+    original = reference.lstm_forward
+
+    def spy(*args, **kwargs):
+        calls.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reference, "lstm_forward", spy)
+    args = make_args("lstm_forward", np.float32, seed=6)
+    switched = threading.Event()
+    finish = threading.Event()
+    state = {}
+
+    def switcher():
+        fastrnn.set_checked(True)
+        state["ident"] = threading.get_ident()
+        fastrnn.lstm_forward(*args)
+        switched.set()
+        finish.wait(60)
+
+    t = threading.Thread(target=switcher)
+    t.start()
+    try:
+        assert switched.wait(60)
+        assert not fastrnn.is_checked()  # main thread: still off while the other has it on
+        fastrnn.lstm_forward(*args)
+    finally:
+        finish.set()
+        t.join(60)
+    assert calls == [state["ident"]]
+    # a new thread starts with checked mode off too
+    fresh = run_in_threads(lambda k: fastrnn.is_checked(), n_threads=2)
+    assert fresh == [False, False]
+
+
+def test_checked_main_thread_does_not_check_other_threads(monkeypatch):
+    calls = []
+    original = reference.rnn_cell_forward
+
+    def spy(*args, **kwargs):
+        calls.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reference, "rnn_cell_forward", spy)
+    args = make_args("rnn_cell_forward", np.float64, seed=7)
+    with fastrnn.checked():
+        flags = run_in_threads(lambda k: (fastrnn.is_checked(),
+                                          fastrnn.rnn_cell_forward(*args))[0], n_threads=4)
+        assert calls == []
+        fastrnn.rnn_cell_forward(*args)
+    assert flags == [False] * 4
+    assert calls == [threading.get_ident()]
+
+
+# ------------------------------------------------------------------ models
+
+def _model(kind, dtype, seed, n_x=7, n_a=16, n_y=5):
+    rng = np.random.default_rng(seed)
+    params = (lstm_params if kind == "lstm" else rnn_params)(rng, n_x, n_a, n_y, dtype=dtype)
+    return (fastrnn.LSTM if kind == "lstm" else fastrnn.RNN)(params)
+
+
+def _model_inputs(kind, dtype, seed, m, n_x=7, n_a=16, T_x=12):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_x, m, T_x)).astype(dtype)
+    states = [rng.standard_normal((n_a, m)).astype(dtype)
+              for _ in range(2 if kind == "lstm" else 1)]
+    return x, states
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 8, 33])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_model_n_threads_2_matches_n_threads_1(kind, dtype, m, recurrent_path):
+    model = _model(kind, dtype, seed=8)
+    x, states = _model_inputs(kind, dtype, seed=9, m=m)
+    one = model.forward(x, *states, n_threads=1)
+    for n in (2, 3):
+        many = model.forward(x, *states, n_threads=n)
+        assert len(many) == len(one)
+        for g, w in zip(many, one):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            assert_close(g, w.astype(np.float64), dtype,
+                         err_msg=f"{kind} forward, n_threads={n} vs 1, m={m}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_shared_model_used_concurrently_gives_serial_results(kind, dtype, recurrent_path,
+                                                             blas_threads):
+    model = _model(kind, dtype, seed=10)
+    inputs = [_model_inputs(kind, dtype, seed=300 + k, m=6) for k in range(N_THREADS)]
+
+    def calls(k):
+        x, states = inputs[k]
+        a_fwd = model.forward(x, *states)
+        if kind == "lstm":
+            (a_next, c_next), yt = model.step(x[:, :, 0], tuple(states))
+            stepped = [a_next, c_next, yt]
+        else:
+            stepped = list(model.step(x[:, :, 0], states[0]))
+        return list(a_fwd) + stepped
+
+    serial = [calls(k) for k in range(N_THREADS)]
+    results = run_in_threads(lambda k: [calls(k) for _ in range(N_CALLS)])
+    for k, per_thread in enumerate(results):
+        for i, got in enumerate(per_thread):
+            assert_bitwise(got, serial[k], f"{kind} model, thread {k}, call {i}")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_batch_parallel_models_called_from_several_threads(kind):
+    """n_threads=2 inside each of four concurrent callers: each caller's result equals its own
+    serial n_threads=2 result bit for bit."""
+    model = _model(kind, np.float64, seed=11)
+    inputs = [_model_inputs(kind, np.float64, seed=400 + k, m=9) for k in range(4)]
+    serial = [list(model.forward(x, *s, n_threads=2)) for x, s in inputs]
+    results = run_in_threads(
+        lambda k: [list(model.forward(inputs[k][0], *inputs[k][1], n_threads=2))
+                   for _ in range(10)], n_threads=4)
+    for k, per_thread in enumerate(results):
+        for got in per_thread:
+            assert_bitwise(got, serial[k], f"{kind} model n_threads=2, caller {k}")
+
+
+def test_streaming_state_is_per_caller():
+    """Two threads streaming through one LSTM model with their own states get the same states
+    as streaming serially: the model keeps no hidden per-call state."""
+    model = _model("lstm", np.float64, seed=12)
+    streams = [_model_inputs("lstm", np.float64, seed=500 + k, m=3, T_x=40)[0]
+               for k in range(2)]
+
+    def stream(k):
+        state, ys = None, []
+        for t in range(streams[k].shape[2]):
+            state, yt = model.step(streams[k][:, :, t], state)
+            ys.append(yt)
+        return [state[0], state[1], np.stack(ys)]
+
+    serial = [stream(k) for k in range(2)]
+    for k, got in enumerate(run_in_threads(stream, n_threads=2)):
+        assert_bitwise(got, serial[k], f"stream {k}")
+
