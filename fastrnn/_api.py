@@ -33,6 +33,11 @@ def _slices(m, n_threads):
 
 def _run(kernel, args, m, n_threads):
     """Run ``kernel(*args, j0, j1, SMALL_BATCH_MAX_M)`` over the batch, split across threads."""
+    if n_threads == 1:
+        kernel(*args, 0, m, SMALL_BATCH_MAX_M)
+        return
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
     slices = _slices(m, n_threads)
     if len(slices) == 1:
         kernel(*args, 0, m, SMALL_BATCH_MAX_M)
@@ -76,11 +81,11 @@ def run_lstm(packed, x, a0, c0, n_threads=1):
     return a, y, c, z
 
 
-def gate(z, t, name):
-    """The (n_a, m) activations of gate ``name`` at step t, read from the gate buffer."""
-    n_a = z.shape[2] // 4
-    k = _GATE_INDEX[name]
-    return z[:, t, k * n_a:(k + 1) * n_a].T
+def gates(z, t):
+    """The (n_a, m) activations ``(ft, it, cct, ot)`` at step t, from the gate buffer z."""
+    m, T, G = z.shape
+    g = z[:, t, :].reshape(m, 4, G // 4).transpose(1, 2, 0)  # (gate, n_a, m) view
+    return g[_GATE_INDEX["f"]], g[_GATE_INDEX["i"]], g[_GATE_INDEX["c"]], g[_GATE_INDEX["o"]]
 
 
 def as_kernel_array(arr, dtype):
@@ -174,8 +179,7 @@ def _lstm_caches(a, c, z, x, a0, c0, parameters):
 
     def build(t):
         return (a_t[t], c_t[t], a0 if t == 0 else a_t[t - 1], c0 if t == 0 else c_t[t - 1],
-                gate(z, t, "f"), gate(z, t, "i"), gate(z, t, "c"), gate(z, t, "o"),
-                x[:, :, t], parameters)
+                *gates(z, t), x[:, :, t], parameters)
 
     return StepCaches(a.shape[2], build)
 
@@ -299,8 +303,7 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
         _check("lstm_cell_forward", {"a_next": a_next, "c_next": c_next, "yt_pred": yt_pred},
                lambda: dict(zip(("a_next", "c_next", "yt_pred"), reference.lstm_cell_forward(
                    _f64(x_in), _f64(a_in), _f64(c_in), _f64_params(weights))[:3])))
-    cache = (a_next, c_next, a_prev, c_prev, gate(z, 0, "f"), gate(z, 0, "i"),
-             gate(z, 0, "c"), gate(z, 0, "o"), xt, parameters)
+    cache = (a_next, c_next, a_prev, c_prev, *gates(z, 0), xt, parameters)
     return a_next, c_next, yt_pred, cache
 
 

@@ -3,8 +3,8 @@ import numpy as np
 
 from fastrnn import _api, _checked, reference
 from fastrnn._packing import GATES, pack
-from fastrnn._validation import (LSTM_WEIGHTS, RNN_WEIGHTS, check_inputs, result_dtype,
-                                 validate_parameters)
+from fastrnn._validation import (INT_MAX, LSTM_WEIGHTS, RNN_WEIGHTS, check_inputs,
+                                 result_dtype, validate_parameters)
 
 __all__ = ["RNN", "LSTM"]
 
@@ -50,14 +50,40 @@ class _Model:
         return got
 
     def _inputs(self, inputs, sequence):
-        """Validate inputs against the model; states given as None become zeros."""
+        """Validate inputs against the model; states given as None become zeros.
+
+        Returns m and the inputs as C-contiguous arrays of the model's dtype.
+        """
+        fast = self._inputs_fast(inputs, sequence)
+        if fast is not None:
+            return fast
         dims = {"n_x": self.n_x, "n_a": self.n_a, "n_y": self.n_y}
         given = [(name, value) for name, value in inputs if value is not None]
         arrays = check_inputs(given, dims, sequence, 1 if self._kind == "rnn" else 4)
         out = iter(_api.as_kernel_array(arr, self.dtype) for arr in arrays)
-        return dims, [next(out) if value is not None
-                      else np.zeros((self.n_a, dims["m"]), dtype=self.dtype)
-                      for _, value in inputs]
+        return dims["m"], [next(out) if value is not None
+                           else np.zeros((self.n_a, dims["m"]), dtype=self.dtype)
+                           for _, value in inputs]
+
+    def _inputs_fast(self, inputs, sequence):
+        """:meth:`_inputs` for float ndarrays of exactly the right shapes, else None."""
+        x = inputs[0][1]
+        if type(x) is not np.ndarray or x.ndim != (3 if sequence else 2) \
+                or x.shape[0] != self.n_x or x.dtype.kind != "f":
+            return None
+        m = x.shape[1]
+        if m * (x.shape[2] if sequence else 1) * 4 * max(self.n_a, 1) > INT_MAX:
+            return None
+        out = [np.ascontiguousarray(x, dtype=self.dtype)]
+        state = (self.n_a, m)
+        for _, v in inputs[1:]:
+            if v is None:
+                out.append(np.zeros(state, dtype=self.dtype))
+            elif type(v) is np.ndarray and v.shape == state and v.dtype.kind == "f":
+                out.append(np.ascontiguousarray(v, dtype=self.dtype))
+            else:
+                return None
+        return m, out
 
 
 class RNN(_Model):
@@ -120,8 +146,8 @@ class RNN(_Model):
             The new state, to pass as ``state`` to the next call.
         yt_pred : ndarray (n_y, m)
         """
-        dims, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
-        a, y = _api.run_rnn(self._packed, xt.reshape(self.n_x, dims["m"], 1), a_prev)
+        m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
+        a, y = _api.run_rnn(self._packed, xt.reshape(self.n_x, m, 1), a_prev)
         return self._verify("step", ("a_next", "yt_pred"), (a[:, :, 0], y[:, :, 0]),
                             reference.rnn_cell_forward, xt, a_prev)
 
@@ -189,10 +215,9 @@ class LSTM(_Model):
                                 f"or None, got {type(state).__name__}") from None
             if a_prev is None or c_prev is None:
                 raise TypeError("state must hold two arrays (a_prev, c_prev), got None")
-        dims, (xt, a_prev, c_prev) = self._inputs(
+        m, (xt, a_prev, c_prev) = self._inputs(
             [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], sequence=False)
-        a, y, c, _ = _api.run_lstm(self._packed, xt.reshape(self.n_x, dims["m"], 1), a_prev,
-                                   c_prev)
+        a, y, c, _ = _api.run_lstm(self._packed, xt.reshape(self.n_x, m, 1), a_prev, c_prev)
         a_next, c_next, yt = self._verify(
             "step", ("a_next", "c_next", "yt_pred"), (a[:, :, 0], c[:, :, 0], y[:, :, 0]),
             reference.lstm_cell_forward, xt, a_prev, c_prev)

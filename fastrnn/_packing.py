@@ -13,6 +13,7 @@ __all__ = ["GATES", "Packed", "pack"]
 
 # Row-block order of the LSTM gates in the kernel.  Sigmoid gates first so the kernel
 # activates 3*n_a contiguous values in one pass; the caches read the blocks back by this order.
+# (pack() spells the order out for speed; tests/test_packing.py holds it to GATES.)
 GATES = ("f", "i", "o", "c")
 
 
@@ -41,16 +42,10 @@ def _c(arr, dtype, copy):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def _vec(arr, dtype, copy):
-    return _c(arr, dtype, copy).reshape(-1)
-
-
 def _stack(arrays, dtype):
     """The arrays stacked into one new block, returned as per-array row views of it."""
     n = arrays[0].shape[0]
-    block = np.empty((len(arrays) * n,) + arrays[0].shape[1:], dtype=dtype)
-    for k, arr in enumerate(arrays):
-        block[k * n:(k + 1) * n] = arr
+    block = np.concatenate(arrays, axis=0, dtype=dtype)
     return tuple(block[k * n:(k + 1) * n] for k in range(len(arrays)))
 
 
@@ -68,14 +63,19 @@ def pack(kind, weights, dtype, *, merge, copy=False):
         Always copy (a model must not see later changes to the caller's arrays).  Without it,
         arrays that are already C-contiguous of ``dtype`` are used in place.
     """
-    wy = _c(weights["Wy" if kind == "lstm" else "Wya"], dtype, copy)
-    by = _vec(weights["by"], dtype, copy)
     if kind == "rnn":
-        w = (_c(weights["Wax"], dtype, copy), _c(weights["Waa"], dtype, copy))
-        return Packed(w, _vec(weights["ba"], dtype, copy), wy, by)
-    mats = [weights["W" + g] for g in GATES]
-    biases = [np.reshape(weights["b" + g], -1) for g in GATES]
+        return Packed((_c(weights["Wax"], dtype, copy), _c(weights["Waa"], dtype, copy)),
+                      _c(weights["ba"], dtype, copy).reshape(-1),
+                      _c(weights["Wya"], dtype, copy), _c(weights["by"], dtype, copy).reshape(-1))
+    wy = _c(weights["Wy"], dtype, copy)
+    by = _c(weights["by"], dtype, copy).reshape(-1)
+    mats = [weights["Wf"], weights["Wi"], weights["Wo"], weights["Wc"]]
+    biases = [weights["bf"], weights["bi"], weights["bo"], weights["bc"]]
     if merge:
-        return Packed(_stack(mats, dtype), _stack(biases, dtype), wy, by)
-    return Packed(tuple(_c(m, dtype, copy) for m in mats),
-                  tuple(_vec(v, dtype, copy) for v in biases), wy, by)
+        return Packed(_stack(mats, dtype), tuple(b.reshape(-1) for b in _stack(biases, dtype)),
+                      wy, by)
+    return Packed((_c(mats[0], dtype, copy), _c(mats[1], dtype, copy),
+                   _c(mats[2], dtype, copy), _c(mats[3], dtype, copy)),
+                  (_c(biases[0], dtype, copy).reshape(-1), _c(biases[1], dtype, copy).reshape(-1),
+                   _c(biases[2], dtype, copy).reshape(-1), _c(biases[3], dtype, copy).reshape(-1)),
+                  wy, by)
