@@ -46,8 +46,8 @@ SHAPES = (
     (4, 3, 3, 7, 5),       # saturating weights
 )
 QUICK_SHAPES = SHAPES[:4] + SHAPES[6:8] + SHAPES[9:10]
-# Shapes run with weights large enough that |z| is of order 100 (float64) or 12 (float32):
-# tanh and sigmoid at their limits; the output layer stays moderate.  Only small, short ones: with a large recurrent gain, the few
+# Shapes run with weights large enough that |z| is of order 30: tanh and sigmoid at their
+# limits; the output layer stays moderate.  Only small, short ones: with a large recurrent gain, the few
 # units that land near z = 0 amplify any rounding difference (even float64's, even between
 # two orders of summation in the reference itself) by ~30*sqrt(n_a + n_x) a step, so a long
 # or wide saturated sequence is not comparable within the tolerances for any correct
@@ -72,12 +72,14 @@ def threshold_name():
             return name
     return None
 MODELS = ("rnn", "lstm")
-# Typical |z| of the saturated shapes' pre-activations, per dtype.  float32 gets a smaller
-# one: z is a sum of terms of its own size, so near z = 0 its float32 rounding alone is about
-# 1e-7 * |terms| * sqrt(n), which at |z| ~ 100 exceeds atol = 1e-5 for any float32
-# implementation (numpy's own float32 evaluation of the reference included).  tanh(12) is
-# 1 - 8e-11: still saturated in float32.
-SATURATING_Z = {"float64": 100.0, "float32": 12.0}
+# Typical |z| of the saturated shapes' pre-activations (tanh(30) is 1 in float64 to 26
+# digits).  float32 runs them for at most SATURATED_T32 steps: z is a sum of terms of its own
+# size, so near z = 0 its float32 rounding alone is ~1e-7 * |terms| * sqrt(n), and the large
+# recurrent gain multiplies that each step; after a few steps it exceeds atol = 1e-5 now and
+# then for any float32 implementation (numpy's own float32 evaluation of the reference fails
+# as often as fastrnn does).
+SATURATING_Z = 30.0
+SATURATED_T32 = 2
 
 
 def _f64(v):
@@ -304,8 +306,11 @@ def run_checks(seed=0, quick=False, dtypes=("float64", "float32")):
             for d in dtypes:
                 dtype, tol = np.dtype(d), TOLERANCES[d]
                 for k, shape in enumerate(shapes):
-                    scale = (SATURATING_Z[d] / math.sqrt(shape[0] + shape[1])
-                             if shape in SATURATED else None)
+                    scale = None
+                    if shape in SATURATED:
+                        scale = SATURATING_Z / math.sqrt(shape[0] + shape[1])
+                        if d == "float32":
+                            shape = shape[:4] + (min(shape[4], SATURATED_T32),)
                     for gemv in settings:
                         if name:
                             setattr(_api, name, gemv)

@@ -213,12 +213,33 @@ FR_DISPATCH static void fr_lstm_pointwise_##SFX(T *g, T *c, T *h, ptrdiff_t n)  
 /* Softmax of every column of the row-major (n_rows, n_cols) matrix y (row stride ld),       \
  * each column shifted by its own maximum.  NaN in a column makes the whole column NaN and   \
  * +inf makes it NaN, as numpy's max/exp/sum do.  Columns go in blocks so the per-column     \
- * maxima and sums live on the stack and the inner loops run along contiguous rows. */        \
+ * maxima and sums live on the stack and the inner loops run along contiguous rows; a lone   \
+ * column (a streaming step) is gathered into a contiguous buffer instead, so exp still runs \
+ * vectorised. */                                                                             \
 FR_DISPATCH static void fr_softmax_cols_##SFX(T *y, ptrdiff_t n_rows, ptrdiff_t n_cols,       \
                                               ptrdiff_t ld)                                   \
 {                                                                                             \
     enum { B = 256 };                                                                         \
     T mx[B], sm[B];                                                                           \
+    if (n_cols == 1) {                                                                        \
+        T big = y[0], total = 0;                                                              \
+        for (ptrdiff_t r = 1; r < n_rows; ++r) {                                              \
+            T v = y[r * ld];                                                                  \
+            big = (v > big || v != v) ? v : big;                                              \
+        }                                                                                     \
+        for (ptrdiff_t r0 = 0; r0 < n_rows; r0 += B) {                                        \
+            ptrdiff_t nb = n_rows - r0 < B ? n_rows - r0 : B;                                 \
+            for (ptrdiff_t k = 0; k < nb; ++k) mx[k] = y[(r0 + k) * ld] - big;                \
+            for (ptrdiff_t k = 0; k < nb; ++k) mx[k] = fr_exp_##SFX(mx[k]);                   \
+            for (ptrdiff_t k = 0; k < nb; ++k) {                                              \
+                total += mx[k];                                                               \
+                y[(r0 + k) * ld] = mx[k];                                                     \
+            }                                                                                 \
+        }                                                                                     \
+        T inv = (T)1 / total;                                                                 \
+        for (ptrdiff_t r = 0; r < n_rows; ++r) y[r * ld] *= inv;                              \
+        return;                                                                               \
+    }                                                                                         \
     for (ptrdiff_t c0 = 0; c0 < n_cols; c0 += B) {                                            \
         ptrdiff_t nb = n_cols - c0 < B ? n_cols - c0 : B;                                     \
         T *y0 = y + c0;                                                                       \
