@@ -36,7 +36,8 @@ extensions = [
         "fastrnn._kernels._core",
         ["fastrnn/_kernels/_core.pyx"],
         include_dirs=[numpy.get_include(), "fastrnn/_kernels"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                       ("FASTRNN_DEBUG_BUILD", "1" if DEBUG else "0")],
         extra_compile_args=compile_args,
     )
 ]
@@ -44,6 +45,9 @@ extensions = [
 setup(
     ext_modules=cythonize(
         extensions,
+        # Always regenerate the C file: the directives differ between the optimised and the
+        # debug build, and a stale _core.c from the other build must never be reused.
+        force=True,
         compiler_directives={
             "language_level": 3,
             "boundscheck": DEBUG,

@@ -28,6 +28,17 @@ import numpy as np
 
 cnp.import_array()
 
+cdef extern from *:
+    """
+    #ifndef FASTRNN_DEBUG_BUILD
+    #define FASTRNN_DEBUG_BUILD 0
+    #endif
+    """
+    int FASTRNN_DEBUG_BUILD
+
+#: True in a debug build (FASTRNN_DEBUG=1 at build time: bounds checks and wraparound on).
+DEBUG_BUILD = bool(FASTRNN_DEBUG_BUILD)
+
 cdef extern from "_vmath.h" nogil:
     const char *fr_simd_level()
     unsigned int fr_denormals_off()
