@@ -220,6 +220,25 @@ def test_caches_independent_of_later_changes_to_the_outputs(kind):
     np.testing.assert_array_equal(out[0], a_copy)
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_caches_survive_pickle_like_the_reference(kind):
+    """The reference's caches are plain tuples and lists of arrays, so code that pickles
+    them (saving them, returning them from a multiprocessing/joblib worker) works; it must
+    keep working with fastrnn's caches (drop-in)."""
+    import pickle
+
+    x, a0, p = make(kind)
+    caches, want = call(kind, x, a0, p)
+    names = RNN_ITEMS if kind == "rnn" else LSTM_ITEMS
+    pickle.loads(pickle.dumps(want))  # the reference's caches do pickle
+    steps, x_ = pickle.loads(pickle.dumps(caches))
+    np.testing.assert_array_equal(x_, x)
+    assert len(steps) == len(want[0])
+    for t in range(len(steps)):
+        assert_item_matches(steps[t], want[0][t], names, np.float64, t)
+        assert steps[t][-1].keys() == p.keys()
+
+
 # ------------------------------------------------------------------ gate order
 
 def test_lstm_gate_order_with_distinct_constant_gates():
