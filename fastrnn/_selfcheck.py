@@ -3,8 +3,9 @@
 Runs the four drop-in functions (outputs and the arrays in their caches) and the packed
 models' ``forward`` and ``step`` (``RNN``, ``LSTM``) on random inputs over a spread of shapes:
 unequal sizes (square shapes hide transposes), sizes of 1, a longer sequence, batches on
-both sides of the GEMV/GEMM switch of the recurrent product (``fastrnn._api.GEMV_MAX_M``
-is set to 0 and to a huge value in turn), saturating weights, batch-parallel threads, both
+both sides of the small-batch (GEMV) / GEMM switch of the recurrent product (the threshold
+``fastrnn._api.SMALL_BATCH_MAX_M``, formerly ``GEMV_MAX_M``, is set to 0 and to a huge
+value in turn), saturating weights, batch-parallel threads, both
 dtypes.  float32 results are compared with the float64 reference run on the same (float32)
 values.  Prints one row per function and dtype; the exit status is 0 when all pass.
 
@@ -35,33 +36,40 @@ TOLERANCES = {
 SHAPES = (
     (3, 5, 2, 10, 4),      # the lessons' test size
     (1, 1, 1, 1, 1),       # every size 1
-    (7, 3, 5, 1, 6),       # one example
+    (7, 3, 5, 1, 6),       # one example; saturated
     (2, 9, 1, 3, 5),       # n_y = 1: the softmax of one row
     (1, 4, 3, 6, 2),       # n_x = 1
     (5, 1, 4, 2, 3),       # n_a = 1
     (13, 17, 11, 9, 7),    # odd sizes, m above the default small-batch threshold
     (6, 8, 5, 2, 160),     # a longer sequence
     (40, 33, 29, 12, 12),  # sizes off the vector widths
-    (6, 9, 4, 5, 6),       # saturating weights (SATURATED)
-    (4, 3, 3, 7, 5),       # saturating weights
+    (6, 9, 4, 5, 6),       # saturated
+    (4, 3, 3, 7, 5),       # saturated
 )
 QUICK_SHAPES = SHAPES[:4] + SHAPES[6:8] + SHAPES[9:10]
-# Shapes run with weights large enough that |z| is of order 30: tanh and sigmoid at their
-# limits; the output layer stays moderate.  Only small, short ones: with a large recurrent gain, the few
-# units that land near z = 0 amplify any rounding difference (even float64's, even between
-# two orders of summation in the reference itself) by ~30*sqrt(n_a + n_x) a step, so a long
-# or wide saturated sequence is not comparable within the tolerances for any correct
-# implementation.
-SATURATED = frozenset({(6, 9, 4, 5, 6), (4, 3, 3, 7, 5), (7, 3, 5, 1, 6)})
+
+# Saturated shapes: weights large enough that |z| is of order SATURATING_Z (tanh and
+# sigmoid at their limits), with a moderate output layer.  Only small, short ones: with a
+# large recurrent gain, the few units that land near z = 0 amplify any rounding difference
+# (even float64's, even between two summation orders of the reference itself) by about
+# the gain each step, so a long or wide saturated sequence cannot be compared within the
+# tolerances for any correct implementation.  For the same reason float32 runs them for at
+# most SATURATED_T32 steps: near z = 0 the float32 rounding of a sum of terms of size ~30
+# is already ~1e-6 and a few steps of gain take it past atol = 1e-5 now and then (numpy's
+# own float32 evaluation of the reference fails as often as fastrnn does).
+SATURATED = frozenset({(7, 3, 5, 1, 6), (6, 9, 4, 5, 6), (4, 3, 3, 7, 5)})
+SATURATING_Z = 30.0
+SATURATED_T32 = 2
 
 FUNCTIONS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward",
              "RNN.forward", "RNN.step", "LSTM.forward", "LSTM.step")
+MODELS = ("rnn", "lstm")
 
-# Values of the small-batch threshold of the recurrent product: batch slices with m <= it
-# take the small-batch (gemv-like) path, larger ones gemm.  0 forces gemm everywhere, a
-# huge value the small-batch path everywhere.
+# Values of the small-batch threshold of the recurrent product (batch slices with m <= it
+# take the small-batch, gemv-like path, larger ones gemm): 0 forces gemm everywhere, a huge
+# value the small-batch path everywhere.
 GEMV_SETTINGS = (0, 1 << 30)
-# Its name in fastrnn._api (it was GEMV_MAX_M, now SMALL_BATCH_MAX_M).
+# Its name in fastrnn._api (GEMV_MAX_M, renamed SMALL_BATCH_MAX_M).
 THRESHOLD_NAMES = ("SMALL_BATCH_MAX_M", "GEMV_MAX_M")
 
 
@@ -71,15 +79,6 @@ def threshold_name():
         if hasattr(_api, name):
             return name
     return None
-MODELS = ("rnn", "lstm")
-# Typical |z| of the saturated shapes' pre-activations (tanh(30) is 1 in float64 to 26
-# digits).  float32 runs them for at most SATURATED_T32 steps: z is a sum of terms of its own
-# size, so near z = 0 its float32 rounding alone is ~1e-7 * |terms| * sqrt(n), and the large
-# recurrent gain multiplies that each step; after a few steps it exceeds atol = 1e-5 now and
-# then for any float32 implementation (numpy's own float32 evaluation of the reference fails
-# as often as fastrnn does).
-SATURATING_Z = 30.0
-SATURATED_T32 = 2
 
 
 def _f64(v):

@@ -1,0 +1,271 @@
+"""The ``fastrnn`` command: ``check`` and ``bench``, and the benchmark's helpers."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import __main__ as cli
+from fastrnn import _api, _bench, _selfcheck, reference
+
+PACKAGE_PARENT = str(Path(fastrnn.__file__).resolve().parent.parent)
+
+
+def run_cli(*args, timeout=120):
+    """``python -m fastrnn ARGS`` in a subprocess importing this fastrnn."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [PACKAGE_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return subprocess.run([sys.executable, "-m", "fastrnn", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+# ------------------------------------------------------------------ check
+
+def test_check_quick_passes_and_prints_the_table():
+    proc = run_cli("check", "--quick")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "function" in out and "max abs err" in out and "max rel err" in out
+    for f in _selfcheck.FUNCTIONS:
+        for d in ("float64", "float32"):
+            assert any(line.split()[:2] == [f, d] and line.rstrip().endswith("pass")
+                       for line in out.splitlines()), (f, d, out)
+    assert "FAIL" not in out
+
+
+def _perturbed(run):
+    """A kernel wrapper whose hidden states are off by 1e-3 at the last step."""
+    def wrong(*args, **kwargs):
+        res = run(*args, **kwargs)
+        res[0][..., -1] += 1e-3
+        return res
+    return wrong
+
+
+def test_check_fails_on_a_disagreement(monkeypatch, capsys):
+    monkeypatch.setattr(_api, "run_rnn", _perturbed(_api.run_rnn))
+    status = _selfcheck.main(["--quick", "--seed", "3"])
+    out = capsys.readouterr().out
+    assert status == 1
+    rows = {tuple(line.split()[:2]): line for line in out.splitlines() if line.strip()}
+    for f in ("rnn_cell_forward", "rnn_forward", "RNN.forward", "RNN.step"):
+        for d in ("float64", "float32"):
+            assert rows[(f, d)].rstrip().endswith("FAIL"), out
+    for f in ("lstm_cell_forward", "lstm_forward", "LSTM.forward", "LSTM.step"):
+        assert rows[(f, "float64")].rstrip().endswith("pass"), out
+    assert "FAIL rnn_forward float64" in out and "beyond tolerance" in out
+
+
+def test_check_reports_a_crash_as_a_failure(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel exploded")
+    monkeypatch.setattr(_api, "run_lstm", broken)
+    assert _selfcheck.main(["--quick", "--dtype", "float64"]) == 1
+    out = capsys.readouterr().out
+    assert "RuntimeError: kernel exploded" in out
+    assert "rnn_forward" in out and "lstm_forward" in out
+
+
+def test_check_restores_the_threshold_and_checked_mode():
+    name = _selfcheck.threshold_name()
+    assert name is not None, "fastrnn._api has no small-batch threshold to exercise"
+    before = getattr(_api, name)
+    with fastrnn.checked():
+        tallies = _selfcheck.run_checks(seed=1, quick=True, dtypes=("float64",))
+        assert fastrnn.is_checked()
+    assert getattr(_api, name) == before
+    assert all(t.ok for t in tallies.values())
+    assert all(t.cases > 0 for t in tallies.values())
+
+
+def test_tally_relative_error_ignores_tiny_references():
+    t = _selfcheck.Tally()
+    tol = _selfcheck.TOLERANCES["float64"]
+    t.compare("x", np.array([1e-13, 2.0]), np.array([0.0, 2.0 + 1e-10]), tol)
+    assert t.ok
+    assert t.max_abs == pytest.approx(1e-10, rel=1e-3)
+    assert t.max_rel == pytest.approx(5e-11, rel=1e-3)
+    t.compare("y", np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), tol)
+    assert t.ok
+    t.compare("z", np.array([np.nan]), np.array([1.0]), tol)
+    t.compare("w", np.zeros(2), np.zeros(3), tol)
+    assert len(t.failures) == 2
+
+
+def test_main_requires_a_subcommand(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    assert "bench" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ bench
+
+def test_bench_quick_lesson_writes_json(tmp_path):
+    path = tmp_path / "bench.json"
+    proc = run_cli("bench", "--quick", "--no-torch", "--shapes", "lesson", "--repeat", "2",
+                   "--min-time", "0.01", "--json", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lesson" in proc.stderr                       # the progress line
+    out = proc.stdout
+    for word in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SIMD", "BLAS", "GEMM rate",
+                 "fastrnn.rnn_forward", "fastrnn.LSTM.forward", "reference.lstm_forward",
+                 "Summary"):
+        assert word in out, word
+    data = json.loads(path.read_text())
+    env = data["environment"]
+    for key in ("date", "cpu", "simd_level", "blas", "numpy", "scipy", "torch", "threads"):
+        assert key in env
+    assert env["torch"] is None and env["threads"] == 1
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        assert env["env"][var] == os.environ.get(var, "unset")
+    assert any(lib["internal_api"] == "openblas" and lib["num_threads"] == 1
+               and "architecture" in lib for lib in env["blas"])
+    assert set(data["gemm"]) == {"float64", "float32"}
+    assert all(v["gflops"] > 0 for v in data["gemm"].values())
+    cases = {(r["shape"], r["model"], r["dtype"]) for r in data["results"]}
+    assert cases == {("lesson", m, d) for m in ("rnn", "lstm") for d in ("float64", "float32")}
+    for res in data["results"]:
+        assert res["dims"] == {"n_x": 3, "n_a": 5, "n_y": 2, "m": 10, "T_x": 4}
+        assert res["flops"] == _bench.flops(res["model"], _bench.SHAPES["lesson"])
+        rows = {r["role"]: r for r in res["impls"]}
+        assert set(rows) == {"fastrnn", "model", "reference"}
+        for r in rows.values():
+            assert 0 < r["min_s"] <= r["median_s"]
+            assert r["samples"] >= 2
+            assert r["gflops"] > 0 and 0 < r["frac_gemm"]
+            assert r["ratio_vs_torch"] is None and r["max_abs_err_vs_torch"] is None
+            assert r["speedup_vs_reference"] > 0
+        assert rows["reference"]["speedup_vs_reference"] == pytest.approx(1.0)
+        tol = _selfcheck.TOLERANCES[res["dtype"]]["atol"] * 10
+        assert rows["fastrnn"]["max_abs_err_vs_reference"] <= tol
+        assert rows["model"]["max_abs_err_vs_reference"] <= tol
+    assert data["settings"]["shapes"] == ["lesson"] and data["memory"] == []
+
+
+def test_bench_no_reference_and_one_dtype(capsys):
+    status = _bench.main(["--shapes", "stream", "--models", "lstm", "--dtype", "float32",
+                          "--no-torch", "--no-reference", "--repeat", "2", "--min-time",
+                          "0.005", "--quick"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "fastrnn.lstm_cell_forward" in out and "fastrnn.LSTM.step" in out
+    assert "reference.lstm_cell_forward" not in out
+
+
+def test_bench_plot_without_matplotlib_is_a_clear_error(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib fails
+    status = _bench.main(["--quick", "--shapes", "lesson", "--no-torch",
+                          "--plot", str(tmp_path / "p.png")])
+    assert status == 2
+    assert "matplotlib" in capsys.readouterr().err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_bench_rejects_unknown_shapes(capsys):
+    with pytest.raises(SystemExit):
+        _bench.main(["--shapes", "lesson,huge"])
+    assert "huge" in capsys.readouterr().err
+
+
+def test_flops_formula():
+    # DESIGN §6: 2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x
+    assert _bench.flops("rnn", (3, 5, 2, 10, 4)) == 2 * 5 * 8 * 40 + 2 * 2 * 5 * 40
+    assert _bench.flops("lstm", (3, 5, 2, 10, 4)) == 2 * 4 * 5 * 8 * 40 + 2 * 2 * 5 * 40
+
+
+def test_measure_takes_enough_samples():
+    calls = []
+    timing = _bench.measure(lambda: calls.append(1), repeat=4, min_time=0.0)
+    assert len(timing.times) >= 4 and timing.number >= 1
+    assert len(calls) >= 4 * timing.number
+    assert timing.min <= timing.median
+    slow = _bench.measure(lambda: sum(range(20000)), repeat=50, min_time=0.0, budget=0.0)
+    assert len(slow.times) == 1          # a budget caps the samples, at least one
+
+
+def test_peak_memory_counts_the_outputs():
+    m = _bench.peak_memory("lstm", (16, 32, 8, 16, 20), np.float64)
+    assert m["outputs"] == 8 * (32 * 16 * 20 * 2 + 8 * 16 * 20)
+    assert m["gate_buffer"] == 8 * 4 * 32 * 16 * 20
+    assert m["peak"] >= m["outputs"]
+
+
+# ------------------------------------------------------------------ PyTorch conversion
+
+def _torch_like_lstm_step(w, xt, h, c):
+    """PyTorch's LSTM cell equations (gates i, f, g, o) in numpy, on torch_weights()."""
+    z = w["weight_ih"] @ xt + w["bias_ih"][:, None] + w["weight_hh"] @ h + w["bias_hh"][:, None]
+    i, f, g, o = np.split(z, 4)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    c1 = sig(f) * c + sig(i) * np.tanh(g)
+    h1 = sig(o) * np.tanh(c1)
+    return h1, c1
+
+
+def _softmax_out(w, h):
+    return reference.softmax(w["weight_out"] @ h + w["bias_out"][:, None])
+
+
+def test_torch_weights_lstm_gate_order_without_torch():
+    rng = np.random.default_rng(0)
+    p = _bench.lstm_params(rng, 3, 5, 2)
+    xt, a, c = rng.standard_normal((3, 4)), rng.standard_normal((5, 4)), \
+        rng.standard_normal((5, 4))
+    w = _bench.torch_weights("lstm", p)
+    assert w["weight_ih"].shape == (20, 3) and w["weight_hh"].shape == (20, 5)
+    assert not w["bias_hh"].any()
+    h1, c1 = _torch_like_lstm_step(w, xt, a, c)
+    a_ref, c_ref, y_ref, _ = reference.lstm_cell_forward(xt, a, c, p)
+    np.testing.assert_allclose(h1, a_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(c1, c_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(_softmax_out(w, h1), y_ref, rtol=1e-12, atol=1e-14)
+
+
+def test_torch_weights_rnn_without_torch():
+    rng = np.random.default_rng(1)
+    p = _bench.rnn_params(rng, 3, 5, 2)
+    xt, a = rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
+    w = _bench.torch_weights("rnn", p)
+    h1 = np.tanh(w["weight_ih"] @ xt + w["bias_ih"][:, None] + w["weight_hh"] @ a
+                 + w["bias_hh"][:, None])
+    a_ref, y_ref, _ = reference.rnn_cell_forward(xt, a, p)
+    np.testing.assert_allclose(h1, a_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(_softmax_out(w, h1), y_ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", [False, True], ids=["sequence", "cell"])
+def test_torch_peer_matches_the_reference(model, dtype, cell):
+    torch = pytest.importorskip("torch")
+    case = _bench.make_case(model, (7, 6, 4, 3, 5), _bench.DTYPES[dtype], seed=2)
+    impl = _bench.torch_impl(model, case, cell=cell)
+    with torch.inference_mode():
+        got = impl.outputs(impl.call())
+    want = _bench.reference_outputs(model, case, cell=cell)
+    assert set(got) <= set(want) and {"a", "y"} <= set(got)
+    if model == "lstm":
+        assert ("c" if cell else "c_T") in got
+    tol = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-4, atol=1e-5)}
+    for key in got:
+        assert got[key].shape == want[key].shape, key
+        np.testing.assert_allclose(got[key], want[key], err_msg=key, **tol[dtype])
+    assert _bench.max_abs_diff(got, want) < tol[dtype]["atol"] * 10
+
+
+def test_bench_with_torch_reports_the_ratio(capsys):
+    pytest.importorskip("torch")
+    status = _bench.main(["--quick", "--shapes", "lesson", "--models", "lstm", "--dtype",
+                          "float64", "--repeat", "2", "--min-time", "0.005"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "torch nn.LSTM+Linear" in out
+    row = next(line for line in out.splitlines() if "fastrnn.lstm_forward" in line)
+    assert row.split()[-1] != "-"               # an error vs PyTorch is reported
+    assert float(row.split()[-1]) < 1e-10
