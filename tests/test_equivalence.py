@@ -13,7 +13,6 @@ import pytest
 
 import fastrnn
 import fastrnn._api as api
-from fastrnn import reference
 from _util import TOL, assert_close, f64, lstm_params, ref, rnn_params
 
 DTYPES = [np.float64, np.float32]
