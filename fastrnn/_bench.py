@@ -774,33 +774,42 @@ def _fmt(v, spec, none="-"):
     return none if v is None else format(v, spec)
 
 
-def format_results(results, peaks):
-    """The per-implementation table and the per-case summary, as text."""
-    hdr = (f"{'shape':<9} {'model':<5} {'dtype':<7} {'implementation':<28} {'median':>9} "
-           f"{'IQR':>9} {'min':>9} {'n':>5} {'xref':>7} {'/torch':>7} {'GFLOP/s':>8} "
-           f"{'%GEMM':>6} {'err ref':>8} {'err torch':>9}")
-    lines = [hdr, "-" * len(hdr)]
-    for res in results:
-        first = True
-        for r in res["impls"]:
-            key = (f"{res['shape']:<9} {res['model']:<5} {res['dtype']:<7}" if first
-                   else " " * 23)
-            first = False
-            frac = None if r["frac_gemm"] is None else 100 * r["frac_gemm"]
-            lines.append(
-                f"{key} {r['label']:<28} {_fmt_time(r['median_s']):>9} "
-                f"{_fmt_time(r['iqr_s']):>9} {_fmt_time(r['min_s']):>9} "
-                f"{r['samples']:>5} {_fmt(r['speedup_vs_reference'], '.2f'):>7} "
-                f"{_fmt(r['ratio_vs_torch'], '.2f'):>7} {r['gflops']:>8.3g} "
-                f"{_fmt(frac, '.1f'):>6} {_fmt(r['max_abs_err_vs_reference'], '.1e'):>8} "
-                f"{_fmt(r['max_abs_err_vs_torch'], '.1e'):>9}")
-        lines.append("")
-    lines.append("Summary (median times; xref = reference time / this; /torch = this time / "
-                 "PyTorch time, < 1 means fastrnn is faster)")
-    hdr2 = (f"{'shape':<9} {'model':<5} {'dtype':<7} {'fastrnn':>9} {'model':>9} "
-            f"{'reference':>9} {'torch':>9} {'fn xref':>8} {'fn/torch':>8} "
-            f"{'mdl/torch':>9} {'best GF/s':>9} {'%GEMM':>6}")
-    lines += [hdr2, "-" * len(hdr2)]
+_TABLE_HEADER = (
+    f"{'shape':<9} {'model':<5} {'dtype':<7} {'implementation':<28} {'median':>9} "
+    f"{'IQR':>9} {'min':>9} {'n':>5} {'xref':>7} {'/torch':>7} {'GFLOP/s':>8} "
+    f"{'%GEMM':>6} {'err ref':>8} {'err torch':>9}")
+
+
+def format_table_header():
+    return _TABLE_HEADER + "\n" + "-" * len(_TABLE_HEADER)
+
+
+def format_case(res):
+    """The rows of one case (one per implementation) and a blank line."""
+    lines = []
+    for k, r in enumerate(res["impls"]):
+        key = (f"{res['shape']:<9} {res['model']:<5} {res['dtype']:<7}" if k == 0
+               else " " * 23)
+        frac = None if r["frac_gemm"] is None else 100 * r["frac_gemm"]
+        lines.append(
+            f"{key} {r['label']:<28} {_fmt_time(r['median_s']):>9} "
+            f"{_fmt_time(r['iqr_s']):>9} {_fmt_time(r['min_s']):>9} "
+            f"{r['samples']:>5} {_fmt(r['speedup_vs_reference'], '.2f'):>7} "
+            f"{_fmt(r['ratio_vs_torch'], '.2f'):>7} {r['gflops']:>8.3g} "
+            f"{_fmt(frac, '.1f'):>6} {_fmt(r['max_abs_err_vs_reference'], '.1e'):>8} "
+            f"{_fmt(r['max_abs_err_vs_torch'], '.1e'):>9}")
+    return "\n".join(lines) + "\n"
+
+
+def format_summary(results):
+    """One line per case: the four median times and fastrnn's ratios."""
+    lines = ["Summary (median times; fn = the drop-in function, mdl = the packed model; "
+             "xref = reference time / fn time; /torch = time / PyTorch time, < 1: fastrnn "
+             "faster)"]
+    hdr = (f"{'shape':<9} {'model':<5} {'dtype':<7} {'fastrnn':>9} {'model':>9} "
+           f"{'reference':>9} {'torch':>9} {'fn xref':>8} {'fn/torch':>8} "
+           f"{'mdl/torch':>9} {'best GF/s':>9} {'%GEMM':>6}")
+    lines += [hdr, "-" * len(hdr)]
     for res in results:
         by = {r["role"]: r for r in res["impls"]}
 
@@ -820,16 +829,25 @@ def format_results(results, peaks):
     return "\n".join(lines)
 
 
+def format_results(results):
+    """The per-implementation table and the per-case summary, as text."""
+    return "\n".join([format_table_header()] + [format_case(r) for r in results]
+                     + [format_summary(results)])
+
+
+def _format_gemm(gemm):
+    return ", ".join(f"{'sgemm' if k == 'float32' else 'dgemm'} n={v['n']}: "
+                     f"{v['gflops']:.1f} GFLOP/s" for k, v in gemm.items())
+
+
 def _mb(b):
     return f"{b / 2**20:.1f} MiB"
 
 
 def format_footer(data):
     s = data["settings"]
-    lines = ["GEMM rate (scipy.linalg.blas, same threads, median of "
-             f"{s['gemm_repeat']}): "
-             + ", ".join(f"{'sgemm' if k == 'float32' else 'dgemm'} n={v['n']}: "
-                         f"{v['gflops']:.1f} GFLOP/s" for k, v in data["gemm"].items())]
+    lines = [f"GEMM rate (scipy.linalg.blas, same threads, median of {s['gemm_repeat']}): "
+             + _format_gemm(data["gemm"])]
     for m in data.get("memory", []):
         lines.append(
             f"peak memory, big {m['model']} {m['dtype']} {m['call']:<7}: {_mb(m['peak'])} "
@@ -991,11 +1009,14 @@ def run(opts, out=None):
                 gemm[d] = {"n": gemm_n[d], "gflops": gemm_rate(DTYPES[d], gemm_n[d],
                                                                gemm_repeat)}
             peaks = {d: v["gflops"] for d, v in gemm.items()}
+            print("GEMM rate    " + _format_gemm(gemm) + "\n", file=out)
+            print(format_table_header(), file=out, flush=True)
             todo = [(s, m, d) for s in shapes for m in opts.models for d in dtypes]
             results = []
             for k, (s, m, d) in enumerate(todo, 1):
                 results.append(run_case(s, m, d, opts, torch, peaks, progress,
                                         prefix=f"[{k}/{len(todo)}] "))
+                print(format_case(results[-1]), file=out, flush=True)
             memory = []
             if "big" in shapes:
                 for m in opts.models:
@@ -1016,7 +1037,7 @@ def run(opts, out=None):
                     elapsed_s=elapsed)
     data = {"environment": env, "settings": settings, "gemm": gemm, "results": results,
             "memory": memory}
-    print(format_results(results, peaks), file=out)
+    print(format_summary(results), file=out)
     print("", file=out)
     print(format_footer(data), file=out)
     print(f"total time {elapsed:.0f} s", file=out, flush=True)

@@ -1,0 +1,62 @@
+"""pytest-benchmark suite settings: pinned threads, checked mode off, machine info.
+
+Run from the repository root (fastrnn importable: installed, or ``python -m pytest``)::
+
+    python -m pytest bench --benchmark-only
+    python -m pytest bench --benchmark-only -k "mid and lstm"  --benchmark-group-by=group
+
+BLAS is held at ``FASTRNN_BENCH_THREADS`` threads (default 1) with threadpoolctl, and so is
+PyTorch (``torch.set_num_threads``) when it is installed.  Each benchmark's ``extra_info``
+holds ``threadpoolctl.threadpool_info()`` (which OpenBLAS kernel runs, with how many
+threads), the values of ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``, the case and its FLOPs.
+"""
+import os
+
+import pytest
+
+import fastrnn
+from fastrnn import _bench
+
+THREADS = int(os.environ.get("FASTRNN_BENCH_THREADS", "1"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_threads():
+    """BLAS (and PyTorch) threads pinned, checked mode off, for the whole session."""
+    from threadpoolctl import threadpool_limits
+
+    torch = _bench.import_torch()
+    old_torch = torch.get_num_threads() if torch is not None else None
+    was_checked = fastrnn.is_checked()
+    fastrnn.set_checked(False)
+    with threadpool_limits(THREADS):
+        if torch is not None:
+            torch.set_num_threads(THREADS)
+        try:
+            yield THREADS
+        finally:
+            if torch is not None:
+                torch.set_num_threads(old_torch)
+            fastrnn.set_checked(was_checked)
+
+
+@pytest.fixture
+def blas_extra_info(benchmark, pinned_threads):
+    """Record the BLAS libraries (as pinned), the OpenBLAS env vars and the SIMD level."""
+    from fastrnn._kernels import _core
+
+    benchmark.extra_info["threadpool_info"] = _bench.blas_info()
+    benchmark.extra_info["threads"] = pinned_threads
+    benchmark.extra_info["simd_level"] = _core.simd_level()
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        benchmark.extra_info[var] = os.environ.get(var, "unset")
+    return benchmark
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    from fastrnn._kernels import _core
+
+    machine_info["fastrnn_simd_level"] = _core.simd_level()
+    machine_info["threadpool_info"] = _bench.blas_info()
+    machine_info["openblas_env"] = {var: os.environ.get(var, "unset")
+                                    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
