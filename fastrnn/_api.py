@@ -10,7 +10,7 @@ import numpy as np
 
 from fastrnn import _checked, reference
 from fastrnn._kernels import _core
-from fastrnn._packing import GATES, pack
+from fastrnn._packing import GATES, all_finite, as_c, flush_subnormal, pack
 from fastrnn._validation import validate
 
 __all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward"]
@@ -49,7 +49,9 @@ def _run(kernel, args, m, n_threads):
 
 
 def run_rnn(packed, x, a0, n_threads=1):
-    """Kernel call for a (n_x, m, T_x) sequence; returns a, y and nothing else.
+    """Kernel call for a (n_x, m, T_x) sequence; returns a, y and the state buffer.
+
+    The state buffer z (m, T_x, n_a) holds the hidden states again, time-major.
 
     ``x`` and ``a0`` must already be C-contiguous arrays of the packed dtype.
     """
@@ -61,13 +63,14 @@ def run_rnn(packed, x, a0, n_threads=1):
     z = np.empty((m, T, n_a), dtype=dtype)
     _run(_core.rnn_forward, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
                              a, y, z), m, n_threads)
-    return a, y
+    return a, y, z
 
 
 def run_lstm(packed, x, a0, c0, n_threads=1):
-    """Kernel call for a (n_x, m, T_x) sequence; returns a, y, c and the gate buffer.
+    """Kernel call for a (n_x, m, T_x) sequence; returns a, y, c, z and s.
 
-    The gate buffer z (m, T_x, 4n_a) holds the activated gates in the order of ``GATES``.
+    The gate buffer z (m, T_x, 4n_a) holds the activated gates in the order of ``GATES``; the
+    state buffer s (m, T_x, 2n_a) holds [a_t, c_t] again, time-major.
     """
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
@@ -76,9 +79,10 @@ def run_lstm(packed, x, a0, c0, n_threads=1):
     c = np.empty((n_a, m, T), dtype=dtype)
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, 4 * n_a), dtype=dtype)
+    s = np.empty((m, T, 2 * n_a), dtype=dtype)
     _run(_core.lstm_forward, (x, a0, c0, packed.w, packed.b, packed.wy, packed.by,
-                              a, c, y, z), m, n_threads)
-    return a, y, c, z
+                              a, c, y, z, s), m, n_threads)
+    return a, y, c, z, s
 
 
 def gates(z, t):
@@ -90,7 +94,18 @@ def gates(z, t):
 
 def as_kernel_array(arr, dtype):
     """A C-contiguous array of ``dtype``, copying only when needed."""
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return as_c(arr, dtype)
+
+
+def kernel_inputs(arrays, dtype, weights_finite):
+    """The inputs and states as C-contiguous arrays of ``dtype``, subnormal values flushed
+    where that is safe (see fastrnn._packing.flush_subnormal).  ``weights_finite`` is a bool
+    or a callable computing it (only called when there is a subnormal value to flush)."""
+    out = [as_c(a, dtype) for a in arrays]
+    if any(a.size and _core.count_subnormal(a) for a in out):
+        finite = weights_finite() if callable(weights_finite) else weights_finite
+        out = [flush_subnormal(a, finite) for a in out]
+    return out
 
 
 # ------------------------------------------------------------------ lazy caches
@@ -138,6 +153,10 @@ class StepCaches(Sequence):
 
     __hash__ = None
 
+    def __reduce__(self):
+        # Pickles as the plain list it stands for (the reference's caches pickle too).
+        return (list, (list(self),))
+
     def __repr__(self):
         return f"<fastrnn step caches: {self._n} steps, built on access>"
 
@@ -147,41 +166,30 @@ def _cache_equal(p, q):
         u is v or (isinstance(u, np.ndarray) and np.array_equal(u, v)) for u, v in zip(p, q))
 
 
-class _StepSlices:
-    """Memoised copies of arr[:, :, t]: one (n_a, m) array per step, made when first read."""
-
-    __slots__ = ("_arr", "_memo")
-
-    def __init__(self, arr):
-        self._arr = arr
-        self._memo = {}
-
-    def __getitem__(self, t):
-        out = self._memo.get(t)
-        if out is None:
-            out = self._memo[t] = self._arr[:, :, t].copy()
-        return out
-
-
-def _rnn_caches(a, x, a0, parameters):
-    a_t = _StepSlices(a)
+def _rnn_caches(z, x, a0, parameters):
+    # The states come from the kernel's private state buffer z, so changing the returned
+    # ``a`` in place does not reach the caches (as in the reference, where they are separate).
     x = np.asarray(x)
 
     def build(t):
-        return (a_t[t], a0 if t == 0 else a_t[t - 1], x[:, :, t], parameters)
+        return (z[:, t, :].T, a0 if t == 0 else caches[t - 1][0], x[:, :, t], parameters)
 
-    return StepCaches(a.shape[2], build)
+    caches = StepCaches(z.shape[1], build)
+    return caches
 
 
-def _lstm_caches(a, c, z, x, a0, c0, parameters):
-    a_t, c_t = _StepSlices(a), _StepSlices(c)
+def _lstm_caches(z, s, x, a0, c0, parameters):
+    # Gates and states are views of the kernel's private buffers z and s (see _rnn_caches).
     x = np.asarray(x)
+    n_a = s.shape[2] // 2
 
     def build(t):
-        return (a_t[t], c_t[t], a0 if t == 0 else a_t[t - 1], c0 if t == 0 else c_t[t - 1],
-                *gates(z, t), x[:, :, t], parameters)
+        a_prev, c_prev = (a0, c0) if t == 0 else caches[t - 1][:2]
+        return (s[:, t, :n_a].T, s[:, t, n_a:].T, a_prev, c_prev, *gates(z, t), x[:, :, t],
+                parameters)
 
-    return StepCaches(a.shape[2], build)
+    caches = StepCaches(s.shape[1], build)
+    return caches
 
 
 # ------------------------------------------------------------------ checked mode
@@ -230,8 +238,8 @@ def rnn_cell_forward(xt, a_prev, parameters):
     dims, dtype, (x_in, a_in), weights = validate(
         "rnn", [("xt", xt), ("a_prev", a_prev)], parameters, sequence=False)
     packed = pack("rnn", weights, dtype, merge=False)
-    x3 = as_kernel_array(x_in, dtype).reshape(dims.n_x, dims.m, 1)
-    a, y = run_rnn(packed, x3, as_kernel_array(a_in, dtype))
+    xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
+    a, y, _ = run_rnn(packed, xk.reshape(dims.n_x, dims.m, 1), ak)
     a_next, yt_pred = a[:, :, 0], y[:, :, 0]
     if _checked.is_checked():
         _check("rnn_cell_forward", {"a_next": a_next, "yt_pred": yt_pred},
@@ -264,12 +272,13 @@ def rnn_forward(x, a0, parameters):
     dims, dtype, (x_in, a_in), weights = validate(
         "rnn", [("x", x), ("a0", a0)], parameters, sequence=True)
     packed = pack("rnn", weights, dtype, merge=False)
-    a, y = run_rnn(packed, as_kernel_array(x_in, dtype), as_kernel_array(a_in, dtype))
+    xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
+    a, y, z = run_rnn(packed, xk, ak)
     if _checked.is_checked():
         _check("rnn_forward", {"a": a, "y_pred": y},
                lambda: dict(zip(("a", "y_pred"), reference.rnn_forward(
                    _f64(x_in), _f64(a_in), _f64_params(weights))[:2])))
-    return a, y, (_rnn_caches(a, x, a0, parameters), x)
+    return a, y, (_rnn_caches(z, x, a0, parameters), x)
 
 
 def lstm_cell_forward(xt, a_prev, c_prev, parameters):
@@ -295,9 +304,8 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
         "lstm", [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], parameters,
         sequence=False)
     packed = pack("lstm", weights, dtype, merge=False)
-    x3 = as_kernel_array(x_in, dtype).reshape(dims.n_x, dims.m, 1)
-    a, y, c, z = run_lstm(packed, x3, as_kernel_array(a_in, dtype),
-                          as_kernel_array(c_in, dtype))
+    xk, ak, ck = kernel_inputs([x_in, a_in, c_in], dtype, lambda: all_finite(packed.w))
+    a, y, c, z, _ = run_lstm(packed, xk.reshape(dims.n_x, dims.m, 1), ak, ck)
     a_next, c_next, yt_pred = a[:, :, 0], c[:, :, 0], y[:, :, 0]
     if _checked.is_checked():
         _check("lstm_cell_forward", {"a_next": a_next, "c_next": c_next, "yt_pred": yt_pred},
@@ -332,10 +340,10 @@ def lstm_forward(x, a0, parameters):
         "lstm", [("x", x), ("a0", a0)], parameters, sequence=True)
     packed = pack("lstm", weights, dtype, merge=True)
     c0 = np.zeros((dims.n_a, dims.m), dtype=dtype)
-    a, y, c, z = run_lstm(packed, as_kernel_array(x_in, dtype), as_kernel_array(a_in, dtype),
-                          c0)
+    xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
+    a, y, c, z, s = run_lstm(packed, xk, ak, c0)
     if _checked.is_checked():
         _check("lstm_forward", {"a": a, "y": y, "c": c},
                lambda: dict(zip(("a", "y", "c"), reference.lstm_forward(
                    _f64(x_in), _f64(a_in), _f64_params(weights))[:3])))
-    return a, y, c, (_lstm_caches(a, c, z, x, a0, c0, parameters), x)
+    return a, y, c, (_lstm_caches(z, s, x, a0, c0, parameters), x)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from fastrnn import _api, _checked, reference
-from fastrnn._packing import GATES, pack
+from fastrnn._packing import GATES, all_finite, pack
 from fastrnn._validation import (INT_MAX, LSTM_WEIGHTS, RNN_WEIGHTS, check_inputs,
                                  result_dtype, validate_parameters)
 
@@ -23,6 +23,7 @@ class _Model:
         self.dtype = dtype
         self.n_x, self.n_a, self.n_y = dims["n_x"], dims["n_a"], dims["n_y"]
         self._packed = pack(self._kind, weights, dtype, merge=True, copy=True)
+        self._finite = all_finite(self._packed.w)
 
     def __repr__(self):
         return (f"fastrnn.{type(self).__name__}(n_x={self.n_x}, n_a={self.n_a}, "
@@ -60,7 +61,7 @@ class _Model:
         dims = {"n_x": self.n_x, "n_a": self.n_a, "n_y": self.n_y}
         given = [(name, value) for name, value in inputs if value is not None]
         arrays = check_inputs(given, dims, sequence, 1 if self._kind == "rnn" else 4)
-        out = iter(_api.as_kernel_array(arr, self.dtype) for arr in arrays)
+        out = iter(_api.kernel_inputs(arrays, self.dtype, self._finite))
         return dims["m"], [next(out) if value is not None
                            else np.zeros((self.n_a, dims["m"]), dtype=self.dtype)
                            for _, value in inputs]
@@ -74,15 +75,18 @@ class _Model:
         m = x.shape[1]
         if m * (x.shape[2] if sequence else 1) * 4 * max(self.n_a, 1) > INT_MAX:
             return None
-        out = [np.ascontiguousarray(x, dtype=self.dtype)]
+        given = [x]
         state = (self.n_a, m)
         for _, v in inputs[1:]:
             if v is None:
-                out.append(np.zeros(state, dtype=self.dtype))
-            elif type(v) is np.ndarray and v.shape == state and v.dtype.kind == "f":
-                out.append(np.ascontiguousarray(v, dtype=self.dtype))
-            else:
+                continue
+            if type(v) is not np.ndarray or v.shape != state or v.dtype.kind != "f":
                 return None
+            given.append(v)
+        converted = iter(_api.kernel_inputs(given, self.dtype, self._finite))
+        out = [next(converted)]
+        for _, v in inputs[1:]:
+            out.append(np.zeros(state, dtype=self.dtype) if v is None else next(converted))
         return m, out
 
 
@@ -128,7 +132,7 @@ class RNN(_Model):
         y_pred : ndarray (n_y, m, T_x)
         """
         _, (x, a0) = self._inputs([("x", x), ("a0", a0)], sequence=True)
-        a, y = _api.run_rnn(self._packed, x, a0, n_threads)
+        a, y, _ = _api.run_rnn(self._packed, x, a0, n_threads)
         return self._verify("forward", ("a", "y_pred"), (a, y), reference.rnn_forward, x, a0)
 
     def step(self, xt, state=None):
@@ -147,7 +151,7 @@ class RNN(_Model):
         yt_pred : ndarray (n_y, m)
         """
         m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
-        a, y = _api.run_rnn(self._packed, xt.reshape(self.n_x, m, 1), a_prev)
+        a, y, _ = _api.run_rnn(self._packed, xt.reshape(self.n_x, m, 1), a_prev)
         return self._verify("step", ("a_next", "yt_pred"), (a[:, :, 0], y[:, :, 0]),
                             reference.rnn_cell_forward, xt, a_prev)
 
@@ -185,7 +189,7 @@ class LSTM(_Model):
         c : ndarray (n_a, m, T_x)
         """
         _, (x, a0, c0) = self._inputs([("x", x), ("a0", a0), ("c0", c0)], sequence=True)
-        a, y, c, _ = _api.run_lstm(self._packed, x, a0, c0, n_threads)
+        a, y, c, _, _ = _api.run_lstm(self._packed, x, a0, c0, n_threads)
         if _checked.is_checked():
             # lstm_forward starts from zero cell state; the model may start anywhere
             self._verify("forward", ("a", "y", "c"), (a, y, c), _lstm_sequence, x, a0, c0)
@@ -217,7 +221,8 @@ class LSTM(_Model):
                 raise TypeError("state must hold two arrays (a_prev, c_prev), got None")
         m, (xt, a_prev, c_prev) = self._inputs(
             [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], sequence=False)
-        a, y, c, _ = _api.run_lstm(self._packed, xt.reshape(self.n_x, m, 1), a_prev, c_prev)
+        a, y, c, _, _ = _api.run_lstm(self._packed, xt.reshape(self.n_x, m, 1), a_prev,
+                                      c_prev)
         a_next, c_next, yt = self._verify(
             "step", ("a_next", "c_next", "yt_pred"), (a[:, :, 0], c[:, :, 0], y[:, :, 0]),
             reference.lstm_cell_forward, xt, a_prev, c_prev)

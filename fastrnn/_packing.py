@@ -9,7 +9,9 @@ and makes one product per gate, which saves the copy for a single step.
 """
 import numpy as np
 
-__all__ = ["GATES", "Packed", "pack"]
+from fastrnn._kernels import _core
+
+__all__ = ["GATES", "Packed", "pack", "as_c"]
 
 # Row-block order of the LSTM gates in the kernel.  Sigmoid gates first so the kernel
 # activates 3*n_a contiguous values in one pass; the caches read the blocks back by this order.
@@ -36,16 +38,24 @@ class Packed:
         self.w, self.b, self.wy, self.by = w, b, wy, by
 
 
-def _c(arr, dtype, copy):
-    if copy:
+def as_c(arr, dtype, copy=False):
+    """``arr`` as a C-contiguous array of ``dtype``: the caller's array itself when it already
+    is one (unless ``copy``).  A float64 value beyond the float32 range becomes +-inf, the
+    honest float32 value, without a numpy warning."""
+    if arr.dtype == dtype:
+        return np.array(arr, order="C", copy=True) if copy else np.ascontiguousarray(arr)
+    with np.errstate(over="ignore"):
         return np.array(arr, dtype=dtype, order="C", copy=True)
-    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+
 
 
 def _stack(arrays, dtype):
     """The arrays stacked into one new block, returned as per-array row views of it."""
     n = arrays[0].shape[0]
-    block = np.concatenate(arrays, axis=0, dtype=dtype)
+    with np.errstate(over="ignore"):
+        block = np.concatenate(arrays, axis=0, dtype=dtype)
     return tuple(block[k * n:(k + 1) * n] for k in range(len(arrays)))
 
 
@@ -64,18 +74,40 @@ def pack(kind, weights, dtype, *, merge, copy=False):
         arrays that are already C-contiguous of ``dtype`` are used in place.
     """
     if kind == "rnn":
-        return Packed((_c(weights["Wax"], dtype, copy), _c(weights["Waa"], dtype, copy)),
-                      _c(weights["ba"], dtype, copy).reshape(-1),
-                      _c(weights["Wya"], dtype, copy), _c(weights["by"], dtype, copy).reshape(-1))
-    wy = _c(weights["Wy"], dtype, copy)
-    by = _c(weights["by"], dtype, copy).reshape(-1)
+        return Packed((as_c(weights["Wax"], dtype, copy), as_c(weights["Waa"], dtype, copy)),
+                      as_c(weights["ba"], dtype, copy).reshape(-1),
+                      as_c(weights["Wya"], dtype, copy), as_c(weights["by"], dtype, copy).reshape(-1))
+    wy = as_c(weights["Wy"], dtype, copy)
+    by = as_c(weights["by"], dtype, copy).reshape(-1)
     mats = [weights["Wf"], weights["Wi"], weights["Wo"], weights["Wc"]]
     biases = [weights["bf"], weights["bi"], weights["bo"], weights["bc"]]
     if merge:
         return Packed(_stack(mats, dtype), tuple(b.reshape(-1) for b in _stack(biases, dtype)),
                       wy, by)
-    return Packed((_c(mats[0], dtype, copy), _c(mats[1], dtype, copy),
-                   _c(mats[2], dtype, copy), _c(mats[3], dtype, copy)),
-                  (_c(biases[0], dtype, copy).reshape(-1), _c(biases[1], dtype, copy).reshape(-1),
-                   _c(biases[2], dtype, copy).reshape(-1), _c(biases[3], dtype, copy).reshape(-1)),
+    return Packed((as_c(mats[0], dtype, copy), as_c(mats[1], dtype, copy),
+                   as_c(mats[2], dtype, copy), as_c(mats[3], dtype, copy)),
+                  (as_c(biases[0], dtype, copy).reshape(-1), as_c(biases[1], dtype, copy).reshape(-1),
+                   as_c(biases[2], dtype, copy).reshape(-1), as_c(biases[3], dtype, copy).reshape(-1)),
                   wy, by)
+
+
+def flush_subnormal(arr, weights_finite):
+    """``arr`` (a C-contiguous kernel array) with its subnormal values replaced by zeros.
+
+    Products with subnormal operands take a 10-100x slower path on many CPUs, in BLAS's own
+    threads too, whose floating-point modes the kernels cannot set.  Zero instead of a value
+    below ~1e-308 (1e-38 in float32) changes a result by less than that, but 0 * inf is NaN
+    where tiny * inf is inf: so the flush happens only when ``weights_finite`` (the weights
+    this array multiplies hold no inf or NaN).  Returns ``arr`` itself when there is nothing
+    to flush, else a new array.
+    """
+    if not weights_finite or arr.size == 0 or not _core.count_subnormal(arr):
+        return arr
+    out = arr.copy()
+    out[np.abs(out) < np.finfo(out.dtype).tiny] = 0
+    return out
+
+
+def all_finite(arrays):
+    """True when no array holds inf or NaN."""
+    return all(bool(np.isfinite(a).all()) for a in arrays)

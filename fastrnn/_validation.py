@@ -50,24 +50,28 @@ class Dims:
                 f"T_x={self.T_x})")
 
 
-def _as_array(value, name):
-    """``value`` as an ndarray of real numbers (no copy when it already is one)."""
+def _as_array(value, name, symbols, dims):
+    """``value`` as an ndarray of real numbers (no copy when it already is one); errors name
+    the expected shape ``symbols`` (with the sizes ``dims`` already implies)."""
+    expected = _shape_text(symbols, dims)
     if value is None:
-        raise TypeError(f"{name} must be an array of real numbers, got None")
+        raise TypeError(f"{name} must be an array of real numbers of shape {expected}, "
+                        f"got None")
     if isinstance(value, np.ndarray):
         arr = value
     else:
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name} could not be read as an array: {exc}") from None
+            raise ValueError(f"{name} must be an array of shape {expected}, but could not be "
+                             f"read as an array: {exc}") from None
     kind = arr.dtype.kind
     if kind not in "fiu":
         what = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(
             kind, str(arr.dtype))
         raise TypeError(
-            f"{name} must hold real numbers (float32, float64 or integers), got {what} data "
-            f"(dtype {arr.dtype})")
+            f"{name} must hold real numbers (float32, float64 or integers) of shape "
+            f"{expected}, got {what} data (dtype {arr.dtype})")
     return arr
 
 
@@ -101,9 +105,10 @@ def _check_shape(arr, name, symbols, dims):
 
 
 def _result_dtype(arrays):
-    # float32 only when every input is float32; integers count as float64.
+    # float32 only when every input is float32 (either byte order); integers count as float64.
     for arr in arrays:
-        if arr.dtype != np.float32:
+        dt = arr.dtype
+        if dt.kind != "f" or dt.itemsize != 4:
             return np.dtype(np.float64)
     return np.dtype(np.float32)
 
@@ -126,7 +131,7 @@ def validate_parameters(parameters, weights, dims=None):
             raise KeyError(
                 f"parameters is missing {key!r}, expected an array of shape "
                 f"{_shape_text(symbols, dims)}")
-        arr = _as_array(parameters[key], f"parameters[{key!r}]")
+        arr = _as_array(parameters[key], f"parameters[{key!r}]", symbols, dims)
         if "n_x" not in dims and symbols[1] == "n_a + n_x" and "n_a" in dims \
                 and arr.ndim == 2:
             dims["n_x"] = arr.shape[1] - dims["n_a"]
@@ -140,15 +145,18 @@ def validate_parameters(parameters, weights, dims=None):
         raise ValueError(
             f"n_y (the rows of parameters[{weights[0][0]!r}]) must be at least 1: the softmax "
             f"over an empty axis is undefined (got shape {arrays[weights[0][0]].shape})")
+    _check_blas_sizes(dims, 1 if weights is RNN_WEIGHTS else 4)
     return arrays, dims
 
 
 def _check_blas_sizes(dims, gates):
+    """Refuse sizes a 32-bit BLAS index cannot hold (those of the inputs once m is known)."""
     G = gates * dims["n_a"]
     T = dims.get("T_x") or 1
+    m = dims.get("m", 1)
     for what, value in (("n_x", dims["n_x"]), (f"{gates}*n_a" if gates > 1 else "n_a", G),
                         ("n_a + n_x", dims["n_a"] + dims["n_x"]), ("n_y", dims["n_y"]),
-                        ("m*T_x", dims["m"] * T), ("T_x*n_a*gates", T * G)):
+                        ("m*T_x", m * T), ("T_x*n_a*gates", T * G)):
         if value > INT_MAX:
             raise ValueError(
                 f"{what} = {value} exceeds the largest size BLAS can index ({INT_MAX}); "
@@ -162,12 +170,12 @@ def check_inputs(inputs, dims, sequence, gates):
     (n_a, m).  Returns the arrays (as given, not converted) in the same order.
     """
     x_name, x_value = inputs[0]
-    x = _as_array(x_value, x_name)
     x_symbols = ("n_x", "m", "T_x") if sequence else ("n_x", "m")
+    x = _as_array(x_value, x_name, x_symbols, dims)
     _check_shape(x, x_name, x_symbols, dims)
     arrays = [x]
     for name, value in inputs[1:]:
-        arr = _as_array(value, name)
+        arr = _as_array(value, name, ("n_a", "m"), dims)
         _check_shape(arr, name, ("n_a", "m"), dims)
         arrays.append(arr)
     _check_blas_sizes(dims, gates)
@@ -200,7 +208,7 @@ def _accept_fast(kind, inputs, parameters, sequence):
     n_x, m = x.shape[0], x.shape[1]
     T = x.shape[2] if sequence else None
     G = 1 if kind == "rnn" else 4
-    if n_y < 1 or max(G * n_a + n_x, m * (T or 1), (T or 1) * G * n_a) > INT_MAX:
+    if n_y < 1 or max(G * n_a + n_x, n_y, m * (T or 1), (T or 1) * G * n_a) > INT_MAX:
         return None
     if kind == "rnn":
         shapes = (("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("ba", (n_a, 1)),
@@ -267,8 +275,8 @@ def validate_full(kind, inputs, parameters, *, sequence):
     """:func:`validate` without the fast path: every check, every error message."""
     spec = RNN_WEIGHTS if kind == "rnn" else LSTM_WEIGHTS
     x_name, x_value = inputs[0]
-    x = _as_array(x_value, x_name)
     x_symbols = ("n_x", "m", "T_x") if sequence else ("n_x", "m")
+    x = _as_array(x_value, x_name, x_symbols, {})
     if x.ndim != len(x_symbols):
         raise ValueError(
             f"{x_name} must be {len(x_symbols)}-dimensional with shape "

@@ -49,10 +49,13 @@ cdef extern from "_vmath.h" nogil:
     void fr_sigmoid_inplace_f(float *x, Py_ssize_t n)
     void fr_tanh_inplace_d(double *x, Py_ssize_t n)
     void fr_tanh_inplace_f(float *x, Py_ssize_t n)
-    void fr_lstm_pointwise_d(double *g, double *c, double *h, Py_ssize_t n)
-    void fr_lstm_pointwise_f(float *g, float *c, float *h, Py_ssize_t n)
+    void fr_lstm_pointwise_d(double *g, const double *c_prev, double *c, double *h,
+                             Py_ssize_t n)
+    void fr_lstm_pointwise_f(float *g, const float *c_prev, float *c, float *h, Py_ssize_t n)
     void fr_softmax_cols_d(double *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
     void fr_softmax_cols_f(float *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
+    Py_ssize_t fr_count_subnormal_d(const double *x, Py_ssize_t n)
+    Py_ssize_t fr_count_subnormal_f(const float *x, Py_ssize_t n)
     void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
                            Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
                            Py_ssize_t zrs, Py_ssize_t zcs)
@@ -70,12 +73,12 @@ cdef inline void v_tanh(floating *x, Py_ssize_t n) noexcept nogil:
         fr_tanh_inplace_d(x, n)
 
 
-cdef inline void v_lstm_pointwise(floating *g, floating *c, floating *h,
-                                  Py_ssize_t n) noexcept nogil:
+cdef inline void v_lstm_pointwise(floating *g, const floating *c_prev, floating *c,
+                                  floating *h, Py_ssize_t n) noexcept nogil:
     if floating is float:
-        fr_lstm_pointwise_f(g, c, h, n)
+        fr_lstm_pointwise_f(g, c_prev, c, h, n)
     else:
-        fr_lstm_pointwise_d(g, c, h, n)
+        fr_lstm_pointwise_d(g, c_prev, c, h, n)
 
 
 cdef inline void v_softmax_cols(floating *y, Py_ssize_t n_rows, Py_ssize_t n_cols,
@@ -228,19 +231,24 @@ cdef void lstm_core(
         floating *a, int ld_a,               # OUT  a   (n_a, m*T), row stride ld_a
         floating *c, int ld_c,               # OUT  c   (n_a, m*T), row stride ld_c
         floating *y, int ld_y,               # OUT  y   (n_y, m*T), row stride ld_y
-        floating *z,                         # WORK     (m, T, 4n_a) -> activated gates
-        floating *h,                         # WORK     (m, n_a): a_{t-1}, then a_t
-        floating *cw,                        # WORK     (m, n_a): c_{t-1}, then c_t
+        floating *z,                         # OUT  z   (m, T, 4n_a): activated gates
+        floating *s,                         # OUT  s   (m, T, 2n_a): [a_t, c_t] per column
+        floating *h,                         # WORK     (m, n_a): a0 transposed
+        floating *cw,                        # WORK     (m, n_a): c0 transposed
         floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
         int small_max) noexcept nogil:
     cdef int G = 4 * n_a
+    cdef int S = 2 * n_a
+    cdef int lds = T * S
+    cdef const floating *h_prev
+    cdef const floating *c_prev
+    cdef floating *st
     cdef int ldw = n_a + n_x
     cdef int mT = m * T
     cdef int ldz = T * G
+    cdef int ldh
     cdef Py_ssize_t t, j, i, k, col
     cdef floating *zt
-    cdef floating *hj
-    cdef floating *cj
     cdef unsigned int mxcsr = fr_denormals_off()
 
     # Z (4n_a, m*T) = W_x @ X + b, W_x = the input columns W_k[:, n_a:] of the gates (row
@@ -264,28 +272,33 @@ cdef void lstm_core(
 
     for t in range(T):
         zt = z + t * G
-        # Z_t (4n_a, m) += W_a (4n_a, n_a) @ A_{t-1} (n_a, m), W_a = the columns W_k[:, :n_a].
+        st = s + t * S
+        # Z_t (4n_a, m) += W_a (4n_a, n_a) @ A_{t-1} (n_a, m), W_a = the columns W_k[:, :n_a];
+        # A_{t-1} is h (t = 0) or the a-half of S_{t-1} (column-major, leading dim T*2n_a).
+        if t == 0:
+            h_prev, ldh = h, n_a
+        else:
+            h_prev, ldh = st - S, lds
         if merged:
-            product_acc(G, m, n_a, w[0], ldw, h, n_a, zt, ldz, small_max)
+            product_acc(G, m, n_a, w[0], ldw, h_prev, ldh, zt, ldz, small_max)
         else:
             for k in range(4):
-                product_acc(n_a, m, n_a, w[k], ldw, h, n_a, zt + k * n_a, ldz, small_max)
+                product_acc(n_a, m, n_a, w[k], ldw, h_prev, ldh, zt + k * n_a, ldz, small_max)
         for j in range(m):
-            hj = h + j * n_a
-            cj = cw + j * n_a
-            v_lstm_pointwise(zt + j * ldz, cj, hj, n_a)
-            col = j * T + t
-            for i in range(n_a):
-                a[i * ld_a + col] = hj[i]
-                c[i * ld_c + col] = cj[i]
+            c_prev = cw + j * n_a if t == 0 else st - S + j * lds + n_a
+            v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a)
         if mT <= SMALL_COLS:
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
-            # layer goes per step, while a_t is contiguous in h.
-            small_acc(n_y, m, n_a, wy, n_a, h, n_a, y + t, ld_y, T)
+            # layer goes per step, straight from the state buffer.
+            small_acc(n_y, m, n_a, wy, n_a, st, lds, y + t, ld_y, T)
 
+    # a, c (n_a, m*T) = the halves of S^T, S seen as row-major (m*T, 2n_a).
+    transpose(s, mT, n_a, S, a, ld_a)
+    transpose(s + n_a, mT, n_a, S, c, ld_c)
     if mT > SMALL_COLS:
-        # Y^T (m*T, n_y) += A^T (m*T, n_a) @ Wy^T (n_a, n_y); A row-major = A^T col-major.
-        gemm_acc(c'N', c'N', mT, n_y, n_a, a, ld_a, wy, n_a, y, ld_y)
+        # Y^T (m*T, n_y) += A^T (m*T, n_a) @ Wy^T (n_a, n_y); the a-half of S is
+        # column-major (n_a, m*T) with leading dimension 2n_a -> 'T'.
+        gemm_acc(c'T', c'N', mT, n_y, n_a, s, S, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
     fr_denormals_restore(mxcsr)
 
@@ -394,7 +407,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
 def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
                  tuple w not None, tuple b not None, cnp.ndarray wy not None,
                  cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray c not None,
-                 cnp.ndarray y not None, cnp.ndarray z not None,
+                 cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
                  Py_ssize_t j0, Py_ssize_t j1, int small_max):
     """LSTM over the examples j0:j1 of a batch, the GIL released throughout.
 
@@ -407,7 +420,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     b : 4-tuple of (n_a,) IN, the gate biases in the same order.
     wy : (n_y, n_a), by : (n_y,) IN.
     a, c : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
-    z : (m, T, 4n_a) WORK; holds the activated gates [f, i, o, c] afterwards.
+    z : (m, T, 4n_a) OUT: the activated gates [f, i, o, c] of every step (for the caches).
+    s : (m, T, 2n_a) OUT: [a_t, c_t] of every step, time-major (for the caches).
     small_max : batch slices of at most this many examples use the small-batch kernel for
         the recurrent product instead of BLAS gemm.
     """
@@ -433,6 +447,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     check(c, "c", typenum, True, 3, n_a, m, T)
     check(y, "y", typenum, True, 3, n_y, m, T)
     check(z, "z", typenum, True, 3, m, T, 4 * n_a)
+    check(s, "s", typenum, True, 3, m, T, 2 * n_a)
     check_slice(j0, j1, m)
     for name, v in (("n_x", n_x), ("4*n_a", 4 * n_a), ("n_y", n_y), ("m*T_x", m * T),
                     ("n_a + n_x", n_a + n_x), ("T_x*4*n_a", T * 4 * n_a)):
@@ -472,6 +487,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                 <float *> cnp.PyArray_DATA(c) + off, m * T,
                 <float *> cnp.PyArray_DATA(y) + off, m * T,
                 <float *> cnp.PyArray_DATA(z) + off * 4 * n_a,
+                <float *> cnp.PyArray_DATA(s) + off * 2 * n_a,
                 <float *> cnp.PyArray_DATA(hw), <float *> cnp.PyArray_DATA(hw) + hc,
                 <float *> cnp.PyArray_DATA(hw) + 2 * hc, small_max)
     else:
@@ -490,11 +506,24 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                 <double *> cnp.PyArray_DATA(c) + off, m * T,
                 <double *> cnp.PyArray_DATA(y) + off, m * T,
                 <double *> cnp.PyArray_DATA(z) + off * 4 * n_a,
+                <double *> cnp.PyArray_DATA(s) + off * 2 * n_a,
                 <double *> cnp.PyArray_DATA(hw), <double *> cnp.PyArray_DATA(hw) + hc,
                 <double *> cnp.PyArray_DATA(hw) + 2 * hc, small_max)
 
 
 # ------------------------------------------------------------------ test and report hooks
+
+def count_subnormal(cnp.ndarray x not None):
+    """Number of subnormal values in a C-contiguous float32/float64 array."""
+    if not cnp.PyArray_IS_C_CONTIGUOUS(x):
+        raise ValueError("count_subnormal needs a C-contiguous array")
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if typenum == cnp.NPY_FLOAT32:
+        return fr_count_subnormal_f(<float *> cnp.PyArray_DATA(x), cnp.PyArray_SIZE(x))
+    if typenum == cnp.NPY_FLOAT64:
+        return fr_count_subnormal_d(<double *> cnp.PyArray_DATA(x), cnp.PyArray_SIZE(x))
+    raise TypeError(f"count_subnormal needs float32 or float64, got {x.dtype}")
+
 
 def simd_level():
     """The instruction set the dispatched element-wise passes run with on this CPU."""

@@ -11,8 +11,9 @@
  * Accuracy (checked by tests/test_vmath.py against numpy in float64):
  *   exp, expm1 via Cody-Waite reduction to |r| <= ln2/2 and a Taylor polynomial
  *   (degree 13 for double, 7 for float): a few ulp.  tanh is computed from expm1 so it keeps
- *   its relative accuracy near 0.  Inputs are clamped before the reduction, so no result is
- *   ever subnormal or overflows; NaN propagates, +-inf saturate.
+ *   its relative accuracy near 0.  Inputs are clamped before the reduction; exp overflows
+ *   to +inf like numpy's and underflows to 0 below the smallest normal number (never a
+ *   subnormal result); NaN propagates, +-inf saturate.
  */
 #ifndef FASTRNN_VMATH_H
 #define FASTRNN_VMATH_H
@@ -58,13 +59,16 @@ static const char *fr_simd_level(void)
 #endif
 }
 
-/* Flush-to-zero and denormals-are-zero for the calling thread while a kernel runs: a decaying
- * cell state must not fall into the 100-cycle subnormal paths.  Returns the old state. */
+/* Flush-to-zero for the calling thread while a kernel runs: a decaying state must not fall
+ * into the 100-cycle subnormal paths.  Not denormals-are-zero: reading a subnormal input as 0
+ * would turn tiny * inf into NaN where the reference gives inf (subnormal inputs are flushed
+ * beforehand instead, only where that cannot change a result's NaN/inf pattern; see
+ * fastrnn/_packing.py).  Returns the old state. */
 static unsigned int fr_denormals_off(void)
 {
 #if FR_HAVE_MXCSR
     unsigned int old = _mm_getcsr();
-    _mm_setcsr(old | 0x8040u);
+    _mm_setcsr(old | 0x8000u);
     return old;
 #else
     return 0u;
@@ -141,19 +145,26 @@ FR_INLINE float fr_expm1_parts_f(float x, float *scale)
 /* Clamp that keeps NaN (both comparisons are false for NaN). */
 #define FR_CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x)))
 
-/* exp is clamped to [-708, 709] (double) / [-87, 88] (float): results stay normal and finite. */
+/* exp: the reduction runs on x clamped to [-708, 709] (double) / [-87, 88] (float), so 2^n
+ * stays a normal number; beyond the largest finite result the answer is +inf, as numpy's,
+ * and below the smallest normal one it is 0 (never subnormal: the flush-to-zero result).
+ * So sigmoid(-huge) = 1 / (1 + inf) is exactly 0, as in the reference. */
 FR_INLINE double fr_exp_d(double x)
 {
     double s;
     double p = fr_expm1_parts_d(FR_CLAMP(x, -708.0, 709.0), &s);
-    return s * p + s;
+    double r = s * p + s;
+    r = x > 709.782712893384 ? __builtin_inf() : r;
+    return x < -708.3964185322641 ? 0.0 : r;
 }
 
 FR_INLINE float fr_exp_f(float x)
 {
     float s;
     float p = fr_expm1_parts_f(FR_CLAMP(x, -87.0f, 88.0f), &s);
-    return s * p + s;
+    float r = s * p + s;
+    r = x > 88.72283935546875f ? __builtin_inff() : r;
+    return x < -87.33654022216797f ? 0.0f : r;
 }
 
 FR_INLINE double fr_sigmoid_d(double x) { return 1.0 / (1.0 + fr_exp_d(-x)); }
@@ -197,15 +208,16 @@ FR_DISPATCH static void fr_tanh_inplace_##SFX(T *x, ptrdiff_t n)                
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_tanh_##SFX(x[k]);                             \
 }                                                                                             \
 /* One LSTM step for one example.  g holds the 4n pre-activations in the packed gate order   \
- * [f, i, o, g]; they are replaced by their activations (kept for the caches).  c holds      \
- * c_prev on entry and c_next on exit; h receives a_next = o * tanh(c_next). */               \
-FR_DISPATCH static void fr_lstm_pointwise_##SFX(T *g, T *c, T *h, ptrdiff_t n)                \
+ * [f, i, o, g]; they are replaced by their activations (kept for the caches).  Writes       \
+ * c = f * c_prev + i * g and h = o * tanh(c). */                                             \
+FR_DISPATCH static void fr_lstm_pointwise_##SFX(T *g, const T *c_prev, T *c, T *h,            \
+                                                ptrdiff_t n)                                  \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < 3 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k]);                      \
     for (ptrdiff_t k = 3 * n; k < 4 * n; ++k) g[k] = fr_tanh_##SFX(g[k]);                     \
     const T *f = g, *i = g + n, *o = g + 2 * n, *cc = g + 3 * n;                              \
     for (ptrdiff_t k = 0; k < n; ++k) {                                                       \
-        T cn = f[k] * c[k] + i[k] * cc[k];                                                    \
+        T cn = f[k] * c_prev[k] + i[k] * cc[k];                                               \
         c[k] = cn;                                                                            \
         h[k] = o[k] * fr_tanh_##SFX(cn);                                                      \
     }                                                                                         \
@@ -269,6 +281,27 @@ FR_DISPATCH static void fr_softmax_cols_##SFX(T *y, ptrdiff_t n_rows, ptrdiff_t 
 
 FR_DEFINE_PASSES(double, d)
 FR_DEFINE_PASSES(float, f)
+
+/* Number of subnormal values in x (a cheap, vectorised scan). */
+FR_DISPATCH static ptrdiff_t fr_count_subnormal_d(const double *x, ptrdiff_t n)
+{
+    ptrdiff_t count = 0;
+    for (ptrdiff_t k = 0; k < n; ++k) {
+        double a = __builtin_fabs(x[k]);
+        count += (a < 2.2250738585072014e-308) & (a != 0.0);
+    }
+    return count;
+}
+
+FR_DISPATCH static ptrdiff_t fr_count_subnormal_f(const float *x, ptrdiff_t n)
+{
+    ptrdiff_t count = 0;
+    for (ptrdiff_t k = 0; k < n; ++k) {
+        float a = __builtin_fabsf(x[k]);
+        count += (a < 1.17549435e-38f) & (a != 0.0f);
+    }
+    return count;
+}
 
 /* ---------------------------------------------------------------- small-batch products */
 
