@@ -114,8 +114,10 @@ class StepCaches(Sequence):
     """The list of per-step caches of a sequence call, built only when read.
 
     Behaves like the reference's list: ``len``, indexing (negative too), slicing (a list),
-    iteration, unpacking; each item is the spec's tuple.  Items are built once and kept, so
-    ``caches[t][1] is caches[t - 1][0]``, as in the reference.
+    iteration, unpacking, pickling (as a list); each item is the spec's tuple.  Items are
+    built once, by ``build(caches, t)``, and kept, so ``caches[t][1] is caches[t - 1][0]``, as
+    in the reference.  (``build`` gets the caches as an argument rather than closing over
+    them: no reference cycle, so dropping the caches frees their buffers at once.)
     """
 
     __slots__ = ("_n", "_build", "_memo")
@@ -142,7 +144,7 @@ class StepCaches(Sequence):
             raise IndexError(f"cache index {index} out of range for {self._n} steps")
         item = self._memo.get(t)
         if item is None:
-            item = self._memo[t] = self._build(t)
+            item = self._memo[t] = self._build(self, t)
         return item
 
     def __eq__(self, other):
@@ -171,11 +173,10 @@ def _rnn_caches(z, x, a0, parameters):
     # ``a`` in place does not reach the caches (as in the reference, where they are separate).
     x = np.asarray(x)
 
-    def build(t):
+    def build(caches, t):
         return (z[:, t, :].T, a0 if t == 0 else caches[t - 1][0], x[:, :, t], parameters)
 
-    caches = StepCaches(z.shape[1], build)
-    return caches
+    return StepCaches(z.shape[1], build)
 
 
 def _lstm_caches(z, s, x, a0, c0, parameters):
@@ -183,13 +184,12 @@ def _lstm_caches(z, s, x, a0, c0, parameters):
     x = np.asarray(x)
     n_a = s.shape[2] // 2
 
-    def build(t):
+    def build(caches, t):
         a_prev, c_prev = (a0, c0) if t == 0 else caches[t - 1][:2]
         return (s[:, t, :n_a].T, s[:, t, n_a:].T, a_prev, c_prev, *gates(z, t), x[:, :, t],
                 parameters)
 
-    caches = StepCaches(s.shape[1], build)
-    return caches
+    return StepCaches(s.shape[1], build)
 
 
 # ------------------------------------------------------------------ checked mode

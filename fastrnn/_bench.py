@@ -874,6 +874,7 @@ def plot(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     shapes = list(dict.fromkeys(r["shape"] for r in results))
     series = list(dict.fromkeys((r["model"], r["dtype"]) for r in results))
@@ -903,6 +904,9 @@ def plot(results, path):
             ax.bar(xs, vals, width, label=f"{model} {dtype}")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_yscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
         ax.set_xticks(range(len(shapes)))
         ax.set_xticklabels(shapes)
         ax.set_ylabel("speedup (x)")
