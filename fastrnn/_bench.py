@@ -366,7 +366,8 @@ def fastrnn_impls(model, case, cell=False, n_threads=1):
         out = _seq_outputs(model)
         return [
             Impl("fastrnn", f"fastrnn.{model}_forward", lambda: fn(x, a0, p), out),
-            Impl("model", f"fastrnn.{name}.forward",
+            Impl("model", f"fastrnn.{name}.forward"
+                 + (f"(n_threads={n_threads})" if n_threads > 1 else ""),
                  lambda: net.forward(x, a0, n_threads=n_threads), out, model_ctx),
             Impl("reference", f"reference.{model}_forward", lambda: ref(x, a0, p), out,
                  _reference_context),
@@ -516,6 +517,39 @@ def measure(fn, *, repeat=5, min_time=0.2, budget=None, context=contextlib.nullc
     return Timing(times, number)
 
 
+def torch_gemm_rate(torch, dtype, n, repeat=5):
+    """PyTorch's own matmul rate (GFLOP/s, its bundled BLAS: MKL on x86 wheels), for
+    comparison with :func:`gemm_rate`: median of ``repeat`` n x n x n ``torch.mm`` calls."""
+    tdtype = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(n, n, generator=gen, dtype=tdtype)
+    b = torch.randn(n, n, generator=gen, dtype=tdtype)
+    c = torch.empty(n, n, dtype=tdtype)
+    with torch.inference_mode():
+        torch.mm(a, b, out=c)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=c)
+            times.append(time.perf_counter() - t0)
+    return 2.0 * n ** 3 / statistics.median(times) / 1e9
+
+
+def _torch_backend(torch):
+    """PyTorch's BLAS and CPU capability (its MKL is linked in: threadpoolctl cannot see
+    it)."""
+    try:
+        config = torch.__config__.show()
+    except Exception:   # noqa: BLE001 - informational only
+        return None
+    blas = next((part.split("=", 1)[1] for part in config.replace(",", " ").split()
+                 if part.startswith("BLAS_INFO=")), "?")
+    cap = next((line.split(":", 1)[1].strip() for line in config.splitlines()
+                if "CPU capability usage" in line), "?")
+    onednn = getattr(getattr(torch.backends, "mkldnn", None), "is_available", lambda: False)()
+    return f"BLAS {blas}, CPU capability {cap}, oneDNN {'on' if onednn else 'off'}"
+
+
 def gemm_rate(dtype, n, repeat=5):
     """The machine's GEMM rate (GFLOP/s): median of ``repeat`` n x n x n ``?gemm`` calls
     through ``scipy.linalg.blas`` (the BLAS fastrnn's kernels use)."""
@@ -594,6 +628,7 @@ def environment(torch=None, threads=1):
         "scipy": scipy.__version__,
         "torch": None if torch is None else torch.__version__,
         "torch_threads": None if torch is None else torch.get_num_threads(),
+        "torch_backend": None if torch is None else _torch_backend(torch),
         "threads": threads,
         "small_batch_max_m": getattr(fastrnn._api, "SMALL_BATCH_MAX_M",
                                      getattr(fastrnn._api, "GEMV_MAX_M", None)),
@@ -622,8 +657,8 @@ def format_environment(env):
             f"{'BLAS' if k == 0 else '':<12} {lib['internal_api']} {lib.get('version') or ''}"
             f"  kernel {arch}  num_threads {lib['num_threads']}  [{_blas_user(lib)}]")
     lines.append("env          " + "  ".join(f"{k}={v}" for k, v in env["env"].items()))
-    torch_txt = (f"torch {env['torch']} (set_num_threads {env['torch_threads']})"
-                 if env.get("torch") else "torch not used")
+    torch_txt = (f"torch {env['torch']} (set_num_threads {env['torch_threads']}; "
+                 f"{env.get('torch_backend')})" if env.get("torch") else "torch not used")
     lines.append(f"versions     python {env['python']}, numpy {env['numpy']}, "
                  f"scipy {env['scipy']}, {torch_txt}")
     lines.append(f"threads      {env['threads']} (threadpoolctl.threadpool_limits"
@@ -794,8 +829,8 @@ def format_case(res):
         lines.append(
             f"{key} {r['label']:<28} {_fmt_time(r['median_s']):>9} "
             f"{_fmt_time(r['iqr_s']):>9} {_fmt_time(r['min_s']):>9} "
-            f"{r['samples']:>5} {_fmt(r['speedup_vs_reference'], '.2f'):>7} "
-            f"{_fmt(r['ratio_vs_torch'], '.2f'):>7} {r['gflops']:>8.3g} "
+            f"{r['samples']:>5} {_fmt(r['speedup_vs_reference'], '.3g'):>7} "
+            f"{_fmt(r['ratio_vs_torch'], '.3g'):>7} {r['gflops']:>8.3g} "
             f"{_fmt(frac, '.1f'):>6} {_fmt(r['max_abs_err_vs_reference'], '.1e'):>8} "
             f"{_fmt(r['max_abs_err_vs_torch'], '.1e'):>9}")
     return "\n".join(lines) + "\n"
@@ -822,9 +857,9 @@ def format_summary(results):
             f"{res['shape']:<9} {res['model']:<5} {res['dtype']:<7} "
             f"{_fmt_time(t('fastrnn')):>9} {_fmt_time(t('model')):>9} "
             f"{_fmt_time(t('reference')):>9} {_fmt_time(t('torch')):>9} "
-            f"{_fmt(by['fastrnn']['speedup_vs_reference'], '.2f'):>8} "
-            f"{_fmt(by['fastrnn']['ratio_vs_torch'], '.2f'):>8} "
-            f"{_fmt(by['model']['ratio_vs_torch'], '.2f'):>9} "
+            f"{_fmt(by['fastrnn']['speedup_vs_reference'], '.3g'):>8} "
+            f"{_fmt(by['fastrnn']['ratio_vs_torch'], '.3g'):>8} "
+            f"{_fmt(by['model']['ratio_vs_torch'], '.3g'):>9} "
             f"{best['gflops']:>9.3g} {_fmt(frac, '.1f'):>6}")
     return "\n".join(lines)
 
@@ -836,8 +871,12 @@ def format_results(results):
 
 
 def _format_gemm(gemm):
-    return ", ".join(f"{'sgemm' if k == 'float32' else 'dgemm'} n={v['n']}: "
+    text = ", ".join(f"{'sgemm' if k == 'float32' else 'dgemm'} n={v['n']}: "
                      f"{v['gflops']:.1f} GFLOP/s" for k, v in gemm.items())
+    if any("torch_gflops" in v for v in gemm.values()):
+        text += ("   (PyTorch's own torch.mm, not the limit used for %GEMM: "
+                 + ", ".join(f"{k} {v['torch_gflops']:.1f}" for k, v in gemm.items()) + ")")
+    return text
 
 
 def _mb(b):
@@ -1012,6 +1051,10 @@ def run(opts, out=None):
                 progress(f"GEMM rate: {'sgemm' if d == 'float32' else 'dgemm'} n={gemm_n[d]}")
                 gemm[d] = {"n": gemm_n[d], "gflops": gemm_rate(DTYPES[d], gemm_n[d],
                                                                gemm_repeat)}
+                if torch is not None:
+                    progress(f"GEMM rate: torch.mm {d} n={gemm_n[d]}")
+                    gemm[d]["torch_gflops"] = torch_gemm_rate(torch, DTYPES[d], gemm_n[d],
+                                                              gemm_repeat)
             peaks = {d: v["gflops"] for d, v in gemm.items()}
             print("GEMM rate    " + _format_gemm(gemm) + "\n", file=out)
             print(format_table_header(), file=out, flush=True)

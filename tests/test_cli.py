@@ -269,3 +269,19 @@ def test_bench_with_torch_reports_the_ratio(capsys):
     row = next(line for line in out.splitlines() if "fastrnn.lstm_forward" in line)
     assert row.split()[-1] != "-"               # an error vs PyTorch is reported
     assert float(row.split()[-1]) < 1e-10
+
+
+def test_bench_plot_writes_a_png_when_matplotlib_is_there(tmp_path, capsys):
+    try:
+        import matplotlib  # noqa: F401
+        have_matplotlib = True
+    except ImportError:
+        have_matplotlib = False
+    path = tmp_path / "speedups.png"
+    status = _bench.main(["--quick", "--shapes", "lesson", "--models", "rnn", "--no-torch",
+                          "--repeat", "2", "--min-time", "0.005", "--plot", str(path)])
+    if have_matplotlib:
+        assert status == 0
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert status == 2 and "matplotlib" in capsys.readouterr().err
