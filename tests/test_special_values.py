@@ -172,6 +172,24 @@ def test_nan_propagates_through_the_sequence(name, dtype, recurrent_path):
         assert not np.isnan(np.delete(out, 2, axis=1)).any()
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("c_sign", [1, -1], ids=["c_prev+inf", "c_prev-inf"])
+def test_infinite_input_with_infinite_cell_state(c_sign, dtype, recurrent_path):
+    """An infinite input drives some gate pre-activations to -inf: the reference's sigmoid is
+    then exactly 0, and 0 * (+-inf cell state) is NaN.  A sigmoid that stops at the smallest
+    normal number instead (exp clamped) turns that NaN into +-inf.  (Found by tests/test_fuzz.py
+    on lstm_cell_forward with n_a = 1.)"""
+    inputs, params = make_case("lstm_cell_forward", dtype, n_x=3, n_a=4, n_y=3, m=6)
+    xt = inputs["xt"].copy()
+    xt[0, :3] = [np.inf, -np.inf, np.inf]
+    inputs["xt"] = xt
+    inputs["c_prev"] = np.full_like(inputs["c_prev"], c_sign * np.inf)
+    got = run_fast("lstm_cell_forward", inputs, params)
+    want = run_ref("lstm_cell_forward", inputs, params)
+    assert np.isnan(want[1]).any()  # some forget gates are exactly 0 in the reference
+    assert_same_specials(got, want, dtype, what=f"lstm_cell_forward, inf x, c_prev {c_sign}inf")
+
+
 # ------------------------------------------------------------------ huge finite values
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

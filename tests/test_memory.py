@@ -1,0 +1,211 @@
+"""Memory: many calls leave the resident set flat; caches free their memory when dropped.
+
+Resident memory is read from /proc/self/statm (Linux).  Each test warms up first (allocator
+arenas, BLAS buffers, lazily built module state), then measures the growth over the calls
+against a tolerance that is a fraction of what a leak of *one output per call* would add (the
+smallest output, so any leaked output array would exceed it).
+"""
+import gc
+import os
+import resource
+import sys
+import weakref
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import fastrnn
+from _util import lstm_params, rnn_params
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
+                                reason="needs Linux /proc/self/statm")
+
+PAGE = resource.getpagesize()
+MiB = 2.0**20
+FUNCS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward")
+N_OUT = {"rnn_cell_forward": 2, "rnn_forward": 2, "lstm_cell_forward": 3, "lstm_forward": 3}
+
+
+def rss():
+    """Resident set size of this process in bytes."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def settled_rss():
+    gc.collect()
+    return rss()
+
+
+def make_call(name, n_x, n_a, n_y, m, T_x, seed=0):
+    """A zero-argument closure making one call of ``name`` (its inputs built once), and the
+    size in bytes of the smallest output array of that call (what leaking one output per call
+    would leak at least, data plus array object)."""
+    rng = np.random.default_rng(seed)
+    params = (lstm_params if name.startswith("lstm") else rnn_params)(rng, n_x, n_a, n_y)
+    cell = name.endswith("cell_forward")
+    args = [rng.standard_normal((n_x, m) if cell else (n_x, m, T_x)),
+            rng.standard_normal((n_a, m))]
+    if name == "lstm_cell_forward":
+        args.append(rng.standard_normal((n_a, m)))
+    fn = getattr(fastrnn, name)
+
+    def call(touch_caches=False):
+        out = fn(*args, params)
+        if touch_caches:  # build cache items lazily, as a backward pass would
+            cache = out[N_OUT[name]]
+            if cell:
+                assert len(cache) in (4, 10)
+            else:
+                steps = cache[0]
+                for item in steps:
+                    assert item[0].shape == (n_a, m)
+        return out
+
+    # data plus the array object (outputs may be views, so not sys.getsizeof alone)
+    smallest = min(o.nbytes for o in call()[:N_OUT[name]]) + sys.getsizeof(np.empty(0))
+    call.caller_arrays = args + list(params.values())
+    return call, smallest
+
+
+def test_100000_small_calls_leave_memory_flat():
+    """The lessons' size (n_x=3, n_a=5, n_y=2, m=10, T_x=4), 25,000 calls of each function,
+    every other call also building its caches."""
+    calls, smallest = [], []
+    for name in FUNCS:
+        call, size = make_call(name, 3, 5, 2, 10, 4)
+        calls.append(call)
+        smallest.append(size)
+    n_calls = 100_000
+    for i in range(4_000):  # warm-up
+        calls[i % 4](touch_caches=i % 8 < 4)
+    before = settled_rss()
+    for i in range(n_calls):
+        calls[i % 4](touch_caches=i % 8 < 4)
+    after = settled_rss()
+    leak_one_output = sum(smallest) / 4 * n_calls
+    tolerance = 0.25 * leak_one_output
+    growth = after - before
+    print(f"\nsmall calls: RSS {before / MiB:.1f} -> {after / MiB:.1f} MiB "
+          f"(growth {growth / MiB:.2f} MiB; leaking one output per call would add "
+          f"{leak_one_output / MiB:.1f} MiB; tolerance {tolerance / MiB:.1f} MiB)")
+    assert growth < tolerance, (
+        f"RSS grew by {growth / MiB:.2f} MiB over {n_calls} small calls (tolerance "
+        f"{tolerance / MiB:.1f} MiB, a quarter of a one-output-per-call leak)")
+
+
+# Sizes whose hidden-state output is 4 MiB (float64): few hidden units, many columns, so the
+# calls are cheap for their memory traffic.
+LARGE = {
+    "rnn_cell_forward": (2, 8, 2, 65536, 1),
+    "rnn_forward": (2, 8, 2, 512, 128),
+    "lstm_cell_forward": (2, 8, 2, 65536, 1),
+    "lstm_forward": (2, 8, 2, 512, 128),
+}
+
+
+def test_1000_large_calls_leave_memory_flat():
+    """250 calls of each function with a 4 MiB output; a leak of one output per call would add
+    at least 1000 x the smallest output.  RSS is read after every call *without* forcing a
+    garbage collection (memory that only a cyclic collection would free is memory a loop of
+    calls keeps resident), and the test stops at the first excess, so a real leak ends early."""
+    with threadpool_limits(1):  # memory does not depend on it; time does, a lot, on 2 cores
+        calls, smallest = [], []
+        for name, sizes in LARGE.items():
+            call, size = make_call(name, *sizes)
+            out = call()
+            assert max(o.nbytes for o in out[:N_OUT[name]]) >= 4 * 2**20
+            del out
+            calls.append(call)
+            smallest.append(size)
+        # Warm-up until the C allocator has settled on its working set (large blocks cycle
+        # between the heap and mmap before it does); the baseline is the resident high-water
+        # mark of the last warm-up round.
+        warm = []
+        for i in range(40):
+            calls[i % 4](touch_caches=i % 8 < 4)
+            warm.append(rss())
+        n_calls = 1000
+        leak_one_output = sum(smallest) / 4 * n_calls
+        tolerance = 0.02 * leak_one_output
+        before = max(warm[-8:])
+        peak = 0
+        for i in range(n_calls):
+            calls[i % 4](touch_caches=i % 8 < 4)
+            peak = max(peak, rss() - before)
+            assert peak < tolerance, (
+                f"RSS grew by {peak / MiB:.1f} MiB after {i + 1} large calls (tolerance "
+                f"{tolerance / MiB:.1f} MiB; one output is at least {smallest[i % 4] / MiB:.1f} "
+                f"MiB)")
+        after = settled_rss()
+    growth = after - before
+    print(f"\nlarge calls: RSS {before / MiB:.1f} -> {after / MiB:.1f} MiB "
+          f"(peak growth {peak / MiB:.2f} MiB, after gc {growth / MiB:.2f} MiB; leaking one "
+          f"output per call would add {leak_one_output / MiB:.0f} MiB; tolerance "
+          f"{tolerance / MiB:.1f} MiB)")
+    assert growth < tolerance
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_dropped_outputs_and_caches_are_freed_at_once(name):
+    """With the cyclic garbage collector off, dropping the outputs and the caches (after
+    building every cache item) frees every array fastrnn made: nothing is kept alive by a
+    reference cycle or a module-level store."""
+    call, _ = make_call(name, 3, 5, 2, 10, 6)
+    mine = call.caller_arrays  # the caller's inputs and weights stay alive, legitimately
+
+    def made_by_fastrnn(arr):
+        return not any(arr is v or arr.base is v for v in mine)
+
+    out = call(touch_caches=True)
+    cache = out[N_OUT[name]]
+    items = [cache] if name.endswith("cell_forward") else list(cache[0])
+    arrays = list(out[:N_OUT[name]]) + [v for item in items for v in item
+                                         if isinstance(v, np.ndarray)]
+    arrays += [v.base for v in arrays if isinstance(v.base, np.ndarray)]
+    refs = [weakref.ref(v) for v in arrays if made_by_fastrnn(v)]
+    assert len(refs) >= N_OUT[name]
+    del items, arrays
+    gc.disable()
+    try:
+        del out, cache
+        alive = sum(r() is not None for r in refs)
+    finally:
+        gc.enable()
+    assert alive == 0, f"{alive} of {len(refs)} arrays outlive their outputs and caches"
+
+
+def test_caches_release_memory_when_dropped():
+    """A large lstm_forward with every cache item built holds tens of MiB; once the outputs and
+    the caches are dropped, that memory is released.  Measured with tracemalloc (numpy reports
+    its data buffers to it), which counts live allocations exactly, whatever the C allocator
+    keeps resident for reuse (test_1000_large_calls_leave_memory_flat covers residency)."""
+    import tracemalloc
+
+    one_output = 4 * 2**20
+    for name in ("lstm_forward", "rnn_forward"):
+        call, _ = make_call(name, *LARGE[name])
+        with threadpool_limits(1):
+            for _ in range(3):  # warm-up
+                call(touch_caches=True)
+            tracemalloc.start()
+            try:
+                gc.collect()
+                before = tracemalloc.get_traced_memory()[0]
+                out = call(touch_caches=True)
+                cache = out[N_OUT[name]]
+                held_items = [cache[0][t] for t in range(len(cache[0]))]
+                del out
+                holding = tracemalloc.get_traced_memory()[0]
+                del held_items, cache
+                after = tracemalloc.get_traced_memory()[0]  # no gc.collect: freed at once
+            finally:
+                tracemalloc.stop()
+        print(f"\n{name} caches: traced {before / MiB:.1f} MiB, holding caches "
+              f"{holding / MiB:.1f} MiB, dropped {after / MiB:.1f} MiB")
+        # the caches really did hold memory (the states, for the LSTM the gate buffer, ...)
+        assert holding - before > one_output
+        assert after - before < one_output / 4, (
+            f"{name}: {(after - before) / MiB:.1f} MiB still allocated after dropping the "
+            f"outputs and caches")
