@@ -600,7 +600,10 @@ def blas_info():
         return []
     keep = ("user_api", "internal_api", "version", "architecture", "num_threads",
             "threading_layer", "prefix", "filepath")
-    return [{k: d.get(k) for k in keep} for d in threadpool_info()]
+    libs = [{k: d.get(k) for k in keep} for d in threadpool_info()]
+    # a stable order: fastrnn's BLAS (scipy's) first, then numpy's, then the rest
+    rank = {"scipy": 0, "numpy": 1}
+    return sorted(libs, key=lambda d: rank.get(_blas_package(d), 2))
 
 
 def environment(torch=None, threads=1):
@@ -635,13 +638,20 @@ def environment(torch=None, threads=1):
     }
 
 
-def _blas_user(lib):
+def _blas_package(lib):
     path = (lib.get("filepath") or "").replace("\\", "/")
     for pkg in ("scipy", "numpy", "torch"):
         if f"/{pkg}.libs/" in path or f"/{pkg}/" in path:
-            return {"scipy": "scipy, fastrnn kernels", "numpy": "numpy, the reference",
-                    "torch": "torch"}[pkg]
-    return os.path.basename(path)
+            return pkg
+    return None
+
+
+def _blas_user(lib):
+    pkg = _blas_package(lib)
+    if pkg is None:
+        return os.path.basename(lib.get("filepath") or "") or "?"
+    return {"scipy": "scipy, fastrnn kernels", "numpy": "numpy, the reference",
+            "torch": "torch"}[pkg]
 
 
 def format_environment(env):
@@ -995,7 +1005,7 @@ def add_arguments(parser):
                         help="minimum number of timed samples (default 7, --quick 3)")
     parser.add_argument("--min-time", type=float, default=None,
                         help="minimum seconds of timed calls per implementation "
-                             "(default 0.5, --quick 0.05)")
+                             "(default 1, --quick 0.05)")
     parser.add_argument("--reference-budget", type=float, default=None,
                         help=f"seconds of reference calls per case (default "
                              f"{REFERENCE_BUDGET}; at least one call)")
@@ -1029,7 +1039,7 @@ def run(opts, out=None):
     dtypes = ["float64", "float32"] if opts.dtype == "both" else [opts.dtype]
     opts.repeat = opts.repeat or (3 if opts.quick else 7)
     opts.min_time = opts.min_time if opts.min_time is not None else (
-        0.05 if opts.quick else 0.5)
+        0.05 if opts.quick else 1.0)
     if opts.reference_budget is None:
         opts.reference_budget = 0.5 if opts.quick else REFERENCE_BUDGET
     torch = None if opts.no_torch else import_torch()

@@ -38,37 +38,59 @@ def test_check_quick_passes_and_prints_the_table():
     assert "FAIL" not in out
 
 
-def _perturbed(run):
-    """A kernel wrapper whose hidden states are off by 1e-3 at the last step."""
-    def wrong(*args, **kwargs):
-        res = run(*args, **kwargs)
-        res[0][..., -1] += 1e-3
-        return res
-    return wrong
+def _rows(out):
+    return {tuple(line.split()[:2]): line.rstrip() for line in out.splitlines() if line.strip()}
 
 
-def test_check_fails_on_a_disagreement(monkeypatch, capsys):
-    monkeypatch.setattr(_api, "run_rnn", _perturbed(_api.run_rnn))
+def test_check_fails_when_a_public_function_disagrees(monkeypatch, capsys):
+    """A drop-in function whose hidden states are off by 1e-3 at the last step."""
+    right = fastrnn.rnn_forward
+
+    def wrong(x, a0, parameters):
+        a, y, caches = right(x, a0, parameters)
+        a = a.copy()
+        a[..., -1] += 1e-3
+        return a, y, caches
+    monkeypatch.setattr(fastrnn, "rnn_forward", wrong)
     status = _selfcheck.main(["--quick", "--seed", "3"])
     out = capsys.readouterr().out
     assert status == 1
-    rows = {tuple(line.split()[:2]): line for line in out.splitlines() if line.strip()}
-    for f in ("rnn_cell_forward", "rnn_forward", "RNN.forward", "RNN.step"):
-        for d in ("float64", "float32"):
-            assert rows[(f, d)].rstrip().endswith("FAIL"), out
-    for f in ("lstm_cell_forward", "lstm_forward", "LSTM.forward", "LSTM.step"):
-        assert rows[(f, "float64")].rstrip().endswith("pass"), out
+    rows = _rows(out)
+    for d in ("float64", "float32"):
+        assert rows[("rnn_forward", d)].endswith("FAIL"), out
+        for f in _selfcheck.FUNCTIONS:
+            if f != "rnn_forward":
+                assert rows[(f, d)].endswith("pass"), out
     assert "FAIL rnn_forward float64" in out and "beyond tolerance" in out
+    assert "rows FAIL" in out
+
+
+def test_check_fails_when_the_reference_disagrees(monkeypatch, capsys):
+    """The same through the reference side: every RNN row fails, the LSTM rows pass."""
+    right = reference.rnn_cell_forward
+
+    def wrong(xt, a_prev, parameters):
+        a_next, yt_pred, cache = right(xt, a_prev, parameters)
+        return a_next + 1e-3, yt_pred, cache
+    monkeypatch.setattr(reference, "rnn_cell_forward", wrong)
+    assert _selfcheck.main(["--quick", "--dtype", "float64"]) == 1
+    rows = _rows(capsys.readouterr().out)
+    for f in ("rnn_cell_forward", "rnn_forward", "RNN.forward", "RNN.step"):
+        assert rows[(f, "float64")].endswith("FAIL")
+    for f in ("lstm_cell_forward", "lstm_forward", "LSTM.forward", "LSTM.step"):
+        assert rows[(f, "float64")].endswith("pass")
 
 
 def test_check_reports_a_crash_as_a_failure(monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("kernel exploded")
-    monkeypatch.setattr(_api, "run_lstm", broken)
+    monkeypatch.setattr(fastrnn, "lstm_forward", broken)
     assert _selfcheck.main(["--quick", "--dtype", "float64"]) == 1
     out = capsys.readouterr().out
     assert "RuntimeError: kernel exploded" in out
-    assert "rnn_forward" in out and "lstm_forward" in out
+    rows = _rows(out)
+    assert rows[("lstm_forward", "float64")].endswith("FAIL")
+    assert rows[("LSTM.forward", "float64")].endswith("pass")
 
 
 def test_check_restores_the_threshold_and_checked_mode():
