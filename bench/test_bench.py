@@ -39,21 +39,23 @@ def _want(shape, model, dtype):
                                     cell=shape in _bench.CELL_SHAPES)
 
 
-def _impl(shape, model, dtype, role):
+def _impl(shape, model, dtype, role, n_threads=1):
     case = _case(shape, model, dtype)
     cell = shape in _bench.CELL_SHAPES
     if role == "torch":
         pytest.importorskip("torch")   # the optional peer
         return _bench.torch_impl(model, case, cell=cell)
-    return next(i for i in _bench.fastrnn_impls(model, case, cell=cell) if i.role == role)
+    impls = _bench.fastrnn_impls(model, case, cell=cell, n_threads=n_threads)
+    return next(i for i in impls if i.role == role)
 
 
 @pytest.mark.parametrize("shape,model,dtype,role", CASES,
                          ids=[f"{s}-{m}-{d}-{r}" for s, m, d, r in CASES])
-def test_forward(blas_extra_info, shape, model, dtype, role):
+def test_forward(blas_extra_info, pinned_threads, shape, model, dtype, role):
     benchmark = blas_extra_info
     benchmark.group = f"{shape}-{model}-{dtype}"
-    impl = _impl(shape, model, dtype, role)
+    # the model splits the batch over the pinned thread count (BLAS at one thread each)
+    impl = _impl(shape, model, dtype, role, n_threads=pinned_threads)
     dims = _bench.SHAPES[shape]
     flops = _bench.flops(model, dims)
     benchmark.extra_info.update(shape=shape, dims=dims._asdict(), model=model, dtype=dtype,
