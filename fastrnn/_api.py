@@ -181,11 +181,16 @@ def _rnn_caches(z, x, a0, parameters):
 
 def _lstm_caches(z, s, x, a0, c0, parameters):
     # Gates and states are views of the kernel's private buffers z and s (see _rnn_caches).
+    # c0 None: the zero initial cell state of lstm_forward, made when step 0 is first read.
     x = np.asarray(x)
-    n_a = s.shape[2] // 2
+    m, _, n_a = s.shape
+    n_a //= 2
 
     def build(caches, t):
-        a_prev, c_prev = (a0, c0) if t == 0 else caches[t - 1][:2]
+        if t == 0:
+            a_prev, c_prev = a0, np.zeros((n_a, m), dtype=s.dtype) if c0 is None else c0
+        else:
+            a_prev, c_prev = caches[t - 1][:2]
         return (s[:, t, :n_a].T, s[:, t, n_a:].T, a_prev, c_prev, *gates(z, t), x[:, :, t],
                 parameters)
 
@@ -235,12 +240,16 @@ def rnn_cell_forward(xt, a_prev, parameters):
         ``(a_next, a_prev, xt, parameters)``; ``a_prev``, ``xt`` and ``parameters`` are the
         objects passed in.
     """
-    dims, dtype, (x_in, a_in), weights = validate(
-        "rnn", [("xt", xt), ("a_prev", a_prev)], parameters, sequence=False)
-    packed = pack("rnn", weights, dtype, merge=False)
-    xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
-    a, y, _ = run_rnn(packed, xk.reshape(dims.n_x, dims.m, 1), ak)
-    a_next, yt_pred = a[:, :, 0], y[:, :, 0]
+    fast = _core.try_rnn(xt, a_prev, parameters, False, SMALL_BATCH_MAX_M)
+    if fast is None:
+        dims, dtype, (x_in, a_in), weights = validate(
+            "rnn", [("xt", xt), ("a_prev", a_prev)], parameters, sequence=False)
+        packed = pack("rnn", weights, dtype, merge=False)
+        xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
+        a, y, _ = run_rnn(packed, xk.reshape(dims.n_x, dims.m, 1), ak)
+        a_next, yt_pred = a[:, :, 0], y[:, :, 0]
+    else:
+        (a_next, yt_pred, _), x_in, a_in, weights = fast, xt, a_prev, parameters
     if _checked.is_checked():
         _check("rnn_cell_forward", {"a_next": a_next, "yt_pred": yt_pred},
                lambda: dict(zip(("a_next", "yt_pred"), reference.rnn_cell_forward(
@@ -269,11 +278,15 @@ def rnn_forward(x, a0, parameters):
     caches : tuple
         ``(list of the T_x cell caches, x)``.  The list is built lazily, only when read.
     """
-    dims, dtype, (x_in, a_in), weights = validate(
-        "rnn", [("x", x), ("a0", a0)], parameters, sequence=True)
-    packed = pack("rnn", weights, dtype, merge=False)
-    xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
-    a, y, z = run_rnn(packed, xk, ak)
+    fast = _core.try_rnn(x, a0, parameters, True, SMALL_BATCH_MAX_M)
+    if fast is None:
+        dims, dtype, (x_in, a_in), weights = validate(
+            "rnn", [("x", x), ("a0", a0)], parameters, sequence=True)
+        packed = pack("rnn", weights, dtype, merge=False)
+        xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
+        a, y, z = run_rnn(packed, xk, ak)
+    else:
+        (a, y, z), x_in, a_in, weights = fast, x, a0, parameters
     if _checked.is_checked():
         _check("rnn_forward", {"a": a, "y_pred": y},
                lambda: dict(zip(("a", "y_pred"), reference.rnn_forward(
@@ -300,13 +313,18 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
     cache : tuple
         ``(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)``.
     """
-    dims, dtype, (x_in, a_in, c_in), weights = validate(
-        "lstm", [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], parameters,
-        sequence=False)
-    packed = pack("lstm", weights, dtype, merge=False)
-    xk, ak, ck = kernel_inputs([x_in, a_in, c_in], dtype, lambda: all_finite(packed.w))
-    a, y, c, z, _ = run_lstm(packed, xk.reshape(dims.n_x, dims.m, 1), ak, ck)
-    a_next, c_next, yt_pred = a[:, :, 0], c[:, :, 0], y[:, :, 0]
+    fast = _core.try_lstm(xt, a_prev, c_prev, parameters, False, SMALL_BATCH_MAX_M)
+    if fast is None:
+        dims, dtype, (x_in, a_in, c_in), weights = validate(
+            "lstm", [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], parameters,
+            sequence=False)
+        packed = pack("lstm", weights, dtype, merge=False)
+        xk, ak, ck = kernel_inputs([x_in, a_in, c_in], dtype, lambda: all_finite(packed.w))
+        a, y, c, z, _ = run_lstm(packed, xk.reshape(dims.n_x, dims.m, 1), ak, ck)
+        a_next, c_next, yt_pred = a[:, :, 0], c[:, :, 0], y[:, :, 0]
+    else:
+        (a_next, yt_pred, c_next, z, _), x_in, a_in, c_in, weights = (
+            fast, xt, a_prev, c_prev, parameters)
     if _checked.is_checked():
         _check("lstm_cell_forward", {"a_next": a_next, "c_next": c_next, "yt_pred": yt_pred},
                lambda: dict(zip(("a_next", "c_next", "yt_pred"), reference.lstm_cell_forward(
@@ -336,14 +354,17 @@ def lstm_forward(x, a0, parameters):
         ``(list of the T_x cell caches, x)``.  The list is built lazily, only when read; its
         gate arrays are views of the call's private gate buffer.
     """
-    dims, dtype, (x_in, a_in), weights = validate(
-        "lstm", [("x", x), ("a0", a0)], parameters, sequence=True)
-    packed = pack("lstm", weights, dtype, merge=True)
-    c0 = np.zeros((dims.n_a, dims.m), dtype=dtype)
-    xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
-    a, y, c, z, s = run_lstm(packed, xk, ak, c0)
+    fast = _core.try_lstm(x, a0, None, parameters, True, SMALL_BATCH_MAX_M)
+    if fast is None:
+        dims, dtype, (x_in, a_in), weights = validate(
+            "lstm", [("x", x), ("a0", a0)], parameters, sequence=True)
+        packed = pack("lstm", weights, dtype, merge=True)
+        xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
+        a, y, c, z, s = run_lstm(packed, xk, ak, np.zeros((dims.n_a, dims.m), dtype=dtype))
+    else:
+        (a, y, c, z, s), x_in, a_in, weights = fast, x, a0, parameters
     if _checked.is_checked():
         _check("lstm_forward", {"a": a, "y": y, "c": c},
                lambda: dict(zip(("a", "y", "c"), reference.lstm_forward(
                    _f64(x_in), _f64(a_in), _f64_params(weights))[:3])))
-    return a, y, c, (_lstm_caches(z, s, x, a0, c0, parameters), x)
+    return a, y, c, (_lstm_caches(z, s, x, a0, None, parameters), x)

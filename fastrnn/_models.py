@@ -17,9 +17,13 @@ class _Model:
         weights, dims = validate_parameters(parameters, self._weights)
         if dtype is None:
             dtype = result_dtype(list(weights.values()))
+        try:
+            ok = np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+        except TypeError:
+            ok = False
+        if not ok:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
         dtype = np.dtype(dtype)
-        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.dtype = dtype
         self.n_x, self.n_a, self.n_y = dims["n_x"], dims["n_a"], dims["n_y"]
         self._packed = pack(self._kind, weights, dtype, merge=True, copy=True)
@@ -59,12 +63,13 @@ class _Model:
         if fast is not None:
             return fast
         dims = {"n_x": self.n_x, "n_a": self.n_a, "n_y": self.n_y}
-        given = [(name, value) for name, value in inputs if value is not None]
+        # the input is always checked (None is an error); omitted states become zeros
+        given = inputs[:1] + [(name, value) for name, value in inputs[1:] if value is not None]
         arrays = check_inputs(given, dims, sequence, 1 if self._kind == "rnn" else 4)
         out = iter(_api.kernel_inputs(arrays, self.dtype, self._finite))
-        return dims["m"], [next(out) if value is not None
+        return dims["m"], [next(out) if k == 0 or value is not None
                            else np.zeros((self.n_a, dims["m"]), dtype=self.dtype)
-                           for _, value in inputs]
+                           for k, (_, value) in enumerate(inputs)]
 
     def _inputs_fast(self, inputs, sequence):
         """:meth:`_inputs` for float ndarrays of exactly the right shapes, else None."""

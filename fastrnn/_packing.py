@@ -39,11 +39,14 @@ class Packed:
 
 
 def as_c(arr, dtype, copy=False):
-    """``arr`` as a C-contiguous array of ``dtype``: the caller's array itself when it already
-    is one (unless ``copy``).  A float64 value beyond the float32 range becomes +-inf, the
+    """``arr`` as an aligned C-contiguous array of ``dtype``: the caller's array itself when it
+    already is one (unless ``copy``).  A float64 value beyond the float32 range becomes +-inf, the
     honest float32 value, without a numpy warning."""
     if arr.dtype == dtype:
-        return np.array(arr, order="C", copy=True) if copy else np.ascontiguousarray(arr)
+        if copy:
+            return np.array(arr, order="C", copy=True)
+        out = np.ascontiguousarray(arr)
+        return out if out.flags.aligned else out.copy()  # a new array is aligned
     with np.errstate(over="ignore"):
         return np.array(arr, dtype=dtype, order="C", copy=True)
 

@@ -187,66 +187,6 @@ def result_dtype(arrays):
     return _result_dtype(arrays)
 
 
-_F32 = np.dtype(np.float32)
-_F64 = np.dtype(np.float64)
-
-
-def _accept_fast(kind, inputs, parameters, sequence):
-    """The common case in a few attribute reads: a dict of float32/float64 ndarrays and
-    ndarray inputs, every shape exactly right.  Returns what :func:`validate` returns, or
-    None when anything differs, and then :func:`validate` decides (and words the error).
-    It accepts nothing that the full checks would reject."""
-    if type(parameters) is not dict:
-        return None
-    x = inputs[0][1]
-    if type(x) is not np.ndarray or x.ndim != (3 if sequence else 2):
-        return None
-    wy = parameters.get("Wya" if kind == "rnn" else "Wy")
-    if type(wy) is not np.ndarray or wy.ndim != 2:
-        return None
-    n_y, n_a = wy.shape
-    n_x, m = x.shape[0], x.shape[1]
-    T = x.shape[2] if sequence else None
-    G = 1 if kind == "rnn" else 4
-    if n_y < 1 or max(G * n_a + n_x, n_y, m * (T or 1), (T or 1) * G * n_a) > INT_MAX:
-        return None
-    if kind == "rnn":
-        shapes = (("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("ba", (n_a, 1)),
-                  ("by", (n_y, 1)))
-    else:
-        w, b = (n_a, n_a + n_x), (n_a, 1)
-        shapes = (("Wf", w), ("Wi", w), ("Wc", w), ("Wo", w), ("bf", b), ("bi", b),
-                  ("bc", b), ("bo", b), ("by", (n_y, 1)))
-    weights = {"Wya" if kind == "rnn" else "Wy": wy}
-    all32 = wy.dtype is _F32
-    if not all32 and wy.dtype is not _F64:
-        return None
-    for key, shape in shapes:
-        arr = parameters.get(key)
-        if type(arr) is not np.ndarray or arr.shape != shape:
-            return None
-        dt = arr.dtype
-        if dt is not _F32:
-            if dt is not _F64:
-                return None
-            all32 = False
-        weights[key] = arr
-    arrays = []
-    state_shape = (n_a, m)
-    for _, arr in inputs:
-        if type(arr) is not np.ndarray:
-            return None
-        dt = arr.dtype
-        if dt is not _F32:
-            if dt is not _F64:
-                return None
-            all32 = False
-        if arrays and arr.shape != state_shape:
-            return None
-        arrays.append(arr)
-    return Dims(n_x, n_a, n_y, m, T), (_F32 if all32 else _F64), arrays, weights
-
-
 def validate(kind, inputs, parameters, *, sequence):
     """Validate one drop-in call.
 
@@ -265,14 +205,6 @@ def validate(kind, inputs, parameters, *, sequence):
     arrays : list of the input ndarrays (as given, not converted), in the order of ``inputs``
     weights : dict key -> ndarray (not converted)
     """
-    fast = _accept_fast(kind, inputs, parameters, sequence)
-    if fast is not None:
-        return fast
-    return validate_full(kind, inputs, parameters, sequence=sequence)
-
-
-def validate_full(kind, inputs, parameters, *, sequence):
-    """:func:`validate` without the fast path: every check, every error message."""
     spec = RNN_WEIGHTS if kind == "rnn" else LSTM_WEIGHTS
     x_name, x_value = inputs[0]
     x_symbols = ("n_x", "m", "T_x") if sequence else ("n_x", "m")

@@ -68,19 +68,25 @@ def names_output(name):
 
 
 def perturb_kernel_side(monkeypatch, function, output, delta):
-    """Wrap run_rnn/run_lstm so that one entry of ``output`` is off by ``delta`` (relative)."""
-    runner = "run_rnn" if _kind(function) == "rnn" else "run_lstm"
-    real = getattr(api, runner)
+    """Wrap both kernel routes -- run_rnn/run_lstm (validated, packed) and the compiled
+    fast path _core.try_rnn/try_lstm, which return their outputs in the same order -- so
+    that one entry of ``output`` is off by ``delta`` (relative)."""
+    kind = _kind(function)
     k = RUN_INDEX[output]
 
-    def wrapped(*args, **kwargs):
-        out = real(*args, **kwargs)
-        arr = out[k]
-        idx = (arr.shape[0] - 1, 0, 0)
-        arr[idx] += delta * (1 + abs(arr[idx]))
-        return out
+    def perturbing(real):
+        def wrapped(*args, **kwargs):
+            out = real(*args, **kwargs)
+            if out is None:  # the fast path declined; the validated route runs instead
+                return out
+            arr = out[k]
+            idx = (arr.shape[0] - 1,) + (0,) * (arr.ndim - 1)
+            arr[idx] += delta * (1 + abs(arr[idx]))
+            return out
+        return wrapped
 
-    monkeypatch.setattr(api, runner, wrapped)
+    for module, name in ((api, "run_" + kind), (api._core, "try_" + kind)):
+        monkeypatch.setattr(module, name, perturbing(getattr(module, name)))
 
 
 def perturb_reference_side(monkeypatch, function, output, delta):
@@ -302,6 +308,7 @@ _SCRIPT = textwrap.dedent("""
         out[1][0, 0, 0] += 1e-3
         return out
     api.run_rnn = bad
+    api._core.try_rnn = lambda *args: None  # decline the fast path: run_rnn runs
     try:
         fastrnn.rnn_forward(x, a0, p)
         print("raised none")

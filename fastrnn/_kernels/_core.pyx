@@ -21,6 +21,7 @@ disjoint slices of one call for the whole sequence.
 cimport numpy as cnp
 from cython cimport floating
 from libc.limits cimport INT_MAX
+from libc.string cimport memcpy
 
 from fastrnn._kernels._blas cimport gemm_acc, gemv_t_acc
 
@@ -303,6 +304,73 @@ cdef void lstm_core(
     fr_denormals_restore(mxcsr)
 
 
+# ------------------------------------------------------------------ running the cores
+
+cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
+                       Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
+                       char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
+                       char *a, char *y, char *z, char *work, int small_max) noexcept nogil:
+    # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.
+    cdef Py_ssize_t ms = j1 - j0, off = j0 * T
+    if typenum == cnp.NPY_FLOAT32:
+        rnn_core[float](
+            n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
+            <float *> wx, <float *> wa, <float *> b, <float *> wy, <float *> by,
+            <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
+            <float *> work, <float *> work + ms * n_a, small_max)
+    else:
+        rnn_core[double](
+            n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
+            <double *> wx, <double *> wa, <double *> b, <double *> wy, <double *> by,
+            <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
+            <double *> work, <double *> work + ms * n_a, small_max)
+
+
+cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
+                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
+                        char *x, char *a0, char *c0, char **w, char **b, char *wy, char *by,
+                        char *a, char *c, char *y, char *z, char *s, char *work,
+                        int small_max) noexcept nogil:
+    # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
+    # consecutive row blocks of one array.
+    cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
+    cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
+    cdef bint merged = True
+    cdef const float *wf[4]
+    cdef const float *bf[4]
+    cdef const double *wd[4]
+    cdef const double *bd[4]
+    for k in range(1, 4):
+        merged = merged and (w[k] == w[0] + k * n_a * (n_a + n_x) * item
+                             and b[k] == b[0] + k * n_a * item)
+    if typenum == cnp.NPY_FLOAT32:
+        for k in range(4):
+            wf[k] = <float *> w[k]
+            bf[k] = <float *> b[k]
+        lstm_core[float](
+            n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
+            <float *> c0 + j0, m, wf, bf, merged, <float *> wy, <float *> by,
+            <float *> a + off, m * T, <float *> c + off, m * T, <float *> y + off, m * T,
+            <float *> z + off * 4 * n_a, <float *> s + off * 2 * n_a,
+            <float *> work, <float *> work + hc, <float *> work + 2 * hc, small_max)
+    else:
+        for k in range(4):
+            wd[k] = <double *> w[k]
+            bd[k] = <double *> b[k]
+        lstm_core[double](
+            n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
+            <double *> c0 + j0, m, wd, bd, merged, <double *> wy, <double *> by,
+            <double *> a + off, m * T, <double *> c + off, m * T, <double *> y + off, m * T,
+            <double *> z + off * 4 * n_a, <double *> s + off * 2 * n_a,
+            <double *> work, <double *> work + hc, <double *> work + 2 * hc, small_max)
+
+
+cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
+                                 Py_ssize_t n_a, Py_ssize_t n_x):
+    # states * (ms, n_a) transposed initial states, plus X^T when the small path takes it.
+    return states * ms * n_a + (ms * T * n_x if ms * T <= SMALL_COLS else 0)
+
+
 # ------------------------------------------------------------------ checked entry points
 
 cdef int check(cnp.ndarray arr, str name, int typenum, bint writable, int ndim,
@@ -311,33 +379,43 @@ cdef int check(cnp.ndarray arr, str name, int typenum, bint writable, int ndim,
         raise ValueError(f"kernel argument {name} is None")
     cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
     cdef bint ok = (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+                    and cnp.PyArray_ISALIGNED(arr) and cnp.PyArray_ISNOTSWAPPED(arr)
                     and cnp.PyArray_NDIM(arr) == ndim and dims[0] == d0
                     and (ndim < 2 or dims[1] == d1) and (ndim < 3 or dims[2] == d2)
                     and (not writable or cnp.PyArray_ISWRITEABLE(arr)))
     if not ok:
         raise ValueError(
             f"kernel argument {name}: expected a C-contiguous{' writable' if writable else ''} "
-            f"{np.dtype(np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)} array of shape "
-            f"{(d0, d1, d2)[:ndim]}, got {arr.dtype} {(<object> arr).shape} "
+            f"{np.dtype(np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)} array of "
+            f"shape {(d0, d1, d2)[:ndim]}, got {arr.dtype} {(<object> arr).shape} "
             f"(C-contiguous={arr.flags.c_contiguous}, writeable={arr.flags.writeable})")
     return 0
 
 
-cdef int check_int(str name, Py_ssize_t v) except -1:
-    if v < 0 or v > INT_MAX:
-        raise OverflowError(f"{name} = {v} does not fit a BLAS int (at most {INT_MAX})")
-    return 0
-
-
-cdef int check_slice(Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t m) except -1:
+cdef int check_sizes(Py_ssize_t n_x, Py_ssize_t G, Py_ssize_t n_a, Py_ssize_t n_y,
+                     Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1) except -1:
     if not 0 <= j0 <= j1 <= m:
         raise ValueError(f"batch slice {j0}:{j1} is not inside 0:{m}")
+    if (n_x > INT_MAX or G > INT_MAX or n_a + n_x > INT_MAX or n_y > INT_MAX
+            or (T and m > INT_MAX // T) or (T and G > INT_MAX // T)):
+        raise OverflowError(f"sizes n_x={n_x}, {G}, n_y={n_y}, m={m}, T_x={T} do not fit a "
+                            f"BLAS int (at most {INT_MAX})")
     return 0
 
 
-def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None, cnp.ndarray wa not None, cnp.ndarray b not None,
-                cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None, cnp.ndarray z not None,
-                Py_ssize_t j0, Py_ssize_t j1, int small_max):
+cdef int check_typenum(cnp.ndarray x) except -1:
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"kernel dtype must be float32 or float64, got {x.dtype}")
+    if cnp.PyArray_NDIM(x) != 3:
+        raise ValueError("kernel: x must be 3-d (n_x, m, T)")
+    return typenum
+
+
+def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
+                cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
+                cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
+                cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max):
     """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -345,17 +423,13 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     x : (n_x, m, T) IN.  a0 : (n_a, m) IN.
     wx : (n_a, n_x), wa : (n_a, n_a), b : (n_a,), wy : (n_y, n_a), by : (n_y,) IN.
     a : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
-    z : (m, T, n_a) WORK.
+    z : (m, T, n_a) OUT: the hidden states again, time-major (for the caches).
     small_max : batch slices of at most this many examples use the small-batch kernel for
         the recurrent product instead of BLAS gemm.
     """
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
-        raise TypeError(f"kernel dtype must be float32 or float64, got {x.dtype}")
-    if cnp.PyArray_NDIM(x) != 3 or cnp.PyArray_NDIM(wy) != 2:
-        raise ValueError("kernel: x must be 3-d and wy 2-d")
+    cdef int typenum = check_typenum(x)
     cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
-    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
+    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0] if cnp.PyArray_NDIM(wy) else 0
     check(x, "x", typenum, False, 3, n_x, m, T)
     check(a0, "a0", typenum, False, 2, n_a, m)
     check(wx, "wx", typenum, False, 2, n_a, n_x)
@@ -366,42 +440,16 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check(a, "a", typenum, True, 3, n_a, m, T)
     check(y, "y", typenum, True, 3, n_y, m, T)
     check(z, "z", typenum, True, 3, m, T, n_a)
-    check_slice(j0, j1, m)
-    for name, v in (("n_x", n_x), ("n_a", n_a), ("n_y", n_y), ("m*T_x", m * T),
-                    ("T_x*n_a", T * n_a)):
-        check_int(name, v)
-    cdef Py_ssize_t ms = j1 - j0
-    if ms == 0 or T == 0:
+    check_sizes(n_x, n_a, n_a, n_y, m, T, j0, j1)
+    if j1 == j0 or T == 0:
         return
-    cdef Py_ssize_t n_xt = ms * T * n_x if ms * T <= SMALL_COLS else 0
-    cdef cnp.ndarray h0 = np.empty(ms * n_a + n_xt, dtype=x.dtype)
-    cdef Py_ssize_t off = j0 * T
-    if typenum == cnp.NPY_FLOAT32:
-        with nogil:
-            rnn_core[float](
-                n_x, n_a, n_y, ms, T,
-                <float *> cnp.PyArray_DATA(x) + off, m * T,
-                <float *> cnp.PyArray_DATA(a0) + j0, m,
-                <float *> cnp.PyArray_DATA(wx), <float *> cnp.PyArray_DATA(wa),
-                <float *> cnp.PyArray_DATA(b), <float *> cnp.PyArray_DATA(wy),
-                <float *> cnp.PyArray_DATA(by),
-                <float *> cnp.PyArray_DATA(a) + off, m * T,
-                <float *> cnp.PyArray_DATA(y) + off, m * T,
-                <float *> cnp.PyArray_DATA(z) + off * n_a, <float *> cnp.PyArray_DATA(h0),
-                <float *> cnp.PyArray_DATA(h0) + ms * n_a, small_max)
-    else:
-        with nogil:
-            rnn_core[double](
-                n_x, n_a, n_y, ms, T,
-                <double *> cnp.PyArray_DATA(x) + off, m * T,
-                <double *> cnp.PyArray_DATA(a0) + j0, m,
-                <double *> cnp.PyArray_DATA(wx), <double *> cnp.PyArray_DATA(wa),
-                <double *> cnp.PyArray_DATA(b), <double *> cnp.PyArray_DATA(wy),
-                <double *> cnp.PyArray_DATA(by),
-                <double *> cnp.PyArray_DATA(a) + off, m * T,
-                <double *> cnp.PyArray_DATA(y) + off, m * T,
-                <double *> cnp.PyArray_DATA(z) + off * n_a, <double *> cnp.PyArray_DATA(h0),
-                <double *> cnp.PyArray_DATA(h0) + ms * n_a, small_max)
+    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x), dtype=x.dtype)
+    with nogil:
+        run_rnn_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
+                     cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
+                     cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
+                     cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
+                     cnp.PyArray_BYTES(work), small_max)
 
 
 def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
@@ -425,22 +473,22 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     small_max : batch slices of at most this many examples use the small-batch kernel for
         the recurrent product instead of BLAS gemm.
     """
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
-        raise TypeError(f"kernel dtype must be float32 or float64, got {x.dtype}")
-    if cnp.PyArray_NDIM(x) != 3 or cnp.PyArray_NDIM(wy) != 2:
-        raise ValueError("kernel: x must be 3-d and wy 2-d")
+    cdef int typenum = check_typenum(x)
     if len(w) != 4 or len(b) != 4:
         raise ValueError("kernel: w and b must hold the four gates")
     cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
-    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
+    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0] if cnp.PyArray_NDIM(wy) else 0
     cdef Py_ssize_t k
+    cdef char *wp[4]
+    cdef char *bp[4]
     check(x, "x", typenum, False, 3, n_x, m, T)
     check(a0, "a0", typenum, False, 2, n_a, m)
     check(c0, "c0", typenum, False, 2, n_a, m)
     for k in range(4):
         check(w[k], "w", typenum, False, 2, n_a, n_a + n_x)
         check(b[k], "b", typenum, False, 1, n_a)
+        wp[k] = cnp.PyArray_BYTES(<cnp.ndarray> w[k])
+        bp[k] = cnp.PyArray_BYTES(<cnp.ndarray> b[k])
     check(wy, "wy", typenum, False, 2, n_y, n_a)
     check(by, "by", typenum, False, 1, n_y)
     check(a, "a", typenum, True, 3, n_a, m, T)
@@ -448,67 +496,195 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     check(y, "y", typenum, True, 3, n_y, m, T)
     check(z, "z", typenum, True, 3, m, T, 4 * n_a)
     check(s, "s", typenum, True, 3, m, T, 2 * n_a)
-    check_slice(j0, j1, m)
-    for name, v in (("n_x", n_x), ("4*n_a", 4 * n_a), ("n_y", n_y), ("m*T_x", m * T),
-                    ("n_a + n_x", n_a + n_x), ("T_x*4*n_a", T * 4 * n_a)):
-        check_int(name, v)
-    cdef Py_ssize_t ms = j1 - j0
-    if ms == 0 or T == 0:
+    check_sizes(n_x, 4 * n_a, n_a, n_y, m, T, j0, j1)
+    if j1 == j0 or T == 0:
         return
-    cdef char *w0 = cnp.PyArray_BYTES(<cnp.ndarray> w[0])
-    cdef char *b0 = cnp.PyArray_BYTES(<cnp.ndarray> b[0])
-    cdef Py_ssize_t wstep = n_a * (n_a + n_x) * cnp.PyArray_ITEMSIZE(x)
-    cdef Py_ssize_t bstep = n_a * cnp.PyArray_ITEMSIZE(x)
-    cdef bint merged = True
-    for k in range(1, 4):
-        merged = merged and (cnp.PyArray_BYTES(<cnp.ndarray> w[k]) == w0 + k * wstep
-                             and cnp.PyArray_BYTES(<cnp.ndarray> b[k]) == b0 + k * bstep)
-    cdef Py_ssize_t n_xt = ms * T * n_x if ms * T <= SMALL_COLS else 0
-    cdef cnp.ndarray hw = np.empty(2 * ms * n_a + n_xt, dtype=x.dtype)
-    cdef Py_ssize_t off = j0 * T
-    cdef Py_ssize_t hc = ms * n_a
-    cdef const float *wf[4]
-    cdef const float *bf[4]
-    cdef const double *wd[4]
-    cdef const double *bd[4]
-    if typenum == cnp.NPY_FLOAT32:
+    cdef cnp.ndarray work = np.empty(work_size(2, j1 - j0, T, n_a, n_x), dtype=x.dtype)
+    with nogil:
+        run_lstm_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
+                      cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(c0), wp, bp,
+                      cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
+                      cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
+                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), small_max)
+
+
+# ------------------------------------------------------------------ the drop-in fast path
+
+cdef cnp.ndarray exact(object o, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1):
+    # o when it is exactly an ndarray of typenum, native, aligned and C-contiguous, of shape
+    # (d0[, d1]) (-1 matches any size); else None.
+    if not cnp.PyArray_CheckExact(o):
+        return None
+    cdef cnp.ndarray arr = <cnp.ndarray> o
+    if (cnp.PyArray_TYPE(arr) != typenum or cnp.PyArray_NDIM(arr) != ndim
+            or not cnp.PyArray_ISCARRAY_RO(arr) or not cnp.PyArray_ISNOTSWAPPED(arr)):
+        return None
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    if (d0 >= 0 and dims[0] != d0) or (ndim > 1 and d1 >= 0 and dims[1] != d1):
+        return None
+    return arr
+
+
+cdef cnp.ndarray exact_input(object x, bint sequence):
+    # x when it can be the input of the fast path: float32/float64, every size positive.
+    if not cnp.PyArray_CheckExact(x):
+        return None
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray> x)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        return None
+    cdef cnp.ndarray arr = exact(x, typenum, 3 if sequence else 2, -1, -1)
+    if arr is None or cnp.PyArray_SIZE(arr) == 0:
+        return None
+    return arr
+
+
+cdef bint sizes_fit(Py_ssize_t n_x, Py_ssize_t G, Py_ssize_t n_a, Py_ssize_t n_y,
+                    Py_ssize_t m, Py_ssize_t T):
+    # All positive and within a BLAS int (x has m*T*n_x > 0 elements, so m*T cannot wrap).
+    return (n_a > 0 and n_y > 0 and G <= INT_MAX and n_a + n_x <= INT_MAX and n_y <= INT_MAX
+            and m * T <= INT_MAX and T <= INT_MAX // G)
+
+
+cdef bint has_subnormal(cnp.ndarray arr):
+    if cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32:
+        return fr_count_subnormal_f(<float *> cnp.PyArray_DATA(arr), cnp.PyArray_SIZE(arr)) > 0
+    return fr_count_subnormal_d(<double *> cnp.PyArray_DATA(arr), cnp.PyArray_SIZE(arr)) > 0
+
+
+def try_rnn(object x, object a0, object parameters, bint sequence, int small_max):
+    """The whole drop-in RNN call when every argument is already what the kernel takes.
+
+    That is: ``parameters`` a dict and every array an exact ndarray of one dtype (float32 or
+    float64), native, aligned, C-contiguous, of exactly the right shape, every size positive,
+    no subnormal input.  Returns ``(a, y, z)`` (2-d a and y for a single step), or None for
+    anything else, which then goes through fastrnn._validation and fastrnn._packing.  This
+    accepts a subset of what those accept and decides nothing else.
+    """
+    if type(parameters) is not dict:
+        return None
+    cdef dict p = <dict> parameters
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None:
+        return None
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef cnp.ndarray wy = exact(p.get("Wya"), typenum, 2, -1, -1)
+    if wy is None:
+        return None
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
+    if not sizes_fit(n_x, n_a, n_a, n_y, m, T):
+        return None
+    cdef cnp.ndarray wx = exact(p.get("Wax"), typenum, 2, n_a, n_x)
+    cdef cnp.ndarray wa = exact(p.get("Waa"), typenum, 2, n_a, n_a)
+    cdef cnp.ndarray b = exact(p.get("ba"), typenum, 2, n_a, 1)
+    cdef cnp.ndarray by = exact(p.get("by"), typenum, 2, n_y, 1)
+    cdef cnp.ndarray a0a = exact(a0, typenum, 2, n_a, m)
+    if wx is None or wa is None or b is None or by is None or a0a is None:
+        return None
+    if has_subnormal(xa) or has_subnormal(a0a):
+        return None
+    cdef cnp.npy_intp dims[3]
+    cdef int nd = 3 if sequence else 2
+    dims[0], dims[1], dims[2] = n_a, m, T
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0] = n_y
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0], dims[1], dims[2] = m, T, n_a
+    cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
+    dims[0] = work_size(1, m, T, n_a, n_x)
+    cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    with nogil:
+        run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
+                     cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
+                     cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
+                     cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
+                     cnp.PyArray_BYTES(work), small_max)
+    return a, y, z
+
+
+_LSTM_GATE_KEYS = (("Wf", "bf"), ("Wi", "bi"), ("Wo", "bo"), ("Wc", "bc"))  # GATES order
+
+
+def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
+             int small_max):
+    """The whole drop-in LSTM call when every argument is already what the kernel takes
+    (see :func:`try_rnn`); ``c0`` None means zeros.  A sequence merges the four gates into
+    one block (one recurrent product per step); a single step uses them in place.  Returns
+    ``(a, y, c, z, s)`` (2-d a, y and c for a single step), or None."""
+    if type(parameters) is not dict:
+        return None
+    cdef dict p = <dict> parameters
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None:
+        return None
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef cnp.ndarray wy = exact(p.get("Wy"), typenum, 2, -1, -1)
+    if wy is None:
+        return None
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1], k
+    if not sizes_fit(n_x, 4 * n_a, n_a, n_y, m, T):
+        return None
+    cdef cnp.ndarray by = exact(p.get("by"), typenum, 2, n_y, 1)
+    cdef cnp.ndarray a0a = exact(a0, typenum, 2, n_a, m)
+    cdef cnp.ndarray c0a = exact(c0, typenum, 2, n_a, m) if c0 is not None else None
+    if by is None or a0a is None or (c0 is not None and c0a is None):
+        return None
+    cdef list gate_arrays = []
+    cdef cnp.ndarray arr
+    for wkey, bkey in _LSTM_GATE_KEYS:
+        arr = exact(p.get(wkey), typenum, 2, n_a, n_a + n_x)
+        if arr is None:
+            return None
+        gate_arrays.append(arr)
+        arr = exact(p.get(bkey), typenum, 2, n_a, 1)
+        if arr is None:
+            return None
+        gate_arrays.append(arr)
+    if has_subnormal(xa) or has_subnormal(a0a) or (c0a is not None and has_subnormal(c0a)):
+        return None
+    cdef cnp.npy_intp dims[3]
+    if c0a is None:
+        dims[0], dims[1] = n_a, m
+        c0a = cnp.PyArray_ZEROS(2, dims, typenum, 0)
+    cdef char *wp[4]
+    cdef char *bp[4]
+    cdef cnp.ndarray wblock, bblock
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa), wbytes = n_a * (n_a + n_x) * item
+    if sequence:
+        # Pack once per call: the gates as consecutive row blocks of one array.
+        dims[0], dims[1] = 4 * n_a, n_a + n_x
+        wblock = cnp.PyArray_EMPTY(2, dims, typenum, 0)
+        dims[0] = 4 * n_a
+        bblock = cnp.PyArray_EMPTY(1, dims, typenum, 0)
         for k in range(4):
-            wf[k] = <float *> cnp.PyArray_DATA(<cnp.ndarray> w[k])
-            bf[k] = <float *> cnp.PyArray_DATA(<cnp.ndarray> b[k])
-        with nogil:
-            lstm_core[float](
-                n_x, n_a, n_y, ms, T,
-                <float *> cnp.PyArray_DATA(x) + off, m * T,
-                <float *> cnp.PyArray_DATA(a0) + j0, m,
-                <float *> cnp.PyArray_DATA(c0) + j0, m,
-                wf, bf, merged,
-                <float *> cnp.PyArray_DATA(wy), <float *> cnp.PyArray_DATA(by),
-                <float *> cnp.PyArray_DATA(a) + off, m * T,
-                <float *> cnp.PyArray_DATA(c) + off, m * T,
-                <float *> cnp.PyArray_DATA(y) + off, m * T,
-                <float *> cnp.PyArray_DATA(z) + off * 4 * n_a,
-                <float *> cnp.PyArray_DATA(s) + off * 2 * n_a,
-                <float *> cnp.PyArray_DATA(hw), <float *> cnp.PyArray_DATA(hw) + hc,
-                <float *> cnp.PyArray_DATA(hw) + 2 * hc, small_max)
+            wp[k] = cnp.PyArray_BYTES(wblock) + k * wbytes
+            bp[k] = cnp.PyArray_BYTES(bblock) + k * n_a * item
+            memcpy(wp[k], cnp.PyArray_DATA(<cnp.ndarray> gate_arrays[2 * k]), wbytes)
+            memcpy(bp[k], cnp.PyArray_DATA(<cnp.ndarray> gate_arrays[2 * k + 1]), n_a * item)
     else:
         for k in range(4):
-            wd[k] = <double *> cnp.PyArray_DATA(<cnp.ndarray> w[k])
-            bd[k] = <double *> cnp.PyArray_DATA(<cnp.ndarray> b[k])
-        with nogil:
-            lstm_core[double](
-                n_x, n_a, n_y, ms, T,
-                <double *> cnp.PyArray_DATA(x) + off, m * T,
-                <double *> cnp.PyArray_DATA(a0) + j0, m,
-                <double *> cnp.PyArray_DATA(c0) + j0, m,
-                wd, bd, merged,
-                <double *> cnp.PyArray_DATA(wy), <double *> cnp.PyArray_DATA(by),
-                <double *> cnp.PyArray_DATA(a) + off, m * T,
-                <double *> cnp.PyArray_DATA(c) + off, m * T,
-                <double *> cnp.PyArray_DATA(y) + off, m * T,
-                <double *> cnp.PyArray_DATA(z) + off * 4 * n_a,
-                <double *> cnp.PyArray_DATA(s) + off * 2 * n_a,
-                <double *> cnp.PyArray_DATA(hw), <double *> cnp.PyArray_DATA(hw) + hc,
-                <double *> cnp.PyArray_DATA(hw) + 2 * hc, small_max)
+            wp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k])
+            bp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k + 1])
+    cdef int nd = 3 if sequence else 2
+    dims[0], dims[1], dims[2] = n_a, m, T
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    cdef cnp.ndarray c = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0] = n_y
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0], dims[1], dims[2] = m, T, 4 * n_a
+    cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
+    dims[2] = 2 * n_a
+    cdef cnp.ndarray s = cnp.PyArray_EMPTY(3, dims, typenum, 0)
+    dims[0] = work_size(2, m, T, n_a, n_x)
+    cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    with nogil:
+        run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
+                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
+                      cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
+                      cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
+                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), small_max)
+    return a, y, c, z, s
 
 
 # ------------------------------------------------------------------ test and report hooks
