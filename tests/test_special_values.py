@@ -315,13 +315,26 @@ def test_subnormal_input_times_inf_weight_keeps_reference_pattern(name, dtype):
     assert_same_specials(got, want, dtype, what=f"{name}, subnormal x with an inf weight")
 
 
-def _median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def _time(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _timed_pair(baseline, candidate, runs=15, attempts=3, limit=3.0):
+    """(fastest baseline, fastest candidate, (median baseline, median candidate)) over
+    ``runs`` interleaved runs.  The fastest run is the statistic: on a shared machine load
+    only ever adds time, while a slow path slows every run.  A ratio at or above ``limit`` is
+    measured again (up to ``attempts`` times): a real 10-100x cliff fails every attempt, a
+    burst of load from other processes does not."""
+    for _ in range(attempts):
+        base, cand = [], []
+        for _ in range(runs):  # interleaved, so a burst of load hits both
+            base.append(_time(baseline))
+            cand.append(_time(candidate))
+        if min(cand) < limit * min(base):
+            break
+    return min(base), min(cand), (float(np.median(base)), float(np.median(cand)))
 
 
 @pytest.mark.parametrize("blas_threads", ["default", "1"])
@@ -330,8 +343,9 @@ def _median_time(fn, repeats):
 def test_subnormal_inputs_have_no_slow_path(name, dtype, blas_threads):
     """Inputs and initial state entirely subnormal, biases zero: without flush-to-zero every
     product and sum is subnormal (a 10-100x microcode slow path).  The time must stay within
-    3x of the same call with normal inputs (fastest of interleaved runs).  Run with BLAS as it
-    comes (its own worker threads) and pinned to one thread."""
+    3x of the same call with normal inputs (fastest of interleaved runs, see _timed_pair).
+    Run with BLAS as it comes (its own worker threads, whose floating-point modes the kernel
+    cannot set) and pinned to one thread."""
     tiny = TINY[dtype]
     n_x, n_a, n_y, m, T_x = 64, 128, 16, 16, 50
     rng = np.random.default_rng(5)
@@ -346,18 +360,13 @@ def test_subnormal_inputs_have_no_slow_path(name, dtype, blas_threads):
         for _ in range(3):  # warm-up
             fn(x, a0, params)
             fn(xs, a0s, params)
-        normal, sub = [], []
-        for _ in range(15):  # interleaved, so a burst of load hits both
-            normal.append(_median_time(lambda: fn(x, a0, params), 1))
-            sub.append(_median_time(lambda: fn(xs, a0s, params), 1))
-    # the fastest of several runs: on a shared machine load only ever adds time, while a
-    # subnormal slow path slows every run
-    t_normal, t_sub = min(normal), min(sub)
+        t_normal, t_sub, medians = _timed_pair(lambda: fn(x, a0, params),
+                                               lambda: fn(xs, a0s, params))
     assert t_sub < 3 * t_normal, (
         f"{name} {np.dtype(dtype).name} with BLAS threads {blas_threads}: subnormal inputs "
         f"take {t_sub * 1e3:.2f} ms, normal inputs {t_normal * 1e3:.2f} ms (fastest of 15; "
-        f"ratio {t_sub / t_normal:.1f}; medians {np.median(sub) * 1e3:.2f} and "
-        f"{np.median(normal) * 1e3:.2f} ms)")
+        f"ratio {t_sub / t_normal:.1f}; medians {medians[1] * 1e3:.2f} and "
+        f"{medians[0] * 1e3:.2f} ms)")
 
 
 def _decaying_lstm(dtype, n_x, n_a, n_y, forget_bias):
@@ -394,15 +403,13 @@ def test_decaying_cell_state_has_no_slow_path(dtype, blas_threads):
         # (0.99**T_x takes it below the smallest subnormal, in the reference too)
         assert (np.abs(c[:, :, 0]) > np.finfo(dtype).tiny).all() and (c[:, :, -1] == 0).all()
         steady.forward(x, None, c0)
-        t_decay, t_steady = [], []
-        for _ in range(9):
-            t_decay.append(_median_time(lambda: decaying.forward(x, None, c0), 1))
-            t_steady.append(_median_time(lambda: steady.forward(x, None, c0), 1))
-    ratio = min(t_decay) / min(t_steady)
+        t_steady, t_decay, _ = _timed_pair(lambda: steady.forward(x, None, c0),
+                                           lambda: decaying.forward(x, None, c0), runs=9)
+    ratio = t_decay / t_steady
     assert ratio < 3, (
         f"{np.dtype(dtype).name}, BLAS threads {blas_threads}: the decaying state takes "
-        f"{min(t_decay) * 1e3:.1f} ms, the steady one {min(t_steady) * 1e3:.1f} ms "
-        f"(ratio {ratio:.1f})")
+        f"{t_decay * 1e3:.1f} ms, the steady one {t_steady * 1e3:.1f} ms (fastest of 9; "
+        f"ratio {ratio:.1f})")
 
 
 # ------------------------------------------------------------------ models
