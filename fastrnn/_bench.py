@@ -582,6 +582,14 @@ def _cpu_model():
     return platform.processor() or platform.machine() or "unknown"
 
 
+def _load_average():
+    """The 1-minute load average (other processes competing for the cores), or None."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def _git_revision():
     here = os.path.dirname(os.path.abspath(__file__))
     try:
@@ -618,6 +626,7 @@ def environment(torch=None, threads=1):
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "load_average": _load_average(),
         "platform": platform.platform(),
         "simd_level": _core.simd_level(),
         "blas": blas_info(),
@@ -658,7 +667,9 @@ def format_environment(env):
     lines = [
         f"fastrnn benchmark   {env['date']}   fastrnn {env['fastrnn']}"
         + (f" (git {env['fastrnn_git']})" if env.get("fastrnn_git") else ""),
-        f"CPU          {env['cpu']} ({env['cpu_count']} logical CPUs), {env['platform']}",
+        f"CPU          {env['cpu']} ({env['cpu_count']} logical CPUs), {env['platform']}"
+        + (f", load average {env['load_average']} at start"
+           if env.get("load_average") is not None else ""),
         f"SIMD         {env['simd_level']} (fastrnn's vectorised activations)",
     ]
     for k, lib in enumerate(env["blas"]):
@@ -1091,13 +1102,19 @@ def run(opts, out=None):
                                               "threads", "seed", "no_reference")}
     settings.update(shapes=shapes, models=list(opts.models), dtypes=dtypes,
                     torch=torch is not None, quick=bool(opts.quick), gemm_repeat=gemm_repeat,
-                    elapsed_s=elapsed)
+                    elapsed_s=elapsed, load_average_end=_load_average())
     data = {"environment": env, "settings": settings, "gemm": gemm, "results": results,
             "memory": memory}
     print(format_summary(results), file=out)
     print("", file=out)
     print(format_footer(data), file=out)
-    print(f"total time {elapsed:.0f} s", file=out, flush=True)
+    load = settings["load_average_end"]
+    note = ""
+    if load is not None:
+        note = f"; load average {load} at the end"
+        if load > opts.threads + 0.5:
+            note += " (other processes were competing for the cores: expect noise)"
+    print(f"total time {elapsed:.0f} s{note}", file=out, flush=True)
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump(_json_safe(data), f, indent=1)
