@@ -38,8 +38,8 @@ from _util import TOL
 from fastrnn import reference
 
 SCALE = float(os.environ.get("FASTRNN_FUZZ_SCALE", "1"))
-EXAMPLES = {"drop-in": int(300 * SCALE), "constructor": int(150 * SCALE),
-            "forward": int(200 * SCALE), "step": int(200 * SCALE)}
+EXAMPLES = {"drop-in": int(400 * SCALE), "constructor": int(200 * SCALE),
+            "forward": int(250 * SCALE), "step": int(250 * SCALE)}
 WATCHDOG_SECONDS = 600
 COUNTS = {}
 

@@ -95,6 +95,39 @@ def test_100000_small_calls_leave_memory_flat():
         f"{tolerance / MiB:.1f} MiB, a quarter of a one-output-per-call leak)")
 
 
+def test_50000_streaming_model_steps_leave_memory_flat():
+    """A stream through fastrnn.RNN and fastrnn.LSTM, one step per call at the lessons' size,
+    each call's state fed to the next (25,000 steps each), plus a forward every 50 steps."""
+    rng = np.random.default_rng(1)
+    rnn = fastrnn.RNN(rnn_params(rng, 3, 5, 2))
+    lstm = fastrnn.LSTM(lstm_params(rng, 3, 5, 2))
+    xs = rng.standard_normal((3, 10, 50))
+
+    def stream(n_steps):
+        r_state = l_state = None
+        for i in range(n_steps):
+            xt = xs[:, :, i % 50]
+            r_state, _ = rnn.step(xt, r_state)
+            l_state, _ = lstm.step(xt, l_state)
+            if i % 50 == 0:
+                rnn.forward(xs[:, :, :4], r_state)
+                lstm.forward(xs[:, :, :4], *l_state)
+        return r_state, l_state
+
+    stream(2_000)  # warm-up
+    before = settled_rss()
+    stream(25_000)
+    after = settled_rss()
+    smallest = 2 * 10 * 8 + sys.getsizeof(np.empty(0))  # yt_pred (n_y, m) float64
+    leak_one_output = 2 * 25_000 * smallest
+    tolerance = 0.25 * leak_one_output
+    growth = after - before
+    print(f"\nstreaming steps: RSS {before / MiB:.1f} -> {after / MiB:.1f} MiB (growth "
+          f"{growth / MiB:.2f} MiB; leaking one output per call would add "
+          f"{leak_one_output / MiB:.1f} MiB; tolerance {tolerance / MiB:.1f} MiB)")
+    assert growth < tolerance
+
+
 # Sizes whose hidden-state output is 4 MiB (float64): few hidden units, many columns, so the
 # calls are cheap for their memory traffic.
 LARGE = {
