@@ -2,6 +2,7 @@
 import numpy as np
 
 from fastrnn import _api, _checked, reference
+from fastrnn._kernels import _core
 from fastrnn._packing import GATES, all_finite, pack
 from fastrnn._validation import (INT_MAX, LSTM_WEIGHTS, RNN_WEIGHTS, check_inputs,
                                  result_dtype, validate_parameters)
@@ -53,6 +54,18 @@ class _Model:
                             *[np.asarray(v, dtype=np.float64) for v in args],
                             self._reference_parameters()))))
         return got
+
+    def _try(self, x, states, sequence, n_threads=1):
+        """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
+        already what the kernel takes, on one thread and outside checked mode; else None."""
+        if n_threads != 1 or _checked.is_checked():
+            return None
+        p = self._packed
+        if self._kind == "rnn":
+            return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
+                                        sequence, _api.SMALL_BATCH_MAX_M)
+        return _core.try_packed_lstm(x, states[0], states[1], p.blocks[0], p.blocks[1], p.wy,
+                                     p.by, sequence, _api.SMALL_BATCH_MAX_M)
 
     def _inputs(self, inputs, sequence):
         """Validate inputs against the model; states given as None become zeros.
@@ -136,6 +149,9 @@ class RNN(_Model):
         a : ndarray (n_a, m, T_x)
         y_pred : ndarray (n_y, m, T_x)
         """
+        fast = self._try(x, (a0,), True, n_threads)
+        if fast is not None:
+            return fast[0], fast[1]
         _, (x, a0) = self._inputs([("x", x), ("a0", a0)], sequence=True)
         a, y, _ = _api.run_rnn(self._packed, x, a0, n_threads)
         return self._verify("forward", ("a", "y_pred"), (a, y), reference.rnn_forward, x, a0)
@@ -155,6 +171,9 @@ class RNN(_Model):
             The new state, to pass as ``state`` to the next call.
         yt_pred : ndarray (n_y, m)
         """
+        fast = self._try(xt, (state,), False)
+        if fast is not None:
+            return fast[0], fast[1]
         m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
         a, y, _ = _api.run_rnn(self._packed, xt.reshape(self.n_x, m, 1), a_prev)
         return self._verify("step", ("a_next", "yt_pred"), (a[:, :, 0], y[:, :, 0]),
@@ -193,6 +212,9 @@ class LSTM(_Model):
         y : ndarray (n_y, m, T_x)
         c : ndarray (n_a, m, T_x)
         """
+        fast = self._try(x, (a0, c0), True, n_threads)
+        if fast is not None:
+            return fast[:3]
         _, (x, a0, c0) = self._inputs([("x", x), ("a0", a0), ("c0", c0)], sequence=True)
         a, y, c, _, _ = _api.run_lstm(self._packed, x, a0, c0, n_threads)
         if _checked.is_checked():
@@ -224,6 +246,9 @@ class LSTM(_Model):
                                 f"or None, got {type(state).__name__}") from None
             if a_prev is None or c_prev is None:
                 raise TypeError("state must hold two arrays (a_prev, c_prev), got None")
+        fast = self._try(xt, (a_prev, c_prev), False)
+        if fast is not None:
+            return (fast[0], fast[2]), fast[1]
         m, (xt, a_prev, c_prev) = self._inputs(
             [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], sequence=False)
         a, y, c, _, _ = _api.run_lstm(self._packed, xt.reshape(self.n_x, m, 1), a_prev,

@@ -30,12 +30,14 @@ class Packed:
     b : RNN: ``ba`` as (n_a,); LSTM: tuple of the four (n_a,) gate biases.
     wy : (n_y, n_a) output weight
     by : (n_y,) output bias
+    blocks : merged LSTM only: ``(W (4n_a, n_a + n_x), b (4n_a,))``, the arrays ``w`` and
+        ``b`` are views of; else None.
     """
 
-    __slots__ = ("w", "b", "wy", "by")
+    __slots__ = ("w", "b", "wy", "by", "blocks")
 
-    def __init__(self, w, b, wy, by):
-        self.w, self.b, self.wy, self.by = w, b, wy, by
+    def __init__(self, w, b, wy, by, blocks=None):
+        self.w, self.b, self.wy, self.by, self.blocks = w, b, wy, by, blocks
 
 
 def as_c(arr, dtype, copy=False):
@@ -55,11 +57,11 @@ def as_c(arr, dtype, copy=False):
 
 
 def _stack(arrays, dtype):
-    """The arrays stacked into one new block, returned as per-array row views of it."""
+    """The arrays stacked into one new block; returns it and its per-array row views."""
     n = arrays[0].shape[0]
     with np.errstate(over="ignore"):
         block = np.concatenate(arrays, axis=0, dtype=dtype)
-    return tuple(block[k * n:(k + 1) * n] for k in range(len(arrays)))
+    return block, tuple(block[k * n:(k + 1) * n] for k in range(len(arrays)))
 
 
 def pack(kind, weights, dtype, *, merge, copy=False):
@@ -85,8 +87,9 @@ def pack(kind, weights, dtype, *, merge, copy=False):
     mats = [weights["Wf"], weights["Wi"], weights["Wo"], weights["Wc"]]
     biases = [weights["bf"], weights["bi"], weights["bo"], weights["bc"]]
     if merge:
-        return Packed(_stack(mats, dtype), tuple(b.reshape(-1) for b in _stack(biases, dtype)),
-                      wy, by)
+        wblock, w = _stack(mats, dtype)
+        bblock, b = _stack(biases, dtype)
+        return Packed(w, tuple(v.reshape(-1) for v in b), wy, by, (wblock, bblock.reshape(-1)))
     return Packed((as_c(mats[0], dtype, copy), as_c(mats[1], dtype, copy),
                    as_c(mats[2], dtype, copy), as_c(mats[3], dtype, copy)),
                   (as_c(biases[0], dtype, copy).reshape(-1), as_c(biases[1], dtype, copy).reshape(-1),

@@ -236,7 +236,7 @@ cdef void lstm_core(
         floating *s,                         # OUT  s   (m, T, 2n_a): [a_t, c_t] per column
         floating *h,                         # WORK     (m, n_a): a0 transposed
         floating *cw,                        # WORK     (m, n_a): c0 transposed
-        floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
+        floating *xt,                        # WORK     see work_size
         int small_max) noexcept nogil:
     cdef int G = 4 * n_a
     cdef int S = 2 * n_a
@@ -254,14 +254,32 @@ cdef void lstm_core(
 
     # Z (4n_a, m*T) = W_x @ X + b, W_x = the input columns W_k[:, n_a:] of the gates (row
     # stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.  Merged: one GEMM.
+    # A single step of a few examples (a streaming cell call) makes one product over the
+    # whole rows [W_a | W_x] with concat = [a_prev; xt], as the lessons write it, instead of
+    # an input projection and a recurrent product: one pass over W, half the reductions.
+    cdef bint fused = T == 1 and m <= SMALL_COLS
+    cdef int K = n_a + n_x
     if merged:
         fill_columns(z, b[0], G, mT)
-        input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt)
     else:
         for col in range(mT):
             for k in range(4):
                 for i in range(n_a):
                     z[col * G + k * n_a + i] = b[k][i]
+    if fused:
+        for j in range(m):
+            for i in range(n_a):
+                xt[j * K + i] = a0[i * lda0 + j]
+            for i in range(n_x):
+                xt[j * K + n_a + i] = x[i * ldx + j]
+        if merged:
+            small_acc(G, m, K, w[0], ldw, xt, K, z, 1, G)
+        else:
+            for k in range(4):
+                small_acc(n_a, m, K, w[k], ldw, xt, K, z + k * n_a, 1, G)
+    elif merged:
+        input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt)
+    else:
         for k in range(4):
             input_projection(n_a, mT, n_x, w[k] + n_a, ldw, x, ldx, z + k * n_a, G, xt)
 
@@ -280,7 +298,9 @@ cdef void lstm_core(
             h_prev, ldh = h, n_a
         else:
             h_prev, ldh = st - S, lds
-        if merged:
+        if fused:
+            pass
+        elif merged:
             product_acc(G, m, n_a, w[0], ldw, h_prev, ldh, zt, ldz, small_max)
         else:
             for k in range(4):
@@ -367,8 +387,13 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
 
 cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
                                  Py_ssize_t n_a, Py_ssize_t n_x):
-    # states * (ms, n_a) transposed initial states, plus X^T when the small path takes it.
-    return states * ms * n_a + (ms * T * n_x if ms * T <= SMALL_COLS else 0)
+    # states * (ms, n_a) transposed initial states, plus, when the small path takes them,
+    # X^T (ms*T, n_x) or, for a fused LSTM step (states == 2, T == 1), concat (ms, n_a + n_x).
+    if ms * T > SMALL_COLS:
+        return states * ms * n_a
+    if states == 2 and T == 1:
+        return states * ms * n_a + ms * (n_a + n_x)
+    return states * ms * n_a + ms * T * n_x
 
 
 # ------------------------------------------------------------------ checked entry points
@@ -551,6 +576,68 @@ cdef bint has_subnormal(cnp.ndarray arr):
     return fr_count_subnormal_d(<double *> cnp.PyArray_DATA(arr), cnp.PyArray_SIZE(arr)) > 0
 
 
+cdef cnp.ndarray state_or_zeros(object v, int typenum, Py_ssize_t n_a, Py_ssize_t m):
+    # An initial state for the fast path: zeros for None, else v when exact (or None).
+    cdef cnp.npy_intp dims[2]
+    if v is None:
+        dims[0], dims[1] = n_a, m
+        return cnp.PyArray_ZEROS(2, dims, typenum, 0)
+    return exact(v, typenum, 2, n_a, m)
+
+
+cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
+                    char *b, cnp.ndarray wy, char *by, bint sequence, int small_max):
+    # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
+    cdef cnp.npy_intp dims[3]
+    cdef int nd = 3 if sequence else 2
+    dims[0], dims[1], dims[2] = n_a, m, T
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0] = n_y
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0], dims[1], dims[2] = m, T, n_a
+    cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
+    dims[0] = work_size(1, m, T, n_a, n_x)
+    cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    with nogil:
+        run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
+                     cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
+                     b, cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a),
+                     cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(work),
+                     small_max)
+    return a, y, z
+
+
+cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp, char **bp,
+                     cnp.ndarray wy, char *by, bint sequence, int small_max):
+    # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
+    cdef cnp.npy_intp dims[3]
+    cdef int nd = 3 if sequence else 2
+    dims[0], dims[1], dims[2] = n_a, m, T
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    cdef cnp.ndarray c = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0] = n_y
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0], dims[1], dims[2] = m, T, 4 * n_a
+    cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
+    dims[2] = 2 * n_a
+    cdef cnp.ndarray s = cnp.PyArray_EMPTY(3, dims, typenum, 0)
+    dims[0] = work_size(2, m, T, n_a, n_x)
+    cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    with nogil:
+        run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
+                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
+                      cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(c),
+                      cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s),
+                      cnp.PyArray_BYTES(work), small_max)
+    return a, y, c, z, s
+
+
 def try_rnn(object x, object a0, object parameters, bint sequence, int small_max):
     """The whole drop-in RNN call when every argument is already what the kernel takes.
 
@@ -583,23 +670,28 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
         return None
     if has_subnormal(xa) or has_subnormal(a0a):
         return None
-    cdef cnp.npy_intp dims[3]
-    cdef int nd = 3 if sequence else 2
-    dims[0], dims[1], dims[2] = n_a, m, T
-    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    dims[0] = n_y
-    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    dims[0], dims[1], dims[2] = m, T, n_a
-    cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
-    dims[0] = work_size(1, m, T, n_a, n_x)
-    cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
-    with nogil:
-        run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
-                     cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
-                     cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
-                     cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(work), small_max)
-    return a, y, z
+    return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
+                    sequence, small_max)
+
+
+def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa not None,
+                   cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
+                   bint sequence, int small_max):
+    """:func:`try_rnn` for a packed model (fastrnn.RNN): its weights, already checked and
+    contiguous; ``a0`` None means zeros.  Returns ``(a, y, z)`` or None."""
+    cdef int typenum = cnp.PyArray_TYPE(wy)
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != wx.shape[1]:
+        return None
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef Py_ssize_t n_a = wa.shape[0]
+    if not sizes_fit(n_x, n_a, n_a, wy.shape[0], m, T):
+        return None
+    cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
+    if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
+        return None
+    return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
+                    sequence, small_max)
 
 
 _LSTM_GATE_KEYS = (("Wf", "bf"), ("Wi", "bi"), ("Wo", "bo"), ("Wc", "bc"))  # GATES order
@@ -627,8 +719,7 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
         return None
     cdef cnp.ndarray by = exact(p.get("by"), typenum, 2, n_y, 1)
     cdef cnp.ndarray a0a = exact(a0, typenum, 2, n_a, m)
-    cdef cnp.ndarray c0a = exact(c0, typenum, 2, n_a, m) if c0 is not None else None
-    if by is None or a0a is None or (c0 is not None and c0a is None):
+    if by is None or a0a is None:
         return None
     cdef list gate_arrays = []
     cdef cnp.ndarray arr
@@ -641,14 +732,12 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
         if arr is None:
             return None
         gate_arrays.append(arr)
-    if has_subnormal(xa) or has_subnormal(a0a) or (c0a is not None and has_subnormal(c0a)):
+    cdef cnp.ndarray c0a = state_or_zeros(c0, typenum, n_a, m)
+    if c0a is None or has_subnormal(xa) or has_subnormal(a0a) or has_subnormal(c0a):
         return None
-    cdef cnp.npy_intp dims[3]
-    if c0a is None:
-        dims[0], dims[1] = n_a, m
-        c0a = cnp.PyArray_ZEROS(2, dims, typenum, 0)
     cdef char *wp[4]
     cdef char *bp[4]
+    cdef cnp.npy_intp dims[2]
     cdef cnp.ndarray wblock, bblock
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa), wbytes = n_a * (n_a + n_x) * item
     if sequence:
@@ -666,25 +755,35 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
         for k in range(4):
             wp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k])
             bp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k + 1])
-    cdef int nd = 3 if sequence else 2
-    dims[0], dims[1], dims[2] = n_a, m, T
-    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    cdef cnp.ndarray c = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    dims[0] = n_y
-    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    dims[0], dims[1], dims[2] = m, T, 4 * n_a
-    cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
-    dims[2] = 2 * n_a
-    cdef cnp.ndarray s = cnp.PyArray_EMPTY(3, dims, typenum, 0)
-    dims[0] = work_size(2, m, T, n_a, n_x)
-    cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
-    with nogil:
-        run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
-                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
-                      cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
-                      cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), small_max)
-    return a, y, c, z, s
+    return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max)
+
+
+def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
+                    cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
+                    bint sequence, int small_max):
+    """:func:`try_lstm` for a packed model (fastrnn.LSTM): ``w`` (4n_a, n_a + n_x) and ``b``
+    (4n_a,) the merged gate block, already checked and contiguous; ``a0``/``c0`` None mean
+    zeros.  Returns ``(a, y, c, z, s)`` or None."""
+    cdef int typenum = cnp.PyArray_TYPE(wy)
+    cdef Py_ssize_t n_a = wy.shape[1], n_x = w.shape[1] - n_a, k
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
+        return None
+    cdef Py_ssize_t m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    if not sizes_fit(n_x, 4 * n_a, n_a, wy.shape[0], m, T):
+        return None
+    cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
+    cdef cnp.ndarray c0a = state_or_zeros(c0, typenum, n_a, m)
+    if (a0a is None or c0a is None or has_subnormal(xa) or has_subnormal(a0a)
+            or has_subnormal(c0a)):
+        return None
+    cdef char *wp[4]
+    cdef char *bp[4]
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa)
+    for k in range(4):
+        wp[k] = cnp.PyArray_BYTES(w) + k * n_a * (n_a + n_x) * item
+        bp[k] = cnp.PyArray_BYTES(b) + k * n_a * item
+    return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max)
 
 
 # ------------------------------------------------------------------ test and report hooks
