@@ -1,0 +1,82 @@
+"""The kernels' own activations (fastrnn/_kernels/_vmath.h) against accurate references.
+
+The README promises exp, sigmoid and tanh within 3 ulp of the correctly rounded result in
+both precisions, NaN propagated, +-inf saturated, exp overflowing to inf like numpy's and
+never returning a subnormal number.
+"""
+import numpy as np
+import pytest
+
+from fastrnn._kernels import _core
+
+DTYPES = [np.float32, np.float64]
+
+
+def truth(name, x):
+    """Accurate values in extended precision (x87 long double where numpy has it)."""
+    v = np.asarray(x, dtype=np.longdouble)
+    with np.errstate(over="ignore", under="ignore"):
+        if name == "exp":
+            return np.exp(v)
+        if name == "sigmoid":
+            return 1 / (1 + np.exp(-v))
+        return np.tanh(v)
+
+
+def sample(dtype):
+    rng = np.random.default_rng(0)
+    parts = [rng.uniform(-30, 30, 20000), rng.uniform(-1e-3, 1e-3, 2000),
+             np.logspace(-30, 2, 2000), -np.logspace(-30, 2, 2000), rng.uniform(-1, 1, 5000)]
+    return np.concatenate(parts).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", ["exp", "sigmoid", "tanh"])
+def test_within_three_ulp(name, dtype):
+    x = sample(dtype)
+    if name == "exp":  # keep results normal and finite
+        x = x[np.abs(x) < (80 if dtype == np.float32 else 700)]
+    got = _core.activation(name, x).astype(np.longdouble)
+    want = truth(name, x)
+    normal = np.abs(want) >= np.finfo(dtype).tiny
+    ulp = np.spacing(np.abs(want[normal]).astype(dtype)).astype(np.longdouble)
+    err = np.abs(got[normal] - want[normal]) / ulp
+    assert float(err.max()) <= 3.0, (name, np.dtype(dtype).name, float(err.max()),
+                                     x[normal][np.argmax(err)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_special_values(dtype):
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=dtype)
+    exp = _core.activation("exp", x)
+    sig = _core.activation("sigmoid", x)
+    tanh = _core.activation("tanh", x)
+    np.testing.assert_array_equal(exp, np.array([np.nan, np.inf, 0.0, 1.0, 1.0], dtype=dtype))
+    np.testing.assert_array_equal(sig, np.array([np.nan, 1.0, 0.0, 0.5, 0.5], dtype=dtype))
+    np.testing.assert_array_equal(tanh, np.array([np.nan, 1.0, -1.0, 0.0, -0.0], dtype=dtype))
+    assert np.signbit(tanh[4]) and not np.signbit(tanh[3])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_exp_never_subnormal_and_overflows_to_inf(dtype):
+    info = np.finfo(dtype)
+    lo = np.log(np.float64(info.tiny))
+    x = np.linspace(lo - 50, lo + 1, 5001).astype(dtype)
+    out = _core.activation("exp", x)
+    assert not np.any((out != 0) & (np.abs(out) < info.tiny)), "a subnormal result"
+    big = np.array([np.log(np.float64(info.max)) * 1.01, 1e4], dtype=dtype)
+    np.testing.assert_array_equal(_core.activation("exp", big), np.full(2, np.inf, dtype))
+    # sigmoid of very negative input is exactly 0, as 1 / (1 + inf) in the reference
+    np.testing.assert_array_equal(_core.activation("sigmoid", -big), np.zeros(2, dtype))
+
+
+def test_simd_level_is_named():
+    level = _core.simd_level()
+    assert isinstance(level, str) and level
+
+
+def test_activation_rejects_bad_input():
+    with pytest.raises(ValueError, match="unknown activation"):
+        _core.activation("relu", np.zeros(3))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.activation("exp", np.zeros(3, dtype=np.int64))
