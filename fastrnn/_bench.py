@@ -1034,7 +1034,12 @@ def add_arguments(parser):
 
 def run(opts, out=None):
     """Run the benchmark described by parsed options; print the report; return 0."""
-    from threadpoolctl import threadpool_limits
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("fastrnn bench: needs threadpoolctl to pin and report the BLAS threads "
+              "(pip install threadpoolctl, or fastrnn[bench])", file=sys.stderr)
+        return 2
 
     out = sys.stdout if out is None else out
     if opts.threads < 1:
