@@ -3,6 +3,7 @@
 This module is the only caller of ``fastrnn._kernels``.  See ``fastrnn.reference`` for the
 specification each function reproduces.
 """
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,19 +34,46 @@ def _slices(m, n_threads):
     return [(bounds[k], bounds[k + 1]) for k in range(n)]
 
 
-def _run(kernel, args, m, n_threads):
-    """Run ``kernel(*args, j0, j1, SMALL_BATCH_MAX_M)`` over the batch, split across threads."""
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(n):
+    """A process-wide thread pool with at least n workers (made once, grown when needed):
+    a new pool per call would cost ~0.2 ms, more than a small forward pass."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:
+            old, _POOL = _POOL, ThreadPoolExecutor(max_workers=n,
+                                                   thread_name_prefix="fastrnn")
+            if old is not None:
+                old.shutdown(wait=False)
+        return _POOL
+
+
+# Below this many multiply-adds per call a second thread costs more (hand-off latency, tens
+# of microseconds) than it saves: such calls run on the calling thread only.
+_MIN_THREADED_WORK = 2_000_000
+
+
+def _run(kernel, args, m, n_threads, work):
+    """Run ``kernel(*args, j0, j1, SMALL_BATCH_MAX_M)`` over the batch, split across threads.
+
+    Each slice runs the whole sequence on its own thread (no per-step barrier); the calling
+    thread takes the first slice itself.  ``work`` is the call's multiply-add count.
+    """
     if n_threads == 1:
         kernel(*args, 0, m, SMALL_BATCH_MAX_M)
         return
     if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
-    slices = _slices(m, n_threads)
-    if len(slices) == 1:
-        kernel(*args, 0, m, SMALL_BATCH_MAX_M)
-        return
-    with ThreadPoolExecutor(max_workers=len(slices)) as pool:
-        futures = [pool.submit(kernel, *args, j0, j1, SMALL_BATCH_MAX_M) for j0, j1 in slices]
+    slices = _slices(m, n_threads if work >= _MIN_THREADED_WORK else 1)
+    small = SMALL_BATCH_MAX_M
+    futures = [_pool(len(slices) - 1).submit(kernel, *args, j0, j1, small)
+               for j0, j1 in slices[1:]]
+    try:
+        kernel(*args, *slices[0], small)
+    finally:
         for f in futures:
             f.result()
 
@@ -64,7 +92,7 @@ def run_rnn(packed, x, a0, n_threads=1):
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, n_a), dtype=dtype)
     _run(_core.rnn_forward, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
-                             a, y, z), m, n_threads)
+                             a, y, z), m, n_threads, m * T * n_a * (n_a + n_x + n_y))
     return a, y, z
 
 
@@ -83,7 +111,7 @@ def run_lstm(packed, x, a0, c0, n_threads=1):
     z = np.empty((m, T, 4 * n_a), dtype=dtype)
     s = np.empty((m, T, 2 * n_a), dtype=dtype)
     _run(_core.lstm_forward, (x, a0, c0, packed.w, packed.b, packed.wy, packed.by,
-                              a, c, y, z, s), m, n_threads)
+                              a, c, y, z, s), m, n_threads, m * T * n_a * (4 * (n_a + n_x) + n_y))
     return a, y, c, z, s
 
 

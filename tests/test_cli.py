@@ -20,8 +20,10 @@ def run_cli(*args, timeout=120):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [PACKAGE_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    # cwd: tests/, so that a source checkout in the cwd cannot shadow the fastrnn under test
     return subprocess.run([sys.executable, "-m", "fastrnn", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+                          text=True, timeout=timeout, env=env,
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
 # ------------------------------------------------------------------ check
