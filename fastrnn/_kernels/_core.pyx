@@ -57,6 +57,17 @@ cdef extern from "_vmath.h" nogil:
     void fr_softmax_cols_f(float *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
     Py_ssize_t fr_count_subnormal_d(const double *x, Py_ssize_t n)
     Py_ssize_t fr_count_subnormal_f(const float *x, Py_ssize_t n)
+    int fr_panel_available()
+    Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
+    Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
+    void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double *W, Py_ssize_t ldw,
+                         double *P)
+    void fr_panel_pack_f(Py_ssize_t rows, Py_ssize_t K, const float *W, Py_ssize_t ldw,
+                         float *P)
+    void fr_panel_gemm_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *P,
+                         const double *H, Py_ssize_t ldh, double *Z, Py_ssize_t ldz)
+    void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *P,
+                         const float *H, Py_ssize_t ldh, float *Z, Py_ssize_t ldz)
     void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
                            Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
                            Py_ssize_t zrs, Py_ssize_t zcs)
@@ -132,16 +143,31 @@ cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
 
 
 cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
-                      const floating *h, int ldh, floating *z, int ldz,
-                      int small_max) noexcept nogil:
+                      const floating *panel, const floating *h, int ldh, floating *z,
+                      int ldz, int small_max) noexcept nogil:
     # z (rows, m) += W (rows, K) @ H (K, m); z and H column-major (one example per column),
     # W row-major with row stride ldw, i.e. column-major (K, rows) -> 'T' for BLAS.
     # Up to small_max columns take the small-batch kernel, which reads W once for every four
     # columns: OpenBLAS's gemm repacks W on every call, and m gemv calls read it m times.
+    # Larger batches take the packed-panel GEMM when W was packed for it (panel not NULL),
+    # else BLAS gemm.
     if m <= small_max:
         small_acc(rows, m, K, w, ldw, h, ldh, z, 1, ldz)
+    elif panel != NULL:
+        if floating is float:
+            fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz)
+        else:
+            fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz)
     else:
         gemm_acc(c'T', c'N', rows, m, K, w, ldw, h, ldh, z, ldz)
+
+
+cdef inline void panel_pack(int rows, int K, const floating *w, int ldw,
+                            floating *panel) noexcept nogil:
+    if floating is float:
+        fr_panel_pack_f(rows, K, w, ldw, panel)
+    else:
+        fr_panel_pack_d(rows, K, w, ldw, panel)
 
 
 # The input projection and the output layer run over all m*T columns at once; only a handful
@@ -179,6 +205,7 @@ cdef void rnn_core(
         floating *z,                         # WORK     (m, T, n_a)
         floating *h0,                        # WORK     (m, n_a): a0 transposed
         floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
+        floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
         int small_max) noexcept nogil:
     cdef int mT = m * T
     cdef int ldz = T * n_a
@@ -194,14 +221,16 @@ cdef void rnn_core(
     for j in range(m):
         for i in range(n_a):
             h0[j * n_a + i] = a0[i * lda0 + j]
+    if panel != NULL:
+        panel_pack(n_a, n_a, wa, n_a, panel)
 
     for t in range(T):
         zt = z + t * n_a
         # Z_t (n_a, m) += Waa (n_a, n_a) @ A_{t-1} (n_a, m); A_{t-1} is h0 or Z_{t-1}.
         if t == 0:
-            product_acc(n_a, m, n_a, wa, n_a, h0, n_a, zt, ldz, small_max)
+            product_acc(n_a, m, n_a, wa, n_a, panel, h0, n_a, zt, ldz, small_max)
         else:
-            product_acc(n_a, m, n_a, wa, n_a, zt - n_a, ldz, zt, ldz, small_max)
+            product_acc(n_a, m, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
         for j in range(m):
             v_tanh(zt + j * ldz, n_a)
 
@@ -237,6 +266,8 @@ cdef void lstm_core(
         floating *h,                         # WORK     (m, n_a): a0 transposed
         floating *cw,                        # WORK     (m, n_a): c0 transposed
         floating *xt,                        # WORK     see work_size
+        floating *panel,                     # WORK     merged W_a packed for the panel
+                                             #          GEMM, or NULL
         int small_max) noexcept nogil:
     cdef int G = 4 * n_a
     cdef int S = 2 * n_a
@@ -288,6 +319,10 @@ cdef void lstm_core(
             h[j * n_a + i] = a0[i * lda0 + j]
             cw[j * n_a + i] = c0[i * ldc0 + j]
     fill_rows(y, by, n_y, mT, ld_y)
+    if not merged:
+        panel = NULL
+    if panel != NULL:
+        panel_pack(G, n_a, w[0], ldw, panel)
 
     for t in range(T):
         zt = z + t * G
@@ -301,10 +336,11 @@ cdef void lstm_core(
         if fused:
             pass
         elif merged:
-            product_acc(G, m, n_a, w[0], ldw, h_prev, ldh, zt, ldz, small_max)
+            product_acc(G, m, n_a, w[0], ldw, panel, h_prev, ldh, zt, ldz, small_max)
         else:
             for k in range(4):
-                product_acc(n_a, m, n_a, w[k], ldw, h_prev, ldh, zt + k * n_a, ldz, small_max)
+                product_acc(n_a, m, n_a, w[k], ldw, NULL, h_prev, ldh, zt + k * n_a, ldz,
+                            small_max)
         for j in range(m):
             c_prev = cw + j * n_a if t == 0 else st - S + j * lds + n_a
             v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a)
@@ -326,24 +362,64 @@ cdef void lstm_core(
 
 # ------------------------------------------------------------------ running the cores
 
+cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
+                                 Py_ssize_t n_a, Py_ssize_t n_x) noexcept nogil:
+    # states * (ms, n_a) transposed initial states, plus, when the small path takes them,
+    # X^T (ms*T, n_x) or, for a fused LSTM step (states == 2, T == 1), concat (ms, n_a + n_x).
+    if ms * T > SMALL_COLS:
+        return states * ms * n_a
+    if states == 2 and T == 1:
+        return states * ms * n_a + ms * (n_a + n_x)
+    return states * ms * n_a + ms * T * n_x
+
+
+cdef bint USE_PANEL = fr_panel_available()
+
+
+def set_panel_gemm(bint enabled):
+    """Use the packed-panel GEMM for the recurrent product of batches above the small-batch
+    size (only where the CPU has AVX-512; elsewhere this is always off), or BLAS gemm.
+    Returns the previous setting.  For benchmarks and tests."""
+    global USE_PANEL
+    previous = USE_PANEL
+    USE_PANEL = enabled and fr_panel_available()
+    return previous
+
+
+cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize_t ms,
+                            Py_ssize_t T, int small_max) noexcept nogil:
+    # Work for the packed recurrent block, when the panel GEMM will run: a batch above the
+    # small-batch size and at least two steps (packing costs about one product).
+    if not USE_PANEL or T < 2 or ms <= small_max:
+        return 0
+    if typenum == cnp.NPY_FLOAT32:
+        return fr_panel_size_f(rows, K)
+    return fr_panel_size_d(rows, K)
+
+
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
                        char *a, char *y, char *z, char *work, int small_max) noexcept nogil:
-    # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.
+    # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
+    # work_size(1, ...) + panel_elems(...) elements.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T
+    cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x)
+    cdef bint panel = panel_elems(typenum, n_a, n_a, ms, T, small_max) > 0
     if typenum == cnp.NPY_FLOAT32:
         rnn_core[float](
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
             <float *> wx, <float *> wa, <float *> b, <float *> wy, <float *> by,
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
-            <float *> work, <float *> work + ms * n_a, small_max)
+            <float *> work, <float *> work + ms * n_a,
+            <float *> work + base if panel else NULL, small_max)
     else:
         rnn_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
             <double *> wx, <double *> wa, <double *> b, <double *> wy, <double *> by,
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
-            <double *> work, <double *> work + ms * n_a, small_max)
+            <double *> work, <double *> work + ms * n_a,
+            <double *> work + base if panel else NULL, small_max)
 
 
 cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -352,9 +428,11 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
                         char *a, char *c, char *y, char *z, char *s, char *work,
                         int small_max) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
-    # consecutive row blocks of one array.
+    # consecutive row blocks of one array.  work: work_size(2, ...) + panel_elems(...).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
+    cdef Py_ssize_t base = work_size(2, ms, T, n_a, n_x)
+    cdef bint panel = panel_elems(typenum, 4 * n_a, n_a, ms, T, small_max) > 0
     cdef bint merged = True
     cdef const float *wf[4]
     cdef const float *bf[4]
@@ -372,7 +450,8 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <float *> c0 + j0, m, wf, bf, merged, <float *> wy, <float *> by,
             <float *> a + off, m * T, <float *> c + off, m * T, <float *> y + off, m * T,
             <float *> z + off * 4 * n_a, <float *> s + off * 2 * n_a,
-            <float *> work, <float *> work + hc, <float *> work + 2 * hc, small_max)
+            <float *> work, <float *> work + hc, <float *> work + 2 * hc,
+            <float *> work + base if panel else NULL, small_max)
     else:
         for k in range(4):
             wd[k] = <double *> w[k]
@@ -382,18 +461,8 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <double *> c0 + j0, m, wd, bd, merged, <double *> wy, <double *> by,
             <double *> a + off, m * T, <double *> c + off, m * T, <double *> y + off, m * T,
             <double *> z + off * 4 * n_a, <double *> s + off * 2 * n_a,
-            <double *> work, <double *> work + hc, <double *> work + 2 * hc, small_max)
-
-
-cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
-                                 Py_ssize_t n_a, Py_ssize_t n_x):
-    # states * (ms, n_a) transposed initial states, plus, when the small path takes them,
-    # X^T (ms*T, n_x) or, for a fused LSTM step (states == 2, T == 1), concat (ms, n_a + n_x).
-    if ms * T > SMALL_COLS:
-        return states * ms * n_a
-    if states == 2 and T == 1:
-        return states * ms * n_a + ms * (n_a + n_x)
-    return states * ms * n_a + ms * T * n_x
+            <double *> work, <double *> work + hc, <double *> work + 2 * hc,
+            <double *> work + base if panel else NULL, small_max)
 
 
 # ------------------------------------------------------------------ checked entry points
@@ -468,7 +537,9 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check_sizes(n_x, n_a, n_a, n_y, m, T, j0, j1)
     if j1 == j0 or T == 0:
         return
-    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x), dtype=x.dtype)
+    cdef cnp.ndarray work = np.empty(
+        work_size(1, j1 - j0, T, n_a, n_x)
+        + panel_elems(typenum, n_a, n_a, j1 - j0, T, small_max), dtype=x.dtype)
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                      cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
@@ -524,7 +595,9 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     check_sizes(n_x, 4 * n_a, n_a, n_y, m, T, j0, j1)
     if j1 == j0 or T == 0:
         return
-    cdef cnp.ndarray work = np.empty(work_size(2, j1 - j0, T, n_a, n_x), dtype=x.dtype)
+    cdef cnp.ndarray work = np.empty(
+        work_size(2, j1 - j0, T, n_a, n_x)
+        + panel_elems(typenum, 4 * n_a, n_a, j1 - j0, T, small_max), dtype=x.dtype)
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                       cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(c0), wp, bp,
@@ -599,7 +672,7 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
-    dims[0] = work_size(1, m, T, n_a, n_x)
+    dims[0] = work_size(1, m, T, n_a, n_x) + panel_elems(typenum, n_a, n_a, m, T, small_max)
     cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
@@ -627,7 +700,8 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
     dims[2] = 2 * n_a
     cdef cnp.ndarray s = cnp.PyArray_EMPTY(3, dims, typenum, 0)
-    dims[0] = work_size(2, m, T, n_a, n_x)
+    dims[0] = (work_size(2, m, T, n_a, n_x)
+               + panel_elems(typenum, 4 * n_a, n_a, m, T, small_max))
     cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),

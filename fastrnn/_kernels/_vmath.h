@@ -424,4 +424,109 @@ FR_DISPATCH static void fr_small_matmul_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdi
 FR_DEFINE_SMALL(double, d)
 FR_DEFINE_SMALL(float, f)
 
+/* ---------------------------------------------------------------- packed recurrent GEMM */
+
+/* The recurrent product of a batch, Z (rows, m) += W (rows, K) @ H (K, m) with Z and H
+ * column-major, against W packed once per call: OpenBLAS's gemm re-packs W on every call,
+ * i.e. on every time step, and reaches about half its square-GEMM rate on this skinny shape.
+ * W is packed into panels of FR_MR rows, each stored k-major (FR_MR consecutive values per
+ * k, rows past the end zero); the micro-kernel keeps an FR_MR x FR_NR block of Z in
+ * registers (2 x 8 AVX-512 vectors), streaming one panel row-pair and FR_NR broadcasts of H
+ * per k, in blocks of FR_KC values of k so that a panel block stays in L1.
+ * Only compiled for x86-64-v4 (AVX-512) and used when the CPU has it
+ * (fr_panel_available); elsewhere the kernels call BLAS gemm. */
+#define FR_NR 8
+#define FR_KC 256
+
+#if FR_HAVE_DISPATCH
+static int fr_panel_available(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4");
+}
+
+#define FR_DEFINE_PANEL_GEMM(T, SFX, V)                                                        \
+static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K)                             \
+{                                                                                             \
+    return (rows + 2 * V - 1) / (2 * V) * (2 * V) * K;                                        \
+}                                                                                             \
+static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *W, ptrdiff_t ldw, T *P) \
+{                                                                                             \
+    const ptrdiff_t mr = 2 * V;                                                               \
+    for (ptrdiff_t p = 0; p * mr < rows; ++p)                                                 \
+        for (ptrdiff_t k = 0; k < K; ++k)                                                     \
+            for (ptrdiff_t r = 0; r < mr; ++r) {                                              \
+                ptrdiff_t row = p * mr + r;                                                   \
+                P[(p * K + k) * mr + r] = row < rows ? W[row * ldw + k] : (T)0;               \
+            }                                                                                 \
+}                                                                                             \
+typedef T fr_pv_##SFX __attribute__((vector_size(64)));                                       \
+__attribute__((target("arch=x86-64-v4")))                                                     \
+static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
+                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz)               \
+{                                                                                             \
+    const ptrdiff_t mr = 2 * V;                                                               \
+    for (ptrdiff_t k0 = 0; k0 < K; k0 += FR_KC) {                                             \
+        ptrdiff_t kc = K - k0 < FR_KC ? K - k0 : FR_KC;                                       \
+        for (ptrdiff_t p = 0; p * mr < rows; ++p) {                                           \
+            const T *Pp = P + (p * K + k0) * mr;                                              \
+            ptrdiff_t nrows = rows - p * mr < mr ? rows - p * mr : mr;                        \
+            for (ptrdiff_t j0 = 0; j0 < m; j0 += FR_NR) {                                     \
+                ptrdiff_t nr = m - j0 < FR_NR ? m - j0 : FR_NR;                               \
+                const T *Hj = H + j0 * ldh + k0;                                              \
+                fr_pv_##SFX lo[FR_NR], hi[FR_NR];                                             \
+                for (int j = 0; j < FR_NR; ++j) {                                             \
+                    lo[j] = (fr_pv_##SFX){0};                                                 \
+                    hi[j] = (fr_pv_##SFX){0};                                                 \
+                }                                                                             \
+                if (nr == FR_NR) {                                                            \
+                    for (ptrdiff_t k = 0; k < kc; ++k) {                                      \
+                        fr_pv_##SFX a0, a1;                                                   \
+                        memcpy(&a0, Pp + k * mr, sizeof a0);                                  \
+                        memcpy(&a1, Pp + k * mr + V, sizeof a1);                              \
+                        for (int j = 0; j < FR_NR; ++j) {                                     \
+                            T b = Hj[j * ldh + k];                                            \
+                            lo[j] += a0 * b;                                                  \
+                            hi[j] += a1 * b;                                                  \
+                        }                                                                     \
+                    }                                                                         \
+                } else {                                                                      \
+                    for (ptrdiff_t k = 0; k < kc; ++k) {                                      \
+                        fr_pv_##SFX a0, a1;                                                   \
+                        memcpy(&a0, Pp + k * mr, sizeof a0);                                  \
+                        memcpy(&a1, Pp + k * mr + V, sizeof a1);                              \
+                        for (ptrdiff_t j = 0; j < nr; ++j) {                                  \
+                            T b = Hj[j * ldh + k];                                            \
+                            lo[j] += a0 * b;                                                  \
+                            hi[j] += a1 * b;                                                  \
+                        }                                                                     \
+                    }                                                                         \
+                }                                                                             \
+                for (ptrdiff_t j = 0; j < nr; ++j) {                                          \
+                    T *zc = Z + (j0 + j) * ldz + p * mr;                                      \
+                    T acc[2 * V];                                                             \
+                    memcpy(acc, &lo[j], sizeof lo[j]);                                        \
+                    memcpy(acc + V, &hi[j], sizeof hi[j]);                                    \
+                    for (ptrdiff_t r = 0; r < nrows; ++r) zc[r] += acc[r];                    \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+}
+
+FR_DEFINE_PANEL_GEMM(double, d, 8)
+FR_DEFINE_PANEL_GEMM(float, f, 16)
+#else
+static int fr_panel_available(void) { return 0; }
+#define FR_DEFINE_PANEL_STUBS(T, SFX)                                                         \
+static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K) { (void)rows; (void)K; return 0; } \
+static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *W, ptrdiff_t ldw, T *P) \
+{ (void)rows; (void)K; (void)W; (void)ldw; (void)P; }                                         \
+static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
+                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz)               \
+{ (void)rows; (void)m; (void)K; (void)P; (void)H; (void)ldh; (void)Z; (void)ldz; }
+FR_DEFINE_PANEL_STUBS(double, d)
+FR_DEFINE_PANEL_STUBS(float, f)
+#endif
+
 #endif /* FASTRNN_VMATH_H */
