@@ -1,4 +1,6 @@
 """Reusable models: weights validated and packed once, for repeated and streaming calls."""
+import threading
+
 import numpy as np
 
 from fastrnn import _api, _checked, reference
@@ -29,6 +31,19 @@ class _Model:
         self.n_x, self.n_a, self.n_y = dims["n_x"], dims["n_a"], dims["n_y"]
         self._packed = pack(self._kind, weights, dtype, merge=True, copy=True)
         self._finite = all_finite(self._packed.w)
+        # Per-thread work buffers (gate and state buffers) of the last batch shape, reused by
+        # the next call of that shape: see fastrnn._kernels._core.scratch_array.
+        self._scratch = threading.local()
+
+    def __getstate__(self):
+        # Pickles without the per-thread work buffers (a thread-local cannot be pickled).
+        state = dict(self.__dict__)
+        del state["_scratch"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._scratch = threading.local()
 
     def __repr__(self):
         return (f"fastrnn.{type(self).__name__}(n_x={self.n_x}, n_a={self.n_a}, "
@@ -61,11 +76,12 @@ class _Model:
         if n_threads != 1 or _checked.is_checked():
             return None
         p = self._packed
+        scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
-                                        sequence, _api.SMALL_BATCH_MAX_M)
+                                        sequence, _api.SMALL_BATCH_MAX_M, scratch)
         return _core.try_packed_lstm(x, states[0], states[1], p.blocks[0], p.blocks[1], p.wy,
-                                     p.by, sequence, _api.SMALL_BATCH_MAX_M)
+                                     p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch)
 
     def _inputs(self, inputs, sequence):
         """Validate inputs against the model; states given as None become zeros.

@@ -13,7 +13,7 @@ import fastrnn
 from fastrnn import _api
 from fastrnn._kernels import _core
 from fastrnn._packing import GATES, pack
-from _util import lstm_params, rnn_params
+from _util import assert_close, lstm_params, ref, rnn_params
 
 DTYPES = [np.float32, np.float64]
 FUNCTIONS = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward"]
@@ -136,3 +136,30 @@ def test_pack_stacks_gates_in_kernel_order():
             for k, w in enumerate(packed.w):
                 assert np.shares_memory(w, wblock) and w.ctypes.data == (
                     wblock.ctypes.data + k * w.nbytes)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_models_reuse_work_buffers_across_shapes_and_pickle(kind):
+    """A model keeps its work buffers between calls: calls of changing batch and sequence
+    sizes (and dtype of the input) still give the reference's answer, results of one call
+    are not overwritten by the next, and the model pickles without its buffers."""
+    import pickle
+
+    rng = np.random.default_rng(4)
+    make_p = rnn_params if kind == "rnn" else lstm_params
+    p = make_p(rng, 4, 6, 3)
+    model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
+    kept = []
+    for m, T in [(5, 7), (5, 7), (9, 3), (1, 1), (5, 7)]:
+        x = rng.standard_normal((4, m, T))
+        a0 = rng.standard_normal((6, m))
+        out = model.forward(x, a0)
+        want = ref(kind + "_forward", x, a0, p)[:-1]
+        kept.append((out, want))
+    for out, want in kept:
+        for o, w in zip(out, want):
+            assert_close(o, w, np.float64)
+    clone = pickle.loads(pickle.dumps(model))
+    x = rng.standard_normal((4, 5, 7))
+    for o, w in zip(clone.forward(x), model.forward(x)):
+        np.testing.assert_array_equal(o, w)

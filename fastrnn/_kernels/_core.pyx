@@ -658,9 +658,33 @@ cdef cnp.ndarray state_or_zeros(object v, int typenum, Py_ssize_t n_a, Py_ssize_
     return exact(v, typenum, 2, n_a, m)
 
 
+cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dims,
+                               int typenum):
+    # A new array, or with ``scratch`` (a model's per-thread buffers) the one kept in
+    # scratch[slot] from the previous call when it has the same shape: a large fresh array
+    # costs a page fault per 4 KiB on first touch, about a tenth of a large forward pass.
+    cdef cnp.ndarray arr
+    cdef int k
+    if scratch is not None:
+        arr = scratch[slot]
+        if (arr is not None and cnp.PyArray_TYPE(arr) == typenum
+                and cnp.PyArray_NDIM(arr) == nd):
+            for k in range(nd):
+                if cnp.PyArray_DIMS(arr)[k] != dims[k]:
+                    break
+            else:
+                return arr
+    arr = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    if scratch is not None:
+        scratch[slot] = arr
+    return arr
+
+
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
-                    char *b, cnp.ndarray wy, char *by, bint sequence, int small_max):
+                    char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
+                    list scratch=None):
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
+    # With ``scratch`` (3 slots), z and the work buffer are reused from the previous call.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -671,9 +695,9 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     dims[0] = n_y
     cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
     dims[0], dims[1], dims[2] = m, T, n_a
-    cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
+    cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[0] = work_size(1, m, T, n_a, n_x) + panel_elems(typenum, n_a, n_a, m, T, small_max)
-    cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
@@ -684,8 +708,10 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
 
 
 cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp, char **bp,
-                     cnp.ndarray wy, char *by, bint sequence, int small_max):
+                     cnp.ndarray wy, char *by, bint sequence, int small_max,
+                     list scratch=None):
     # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
+    # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -697,12 +723,12 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     dims[0] = n_y
     cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
     dims[0], dims[1], dims[2] = m, T, 4 * n_a
-    cdef cnp.ndarray z = cnp.PyArray_EMPTY(3, dims, typenum, 0)
+    cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[2] = 2 * n_a
-    cdef cnp.ndarray s = cnp.PyArray_EMPTY(3, dims, typenum, 0)
+    cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
     dims[0] = (work_size(2, m, T, n_a, n_x)
                + panel_elems(typenum, 4 * n_a, n_a, m, T, small_max))
-    cdef cnp.ndarray work = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                       cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
@@ -750,9 +776,11 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
 
 def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa not None,
                    cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
-                   bint sequence, int small_max):
+                   bint sequence, int small_max, list scratch=None):
     """:func:`try_rnn` for a packed model (fastrnn.RNN): its weights, already checked and
-    contiguous; ``a0`` None means zeros.  Returns ``(a, y, z)`` or None."""
+    contiguous; ``a0`` None means zeros; ``scratch`` a list of 3 slots in which the model
+    keeps its work buffers between calls (one list per thread).  Returns ``(a, y, z)``, z
+    being scratch memory, or None."""
     cdef int typenum = cnp.PyArray_TYPE(wy)
     cdef cnp.ndarray xa = exact_input(x, sequence)
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != wx.shape[1]:
@@ -765,7 +793,7 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
         return None
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
-                    sequence, small_max)
+                    sequence, small_max, scratch)
 
 
 _LSTM_GATE_KEYS = (("Wf", "bf"), ("Wi", "bi"), ("Wo", "bo"), ("Wc", "bc"))  # GATES order
@@ -834,10 +862,11 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
 
 def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
                     cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
-                    bint sequence, int small_max):
+                    bint sequence, int small_max, list scratch=None):
     """:func:`try_lstm` for a packed model (fastrnn.LSTM): ``w`` (4n_a, n_a + n_x) and ``b``
     (4n_a,) the merged gate block, already checked and contiguous; ``a0``/``c0`` None mean
-    zeros.  Returns ``(a, y, c, z, s)`` or None."""
+    zeros; ``scratch`` as for :func:`try_packed_rnn`.  Returns ``(a, y, c, z, s)``, z and s
+    being scratch memory, or None."""
     cdef int typenum = cnp.PyArray_TYPE(wy)
     cdef Py_ssize_t n_a = wy.shape[1], n_x = w.shape[1] - n_a, k
     cdef cnp.ndarray xa = exact_input(x, sequence)
@@ -857,7 +886,8 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     for k in range(4):
         wp[k] = cnp.PyArray_BYTES(w) + k * n_a * (n_a + n_x) * item
         bp[k] = cnp.PyArray_BYTES(b) + k * n_a * item
-    return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max)
+    return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
+                     scratch)
 
 
 # ------------------------------------------------------------------ test and report hooks
