@@ -386,15 +386,26 @@ def set_panel_gemm(bint enabled):
     return previous
 
 
+cdef enum:
+    # Above this many bytes the packed block streams from memory every step, and OpenBLAS's
+    # own gemm was as fast or faster (measured: 4n_a x n_a = 4096 x 1024 float64, 32 MiB:
+    # 1.13x the BLAS time; 16 MiB and below: 0.5-1.0x).
+    PANEL_MAX_BYTES = 16 * 1024 * 1024
+
+
 cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize_t ms,
                             Py_ssize_t T, int small_max) noexcept nogil:
     # Work for the packed recurrent block, when the panel GEMM will run: a batch above the
-    # small-batch size and at least two steps (packing costs about one product).
+    # small-batch size, at least two steps (packing costs about one product), a block that
+    # stays in cache.
     if not USE_PANEL or T < 2 or ms <= small_max:
         return 0
+    cdef Py_ssize_t n
     if typenum == cnp.NPY_FLOAT32:
-        return fr_panel_size_f(rows, K)
-    return fr_panel_size_d(rows, K)
+        n = fr_panel_size_f(rows, K)
+        return n if n * 4 <= PANEL_MAX_BYTES else 0
+    n = fr_panel_size_d(rows, K)
+    return n if n * 8 <= PANEL_MAX_BYTES else 0
 
 
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
