@@ -3,6 +3,7 @@
 This module is the only caller of ``fastrnn._kernels``.  See ``fastrnn.reference`` for the
 specification each function reproduces.
 """
+import contextlib
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,26 @@ __all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward
 SMALL_BATCH_MAX_M = 4
 
 _GATE_INDEX = {g: k for k, g in enumerate(GATES)}
+
+# The kernels' recurrent-product paths: the small-batch kernel, the packed-panel GEMM (CPUs
+# with AVX-512; BLAS gemm elsewhere), BLAS gemm.
+RECURRENT_PATHS = ("small", "panel", "blas")
+
+
+@contextlib.contextmanager
+def recurrent_path(path):
+    """Force every recurrent product through one of ``RECURRENT_PATHS`` (for the self-check,
+    benchmarks and tests; not thread-safe)."""
+    global SMALL_BATCH_MAX_M
+    if path not in RECURRENT_PATHS:
+        raise ValueError(f"path must be one of {RECURRENT_PATHS}, got {path!r}")
+    old_m, old_panel = SMALL_BATCH_MAX_M, _core.set_panel_gemm(path == "panel")
+    SMALL_BATCH_MAX_M = 10**6 if path == "small" else 0
+    try:
+        yield path
+    finally:
+        SMALL_BATCH_MAX_M = old_m
+        _core.set_panel_gemm(old_panel)
 
 
 # ------------------------------------------------------------------ running the kernels

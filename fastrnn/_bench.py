@@ -642,8 +642,8 @@ def environment(torch=None, threads=1):
         "torch_threads": None if torch is None else torch.get_num_threads(),
         "torch_backend": None if torch is None else _torch_backend(torch),
         "threads": threads,
-        "small_batch_max_m": getattr(fastrnn._api, "SMALL_BATCH_MAX_M",
-                                     getattr(fastrnn._api, "GEMV_MAX_M", None)),
+        "small_batch_max_m": fastrnn._api.SMALL_BATCH_MAX_M,
+        "panel_gemm": _core.panel_gemm_enabled(),
     }
 
 

@@ -14,8 +14,8 @@ from fastrnn._kernels import _core
 __all__ = ["GATES", "Packed", "pack", "as_c"]
 
 # Row-block order of the LSTM gates in the kernel.  Sigmoid gates first so the kernel
-# activates 3*n_a contiguous values in one pass; the caches read the blocks back by this order.
-# (pack() spells the order out for speed; tests/test_packing.py holds it to GATES.)
+# activates 3*n_a contiguous values in one pass; the caches read the blocks back by this order,
+# and the compiled fast path (_kernels/_core.pyx, _LSTM_GATE_KEYS) spells it out again.
 GATES = ("f", "i", "o", "c")
 
 
@@ -78,22 +78,21 @@ def pack(kind, weights, dtype, *, merge, copy=False):
         Always copy (a model must not see later changes to the caller's arrays).  Without it,
         arrays that are already C-contiguous of ``dtype`` are used in place.
     """
+    def vector(v):
+        return as_c(v, dtype, copy).reshape(-1)
+
     if kind == "rnn":
         return Packed((as_c(weights["Wax"], dtype, copy), as_c(weights["Waa"], dtype, copy)),
-                      as_c(weights["ba"], dtype, copy).reshape(-1),
-                      as_c(weights["Wya"], dtype, copy), as_c(weights["by"], dtype, copy).reshape(-1))
-    wy = as_c(weights["Wy"], dtype, copy)
-    by = as_c(weights["by"], dtype, copy).reshape(-1)
-    mats = [weights["Wf"], weights["Wi"], weights["Wo"], weights["Wc"]]
-    biases = [weights["bf"], weights["bi"], weights["bo"], weights["bc"]]
+                      vector(weights["ba"]), as_c(weights["Wya"], dtype, copy),
+                      vector(weights["by"]))
+    mats = [weights["W" + g] for g in GATES]
+    biases = [weights["b" + g] for g in GATES]
+    wy, by = as_c(weights["Wy"], dtype, copy), vector(weights["by"])
     if merge:
         wblock, w = _stack(mats, dtype)
         bblock, b = _stack(biases, dtype)
         return Packed(w, tuple(v.reshape(-1) for v in b), wy, by, (wblock, bblock.reshape(-1)))
-    return Packed((as_c(mats[0], dtype, copy), as_c(mats[1], dtype, copy),
-                   as_c(mats[2], dtype, copy), as_c(mats[3], dtype, copy)),
-                  (as_c(biases[0], dtype, copy).reshape(-1), as_c(biases[1], dtype, copy).reshape(-1),
-                   as_c(biases[2], dtype, copy).reshape(-1), as_c(biases[3], dtype, copy).reshape(-1)),
+    return Packed(tuple(as_c(w, dtype, copy) for w in mats), tuple(vector(v) for v in biases),
                   wy, by)
 
 

@@ -2,12 +2,11 @@
 
 Runs the four drop-in functions (outputs and the arrays in their caches) and the packed
 models' ``forward`` and ``step`` (``RNN``, ``LSTM``) on random inputs over a spread of shapes:
-unequal sizes (square shapes hide transposes), sizes of 1, a longer sequence, batches on
-both sides of the small-batch (GEMV) / GEMM switch of the recurrent product (the threshold
-``fastrnn._api.SMALL_BATCH_MAX_M``, formerly ``GEMV_MAX_M``, is set to 0 and to a huge
-value in turn), saturating weights, batch-parallel threads, both
-dtypes.  float32 results are compared with the float64 reference run on the same (float32)
-values.  Prints one row per function and dtype; the exit status is 0 when all pass.
+unequal sizes (square shapes hide transposes), sizes of 1, a longer sequence, every path
+of the recurrent product in turn (the small-batch kernel, the packed-panel GEMM, BLAS gemm:
+``fastrnn._api.recurrent_path``), saturating weights, batch-parallel threads, both dtypes.
+float32 results are compared with the float64 reference run on the same (float32) values.
+Prints one row per function and dtype; the exit status is 0 when all pass.
 
 Tolerances (DESIGN §5): float64 ``rtol=1e-9, atol=1e-11``; float32 ``rtol=1e-4,
 atol=1e-5``.  A value passes when ``|got - want| <= atol + rtol * |want|`` (NaN must meet
@@ -64,22 +63,6 @@ SATURATED_T32 = 2
 FUNCTIONS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward",
              "RNN.forward", "RNN.step", "LSTM.forward", "LSTM.step")
 MODELS = ("rnn", "lstm")
-
-# Values of the small-batch threshold of the recurrent product (batch slices with m <= it
-# take the small-batch, gemv-like path, larger ones gemm): 0 forces gemm everywhere, a huge
-# value the small-batch path everywhere.
-GEMV_SETTINGS = (0, 1 << 30)
-# Its name in fastrnn._api (GEMV_MAX_M, renamed SMALL_BATCH_MAX_M).
-THRESHOLD_NAMES = ("SMALL_BATCH_MAX_M", "GEMV_MAX_M")
-
-
-def threshold_name():
-    """The name of fastrnn._api's small-batch threshold, or None if it has none."""
-    for name in THRESHOLD_NAMES:
-        if hasattr(_api, name):
-            return name
-    return None
-
 
 def _f64(v):
     return np.asarray(v, dtype=np.float64)
@@ -297,44 +280,36 @@ def run_checks(seed=0, quick=False, dtypes=("float64", "float32")):
     """Run the checks; returns ``{(function, dtype): Tally}`` in table order."""
     shapes = QUICK_SHAPES if quick else SHAPES
     tallies = {(f, d): Tally() for f in FUNCTIONS for d in dtypes}
-    name = threshold_name()
-    saved = getattr(_api, name) if name else None
-    settings = GEMV_SETTINGS if name else (None,)
-    try:
-        with fastrnn.checked(False):
-            for d in dtypes:
-                dtype, tol = np.dtype(d), TOLERANCES[d]
-                for k, shape in enumerate(shapes):
-                    scale = None
-                    if shape in SATURATED:
-                        scale = SATURATING_Z / math.sqrt(shape[0] + shape[1])
-                        if d == "float32":
-                            shape = shape[:4] + (min(shape[4], SATURATED_T32),)
-                    for gemv in settings:
-                        if name:
-                            setattr(_api, name, gemv)
-                        path = {None: "default", 0: "gemm"}.get(gemv, "small-batch")
-                        label = (f"{d} {shape} {path}"
-                                 + (" saturated" if scale else ""))
+    with fastrnn.checked(False):
+        for d in dtypes:
+            dtype, tol = np.dtype(d), TOLERANCES[d]
+            for k, shape in enumerate(shapes):
+                scale = None
+                if shape in SATURATED:
+                    scale = SATURATING_Z / math.sqrt(shape[0] + shape[1])
+                    if d == "float32":
+                        shape = shape[:4] + (min(shape[4], SATURATED_T32),)
+                for p, path in enumerate(_api.RECURRENT_PATHS):
+                    label = f"{d} {shape} {path}" + (" saturated" if scale else "")
+                    with _api.recurrent_path(path):
                         for j, model in enumerate(MODELS):
-                            rng = np.random.default_rng([seed, k, int(bool(gemv)),
-                                                         dtype.itemsize, j])
+                            rng = np.random.default_rng([seed, k, p, dtype.itemsize, j])
                             case = Case(label, rng, shape, dtype, model, scale, k)
-                            for f in FUNCTIONS:
-                                kind, check = CHECKS[f]
-                                if kind != model:
-                                    continue
-                                tally = tallies[(f, d)]
-                                try:
-                                    check(tally, case, tol)
-                                except Exception as exc:  # a crash is a failure
-                                    tally.failures.append(
-                                        f"{label}: {type(exc).__name__}: {exc}")
-                                tally.cases += 1
-    finally:
-        if name:
-            setattr(_api, name, saved)
+                            _run_case(tallies, case, model, d, tol, label)
     return tallies
+
+
+def _run_case(tallies, case, model, d, tol, label):
+    for f in FUNCTIONS:
+        kind, check = CHECKS[f]
+        if kind != model:
+            continue
+        tally = tallies[(f, d)]
+        try:
+            check(tally, case, tol)
+        except Exception as exc:  # a crash is a failure
+            tally.failures.append(f"{label}: {type(exc).__name__}: {exc}")
+        tally.cases += 1
 
 
 def format_table(tallies):
@@ -365,8 +340,8 @@ def run(opts, out=None):
     elapsed = time.perf_counter() - t0
     shapes = QUICK_SHAPES if opts.quick else SHAPES
     print(f"fastrnn {fastrnn.__version__} self-check against fastrnn.reference: seed "
-          f"{opts.seed}, {len(shapes)} shapes (n_x, n_a, n_y, m, T_x) x small-batch "
-          f"(GEMV) and GEMM recurrence", file=out)
+          f"{opts.seed}, {len(shapes)} shapes (n_x, n_a, n_y, m, T_x) x recurrent paths "
+          f"{', '.join(_api.RECURRENT_PATHS)}", file=out)
     print("tolerances: " + "; ".join(f"{d} rtol={t['rtol']:g} atol={t['atol']:g}"
                                      for d, t in TOLERANCES.items() if d in dtypes)
           + " (float32 vs the float64 reference)", file=out)

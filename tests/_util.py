@@ -1,4 +1,5 @@
-"""Shared helpers for the test suite: parameter factories, reference calls, tolerances."""
+"""Shared helpers for the test suite: parameter factories, reference calls, tolerances,
+the recurrent-product path switch."""
 import numpy as np
 
 from fastrnn import reference
@@ -60,3 +61,7 @@ def assert_close(got, want, dtype, err_msg=""):
     tol = TOL[np.dtype(dtype)]
     np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=tol["rtol"],
                                atol=tol["atol"], equal_nan=True, err_msg=err_msg)
+
+
+# The kernels' recurrent-product paths and the switch that forces one (fastrnn._api).
+from fastrnn._api import RECURRENT_PATHS, recurrent_path  # noqa: E402,F401

@@ -1,5 +1,16 @@
 import os
 import sys
 
+import pytest
+
 # Tests import helpers from tests/_util.py; the package itself must come from the install.
 sys.path.insert(0, os.path.dirname(__file__))
+
+from _util import RECURRENT_PATHS, recurrent_path as _force_path  # noqa: E402
+
+
+@pytest.fixture(params=RECURRENT_PATHS)
+def recurrent_path(request):
+    """Run the test once per recurrent-product path of the kernels (see _util)."""
+    with _force_path(request.param):
+        yield request.param

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import fastrnn
-import fastrnn._api as api
 from _util import assert_close, f64, lstm_params, ref, rnn_params
 
 DTYPES = [np.float64, np.float32]
@@ -21,21 +20,6 @@ LSTM_ITEMS = ("a_next", "c_next", "a_prev", "c_prev", "ft", "it", "cct", "ot", "
               "parameters")
 
 
-def threshold_name():
-    """The module attribute holding the small-batch threshold of the recurrent product
-    (batch slices with m <= it take the per-example/small-batch path, larger ones gemm)."""
-    for name in ("GEMV_MAX_M", "SMALL_BATCH_MAX_M"):
-        if hasattr(api, name):
-            return name
-    raise AssertionError("fastrnn._api has no GEMV_MAX_M / SMALL_BATCH_MAX_M threshold")
-
-
-@pytest.fixture(params=[0, 10**6], ids=["gemm", "gemv"])
-def gemv_max_m(request, monkeypatch):
-    """Force the recurrent product through gemm (threshold 0) or the per-example small-batch
-    path (threshold 10**6)."""
-    monkeypatch.setattr(api, threshold_name(), request.param)
-    return request.param
 
 
 def make(kind, dims=(3, 5, 4, 6, 7), dtype=np.float64, seed=0):
@@ -70,7 +54,7 @@ def assert_item_matches(item, want_item, names, dtype, t):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
-def test_sequence_cache_structure_and_values(kind, dtype, gemv_max_m):
+def test_sequence_cache_structure_and_values(kind, dtype, recurrent_path):
     x, a0, p = make(kind, dtype=dtype)
     T = x.shape[2]
     caches, want = call(kind, x, a0, p)
@@ -282,7 +266,7 @@ def test_rnn_cell_cache(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
-def test_lstm_cell_cache(dtype, gemv_max_m):
+def test_lstm_cell_cache(dtype, recurrent_path):
     x, a0, p = make("lstm", dtype=dtype)
     xt = x[:, :, 0]
     c_prev = np.random.default_rng(5).standard_normal(a0.shape).astype(dtype)
@@ -377,7 +361,7 @@ def lstm_backward(da, caches):
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
-def test_backward_pass_gives_reference_gradients(kind, gemv_max_m):
+def test_backward_pass_gives_reference_gradients(kind, recurrent_path):
     x, a0, p = make(kind, dims=(4, 7, 3, 5, 12), seed=6)
     caches, want = call(kind, x, a0, p)
     da = np.random.default_rng(7).standard_normal((7, 5, 12))

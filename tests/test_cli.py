@@ -96,13 +96,15 @@ def test_check_reports_a_crash_as_a_failure(monkeypatch, capsys):
 
 
 def test_check_restores_the_threshold_and_checked_mode():
-    name = _selfcheck.threshold_name()
-    assert name is not None, "fastrnn._api has no small-batch threshold to exercise"
-    before = getattr(_api, name)
+    from fastrnn._kernels import _core
+
+    before = _api.SMALL_BATCH_MAX_M
+    panel_before = _core.panel_gemm_enabled()
     with fastrnn.checked():
         tallies = _selfcheck.run_checks(seed=1, quick=True, dtypes=("float64",))
         assert fastrnn.is_checked()
-    assert getattr(_api, name) == before
+    assert _api.SMALL_BATCH_MAX_M == before
+    assert _core.panel_gemm_enabled() == panel_before
     assert all(t.ok for t in tallies.values())
     assert all(t.cases > 0 for t in tallies.values())
 

@@ -23,7 +23,6 @@ import pytest
 import _util
 import fastrnn
 from _util import assert_close, lstm_params, rnn_params
-from fastrnn import _api
 
 FUNCS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward")
 DTYPES = (np.float64, np.float32)
@@ -32,17 +31,6 @@ BASE = {"n_x": 3, "n_a": 5, "n_y": 2, "m": 4, "T_x": 3}
 INT_MAX = 2**31 - 1
 
 
-def _path_threshold():
-    for name in ("GEMV_MAX_M", "SMALL_BATCH_MAX_M"):
-        if hasattr(_api, name):
-            return name
-    raise AssertionError("fastrnn._api defines no recurrent-path threshold")
-
-
-@pytest.fixture(params=["gemv", "gemm"])
-def recurrent_path(request, monkeypatch):
-    monkeypatch.setattr(_api, _path_threshold(), 10**6 if request.param == "gemv" else 0)
-    return request.param
 
 
 def is_cell(name):

@@ -47,21 +47,6 @@ SHAPES = {
 }
 
 
-def threshold_name():
-    """The module attribute holding the small-batch threshold of the recurrent product
-    (batch slices with m <= it take the per-example/small-batch path, larger ones gemm)."""
-    for name in ("GEMV_MAX_M", "SMALL_BATCH_MAX_M"):
-        if hasattr(api, name):
-            return name
-    raise AssertionError("fastrnn._api has no GEMV_MAX_M / SMALL_BATCH_MAX_M threshold")
-
-
-@pytest.fixture(params=[0, 10**6], ids=["gemm", "gemv"])
-def gemv_max_m(request, monkeypatch):
-    """Force the recurrent product through gemm (threshold 0) or the per-example small-batch
-    path (threshold 10**6)."""
-    monkeypatch.setattr(api, threshold_name(), request.param)
-    return request.param
 
 
 def _kind(function):
@@ -129,7 +114,7 @@ def check_equal(function, got, want, dtype, shapes=None):
 @pytest.mark.parametrize("shape_name", list(SHAPES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_matches_reference(function, dtype, shape_name, gemv_max_m):
+def test_matches_reference(function, dtype, shape_name, recurrent_path):
     args, p, want = _cached_reference(function, shape_name, np.dtype(dtype).name, 1)
     check_equal(function, fast(function, args, p), want, dtype)
 
@@ -138,20 +123,20 @@ def test_matches_reference(function, dtype, shape_name, gemv_max_m):
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_default_gemv_threshold_both_sides(function, dtype):
     """With the shipped threshold, batches just below, at and above it agree too."""
-    limit = getattr(api, threshold_name())
+    limit = api.SMALL_BATCH_MAX_M
     for m in sorted({1, max(limit, 1), limit + 1, 2 * limit + 3}):
         args, p = make_case(function, (5, 7, 4, m, 6), dtype, seed=10 + m)
         check_equal(function, fast(function, args, p), reference_outputs(function, args, p),
                     dtype)
 
 
-def test_gemv_fixture_reaches_the_kernel(monkeypatch, gemv_max_m):
-    """The threshold the fixture sets is the one the kernels receive (so both recurrent
-    paths are really exercised above)."""
+def test_recurrent_path_fixture_reaches_the_kernel(monkeypatch, recurrent_path):
+    """The threshold and panel switch the fixture sets are the ones the kernels run with (so
+    every recurrent path is really exercised above)."""
     from fastrnn._kernels import _core
 
     seen = []
-    for name in ("rnn_forward", "lstm_forward"):
+    for name in ("try_rnn", "try_lstm", "rnn_forward", "lstm_forward"):
         real = getattr(_core, name)
 
         def spy(*args, _real=real):
@@ -162,12 +147,15 @@ def test_gemv_fixture_reaches_the_kernel(monkeypatch, gemv_max_m):
     for function in FUNCTIONS:
         args, p = make_case(function, (3, 5, 2, 6, 3), np.float64, seed=3)
         fast(function, args, p)
-    assert seen and all(v == gemv_max_m for v in seen)
+    want = 10**6 if recurrent_path == "small" else 0
+    assert seen and all(v == want for v in seen)
+    assert _core.panel_gemm_enabled() == (recurrent_path == "panel"
+                                          and "AVX-512" in _core.simd_level())
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("function", ["rnn_cell_forward", "lstm_cell_forward"])
-def test_chained_cells_match_reference_sequence(function, dtype, gemv_max_m):
+def test_chained_cells_match_reference_sequence(function, dtype, recurrent_path):
     """A loop of fastrnn cell calls (as the lessons' rnn_forward writes it) follows the
     reference sequence call step by step."""
     n_x, n_a, n_y, m, T = 4, 7, 3, 5, 20
@@ -212,7 +200,7 @@ def _saturated_fraction(function, args, p):
 
 @pytest.mark.parametrize("dtype,T", [(np.float64, 40), (np.float32, 6)], ids=["f64", "f32"])
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_saturating_weights(function, dtype, T, gemv_max_m):
+def test_saturating_weights(function, dtype, T, recurrent_path):
     """Weights of scale 30 saturate tanh and sigmoid; the output layer stays moderate so the
     float32 softmax is well-conditioned.  (float32 uses a short sequence: with a recurrent
     gain of ~30 per step, float32 rounding of the *input* weights alone is amplified past the
@@ -224,7 +212,7 @@ def test_saturating_weights(function, dtype, T, gemv_max_m):
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_extreme_preactivations_float64(function, gemv_max_m):
+def test_extreme_preactivations_float64(function, recurrent_path):
     """|z| up to ~1e4: exp overflows in a naive formula; the kernels must return exact limits
     (and, with filterwarnings=error, emit no RuntimeWarning)."""
     args, p = make_case(function, (6, 9, 4, 5, 5), np.float64, seed=6, scale=1000.0,
@@ -274,7 +262,7 @@ def test_large_logits_softmax(function, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_nan_inf_pattern(function, dtype, gemv_max_m):
+def test_nan_inf_pattern(function, dtype, recurrent_path):
     """NaN and +-inf in: the same NaN/+-inf pattern out as the reference (DESIGN §5)."""
     args, p = make_case(function, (3, 5, 4, 6, 5), dtype, seed=8)
     args = [np.array(a) for a in args]

@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _api
 from fastrnn._kernels import _core
 from _util import assert_close, lstm_params, ref, rnn_params
 
-PATHS = ["small", "panel", "blas"]
 SHAPES = [  # n_x, n_a, n_y, m, T
     (3, 7, 2, 5, 4),
     (5, 13, 3, 9, 3),
@@ -23,18 +21,10 @@ SHAPES = [  # n_x, n_a, n_y, m, T
 ]
 
 
-@pytest.fixture(params=PATHS)
-def path(request, monkeypatch):
-    previous = _core.set_panel_gemm(request.param == "panel")
-    monkeypatch.setattr(_api, "SMALL_BATCH_MAX_M", 10**6 if request.param == "small" else 0)
-    yield request.param
-    _core.set_panel_gemm(previous)
-
-
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
-def test_recurrent_path_matches_reference(path, kind, dtype, shape):
+def test_recurrent_path_matches_reference(recurrent_path, kind, dtype, shape):
     n_x, n_a, n_y, m, T = shape
     rng = np.random.default_rng(n_a * 31 + m)
     p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, n_y, dtype=dtype)
@@ -50,10 +40,10 @@ def test_recurrent_path_matches_reference(path, kind, dtype, shape):
 
 
 def test_panel_gemm_follows_the_cpu():
-    """The panel GEMM can only be switched on where the CPU has AVX-512."""
+    """The panel GEMM can only be switched on where the CPU has AVX-512, and is on there by
+    default."""
     previous = _core.set_panel_gemm(True)
     try:
-        enabled = _core.set_panel_gemm(True)
-        assert enabled == ("AVX-512" in _core.simd_level())
+        assert previous == _core.panel_gemm_enabled() == ("AVX-512" in _core.simd_level())
     finally:
         _core.set_panel_gemm(previous)

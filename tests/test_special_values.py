@@ -8,8 +8,7 @@
   is shifted by its own maximum).
 - Subnormal inputs and states give the reference's results and do not fall into slow paths.
 
-Both recurrent code paths are covered: one gemv per example (``GEMV_MAX_M`` large) and one
-gemm per step (``GEMV_MAX_M = 0``).
+Every recurrent-product path is covered (the ``recurrent_path`` fixture of conftest.py).
 """
 import time
 import warnings
@@ -21,7 +20,7 @@ from threadpoolctl import threadpool_limits
 import _util
 import fastrnn
 from _util import assert_close, lstm_params, rnn_params
-from fastrnn import _api, reference
+from fastrnn import reference
 
 FUNCS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward")
 DTYPES = (np.float64, np.float32)
@@ -50,21 +49,6 @@ SPECIALS = {
 }
 
 
-def _path_threshold():
-    """Name of fastrnn._api's batch-size threshold between the small-batch (per-example)
-    recurrent product and the per-step gemm (renamed once; accept either name)."""
-    for name in ("GEMV_MAX_M", "SMALL_BATCH_MAX_M"):
-        if hasattr(_api, name):
-            return name
-    raise AssertionError("fastrnn._api defines no recurrent-path threshold")
-
-
-@pytest.fixture(params=["gemv", "gemm"])
-def recurrent_path(request, monkeypatch):
-    """Force the per-example (small-batch) path or the per-step gemm for the recurrent
-    product."""
-    monkeypatch.setattr(_api, _path_threshold(), 10**6 if request.param == "gemv" else 0)
-    return request.param
 
 
 def is_lstm(name):

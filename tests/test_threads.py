@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 import fastrnn
 from _util import assert_close, lstm_params, rnn_params
-from fastrnn import _api, reference
+from fastrnn import reference
 
 FUNCS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward")
 DTYPES = (np.float64, np.float32)
@@ -28,17 +28,6 @@ N_THREADS = 8
 N_CALLS = 20
 
 
-def _path_threshold():
-    for name in ("GEMV_MAX_M", "SMALL_BATCH_MAX_M"):
-        if hasattr(_api, name):
-            return name
-    raise AssertionError("fastrnn._api defines no recurrent-path threshold")
-
-
-@pytest.fixture(params=["gemv", "gemm"])
-def recurrent_path(request, monkeypatch):
-    monkeypatch.setattr(_api, _path_threshold(), 10**6 if request.param == "gemv" else 0)
-    return request.param
 
 
 @pytest.fixture(params=["blas-1-thread", "blas-as-configured"])

@@ -393,6 +393,11 @@ cdef enum:
     PANEL_MAX_BYTES = 16 * 1024 * 1024
 
 
+def panel_gemm_enabled():
+    """True when batches above the small-batch size use the packed-panel GEMM."""
+    return bool(USE_PANEL)
+
+
 cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize_t ms,
                             Py_ssize_t T, int small_max) noexcept nogil:
     # Work for the packed recurrent block, when the panel GEMM will run: a batch above the
