@@ -4,7 +4,7 @@
 # ld is the column-major (c, r) matrix with leading dimension ld, i.e. its transpose, and the
 # kernels pick operand order and 'T'/'N' flags accordingly (written above each call).
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 
 cdef inline void gemm_acc(char transa, char transb, int M, int N, int K,
@@ -21,17 +21,3 @@ cdef inline void gemm_acc(char transa, char transb, int M, int N, int K,
     else:
         dgemm(&transa, &transb, &M, &N, &K, &one, <double *> A, &lda, <double *> B, &ldb,
               &one, C, &ldc)
-
-
-cdef inline void gemv_t_acc(int M, int N, const floating *A, int lda, const floating *x,
-                            floating *y) noexcept nogil:
-    # y (N) += A^T @ x with A column-major (M x N): y_j += dot(A[:, j], x), unit strides.
-    cdef floating one = 1
-    cdef int inc = 1
-    cdef char trans = c'T'
-    if M <= 0 or N <= 0:
-        return
-    if floating is float:
-        sgemv(&trans, &M, &N, &one, <float *> A, &lda, <float *> x, &inc, &one, y, &inc)
-    else:
-        dgemv(&trans, &M, &N, &one, <double *> A, &lda, <double *> x, &inc, &one, y, &inc)

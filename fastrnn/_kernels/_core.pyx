@@ -23,7 +23,7 @@ from cython cimport floating
 from libc.limits cimport INT_MAX
 from libc.string cimport memcpy
 
-from fastrnn._kernels._blas cimport gemm_acc, gemv_t_acc
+from fastrnn._kernels._blas cimport gemm_acc
 
 import numpy as np
 

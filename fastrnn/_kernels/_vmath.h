@@ -22,6 +22,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__GNUC__) && !defined(__clang__)
+/* 64-byte vector types only live inside force-inlined helpers and single functions; GCC's
+ * note that their calling convention differs between instruction sets does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && (__GNUC__ >= 12) && !defined(FASTRNN_NO_DISPATCH)
 #define FR_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -315,11 +321,6 @@ FR_DISPATCH static ptrdiff_t fr_count_subnormal_f(const float *x, ptrdiff_t n)
  * SSE2 clones); their lanes are added in a fixed tree at the end, then the scalar tail.  No
  * re-association is left to the compiler, so no -ffast-math is needed. */
 #if defined(__GNUC__)
-#if !defined(__clang__)
-/* The 64-byte vector types only live in force-inlined helpers; GCC's note that their calling
- * convention differs between instruction sets does not apply. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
 typedef double fr_vec_d __attribute__((vector_size(64)));
 typedef float fr_vec_f __attribute__((vector_size(64)));
 #define FR_V_d 8
