@@ -172,7 +172,8 @@ cdef inline void panel_pack(int rows, int K, const floating *w, int ldw,
 
 # The input projection and the output layer run over all m*T columns at once; only a handful
 # of columns (a single streaming step) is better served by the small-batch kernel than by
-# gemm (measured: bench/README or the closing notes of the performance work).
+# gemm, which packs the whole weight matrix for one column (measured at the stream shape,
+# LSTM 64/64/64: 9.4 us with gemm, 6.7 us with the small kernel, float64).
 cdef enum:
     SMALL_COLS = 4
 
