@@ -60,10 +60,10 @@ cdef extern from "_vmath.h" nogil:
     int fr_panel_available()
     Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
     Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
-    void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double *W, Py_ssize_t ldw,
-                         double *P)
-    void fr_panel_pack_f(Py_ssize_t rows, Py_ssize_t K, const float *W, Py_ssize_t ldw,
-                         float *P)
+    void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double **W,
+                         Py_ssize_t block_rows, Py_ssize_t ldw, double *P)
+    void fr_panel_pack_f(Py_ssize_t rows, Py_ssize_t K, const float **W,
+                         Py_ssize_t block_rows, Py_ssize_t ldw, float *P)
     void fr_panel_gemm_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *P,
                          const double *H, Py_ssize_t ldh, double *Z, Py_ssize_t ldz)
     void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *P,
@@ -162,12 +162,14 @@ cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
         gemm_acc(c'T', c'N', rows, m, K, w, ldw, h, ldh, z, ldz)
 
 
-cdef inline void panel_pack(int rows, int K, const floating *w, int ldw,
+cdef inline void panel_pack(int rows, int K, const floating **w, int block_rows, int ldw,
                             floating *panel) noexcept nogil:
+    # panel := rows x K of the weights, whose rows come in blocks of block_rows rows each
+    # (w[0], w[1], ...; the LSTM's gates, merged or not), for fr_panel_gemm.
     if floating is float:
-        fr_panel_pack_f(rows, K, w, ldw, panel)
+        fr_panel_pack_f(rows, K, w, block_rows, ldw, panel)
     else:
-        fr_panel_pack_d(rows, K, w, ldw, panel)
+        fr_panel_pack_d(rows, K, w, block_rows, ldw, panel)
 
 
 # The input projection and the output layer run over all m*T columns at once; only a handful
@@ -223,7 +225,7 @@ cdef void rnn_core(
         for i in range(n_a):
             h0[j * n_a + i] = a0[i * lda0 + j]
     if panel != NULL:
-        panel_pack(n_a, n_a, wa, n_a, panel)
+        panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
 
     for t in range(T):
         zt = z + t * n_a
@@ -267,7 +269,7 @@ cdef void lstm_core(
         floating *h,                         # WORK     (m, n_a): a0 transposed
         floating *cw,                        # WORK     (m, n_a): c0 transposed
         floating *xt,                        # WORK     see work_size
-        floating *panel,                     # WORK     merged W_a packed for the panel
+        floating *panel,                     # WORK     the gates' W_a packed for the panel
                                              #          GEMM, or NULL
         int small_max) noexcept nogil:
     cdef int G = 4 * n_a
@@ -320,10 +322,9 @@ cdef void lstm_core(
             h[j * n_a + i] = a0[i * lda0 + j]
             cw[j * n_a + i] = c0[i * ldc0 + j]
     fill_rows(y, by, n_y, mT, ld_y)
-    if not merged:
-        panel = NULL
     if panel != NULL:
-        panel_pack(G, n_a, w[0], ldw, panel)
+        # the four gates' recurrent columns as one packed block, merged or not
+        panel_pack(G, n_a, w, n_a, ldw, panel)
 
     for t in range(T):
         zt = z + t * G
@@ -336,7 +337,9 @@ cdef void lstm_core(
             h_prev, ldh = st - S, lds
         if fused:
             pass
-        elif merged:
+        elif merged or (panel != NULL and m > small_max):
+            # one product for all gates: w[0] spans them when merged; unmerged, only the
+            # panel does (product_acc takes the panel path above small_max)
             product_acc(G, m, n_a, w[0], ldw, panel, h_prev, ldh, zt, ldz, small_max)
         else:
             for k in range(4):
@@ -859,8 +862,10 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
     cdef cnp.npy_intp dims[2]
     cdef cnp.ndarray wblock, bblock
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa), wbytes = n_a * (n_a + n_x) * item
-    if sequence:
-        # Pack once per call: the gates as consecutive row blocks of one array.
+    if sequence and not panel_elems(typenum, 4 * n_a, n_a, m, T, small_max):
+        # Pack once per call: the gates as consecutive row blocks of one array (with the
+        # panel GEMM, the recurrent columns are packed into the panel instead, and the input
+        # projection takes one GEMM per gate).
         dims[0], dims[1] = 4 * n_a, n_a + n_x
         wblock = cnp.PyArray_EMPTY(2, dims, typenum, 0)
         dims[0] = 4 * n_a

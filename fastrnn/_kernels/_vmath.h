@@ -451,15 +451,19 @@ static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K)               
 {                                                                                             \
     return (rows + 2 * V - 1) / (2 * V) * (2 * V) * K;                                        \
 }                                                                                             \
-static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *W, ptrdiff_t ldw, T *P) \
+/* Pack rows x K of W into panels; W's rows come from blocks of block_rows rows each (the  \
+ * LSTM's four gate matrices, or one block), all with row stride ldw. */                      \
+static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,               \
+                                ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
 {                                                                                             \
     const ptrdiff_t mr = 2 * V;                                                               \
     for (ptrdiff_t p = 0; p * mr < rows; ++p)                                                 \
-        for (ptrdiff_t k = 0; k < K; ++k)                                                     \
-            for (ptrdiff_t r = 0; r < mr; ++r) {                                              \
-                ptrdiff_t row = p * mr + r;                                                   \
-                P[(p * K + k) * mr + r] = row < rows ? W[row * ldw + k] : (T)0;               \
-            }                                                                                 \
+        for (ptrdiff_t r = 0; r < mr; ++r) {                                                  \
+            ptrdiff_t row = p * mr + r;                                                       \
+            const T *src = row < rows ? W[row / block_rows] + (row % block_rows) * ldw : NULL; \
+            for (ptrdiff_t k = 0; k < K; ++k)                                                 \
+                P[(p * K + k) * mr + r] = src ? src[k] : (T)0;                                \
+        }                                                                                     \
 }                                                                                             \
 typedef T fr_pv_##SFX __attribute__((vector_size(64)));                                       \
 __attribute__((target("arch=x86-64-v4")))                                                     \
@@ -521,8 +525,9 @@ FR_DEFINE_PANEL_GEMM(float, f, 16)
 static int fr_panel_available(void) { return 0; }
 #define FR_DEFINE_PANEL_STUBS(T, SFX)                                                         \
 static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K) { (void)rows; (void)K; return 0; } \
-static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *W, ptrdiff_t ldw, T *P) \
-{ (void)rows; (void)K; (void)W; (void)ldw; (void)P; }                                         \
+static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,               \
+                                ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
+{ (void)rows; (void)K; (void)W; (void)block_rows; (void)ldw; (void)P; }                       \
 static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
                                 const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz)               \
 { (void)rows; (void)m; (void)K; (void)P; (void)H; (void)ldh; (void)Z; (void)ldz; }
