@@ -7,7 +7,6 @@ Environment switches (build time):
                     element-wise passes already pick AVX-512 / AVX2 / SSE2 at run time).
 """
 import os
-import sys
 
 import numpy
 from Cython.Build import cythonize
@@ -20,15 +19,14 @@ def _flag(name):
 
 DEBUG = _flag("FASTRNN_DEBUG")
 
-if sys.platform == "win32":
-    compile_args = ["/O2"]
-elif DEBUG:
+# GCC or Clang (fastrnn/_kernels/_vmath.h uses their builtins and vector extensions).
+if DEBUG:
     compile_args = ["-O1", "-g", "-UNDEBUG"]
 else:
     # -O3 and never -ffast-math: NaN handling and agreement with the reference depend on IEEE
     # semantics (see fastrnn/_kernels/_vmath.h).
     compile_args = ["-O3"]
-if _flag("FASTRNN_NATIVE") and sys.platform != "win32":
+if _flag("FASTRNN_NATIVE"):
     compile_args.append("-march=native")
 
 extensions = [

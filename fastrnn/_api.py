@@ -4,6 +4,7 @@ This module is the only caller of ``fastrnn._kernels``.  See ``fastrnn.reference
 specification each function reproduces.
 """
 import contextlib
+import operator
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,15 +62,27 @@ _POOL_LOCK = threading.Lock()
 
 def _pool(n):
     """A process-wide thread pool with at least n workers (made once, grown when needed):
-    a new pool per call would cost ~0.2 ms, more than a small forward pass."""
+    a new pool per call would cost ~0.2 ms, more than a small forward pass.  A replaced pool
+    is not shut down (another thread may be submitting to it); its idle workers exit once
+    it is garbage."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL._max_workers < n:
-            old, _POOL = _POOL, ThreadPoolExecutor(max_workers=n,
-                                                   thread_name_prefix="fastrnn")
-            if old is not None:
-                old.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastrnn")
         return _POOL
+
+
+def threads_count(n_threads):
+    """``n_threads`` as a positive int (any integer type; not bool, not float)."""
+    try:
+        if isinstance(n_threads, bool):
+            raise TypeError
+        n = operator.index(n_threads)
+    except TypeError:
+        raise TypeError(f"n_threads must be a positive integer, got {n_threads!r}") from None
+    if n < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
+    return n
 
 
 # Below this many multiply-adds per call a second thread costs more (hand-off latency, tens
@@ -83,11 +96,10 @@ def _run(kernel, args, m, n_threads, work):
     Each slice runs the whole sequence on its own thread (no per-step barrier); the calling
     thread takes the first slice itself.  ``work`` is the call's multiply-add count.
     """
+    n_threads = threads_count(n_threads)
     if n_threads == 1:
         kernel(*args, 0, m, SMALL_BATCH_MAX_M)
         return
-    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
     slices = _slices(m, n_threads if work >= _MIN_THREADED_WORK else 1)
     small = SMALL_BATCH_MAX_M
     futures = [_pool(len(slices) - 1).submit(kernel, *args, j0, j1, small)

@@ -869,7 +869,7 @@ def format_summary(results):
     for res in results:
         by = {r["role"]: r for r in res["impls"]}
 
-        def t(role):
+        def t(role, by=by):
             return by[role]["median_s"] if role in by else None
         best = max((by[k] for k in ("fastrnn", "model") if k in by),
                    key=lambda r: r["gflops"])
@@ -883,12 +883,6 @@ def format_summary(results):
             f"{_fmt(by['model']['ratio_vs_torch'], '.3g'):>9} "
             f"{best['gflops']:>9.3g} {_fmt(frac, '.1f'):>6}")
     return "\n".join(lines)
-
-
-def format_results(results):
-    """The per-implementation table and the per-case summary, as text."""
-    return "\n".join([format_table_header()] + [format_case(r) for r in results]
-                     + [format_summary(results)])
 
 
 def _format_gemm(gemm):

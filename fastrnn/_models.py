@@ -73,7 +73,7 @@ class _Model:
     def _try(self, x, states, sequence, n_threads=1):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, on one thread and outside checked mode; else None."""
-        if n_threads != 1 or _checked.is_checked():
+        if _api.threads_count(n_threads) != 1 or _checked.is_checked():
             return None
         p = self._packed
         scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
@@ -233,10 +233,8 @@ class LSTM(_Model):
             return fast[:3]
         _, (x, a0, c0) = self._inputs([("x", x), ("a0", a0), ("c0", c0)], sequence=True)
         a, y, c, _, _ = _api.run_lstm(self._packed, x, a0, c0, n_threads)
-        if _checked.is_checked():
-            # lstm_forward starts from zero cell state; the model may start anywhere
-            self._verify("forward", ("a", "y", "c"), (a, y, c), _lstm_sequence, x, a0, c0)
-        return a, y, c
+        # lstm_forward starts from zero cell state; the model may start anywhere
+        return self._verify("forward", ("a", "y", "c"), (a, y, c), _lstm_sequence, x, a0, c0)
 
     def step(self, xt, state=None):
         """Advance one step.

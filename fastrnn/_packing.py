@@ -53,14 +53,13 @@ def as_c(arr, dtype, copy=False):
         return np.array(arr, dtype=dtype, order="C", copy=True)
 
 
-
-
-
 def _stack(arrays, dtype):
     """The arrays stacked into one new block; returns it and its per-array row views."""
     n = arrays[0].shape[0]
+    block = np.empty((len(arrays) * n,) + arrays[0].shape[1:], dtype=dtype)  # C order
     with np.errstate(over="ignore"):
-        block = np.concatenate(arrays, axis=0, dtype=dtype)
+        for k, arr in enumerate(arrays):
+            block[k * n:(k + 1) * n] = arr
     return block, tuple(block[k * n:(k + 1) * n] for k in range(len(arrays)))
 
 

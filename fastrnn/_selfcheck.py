@@ -20,16 +20,14 @@ import time
 import numpy as np
 
 import fastrnn
-from fastrnn import _api, reference
+from fastrnn import _api, _checked, reference
 from fastrnn._bench import make_params
 
 __all__ = ["TOLERANCES", "SHAPES", "QUICK_SHAPES", "FUNCTIONS", "run_checks", "main",
            "add_arguments"]
 
-TOLERANCES = {
-    "float64": {"rtol": 1e-9, "atol": 1e-11},
-    "float32": {"rtol": 1e-4, "atol": 1e-5},
-}
+# DESIGN §5, the same tolerances as checked mode's, by dtype name.
+TOLERANCES = {np.dtype(d).name: tol for d, tol in _checked.TOLERANCES.items()}
 
 # (n_x, n_a, n_y, m, T_x): deliberately unequal, with sizes of 1 and a longer sequence.
 SHAPES = (

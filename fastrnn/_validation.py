@@ -104,8 +104,9 @@ def _check_shape(arr, name, symbols, dims):
             dims[sym] = size
 
 
-def _result_dtype(arrays):
-    # float32 only when every input is float32 (either byte order); integers count as float64.
+def result_dtype(arrays):
+    """float32 only when every array is float32 (either byte order); anything else, integers
+    included, is float64."""
     for arr in arrays:
         dt = arr.dtype
         if dt.kind != "f" or dt.itemsize != 4:
@@ -182,11 +183,6 @@ def check_inputs(inputs, dims, sequence, gates):
     return arrays
 
 
-def result_dtype(arrays):
-    """float32 only when every array is float32; anything else (integers too) is float64."""
-    return _result_dtype(arrays)
-
-
 def validate(kind, inputs, parameters, *, sequence):
     """Validate one drop-in call.
 
@@ -208,15 +204,12 @@ def validate(kind, inputs, parameters, *, sequence):
     spec = RNN_WEIGHTS if kind == "rnn" else LSTM_WEIGHTS
     x_name, x_value = inputs[0]
     x_symbols = ("n_x", "m", "T_x") if sequence else ("n_x", "m")
-    x = _as_array(x_value, x_name, x_symbols, {})
-    if x.ndim != len(x_symbols):
-        raise ValueError(
-            f"{x_name} must be {len(x_symbols)}-dimensional with shape "
-            f"({', '.join(x_symbols)}), got a {x.ndim}-dimensional array of shape {x.shape}")
-    dims = dict(zip(x_symbols, x.shape))
+    dims = {}
+    x = _as_array(x_value, x_name, x_symbols, dims)
+    _check_shape(x, x_name, x_symbols, dims)  # binds n_x, m (and T_x) from the input
     weights, dims = validate_parameters(parameters, spec, dims)
     arrays = check_inputs([(x_name, x)] + list(inputs[1:]), dims, sequence,
                           1 if kind == "rnn" else 4)
-    dtype = _result_dtype(arrays + list(weights.values()))
+    dtype = result_dtype(arrays + list(weights.values()))
     return (Dims(dims["n_x"], dims["n_a"], dims["n_y"], dims["m"], dims.get("T_x")), dtype,
             arrays, weights)

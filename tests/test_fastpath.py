@@ -163,3 +163,49 @@ def test_models_reuse_work_buffers_across_shapes_and_pickle(kind):
     x = rng.standard_normal((4, 5, 7))
     for o, w in zip(clone.forward(x), model.forward(x)):
         np.testing.assert_array_equal(o, w)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_all_gates_fortran_ordered(dtype):
+    """Weights stored transposed (e.g. imported from an (n_a + n_x, n_a) layout): every
+    route, the models' packed block included, must still compute the reference's answer."""
+    rng = np.random.default_rng(8)
+    n_x, n_a, n_y, m, T = 3, 5, 2, 6, 4
+    p = lstm_params(rng, n_x, n_a, n_y, dtype=dtype)
+    for g in "fico":
+        p["W" + g] = np.asfortranarray(p["W" + g])
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    want = ref("lstm_forward", x, a0, p)[:3]
+    model = fastrnn.LSTM(p)
+    for got in (fastrnn.lstm_forward(x, a0, p)[:3], model.forward(x, a0)):
+        for g, w in zip(got, want):
+            assert_close(g, w, dtype)
+    (a1, c1), _ = model.step(x[:, :, 0].copy(), (a0, np.zeros_like(a0)))
+    assert_close(a1, want[0][:, :, 0], dtype)
+
+
+@pytest.mark.parametrize("n_threads,error", [(np.int64(2), None), (2, None), (True, TypeError),
+                                             (1.0, TypeError), (0, ValueError),
+                                             ("2", TypeError)])
+def test_n_threads_accepts_integers_only(n_threads, error):
+    rng = np.random.default_rng(9)
+    p = rnn_params(rng, 3, 4, 2)
+    x = rng.standard_normal((3, 5, 2))
+    model = fastrnn.RNN(p)
+    if error is None:
+        for g, w in zip(model.forward(x, n_threads=n_threads), model.forward(x)):
+            assert_close(g, w, np.float64)
+    else:
+        with pytest.raises(error, match="n_threads"):
+            model.forward(x, n_threads=n_threads)
+
+
+def test_kernel_entry_points_refuse_wrong_ndim_before_reading_shapes():
+    """Defence in depth: the private kernel wrappers check dimensions before they read any
+    shape (a 0-d array has none)."""
+    z = np.zeros
+    args = [z((2, 3, 4)), np.array(0.0), z((5, 2)), z((5, 5)), z(5), z((2, 5)), z(2),
+            z((5, 3, 4)), z((2, 3, 4)), z((3, 4, 5))]
+    with pytest.raises(ValueError, match="2-d"):
+        _core.rnn_forward(*args, 0, 3, 4)

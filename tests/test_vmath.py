@@ -58,6 +58,25 @@ def test_special_values(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_exp_over_the_whole_range(dtype):
+    """Within 3 ulp wherever the result is a normal finite number (up to the overflow
+    threshold and down to the smallest normal number); 0 below, +inf above."""
+    info = np.finfo(dtype)
+    lo, hi = np.log(np.float64(info.tiny)), np.log(np.float64(info.max))
+    x = np.concatenate([np.linspace(lo - 40, hi + 1, 200001),
+                        np.linspace(hi - 2, hi + 0.01, 20001),
+                        np.linspace(lo - 0.01, lo + 2, 20001)]).astype(dtype)
+    got = _core.activation("exp", x).astype(np.longdouble)
+    want = truth("exp", x)
+    normal = (want >= info.tiny) & (want <= info.max)
+    ulp = np.spacing(want[normal].astype(dtype)).astype(np.longdouble)
+    err = np.abs(got[normal] - want[normal]) / ulp
+    assert float(err.max()) <= 3.0, (float(err.max()), x[normal][np.argmax(err)])
+    assert np.all(got[want < info.tiny] == 0)
+    assert np.all(np.isinf(got[want > info.max]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_exp_never_subnormal_and_overflows_to_inf(dtype):
     info = np.finfo(dtype)
     lo = np.log(np.float64(info.tiny))

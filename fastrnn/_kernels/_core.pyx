@@ -420,12 +420,13 @@ cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
-                       char *a, char *y, char *z, char *work, int small_max) noexcept nogil:
+                       char *a, char *y, char *z, char *work, bint panel,
+                       int small_max) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
-    # work_size(1, ...) + panel_elems(...) elements.
+    # work_size(1, ...) elements, plus panel_elems(...) when ``panel`` (decided once, by the
+    # caller that sized work: USE_PANEL may change meanwhile).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T
     cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x)
-    cdef bint panel = panel_elems(typenum, n_a, n_a, ms, T, small_max) > 0
     if typenum == cnp.NPY_FLOAT32:
         rnn_core[float](
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
@@ -446,13 +447,12 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
                         Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                         char *x, char *a0, char *c0, char **w, char **b, char *wy, char *by,
                         char *a, char *c, char *y, char *z, char *s, char *work,
-                        int small_max) noexcept nogil:
+                        bint panel, int small_max) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
-    # consecutive row blocks of one array.  work: work_size(2, ...) + panel_elems(...).
+    # consecutive row blocks of one array.  work: work_size(2, ...) (+ panel_elems(...)).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
     cdef Py_ssize_t base = work_size(2, ms, T, n_a, n_x)
-    cdef bint panel = panel_elems(typenum, 4 * n_a, n_a, ms, T, small_max) > 0
     cdef bint merged = True
     cdef const float *wf[4]
     cdef const float *bf[4]
@@ -526,6 +526,13 @@ cdef int check_typenum(cnp.ndarray x) except -1:
     return typenum
 
 
+cdef int check_ndims(cnp.ndarray a0, cnp.ndarray wy) except -1:
+    # before any shape is read from them
+    if cnp.PyArray_NDIM(a0) != 2 or cnp.PyArray_NDIM(wy) != 2:
+        raise ValueError("kernel: a0 and wy must be 2-d")
+    return 0
+
+
 def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
                 cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
@@ -542,8 +549,9 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
         the recurrent product instead of BLAS gemm.
     """
     cdef int typenum = check_typenum(x)
+    check_ndims(a0, wy)
     cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
-    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0] if cnp.PyArray_NDIM(wy) else 0
+    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
     check(x, "x", typenum, False, 3, n_x, m, T)
     check(a0, "a0", typenum, False, 2, n_a, m)
     check(wx, "wx", typenum, False, 2, n_a, n_x)
@@ -557,15 +565,15 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check_sizes(n_x, n_a, n_a, n_y, m, T, j0, j1)
     if j1 == j0 or T == 0:
         return
-    cdef cnp.ndarray work = np.empty(
-        work_size(1, j1 - j0, T, n_a, n_x)
-        + panel_elems(typenum, n_a, n_a, j1 - j0, T, small_max), dtype=x.dtype)
+    cdef Py_ssize_t npanel = panel_elems(typenum, n_a, n_a, j1 - j0, T, small_max)
+    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x) + npanel,
+                                     dtype=x.dtype)
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                      cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(work), small_max)
+                     cnp.PyArray_BYTES(work), npanel > 0, small_max)
 
 
 def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
@@ -592,8 +600,9 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     cdef int typenum = check_typenum(x)
     if len(w) != 4 or len(b) != 4:
         raise ValueError("kernel: w and b must hold the four gates")
+    check_ndims(a0, wy)
     cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
-    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0] if cnp.PyArray_NDIM(wy) else 0
+    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
     cdef Py_ssize_t k
     cdef char *wp[4]
     cdef char *bp[4]
@@ -615,15 +624,15 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     check_sizes(n_x, 4 * n_a, n_a, n_y, m, T, j0, j1)
     if j1 == j0 or T == 0:
         return
-    cdef cnp.ndarray work = np.empty(
-        work_size(2, j1 - j0, T, n_a, n_x)
-        + panel_elems(typenum, 4 * n_a, n_a, j1 - j0, T, small_max), dtype=x.dtype)
+    cdef Py_ssize_t npanel = panel_elems(typenum, 4 * n_a, n_a, j1 - j0, T, small_max)
+    cdef cnp.ndarray work = np.empty(work_size(2, j1 - j0, T, n_a, n_x) + npanel,
+                                     dtype=x.dtype)
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                       cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(c0), wp, bp,
                       cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
                       cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), small_max)
+                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, small_max)
 
 
 # ------------------------------------------------------------------ the drop-in fast path
@@ -703,6 +712,7 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
                     list scratch=None):
+    cdef Py_ssize_t npanel
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
     # With ``scratch`` (3 slots), z and the work buffer are reused from the previous call.
     cdef int typenum = cnp.PyArray_TYPE(xa)
@@ -716,20 +726,21 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
-    dims[0] = work_size(1, m, T, n_a, n_x) + panel_elems(typenum, n_a, n_a, m, T, small_max)
+    npanel = panel_elems(typenum, n_a, n_a, m, T, small_max)
+    dims[0] = work_size(1, m, T, n_a, n_x) + npanel
     cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      b, cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a),
                      cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(work),
-                     small_max)
+                     npanel > 0, small_max)
     return a, y, z
 
 
 cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp, char **bp,
                      cnp.ndarray wy, char *by, bint sequence, int small_max,
-                     list scratch=None):
+                     Py_ssize_t npanel, list scratch=None):
     # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     cdef int typenum = cnp.PyArray_TYPE(xa)
@@ -746,15 +757,14 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[2] = 2 * n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
-    dims[0] = (work_size(2, m, T, n_a, n_x)
-               + panel_elems(typenum, 4 * n_a, n_a, m, T, small_max))
+    dims[0] = work_size(2, m, T, n_a, n_x) + npanel
     cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                       cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
                       cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(c),
                       cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s),
-                      cnp.PyArray_BYTES(work), small_max)
+                      cnp.PyArray_BYTES(work), npanel > 0, small_max)
     return a, y, c, z, s
 
 
@@ -794,6 +804,18 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
                     sequence, small_max)
 
 
+cdef int check_packed(tuple arrays, int typenum) except -1:
+    # A model's packed weights: C-contiguous, aligned, native, one float dtype (pack() makes
+    # them so; checked because the kernels walk them as such).
+    cdef cnp.ndarray arr
+    for arr in arrays:
+        if (cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISCARRAY_RO(arr)
+                or not cnp.PyArray_ISNOTSWAPPED(arr) or cnp.PyArray_NDIM(arr) > 2):
+            raise ValueError("packed weights must be C-contiguous, aligned arrays of one "
+                             "float dtype")
+    return 0
+
+
 def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa not None,
                    cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
                    bint sequence, int small_max, list scratch=None):
@@ -802,6 +824,7 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     keeps its work buffers between calls (one list per thread).  Returns ``(a, y, z)``, z
     being scratch memory, or None."""
     cdef int typenum = cnp.PyArray_TYPE(wy)
+    check_packed((wx, wa, b, wy, by), typenum)
     cdef cnp.ndarray xa = exact_input(x, sequence)
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != wx.shape[1]:
         return None
@@ -862,7 +885,8 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
     cdef cnp.npy_intp dims[2]
     cdef cnp.ndarray wblock, bblock
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa), wbytes = n_a * (n_a + n_x) * item
-    if sequence and not panel_elems(typenum, 4 * n_a, n_a, m, T, small_max):
+    cdef Py_ssize_t npanel = panel_elems(typenum, 4 * n_a, n_a, m, T, small_max)
+    if sequence and not npanel:
         # Pack once per call: the gates as consecutive row blocks of one array (with the
         # panel GEMM, the recurrent columns are packed into the panel instead, and the input
         # projection takes one GEMM per gate).
@@ -879,7 +903,8 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
         for k in range(4):
             wp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k])
             bp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k + 1])
-    return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max)
+    return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
+                     npanel)
 
 
 def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
@@ -890,6 +915,9 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     zeros; ``scratch`` as for :func:`try_packed_rnn`.  Returns ``(a, y, c, z, s)``, z and s
     being scratch memory, or None."""
     cdef int typenum = cnp.PyArray_TYPE(wy)
+    check_packed((w, b, wy, by), typenum)
+    if cnp.PyArray_NDIM(w) != 2 or w.shape[0] != 4 * wy.shape[1] or b.shape[0] != w.shape[0]:
+        raise ValueError("packed LSTM block: expected w (4n_a, n_a + n_x) and b (4n_a,)")
     cdef Py_ssize_t n_a = wy.shape[1], n_x = w.shape[1] - n_a, k
     cdef cnp.ndarray xa = exact_input(x, sequence)
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
@@ -909,7 +937,7 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
         wp[k] = cnp.PyArray_BYTES(w) + k * n_a * (n_a + n_x) * item
         bp[k] = cnp.PyArray_BYTES(b) + k * n_a * item
     return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
-                     scratch)
+                     panel_elems(typenum, 4 * n_a, n_a, m, T, small_max), scratch)
 
 
 # ------------------------------------------------------------------ test and report hooks

@@ -92,11 +92,12 @@ static void fr_denormals_restore(unsigned int old)
 
 /* ---------------------------------------------------------------- scalar cores (inline) */
 
-/* x = n*ln2 + r, |r| <= ln2/2; returns expm1(r) and sets *scale = 2^n.  The caller has clamped
+/* x = n*ln2 + r, |r| <= ln2/2; returns expm1(r) and sets *scale = 2^n (2^(n-1) with the
+ * exponent bias one less: 1022 / 126 instead of 1023 / 127, for results near overflow).  The caller has clamped
  * x so that 2^n is a normal number.  n is rounded with the 1.5*2^52 trick, whose low mantissa
  * bits then hold n itself, so the exponent is built with integer adds and shifts (which
  * vectorise) instead of a double->int64 conversion (which does not before AVX-512). */
-FR_INLINE double fr_expm1_parts_d(double x, double *scale)
+FR_INLINE double fr_expm1_parts_d(double x, uint64_t bias, double *scale)
 {
     const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
     const double log2e = 1.4426950408889634074;
@@ -107,7 +108,7 @@ FR_INLINE double fr_expm1_parts_d(double x, double *scale)
     double r = (x - n * ln2_hi) - n * ln2_lo;
     uint64_t bits;
     memcpy(&bits, &t, sizeof bits);
-    bits = (bits + 1023u) << 52;
+    bits = (bits + bias) << 52;
     memcpy(scale, &bits, sizeof bits);
     double p = 1.0 / 6227020800.0;             /* 1/13! */
     p = p * r + 1.0 / 479001600.0;
@@ -125,7 +126,7 @@ FR_INLINE double fr_expm1_parts_d(double x, double *scale)
     return p * r;
 }
 
-FR_INLINE float fr_expm1_parts_f(float x, float *scale)
+FR_INLINE float fr_expm1_parts_f(float x, uint32_t bias, float *scale)
 {
     const float shifter = 12582912.0f; /* 1.5 * 2^23 */
     const float log2e = 1.44269504088896341f;
@@ -136,7 +137,7 @@ FR_INLINE float fr_expm1_parts_f(float x, float *scale)
     float r = (x - n * ln2_hi) - n * ln2_lo;
     uint32_t bits;
     memcpy(&bits, &t, sizeof bits);
-    bits = (bits + 127u) << 23;
+    bits = (bits + bias) << 23;
     memcpy(scale, &bits, sizeof bits);
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
@@ -151,24 +152,27 @@ FR_INLINE float fr_expm1_parts_f(float x, float *scale)
 /* Clamp that keeps NaN (both comparisons are false for NaN). */
 #define FR_CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x)))
 
-/* exp: the reduction runs on x clamped to [-708, 709] (double) / [-87, 88] (float), so 2^n
- * stays a normal number; beyond the largest finite result the answer is +inf, as numpy's,
- * and below the smallest normal one it is 0 (never subnormal: the flush-to-zero result).
- * So sigmoid(-huge) = 1 / (1 + inf) is exactly 0, as in the reference. */
+/* exp over the whole normal range: below the smallest normal result the answer is 0 (never
+ * subnormal: the flush-to-zero result), above the largest finite one +inf, as numpy's, so
+ * sigmoid(-huge) = 1 / (1 + inf) is exactly 0, as in the reference.  2^n must be normal:
+ * near the top (x > 709 / 88) the result is built as 2^(n-1) * (1 + p) * 2. */
 FR_INLINE double fr_exp_d(double x)
 {
+    int top = x > 709.0;
     double s;
-    double p = fr_expm1_parts_d(FR_CLAMP(x, -708.0, 709.0), &s);
-    double r = s * p + s;
+    double p = fr_expm1_parts_d(FR_CLAMP(x, -708.3964185322641, 709.8),
+                                top ? 1022u : 1023u, &s);
+    double r = (s * p + s) * (top ? 2.0 : 1.0);
     r = x > 709.782712893384 ? __builtin_inf() : r;
     return x < -708.3964185322641 ? 0.0 : r;
 }
 
 FR_INLINE float fr_exp_f(float x)
 {
+    int top = x > 88.0f;
     float s;
-    float p = fr_expm1_parts_f(FR_CLAMP(x, -87.0f, 88.0f), &s);
-    float r = s * p + s;
+    float p = fr_expm1_parts_f(FR_CLAMP(x, -87.33654f, 88.8f), top ? 126u : 127u, &s);
+    float r = (s * p + s) * (top ? 2.0f : 1.0f);
     r = x > 88.72283935546875f ? __builtin_inff() : r;
     return x < -87.33654022216797f ? 0.0f : r;
 }
@@ -183,7 +187,7 @@ FR_INLINE double fr_tanh_d(double x)
     double ax = __builtin_fabs(x);
     double y = -2.0 * (ax > 20.0 ? 20.0 : ax);
     double s;
-    double p = fr_expm1_parts_d(y, &s);
+    double p = fr_expm1_parts_d(y, 1023u, &s);
     double u = s * p + (s - 1.0);
     return __builtin_copysign(-u / (2.0 + u), x);
 }
@@ -193,7 +197,7 @@ FR_INLINE float fr_tanh_f(float x)
     float ax = __builtin_fabsf(x);
     float y = -2.0f * (ax > 10.0f ? 10.0f : ax);
     float s;
-    float p = fr_expm1_parts_f(y, &s);
+    float p = fr_expm1_parts_f(y, 127u, &s);
     float u = s * p + (s - 1.0f);
     return __builtin_copysignf(-u / (2.0f + u), x);
 }
@@ -214,8 +218,8 @@ FR_DISPATCH static void fr_tanh_inplace_##SFX(T *x, ptrdiff_t n)                
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_tanh_##SFX(x[k]);                             \
 }                                                                                             \
 /* One LSTM step for one example.  g holds the 4n pre-activations in the packed gate order   \
- * [f, i, o, g]; they are replaced by their activations (kept for the caches).  Writes       \
- * c = f * c_prev + i * g and h = o * tanh(c). */                                             \
+ * [f, i, o, c] (c: the candidate, the lessons' cct); they are replaced by their activations \
+ * (kept for the caches).  Writes c = f * c_prev + i * cct and h = o * tanh(c). */           \
 FR_DISPATCH static void fr_lstm_pointwise_##SFX(T *g, const T *c_prev, T *c, T *h,            \
                                                 ptrdiff_t n)                                  \
 {                                                                                             \
@@ -328,15 +332,17 @@ typedef float fr_vec_f __attribute__((vector_size(64)));
 
 FR_INLINE fr_vec_d fr_load_d(const double *p) { fr_vec_d v; memcpy(&v, p, sizeof v); return v; }
 FR_INLINE fr_vec_f fr_load_f(const float *p) { fr_vec_f v; memcpy(&v, p, sizeof v); return v; }
+/* Horizontal sums in a fixed order: lane k + lane k + width/2, halving. */
+#if defined(__clang__) || __GNUC__ >= 12
 typedef double fr_v4d __attribute__((vector_size(32)));
 typedef double fr_v2d __attribute__((vector_size(16)));
 typedef float fr_v8f __attribute__((vector_size(32)));
 typedef float fr_v4f __attribute__((vector_size(16)));
 typedef float fr_v2f __attribute__((vector_size(8)));
-/* Horizontal sums by halving: lane k + lane k + width/2, a fixed order. */
 FR_INLINE double fr_hsum_d(fr_vec_d v)
 {
-    fr_v4d a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    fr_v4d a = __builtin_shufflevector(v, v, 0, 1, 2, 3)
+             + __builtin_shufflevector(v, v, 4, 5, 6, 7);
     fr_v2d b = __builtin_shufflevector(a, a, 0, 1) + __builtin_shufflevector(a, a, 2, 3);
     return b[0] + b[1];
 }
@@ -344,10 +350,22 @@ FR_INLINE float fr_hsum_f(fr_vec_f v)
 {
     fr_v8f a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)
              + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    fr_v4f b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    fr_v4f b = __builtin_shufflevector(a, a, 0, 1, 2, 3)
+             + __builtin_shufflevector(a, a, 4, 5, 6, 7);
     fr_v2f c = __builtin_shufflevector(b, b, 0, 1) + __builtin_shufflevector(b, b, 2, 3);
     return c[0] + c[1];
 }
+#else  /* GCC before 12 has no __builtin_shufflevector: the same sums, lane by lane */
+FR_INLINE double fr_hsum_d(fr_vec_d v)
+{
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+}
+FR_INLINE float fr_hsum_f(fr_vec_f v)
+{
+    return (((v[0] + v[8]) + (v[4] + v[12])) + ((v[2] + v[10]) + (v[6] + v[14])))
+         + (((v[1] + v[9]) + (v[5] + v[13])) + ((v[3] + v[11]) + (v[7] + v[15])));
+}
+#endif
 
 #define FR_DEFINE_TILE(T, SFX, RB, MB)                                                        \
 FR_INLINE void fr_tile_##SFX##_##RB##x##MB(ptrdiff_t K, const T *W, ptrdiff_t ldw,        \
@@ -460,7 +478,8 @@ static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W, 
     for (ptrdiff_t p = 0; p * mr < rows; ++p)                                                 \
         for (ptrdiff_t r = 0; r < mr; ++r) {                                                  \
             ptrdiff_t row = p * mr + r;                                                       \
-            const T *src = row < rows ? W[row / block_rows] + (row % block_rows) * ldw : NULL; \
+            const T *src = row < rows ? W[row / block_rows] + (row % block_rows) * ldw     \
+                                      : NULL;                                                 \
             for (ptrdiff_t k = 0; k < K; ++k)                                                 \
                 P[(p * K + k) * mr + r] = src ? src[k] : (T)0;                                \
         }                                                                                     \
@@ -524,7 +543,8 @@ FR_DEFINE_PANEL_GEMM(float, f, 16)
 #else
 static int fr_panel_available(void) { return 0; }
 #define FR_DEFINE_PANEL_STUBS(T, SFX)                                                         \
-static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K) { (void)rows; (void)K; return 0; } \
+static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K)                            \
+{ (void)rows; (void)K; return 0; }                                                            \
 static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,               \
                                 ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
 { (void)rows; (void)K; (void)W; (void)block_rows; (void)ldw; (void)P; }                       \
