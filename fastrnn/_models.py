@@ -6,8 +6,8 @@ import numpy as np
 from fastrnn import _api, _checked, reference
 from fastrnn._kernels import _core
 from fastrnn._packing import GATES, all_finite, pack
-from fastrnn._validation import (INT_MAX, LSTM_WEIGHTS, RNN_WEIGHTS, check_inputs,
-                                 result_dtype, validate_parameters)
+from fastrnn._validation import (LSTM_WEIGHTS, RNN_WEIGHTS, check_inputs, result_dtype,
+                                 validate_parameters)
 
 __all__ = ["RNN", "LSTM"]
 
@@ -88,9 +88,6 @@ class _Model:
 
         Returns m and the inputs as C-contiguous arrays of the model's dtype.
         """
-        fast = self._inputs_fast(inputs, sequence)
-        if fast is not None:
-            return fast
         dims = {"n_x": self.n_x, "n_a": self.n_a, "n_y": self.n_y}
         # the input is always checked (None is an error); omitted states become zeros
         given = inputs[:1] + [(name, value) for name, value in inputs[1:] if value is not None]
@@ -99,29 +96,6 @@ class _Model:
         return dims["m"], [next(out) if k == 0 or value is not None
                            else np.zeros((self.n_a, dims["m"]), dtype=self.dtype)
                            for k, (_, value) in enumerate(inputs)]
-
-    def _inputs_fast(self, inputs, sequence):
-        """:meth:`_inputs` for float ndarrays of exactly the right shapes, else None."""
-        x = inputs[0][1]
-        if type(x) is not np.ndarray or x.ndim != (3 if sequence else 2) \
-                or x.shape[0] != self.n_x or x.dtype.kind != "f":
-            return None
-        m = x.shape[1]
-        if m * (x.shape[2] if sequence else 1) * 4 * max(self.n_a, 1) > INT_MAX:
-            return None
-        given = [x]
-        state = (self.n_a, m)
-        for _, v in inputs[1:]:
-            if v is None:
-                continue
-            if type(v) is not np.ndarray or v.shape != state or v.dtype.kind != "f":
-                return None
-            given.append(v)
-        converted = iter(_api.kernel_inputs(given, self.dtype, self._finite))
-        out = [next(converted)]
-        for _, v in inputs[1:]:
-            out.append(np.zeros(state, dtype=self.dtype) if v is None else next(converted))
-        return m, out
 
 
 class RNN(_Model):
