@@ -3,6 +3,9 @@ the recurrent-product path switch."""
 import numpy as np
 
 from fastrnn import reference
+# Random parameters of either model (weights scaled 1/sqrt(n_a + n_x) by default: a
+# contractive recurrence, so long sequences stay comparable); the benchmark uses the same.
+from fastrnn._bench import lstm_params, rnn_params  # noqa: F401
 
 # DESIGN §5: tight enough that a wrong gate order, a transposed weight or a missing bias
 # fails (tests/test_equivalence.py proves it with mutants).
@@ -13,32 +16,6 @@ TOL = {
 
 RNN_KEYS = ("Wax", "Waa", "Wya", "ba", "by")
 LSTM_KEYS = ("Wf", "Wi", "Wc", "Wo", "bf", "bi", "bc", "bo", "Wy", "by")
-
-
-def rnn_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
-    """Random RNN parameters; weights ~ N(0, scale^2), scale 1/sqrt(n_a + n_x) by default
-    (a contractive recurrence, so long sequences stay comparable)."""
-    s = 1.0 / np.sqrt(max(n_a + n_x, 1)) if scale is None else scale
-    p = {
-        "Wax": rng.standard_normal((n_a, n_x)) * s,
-        "Waa": rng.standard_normal((n_a, n_a)) * s,
-        "Wya": rng.standard_normal((n_y, n_a)) * s,
-        "ba": rng.standard_normal((n_a, 1)) * bias,
-        "by": rng.standard_normal((n_y, 1)) * bias,
-    }
-    return {k: v.astype(dtype) for k, v in p.items()}
-
-
-def lstm_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
-    """Random LSTM parameters, scaled as in :func:`rnn_params`."""
-    s = 1.0 / np.sqrt(max(n_a + n_x, 1)) if scale is None else scale
-    p = {}
-    for g in "fico":
-        p["W" + g] = rng.standard_normal((n_a, n_a + n_x)) * s
-        p["b" + g] = rng.standard_normal((n_a, 1)) * bias
-    p["Wy"] = rng.standard_normal((n_y, n_a)) * s
-    p["by"] = rng.standard_normal((n_y, 1)) * bias
-    return {k: v.astype(dtype) for k, v in p.items()}
 
 
 def f64(tree):
