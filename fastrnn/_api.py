@@ -275,6 +275,38 @@ def _f64_params(weights):
 
 # ------------------------------------------------------------------ the drop-in functions
 
+def _forward(kind, inputs, parameters, sequence):
+    """One drop-in call: the compiled fast path, or validation, packing and the kernel.
+
+    ``inputs`` is [(name, value)]: the input, then the states (``c_prev`` only for an LSTM
+    step; ``lstm_forward`` starts from zero cell state).  Returns the kernel's outputs --
+    ``(a, y, z)`` or ``(a, y, c, z, s)``, with a, y (and c) 2-d for a single step -- and the
+    inputs and weights as validated (what checked mode hands the reference).
+    """
+    values = [v for _, v in inputs]
+    if kind == "rnn":
+        fast = _core.try_rnn(*values, parameters, sequence, SMALL_BATCH_MAX_M)
+    else:
+        fast = _core.try_lstm(values[0], values[1], values[2] if len(values) > 2 else None,
+                              parameters, sequence, SMALL_BATCH_MAX_M)
+    if fast is not None:
+        return fast, values, parameters
+    dims, dtype, arrays, weights = validate(kind, inputs, parameters, sequence=sequence)
+    packed = pack(kind, weights, dtype, merge=sequence)  # an LSTM step uses the gates as given
+    kernel_args = kernel_inputs(arrays, dtype, lambda: all_finite(packed.w))
+    if not sequence:
+        kernel_args[0] = kernel_args[0].reshape(dims.n_x, dims.m, 1)
+    if kind == "rnn":
+        out, n_out = run_rnn(packed, *kernel_args), 2
+    else:
+        if len(kernel_args) == 2:
+            kernel_args.append(np.zeros((dims.n_a, dims.m), dtype=dtype))
+        out, n_out = run_lstm(packed, *kernel_args), 3
+    if not sequence:
+        out = tuple(o[:, :, 0] for o in out[:n_out]) + out[n_out:]
+    return out, arrays, weights
+
+
 def rnn_cell_forward(xt, a_prev, parameters):
     """One step of the basic RNN (drop-in for the lessons' ``rnn_cell_forward``).
 
@@ -298,16 +330,8 @@ def rnn_cell_forward(xt, a_prev, parameters):
         ``(a_next, a_prev, xt, parameters)``; ``a_prev``, ``xt`` and ``parameters`` are the
         objects passed in.
     """
-    fast = _core.try_rnn(xt, a_prev, parameters, False, SMALL_BATCH_MAX_M)
-    if fast is None:
-        dims, dtype, (x_in, a_in), weights = validate(
-            "rnn", [("xt", xt), ("a_prev", a_prev)], parameters, sequence=False)
-        packed = pack("rnn", weights, dtype, merge=False)
-        xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
-        a, y, _ = run_rnn(packed, xk.reshape(dims.n_x, dims.m, 1), ak)
-        a_next, yt_pred = a[:, :, 0], y[:, :, 0]
-    else:
-        (a_next, yt_pred, _), x_in, a_in, weights = fast, xt, a_prev, parameters
+    (a_next, yt_pred, _), (x_in, a_in), weights = _forward(
+        "rnn", [("xt", xt), ("a_prev", a_prev)], parameters, sequence=False)
     if _checked.is_checked():
         _check("rnn_cell_forward", {"a_next": a_next, "yt_pred": yt_pred},
                lambda: dict(zip(("a_next", "yt_pred"), reference.rnn_cell_forward(
@@ -336,15 +360,8 @@ def rnn_forward(x, a0, parameters):
     caches : tuple
         ``(list of the T_x cell caches, x)``.  The list is built lazily, only when read.
     """
-    fast = _core.try_rnn(x, a0, parameters, True, SMALL_BATCH_MAX_M)
-    if fast is None:
-        dims, dtype, (x_in, a_in), weights = validate(
-            "rnn", [("x", x), ("a0", a0)], parameters, sequence=True)
-        packed = pack("rnn", weights, dtype, merge=False)
-        xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
-        a, y, z = run_rnn(packed, xk, ak)
-    else:
-        (a, y, z), x_in, a_in, weights = fast, x, a0, parameters
+    (a, y, z), (x_in, a_in), weights = _forward(
+        "rnn", [("x", x), ("a0", a0)], parameters, sequence=True)
     if _checked.is_checked():
         _check("rnn_forward", {"a": a, "y_pred": y},
                lambda: dict(zip(("a", "y_pred"), reference.rnn_forward(
@@ -371,18 +388,9 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
     cache : tuple
         ``(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)``.
     """
-    fast = _core.try_lstm(xt, a_prev, c_prev, parameters, False, SMALL_BATCH_MAX_M)
-    if fast is None:
-        dims, dtype, (x_in, a_in, c_in), weights = validate(
-            "lstm", [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], parameters,
-            sequence=False)
-        packed = pack("lstm", weights, dtype, merge=False)
-        xk, ak, ck = kernel_inputs([x_in, a_in, c_in], dtype, lambda: all_finite(packed.w))
-        a, y, c, z, _ = run_lstm(packed, xk.reshape(dims.n_x, dims.m, 1), ak, ck)
-        a_next, c_next, yt_pred = a[:, :, 0], c[:, :, 0], y[:, :, 0]
-    else:
-        (a_next, yt_pred, c_next, z, _), x_in, a_in, c_in, weights = (
-            fast, xt, a_prev, c_prev, parameters)
+    (a_next, yt_pred, c_next, z, _), (x_in, a_in, c_in), weights = _forward(
+        "lstm", [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], parameters,
+        sequence=False)
     if _checked.is_checked():
         _check("lstm_cell_forward", {"a_next": a_next, "c_next": c_next, "yt_pred": yt_pred},
                lambda: dict(zip(("a_next", "c_next", "yt_pred"), reference.lstm_cell_forward(
@@ -412,15 +420,8 @@ def lstm_forward(x, a0, parameters):
         ``(list of the T_x cell caches, x)``.  The list is built lazily, only when read; its
         gate arrays are views of the call's private gate buffer.
     """
-    fast = _core.try_lstm(x, a0, None, parameters, True, SMALL_BATCH_MAX_M)
-    if fast is None:
-        dims, dtype, (x_in, a_in), weights = validate(
-            "lstm", [("x", x), ("a0", a0)], parameters, sequence=True)
-        packed = pack("lstm", weights, dtype, merge=True)
-        xk, ak = kernel_inputs([x_in, a_in], dtype, lambda: all_finite(packed.w))
-        a, y, c, z, s = run_lstm(packed, xk, ak, np.zeros((dims.n_a, dims.m), dtype=dtype))
-    else:
-        (a, y, c, z, s), x_in, a_in, weights = fast, x, a0, parameters
+    (a, y, c, z, s), (x_in, a_in), weights = _forward(
+        "lstm", [("x", x), ("a0", a0)], parameters, sequence=True)
     if _checked.is_checked():
         _check("lstm_forward", {"a": a, "y": y, "c": c},
                lambda: dict(zip(("a", "y", "c"), reference.lstm_forward(

@@ -503,6 +503,8 @@ static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const 
                     lo[j] = (fr_pv_##SFX){0};                                                 \
                     hi[j] = (fr_pv_##SFX){0};                                                 \
                 }                                                                             \
+                /* a full tile gets its own copy of the loop: with a constant FR_NR the  \
+                 * compiler keeps all 16 accumulators in registers; the edge tile cannot */ \
                 if (nr == FR_NR) {                                                            \
                     for (ptrdiff_t k = 0; k < kc; ++k) {                                      \
                         fr_pv_##SFX a0, a1;                                                   \
