@@ -93,10 +93,11 @@ static void fr_denormals_restore(unsigned int old)
 /* ---------------------------------------------------------------- scalar cores (inline) */
 
 /* x = n*ln2 + r, |r| <= ln2/2; returns expm1(r) and sets *scale = 2^n (2^(n-1) with the
- * exponent bias one less: 1022 / 126 instead of 1023 / 127, for results near overflow).  The caller has clamped
- * x so that 2^n is a normal number.  n is rounded with the 1.5*2^52 trick, whose low mantissa
- * bits then hold n itself, so the exponent is built with integer adds and shifts (which
- * vectorise) instead of a double->int64 conversion (which does not before AVX-512). */
+ * exponent bias one less: 1022 / 126 instead of 1023 / 127, for results near overflow).
+ * The caller has clamped x so that 2^n is a normal number.  n is rounded with the 1.5*2^52
+ * trick, whose low mantissa bits then hold n itself, so the exponent is built with integer
+ * adds and shifts (which vectorise) instead of a double->int64 conversion (which does not
+ * before AVX-512). */
 FR_INLINE double fr_expm1_parts_d(double x, uint64_t bias, double *scale)
 {
     const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
