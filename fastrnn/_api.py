@@ -5,6 +5,7 @@ specification each function reproduces.
 """
 import contextlib
 import operator
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,18 @@ def _pool(n):
         if _POOL is None or _POOL._max_workers < n:
             _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastrnn")
         return _POOL
+
+
+def _forget_pool_in_child():
+    """After fork: the child has the parent's pool object but none of its worker threads
+    (fork copies only the calling thread), so work submitted to it would wait forever; and
+    the lock may have been held by another parent thread.  Start from nothing."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def threads_count(n_threads):
@@ -229,7 +242,7 @@ def _cache_equal(p, q):
 def _rnn_caches(z, x, a0, parameters):
     # The states come from the kernel's private state buffer z, so changing the returned
     # ``a`` in place does not reach the caches (as in the reference, where they are separate).
-    x = np.asarray(x)
+    # ``x`` is the array the kernel read (an array-like is converted once, by validation).
 
     def build(caches, t):
         return (z[:, t, :].T, a0 if t == 0 else caches[t - 1][0], x[:, :, t], parameters)
@@ -240,7 +253,6 @@ def _rnn_caches(z, x, a0, parameters):
 def _lstm_caches(z, s, x, a0, c0, parameters):
     # Gates and states are views of the kernel's private buffers z and s (see _rnn_caches).
     # c0 None: the zero initial cell state of lstm_forward, made when step 0 is first read.
-    x = np.asarray(x)
     m, _, n_a = s.shape
     n_a //= 2
 
@@ -266,7 +278,8 @@ def _check(function, got, reference_call):
 
 
 def _f64(arr):
-    return np.asarray(arr, dtype=np.float64)
+    with np.errstate(all="ignore"):  # long double beyond the float64 range: +-inf, as in as_c
+        return np.asarray(arr, dtype=np.float64)
 
 
 def _f64_params(weights):
@@ -366,7 +379,7 @@ def rnn_forward(x, a0, parameters):
         _check("rnn_forward", {"a": a, "y_pred": y},
                lambda: dict(zip(("a", "y_pred"), reference.rnn_forward(
                    _f64(x_in), _f64(a_in), _f64_params(weights))[:2])))
-    return a, y, (_rnn_caches(z, x, a0, parameters), x)
+    return a, y, (_rnn_caches(z, x_in, a0, parameters), x)
 
 
 def lstm_cell_forward(xt, a_prev, c_prev, parameters):
@@ -426,4 +439,4 @@ def lstm_forward(x, a0, parameters):
         _check("lstm_forward", {"a": a, "y": y, "c": c},
                lambda: dict(zip(("a", "y", "c"), reference.lstm_forward(
                    _f64(x_in), _f64(a_in), _f64_params(weights))[:3])))
-    return a, y, c, (_lstm_caches(z, s, x, a0, None, parameters), x)
+    return a, y, c, (_lstm_caches(z, s, x_in, a0, None, parameters), x)

@@ -43,13 +43,14 @@ class Packed:
 def as_c(arr, dtype, copy=False):
     """``arr`` as an aligned C-contiguous array of ``dtype``: the caller's array itself when it
     already is one (unless ``copy``).  A float64 value beyond the float32 range becomes +-inf, the
-    honest float32 value, without a numpy warning."""
+    honest float32 value, and one below it 0 or subnormal, whatever the caller's numpy error
+    state (``np.seterr``) says: these are fastrnn's conversions, not the caller's."""
     if arr.dtype == dtype:
         if copy:
             return np.array(arr, order="C", copy=True)
         out = np.ascontiguousarray(arr)
         return out if out.flags.aligned else out.copy()  # a new array is aligned
-    with np.errstate(over="ignore"):
+    with np.errstate(all="ignore"):
         return np.array(arr, dtype=dtype, order="C", copy=True)
 
 
@@ -57,7 +58,7 @@ def _stack(arrays, dtype):
     """The arrays stacked into one new block; returns it and its per-array row views."""
     n = arrays[0].shape[0]
     block = np.empty((len(arrays) * n,) + arrays[0].shape[1:], dtype=dtype)  # C order
-    with np.errstate(over="ignore"):
+    with np.errstate(all="ignore"):  # see as_c
         for k, arr in enumerate(arrays):
             block[k * n:(k + 1) * n] = arr
     return block, tuple(block[k * n:(k + 1) * n] for k in range(len(arrays)))
