@@ -1,9 +1,12 @@
 """pytest-benchmark suite settings: pinned threads, checked mode off, machine info.
 
-Run from the repository root (fastrnn importable: installed, or ``python -m pytest``)::
+Run with fastrnn installed (``pip install ".[bench]"``, or ``pip install -e .``)::
 
-    python -m pytest bench --benchmark-only
-    python -m pytest bench --benchmark-only -k "mid and lstm"  --benchmark-group-by=group
+    pytest bench --benchmark-only
+    pytest bench --benchmark-only -k "mid and lstm"  --benchmark-group-by=group
+
+(``pytest``, not ``python -m pytest``: the latter puts the current directory first on
+``sys.path``, so from a source checkout it would import the unbuilt sources.)
 
 BLAS is held at ``FASTRNN_BENCH_THREADS`` threads (default 1) with threadpoolctl, and so is
 PyTorch (``torch.set_num_threads``) when it is installed.  Each benchmark's ``extra_info``

@@ -3,14 +3,17 @@
 This module is the only caller of ``fastrnn._kernels``.  See ``fastrnn.reference`` for the
 specification each function reproduces.
 """
+from __future__ import annotations
+
 import contextlib
 import operator
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastrnn import _checked, reference
 from fastrnn._kernels import _core
@@ -18,6 +21,10 @@ from fastrnn._packing import GATES, all_finite, as_c, flush_subnormal, pack
 from fastrnn._validation import validate
 
 __all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward"]
+
+# Type aliases of the public signatures: results are float32 or float64 arrays.
+Array = NDArray[np.floating]
+Parameters = Mapping[str, ArrayLike]
 
 # Batches of at most this many examples (per thread) take the small-batch kernel for the
 # recurrent product instead of BLAS gemm.  Measured (LSTM, one thread, OpenBLAS SkylakeX):
@@ -320,7 +327,8 @@ def _forward(kind, inputs, parameters, sequence):
     return out, arrays, weights
 
 
-def rnn_cell_forward(xt, a_prev, parameters):
+def rnn_cell_forward(xt: ArrayLike, a_prev: ArrayLike, parameters: Parameters
+                     ) -> tuple[Array, Array, tuple]:
     """One step of the basic RNN (drop-in for the lessons' ``rnn_cell_forward``).
 
     Parameters
@@ -352,7 +360,8 @@ def rnn_cell_forward(xt, a_prev, parameters):
     return a_next, yt_pred, (a_next, a_prev, xt, parameters)
 
 
-def rnn_forward(x, a0, parameters):
+def rnn_forward(x: ArrayLike, a0: ArrayLike, parameters: Parameters
+                ) -> tuple[Array, Array, tuple[Sequence[tuple], ArrayLike]]:
     """The basic RNN over a sequence (drop-in for the lessons' ``rnn_forward``).
 
     Parameters
@@ -382,7 +391,8 @@ def rnn_forward(x, a0, parameters):
     return a, y, (_rnn_caches(z, x_in, a0, parameters), x)
 
 
-def lstm_cell_forward(xt, a_prev, c_prev, parameters):
+def lstm_cell_forward(xt: ArrayLike, a_prev: ArrayLike, c_prev: ArrayLike,
+                      parameters: Parameters) -> tuple[Array, Array, Array, tuple]:
     """One step of the LSTM (drop-in for the lessons' ``lstm_cell_forward``).
 
     Parameters
@@ -412,7 +422,8 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
     return a_next, c_next, yt_pred, cache
 
 
-def lstm_forward(x, a0, parameters):
+def lstm_forward(x: ArrayLike, a0: ArrayLike, parameters: Parameters
+                 ) -> tuple[Array, Array, Array, tuple[Sequence[tuple], ArrayLike]]:
     """The LSTM over a sequence (drop-in for the lessons' ``lstm_forward``).
 
     Parameters

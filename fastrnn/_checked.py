@@ -7,9 +7,12 @@ in any letter case; anything else is an error).  The
 switch is a context variable, so a ``with checked():`` block affects only its own thread (or
 asyncio task).
 """
+from __future__ import annotations
+
 import contextlib
 import contextvars
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -27,7 +30,7 @@ ENV_TRUE = ("1", "true", "yes", "on")
 ENV_FALSE = ("0", "false", "no", "off", "")
 
 
-def env_flag(value):
+def env_flag(value: str | None) -> bool:
     """The switch an environment value ``FASTRNN_CHECKED=value`` stands for (None: unset).
 
     Raises ValueError naming the variable for a value that is neither a true nor a false
@@ -54,7 +57,8 @@ class CheckError(AssertionError):
     """A fastrnn result disagrees with the reference beyond the dtype's tolerance."""
 
 
-def set_checked(enabled=True, *, rtol=None, atol=None):
+def set_checked(enabled: bool = True, *, rtol: float | None = None,
+                atol: float | None = None) -> None:
     """Switch checked mode on or off for the current context (thread).
 
     Parameters
@@ -67,13 +71,14 @@ def set_checked(enabled=True, *, rtol=None, atol=None):
     _STATE.set((bool(enabled), tol))
 
 
-def is_checked():
+def is_checked() -> bool:
     """True when public calls are being checked against the reference."""
     return _STATE.get()[0]
 
 
 @contextlib.contextmanager
-def checked(enabled=True, *, rtol=None, atol=None):
+def checked(enabled: bool = True, *, rtol: float | None = None,
+            atol: float | None = None) -> Iterator[None]:
     """Context manager: checked mode (on by default) inside the ``with`` block."""
     tol = None if rtol is None and atol is None else {"rtol": rtol, "atol": atol}
     token = _STATE.set((bool(enabled), tol))

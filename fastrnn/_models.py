@@ -1,9 +1,13 @@
 """Reusable models: weights validated and packed once, for repeated and streaming calls."""
+from __future__ import annotations
+
 import threading
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from fastrnn import _api, _checked, reference
+from fastrnn._api import Array, Parameters
 from fastrnn._kernels import _core
 from fastrnn._packing import GATES, all_finite, pack
 from fastrnn._validation import (LSTM_WEIGHTS, RNN_WEIGHTS, check_inputs, result_dtype,
@@ -16,7 +20,7 @@ class _Model:
     _kind = None
     _weights = None
 
-    def __init__(self, parameters, dtype=None):
+    def __init__(self, parameters: Parameters, dtype: DTypeLike | None = None) -> None:
         weights, dims = validate_parameters(parameters, self._weights)
         if dtype is None:
             dtype = result_dtype(list(weights.values()))
@@ -122,7 +126,8 @@ class RNN(_Model):
     _kind = "rnn"
     _weights = RNN_WEIGHTS
 
-    def forward(self, x, a0=None, *, n_threads=1):
+    def forward(self, x: ArrayLike, a0: ArrayLike | None = None, *, n_threads: int = 1
+                ) -> tuple[Array, Array]:
         """Run a sequence.
 
         Parameters
@@ -146,7 +151,7 @@ class RNN(_Model):
         a, y, _ = _api.run_rnn(self._packed, x, a0, n_threads)
         return self._verify("forward", ("a", "y_pred"), (a, y), reference.rnn_forward, x, a0)
 
-    def step(self, xt, state=None):
+    def step(self, xt: ArrayLike, state: ArrayLike | None = None) -> tuple[Array, Array]:
         """Advance one step.
 
         Parameters
@@ -185,7 +190,8 @@ class LSTM(_Model):
     _kind = "lstm"
     _weights = LSTM_WEIGHTS
 
-    def forward(self, x, a0=None, c0=None, *, n_threads=1):
+    def forward(self, x: ArrayLike, a0: ArrayLike | None = None, c0: ArrayLike | None = None,
+                *, n_threads: int = 1) -> tuple[Array, Array, Array]:
         """Run a sequence.
 
         Parameters
@@ -210,7 +216,9 @@ class LSTM(_Model):
         # lstm_forward starts from zero cell state; the model may start anywhere
         return self._verify("forward", ("a", "y", "c"), (a, y, c), _lstm_sequence, x, a0, c0)
 
-    def step(self, xt, state=None):
+    def step(self, xt: ArrayLike,
+             state: tuple[ArrayLike, ArrayLike] | None = None
+             ) -> tuple[tuple[Array, Array], Array]:
         """Advance one step.
 
         Parameters
