@@ -15,7 +15,16 @@ from setuptools import Extension, setup
 
 
 def _flag(name):
-    return os.environ.get(name, "").strip() not in ("", "0")
+    """A build switch from the environment, spelt as FASTRNN_CHECKED is (fastrnn/_checked.py):
+    1/true/yes/on or 0/false/no/off/empty, any letter case; anything else stops the build
+    (an "off" that switched the debug build on would go unnoticed)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SystemExit(f"setup.py: environment variable {name}={os.environ[name]!r} is neither "
+                     f"on (1, true, yes, on) nor off (0, false, no, off, empty)")
 
 
 DEBUG = _flag("FASTRNN_DEBUG")
