@@ -60,3 +60,25 @@ def test_unbuilt_source_tree_says_how_to_build(tmp_path):
     for piece in ("pip install .", "pip install -e .", "build_ext --inplace",
                   "no compiled module"):
         assert piece in last, last
+
+
+SETUP_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+
+
+@pytest.mark.skipif(not os.path.isfile(SETUP_PY), reason="needs the source tree's setup.py")
+def test_build_switches_are_spelt_like_fastrnn_checked(monkeypatch):
+    """FASTRNN_DEBUG / FASTRNN_NATIVE once took anything but "" and "0" as on ("off" made a
+    debug build)."""
+    import ast
+
+    tree = ast.parse(open(SETUP_PY).read())
+    flag = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_flag")
+    namespace = {"os": os}
+    exec(compile(ast.Module([flag], []), SETUP_PY, "exec"), namespace)
+    for value, on in (("1", True), ("ON", True), ("yes", True), ("off", False),
+                      ("False", False), ("0", False), ("", False)):
+        monkeypatch.setenv("FASTRNN_DEBUG", value)
+        assert namespace["_flag"]("FASTRNN_DEBUG") is on, value
+    monkeypatch.setenv("FASTRNN_DEBUG", "disabled")
+    with pytest.raises(SystemExit, match="FASTRNN_DEBUG='disabled'"):
+        namespace["_flag"]("FASTRNN_DEBUG")
