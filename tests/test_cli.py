@@ -132,6 +132,97 @@ def test_main_requires_a_subcommand(capsys):
 
 # ------------------------------------------------------------------ bench
 
+BAD_BENCH_ARGS = [
+    (["--seed", "-1"], "--seed"),
+    (["--seed", "x"], "--seed"),
+    (["--repeat", "-2"], "--repeat"),
+    (["--repeat", "0"], "--repeat"),
+    (["--min-time", "nan"], "--min-time"),
+    (["--min-time", "-0.5"], "--min-time"),
+    (["--min-time", "inf"], "--min-time"),
+    (["--reference-budget", "-1"], "--reference-budget"),
+    (["--threads", "0"], "--threads"),
+    (["--shapes", "lesson,huge"], "huge"),
+    (["--models", "gru2"], "gru2"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--json", "/no/such/dir/o.json"], "/no/such/dir"),
+    (["--plot", "/no/such/dir/p.png"], "/no/such/dir"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD_BENCH_ARGS,
+                         ids=[" ".join(a) for a, _ in BAD_BENCH_ARGS])
+def test_bench_rejects_bad_arguments_in_one_line_before_any_work(args, needle, capsys,
+                                                                 monkeypatch):
+    """Exit status 2 (1 means a failed check), one line on stderr naming the option, and
+    nothing run: the GEMM rate (the first work) is never measured."""
+    from fastrnn._bench import cli as bench_cli
+
+    def no_work(*a, **k):
+        raise AssertionError("work started before the arguments were checked")
+    monkeypatch.setattr(bench_cli, "gemm_rate", no_work)
+    monkeypatch.setattr(bench_cli, "environment", no_work)
+    try:
+        status = cli.main(["bench", *args])
+    except SystemExit as exc:
+        status = exc.code
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("fastrnn bench: error:") and needle in lines[0]
+
+
+def test_bench_json_into_a_missing_directory_fails_at_once_from_the_command(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = run_cli("bench", "--json", str(blocker / "o.json"))
+    assert proc.returncode == 2
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "--json" in proc.stderr
+    proc = run_cli("bench", "--plot", str(tmp_path))          # a directory, not a file
+    assert proc.returncode == 2 and "is a directory" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["check", "--seed", "-1"], ["check", "--dtype", "int8"],
+                                  ["nonsense"]])
+def test_check_and_main_reject_bad_arguments_in_one_line(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and ": error:" in err
+
+
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"fastrnn {fastrnn.__version__}"
+
+
+def test_help_lists_the_shapes_with_their_sizes_and_no_markup(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name, s in _bench.SHAPES.items():
+        line = next(ln for ln in out.splitlines() if ln.split()[:1] == [name])
+        assert [int(v) for v in line.split()[1:6]] == list(s), line
+    assert "``" not in out and "DESIGN" not in out
+    for args in (["--help"], ["check", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(args)
+        assert "``" not in capsys.readouterr().out
+
+
+def test_bench_output_cites_no_unshipped_document(capsys):
+    status = _bench.main(["--shapes", "lesson", "--models", "rnn", "--dtype", "float64",
+                          "--no-torch", "--repeat", "1", "--min-time", "0", "--quick"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "DESIGN" not in out and "§" not in out
+
 def test_bench_quick_lesson_writes_json(tmp_path):
     path = tmp_path / "bench.json"
     proc = run_cli("bench", "--quick", "--no-torch", "--shapes", "lesson", "--repeat", "2",
@@ -193,14 +284,8 @@ def test_bench_plot_without_matplotlib_is_a_clear_error(monkeypatch, capsys, tmp
     assert not (tmp_path / "p.png").exists()
 
 
-def test_bench_rejects_unknown_shapes(capsys):
-    with pytest.raises(SystemExit):
-        _bench.main(["--shapes", "lesson,huge"])
-    assert "huge" in capsys.readouterr().err
-
-
 def test_flops_formula():
-    # DESIGN §6: 2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x
+    # 2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x
     assert _bench.flops("rnn", (3, 5, 2, 10, 4)) == 2 * 5 * 8 * 40 + 2 * 2 * 5 * 40
     assert _bench.flops("lstm", (3, 5, 2, 10, 4)) == 2 * 4 * 5 * 8 * 40 + 2 * 2 * 5 * 40
 

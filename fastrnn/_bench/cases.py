@@ -7,15 +7,22 @@ import numpy as np
 
 Shape = namedtuple("Shape", "n_x n_a n_y m T_x")
 
-# DESIGN §6 (name: n_x, n_a, n_y, m, T_x)
+# The public suite (name: n_x, n_a, n_y, m, T_x).
 SHAPES = {
-    "lesson": Shape(3, 5, 2, 10, 4),          # the lessons' test size: pure overhead
-    "charlm": Shape(27, 100, 27, 1, 50),      # a character-level language model
-    "stream": Shape(64, 64, 64, 1, 1),        # one cell step per call: latency
-    "deepbench": Shape(512, 512, 64, 4, 25),  # a DeepBench inference-server size
+    "lesson": Shape(3, 5, 2, 10, 4),
+    "charlm": Shape(27, 100, 27, 1, 50),
+    "stream": Shape(64, 64, 64, 1, 1),
+    "deepbench": Shape(512, 512, 64, 4, 25),
     "mid": Shape(128, 256, 128, 32, 100),
-    "fastrnns": Shape(512, 512, 128, 64, 100),  # PyTorch's own RNN benchmark size
+    "fastrnns": Shape(512, 512, 128, 64, 100),
     "big": Shape(512, 1024, 512, 64, 25),
+}
+SHAPE_NOTES = {
+    "lesson": "the lessons' test size: pure overhead",
+    "charlm": "a character-level language model, one sequence",
+    "stream": "one cell step per call (the *_cell_forward calls): latency",
+    "deepbench": "a DeepBench inference-server size",
+    "fastrnns": "PyTorch's own RNN benchmark size",
 }
 # Shapes timed through the single-step calls (*_cell_forward, .step, nn.*Cell).
 CELL_SHAPES = frozenset({"stream"})
@@ -99,7 +106,7 @@ def make_case(model, shape, dtype, seed=0):
 
 
 def flops(model, shape):
-    """GEMM FLOPs of one forward pass (DESIGN §6), 2 per multiply-add.
+    """GEMM FLOPs of one forward pass , 2 per multiply-add.
 
     ``2*G*n_a*(n_a + n_x)*m*T_x + 2*n_y*n_a*m*T_x`` with G = 1 (RNN) or 4 (LSTM).
     """

@@ -102,8 +102,9 @@ def format_footer(data):
         f"seed {s['seed']}")
     lines.append(
         "columns: xref = reference time / this time; /torch = this time / PyTorch time; "
-        "GFLOP/s counts GEMM work only (DESIGN §6); err = max |difference| from the float64 "
-        "reference / from PyTorch (LSTM sequences vs PyTorch: a, y and the last c)")
+        "GFLOP/s counts GEMM work only, 2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x FLOPs "
+        "(G = 1 RNN, 4 LSTM); err = max |difference| from the float64 reference / from "
+        "PyTorch (LSTM sequences vs PyTorch: a, y and the last c)")
     if data["environment"].get("torch"):
         lines.append(
             "PyTorch: layout conversion to (T_x, m, n) outside the timed region; timed = "
