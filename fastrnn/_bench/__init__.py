@@ -25,25 +25,32 @@ The machine's limit is a large square ``sgemm``/``dgemm`` through ``scipy.linalg
 BLAS fastrnn's kernels call), measured at the start of the run with the same thread count;
 each row reports its GEMM-only GFLOP/s and the fraction of that rate.
 
-Modules: ``cases`` (shapes, parameters, inputs, FLOPs), ``torch_peer``, ``impls`` (the timed
+Modules: ``cases`` (shapes, parameters, inputs, FLOPs), ``kinds`` (the model kinds: RNN,
+LSTM), ``peer_torch``, ``peer_ort`` (ONNX Runtime), ``impls`` (the timed
 callables of a case), ``timing``, ``environment``, ``memory``, ``suite`` (one case of the
 public suite), ``report`` (text tables, JSON), ``plot``, ``cli``.  The helpers are also used
 by ``bench/`` (pytest-benchmark) and the tests, so the logic exists once.
 """
 from fastrnn._bench.cases import (
-    CELL_SHAPES, DTYPES, LARGE_SHAPES, MODELS, QUICK_SHAPES, REFERENCE_BUDGET, SHAPES, Shape,
-    flops, lstm_params, make_case, make_params, rnn_params)
+    CELL_SHAPES, DTYPES, LARGE_SHAPES, QUICK_SHAPES, REFERENCE_BUDGET, SHAPES, Shape, flops,
+    lstm_params, make_case, make_params, rnn_params)
+from fastrnn._bench.kinds import KINDS, MODELS, Kind, kind
 from fastrnn._bench.cli import add_arguments, main, run
 from fastrnn._bench.environment import blas_info, environment
 from fastrnn._bench.impls import (
-    Impl, fastrnn_impls, max_abs_diff, reference_outputs, torch_impl)
+    PEERS, Impl, fastrnn_impls, max_abs_diff, ort_impl, peer_impls, reference_outputs,
+    torch_impl)
+from fastrnn._bench.peer_ort import ONNX_GATES, build_graph, import_ort, ort_peer
 from fastrnn._bench.memory import peak_memory
+from fastrnn._bench.plot import plot_suite
 from fastrnn._bench.timing import Timing, gemm_rate, measure
-from fastrnn._bench.torch_peer import (
+from fastrnn._bench.peer_torch import (
     TORCH_GATES, build_torch, import_torch, torch_peer, torch_weights)
 
 __all__ = [
-    "Shape", "SHAPES", "CELL_SHAPES", "QUICK_SHAPES", "LARGE_SHAPES", "MODELS", "DTYPES",
+    "Kind", "KINDS", "kind", "PEERS", "ONNX_GATES", "build_graph", "import_ort", "ort_peer",
+    "ort_impl", "peer_impls", "Shape", "SHAPES", "CELL_SHAPES", "QUICK_SHAPES",
+    "LARGE_SHAPES", "MODELS", "DTYPES",
     "REFERENCE_BUDGET", "TORCH_GATES", "rnn_params", "lstm_params", "make_params",
     "make_case", "flops", "torch_weights", "import_torch", "build_torch", "torch_peer",
     "Impl", "fastrnn_impls", "torch_impl", "reference_outputs", "max_abs_diff", "Timing",

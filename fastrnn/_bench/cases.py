@@ -29,12 +29,10 @@ CELL_SHAPES = frozenset({"stream"})
 QUICK_SHAPES = ("lesson", "charlm", "stream", "deepbench", "mid")
 # Shapes where one reference call takes most of a second: it gets a few samples only.
 LARGE_SHAPES = frozenset({"fastrnns", "big"})
-MODELS = ("rnn", "lstm")
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 # Seconds of reference calls per case (after its untimed first call); at least one sample.
 REFERENCE_BUDGET = 2.5
-
 
 
 def rnn_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
@@ -79,9 +77,15 @@ def lstm_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
     return {k: v.astype(dtype) for k, v in p.items()}
 
 
+def _kind(model):
+    from fastrnn._bench.kinds import kind   # the table of kinds imports this module
+    return kind(model)
+
+
 def make_params(model, rng, n_x, n_a, n_y, dtype=np.float64, **kwargs):
-    """:func:`rnn_params` or :func:`lstm_params` by ``model`` ("rnn" or "lstm")."""
-    return (rnn_params if model == "rnn" else lstm_params)(rng, n_x, n_a, n_y, dtype, **kwargs)
+    """Random parameters of a model kind ("rnn": :func:`rnn_params`, "lstm":
+    :func:`lstm_params`, ...)."""
+    return _kind(model).params(rng, n_x, n_a, n_y, dtype, **kwargs)
 
 
 def make_case(model, shape, dtype, seed=0):
@@ -100,16 +104,16 @@ def make_case(model, shape, dtype, seed=0):
     x = rng.standard_normal((shape.n_x, shape.m, shape.T_x)).astype(dtype)
     a0 = (0.5 * rng.standard_normal((shape.n_a, shape.m))).astype(dtype)
     case = {"parameters": params, "x": x, "a0": a0, "xt": np.ascontiguousarray(x[:, :, 0])}
-    if model == "lstm":
+    if _kind(model).cell_state:
         case["c0"] = (0.5 * rng.standard_normal((shape.n_a, shape.m))).astype(dtype)
     return case
 
 
 def flops(model, shape):
-    """GEMM FLOPs of one forward pass , 2 per multiply-add.
+    """GEMM FLOPs of one forward pass, 2 per multiply-add.
 
-    ``2*G*n_a*(n_a + n_x)*m*T_x + 2*n_y*n_a*m*T_x`` with G = 1 (RNN) or 4 (LSTM).
+    ``2*G*n_a*(n_a + n_x)*m*T_x + 2*n_y*n_a*m*T_x`` with G gate blocks (1 RNN, 4 LSTM).
     """
     n_x, n_a, n_y, m, T_x = shape
-    G = 1 if model == "rnn" else 4
+    G = _kind(model).gates
     return 2 * G * n_a * (n_a + n_x) * m * T_x + 2 * n_y * n_a * m * T_x

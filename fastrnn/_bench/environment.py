@@ -67,9 +67,26 @@ def blas_info():
     return sorted(libs, key=lambda d: rank.get(_blas_package(d), 2))
 
 
-def environment(torch=None, threads=1):
+# Environment variables that change what runs: fastrnn's switches, BLAS and OpenMP threads
+# and kernels, PyTorch's CPU dispatch; every other OPENBLAS_* variable set is added.
+ENV_VARS = ("FASTRNN_SIMD", "FASTRNN_CHECKED", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+            "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "ATEN_CPU_CAPABILITY",
+            "ONEDNN_MAX_CPU_ISA")
+
+
+def env_vars():
+    """The values of :data:`ENV_VARS` ("unset" when unset) and of any other OPENBLAS_*."""
+    names = list(ENV_VARS) + sorted(k for k in os.environ
+                                    if k.startswith("OPENBLAS_") and k not in ENV_VARS)
+    return {k: os.environ.get(k, "unset") for k in names}
+
+
+def environment(torch=None, threads=1, ort=None):
     """The run's environment: date, CPU, SIMD level, BLAS (threadpoolctl), env vars,
-    versions.  Call it with BLAS already pinned, so ``num_threads`` shows the pinned count."""
+    versions.  Call it with BLAS already pinned, so ``num_threads`` shows the pinned count.
+
+    ``torch``: the torch module when PyTorch is a peer; ``ort``: ``(onnx, onnxruntime)``
+    when ONNX Runtime is."""
     import scipy
     import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS so threadpoolctl sees it)
 
@@ -83,9 +100,7 @@ def environment(torch=None, threads=1):
         "platform": platform.platform(),
         "simd_level": _core.simd_level(),
         "blas": blas_info(),
-        "env": {k: os.environ.get(k, "unset")
-                for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                          "OMP_NUM_THREADS", "FASTRNN_CHECKED")},
+        "env": env_vars(),
         "python": platform.python_version(),
         "fastrnn": fastrnn.__version__,
         "fastrnn_git": _git_revision(),
@@ -94,9 +109,11 @@ def environment(torch=None, threads=1):
         "torch": None if torch is None else torch.__version__,
         "torch_threads": None if torch is None else torch.get_num_threads(),
         "torch_backend": None if torch is None else _torch_backend(torch),
+        "onnx": None if ort is None else ort[0].__version__,
+        "onnxruntime": None if ort is None else ort[1].__version__,
         "threads": threads,
-        "small_batch_max_m": fastrnn._api.SMALL_BATCH_MAX_M,
-        "panel_gemm": _core.panel_gemm_enabled(),
+        "small_batch_max_m": getattr(fastrnn._api, "SMALL_BATCH_MAX_M", None),
+        "panel_gemm": getattr(_core, "panel_gemm_enabled", lambda: None)(),
     }
 
 
@@ -123,7 +140,8 @@ def format_environment(env):
         f"CPU          {env['cpu']} ({env['cpu_count']} logical CPUs), {env['platform']}"
         + (f", load average {env['load_average']} at start"
            if env.get("load_average") is not None else ""),
-        f"SIMD         {env['simd_level']} (fastrnn's vectorised activations)",
+        f"SIMD         {env['simd_level']} (fastrnn's kernels; FASTRNN_SIMD="
+        f"{env['env'].get('FASTRNN_SIMD', 'unset')})",
     ]
     for k, lib in enumerate(env["blas"]):
         arch = lib.get("architecture") or "-"
@@ -133,8 +151,13 @@ def format_environment(env):
     lines.append("env          " + "  ".join(f"{k}={v}" for k, v in env["env"].items()))
     torch_txt = (f"torch {env['torch']} (set_num_threads {env['torch_threads']}; "
                  f"{env.get('torch_backend')})" if env.get("torch") else "torch not used")
+    ort_txt = (f"onnxruntime {env['onnxruntime']} (onnx {env['onnx']})"
+               if env.get("onnxruntime") else "onnxruntime not used")
     lines.append(f"versions     python {env['python']}, numpy {env['numpy']}, "
-                 f"scipy {env['scipy']}, {torch_txt}")
+                 f"scipy {env['scipy']}, {ort_txt}")
+    lines.append(f"             {torch_txt}")
     lines.append(f"threads      {env['threads']} (threadpoolctl.threadpool_limits"
-                 + (", torch.set_num_threads" if env.get("torch") else "") + ")")
+                 + (", torch.set_num_threads" if env.get("torch") else "")
+                 + (", onnxruntime intra_op_num_threads" if env.get("onnxruntime") else "")
+                 + ")")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Figures (matplotlib, optional)."""
 
 
-def plot(results, path):
+def plot_suite(results, path):
     """A bar chart of fastrnn's speedups per shape (needs matplotlib)."""
     import matplotlib
     matplotlib.use("Agg")

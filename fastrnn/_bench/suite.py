@@ -1,9 +1,18 @@
-"""One case of the public suite: time every implementation, compare the outputs."""
+"""One case of the public suite: check every implementation's outputs, then time them."""
 import sys
 
+
 from fastrnn._bench.cases import CELL_SHAPES, DTYPES, REFERENCE_BUDGET, SHAPES, flops, make_case
-from fastrnn._bench.impls import fastrnn_impls, max_abs_diff, reference_outputs, torch_impl
-from fastrnn._bench.timing import measure
+from fastrnn._bench.impls import (
+    FASTRNN_ROLES, PEERS, fastrnn_impls, max_abs_diff, peer_impls, reference_outputs)
+from fastrnn._bench.timing import measure, measure_interleaved, ratio_stats
+
+# The largest |difference| from the float64 reference (or, without it, from fastrnn's
+# drop-in function) an implementation may show and still be timed and compared: a sanity
+# bound that a wrong gate order or a missing bias (errors of order 0.1) cannot pass, loose
+# enough for float32 rounding over the suite's longest sequences.  Beyond it the row says
+# MISMATCH and ``fastrnn bench`` exits with status 1.
+MATCH_ATOL = {"float64": 1e-8, "float32": 1e-3}
 
 
 def _progress_printer(stream=None):
@@ -22,60 +31,128 @@ def _progress_printer(stream=None):
     return show
 
 
-def _stats(timing, fl, peak):
+def timing_stats(timing, fl, peak):
+    """The JSON fields of one :class:`~fastrnn._bench.timing.Timing` of a call of ``fl``
+    FLOPs, against the GEMM rate ``peak`` (GFLOP/s)."""
     med = timing.median
     q1, q3 = timing.quartiles
     gflops = fl / med / 1e9
     return {"median_s": med, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1, "min_s": timing.min,
-            "samples": len(timing.times), "calls_per_sample": timing.number,
-            "gflops": gflops, "frac_gemm": gflops / peak if peak else None}
+            "max_s": timing.max, "spread": (timing.max - timing.min) / med,
+            "times_s": list(timing.times), "samples": len(timing.times),
+            "calls_per_sample": timing.number, "gflops": gflops,
+            "frac_gemm": gflops / peak if peak else None}
 
 
-def run_case(shape_name, model, dtype_name, opts, torch=None, peaks=None, progress=None,
+def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budget,
+                   progress=None, prefix="", fl=1, peak=None):
+    """Call every implementation once (its outputs are checked), then time those that match.
+
+    ``want``: the float64 reference's outputs; None: the outputs of the "reference"
+    implementation when it runs in float64, else the drop-in function's outputs are the
+    baseline of the check.  fastrnn's implementations and the peers are
+    timed in interleaved rounds (paired ratios, see
+    :func:`~fastrnn._bench.timing.measure_interleaved`): ``repeat`` rounds of samples of
+    about ``min_time / repeat`` seconds each.  The reference is timed on its own, within
+    ``reference_budget`` seconds.
+
+    Returns
+    -------
+    list of dict
+        One row per implementation (the ``impls`` of the JSON result).
+    """
+    outs, rows = {}, []
+    for impl in impls:
+        if progress:
+            progress(f"{prefix}{impl.label}: first call")
+        with impl.context():
+            outs[impl.role] = impl.outputs(impl.call())   # untimed first call: warm-up
+            impl.call()
+    if want is None and dtype_name == "float64" and "reference" in outs:
+        want = outs["reference"]
+    base = want if want is not None else outs.get("fastrnn")
+    tol = MATCH_ATOL[dtype_name]
+    for impl in impls:
+        got = outs[impl.role]
+        err_ref = None if want is None else max_abs_diff(got, want)
+        err_fn = max_abs_diff(got, outs["fastrnn"]) if impl.role != "fastrnn" else None
+        err = max_abs_diff(got, base) if base is not None else 0.0
+        rows.append({"role": impl.role, "label": impl.label,
+                     "max_abs_err_vs_reference": err_ref,
+                     "max_abs_err_vs_fastrnn": err_fn,
+                     "max_abs_err_vs_torch": (max_abs_diff(got, outs["torch"])
+                                              if "torch" in outs and impl.role != "torch"
+                                              else None),
+                     "mismatch": bool(err is not None and not err <= tol)})
+    timed = [impl for impl, row in zip(impls, rows)
+             if impl.role != "reference" and not row["mismatch"]]
+    if progress and timed:
+        progress(f"{prefix}timing {', '.join(i.role for i in timed)} in {repeat} rounds")
+    timings = measure_interleaved({i.role: (i.call, i.context) for i in timed},
+                                  rounds=repeat, sample_target=max(1e-3, min_time / repeat))
+    ref = next((i for i in impls if i.role == "reference"), None)
+    if ref is not None:
+        if progress:
+            progress(f"{prefix}{ref.label}")
+        timings["reference"] = measure(ref.call, repeat=repeat, min_time=min_time,
+                                       budget=reference_budget, context=ref.context)
+    for row in rows:
+        t = timings.get(row["role"])
+        row["timed"] = t is not None
+        if t is None:
+            row.update(median_s=None, gflops=None, frac_gemm=None)
+        else:
+            row.update(timing_stats(t, fl, peak))
+        row["ratios"] = {}
+        for other in ("reference",) + PEERS:
+            if t is not None and other in timings and other != row["role"]:
+                row["ratios"][other] = ratio_stats(t, timings[other],
+                                                   paired=other != "reference")
+        r = row["ratios"]
+        row["speedup_vs_reference"] = (1 / r["reference"]["median"] if "reference" in r
+                                       else 1.0 if row["role"] == "reference" and t else None)
+        for peer in PEERS:
+            row[f"ratio_vs_{peer}"] = (r[peer]["median"] if peer in r
+                                       else 1.0 if row["role"] == peer and t else None)
+    return rows
+
+
+def run_case(shape_name, model, dtype_name, opts, peers=(), peaks=None, progress=None,
              prefix=""):
-    """Time one case; returns its result dict (see the JSON written by ``--json``)."""
+    """Check and time one case of the public suite; returns its result (see the JSON
+    written by ``--json``).
+
+    ``peers``: the peers to time ("torch", "ort"; ONNX Runtime only for float32).
+    ``opts``: ``seed``, ``threads``, ``repeat``, ``min_time``, ``reference_budget``,
+    ``no_reference``.
+    """
     shape = SHAPES[shape_name]
     cell = shape_name in CELL_SHAPES
     dtype = DTYPES[dtype_name]
     case = make_case(model, shape, dtype, opts.seed)
     fl = flops(model, shape)
-    peak = (peaks or {}).get(dtype_name)
     impls = fastrnn_impls(model, case, cell=cell, n_threads=opts.threads)
     if opts.no_reference:
         impls = [i for i in impls if i.role != "reference"]
-    if torch is not None:
-        impls.append(torch_impl(model, case, cell=cell))
-    tag = f"{shape_name} {model} {dtype_name}"
-    outs, rows = {}, []
-    for impl in impls:
-        if progress:
-            progress(f"{prefix}{tag}: {impl.label}")
-        with impl.context():
-            outs[impl.role] = impl.outputs(impl.call())   # untimed first call: warm-up
-            if impl.role == "torch":
-                impl.call()
-        budget = None
-        if impl.role == "reference":
-            budget = REFERENCE_BUDGET if opts.reference_budget is None else opts.reference_budget
-        timing = measure(impl.call, repeat=opts.repeat, min_time=opts.min_time, budget=budget,
-                         context=impl.context)
-        row = {"role": impl.role, "label": impl.label}
-        row.update(_stats(timing, fl, peak))
-        rows.append(row)
-    # error baselines: the float64 reference, and PyTorch
+    impls += peer_impls(model, case, cell=cell, peers=peers, threads=opts.threads)
     want = None
-    if not opts.no_reference:
-        want = (outs["reference"] if dtype_name == "float64"
-                else reference_outputs(model, case, cell=cell))
-    times = {r["role"]: r["median_s"] for r in rows}
-    for row in rows:
-        got = outs[row["role"]]
-        row["speedup_vs_reference"] = (times["reference"] / row["median_s"]
-                                       if "reference" in times else None)
-        row["ratio_vs_torch"] = (row["median_s"] / times["torch"] if "torch" in times
-                                 else None)
-        row["max_abs_err_vs_reference"] = None if want is None else max_abs_diff(got, want)
-        row["max_abs_err_vs_torch"] = (max_abs_diff(got, outs["torch"])
-                                       if "torch" in outs and row["role"] != "torch" else None)
+    if not opts.no_reference and dtype_name != "float64":
+        if progress:
+            progress(f"{prefix}{shape_name} {model} {dtype_name}: float64 reference outputs")
+        want = reference_outputs(model, case, cell=cell)
+    budget = REFERENCE_BUDGET if opts.reference_budget is None else opts.reference_budget
+    rows = check_and_time(impls, dtype_name, want, repeat=opts.repeat, min_time=opts.min_time,
+                          reference_budget=budget, progress=progress,
+                          prefix=f"{prefix}{shape_name} {model} {dtype_name}: ", fl=fl,
+                          peak=(peaks or {}).get(dtype_name))
     return {"shape": shape_name, "dims": shape._asdict(), "model": model, "dtype": dtype_name,
             "calls": "cell" if cell else "sequence", "flops": fl, "impls": rows}
+
+
+def best_fastrnn(res):
+    """The fastest of fastrnn's rows of a case result (for the GEMM fraction)."""
+    rows = [r for r in res["impls"] if r["role"] in FASTRNN_ROLES and r["timed"]]
+    return max(rows, key=lambda r: r["gflops"]) if rows else None
+
+
+__all__ = ["MATCH_ATOL", "run_case", "check_and_time", "timing_stats", "best_fastrnn"]

@@ -29,6 +29,10 @@ class Timing:
         return min(self.times)
 
     @property
+    def max(self):
+        return max(self.times)
+
+    @property
     def quartiles(self):
         if len(self.times) < 2:
             return self.times[0], self.times[0]
@@ -83,6 +87,121 @@ def measure(fn, *, repeat=5, min_time=0.2, budget=None, context=contextlib.nullc
             if gc_was_enabled:
                 gc.enable()
     return Timing(times, number)
+
+
+@contextlib.contextmanager
+def _gc_off():
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _calibrate(fn, sample_target, clock=time.perf_counter):
+    """Calls per sample so that a sample lasts ``sample_target`` seconds (at least one)."""
+    number = 1
+    while True:
+        t0 = clock()
+        for _ in range(number):
+            fn()
+        dt = clock() - t0
+        if dt >= sample_target or number >= 1 << 20:
+            return number
+        number = max(2 * number, int(number * sample_target / max(dt, 1e-9)))
+
+
+def measure_interleaved(fns, *, rounds=7, sample_target=SAMPLE_TARGET):
+    """Time several callables in interleaved rounds, for paired ratios.
+
+    Each callable gets a number of calls per sample calibrated so that a sample lasts about
+    ``sample_target`` seconds; then ``rounds`` rounds each take one sample of every callable
+    (in an order rotated from round to round), so that the samples of a round saw the same
+    machine load: the ratio of two callables' times within a round is paired, and the spread
+    of those ratios over the rounds is their noise.
+
+    Parameters
+    ----------
+    fns : dict
+        name -> ``(fn, context)``: ``fn()`` is timed inside ``context()`` (entered once per
+        sample, outside the timed calls).
+
+    Returns
+    -------
+    dict
+        name -> :class:`Timing`, ``times[r]`` the per-call time of round ``r``.
+    """
+    clock = time.perf_counter
+    names = list(fns)
+    number = {}
+    with _gc_off():
+        for name in names:
+            fn, context = fns[name]
+            with context():
+                number[name] = _calibrate(fn, sample_target)
+        times = {name: [] for name in names}
+        for r in range(max(1, rounds)):
+            shift = r % len(names) if names else 0
+            for name in names[shift:] + names[:shift]:
+                fn, context = fns[name]
+                with context():
+                    t0 = clock()
+                    for _ in range(number[name]):
+                        fn()
+                    times[name].append((clock() - t0) / number[name])
+    return {name: Timing(times[name], number[name]) for name in names}
+
+
+def ratio_stats(num, den, paired=True):
+    """This time / other time, from two :class:`Timing`: ``{"median", "min", "max"}``.
+
+    Paired (samples taken in the same rounds, :func:`measure_interleaved`): the median and
+    extremes of the per-round ratios.  Unpaired: median / median, and the widest ratio the
+    samples allow (min / max, max / min).
+    """
+    if paired and len(num.times) == len(den.times):
+        ratios = [a / b for a, b in zip(num.times, den.times)]
+        return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    return {"median": num.median / den.median, "min": num.min / den.max,
+            "max": num.max / den.min}
+
+
+def read_floor(dtype, rows, cols, *, repeat=9, sample_target=2e-3):
+    """The time (seconds) of one vectorised read of a ``(rows, cols)`` block held in cache.
+
+    The floor of one small-batch recurrent step, which must read the ``(G n_a, n_a)``
+    recurrent block once.  Two vectorised reads of a block of that size, each repeated on
+    the same block (so it stays in whatever cache level it fits): numpy's SIMD
+    max-reduction over its bits (an integer view: no NaN handling), run over the block
+    several times per call with a zero-stride view so Python's call overhead is amortised;
+    and BLAS ``gemv`` of the block with one vector (2 flops per element read).  The floor is
+    the faster of the two, each the fastest of ``repeat`` samples (a floor: what the
+    machine can do when nothing interferes).
+    """
+    from numpy.lib.stride_tricks import as_strided
+    from scipy.linalg import blas
+
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(3)
+    block = np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype))
+    flat = block.reshape(-1, order="A").view(np.int32 if dtype.itemsize == 4 else np.int64)
+    copies = max(1, (1 << 22) // max(1, block.nbytes))   # about 4 MiB of reads per call
+    many = as_strided(flat, (copies,) + flat.shape, (0,) + flat.strides, writeable=False)
+    vec = np.ones(cols, dtype)
+    gemv = blas.sgemv if dtype == np.float32 else blas.dgemv
+
+    def reduce_max():
+        np.maximum.reduce(many, axis=None)
+
+    def matvec():
+        gemv(1.0, block, vec)
+    best = math.inf
+    for fn, per_call in ((reduce_max, copies), (matvec, 1)):
+        timing = measure(fn, repeat=repeat, min_time=0.0, sample_target=sample_target)
+        best = min(best, timing.min / per_call)
+    return best
 
 
 def torch_gemm_rate(torch, dtype, n, repeat=5):

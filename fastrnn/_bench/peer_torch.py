@@ -1,39 +1,57 @@
-"""The PyTorch peer: ``parameters`` in PyTorch's layout and modules doing the same work."""
-import numpy as np
+"""The PyTorch peer: ``parameters`` in PyTorch's layout, and modules doing the same work.
 
+``torch.nn.RNN(tanh)``/``LSTM`` (``RNNCell``/``LSTMCell`` for single steps) + ``nn.Linear`` +
+softmax, under ``torch.inference_mode()``.  PyTorch is optional: nothing here imports it at
+module import time.
+"""
+import numpy as np
 
 # PyTorch stacks the LSTM gates as i, f, g, o (g is the candidate, our "c").
 TORCH_GATES = ("i", "f", "c", "o")
 
 
-def torch_weights(model, parameters):
-    """``parameters`` in PyTorch's layout, as numpy arrays (no torch needed).
+def _out(p, wy, by):
+    return {"weight_out": p[wy], "bias_out": p[by].reshape(-1)}
 
-    RNN: ``weight_ih = Wax``, ``weight_hh = Waa``.  LSTM: the four ``(n_a, n_a + n_x)``
-    gate matrices act on ``[a_prev; xt]``, so their first n_a columns are the recurrent
-    block and the rest the input block; each block is stacked in PyTorch's gate order
-    i, f, g, o into ``(4 n_a, n_x)`` / ``(4 n_a, n_a)``.  PyTorch adds two biases; the
-    whole bias goes into ``bias_ih`` and ``bias_hh`` is zeros.
 
-    Returns
-    -------
-    dict
-        ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` (for ``nn.RNN``/``nn.LSTM``
-        and the cells) and ``weight_out`` (n_y, n_a), ``bias_out`` (n_y,) for ``nn.Linear``.
+def torch_weights_rnn(parameters):
+    """RNN ``parameters`` in PyTorch's layout: ``weight_ih = Wax``, ``weight_hh = Waa``,
+    ``bias_ih = ba``, ``bias_hh = 0``; ``weight_out``/``bias_out`` for ``nn.Linear``."""
+    p = {k: np.asarray(v) for k, v in parameters.items()}
+    n_a = p["Waa"].shape[0]
+    return {"weight_ih": p["Wax"], "weight_hh": p["Waa"], "bias_ih": p["ba"].reshape(-1),
+            "bias_hh": np.zeros(n_a, dtype=p["ba"].dtype), **_out(p, "Wya", "by")}
+
+
+def torch_weights_lstm(parameters):
+    """LSTM ``parameters`` in PyTorch's layout.
+
+    The four ``(n_a, n_a + n_x)`` gate matrices act on ``[a_prev; xt]``: their first n_a
+    columns are the recurrent block, the rest the input block; each block is stacked in
+    PyTorch's gate order i, f, g, o into ``(4 n_a, n_x)`` / ``(4 n_a, n_a)``.  PyTorch adds
+    two biases; the whole bias goes into ``bias_ih`` and ``bias_hh`` is zeros.
     """
     p = {k: np.asarray(v) for k, v in parameters.items()}
-    if model == "rnn":
-        n_a = p["Waa"].shape[0]
-        return {"weight_ih": p["Wax"], "weight_hh": p["Waa"], "bias_ih": p["ba"].reshape(-1),
-                "bias_hh": np.zeros(n_a, dtype=p["ba"].dtype), "weight_out": p["Wya"],
-                "bias_out": p["by"].reshape(-1)}
     n_a = p["Wy"].shape[1]
     mats = [p["W" + g] for g in TORCH_GATES]
     bias = np.concatenate([p["b" + g].reshape(-1) for g in TORCH_GATES])
     return {"weight_ih": np.concatenate([w[:, n_a:] for w in mats]),
             "weight_hh": np.concatenate([w[:, :n_a] for w in mats]),
-            "bias_ih": bias, "bias_hh": np.zeros_like(bias),
-            "weight_out": p["Wy"], "bias_out": p["by"].reshape(-1)}
+            "bias_ih": bias, "bias_hh": np.zeros_like(bias), **_out(p, "Wy", "by")}
+
+
+def torch_weights(model, parameters):
+    """``parameters`` of a model kind in PyTorch's layout, as numpy arrays (no torch needed).
+
+    Returns
+    -------
+    dict
+        ``weight_ih`` (G n_a, n_x), ``weight_hh`` (G n_a, n_a), ``bias_ih``, ``bias_hh``
+        (G n_a,) for ``nn.RNN``/``nn.LSTM`` and the cells, and ``weight_out`` (n_y, n_a),
+        ``bias_out`` (n_y,) for ``nn.Linear``.
+    """
+    from fastrnn._bench.kinds import kind
+    return kind(model).torch_weights(parameters)
 
 
 def import_torch():
@@ -48,20 +66,22 @@ def import_torch():
 def build_torch(model, parameters, dtype, cell=False):
     """PyTorch modules holding ``parameters``: (recurrent module, ``nn.Linear``).
 
-    ``nn.RNN(nonlinearity="tanh")``/``nn.LSTM``, or ``nn.RNNCell``/``nn.LSTMCell`` when
-    ``cell``; float64 modules are made with ``.double()``.  In eval mode.
+    ``nn.<Kind>`` (``nn.<Kind>Cell`` when ``cell``), float64 modules made with ``.double()``,
+    in eval mode.
     """
+    from fastrnn._bench.kinds import kind
     torch = import_torch()
     if torch is None:
         raise ImportError("PyTorch is not installed")
-    w = torch_weights(model, parameters)
-    n_a, n_x = w["weight_ih"].shape[0] // (1 if model == "rnn" else 4), w["weight_ih"].shape[1]
+    k = kind(model)
+    w = k.torch_weights(parameters)
+    n_a, n_x = w["weight_hh"].shape[1], w["weight_ih"].shape[1]
     n_y = w["weight_out"].shape[0]
-    if model == "rnn":
-        core = (torch.nn.RNNCell(n_x, n_a, bias=True, nonlinearity="tanh") if cell else
-                torch.nn.RNN(n_x, n_a, num_layers=1, nonlinearity="tanh", bias=True))
+    if cell:
+        core = getattr(torch.nn, k.torch_module + "Cell")(n_x, n_a, bias=True, **k.torch_kwargs)
     else:
-        core = torch.nn.LSTMCell(n_x, n_a, bias=True) if cell else torch.nn.LSTM(n_x, n_a)
+        core = getattr(torch.nn, k.torch_module)(n_x, n_a, num_layers=1, bias=True,
+                                                 **k.torch_kwargs)
     linear = torch.nn.Linear(n_a, n_y, bias=True)
     if np.dtype(dtype) == np.float64:
         core, linear = core.double(), linear.double()
@@ -79,9 +99,9 @@ def torch_peer(model, parameters, dtype, x, a0, c0=None, *, cell=False):
 
     ``call()`` runs the recurrent module, ``nn.Linear`` and the softmax (call it under
     ``torch.inference_mode()``); ``outputs(call())`` converts its result to fastrnn's layout:
-    a dict with ``a``, ``y`` and, for the LSTM, ``c`` (cell: the new cell state) or ``c_T``
-    (sequence: the last cell state, all ``nn.LSTM`` returns).  The input conversion to
-    PyTorch's layout is done here, once, outside ``call``.
+    a dict with ``a``, ``y`` and, for an LSTM-style kind, ``c`` (cell: the new cell state) or
+    ``c_T`` (sequence: the last cell state, all ``nn.LSTM`` returns).  The input conversion
+    to PyTorch's layout is done here, once, outside ``call``.
 
     Parameters
     ----------
@@ -92,7 +112,9 @@ def torch_peer(model, parameters, dtype, x, a0, c0=None, *, cell=False):
         LSTM cell only: the previous cell state (sequences start from zeros, as
         ``lstm_forward`` does).
     """
+    from fastrnn._bench.kinds import kind
     torch = import_torch()
+    cell_state = kind(model).cell_state
     core, linear = build_torch(model, parameters, dtype, cell)
     tdtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
 
@@ -104,7 +126,7 @@ def torch_peer(model, parameters, dtype, x, a0, c0=None, *, cell=False):
 
     if cell:
         xt, h = tensor(np.asarray(x).T), tensor(np.asarray(a0).T)
-        if model == "rnn":
+        if not cell_state:
             def call():
                 h1 = core(xt, h)
                 return h1, None, torch.softmax(linear(h1), dim=1)
@@ -124,7 +146,7 @@ def torch_peer(model, parameters, dtype, x, a0, c0=None, *, cell=False):
 
     xs = tensor(np.asarray(x).transpose(2, 1, 0))   # (T_x, m, n_x)
     h0 = tensor(np.asarray(a0).T)[None]             # (1, m, n_a)
-    if model == "rnn":
+    if not cell_state:
         def call():
             out, _ = core(xs, h0)
             return out, None, torch.softmax(linear(out), dim=-1)
