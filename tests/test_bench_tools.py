@@ -153,8 +153,8 @@ def test_ratio_stats_paired_and_unpaired():
     assert paired == {"median": 2.0, "min": 1.5, "max": 4.0}
     unpaired = timing.ratio_stats(a, b, paired=False)
     assert unpaired == {"median": 3.0, "min": 1.0, "max": 4.0}
-    c = timing.Timing([1.0, 1.0], 1)                   # different lengths: unpaired
-    assert timing.ratio_stats(a, c)["median"] == 3.0
+    c = timing.Timing([1.0, 0.5], 1)     # a budget-limited callable: its first rounds
+    assert timing.ratio_stats(a, c) == {"median": 4.0, "min": 2.0, "max": 6.0}
 
 
 def test_read_floor_is_a_positive_time():
@@ -195,7 +195,7 @@ def test_sweep_dims_and_T():
 
 def test_sweep_from_the_command_writes_cells_grids_and_floors(tmp_path, capsys):
     path = tmp_path / "sweep.json"
-    status = _bench.main(["--sweep", "--n-a", "8,12", "--batch", "1,9", "--models", "lstm",
+    status = _bench.main(["--sweep", "--quick", "--n-a", "8,12", "--batch", "1,9", "--models", "lstm",
                           "--peers", "none", "--repeat", "2", "--time-cap", "0.5",
                           "--json", str(path)])
     assert status == 0
@@ -230,3 +230,47 @@ def test_sweep_grid_text():
     assert lines[title + 1].split() == ["n_a", "/", "m", "1", "2"]
     assert lines[title + 2].split() == ["2", "2.00", "1.00"]
     assert lines[title + 3].split() == ["4", "4.00", "2.00"]
+
+
+# ------------------------------------------------------------------ plots
+
+def _fake_row(role, speedups):
+    ratios = {b: {"median": 1 / v, "min": 0.8 / v, "max": 1.25 / v} for b, v in speedups.items()}
+    return {"role": role, "timed": True, "ratios": ratios}
+
+
+def test_plot_suite_and_sweep_write_images(tmp_path):
+    pytest.importorskip("matplotlib", reason="plots are optional (fastrnn[plot])")
+    from fastrnn._bench import plot
+
+    results = [{"shape": s, "model": mo, "dtype": d,
+                "impls": [_fake_row(role, {"reference": 30.0 * (k + 1), "torch": 0.7 + k,
+                                           **({"ort": 1.5} if d == "float32" else {})})
+                          for role in ("fastrnn", "model")]}
+               for k, s in enumerate(("lesson", "big")) for mo in ("rnn", "lstm")
+               for d in ("float64", "float32")]
+    for suffix in ("png", "svg"):
+        path = tmp_path / f"suite.{suffix}"
+        plot.plot_suite(results, str(path))
+        assert path.stat().st_size > 1000
+    cells = [{"model": "lstm", "dtype": "float32", "n_a": n, "m": m,
+              "step_over_floor": 2.0 if m <= 8 else None,
+              "impls": [_fake_row(role, {"torch": n / m, "ort": m / n})
+                        for role in ("fastrnn", "model")]}
+             for n in (32, 64) for m in (1, 16)]
+    path = tmp_path / "sweep.png"
+    plot.plot_sweep(cells, str(path), ["torch", "ort"])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot.plot_suite([{"shape": "lesson", "model": "rnn", "dtype": "float64",
+                          "impls": [{"role": "fastrnn", "timed": True, "ratios": {}}]}],
+                        str(tmp_path / "empty.png"))
+
+
+def test_a_budget_limits_a_callable_to_the_first_rounds():
+    log = []
+    fns = {"fast": (lambda: log.append("fast"), timing.contextlib.nullcontext),
+           "slow": (lambda: log.append("slow"), timing.contextlib.nullcontext, 0.0)}
+    result = timing.measure_interleaved(fns, rounds=3, sample_target=0.0)
+    assert len(result["fast"].times) == 3 and len(result["slow"].times) == 1
+    assert log == ["fast", "slow", "fast", "slow", "fast", "fast"]

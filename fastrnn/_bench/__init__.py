@@ -42,7 +42,7 @@ from fastrnn._bench.impls import (
     torch_impl)
 from fastrnn._bench.peer_ort import ONNX_GATES, build_graph, import_ort, ort_peer
 from fastrnn._bench.memory import peak_memory
-from fastrnn._bench.plot import plot_suite
+from fastrnn._bench.plot import plot_suite, plot_sweep
 from fastrnn._bench.timing import Timing, gemm_rate, measure
 from fastrnn._bench.peer_torch import (
     TORCH_GATES, build_torch, import_torch, torch_peer, torch_weights)
@@ -54,6 +54,7 @@ __all__ = [
     "REFERENCE_BUDGET", "TORCH_GATES", "rnn_params", "lstm_params", "make_params",
     "make_case", "flops", "torch_weights", "import_torch", "build_torch", "torch_peer",
     "Impl", "fastrnn_impls", "torch_impl", "reference_outputs", "max_abs_diff", "Timing",
-    "measure", "gemm_rate", "environment", "blas_info", "peak_memory", "run", "main",
+    "measure", "gemm_rate", "environment", "blas_info", "peak_memory", "plot_suite",
+    "plot_sweep", "run", "main",
     "add_arguments",
 ]

@@ -152,7 +152,8 @@ def format_footer(data):
             f"x{m['ratio']:.2f}   (parameters {_mb(m['weights'])})")
     if s.get("min_time") is not None:
         sample = f">= {s['min_time'] / s['repeat']:.3g} s a sample"
-        ref = f"; reference timed on its own within {s['reference_budget']} s per case"
+        ref = (f"; the reference takes part in the first rounds only, within "
+               f"{s['reference_budget']} s per case (its ratios pair with those rounds)")
     else:
         sample = f"samples sized so that the sweep takes about {s['time_cap']:g} s"
         ref = "; the reference is not timed (its float64 outputs check every row)"

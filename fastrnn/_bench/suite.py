@@ -5,7 +5,7 @@ import sys
 from fastrnn._bench.cases import CELL_SHAPES, DTYPES, REFERENCE_BUDGET, SHAPES, flops, make_case
 from fastrnn._bench.impls import (
     FASTRNN_ROLES, PEERS, fastrnn_impls, max_abs_diff, peer_impls, reference_outputs)
-from fastrnn._bench.timing import measure, measure_interleaved, ratio_stats
+from fastrnn._bench.timing import measure_interleaved, ratio_stats
 
 # The largest |difference| from the float64 reference (or, without it, from fastrnn's
 # drop-in function) an implementation may show and still be timed and compared: a sanity
@@ -53,8 +53,8 @@ def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budge
     baseline of the check.  fastrnn's implementations and the peers are
     timed in interleaved rounds (paired ratios, see
     :func:`~fastrnn._bench.timing.measure_interleaved`): ``repeat`` rounds of samples of
-    about ``min_time / repeat`` seconds each.  The reference is timed on its own, within
-    ``reference_budget`` seconds.
+    about ``min_time / repeat`` seconds each; the reference takes part in the first rounds
+    only, within ``reference_budget`` seconds (at least one sample).
 
     Returns
     -------
@@ -84,18 +84,12 @@ def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budge
                                               if "torch" in outs and impl.role != "torch"
                                               else None),
                      "mismatch": bool(err is not None and not err <= tol)})
-    timed = [impl for impl, row in zip(impls, rows)
-             if impl.role != "reference" and not row["mismatch"]]
+    timed = [impl for impl, row in zip(impls, rows) if not row["mismatch"]]
     if progress and timed:
         progress(f"{prefix}timing {', '.join(i.role for i in timed)} in {repeat} rounds")
-    timings = measure_interleaved({i.role: (i.call, i.context) for i in timed},
-                                  rounds=repeat, sample_target=max(1e-3, min_time / repeat))
-    ref = next((i for i in impls if i.role == "reference"), None)
-    if ref is not None:
-        if progress:
-            progress(f"{prefix}{ref.label}")
-        timings["reference"] = measure(ref.call, repeat=repeat, min_time=min_time,
-                                       budget=reference_budget, context=ref.context)
+    timings = measure_interleaved(
+        {i.role: (i.call, i.context) + ((reference_budget,) if i.role == "reference" else ())
+         for i in timed}, rounds=repeat, sample_target=max(1e-3, min_time / repeat))
     for row in rows:
         t = timings.get(row["role"])
         row["timed"] = t is not None
@@ -106,8 +100,7 @@ def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budge
         row["ratios"] = {}
         for other in ("reference",) + PEERS:
             if t is not None and other in timings and other != row["role"]:
-                row["ratios"][other] = ratio_stats(t, timings[other],
-                                                   paired=other != "reference")
+                row["ratios"][other] = ratio_stats(t, timings[other])
         r = row["ratios"]
         row["speedup_vs_reference"] = (1 / r["reference"]["median"] if "reference" in r
                                        else 1.0 if row["role"] == "reference" and t else None)

@@ -6,7 +6,7 @@ T_x chosen per cell so that one call of the packed model takes at least
 Each cell times the drop-in function, the packed model and the peers in interleaved rounds
 (paired ratios, with their spread), after checking every output against the float64
 reference.  The whole sweep is held to about ``time_cap`` seconds: each cell gets an equal
-share for its timed samples.
+share of what is left for its timed samples (at least a few milliseconds a sample).
 
 For small batches (m <= :data:`FLOOR_MAX_M`) a step cannot be faster than reading the
 ``(G n_a, n_a)`` recurrent block once: the floor (:func:`~fastrnn._bench.timing.read_floor`),
@@ -75,13 +75,14 @@ def run_sweep(opts, models, dtypes, n_as, ms, peers=(), peaks=None, progress=Non
     """
     cells = sweep_cells(models, dtypes, n_as, ms)
     n_impls = 2 + len(peers)
-    # a cell's share of the cap: its rounds, the calibration and first calls (about
-    # three samples' worth per implementation), the probe and the reference check
-    per_cell = time_cap / max(1, len(cells))
-    min_time = max(2e-3, 0.6 * per_cell / n_impls)
     floors, results = {}, []
     t_start = time.perf_counter()
     for k, (model, dtype_name, n_a, m) in enumerate(cells, 1):
+        # this cell's share of what is left of the cap (a slow or busy machine shortens
+        # the later cells' samples): about 60% of it goes to the timed rounds, the rest to
+        # calibration, first calls, the probe for T_x and the reference check
+        left = time_cap - (time.perf_counter() - t_start)
+        min_time = max(2e-3, 0.6 * left / (len(cells) - k + 1) / n_impls)
         tag = f"[{k}/{len(cells)}] sweep {model} {dtype_name} n_a={n_a} m={m}"
         dtype = DTYPES[dtype_name]
         G = kind(model).gates

@@ -125,8 +125,10 @@ def measure_interleaved(fns, *, rounds=7, sample_target=SAMPLE_TARGET):
     Parameters
     ----------
     fns : dict
-        name -> ``(fn, context)``: ``fn()`` is timed inside ``context()`` (entered once per
-        sample, outside the timed calls).
+        name -> ``(fn, context)`` or ``(fn, context, budget)``: ``fn()`` is timed inside
+        ``context()`` (entered once per sample, outside the timed calls); a callable with
+        a ``budget`` (seconds, calibration included) leaves the rounds once it has spent
+        it, after at least one sample: its samples pair with the first rounds of the others.
 
     Returns
     -------
@@ -135,22 +137,29 @@ def measure_interleaved(fns, *, rounds=7, sample_target=SAMPLE_TARGET):
     """
     clock = time.perf_counter
     names = list(fns)
-    number = {}
+    number, spent = {}, {}
     with _gc_off():
         for name in names:
-            fn, context = fns[name]
+            fn, context = fns[name][:2]
+            t0 = clock()
             with context():
                 number[name] = _calibrate(fn, sample_target)
+            spent[name] = clock() - t0
         times = {name: [] for name in names}
         for r in range(max(1, rounds)):
             shift = r % len(names) if names else 0
             for name in names[shift:] + names[:shift]:
-                fn, context = fns[name]
+                fn, context = fns[name][:2]
+                budget = fns[name][2] if len(fns[name]) > 2 else None
+                if times[name] and budget is not None and spent[name] >= budget:
+                    continue
                 with context():
                     t0 = clock()
                     for _ in range(number[name]):
                         fn()
-                    times[name].append((clock() - t0) / number[name])
+                    dt = clock() - t0
+                times[name].append(dt / number[name])
+                spent[name] += dt
     return {name: Timing(times[name], number[name]) for name in names}
 
 
@@ -158,10 +167,10 @@ def ratio_stats(num, den, paired=True):
     """This time / other time, from two :class:`Timing`: ``{"median", "min", "max"}``.
 
     Paired (samples taken in the same rounds, :func:`measure_interleaved`): the median and
-    extremes of the per-round ratios.  Unpaired: median / median, and the widest ratio the
-    samples allow (min / max, max / min).
+    extremes of the per-round ratios over the rounds both took part in.  Unpaired: median /
+    median, and the widest ratio the samples allow (min / max, max / min).
     """
-    if paired and len(num.times) == len(den.times):
+    if paired:
         ratios = [a / b for a, b in zip(num.times, den.times)]
         return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
     return {"median": num.median / den.median, "min": num.min / den.max,
