@@ -23,6 +23,7 @@ from fastrnn._bench.report import (
     format_case, format_footer, format_gemm, format_summary, format_table_header, json_safe)
 from fastrnn._bench.suite import MATCH_ATOL, _progress_printer, run_case
 from fastrnn._bench.timing import gemm_rate, torch_gemm_rate
+from fastrnn._bench.workloads import WORKLOADS
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -130,6 +131,12 @@ def add_arguments(parser):
     parser.add_argument("--models", type=lambda s: _parse_list(s, list(MODELS), "model"),
                         default=list(MODELS),
                         help=f"comma-separated model kinds: {','.join(MODELS)} (default all)")
+    parser.add_argument("--workloads",
+                        type=lambda s: _parse_list(s, list(WORKLOADS), "workload"),
+                        default=["forward"],
+                        help="comma-separated: " + ", ".join(
+                            f"{w.name} ({w.description})" for w in WORKLOADS.values())
+                        + " (default forward)")
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default=None,
                         help="default both (--sweep: float32)")
     parser.add_argument("--threads", type=int_at_least(1), default=1,
@@ -199,6 +206,8 @@ def _options_problem(opts):
                 "(pip install threadpoolctl, or fastrnn[bench])")
     if opts.sweep and opts.shapes:
         return "--shapes and --sweep exclude each other (the sweep has its own grid)"
+    if opts.sweep and opts.workloads != ["forward"]:
+        return "--sweep times the forward pass only (no --workloads)"
     for name in ("n_a", "batch", "time_cap"):
         if getattr(opts, name) is not None and not opts.sweep:
             return f"--{name.replace('_', '-')} needs --sweep"
@@ -288,6 +297,7 @@ def run(opts, out=None):
     settings = {k: getattr(opts, k) for k in ("repeat", "min_time", "reference_budget",
                                               "threads", "seed", "no_reference", "peers")}
     settings.update(models=list(opts.models), dtypes=dtypes, quick=bool(opts.quick),
+                    workloads=list(opts.workloads),
                     gemm_repeat=gemm_repeat, elapsed_s=elapsed,
                     load_average_end=_load_average(), **data.pop("settings"))
     data["settings"] = settings
@@ -330,11 +340,12 @@ def run(opts, out=None):
 def _run_suite(opts, dtypes, peaks, progress, out, data):
     shapes = opts.shapes or list(QUICK_SHAPES if opts.quick else SHAPES)
     print(format_table_header(), file=out, flush=True)
-    todo = [(s, m, d) for s in shapes for m in opts.models for d in dtypes]
+    todo = [(s, m, d, w) for s in shapes for w in opts.workloads for m in opts.models
+            for d in dtypes]
     results = []
-    for k, (s, m, d) in enumerate(todo, 1):
+    for k, (s, m, d, w) in enumerate(todo, 1):
         results.append(run_case(s, m, d, opts, opts.peers, peaks, progress,
-                                prefix=f"[{k}/{len(todo)}] "))
+                                prefix=f"[{k}/{len(todo)}] ", workload=w))
         print(format_case(results[-1]), file=out, flush=True)
     memory = []
     if "big" in shapes:

@@ -41,6 +41,12 @@ def inverse(stats):
     return {"median": 1 / stats["median"], "min": 1 / stats["max"], "max": 1 / stats["min"]}
 
 
+def _shape_key(res):
+    """The shape's name, and the workload's when it is not the forward pass."""
+    work = res.get("workload", "forward")
+    return res["shape"] if work == "forward" else f"{res['shape']}/{work}"
+
+
 _TABLE_HEADER = (
     f"{'shape':<9} {'model':<5} {'dtype':<7} {'implementation':<30} {'median':>9} "
     f"{'spread':>7} {'n':>4} {'xref (min-max)':>18} {'GFLOP/s':>8} {'%GEMM':>6} "
@@ -55,7 +61,7 @@ def format_case(res):
     """The rows of one case (one per implementation) and a blank line."""
     lines = []
     for k, r in enumerate(res["impls"]):
-        key = (f"{res['shape']:<9} {res['model']:<5} {res['dtype']:<7}" if k == 0
+        key = (f"{_shape_key(res):<9} {res['model']:<5} {res['dtype']:<7}" if k == 0
                else " " * 23)
         if r["timed"]:
             frac = None if r["frac_gemm"] is None else 100 * r["frac_gemm"]
@@ -113,7 +119,7 @@ def format_summary(results, peers=PEERS):
                     and r["timed"]), key=lambda r: r["gflops"], default=None)
         frac = None if best is None or best["frac_gemm"] is None else 100 * best["frac_gemm"]
         lines.append(
-            f"{res['shape']:<9} {res['model']:<5} {res['dtype']:<7} {t('fastrnn'):>9} "
+            f"{_shape_key(res):<9} {res['model']:<5} {res['dtype']:<7} {t('fastrnn'):>9} "
             f"{t('model'):>9} {t('reference'):>9} " + "".join(f"{t(p):>9} " for p in peers)
             + "".join(cells) + f"{_fmt(frac, '.1f'):>6}")
     return "\n".join(lines)

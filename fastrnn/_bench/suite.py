@@ -2,9 +2,8 @@
 import sys
 
 
-from fastrnn._bench.cases import CELL_SHAPES, DTYPES, REFERENCE_BUDGET, SHAPES, flops, make_case
-from fastrnn._bench.impls import (
-    FASTRNN_ROLES, PEERS, fastrnn_impls, max_abs_diff, peer_impls, reference_outputs)
+from fastrnn._bench.cases import CELL_SHAPES, DTYPES, REFERENCE_BUDGET, SHAPES, make_case
+from fastrnn._bench.impls import FASTRNN_ROLES, PEERS, max_abs_diff
 from fastrnn._bench.timing import measure_interleaved, ratio_stats
 
 # The largest |difference| from the float64 reference (or, without it, from fastrnn's
@@ -111,35 +110,42 @@ def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budge
 
 
 def run_case(shape_name, model, dtype_name, opts, peers=(), peaks=None, progress=None,
-             prefix=""):
+             prefix="", workload="forward"):
     """Check and time one case of the public suite; returns its result (see the JSON
     written by ``--json``).
 
     ``peers``: the peers to time ("torch", "ort"; ONNX Runtime only for float32).
     ``opts``: ``seed``, ``threads``, ``repeat``, ``min_time``, ``reference_budget``,
-    ``no_reference``.
+    ``no_reference``.  ``workload``: a name in
+    :data:`~fastrnn._bench.workloads.WORKLOADS` (default the forward pass).
     """
+    from fastrnn._bench.workloads import workload as get_workload
+
+    work = get_workload(workload)
     shape = SHAPES[shape_name]
     cell = shape_name in CELL_SHAPES
     dtype = DTYPES[dtype_name]
     case = make_case(model, shape, dtype, opts.seed)
-    fl = flops(model, shape)
-    impls = fastrnn_impls(model, case, cell=cell, n_threads=opts.threads)
+    fl = work.flops(model, shape)
+    impls = work.impls(model, case, cell, opts.threads, peers)
     if opts.no_reference:
         impls = [i for i in impls if i.role != "reference"]
-    impls += peer_impls(model, case, cell=cell, peers=peers, threads=opts.threads)
+    tag = f"{shape_name} {model} {dtype_name}" + ("" if work.name == "forward"
+                                                 else f" {work.name}")
     want = None
-    if not opts.no_reference and dtype_name != "float64":
+    if not opts.no_reference and (dtype_name != "float64"
+                                  or not any(i.role == "reference" for i in impls)):
         if progress:
-            progress(f"{prefix}{shape_name} {model} {dtype_name}: float64 reference outputs")
-        want = reference_outputs(model, case, cell=cell)
+            progress(f"{prefix}{tag}: float64 reference outputs")
+        want = work.want(model, case, cell)
     budget = REFERENCE_BUDGET if opts.reference_budget is None else opts.reference_budget
     rows = check_and_time(impls, dtype_name, want, repeat=opts.repeat, min_time=opts.min_time,
                           reference_budget=budget, progress=progress,
-                          prefix=f"{prefix}{shape_name} {model} {dtype_name}: ", fl=fl,
+                          prefix=f"{prefix}{tag}: ", fl=fl,
                           peak=(peaks or {}).get(dtype_name))
     return {"shape": shape_name, "dims": shape._asdict(), "model": model, "dtype": dtype_name,
-            "calls": "cell" if cell else "sequence", "flops": fl, "impls": rows}
+            "workload": work.name, "calls": "cell" if cell else "sequence", "flops": fl,
+            "impls": rows}
 
 
 def best_fastrnn(res):
