@@ -39,6 +39,69 @@ class Packed:
     def __init__(self, w, b, wy, by, blocks=None):
         self.w, self.b, self.wy, self.by, self.blocks = w, b, wy, by, blocks
 
+    def __reduce__(self):
+        # Every protocol (0 and 1 refuse __slots__ without this) and copy.deepcopy.  Each
+        # memory owner is pickled once and every field as a view of it, so a merged LSTM's
+        # gate views stay views (not copies at twice the size) after the round trip.
+        roots, fields = [], []
+        for name in self.__slots__:
+            fields.append(_encode(getattr(self, name), roots))
+        return (_unpickle_packed, (roots, tuple(fields)))
+
+
+def _root(arr):
+    """The ndarray that owns (or first wraps) the memory ``arr`` views."""
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return arr
+
+
+def _address(arr):
+    return arr.__array_interface__["data"][0]
+
+
+def _encode(value, roots):
+    """A field of :class:`Packed` (None, an array or a tuple of them) with its arrays as
+    ("array", root index, byte offset, dtype, shape, strides); new roots go to ``roots``."""
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return ("tuple", tuple(_encode(v, roots) for v in value))
+    root = _root(value)
+    index = next((k for k, r in enumerate(roots) if r is root), None)
+    if index is None:
+        index = len(roots)
+        roots.append(root)
+    return ("array", index, _address(value) - _address(root), value.dtype, value.shape,
+            value.strides)
+
+
+def _decode(value, roots):
+    if value is None:
+        return None
+    if value[0] == "tuple":
+        return tuple(_decode(v, roots) for v in value[1])
+    _, index, offset, dtype, shape, strides = value
+    return np.ndarray(shape, dtype, buffer=roots[index], offset=offset, strides=strides)
+
+
+def _unpickle_packed(roots, fields):
+    """Rebuild a :class:`Packed` pickled by ``Packed.__reduce__``.
+
+    The roots may arrive in any alignment and byte order (pickle protocol 5 hands out-of-band
+    buffers over as they were received, at any address): the kernels take aligned,
+    native-order arrays only, so such a root is copied, keeping its memory layout so the
+    recorded offsets and strides still hold.
+    """
+    native = []
+    for root in roots:
+        if not root.dtype.isnative:
+            root = root.astype(root.dtype.newbyteorder("="), order="K")
+        elif not root.flags.aligned:
+            root = root.copy(order="K")
+        native.append(root)
+    return Packed(*(_decode(f, native) for f in fields))
+
 
 def as_c(arr, dtype, copy=False):
     """``arr`` as an aligned C-contiguous array of ``dtype``: the caller's array itself when it
