@@ -37,7 +37,14 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                        ("FASTRNN_DEBUG_BUILD", "1" if DEBUG else "0")],
         extra_compile_args=compile_args,
-    )
+    ),
+    Extension(
+        "fastrnn._kernels._backward",
+        ["fastrnn/_kernels/_backward.pyx"],
+        include_dirs=[numpy.get_include(), "fastrnn/_kernels"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+    ),
 ]
 
 setup(

@@ -1,4 +1,5 @@
-"""fastrnn: the step-by-step numpy RNN and LSTM forward passes, as typed Cython/BLAS kernels.
+"""fastrnn: the step-by-step numpy RNN and LSTM forward and backward passes, as typed
+Cython/BLAS kernels.
 
 Drop-in::
 
@@ -8,6 +9,7 @@ Same arguments, returns, shapes and caches as the lessons' numpy functions (whos
 implementation is ``fastrnn.reference``), float32 and float64 computed natively.
 """
 from fastrnn._api import lstm_cell_forward, lstm_forward, rnn_cell_forward, rnn_forward
+from fastrnn._backward import lstm_backward, lstm_cell_backward, rnn_backward, rnn_cell_backward
 from fastrnn._checked import CheckError, checked, is_checked, set_checked
 from fastrnn._models import LSTM, RNN
 
@@ -18,6 +20,10 @@ __all__ = [
     "rnn_forward",
     "lstm_cell_forward",
     "lstm_forward",
+    "rnn_cell_backward",
+    "rnn_backward",
+    "lstm_cell_backward",
+    "lstm_backward",
     "RNN",
     "LSTM",
     "CheckError",
