@@ -433,11 +433,18 @@ def rnn_loss_and_grads(x, targets, a0, parameters):
     grads : dict
         ``dWax, dWaa, dWya, dba, dby`` (the shapes of the parameters) and ``da0`` (n_a, m).
     """
-    a, y_pred, caches = rnn_forward(x, a0, parameters)
+    a, y_pred, (caches, _) = rnn_forward(x, a0, parameters)
     loss, dWya, dby, da = _output_layer_backward(y_pred, targets, a, parameters["Wya"])
-    gradients = rnn_backward(da, caches)
-    grads = {"dWax": gradients["dWax"], "dWaa": gradients["dWaa"], "dWya": dWya,
-             "dba": gradients["dba"], "dby": dby, "da0": gradients["da0"]}
+    # rnn_backward's loop, which also holds for T_x = 0 (rnn_backward reads caches[0])
+    grads = {k: np.zeros(np.shape(parameters[k[1:]])) for k in ("dWax", "dWaa", "dba")}
+    da_prevt = np.zeros(np.shape(a0))
+    for t in reversed(range(x.shape[2])):
+        gradients = rnn_cell_backward(da[:, :, t] + da_prevt, caches[t])
+        da_prevt = gradients["da_prev"]
+        for k in grads:
+            grads[k] += gradients[k]
+    grads = {"dWax": grads["dWax"], "dWaa": grads["dWaa"], "dWya": dWya, "dba": grads["dba"],
+             "dby": dby, "da0": da_prevt}
     return loss, grads
 
 
