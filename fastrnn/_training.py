@@ -5,6 +5,8 @@ calls); the output layer's backward pass (softmax and cross-entropy together), t
 backpropagation through time then run in one compiled call that reads the forward's gate and
 state buffers (fastrnn._kernels._backward).  Updates change the packed weights in place.
 """
+import numbers
+
 import numpy as np
 
 from fastrnn import _api, _checked, reference
@@ -94,12 +96,9 @@ def parameters(model):
 
 
 def _real(value, name, positive):
-    try:
-        if isinstance(value, (bool, np.bool_)):
-            raise TypeError
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
     if positive and not v > 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
     if not np.isfinite(v):
