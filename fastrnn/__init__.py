@@ -1,4 +1,5 @@
-"""fastrnn: the step-by-step numpy RNN and LSTM forward passes, as typed Cython/BLAS kernels.
+"""fastrnn: the step-by-step numpy RNN and LSTM forward and backward passes, as typed
+Cython/BLAS kernels.
 
 Drop-in::
 
@@ -42,6 +43,8 @@ _require_compiled_kernels()
 
 from fastrnn._api import (  # noqa: E402
     lstm_cell_forward, lstm_forward, rnn_cell_forward, rnn_forward)
+from fastrnn._backward import (  # noqa: E402
+    lstm_backward, lstm_cell_backward, rnn_backward, rnn_cell_backward)
 from fastrnn._checked import CheckError, checked, is_checked, set_checked  # noqa: E402
 from fastrnn._models import LSTM, RNN  # noqa: E402
 
@@ -50,6 +53,10 @@ __all__ = [
     "rnn_forward",
     "lstm_cell_forward",
     "lstm_forward",
+    "rnn_cell_backward",
+    "rnn_backward",
+    "lstm_cell_backward",
+    "lstm_backward",
     "RNN",
     "LSTM",
     "CheckError",

@@ -198,12 +198,15 @@ class StepCaches(Sequence):
     them: no reference cycle, so dropping the caches frees their buffers at once.)
     """
 
-    __slots__ = ("_n", "_build", "_memo")
+    __slots__ = ("_n", "_build", "_memo", "source")
 
-    def __init__(self, n, build):
+    def __init__(self, n, build, source=None):
         self._n = n
         self._build = build
         self._memo = {}
+        # What the steps are built from: (z, s, x, a0, c0, parameters), the forward's
+        # private buffers (s, c0 None for an RNN), which a backward pass reads directly.
+        self.source = source
 
     def __len__(self):
         return self._n
@@ -254,7 +257,7 @@ def _rnn_caches(z, x, a0, parameters):
     def build(caches, t):
         return (z[:, t, :].T, a0 if t == 0 else caches[t - 1][0], x[:, :, t], parameters)
 
-    return StepCaches(z.shape[1], build)
+    return StepCaches(z.shape[1], build, (z, None, x, a0, None, parameters))
 
 
 def _lstm_caches(z, s, x, a0, c0, parameters):
@@ -271,7 +274,7 @@ def _lstm_caches(z, s, x, a0, c0, parameters):
         return (s[:, t, :n_a].T, s[:, t, n_a:].T, a_prev, c_prev, *gates(z, t), x[:, :, t],
                 parameters)
 
-    return StepCaches(s.shape[1], build)
+    return StepCaches(s.shape[1], build, (z, s, x, a0, c0, parameters))
 
 
 # ------------------------------------------------------------------ checked mode

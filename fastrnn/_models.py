@@ -6,7 +6,7 @@ import threading
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from fastrnn import _api, _checked, reference
+from fastrnn import _api, _checked, _training, reference
 from fastrnn._api import Array, Parameters
 from fastrnn._kernels import _core
 from fastrnn._packing import GATES, all_finite, pack
@@ -52,6 +52,25 @@ class _Model:
     def __repr__(self):
         return (f"fastrnn.{type(self).__name__}(n_x={self.n_x}, n_a={self.n_a}, "
                 f"n_y={self.n_y}, dtype={self.dtype.name})")
+
+    def parameters(self):
+        """The weights as the lessons' ``parameters`` dict (new arrays, the model's dtype)."""
+        return _training.parameters(self)
+
+    def apply_gradients(self, grads, lr, clip=None):
+        """Gradient-descent step in place: ``W -= lr * clip(grads["d" + key])`` for every
+        parameter key (as :meth:`loss_and_grads` returns them; other keys are ignored).
+
+        Parameters
+        ----------
+        grads : mapping
+            ``"d" + key`` for every parameter key, each of that parameter's shape.
+        lr : float
+            Learning rate.
+        clip : float, optional
+            Clip every gradient value to ``[-clip, clip]`` first (the lessons' ``clip``).
+        """
+        _training.apply_gradients(self, grads, lr, clip)
 
     def _reference_parameters(self):
         """The packed weights as a float64 ``parameters`` dict (for checked mode)."""
@@ -151,6 +170,26 @@ class RNN(_Model):
         a, y, _ = _api.run_rnn(self._packed, x, a0, n_threads)
         return self._verify("forward", ("a", "y_pred"), (a, y), reference.rnn_forward, x, a0)
 
+    def loss_and_grads(self, x, targets, a0=None):
+        """Summed cross-entropy over a sequence and the gradients of every parameter.
+
+        Parameters
+        ----------
+        x : array_like (n_x, m, T_x)
+        targets : integer array_like (m, T_x)
+            Class index in [0, n_y) of every example and step.
+        a0 : array_like (n_a, m), optional
+            Initial hidden state; zeros when omitted.
+
+        Returns
+        -------
+        loss : float
+            ``-sum_{j,t} log y_pred[targets[j, t], j, t]`` (summed, not averaged).
+        grads : dict
+            ``dWax, dWaa, dWya, dba, dby`` (the parameters' shapes) and ``da0`` (n_a, m).
+        """
+        return _training.loss_and_grads(self, x, targets, (a0,))
+
     def step(self, xt: ArrayLike, state: ArrayLike | None = None) -> tuple[Array, Array]:
         """Advance one step.
 
@@ -215,6 +254,27 @@ class LSTM(_Model):
         a, y, c, _, _ = _api.run_lstm(self._packed, x, a0, c0, n_threads)
         # lstm_forward starts from zero cell state; the model may start anywhere
         return self._verify("forward", ("a", "y", "c"), (a, y, c), _lstm_sequence, x, a0, c0)
+
+    def loss_and_grads(self, x, targets, a0=None, c0=None):
+        """Summed cross-entropy over a sequence and the gradients of every parameter.
+
+        Parameters
+        ----------
+        x : array_like (n_x, m, T_x)
+        targets : integer array_like (m, T_x)
+            Class index in [0, n_y) of every example and step.
+        a0, c0 : array_like (n_a, m), optional
+            Initial hidden and cell state; zeros when omitted.
+
+        Returns
+        -------
+        loss : float
+            ``-sum_{j,t} log y[targets[j, t], j, t]`` (summed, not averaged).
+        grads : dict
+            ``dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo, dWy, dby`` (the parameters' shapes)
+            and ``da0``, ``dc0`` (n_a, m).
+        """
+        return _training.loss_and_grads(self, x, targets, (a0, c0))
 
     def step(self, xt: ArrayLike,
              state: tuple[ArrayLike, ArrayLike] | None = None

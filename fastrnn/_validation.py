@@ -17,7 +17,8 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = ["RNN_WEIGHTS", "LSTM_WEIGHTS", "Dims", "validate", "validate_parameters",
-           "check_inputs", "result_dtype"]
+           "check_inputs", "result_dtype", "CACHE_ITEMS", "validate_backward", "check_targets",
+           "check_gradients"]
 
 INT_MAX = 2**31 - 1
 
@@ -400,3 +401,158 @@ def validate(kind, inputs, parameters, *, sequence):
     dtype = result_dtype(arrays + list(weights.values()))
     return (Dims(sizes["n_x"], sizes["n_a"], sizes["n_y"], sizes["m"], sizes.get("T_x")),
             dtype, arrays, weights)
+
+
+# ------------------------------------------------------------------ backward passes
+
+# The arrays of one cell cache, in the lessons' order; the parameters mapping follows them.
+CACHE_ITEMS = {
+    "rnn": ("a_next", "a_prev", "xt"),
+    "lstm": ("a_next", "c_next", "a_prev", "c_prev", "ft", "it", "cct", "ot", "xt"),
+}
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return type(value).__name__
+
+
+def _cache_tuple(value, label, kind):
+    """One cell cache: a tuple (or list) of the lessons' items plus the parameters."""
+    items = CACHE_ITEMS[kind]
+    forward = "rnn_cell_forward" if kind == "rnn" else "lstm_cell_forward"
+    expected = f"({', '.join(items)}, parameters)"
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{label} must be a cache tuple {expected} as {forward} returns, got "
+                        f"{_describe(value)}")
+    if len(value) != len(items) + 1:
+        raise ValueError(f"{label} must be a cache tuple {expected} of {len(items) + 1} items "
+                         f"as {forward} returns, got {len(value)} items")
+    return value
+
+
+def validate_backward(kind, upstream, caches, *, sequence):
+    """Validate one drop-in backward call.
+
+    Parameters
+    ----------
+    kind : "rnn" or "lstm"
+    upstream : list of (name, value): ``da`` (n_a, m, T_x) for a sequence; ``da_next``
+        (and ``dc_next`` for an LSTM) (n_a, m) for one step.
+    caches : a sequence's ``(list of cell caches, x)``, or one cell's cache tuple.
+    sequence : bool
+
+    Returns
+    -------
+    dims : Dims (T_x read from ``da``; None for one step)
+    dtype : the result dtype
+    upstream : list of the upstream arrays (not converted)
+    steps : list of the first T_x caches' arrays (lists in the order of CACHE_ITEMS)
+    weights : dict key -> ndarray (not converted), from the caches' parameters
+    """
+    spec = RNN_WEIGHTS if kind == "rnn" else LSTM_WEIGHTS
+    forward = f"{kind}_forward"
+    items = CACHE_ITEMS[kind]
+    dims = {}
+    up_name, up_value = upstream[0]
+    if sequence:
+        da = _as_array(up_value, up_name, ("n_a", "m", "T_x"), dims)
+        if da.ndim != 3:
+            raise ValueError(f"{up_name} must be 3-dimensional with shape (n_a, m, T_x), got a "
+                             f"{da.ndim}-dimensional array of shape {da.shape}")
+        T = dims["T_x"] = da.shape[2]
+        if not isinstance(caches, (tuple, list)) or len(caches) != 2:
+            raise TypeError(f"caches must be the pair (list of T_x cell caches, x) that "
+                            f"{forward} returns, got {_describe(caches)}")
+        steps_in = caches[0]
+        try:
+            n_steps = len(steps_in)
+        except TypeError:
+            raise TypeError(f"caches[0] must be the list of cell caches that {forward} "
+                            f"returns, got {type(steps_in).__name__}") from None
+        if isinstance(steps_in, (str, bytes)) or isinstance(steps_in, np.ndarray):
+            raise TypeError(f"caches[0] must be the list of cell caches that {forward} "
+                            f"returns, got {_describe(steps_in)}")
+        if n_steps < max(T, 1):
+            raise ValueError(
+                f"{up_name} has shape (n_a, m, T_x) = {da.shape}: it covers T_x = {T} steps "
+                f"but caches hold {n_steps} (a sequence backward needs at least one cache and "
+                f"at most as many steps of {up_name} as caches)")
+        labels = [f"caches[0][{t}]" for t in range(max(T, 1))]
+        tuples = [_cache_tuple(steps_in[t], label, kind) for t, label in enumerate(labels)]
+    else:
+        labels = ["cache"]
+        tuples = [_cache_tuple(caches, "cache", kind)]
+    parameters = tuples[0][-1]
+    weights, dims = validate_parameters(parameters, spec, dims)
+    steps = []
+    for label, tup in zip(labels, tuples):
+        if tup[-1] is not parameters:
+            other, _ = validate_parameters(tup[-1], spec, dict(dims))
+            if not all(np.array_equal(weights[k], other[k]) for k in weights):
+                raise ValueError(f"{label} holds other parameters than {labels[0]}: the caches "
+                                 f"must come from one forward pass")
+        arrays = []
+        for k, name in enumerate(items):
+            symbols = ("n_x", "m") if name == "xt" else ("n_a", "m")
+            what = f"{label}[{k}] ({name})"
+            arr = _as_array(tup[k], what, symbols, dims)
+            _check_shape(arr, what, symbols, dims)
+            arrays.append(arr)
+        steps.append(arrays)
+    ups = []
+    for name, value in upstream:
+        symbols = ("n_a", "m", "T_x") if sequence and name == up_name else ("n_a", "m")
+        arr = _as_array(value, name, symbols, dims)
+        _check_shape(arr, name, symbols, dims)
+        ups.append(arr)
+    _check_blas_sizes(dims, 1 if kind == "rnn" else 4)
+    if sequence:
+        steps = steps[:T]
+    dtype = result_dtype(ups + [a for arrays in steps for a in arrays] + list(weights.values()))
+    return (Dims(dims["n_x"], dims["n_a"], dims["n_y"], dims["m"], dims.get("T_x")), dtype,
+            ups, steps, weights)
+
+
+def check_targets(targets, m, T_x, n_y):
+    """``targets`` as a C-contiguous intp array (m, T_x) of class indices in [0, n_y)."""
+    expected = f"(m, T_x) = ({m}, {T_x})"
+    if targets is None:
+        raise TypeError(f"targets must be an integer array of class indices of shape "
+                        f"{expected}, got None")
+    arr = np.asarray(targets)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"targets must hold integer class indices in [0, n_y) = [0, {n_y}) of "
+                        f"shape {expected}, got {arr.dtype} data")
+    if arr.shape != (m, T_x):
+        raise ValueError(f"targets must have shape {expected}, got {arr.shape}")
+    if arr.size:
+        low, high = arr.min(), arr.max()
+        if low < 0 or high >= n_y:
+            bad = low if low < 0 else high
+            idx = tuple(int(i) for i in np.argwhere(arr == bad)[0])
+            raise ValueError(f"targets must hold class indices in [0, n_y) = [0, {n_y}), got "
+                             f"{int(bad)} at index {idx}")
+    return np.ascontiguousarray(arr, dtype=np.intp)
+
+
+def check_gradients(grads, shapes):
+    """The arrays ``grads["d" + key]`` for every (key, shape) of ``shapes``, each checked
+    against the parameter's shape (real numbers; not converted)."""
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"grads must be a mapping with keys {['d' + k for k, _ in shapes]}, "
+                        f"got {type(grads).__name__}")
+    out = {}
+    for key, shape in shapes:
+        name = "d" + key
+        if name not in grads:
+            raise KeyError(f"grads is missing {name!r}, expected an array of shape {shape}")
+        arr = _as_array(grads[name], f"grads[{name!r}]", tuple(str(s) for s in shape), {})
+        if arr.shape != tuple(shape):
+            raise ValueError(f"grads[{name!r}] must have shape {tuple(shape)} (that of "
+                             f"parameter {key!r}), got {arr.shape}")
+        out[key] = arr
+    return out
