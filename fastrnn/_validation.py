@@ -456,14 +456,15 @@ def validate_backward(kind, upstream, caches, *, sequence):
     spec = RNN_WEIGHTS if kind == "rnn" else LSTM_WEIGHTS
     forward = f"{kind}_forward"
     items = CACHE_ITEMS[kind]
-    dims = {}
+    dims = Sizes()
     up_name, up_value = upstream[0]
     if sequence:
         da = _as_array(up_value, up_name, ("n_a", "m", "T_x"), dims)
         if da.ndim != 3:
             raise ValueError(f"{up_name} must be 3-dimensional with shape (n_a, m, T_x), got a "
                              f"{da.ndim}-dimensional array of shape {da.shape}")
-        T = dims["T_x"] = da.shape[2]
+        T = da.shape[2]
+        dims.bind("T_x", T, f"{up_name}.shape[2]")
         if not isinstance(caches, (tuple, list)) or len(caches) != 2:
             raise TypeError(f"caches must be the pair (list of T_x cell caches, x) that "
                             f"{forward} returns, got {_describe(caches)}")
@@ -491,7 +492,7 @@ def validate_backward(kind, upstream, caches, *, sequence):
     steps = []
     for label, tup in zip(labels, tuples):
         if tup[-1] is not parameters:
-            other, _ = validate_parameters(tup[-1], spec, dict(dims))
+            other, _ = validate_parameters(tup[-1], spec, Sizes(dims, dims.source))
             if not all(np.array_equal(weights[k], other[k]) for k in weights):
                 raise ValueError(f"{label} holds other parameters than {labels[0]}: the caches "
                                  f"must come from one forward pass")
