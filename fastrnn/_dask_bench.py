@@ -116,7 +116,7 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
         workers = len(client.scheduler_info()["workers"])
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None, silence_logs=40)
+                               host="127.0.0.1", dashboard_address=":0", silence_logs=40)
         client = Client(cluster)
     result = {"cases": [], "sweep": [], "workers": workers}
     try:

@@ -64,7 +64,7 @@ def client():
     # between two of its tasks (it is then fetched again): the count below is then exact.
     with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
+                                  host="127.0.0.1", dashboard_address=":0",
                                   silence_logs=40) as cluster, \
             distributed.Client(cluster) as c:
         yield c
