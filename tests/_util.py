@@ -42,3 +42,33 @@ def assert_close(got, want, dtype, err_msg=""):
 
 # The kernels' recurrent-product paths and the switch that forces one (fastrnn._api).
 from fastrnn._api import RECURRENT_PATHS, recurrent_path  # noqa: E402,F401
+
+
+GRU_KEYS = ("Wrx", "Wzx", "Wnx", "Wra", "Wza", "Wna", "brx", "bzx", "bnx", "bra", "bza", "bna",
+            "Wy", "by")
+
+
+def gru_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
+    """Random GRU ``parameters``, scaled as ``rnn_params``; ``n_y = 0``: no output layer."""
+    s = 1.0 / np.sqrt(max(n_a + n_x, 1)) if scale is None else scale
+    p = {}
+    for g in "rzn":
+        p[f"W{g}x"] = rng.standard_normal((n_a, n_x)) * s
+        p[f"W{g}a"] = rng.standard_normal((n_a, n_a)) * s
+        p[f"b{g}x"] = rng.standard_normal((n_a, 1)) * bias
+        p[f"b{g}a"] = rng.standard_normal((n_a, 1)) * bias
+    if n_y:
+        p["Wy"] = rng.standard_normal((n_y, n_a)) * s
+        p["by"] = rng.standard_normal((n_y, 1)) * bias
+    return {k: v.astype(dtype) for k, v in p.items()}
+
+
+def layer_params(kind, rng, n_x, n_a, n_y=0, dtype=np.float64, **kwargs):
+    """Random parameters of any kind; ``n_y = 0``: no output layer."""
+    if kind == "gru":
+        return gru_params(rng, n_x, n_a, n_y, dtype, **kwargs)
+    p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, max(n_y, 1), dtype,
+                                                        **kwargs)
+    if not n_y:
+        del p["Wya" if kind == "rnn" else "Wy"], p["by"]
+    return p
