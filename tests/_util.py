@@ -48,19 +48,8 @@ GRU_KEYS = ("Wrx", "Wzx", "Wnx", "Wra", "Wza", "Wna", "brx", "bzx", "bnx", "bra"
             "Wy", "by")
 
 
-def gru_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
-    """Random GRU ``parameters``, scaled as ``rnn_params``; ``n_y = 0``: no output layer."""
-    s = 1.0 / np.sqrt(max(n_a + n_x, 1)) if scale is None else scale
-    p = {}
-    for g in "rzn":
-        p[f"W{g}x"] = rng.standard_normal((n_a, n_x)) * s
-        p[f"W{g}a"] = rng.standard_normal((n_a, n_a)) * s
-        p[f"b{g}x"] = rng.standard_normal((n_a, 1)) * bias
-        p[f"b{g}a"] = rng.standard_normal((n_a, 1)) * bias
-    if n_y:
-        p["Wy"] = rng.standard_normal((n_y, n_a)) * s
-        p["by"] = rng.standard_normal((n_y, 1)) * bias
-    return {k: v.astype(dtype) for k, v in p.items()}
+# Random GRU parameters, scaled as above (n_y = 0: no output layer); the self-check's copy.
+from fastrnn._selfcheck import gru_params  # noqa: E402
 
 
 def layer_params(kind, rng, n_x, n_a, n_y=0, dtype=np.float64, **kwargs):
