@@ -326,7 +326,7 @@ def _forward(kind, inputs, parameters, sequence):
     """
     values = [v for _, v in inputs]
     if kind == "gru":
-        fast = None
+        fast = _core.try_gru(*values, parameters, sequence, SMALL_BATCH_MAX_M)
     elif kind == "rnn":
         fast = _core.try_rnn(*values, parameters, sequence, SMALL_BATCH_MAX_M)
     else:

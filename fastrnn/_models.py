@@ -85,7 +85,10 @@ class _Model:
         """Run the kernel on validated inputs; returns a, y (None without an output layer)
         and c (None unless an LSTM), each (rows, m, T_x)."""
         p = self._packed
-        if self._kind == "rnn":
+        fast = self._try(x, states, True, n_threads)
+        if fast is not None:  # one thread: the per-thread work buffers are reused
+            a, y, c = fast[0], fast[1], fast[2] if self._kind == "lstm" else None
+        elif self._kind == "rnn":
             a, y, _ = _api.run_rnn(p, x, states[0], n_threads)
             c = None
         elif self._kind == "gru":
@@ -163,11 +166,13 @@ class _Model:
     def _try(self, x, states, sequence, n_threads=1):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, on one thread and outside checked mode; else None."""
-        if (_api.threads_count(n_threads) != 1 or _checked.is_checked()
-                or self._kind == "gru"):
+        if _api.threads_count(n_threads) != 1 or _checked.is_checked():
             return None
         p = self._packed
         scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
+        if self._kind == "gru":
+            return _core.try_packed_gru(x, states[0], p.w[0], p.w[1], p.b[0], p.b[1], p.wy,
+                                        p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch)
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch)
@@ -379,6 +384,10 @@ class GRU(_Model):
         a : ndarray (n_a, m, T_x)
         y_pred : ndarray (n_y, m, T_x), or None without an output layer
         """
+        if lengths is None:
+            fast = self._try(x, (a0,), True, n_threads)
+            if fast is not None:
+                return fast[0], (fast[1] if self.has_head else None)
         a, y, _ = self._run_forward(x, [("a0", a0)], lengths, n_threads)
         return a, y
 
@@ -396,6 +405,9 @@ class GRU(_Model):
         a_next : ndarray (n_a, m)
         yt_pred : ndarray (n_y, m), or None without an output layer
         """
+        fast = self._try(xt, (state,), False)
+        if fast is not None:
+            return fast[0], (fast[1] if self.has_head else None)
         m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
         a, y, _ = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev])
         return self._verify("step", ("a_next", "yt_pred"),

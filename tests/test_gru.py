@@ -229,3 +229,27 @@ def test_gru_bad_parameters_are_named():
         fastrnn.gru_forward(x.astype(complex), a0, p)
     with pytest.raises(ValueError, match="n_y"):
         fastrnn.gru_forward(x, a0, dict(p, Wy=p["Wy"][:0], by=p["by"][:0]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["lesson", "m=1", "headless"])
+def test_gru_compiled_fast_path_is_the_validated_route_bitwise(name, dtype):
+    # exact C-contiguous arrays take the compiled fast path; a Fortran-ordered copy of x
+    # goes through validation and packing: the same kernel, the same bits
+    p, x, a0 = _case(SHAPES[name], dtype, seed=9)
+    xf = np.asfortranarray(x)
+    fast, slow = fastrnn.gru_forward(x, a0, p), fastrnn.gru_forward(xf, a0, p)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    if SHAPES[name][2]:
+        np.testing.assert_array_equal(fast[1], slow[1])
+    for t in (0, x.shape[2] - 1):
+        for g, s in zip(fast[2][0][t][:5], slow[2][0][t][:5]):
+            np.testing.assert_array_equal(g, s)
+    model = fastrnn.GRU(p)
+    for _ in range(2):  # the second call reuses the model's work buffers
+        got = model.forward(x, a0)
+        np.testing.assert_array_equal(got[0], slow[0])
+    np.testing.assert_array_equal(model.forward(xf, a0)[0], slow[0])
+    np.testing.assert_array_equal(model.step(x[:, :, 0], a0)[0],
+                                  fastrnn.gru_cell_forward(np.asfortranarray(x[:, :, 0]),
+                                                           a0, p)[0])

@@ -1149,3 +1149,114 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y),
                      cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work),
                      npanel > 0, small_max)
+
+
+cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *bx, char *bh,
+                    cnp.ndarray wy, char *by, bint sequence, int small_max,
+                    list scratch=None):
+    # Allocate the outputs and run the GRU core on accepted arrays; returns (a, y, z, s).
+    # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
+    cdef cnp.npy_intp dims[3]
+    cdef int nd = 3 if sequence else 2
+    dims[0], dims[1], dims[2] = n_a, m, T
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0] = n_y
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0], dims[1], dims[2] = m, T, 3 * n_a
+    cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
+    dims[2] = n_a
+    cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
+    cdef Py_ssize_t npanel = panel_elems(typenum, 3 * n_a, n_a, m, T, small_max)
+    dims[0] = gru_work_size(m, T, n_a, n_x) + npanel
+    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
+    with nogil:
+        run_gru_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
+                     cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
+                     cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
+                     cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, small_max)
+    return a, y, z, s
+
+
+_GRU_KEYS = (("Wrx", "Wzx", "Wnx"), ("Wra", "Wza", "Wna"), ("brx", "bzx", "bnx"),
+             ("bra", "bza", "bna"))  # fastrnn._packing.GRU_GATES order
+
+
+def try_gru(object x, object a0, object parameters, bint sequence, int small_max):
+    """The whole drop-in GRU call when every argument is already what the kernel takes
+    (see :func:`try_rnn`), with an output layer; the gates are stacked into the kernel's
+    blocks here.  Returns ``(a, y, z, s)`` (2-d a and y for a single step), or None."""
+    if type(parameters) is not dict:
+        return None
+    cdef dict p = <dict> parameters
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None:
+        return None
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef cnp.ndarray wy = exact(p.get("Wy"), typenum, 2, -1, -1)
+    if wy is None:
+        return None
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1], k, g
+    if not sizes_fit(n_x, 3 * n_a, n_a, n_y, m, T):
+        return None
+    cdef cnp.ndarray by = exact(p.get("by"), typenum, 2, n_y, 1)
+    cdef cnp.ndarray a0a = exact(a0, typenum, 2, n_a, m)
+    if by is None or a0a is None or has_subnormal(xa) or has_subnormal(a0a):
+        return None
+    cdef Py_ssize_t cols[4]
+    cols[0], cols[1], cols[2], cols[3] = n_x, n_a, 1, 1
+    cdef list blocks = []
+    cdef cnp.ndarray arr, block
+    cdef cnp.npy_intp dims[2]
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa)
+    for k in range(4):
+        dims[0], dims[1] = 3 * n_a, cols[k]
+        block = cnp.PyArray_EMPTY(2 if k < 2 else 1, dims, typenum, 0)
+        for g in range(3):
+            arr = exact(p.get(_GRU_KEYS[k][g]), typenum, 2, n_a, cols[k])
+            if arr is None:
+                return None
+            memcpy(cnp.PyArray_BYTES(block) + g * n_a * cols[k] * item,
+                   cnp.PyArray_DATA(arr), n_a * cols[k] * item)
+        blocks.append(block)
+    return gru_call(xa, a0a, cnp.PyArray_BYTES(<cnp.ndarray> blocks[0]),
+                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[1]),
+                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[2]),
+                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[3]), wy, cnp.PyArray_BYTES(by),
+                    sequence, small_max)
+
+
+def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh not None,
+                   cnp.ndarray bx not None, cnp.ndarray bh not None, cnp.ndarray wy not None,
+                   cnp.ndarray by not None, bint sequence, int small_max, list scratch=None):
+    """:func:`try_gru` for a packed model (fastrnn.GRU): ``wx`` (3n_a, n_x), ``wh``
+    (3n_a, n_a), ``bx``, ``bh`` (3n_a,) the stacked gates, ``wy`` (n_y, n_a) with n_y = 0
+    for no output layer; ``a0`` None means zeros; ``scratch`` as for
+    :func:`try_packed_rnn`.  Returns ``(a, y, z, s)``, z and s being scratch memory, or
+    None."""
+    cdef int typenum = cnp.PyArray_TYPE(wy)
+    check_packed((wx, wh, bx, bh, wy, by), typenum)
+    cdef Py_ssize_t n_a = wy.shape[1], n_y = wy.shape[0]
+    if (cnp.PyArray_NDIM(wx) != 2 or cnp.PyArray_NDIM(wh) != 2 or wx.shape[0] != 3 * n_a
+            or wh.shape[0] != 3 * n_a or wh.shape[1] != n_a or cnp.PyArray_NDIM(bx) != 1
+            or cnp.PyArray_NDIM(bh) != 1 or bx.shape[0] != 3 * n_a or bh.shape[0] != 3 * n_a
+            or cnp.PyArray_NDIM(by) != 1 or by.shape[0] != n_y):
+        raise ValueError("packed GRU blocks: expected wx (3n_a, n_x), wh (3n_a, n_a), "
+                         "bx, bh (3n_a,), wy (n_y, n_a), by (n_y,)")
+    cdef Py_ssize_t n_x = wx.shape[1]
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
+        return None
+    cdef Py_ssize_t m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    # n_y may be 0 (no output layer): the core skips the output layer
+    if not sizes_fit(n_x, 3 * n_a, n_a, n_y if n_y > 0 else 1, m, T):
+        return None
+    cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
+    if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
+        return None
+    return gru_call(xa, a0a, cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
+                    cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy, cnp.PyArray_BYTES(by),
+                    sequence, small_max, scratch)
