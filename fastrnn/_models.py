@@ -113,10 +113,9 @@ class _Model:
         gather of the input, and of the outputs back) -- no per-example loop.
         """
         m, T = x.shape[1], x.shape[2]
-        idx = None
         if reverse:
-            idx = _reversal(lengths, m, T)
-            x = np.take_along_axis(x, idx[None], axis=2)
+            order = _reversal(lengths, m, T)
+            x = _reorder(x, order)
         a, y, c = self._kernel(x, states, n_threads)
         # the final states are the kernel's, at each example's last step it read
         if T == 0:  # no step: the final states are the initial ones
@@ -126,9 +125,8 @@ class _Model:
             cols = np.arange(m)
             last = [a[:, cols, last_t]] + ([c[:, cols, last_t]] if c is not None else [])
         outs = [a, y, c]
-        if idx is not None:
-            outs = [None if o is None else np.take_along_axis(o, idx[None], axis=2)
-                    for o in outs]
+        if reverse:
+            outs = [None if o is None else _reorder(o, order) for o in outs]
         if lengths is not None:
             pad = np.arange(T)[None, :] >= lengths[:, None]  # (m, T_x)
             if pad.any():
@@ -416,11 +414,22 @@ class GRU(_Model):
 
 
 def _reversal(lengths, m, T):
-    """Index (m, T_x) reading each example backwards within its own length: step t of the
-    reverse pass is step lengths[j] - 1 - t of example j (padding steps stay in place, after
-    the valid ones).  It is its own inverse."""
-    t = np.arange(T, dtype=np.intp)[None, :]
+    """The reverse direction's reading order: None for a plain reversal of every sequence,
+    else a flat index into the (m*T_x) columns of a (rows, m, T_x) array reading each example
+    backwards within its own length (step t of example j is its step lengths[j] - 1 - t;
+    the padding stays in place, after the valid steps).  It is its own inverse."""
     if lengths is None:
-        return np.broadcast_to(T - 1 - t, (m, T))
+        return None
+    t = np.arange(T, dtype=np.intp)[None, :]
     L = lengths[:, None]
-    return np.where(t < L, L - 1 - t, t)
+    return (np.arange(m, dtype=np.intp)[:, None] * T + np.where(t < L, L - 1 - t, t)).ravel()
+
+
+def _reorder(arr, order):
+    """A new C-contiguous (rows, m, T_x) array with the steps of ``arr`` in the order
+    :func:`_reversal` gives (one vectorised gather; np.take on the flat columns is an order
+    of magnitude faster than take_along_axis here)."""
+    if order is None:
+        return np.ascontiguousarray(arr[:, :, ::-1])
+    rows, m, T = arr.shape
+    return np.take(arr.reshape(rows, m * T), order, axis=1).reshape(rows, m, T)
