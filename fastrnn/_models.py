@@ -81,6 +81,10 @@ class _Model:
             params["by"] = f64(p.by)[:, None]
         return params
 
+    def _cell_options(self):
+        """Keyword options of the reference cell (the GRU's ``reset_after``)."""
+        return {}
+
     def _kernel(self, x, states, n_threads=1):
         """Run the kernel on validated inputs; returns a, y (None without an output layer)
         and c (None unless an LSTM), each (rows, m, T_x)."""
@@ -92,7 +96,7 @@ class _Model:
             a, y, _ = _api.run_rnn(p, x, states[0], n_threads)
             c = None
         elif self._kind == "gru":
-            a, y, _, _ = _api.run_gru(p, x, states[0], n_threads)
+            a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after)
             c = None
         else:
             a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads)
@@ -148,7 +152,8 @@ class _Model:
                 lambda: _api._outputs(names, reference.layer_forward(
                     self._kind, np.asarray(x, dtype=np.float64),
                     self._reference_parameters(), lengths, False,
-                    *[np.asarray(v, dtype=np.float64) for v in state_arrays])[:3]))
+                    *[np.asarray(v, dtype=np.float64) for v in state_arrays],
+                    **self._cell_options())[:3]))
         return a, y, c
 
     def _verify(self, method, names, got, reference_function, *args):
@@ -170,7 +175,8 @@ class _Model:
         scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
         if self._kind == "gru":
             return _core.try_packed_gru(x, states[0], p.w[0], p.w[1], p.b[0], p.b[1], p.wy,
-                                        p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch)
+                                        p.by, sequence, self.reset_after,
+                                        _api.SMALL_BATCH_MAX_M, scratch)
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch)
@@ -361,10 +367,25 @@ class GRU(_Model):
         Copied when packed.
     dtype : {None, float32, float64}
         As for :class:`RNN`.
+    reset_after : bool
+        True (PyTorch; Keras's default ``reset_after=True``; ONNX's
+        ``linear_before_reset=1``): ``nt = tanh(Wnx@xt + bnx + rt * (Wna@a_prev + bna))``.
+        False (Keras's ``reset_after=False``; ONNX's default ``linear_before_reset=0``):
+        ``nt = tanh(Wnx@xt + bnx + Wna@(rt * a_prev) + bna)``.
     """
 
     _kind = "gru"
     _weights = GRU_WEIGHTS
+
+    def __init__(self, parameters, dtype=None, *, reset_after=True):
+        self.reset_after = _api._flag(reset_after, "reset_after")
+        super().__init__(parameters, dtype)
+
+    def __repr__(self):
+        return super().__repr__()[:-1] + f", reset_after={self.reset_after})"
+
+    def _cell_options(self):
+        return {"reset_after": self.reset_after}
 
     def forward(self, x, a0=None, *, lengths=None, n_threads=1):
         """Run a sequence.
@@ -410,7 +431,13 @@ class GRU(_Model):
         a, y, _ = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev])
         return self._verify("step", ("a_next", "yt_pred"),
                             (a[:, :, 0], None if y is None else y[:, :, 0]),
-                            reference.gru_cell_forward, xt, a_prev)
+                            _reference_gru_cell(self.reset_after), xt, a_prev)
+
+
+def _reference_gru_cell(reset_after):
+    def cell(xt, a_prev, parameters):
+        return reference.gru_cell_forward(xt, a_prev, parameters, reset_after)
+    return cell
 
 
 def _reversal(lengths, m, T):
