@@ -130,8 +130,9 @@ def _ref_stack(kind, params, head, x, lengths, h0, c0):
     y = None
     if head is not None:
         T = h.shape[2]
-        y = np.stack([reference.softmax(f64(head["Wy"]) @ h[:, :, t] + f64(head["by"]))
-                      for t in range(T)], axis=2)
+        y = np.zeros((head["Wy"].shape[0],) + h.shape[1:])
+        for t in range(T):
+            y[:, :, t] = reference.softmax(f64(head["Wy"]) @ h[:, :, t] + f64(head["by"]))
         if lengths is not None:
             y[:, np.arange(T)[None, :] >= np.asarray(lengths)[:, None]] = 0
     same = len({v.shape for v in h_n}) == 1
@@ -458,3 +459,31 @@ def test_relu_rnn_matches_reference_and_torch(dtype, n_y):
         out, _ = module(torch.tensor(x.transpose(2, 1, 0).copy()),
                         torch.tensor(a0.T.copy())[None])
     assert_close(a, f64(out.numpy().transpose(2, 1, 0)), dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_batches_and_sequences(kind):
+    rng = np.random.default_rng(13)
+    stack, params, head = _make_stack(kind, rng, 3, 4, 2, True, np.float64, n_y=2)
+    for shape in [(3, 0, 5), (3, 2, 0), (3, 0, 0)]:
+        x = np.zeros(shape)
+        h0 = rng.standard_normal((4, 4, shape[1]))
+        c0 = h0 if kind == "lstm" else None
+        h, y, state = stack.forward(x, None, h0, c0)
+        want = _ref_stack(kind, params, head, x, None, h0, c0)
+        assert h.shape == (8,) + shape[1:] and y.shape == (2,) + shape[1:]
+        # no step: the final states are the initial ones
+        np.testing.assert_array_equal(state[0] if kind == "lstm" else state, want[2])
+        lengths = np.zeros(0, dtype=int) if shape[1] == 0 else None
+        a = MODEL[kind](params[0][0]).forward(x, lengths=lengths)[0]
+        assert a.shape == (4,) + shape[1:]
+
+
+def test_mixed_dtypes_follow_the_model():
+    rng = np.random.default_rng(14)
+    stack, params, _ = _make_stack("gru", rng, 3, 4, 1, True, np.float32)
+    x = rng.standard_normal((3, 2, 5))  # float64 input, float32 model
+    h, _, h_n = stack.forward(x, [5, 2], np.zeros((2, 4, 2)))
+    assert h.dtype == np.float32 and h_n.dtype == np.float32
+    want = _ref_stack("gru", params, None, x.astype(np.float32), [5, 2], None, None)
+    assert_close(h, want[0], np.float32)
