@@ -5,6 +5,9 @@ Drop-in::
 
     from fastrnn import rnn_cell_forward, rnn_forward, lstm_cell_forward, lstm_forward
 
+Beyond the lessons: the GRU (``gru_cell_forward``, ``gru_forward``, ``GRU``), models without
+an output layer, ``Stack`` and ``Bidirectional`` layers, variable lengths, initial states.
+
 Same arguments, returns, shapes and caches as the lessons' numpy functions (whose literal
 implementation is ``fastrnn.reference``), float32 and float64 computed natively.
 """
@@ -42,11 +45,13 @@ def _require_compiled_kernels():
 _require_compiled_kernels()
 
 from fastrnn._api import (  # noqa: E402
-    lstm_cell_forward, lstm_forward, rnn_cell_forward, rnn_forward)
+    gru_cell_forward, gru_forward, lstm_cell_forward, lstm_forward, rnn_cell_forward,
+    rnn_forward)
 from fastrnn._backward import (  # noqa: E402
     lstm_backward, lstm_cell_backward, rnn_backward, rnn_cell_backward)
 from fastrnn._checked import CheckError, checked, is_checked, set_checked  # noqa: E402
-from fastrnn._models import LSTM, RNN  # noqa: E402
+from fastrnn._compose import Bidirectional, Stack  # noqa: E402
+from fastrnn._models import GRU, LSTM, RNN  # noqa: E402
 
 __all__ = [
     "rnn_cell_forward",
@@ -57,8 +62,13 @@ __all__ = [
     "rnn_backward",
     "lstm_cell_backward",
     "lstm_backward",
+    "gru_cell_forward",
+    "gru_forward",
     "RNN",
     "LSTM",
+    "GRU",
+    "Stack",
+    "Bidirectional",
     "CheckError",
     "checked",
     "is_checked",
