@@ -1297,15 +1297,14 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     for no output layer; ``a0`` None means zeros; ``scratch`` as for
     :func:`try_packed_rnn`.  Returns ``(a, y, z, s)``, z and s being scratch memory, or
     None."""
-    cdef int typenum = cnp.PyArray_TYPE(wy)
-    check_packed((wx, wh, bx, bh, wy, by), typenum)
+    cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1], n_y = wy.shape[0]
-    if (cnp.PyArray_NDIM(wx) != 2 or cnp.PyArray_NDIM(wh) != 2 or wx.shape[0] != 3 * n_a
-            or wh.shape[0] != 3 * n_a or wh.shape[1] != n_a or cnp.PyArray_NDIM(bx) != 1
-            or cnp.PyArray_NDIM(bh) != 1 or bx.shape[0] != 3 * n_a or bh.shape[0] != 3 * n_a
-            or cnp.PyArray_NDIM(by) != 1 or by.shape[0] != n_y):
-        raise ValueError("packed GRU blocks: expected wx (3n_a, n_x), wh (3n_a, n_a), "
-                         "bx, bh (3n_a,), wy (n_y, n_a), by (n_y,)")
+    if cnp.PyArray_NDIM(wx) != 2:
+        raise ValueError(f"packed wx must be 2-d (3n_a, n_x), got shape {(<object> wx).shape}")
+    check(wx, "wx", typenum, False, 2, 3 * n_a, wx.shape[1])
+    check(wh, "wh", typenum, False, 2, 3 * n_a, n_a)
+    check(bx, "bx", typenum, False, 1, 3 * n_a)
+    check(bh, "bh", typenum, False, 1, 3 * n_a)
     cdef Py_ssize_t n_x = wx.shape[1]
     cdef cnp.ndarray xa = exact_input(x, sequence)
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
