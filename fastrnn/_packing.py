@@ -70,10 +70,11 @@ def _address(arr):
 
 
 def _encode(value, roots):
-    """A field of :class:`Packed` (None, an array or a tuple of them) with its arrays as
-    ("array", root index, byte offset, dtype, shape, strides); new roots go to ``roots``."""
-    if value is None:
-        return None
+    """A field of :class:`Packed` (an array, a tuple of them, or a plain value such as None or
+    a flag) with its arrays as ("array", root index, byte offset, dtype, shape, strides); new
+    roots go to ``roots``."""
+    if not isinstance(value, (tuple, np.ndarray)):
+        return ("value", value)
     if isinstance(value, tuple):
         return ("tuple", tuple(_encode(v, roots) for v in value))
     root = _root(value)
@@ -86,8 +87,8 @@ def _encode(value, roots):
 
 
 def _decode(value, roots):
-    if value is None:
-        return None
+    if value[0] == "value":
+        return value[1]
     if value[0] == "tuple":
         return tuple(_decode(v, roots) for v in value[1])
     _, index, offset, dtype, shape, strides = value

@@ -40,7 +40,7 @@ def owners(model):
     for name in type(model._packed).__slots__:
         value = getattr(model._packed, name)
         for arr in value if isinstance(value, tuple) else (value,):
-            if arr is None:
+            if not isinstance(arr, np.ndarray):
                 continue
             while isinstance(arr.base, np.ndarray):
                 arr = arr.base
