@@ -205,7 +205,7 @@ def test_unknown_chunk_sizes_along_m_are_refused_before_any_task():
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"a0": np.zeros((N_A, M + 1))}, ValueError, "m = 11"),
     ({"a0": np.zeros((N_A + 1, M))}, ValueError, "a0"),
-    ({"lengths": np.ones(M, int)}, TypeError, "lengths"),
+    ({"lenghts": np.ones(M, int)}, TypeError, "lenghts"),
     ({"n_threads": 0}, ValueError, "n_threads"),
 ], ids=["a0-m", "a0-n_a", "unknown-kwarg", "n_threads"])
 def test_bad_keyword_arguments_are_refused_before_any_task(kwargs, error, match):
