@@ -10,6 +10,7 @@ implementation is ``fastrnn.reference``), float32 and float64 computed natively.
 from fastrnn._api import lstm_cell_forward, lstm_forward, rnn_cell_forward, rnn_forward
 from fastrnn._checked import CheckError, checked, is_checked, set_checked
 from fastrnn._models import LSTM, RNN
+from fastrnn.io import from_keras, from_onnx, from_torch, load
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,8 @@ __all__ = [
     "checked",
     "is_checked",
     "set_checked",
+    "from_torch",
+    "from_keras",
+    "from_onnx",
+    "load",
 ]

@@ -49,6 +49,12 @@ class _Model:
         return (f"fastrnn.{type(self).__name__}(n_x={self.n_x}, n_a={self.n_a}, "
                 f"n_y={self.n_y}, dtype={self.dtype.name})")
 
+    def save(self, path):
+        """Write the model to ``path``: an ``.npz`` of its parameters under the lessons' keys
+        and a JSON header, read back by :func:`fastrnn.load` (no pickle)."""
+        from fastrnn.io import save
+        save(self, path)
+
     def _reference_parameters(self):
         """The packed weights as a float64 ``parameters`` dict (for checked mode)."""
         p = self._packed
