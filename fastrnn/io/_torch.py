@@ -10,7 +10,7 @@ import numpy as np
 
 from fastrnn.io._spec import Spec, head_parameters, layer_parameters
 
-__all__ = ["from_torch", "spec_from_state", "TORCH_GATES"]
+__all__ = ["from_torch", "torch_spec", "spec_from_state", "TORCH_GATES"]
 
 # PyTorch's gate blocks, top to bottom, in fastrnn's gate names (g is the LSTM's c).
 TORCH_GATES = {"rnn": ("a",), "lstm": ("i", "f", "c", "o"), "gru": ("r", "z", "n")}
@@ -106,6 +106,13 @@ def from_torch(module, head=None):
         ``(num_layers·D, n_a, m)`` (torch's with the last two axes swapped).  Cells:
         ``step(xt, state=None) -> (state, y)`` with ``h`` or ``(h, c)`` of shape ``(n_a, m)``.
     """
+    from fastrnn.io._model import Imported
+    return Imported(torch_spec(module, head))
+
+
+def torch_spec(module, head=None):
+    """The :class:`~fastrnn.io.Spec` of a torch module (and head): what :func:`from_torch`
+    runs."""
     import torch
 
     if not isinstance(module, torch.nn.Module):
@@ -123,10 +130,7 @@ def from_torch(module, head=None):
             raise TypeError(f"head must be a torch.nn.Linear or None, got "
                             f"{type(head).__name__}")
         head_state = _numpy_state(head)
-    spec = spec_from_state(state=_numpy_state(module), head=head_state, dtype=dtype,
-                           **options)
-    from fastrnn.io._model import Imported
-    return Imported(spec)
+    return spec_from_state(state=_numpy_state(module), head=head_state, dtype=dtype, **options)
 
 
 def _numpy_state(module):
