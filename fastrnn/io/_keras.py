@@ -65,11 +65,20 @@ def _config(layer, where):
     return kind, cfg
 
 
-def _weights(layer):
-    import keras
+def _to_numpy(value):
+    """A Keras variable or tensor of any backend as an ndarray (without numpy's __array__
+    route, which Keras 3's torch tensors implement in a way numpy 2 deprecates)."""
+    value = getattr(value, "value", value)
+    if hasattr(value, "detach"):  # torch
+        return value.detach().cpu().numpy()
+    if hasattr(value, "numpy"):  # TensorFlow
+        return value.numpy()
+    return np.asarray(value)  # JAX, numpy
 
+
+def _weights(layer):
     cell = layer.cell
-    arr = lambda v: None if v is None else keras.ops.convert_to_numpy(v)  # noqa: E731
+    arr = lambda v: None if v is None else _to_numpy(v)  # noqa: E731
     return arr(cell.kernel), arr(cell.recurrent_kernel), arr(getattr(cell, "bias", None))
 
 
