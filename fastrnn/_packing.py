@@ -11,12 +11,14 @@ import numpy as np
 
 from fastrnn._kernels import _core
 
-__all__ = ["GATES", "Packed", "pack", "as_c"]
+__all__ = ["GATES", "GRU_GATES", "Packed", "pack", "as_c"]
 
 # Row-block order of the LSTM gates in the kernel.  Sigmoid gates first so the kernel
 # activates 3*n_a contiguous values in one pass; the caches read the blocks back by this order,
 # and the compiled fast path (_kernels/_core.pyx, _LSTM_GATE_KEYS) spells it out again.
 GATES = ("f", "i", "o", "c")
+# Row-block order of the GRU gates (PyTorch's), in both of its blocks.
+GRU_GATES = ("r", "z", "n")
 
 
 class Packed:
@@ -26,18 +28,25 @@ class Packed:
     ----------
     w : tuple of C-contiguous arrays
         RNN: ``(Wax (n_a, n_x), Waa (n_a, n_a))``.  LSTM: the four gate matrices
-        (n_a, n_a + n_x) in ``GATES`` order (row views of one block when merged).
-    b : RNN: ``ba`` as (n_a,); LSTM: tuple of the four (n_a,) gate biases.
+        (n_a, n_a + n_x) in ``GATES`` order (row views of one block when merged).  GRU:
+        ``(W_x (3n_a, n_x), W_a (3n_a, n_a))``, gates in ``GRU_GATES`` order.
+    b : RNN: ``ba`` as (n_a,); LSTM: tuple of the four (n_a,) gate biases; GRU:
+        ``(b_x (3n_a,), b_a (3n_a,))``.
     wy : (n_y, n_a) output weight
     by : (n_y,) output bias
     blocks : merged LSTM only: ``(W (4n_a, n_a + n_x), b (4n_a,))``, the arrays ``w`` and
         ``b`` are views of; else None.
+    head : bool
+        False for parameters without an output layer.  Then ``wy``, ``by`` are a stand-in
+        the kernels can run (RNN, LSTM: one row of zeros, whose predictions are dropped;
+        GRU: no rows, the kernel skips the output layer).
     """
 
-    __slots__ = ("w", "b", "wy", "by", "blocks")
+    __slots__ = ("w", "b", "wy", "by", "blocks", "head")
 
-    def __init__(self, w, b, wy, by, blocks=None):
+    def __init__(self, w, b, wy, by, blocks=None, head=True):
         self.w, self.b, self.wy, self.by, self.blocks = w, b, wy, by, blocks
+        self.head = head
 
 
 def as_c(arr, dtype, copy=False):
@@ -68,8 +77,8 @@ def pack(kind, weights, dtype, *, merge, copy=False):
 
     Parameters
     ----------
-    kind : "rnn" or "lstm"
-    weights : dict key -> ndarray
+    kind : "rnn", "lstm" or "gru"
+    weights : dict key -> ndarray (without the output layer's keys: no output layer)
     dtype : result dtype
     merge : bool
         LSTM only: stack the four gates into one block (one recurrent product per step).
@@ -80,19 +89,33 @@ def pack(kind, weights, dtype, *, merge, copy=False):
     def vector(v):
         return as_c(v, dtype, copy).reshape(-1)
 
+    head = "by" in weights
+    if head:
+        wy, by = as_c(weights["Wya" if kind == "rnn" else "Wy"], dtype, copy), \
+            vector(weights["by"])
+    else:
+        n_a = (weights["Waa"] if kind == "rnn" else weights["Wra"] if kind == "gru"
+               else weights["Wf"]).shape[0]
+        rows = 0 if kind == "gru" else 1
+        wy, by = np.zeros((rows, n_a), dtype=dtype), np.zeros(rows, dtype=dtype)
     if kind == "rnn":
         return Packed((as_c(weights["Wax"], dtype, copy), as_c(weights["Waa"], dtype, copy)),
-                      vector(weights["ba"]), as_c(weights["Wya"], dtype, copy),
-                      vector(weights["by"]))
+                      vector(weights["ba"]), wy, by, head=head)
+    if kind == "gru":
+        wx, _ = _stack([weights[f"W{g}x"] for g in GRU_GATES], dtype)
+        wa, _ = _stack([weights[f"W{g}a"] for g in GRU_GATES], dtype)
+        bx, _ = _stack([weights[f"b{g}x"] for g in GRU_GATES], dtype)
+        ba, _ = _stack([weights[f"b{g}a"] for g in GRU_GATES], dtype)
+        return Packed((wx, wa), (bx.reshape(-1), ba.reshape(-1)), wy, by, head=head)
     mats = [weights["W" + g] for g in GATES]
     biases = [weights["b" + g] for g in GATES]
-    wy, by = as_c(weights["Wy"], dtype, copy), vector(weights["by"])
     if merge:
         wblock, w = _stack(mats, dtype)
         bblock, b = _stack(biases, dtype)
-        return Packed(w, tuple(v.reshape(-1) for v in b), wy, by, (wblock, bblock.reshape(-1)))
+        return Packed(w, tuple(v.reshape(-1) for v in b), wy, by, (wblock, bblock.reshape(-1)),
+                      head=head)
     return Packed(tuple(as_c(w, dtype, copy) for w in mats), tuple(vector(v) for v in biases),
-                  wy, by)
+                  wy, by, head=head)
 
 
 def flush_subnormal(arr, weights_finite):

@@ -9,13 +9,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["RNN_WEIGHTS", "LSTM_WEIGHTS", "Dims", "validate", "validate_parameters",
-           "check_inputs", "result_dtype"]
+__all__ = ["RNN_WEIGHTS", "LSTM_WEIGHTS", "GRU_WEIGHTS", "WEIGHTS", "GATE_COUNT", "Dims",
+           "validate", "validate_parameters", "check_inputs", "check_lengths", "result_dtype"]
 
 INT_MAX = 2**31 - 1
 
-# (key, symbolic shape).  The output weight is listed first: n_y and n_a are read from it,
-# as the lessons' rnn_forward/lstm_forward do.
+# (key, symbolic shape).  The output layer (the first and the last entry) is optional: the
+# output weight is listed first so that, when given, n_y and n_a are read from it, as the
+# lessons' rnn_forward/lstm_forward do; without it n_a comes from the next weight.
 RNN_WEIGHTS = (
     ("Wya", ("n_y", "n_a")),
     ("Wax", ("n_a", "n_x")),
@@ -35,6 +36,27 @@ LSTM_WEIGHTS = (
     ("bo", ("n_a", "1")),
     ("by", ("n_y", "1")),
 )
+# The GRU as PyTorch and Keras compute it by default (fastrnn.reference.gru_cell_forward):
+# input weights W?x, recurrent weights W?a and both biases of each gate r, z, n.
+GRU_WEIGHTS = (
+    ("Wy", ("n_y", "n_a")),
+    ("Wrx", ("n_a", "n_x")),
+    ("Wzx", ("n_a", "n_x")),
+    ("Wnx", ("n_a", "n_x")),
+    ("Wra", ("n_a", "n_a")),
+    ("Wza", ("n_a", "n_a")),
+    ("Wna", ("n_a", "n_a")),
+    ("brx", ("n_a", "1")),
+    ("bzx", ("n_a", "1")),
+    ("bnx", ("n_a", "1")),
+    ("bra", ("n_a", "1")),
+    ("bza", ("n_a", "1")),
+    ("bna", ("n_a", "1")),
+    ("by", ("n_y", "1")),
+)
+WEIGHTS = {"rnn": RNN_WEIGHTS, "lstm": LSTM_WEIGHTS, "gru": GRU_WEIGHTS}
+# gate blocks of n_a rows in each kind's recurrent product
+GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 class Dims:
@@ -115,11 +137,12 @@ def result_dtype(arrays):
 
 
 def validate_parameters(parameters, weights, dims=None):
-    """Check a ``parameters`` mapping against ``weights`` (RNN_WEIGHTS or LSTM_WEIGHTS).
+    """Check a ``parameters`` mapping against ``weights`` (one of ``WEIGHTS``' values).
 
-    Returns a dict key -> ndarray (not yet converted) and the ``dims`` dict it filled in
-    (n_y and n_a from the output weight; n_x too when ``dims`` did not already give it and the
-    weights determine it).
+    The output layer (the first and the last key) is optional: without both keys the dict
+    returned lacks them and n_y is 0.  Returns a dict key -> ndarray (not yet converted) and
+    the ``dims`` dict it filled in (n_y and n_a from the output weight, or n_a from the next
+    weight; n_x too when ``dims`` did not already give it and the weights determine it).
     """
     if not isinstance(parameters, Mapping):
         raise TypeError(
@@ -127,12 +150,19 @@ def validate_parameters(parameters, weights, dims=None):
             f"{[k for k, _ in weights]}, got {type(parameters).__name__}")
     dims = {} if dims is None else dims
     arrays = {}
+    head_w, head_b = weights[0][0], weights[-1][0]
+    has_head = head_w in parameters or head_b in parameters
+    if not has_head:
+        weights = weights[1:-1]
+        dims["n_y"] = 0
     for key, symbols in weights:
         if key not in parameters:
             raise KeyError(
                 f"parameters is missing {key!r}, expected an array of shape "
                 f"{_shape_text(symbols, dims)}")
         arr = _as_array(parameters[key], f"parameters[{key!r}]", symbols, dims)
+        if "n_a" not in dims and symbols[0] == "n_a" and arr.ndim == 2:
+            dims["n_a"] = arr.shape[0]
         if "n_x" not in dims and symbols[1] == "n_a + n_x" and "n_a" in dims \
                 and arr.ndim == 2:
             dims["n_x"] = arr.shape[1] - dims["n_a"]
@@ -142,12 +172,18 @@ def validate_parameters(parameters, weights, dims=None):
                     f"{dims['n_a']}, got {arr.shape}")
         _check_shape(arr, f"parameters[{key!r}]", symbols, dims)
         arrays[key] = arr
-    if dims["n_y"] < 1:
+    if has_head and dims["n_y"] < 1:
         raise ValueError(
-            f"n_y (the rows of parameters[{weights[0][0]!r}]) must be at least 1: the softmax "
-            f"over an empty axis is undefined (got shape {arrays[weights[0][0]].shape})")
-    _check_blas_sizes(dims, 1 if weights is RNN_WEIGHTS else 4)
+            f"n_y (the rows of parameters[{head_w!r}]) must be at least 1: the softmax "
+            f"over an empty axis is undefined (got shape {arrays[head_w].shape}); for no "
+            f"output layer, leave out both {head_w!r} and {head_b!r}")
+    _check_blas_sizes(dims, _gates(weights))
     return arrays, dims
+
+
+def _gates(weights):
+    keys = {k for k, _ in weights}
+    return 4 if "Wf" in keys else 3 if "Wra" in keys else 1
 
 
 def _check_blas_sizes(dims, gates):
@@ -188,7 +224,7 @@ def validate(kind, inputs, parameters, *, sequence):
 
     Parameters
     ----------
-    kind : "rnn" or "lstm"
+    kind : "rnn", "lstm" or "gru"
     inputs : list of (name, value) in order: the input (x or xt) first, then the states
         (a0 / a_prev, and c_prev for an LSTM step).
     parameters : the weights mapping
@@ -201,7 +237,7 @@ def validate(kind, inputs, parameters, *, sequence):
     arrays : list of the input ndarrays (as given, not converted), in the order of ``inputs``
     weights : dict key -> ndarray (not converted)
     """
-    spec = RNN_WEIGHTS if kind == "rnn" else LSTM_WEIGHTS
+    spec = WEIGHTS[kind]
     x_name, x_value = inputs[0]
     x_symbols = ("n_x", "m", "T_x") if sequence else ("n_x", "m")
     dims = {}
@@ -209,7 +245,81 @@ def validate(kind, inputs, parameters, *, sequence):
     _check_shape(x, x_name, x_symbols, dims)  # binds n_x, m (and T_x) from the input
     weights, dims = validate_parameters(parameters, spec, dims)
     arrays = check_inputs([(x_name, x)] + list(inputs[1:]), dims, sequence,
-                          1 if kind == "rnn" else 4)
+                          GATE_COUNT[kind])
     dtype = result_dtype(arrays + list(weights.values()))
     return (Dims(dims["n_x"], dims["n_a"], dims["n_y"], dims["m"], dims.get("T_x")), dtype,
             arrays, weights)
+
+
+def check_lengths(lengths, m, T_x):
+    """``lengths`` (None, or m ints in [1, T_x]) as a new (m,) intp array, or None."""
+    if lengths is None:
+        return None
+    expected = f"(m,) = ({m},) integers in [1, T_x] = [1, {T_x}]"
+    try:
+        arr = np.asarray(lengths)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"lengths must be {expected}, but could not be read as an array: "
+                         f"{exc}") from None
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be {expected}, got {arr.dtype} data")
+    if arr.shape != (m,):
+        raise ValueError(f"lengths must have shape {expected}, got shape {arr.shape}")
+    if m and (arr.min() < 1 or arr.max() > T_x):
+        raise ValueError(f"lengths must be {expected}, got values from {arr.min()} to "
+                         f"{arr.max()}")
+    return arr.astype(np.intp)
+
+
+def check_layer_states(name, value, sizes, m):
+    """Initial states of a stack: None, or one (n_a, m) array per layer and direction.
+
+    ``sizes`` lists n_a of each (layer, direction), layer by layer, forward direction first
+    (PyTorch's order).  ``value`` is an array (L*D, n_a, m) (when every n_a is the same) or a
+    sequence of L*D arrays (n_a, m).  Returns a list of L*D arrays (as given, not converted)
+    or of Nones.
+    """
+    count = len(sizes)
+    if value is None:
+        return [None] * count
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ValueError(f"{name} must hold {count} arrays (one per layer and "
+                             f"direction, L*D = {count}), got {len(value)}")
+        out = []
+        for k, (v, n_a) in enumerate(zip(value, sizes)):
+            arr = _as_array(v, f"{name}[{k}]", ("n_a", "m"), {"n_a": n_a, "m": m})
+            _check_shape(arr, f"{name}[{k}]", ("n_a", "m"), {"n_a": n_a, "m": m})
+            out.append(arr)
+        return out
+    if len(set(sizes)) != 1:
+        raise TypeError(f"{name} must be a list of {count} arrays (n_a, m) with n_a = "
+                        f"{list(sizes)} (the layers differ in n_a), got "
+                        f"{type(value).__name__}")
+    dims = {"L*D": count, "n_a": sizes[0], "m": m}
+    arr = _as_array(value, name, ("L*D", "n_a", "m"), dims)
+    if arr.shape != (count, sizes[0], m):
+        raise ValueError(f"{name} must have shape (L*D, n_a, m) = {(count, sizes[0], m)}, "
+                         f"got {arr.shape}")
+    return list(arr)
+
+
+def validate_head(head, n_out):
+    """An output layer on top of a stack: a mapping with ``Wy`` (n_y, n_out), ``by``
+    (n_y, 1).  Returns the two arrays (not converted)."""
+    if not isinstance(head, Mapping):
+        raise TypeError(f"head must be None or a mapping with Wy (n_y, n_out) = (n_y, {n_out}) "
+                        f"and by (n_y, 1), got {type(head).__name__}")
+    dims = {"n_out": n_out}
+    out = []
+    for key, symbols in (("Wy", ("n_y", "n_out")), ("by", ("n_y", "1"))):
+        if key not in head:
+            raise KeyError(f"head is missing {key!r}, expected an array of shape "
+                           f"{_shape_text(symbols, dims)}")
+        arr = _as_array(head[key], f"head[{key!r}]", symbols, dims)
+        _check_shape(arr, f"head[{key!r}]", symbols, dims)
+        out.append(arr)
+    if dims["n_y"] < 1:
+        raise ValueError(f"n_y (the rows of head['Wy']) must be at least 1, got shape "
+                         f"{out[0].shape}; for no output layer, pass head=None")
+    return out

@@ -26,8 +26,8 @@ def _cell(kind, activation, p, x, h, c):
         o = _sigmoid(p["Wo"] @ concat + p["bo"][:, 0])
         c = f * c + i * g
         return o * np.tanh(c), c
-    r = _sigmoid(p["Wr"] @ concat + p["br"][:, 0])
-    z = _sigmoid(p["Wz"] @ concat + p["bz"][:, 0])
+    r = _sigmoid(p["Wrx"] @ x + p["brx"][:, 0] + p["Wra"] @ h + p["bra"][:, 0])
+    z = _sigmoid(p["Wzx"] @ x + p["bzx"][:, 0] + p["Wza"] @ h + p["bza"][:, 0])
     n = np.tanh(p["Wnx"] @ x + p["bnx"][:, 0] + r * (p["Wna"] @ h + p["bna"][:, 0]))
     return (1 - z) * n + z * h, None
 
@@ -62,9 +62,9 @@ def run(spec, x, lengths=None, h0=None, c0=None):
     if spec.head is not None:
         head = f64(spec.head)
         W, b = head["Wya" if spec.kind == "rnn" else "Wy"], head["by"]
-        y = np.zeros((W.shape[0], m, T))
+        y = np.zeros((W.shape[0], m, T))  # 0 past each example's length
         for i in range(m):
-            for t in range(T):
+            for t in range(lengths[i]):
                 z = W @ inp[:, i, t] + b[:, 0]
                 e = np.exp(z - z.max())
                 y[:, i, t] = e / e.sum()

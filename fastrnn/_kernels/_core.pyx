@@ -982,3 +982,170 @@ def activation(str name, cnp.ndarray v):
         else:
             fr_tanh_inplace_d(<double *> cnp.PyArray_DATA(out), n)
     return out
+
+
+# ------------------------------------------------------------------ GRU
+
+cdef extern from "_vmath.h" nogil:
+    void fr_gru_pointwise_d(double *g, const double *hg, const double *h_prev, double *h,
+                            Py_ssize_t n)
+    void fr_gru_pointwise_f(float *g, const float *hg, const float *h_prev, float *h,
+                            Py_ssize_t n)
+
+
+cdef inline void v_gru_pointwise(floating *g, const floating *hg, const floating *h_prev,
+                                 floating *h, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_gru_pointwise_f(g, hg, h_prev, h, n)
+    else:
+        fr_gru_pointwise_d(g, hg, h_prev, h, n)
+
+
+cdef void gru_core(
+        int n_x, int n_a, int n_y, int m, int T,
+        const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
+        const floating *a0, int lda0,        # IN   a0  (n_a, m),   row stride lda0
+        const floating *wx,                  # IN   W_x (3n_a, n_x): [Wrx; Wzx; Wnx]
+        const floating *wh,                  # IN   W_a (3n_a, n_a): [Wra; Wza; Wna]
+        const floating *bx,                  # IN   b_x (3n_a,): [brx; bzx; bnx]
+        const floating *bh,                  # IN   b_a (3n_a,): [bra; bza; bna]
+        const floating *wy,                  # IN   Wy  (n_y, n_a); n_y = 0: no output layer
+        const floating *by,                  # IN   by  (n_y,)
+        floating *a, int ld_a,               # OUT  a   (n_a, m*T), row stride ld_a
+        floating *y, int ld_y,               # OUT  y   (n_y, m*T), row stride ld_y
+        floating *z,                         # OUT  z   (m, T, 3n_a): activated gates r, z, n
+        floating *s,                         # OUT  s   (m, T, n_a): the hidden states
+        floating *h,                         # WORK     (m, n_a): a0 transposed
+        floating *hg,                        # WORK     (m, 3n_a): the recurrent terms
+        floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
+        floating *panel,                     # WORK     W_a packed for the panel GEMM, or NULL
+        int small_max) noexcept nogil:
+    # The input projection of all three gates is hoisted out of the loop (one GEMM, the
+    # input biases folded in); each step makes one recurrent product for all three gates into
+    # hg (the recurrent biases folded in: the candidate's must stay inside r * (...)) and one
+    # fused element-wise pass.
+    cdef int G = 3 * n_a
+    cdef int mT = m * T
+    cdef int ldz = T * G
+    cdef int lds = T * n_a
+    cdef int ldh
+    cdef Py_ssize_t t, j, i
+    cdef const floating *h_prev
+    cdef floating *zt
+    cdef floating *st
+    cdef unsigned int mxcsr = fr_denormals_off()
+
+    fill_columns(z, bx, G, mT)
+    input_projection(G, mT, n_x, wx, n_x, x, ldx, z, G, xt)
+
+    for j in range(m):
+        for i in range(n_a):
+            h[j * n_a + i] = a0[i * lda0 + j]
+    if panel != NULL:
+        panel_pack(G, n_a, &wh, G, n_a, panel)
+
+    for t in range(T):
+        zt = z + t * G
+        st = s + t * n_a
+        if t == 0:
+            h_prev, ldh = h, n_a
+        else:
+            h_prev, ldh = st - n_a, lds
+        # HG (3n_a, m) = W_a (3n_a, n_a) @ A_{t-1} (n_a, m) + b_a
+        fill_columns(hg, bh, G, m)
+        product_acc(G, m, n_a, wh, n_a, panel, h_prev, ldh, hg, G, small_max)
+        for j in range(m):
+            v_gru_pointwise(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
+
+    # a (n_a, m*T) = S^T, S seen as row-major (m*T, n_a).
+    transpose(s, mT, n_a, n_a, a, ld_a)
+    if n_y > 0:
+        # Y^T (m*T, n_y) = S^T (m*T, n_a) @ Wy^T (n_a, n_y), + by (as in rnn_core).
+        fill_rows(y, by, n_y, mT, ld_y)
+        if mT <= SMALL_COLS:
+            small_acc(n_y, mT, n_a, wy, n_a, s, n_a, y, ld_y, 1)
+        else:
+            gemm_acc(c'T', c'N', mT, n_y, n_a, s, n_a, wy, n_a, y, ld_y)
+        v_softmax_cols(y, n_y, mT, ld_y)
+    fr_denormals_restore(mxcsr)
+
+
+cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
+                                     Py_ssize_t n_x) noexcept nogil:
+    # h (ms, n_a) + hg (ms, 3n_a), plus X^T (ms*T, n_x) when the small path takes it.
+    return 4 * ms * n_a + (ms * T * n_x if ms * T <= SMALL_COLS else 0)
+
+
+cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
+                       Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
+                       char *x, char *a0, char *wx, char *wh, char *bx, char *bh, char *wy,
+                       char *by, char *a, char *y, char *z, char *s, char *work, bint panel,
+                       int small_max) noexcept nogil:
+    # As run_rnn_core: columns j0:j1 of whole arrays; work holds gru_work_size(...) elements
+    # (+ panel_elems(...) when ``panel``).
+    cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
+    cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x)
+    if typenum == cnp.NPY_FLOAT32:
+        gru_core[float](
+            n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
+            <float *> wx, <float *> wh, <float *> bx, <float *> bh, <float *> wy,
+            <float *> by, <float *> a + off, m * T, <float *> y + off, m * T,
+            <float *> z + off * 3 * n_a, <float *> s + off * n_a,
+            <float *> work, <float *> work + hc, <float *> work + 4 * hc,
+            <float *> work + base if panel else NULL, small_max)
+    else:
+        gru_core[double](
+            n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
+            <double *> wx, <double *> wh, <double *> bx, <double *> bh, <double *> wy,
+            <double *> by, <double *> a + off, m * T, <double *> y + off, m * T,
+            <double *> z + off * 3 * n_a, <double *> s + off * n_a,
+            <double *> work, <double *> work + hc, <double *> work + 4 * hc,
+            <double *> work + base if panel else NULL, small_max)
+
+
+def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
+                cnp.ndarray wh not None, cnp.ndarray bx not None, cnp.ndarray bh not None,
+                cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None,
+                cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
+                Py_ssize_t j0, Py_ssize_t j1, int small_max):
+    """GRU over the examples j0:j1 of a batch, the GIL released throughout.
+
+    Parameters
+    ----------
+    x : (n_x, m, T) IN.  a0 : (n_a, m) IN.
+    wx : (3n_a, n_x), wh : (3n_a, n_a), bx, bh : (3n_a,) IN, gates in the order r, z, n.
+    wy : (n_y, n_a), by : (n_y,) IN; n_y = 0 for no output layer.
+    a : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
+    z : (m, T, 3n_a) OUT: the activated gates [r, z, n] of every step (for the caches).
+    s : (m, T, n_a) OUT: the hidden states again, time-major.
+    small_max : as for :func:`rnn_forward`.
+    """
+    cdef int typenum = check_typenum(x)
+    check_ndims(a0, wy)
+    cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
+    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
+    check(x, "x", typenum, False, 3, n_x, m, T)
+    check(a0, "a0", typenum, False, 2, n_a, m)
+    check(wx, "wx", typenum, False, 2, 3 * n_a, n_x)
+    check(wh, "wh", typenum, False, 2, 3 * n_a, n_a)
+    check(bx, "bx", typenum, False, 1, 3 * n_a)
+    check(bh, "bh", typenum, False, 1, 3 * n_a)
+    check(wy, "wy", typenum, False, 2, n_y, n_a)
+    check(by, "by", typenum, False, 1, n_y)
+    check(a, "a", typenum, True, 3, n_a, m, T)
+    check(y, "y", typenum, True, 3, n_y, m, T)
+    check(z, "z", typenum, True, 3, m, T, 3 * n_a)
+    check(s, "s", typenum, True, 3, m, T, n_a)
+    check_sizes(n_x, 3 * n_a, n_a, n_y, m, T, j0, j1)
+    if j1 == j0 or T == 0:
+        return
+    cdef Py_ssize_t npanel = panel_elems(typenum, 3 * n_a, n_a, j1 - j0, T, small_max)
+    cdef cnp.ndarray work = np.empty(gru_work_size(j1 - j0, T, n_a, n_x) + npanel,
+                                     dtype=x.dtype)
+    with nogil:
+        run_gru_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
+                     cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
+                     cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy),
+                     cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y),
+                     cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work),
+                     npanel > 0, small_max)

@@ -24,11 +24,28 @@ def _key(name, layer, direction):
                                                         else "")
 
 
-def _lesson_model(model):
-    """(header, arrays) of a fastrnn.RNN or fastrnn.LSTM."""
-    params = model._reference_parameters()  # float64 copies of the packed weights: exact
-    arrays = {k: np.asarray(v, dtype=model.dtype) for k, v in params.items()}
-    return {"model": type(model).__name__, "kind": model._kind}, arrays
+def _params(model):
+    """A fastrnn.RNN, LSTM or GRU's parameters, in its dtype (the float64 copies the model
+    gives its checked mode convert back exactly)."""
+    return {k: np.asarray(v, dtype=model.dtype)
+            for k, v in model._reference_parameters().items()}
+
+
+def _composed(model):
+    """(header, arrays) of a fastrnn.Stack or fastrnn.Bidirectional."""
+    import fastrnn
+
+    layers = model.layers if isinstance(model, fastrnn.Stack) else (model,)
+    arrays, directions = {}, []
+    for l, layer in enumerate(layers):
+        dirs = layer.directions if isinstance(layer, fastrnn.Bidirectional) else (layer,)
+        directions.append(len(dirs))
+        for d, direction in zip(dirs, ("forward", "reverse")):
+            arrays.update({_key(k, l, direction): v for k, v in _params(d).items()})
+    kind = layers[0].directions[0]._kind if directions[0] == 2 else layers[0]._kind
+    if getattr(model, "_head", None) is not None:
+        arrays["Wy"], arrays["by"] = (np.asarray(v) for v in model._head)
+    return {"model": type(model).__name__, "kind": kind, "layers": directions}, arrays
 
 
 def save(model, path):
@@ -36,7 +53,7 @@ def save(model, path):
 
     Parameters
     ----------
-    model : fastrnn.RNN, fastrnn.LSTM or a model returned by an importer
+    model : fastrnn.RNN, LSTM, GRU, Stack, Bidirectional or a model returned by an importer
     path : str, os.PathLike or a binary file object
         Written as given (no extension is added).
     """
@@ -54,12 +71,16 @@ def save(model, path):
                 arrays.update({_key(k, l, direction): v for k, v in params.items()})
         if s.head is not None:
             arrays.update(s.head)
-    elif isinstance(model, (fastrnn.RNN, fastrnn.LSTM)):
-        header, arrays = _lesson_model(model)
+    elif isinstance(model, (fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU)):
+        header, arrays = {"model": type(model).__name__, "kind": model._kind}, _params(model)
+    elif isinstance(model, (fastrnn.Stack, fastrnn.Bidirectional)):
+        header, arrays = _composed(model)
     else:
-        raise TypeError(f"model must be a fastrnn model (RNN, LSTM or an imported one), got "
-                        f"{type(model).__name__}")
-    header.update(format="fastrnn", version=FORMAT_VERSION, dtype=model.dtype.name)
+        raise TypeError(f"model must be a fastrnn model (RNN, LSTM, GRU, Stack, Bidirectional "
+                        f"or an imported one), got {type(model).__name__}")
+    dtype = model.directions[0].dtype if isinstance(model, fastrnn.Bidirectional) \
+        else model.dtype
+    header.update(format="fastrnn", version=FORMAT_VERSION, dtype=dtype.name)
     arrays[HEADER] = np.array(json.dumps(header, sort_keys=True))
     if isinstance(path, (str, os.PathLike)):
         with open(path, "wb") as f:
@@ -77,7 +98,7 @@ def load(path):
 
     Returns
     -------
-    fastrnn.RNN, fastrnn.LSTM or fastrnn.io.Imported
+    fastrnn.RNN, LSTM, GRU, Stack, Bidirectional or fastrnn.io.Imported
         The class that was saved, with the same weights and dtype.
     """
     import fastrnn
@@ -104,9 +125,22 @@ def load(path):
             raise ValueError(f"{path!r} is missing the array {key!r} its header promises")
         return arrays[key]
 
-    if model in ("RNN", "LSTM"):
-        cls = getattr(fastrnn, model)
-        return cls({k: get(k) for k, _ in cls._weights}, dtype=dtype)
+    classes = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
+    if kind not in classes:
+        raise ValueError(f"{path!r}: unknown cell kind {kind!r}")
+    cls = classes[kind]
+    if model in ("RNN", "LSTM", "GRU"):
+        return cls(arrays, dtype=dtype)
+    if model in ("Stack", "Bidirectional"):
+        layers = []
+        for l, D in enumerate(header["layers"]):
+            dirs = [cls({k: get(_key(k, l, d)) for k in KEYS[kind]}, dtype=dtype)
+                    for d in ("forward", "reverse")[:D]]
+            layers.append(dirs[0] if D == 1 else fastrnn.Bidirectional(*dirs))
+        if model == "Bidirectional":
+            return layers[0]
+        head = {"Wy": get("Wy"), "by": get("by")} if "Wy" in arrays else None
+        return fastrnn.Stack(layers, head=head)
     if model != "Imported":
         raise ValueError(f"{path!r} holds a {model!r} model, which this fastrnn cannot load")
     directions = tuple(header["directions"])

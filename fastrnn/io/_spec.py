@@ -20,9 +20,10 @@ GATES = {"rnn": ("a",), "lstm": ("f", "i", "c", "o"), "gru": ("r", "z", "n")}
 KEYS = {
     "rnn": ("Wax", "Waa", "ba"),
     "lstm": ("Wf", "Wi", "Wc", "Wo", "bf", "bi", "bc", "bo"),
-    # GRU: r and z act on [a_prev; xt] like the LSTM's gates; the candidate keeps its two
-    # products apart because r multiplies the recurrent one including its bias b_hn.
-    "gru": ("Wr", "Wz", "br", "bz", "Wnx", "Wna", "bnx", "bna"),
+    # GRU: every gate keeps its input and recurrent products (and biases) apart, because r
+    # multiplies the candidate's recurrent product including its bias b_hn.
+    "gru": ("Wrx", "Wzx", "Wnx", "Wra", "Wza", "Wna", "brx", "bzx", "bnx", "bra", "bza",
+            "bna"),
 }
 
 # The head's keys, per cell kind (the lessons name the RNN's output weight Wya).
@@ -61,8 +62,8 @@ def layer_parameters(kind, gates):
     out = {}
     for g in GATES[kind]:
         Wx, Wh, bx, bh = gates[g]
-        if kind == "gru" and g == "n":
-            out.update(Wnx=Wx, Wna=Wh, bnx=col(bx), bna=col(bh))
+        if kind == "gru":
+            out.update({f"W{g}x": Wx, f"W{g}a": Wh, f"b{g}x": col(bx), f"b{g}a": col(bh)})
         else:
             out["W" + g], out["b" + g] = _stack(Wh, Wx), col(bx + bh)
     return {k: out[k] for k in KEYS[kind]}
