@@ -42,3 +42,22 @@ def assert_close(got, want, dtype, err_msg=""):
 
 # The kernels' recurrent-product paths and the switch that forces one (fastrnn._api).
 from fastrnn._api import RECURRENT_PATHS, recurrent_path  # noqa: E402,F401
+
+
+GRU_KEYS = ("Wrx", "Wzx", "Wnx", "Wra", "Wza", "Wna", "brx", "bzx", "bnx", "bra", "bza", "bna",
+            "Wy", "by")
+
+
+# Random GRU parameters, scaled as above (n_y = 0: no output layer); the self-check's copy.
+from fastrnn._selfcheck import gru_params  # noqa: E402
+
+
+def layer_params(kind, rng, n_x, n_a, n_y=0, dtype=np.float64, **kwargs):
+    """Random parameters of any kind; ``n_y = 0``: no output layer."""
+    if kind == "gru":
+        return gru_params(rng, n_x, n_a, n_y, dtype, **kwargs)
+    p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, max(n_y, 1), dtype,
+                                                        **kwargs)
+    if not n_y:
+        del p["Wya" if kind == "rnn" else "Wy"], p["by"]
+    return p
