@@ -10,7 +10,7 @@ import numpy as np
 
 from fastrnn.io._spec import Spec, layer_parameters
 
-__all__ = ["from_keras", "gates_from", "KERAS_GATES"]
+__all__ = ["from_keras", "spec_from_weights", "gates_from", "KERAS_GATES"]
 
 # Keras's gate column blocks, left to right, in fastrnn's gate names (h is the GRU's n).
 KERAS_GATES = {"rnn": ("a",), "lstm": ("i", "f", "c", "o"), "gru": ("z", "r", "n")}
@@ -125,9 +125,25 @@ def from_keras(layer):
                          f"layer with the same activation, got {sorted(kinds)}")
     dtype = np.float32 if dtypes == {np.dtype(np.float32)} else np.float64
     kind, activation = kinds.pop()
-    layers = [[layer_parameters(kind, gates_from(k, K, U, b, dtype))
-               for k, K, U, b in params]]
-    spec = Spec(kind, layers, directions=("forward", "reverse")[:len(params)],
-                activation=activation, dtype=dtype)
+    spec = spec_from_weights(kind, [(K, U, b) for _, K, U, b in params],
+                             activation=activation, dtype=dtype)
     from fastrnn.io._model import Imported
     return Imported(spec)
+
+
+def spec_from_weights(kind, directions, *, activation="tanh", dtype=np.float64):
+    """A :class:`~fastrnn.io.Spec` from one Keras layer's weights (two for Bidirectional).
+
+    Parameters
+    ----------
+    kind : {"rnn", "lstm", "gru"}
+    directions : list of (kernel, recurrent_kernel, bias)
+        The layer's (or the forward then the backward layer's) weights; see
+        :func:`gates_from`.
+    activation : {"tanh", "relu"}
+    dtype : float32 or float64
+    """
+    layers = [[layer_parameters(kind, gates_from(kind, K, U, b, dtype))
+               for K, U, b in directions]]
+    return Spec(kind, layers, directions=("forward", "reverse")[:len(directions)],
+                activation=activation, dtype=dtype)
