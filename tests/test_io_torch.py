@@ -330,3 +330,25 @@ def test_torch_not_needed_to_run(tmp_path):
     for g, w in zip(got, want):
         if w is not None:
             np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_cell_with_head_steps_and_runs_sequences(kind):
+    torch.manual_seed(6)
+    cell = CELLS[kind](3, 4).double()
+    head = torch.nn.Linear(4, 2).double()
+    model = fastrnn.from_torch(cell, head)
+    x = np.random.default_rng(6).standard_normal((3, 2, 4))
+    state, h = None, None
+    for t in range(4):
+        with torch.no_grad():
+            h = cell(torch.from_numpy(x[:, :, t].T.copy()), h)
+            want_y = torch.softmax(head(h[0] if kind == "lstm" else h), dim=-1).numpy().T
+        state, y = model.step(x[:, :, t], state)
+        np.testing.assert_allclose(y, want_y, **TOL[np.float64])
+    a, y_seq, final = model.forward(x)
+    np.testing.assert_allclose(y_seq[:, :, -1], want_y, **TOL[np.float64])
+    want_h = (h[0] if kind == "lstm" else h).numpy().T
+    np.testing.assert_allclose(a[:, :, -1], want_h, **TOL[np.float64])
+    np.testing.assert_allclose((final[0] if kind == "lstm" else final)[0], want_h,
+                               **TOL[np.float64])
