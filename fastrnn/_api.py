@@ -149,7 +149,7 @@ def run_lstm(packed, x, a0, c0, n_threads=1):
     return a, y, c, z, s
 
 
-def run_gru(packed, x, a0, n_threads=1):
+def run_gru(packed, x, a0, n_threads=1, reset_after=True):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y, z and s.
 
     y has no rows without an output layer.  The gate buffer z (m, T_x, 3n_a) holds the
@@ -165,8 +165,8 @@ def run_gru(packed, x, a0, n_threads=1):
     s = np.empty((m, T, n_a), dtype=dtype)
     wx, wa = packed.w
     bx, ba = packed.b
-    _run(_core.gru_forward, (x, a0, wx, wa, bx, ba, packed.wy, packed.by, a, y, z, s),
-         m, n_threads, m * T * n_a * (3 * (n_a + n_x) + n_y))
+    _run(_core.gru_forward, (x, a0, wx, wa, bx, ba, packed.wy, packed.by, a, y, z, s,
+                             reset_after), m, n_threads, m * T * n_a * (3 * (n_a + n_x) + n_y))
     return a, y, z, s
 
 
@@ -315,7 +315,7 @@ def _f64_params(weights):
 
 # ------------------------------------------------------------------ the drop-in functions
 
-def _forward(kind, inputs, parameters, sequence):
+def _forward(kind, inputs, parameters, sequence, reset_after=True):
     """One drop-in call: the compiled fast path, or validation, packing and the kernel.
 
     ``inputs`` is [(name, value)]: the input, then the states (``c_prev`` only for an LSTM
@@ -326,7 +326,8 @@ def _forward(kind, inputs, parameters, sequence):
     """
     values = [v for _, v in inputs]
     if kind == "gru":
-        fast = None
+        fast = _core.try_gru(*values, parameters, sequence, bool(reset_after),
+                             SMALL_BATCH_MAX_M)
     elif kind == "rnn":
         fast = _core.try_rnn(*values, parameters, sequence, SMALL_BATCH_MAX_M)
     else:
@@ -342,7 +343,7 @@ def _forward(kind, inputs, parameters, sequence):
     if kind == "rnn":
         out, n_out = run_rnn(packed, *kernel_args), 2
     elif kind == "gru":
-        out, n_out = run_gru(packed, *kernel_args), 2
+        out, n_out = run_gru(packed, *kernel_args, reset_after=reset_after), 2
     else:
         if len(kernel_args) == 2:
             kernel_args.append(np.zeros((dims.n_a, dims.m), dtype=dtype))
@@ -352,6 +353,13 @@ def _forward(kind, inputs, parameters, sequence):
     if not packed.head:
         out = (out[0], None) + out[2:]
     return out, arrays, weights
+
+
+def _flag(value, name):
+    """A keyword switch: True or False (numpy bools too), else TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def _outputs(names, values):
@@ -482,7 +490,7 @@ def lstm_forward(x, a0, parameters):
     return a, y, c, (_lstm_caches(z, s, x, a0, None, parameters), x)
 
 
-def gru_cell_forward(xt, a_prev, parameters):
+def gru_cell_forward(xt, a_prev, parameters, *, reset_after=True):
     """One step of the GRU (PyTorch's and Keras's default formulation).
 
     Parameters
@@ -493,6 +501,9 @@ def gru_cell_forward(xt, a_prev, parameters):
         ``Wrx``, ``Wzx``, ``Wnx`` (n_a, n_x) acting on ``xt``; ``Wra``, ``Wza``, ``Wna``
         (n_a, n_a) acting on ``a_prev``; ``brx``, ``bzx``, ``bnx``, ``bra``, ``bza``, ``bna``
         (n_a, 1); ``Wy`` (n_y, n_a) and ``by`` (n_y, 1), or neither (no output layer).
+    reset_after : bool
+        False: ``nt = tanh(Wnx@xt + bnx + Wna@(rt * a_prev) + bna)`` (Keras's
+        ``reset_after=False``, ONNX's ``linear_before_reset=0``).
 
     Returns
     -------
@@ -504,16 +515,17 @@ def gru_cell_forward(xt, a_prev, parameters):
     cache : tuple
         ``(a_next, a_prev, rt, zt, nt, xt, parameters)``.
     """
+    reset_after = _flag(reset_after, "reset_after")
     (a_next, yt_pred, z, _), (x_in, a_in), weights = _forward(
-        "gru", [("xt", xt), ("a_prev", a_prev)], parameters, sequence=False)
+        "gru", [("xt", xt), ("a_prev", a_prev)], parameters, False, reset_after)
     if _checked.is_checked():
         _check("gru_cell_forward", _outputs(("a_next", "yt_pred"), (a_next, yt_pred)),
                lambda: _outputs(("a_next", "yt_pred"), reference.gru_cell_forward(
-                   _f64(x_in), _f64(a_in), _f64_params(weights))[:2]))
+                   _f64(x_in), _f64(a_in), _f64_params(weights), reset_after)[:2]))
     return a_next, yt_pred, (a_next, a_prev, *gru_gates(z, 0), xt, parameters)
 
 
-def gru_forward(x, a0, parameters):
+def gru_forward(x, a0, parameters, *, reset_after=True):
     """The GRU over a sequence.
 
     Parameters
@@ -521,6 +533,8 @@ def gru_forward(x, a0, parameters):
     x : array_like (n_x, m, T_x)
     a0 : array_like (n_a, m)
     parameters : mapping
+        As for :func:`gru_cell_forward`.
+    reset_after : bool
         As for :func:`gru_cell_forward`.
 
     Returns
@@ -531,10 +545,11 @@ def gru_forward(x, a0, parameters):
     caches : tuple
         ``(list of the T_x cell caches, x)``, built lazily, only when read.
     """
+    reset_after = _flag(reset_after, "reset_after")
     (a, y, z, s), (x_in, a_in), weights = _forward(
-        "gru", [("x", x), ("a0", a0)], parameters, sequence=True)
+        "gru", [("x", x), ("a0", a0)], parameters, True, reset_after)
     if _checked.is_checked():
         _check("gru_forward", _outputs(("a", "y_pred"), (a, y)),
                lambda: _outputs(("a", "y_pred"), reference.gru_forward(
-                   _f64(x_in), _f64(a_in), _f64_params(weights))[:2]))
+                   _f64(x_in), _f64(a_in), _f64_params(weights), reset_after)[:2]))
     return a, y, (_gru_caches(z, s, x, a0, parameters), x)

@@ -254,7 +254,7 @@ class Stack:
             for d, reverse in zip(_directions(layer), (False, True)):
                 a, _, _, a_last, c_last = reference.layer_forward(
                     self.kind, h, d._reference_parameters(), lengths, reverse,
-                    h0s[k], c0s[k])
+                    h0s[k], c0s[k], **d._cell_options())
                 outs.append(a)
                 finals_h.append(a_last)
                 finals_c.append(c_last)

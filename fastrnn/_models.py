@@ -87,15 +87,22 @@ class _Model:
             params["by"] = f64(p.by)[:, None]
         return params
 
+    def _cell_options(self):
+        """Keyword options of the reference cell (the GRU's ``reset_after``)."""
+        return {}
+
     def _kernel(self, x, states, n_threads=1):
         """Run the kernel on validated inputs; returns a, y (None without an output layer)
         and c (None unless an LSTM), each (rows, m, T_x)."""
         p = self._packed
-        if self._kind == "rnn":
+        fast = self._try(x, states, True, n_threads)
+        if fast is not None:  # one thread: the per-thread work buffers are reused
+            a, y, c = fast[0], fast[1], fast[2] if self._kind == "lstm" else None
+        elif self._kind == "rnn":
             a, y, _ = _api.run_rnn(p, x, states[0], n_threads)
             c = None
         elif self._kind == "gru":
-            a, y, _, _ = _api.run_gru(p, x, states[0], n_threads)
+            a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after)
             c = None
         else:
             a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads)
@@ -116,10 +123,9 @@ class _Model:
         gather of the input, and of the outputs back) -- no per-example loop.
         """
         m, T = x.shape[1], x.shape[2]
-        idx = None
         if reverse:
-            idx = _reversal(lengths, m, T)
-            x = np.take_along_axis(x, idx[None], axis=2)
+            order = _reversal(lengths, m, T)
+            x = _reorder(x, order)
         a, y, c = self._kernel(x, states, n_threads)
         # the final states are the kernel's, at each example's last step it read
         if T == 0:  # no step: the final states are the initial ones
@@ -129,9 +135,8 @@ class _Model:
             cols = np.arange(m)
             last = [a[:, cols, last_t]] + ([c[:, cols, last_t]] if c is not None else [])
         outs = [a, y, c]
-        if idx is not None:
-            outs = [None if o is None else np.take_along_axis(o, idx[None], axis=2)
-                    for o in outs]
+        if reverse:
+            outs = [None if o is None else _reorder(o, order) for o in outs]
         if lengths is not None:
             pad = np.arange(T)[None, :] >= lengths[:, None]  # (m, T_x)
             if pad.any():
@@ -153,7 +158,8 @@ class _Model:
                 lambda: _api._outputs(names, reference.layer_forward(
                     self._kind, np.asarray(x, dtype=np.float64),
                     self._reference_parameters(), lengths, False,
-                    *[np.asarray(v, dtype=np.float64) for v in state_arrays])[:3]))
+                    *[np.asarray(v, dtype=np.float64) for v in state_arrays],
+                    **self._cell_options())[:3]))
         return a, y, c
 
     def _verify(self, method, names, got, reference_function, *args):
@@ -169,11 +175,14 @@ class _Model:
     def _try(self, x, states, sequence, n_threads=1):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, on one thread and outside checked mode; else None."""
-        if (_api.threads_count(n_threads) != 1 or _checked.is_checked()
-                or self._kind == "gru"):
+        if _api.threads_count(n_threads) != 1 or _checked.is_checked():
             return None
         p = self._packed
         scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
+        if self._kind == "gru":
+            return _core.try_packed_gru(x, states[0], p.w[0], p.w[1], p.b[0], p.b[1], p.wy,
+                                        p.by, sequence, self.reset_after,
+                                        _api.SMALL_BATCH_MAX_M, scratch)
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch)
@@ -364,10 +373,25 @@ class GRU(_Model):
         Copied when packed.
     dtype : {None, float32, float64}
         As for :class:`RNN`.
+    reset_after : bool
+        True (PyTorch; Keras's default ``reset_after=True``; ONNX's
+        ``linear_before_reset=1``): ``nt = tanh(Wnx@xt + bnx + rt * (Wna@a_prev + bna))``.
+        False (Keras's ``reset_after=False``; ONNX's default ``linear_before_reset=0``):
+        ``nt = tanh(Wnx@xt + bnx + Wna@(rt * a_prev) + bna)``.
     """
 
     _kind = "gru"
     _weights = GRU_WEIGHTS
+
+    def __init__(self, parameters, dtype=None, *, reset_after=True):
+        self.reset_after = _api._flag(reset_after, "reset_after")
+        super().__init__(parameters, dtype)
+
+    def __repr__(self):
+        return super().__repr__()[:-1] + f", reset_after={self.reset_after})"
+
+    def _cell_options(self):
+        return {"reset_after": self.reset_after}
 
     def forward(self, x, a0=None, *, lengths=None, n_threads=1):
         """Run a sequence.
@@ -385,6 +409,10 @@ class GRU(_Model):
         a : ndarray (n_a, m, T_x)
         y_pred : ndarray (n_y, m, T_x), or None without an output layer
         """
+        if lengths is None:
+            fast = self._try(x, (a0,), True, n_threads)
+            if fast is not None:
+                return fast[0], (fast[1] if self.has_head else None)
         a, y, _ = self._run_forward(x, [("a0", a0)], lengths, n_threads)
         return a, y
 
@@ -402,19 +430,39 @@ class GRU(_Model):
         a_next : ndarray (n_a, m)
         yt_pred : ndarray (n_y, m), or None without an output layer
         """
+        fast = self._try(xt, (state,), False)
+        if fast is not None:
+            return fast[0], (fast[1] if self.has_head else None)
         m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
         a, y, _ = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev])
         return self._verify("step", ("a_next", "yt_pred"),
                             (a[:, :, 0], None if y is None else y[:, :, 0]),
-                            reference.gru_cell_forward, xt, a_prev)
+                            _reference_gru_cell(self.reset_after), xt, a_prev)
+
+
+def _reference_gru_cell(reset_after):
+    def cell(xt, a_prev, parameters):
+        return reference.gru_cell_forward(xt, a_prev, parameters, reset_after)
+    return cell
 
 
 def _reversal(lengths, m, T):
-    """Index (m, T_x) reading each example backwards within its own length: step t of the
-    reverse pass is step lengths[j] - 1 - t of example j (padding steps stay in place, after
-    the valid ones).  It is its own inverse."""
-    t = np.arange(T, dtype=np.intp)[None, :]
+    """The reverse direction's reading order: None for a plain reversal of every sequence,
+    else a flat index into the (m*T_x) columns of a (rows, m, T_x) array reading each example
+    backwards within its own length (step t of example j is its step lengths[j] - 1 - t;
+    the padding stays in place, after the valid steps).  It is its own inverse."""
     if lengths is None:
-        return np.broadcast_to(T - 1 - t, (m, T))
+        return None
+    t = np.arange(T, dtype=np.intp)[None, :]
     L = lengths[:, None]
-    return np.where(t < L, L - 1 - t, t)
+    return (np.arange(m, dtype=np.intp)[:, None] * T + np.where(t < L, L - 1 - t, t)).ravel()
+
+
+def _reorder(arr, order):
+    """A new C-contiguous (rows, m, T_x) array with the steps of ``arr`` in the order
+    :func:`_reversal` gives (one vectorised gather; np.take on the flat columns is an order
+    of magnitude faster than take_along_axis here)."""
+    if order is None:
+        return np.ascontiguousarray(arr[:, :, ::-1])
+    rows, m, T = arr.shape
+    return np.take(arr.reshape(rows, m * T), order, axis=1).reshape(rows, m, T)

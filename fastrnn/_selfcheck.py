@@ -2,7 +2,8 @@
 
 Runs the six drop-in functions (outputs and the arrays in their caches), the packed
 models' ``forward`` and ``step`` (``RNN``, ``LSTM``, ``GRU``) and two-layer bidirectional
-``Stack``s of each kind (random lengths and initial states, against the reference's
+``Stack``s of each kind (random lengths and initial states, the GRU with the reset gate
+after and before its product, against the reference's
 ``layer_forward`` composed layer by layer) on random inputs over a spread of shapes:
 unequal sizes (square shapes hide transposes), sizes of 1, a longer sequence, every path
 of the recurrent product in turn (the small-batch kernel, the packed-panel GEMM, BLAS gemm:
@@ -294,9 +295,15 @@ def _check_lstm_model_step(t, c, tol):
                      {"a_next": ra, "c_next": rc, "yt_pred": ry}, tol, c.dtype)
 
 
+def _reset_after(c):
+    # every third shape runs the GRU with the reset gate before the product
+    return c.variant % 3 != 2
+
+
 def _check_gru_cell_forward(t, c, tol):
-    got = fastrnn.gru_cell_forward(c.xt, c.a0, c.p)
-    want = _ref("gru_cell_forward", c.xt, c.a0, c.p)
+    ra = _reset_after(c)
+    got = fastrnn.gru_cell_forward(c.xt, c.a0, c.p, reset_after=ra)
+    want = _ref("gru_cell_forward", c.xt, c.a0, c.p, ra)
     _compare_all(t, c.label, {"a_next": got[0], "yt_pred": got[1]},
                  {"a_next": want[0], "yt_pred": want[1]}, tol, c.dtype)
     _compare_cache(t, f"{c.label} cache", got[2], want[2], c.p, tol)
@@ -304,8 +311,9 @@ def _check_gru_cell_forward(t, c, tol):
 
 def _check_gru_forward(t, c, tol):
     T = c.shape[4]
-    got = fastrnn.gru_forward(c.x, c.a0, c.p)
-    want = _ref("gru_forward", c.x, c.a0, c.p)
+    ra = _reset_after(c)
+    got = fastrnn.gru_forward(c.x, c.a0, c.p, reset_after=ra)
+    want = _ref("gru_forward", c.x, c.a0, c.p, ra)
     _compare_all(t, c.label, {"a": got[0], "y_pred": got[1]},
                  {"a": want[0], "y_pred": want[1]}, tol, c.dtype)
     caches = got[2]
@@ -316,23 +324,25 @@ def _check_gru_forward(t, c, tol):
 
 
 def _check_gru_model_forward(t, c, tol):
-    net = fastrnn.GRU(c.p)
+    ra = _reset_after(c)
+    net = fastrnn.GRU(c.p, reset_after=ra)
     if c.variant % 2:   # a0 given, batch-parallel threads
         got = net.forward(c.x, c.a0, n_threads=2)
-        want = _ref("gru_forward", c.x, c.a0, c.p)
+        want = _ref("gru_forward", c.x, c.a0, c.p, ra)
     else:               # a0 omitted: zeros
         got = net.forward(c.x)
-        want = _ref("gru_forward", c.x, c.zeros, c.p)
+        want = _ref("gru_forward", c.x, c.zeros, c.p, ra)
     _compare_all(t, c.label, {"a": got[0], "y_pred": got[1]},
                  {"a": want[0], "y_pred": want[1]}, tol, c.dtype)
 
 
 def _check_gru_model_step(t, c, tol):
-    net = fastrnn.GRU(c.p)
+    ra = _reset_after(c)
+    net = fastrnn.GRU(c.p, reset_after=ra)
     state, ref_state = (c.a0, c.a0) if c.variant % 2 else (None, c.zeros)
     for s in range(min(c.shape[4], 3)):   # a short stream
         state, yt = net.step(c.x[:, :, s], state)
-        ref_state, ref_y, _ = _ref("gru_cell_forward", c.x[:, :, s], ref_state, c.p)
+        ref_state, ref_y, _ = _ref("gru_cell_forward", c.x[:, :, s], ref_state, c.p, ra)
         _compare_all(t, f"{c.label} step {s}", {"a_next": state, "yt_pred": yt},
                      {"a_next": ref_state, "yt_pred": ref_y}, tol, c.dtype)
 
@@ -346,10 +356,11 @@ def _check_stack_forward(t, c, tol):
     n_x, n_a, n_y, m, T = c.shape
     rng, kind = c.rng, c.model
     params, layers, n_in = [], [], n_x
+    options = {"reset_after": _reset_after(c)} if kind == "gru" else {}
     for _ in range(2):
         pair = [_params(kind, rng, n_in, n_a, 0, c.dtype) for _ in range(2)]
         params.append(pair)
-        layers.append(fastrnn.Bidirectional(*(_MODEL_CLASS[kind](p) for p in pair)))
+        layers.append(fastrnn.Bidirectional(*(_MODEL_CLASS[kind](p, **options) for p in pair)))
         n_in = 2 * n_a
     head = {"Wy": (rng.standard_normal((n_y, n_in)) / 3).astype(c.dtype),
             "by": rng.standard_normal((n_y, 1)).astype(c.dtype)}
@@ -364,7 +375,8 @@ def _check_stack_forward(t, c, tol):
         outs = []
         for p, reverse in zip(pair, (False, True)):
             a, _, _, a_last, c_last = _ref("layer_forward", kind, x, p, lengths, reverse,
-                                           h0[k], None if c0 is None else c0[k])
+                                           h0[k], None if c0 is None else c0[k],
+                                           options.get("reset_after", True))
             outs.append(a)
             h_n.append(a_last)
             c_n.append(c_last)

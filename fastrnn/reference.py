@@ -196,7 +196,7 @@ def lstm_forward(x, a0, parameters):
     return a, y, c, caches
 
 
-def gru_cell_forward(xt, a_prev, parameters):
+def gru_cell_forward(xt, a_prev, parameters, reset_after=True):
     """One step of the GRU, as PyTorch and Keras compute it by default.
 
     The reset gate multiplies the recurrent term *after* its bias, so the recurrent bias
@@ -207,6 +207,10 @@ def gru_cell_forward(xt, a_prev, parameters):
         nt = tanh(Wnx @ xt + bnx + rt * (Wna @ a_prev + bna))
         a_next = (1 - zt) * nt + zt * a_prev
 
+    With ``reset_after=False`` (Keras's ``reset_after=False``, ONNX's default
+    ``linear_before_reset=0``) the reset gate scales the state before the product instead:
+    ``nt = tanh(Wnx @ xt + bnx + Wna @ (rt * a_prev) + bna)``.
+
     Parameters
     ----------
     xt : ndarray (n_x, m)
@@ -214,6 +218,7 @@ def gru_cell_forward(xt, a_prev, parameters):
     parameters : dict with Wrx, Wzx, Wnx (n_a, n_x) acting on xt; Wra, Wza, Wna (n_a, n_a)
         acting on a_prev; brx, bzx, bnx, bra, bza, bna (n_a, 1); Wy (n_y, n_a) and
         by (n_y, 1), or neither (no output layer)
+    reset_after : bool
 
     Returns
     -------
@@ -236,7 +241,10 @@ def gru_cell_forward(xt, a_prev, parameters):
 
     rt = sigmoid(np.dot(Wrx, xt) + brx + np.dot(Wra, a_prev) + bra)
     zt = sigmoid(np.dot(Wzx, xt) + bzx + np.dot(Wza, a_prev) + bza)
-    nt = np.tanh(np.dot(Wnx, xt) + bnx + rt * (np.dot(Wna, a_prev) + bna))
+    if reset_after:
+        nt = np.tanh(np.dot(Wnx, xt) + bnx + rt * (np.dot(Wna, a_prev) + bna))
+    else:
+        nt = np.tanh(np.dot(Wnx, xt) + bnx + np.dot(Wna, rt * a_prev) + bna)
     a_next = (1 - zt) * nt + zt * a_prev
 
     yt_pred = None
@@ -247,7 +255,7 @@ def gru_cell_forward(xt, a_prev, parameters):
     return a_next, yt_pred, cache
 
 
-def gru_forward(x, a0, parameters):
+def gru_forward(x, a0, parameters, reset_after=True):
     """The GRU over a sequence.
 
     Parameters
@@ -255,6 +263,7 @@ def gru_forward(x, a0, parameters):
     x : ndarray (n_x, m, T_x)
     a0 : ndarray (n_a, m)
     parameters : dict, as for :func:`gru_cell_forward`
+    reset_after : bool, as for :func:`gru_cell_forward`
 
     Returns
     -------
@@ -272,7 +281,7 @@ def gru_forward(x, a0, parameters):
 
     a_next = a0
     for t in range(T_x):
-        a_next, yt_pred, cache = gru_cell_forward(x[:, :, t], a_next, parameters)
+        a_next, yt_pred, cache = gru_cell_forward(x[:, :, t], a_next, parameters, reset_after)
         a[:, :, t] = a_next
         if y_pred is not None:
             y_pred[:, :, t] = yt_pred
@@ -282,7 +291,8 @@ def gru_forward(x, a0, parameters):
     return a, y_pred, caches
 
 
-def layer_forward(kind, x, parameters, lengths=None, reverse=False, a0=None, c0=None):
+def layer_forward(kind, x, parameters, lengths=None, reverse=False, a0=None, c0=None,
+                  reset_after=True):
     """One layer over sequences of different lengths, one example and one step at a time.
 
     Example j reads its first ``lengths[j]`` steps only (PyTorch's ``pack_padded_sequence``):
@@ -299,6 +309,8 @@ def layer_forward(kind, x, parameters, lengths=None, reverse=False, a0=None, c0=
     reverse : bool
     a0, c0 : ndarray (n_a, m), optional
         Initial hidden (and, for an LSTM, cell) state; zeros when omitted.
+    reset_after : bool
+        GRU only: as for :func:`gru_cell_forward`.
 
     Returns
     -------
@@ -332,7 +344,7 @@ def layer_forward(kind, x, parameters, lengths=None, reverse=False, a0=None, c0=
                 a_t, c_t, yt, _ = lstm_cell_forward(xt, a_t, c_t, parameters)
                 c[:, j:j + 1, t] = c_t
             else:
-                a_t, yt, _ = gru_cell_forward(xt, a_t, parameters)
+                a_t, yt, _ = gru_cell_forward(xt, a_t, parameters, reset_after)
             a[:, j:j + 1, t] = a_t
             if y is not None:
                 y[:, j:j + 1, t] = yt

@@ -322,3 +322,84 @@ def test_bad_states_and_layers_are_named():
         fastrnn.Stack([bi], head={"Wy": np.zeros((2, 8))})
     with pytest.raises(TypeError, match="RNN, LSTM or GRU"):
         fastrnn.Stack(["gru"])
+
+
+# ------------------------------------------------------------------ checked mode, threads
+
+def _perturbed(real, index, delta):
+    def wrapped(*args, **kwargs):
+        out = list(real(*args, **kwargs))
+        out[index] = out[index].copy()
+        out[index].flat[0] += delta * (1 + abs(out[index].flat[0]))
+        return tuple(out)
+    return wrapped
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_checked_mode_catches_disagreement(monkeypatch, dtype):
+    rng = np.random.default_rng(9)
+    p = layer_params("gru", rng, 3, 4, 2, dtype)
+    x, lengths = _x_lengths(rng, 3, 5, 6, dtype)
+    a0 = rng.standard_normal((4, 5)).astype(dtype)
+    model = fastrnn.GRU(p)
+    stack, _, _ = _make_stack("lstm", rng, 3, 4, 2, True, dtype, n_y=2)
+    calls = {
+        "gru_forward": lambda: fastrnn.gru_forward(x, a0, p),
+        "gru_cell_forward": lambda: fastrnn.gru_cell_forward(x[:, :, 0], a0, p),
+        "GRU.step": lambda: model.step(x[:, :, 0], a0),
+        "GRU.forward": lambda: model.forward(x, a0, lengths=lengths),
+        "Stack.forward": lambda: stack.forward(x, lengths),
+    }
+    targets = {"gru_forward": ("gru_forward", 0), "gru_cell_forward": ("gru_cell_forward", 1),
+               "GRU.step": ("gru_cell_forward", 0), "GRU.forward": ("layer_forward", 0),
+               "Stack.forward": ("layer_forward", 3)}
+    for name, call in calls.items():
+        with fastrnn.checked():
+            call()  # agrees
+        ref_name, index = targets[name]
+        with monkeypatch.context() as mp:
+            mp.setattr(reference, ref_name, _perturbed(getattr(reference, ref_name), index,
+                                                       1e-6 if dtype == np.float64 else 1e-2))
+            call()  # unchecked: the reference is not consulted
+            with fastrnn.checked(), pytest.raises(fastrnn.CheckError, match=name):
+                call()
+
+
+def test_bidirectional_directions_run_on_two_threads(monkeypatch):
+    # With n_threads=2 the backward direction is handed to a second thread before the
+    # forward one starts on the calling thread (events, not times, are asserted).
+    import threading
+    from fastrnn import _models
+    rng = np.random.default_rng(10)
+    stack, _, _ = _make_stack("gru", rng, 3, 4, 1, True, np.float64)
+    x = rng.standard_normal((3, 2, 5))
+    events = []
+    real = _models._Model._sequence
+
+    def spy(self, x, states, lengths=None, reverse=False, n_threads=1):
+        events.append(("backward" if reverse else "forward", threading.get_ident()))
+        return real(self, x, states, lengths, reverse, n_threads)
+
+    monkeypatch.setattr(_models._Model, "_sequence", spy)
+    stack.forward(x, n_threads=2)
+    directions = dict(events)
+    assert set(directions) == {"forward", "backward"}
+    assert directions["forward"] == threading.get_ident()
+    assert directions["backward"] != threading.get_ident()
+    events.clear()
+    stack.forward(x)
+    assert dict(events) == {"forward": threading.get_ident(), "backward": threading.get_ident()}
+
+
+def test_models_and_stacks_pickle():
+    import pickle
+    rng = np.random.default_rng(11)
+    stack, _, _ = _make_stack("lstm", rng, 3, 4, 2, True, np.float32, n_y=2)
+    x, lengths = _x_lengths(rng, 3, 4, 5, np.float32)
+    want = stack.forward(x, lengths)
+    again = pickle.loads(pickle.dumps(stack)).forward(x, lengths)
+    for g, w in zip(again[:2], want[:2]):
+        np.testing.assert_array_equal(g, w)
+    gru = fastrnn.GRU(layer_params("gru", rng, 3, 4, 0))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(gru)).forward(x)[0],
+                                  gru.forward(x)[0])

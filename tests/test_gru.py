@@ -229,3 +229,69 @@ def test_gru_bad_parameters_are_named():
         fastrnn.gru_forward(x.astype(complex), a0, p)
     with pytest.raises(ValueError, match="n_y"):
         fastrnn.gru_forward(x, a0, dict(p, Wy=p["Wy"][:0], by=p["by"][:0]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["lesson", "m=1", "headless"])
+def test_gru_compiled_fast_path_is_the_validated_route_bitwise(name, dtype):
+    # exact C-contiguous arrays take the compiled fast path; a Fortran-ordered copy of x
+    # goes through validation and packing: the same kernel, the same bits
+    p, x, a0 = _case(SHAPES[name], dtype, seed=9)
+    xf = np.asfortranarray(x)
+    fast, slow = fastrnn.gru_forward(x, a0, p), fastrnn.gru_forward(xf, a0, p)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    if SHAPES[name][2]:
+        np.testing.assert_array_equal(fast[1], slow[1])
+    for t in (0, x.shape[2] - 1):
+        for g, s in zip(fast[2][0][t][:5], slow[2][0][t][:5]):
+            np.testing.assert_array_equal(g, s)
+    model = fastrnn.GRU(p)
+    for _ in range(2):  # the second call reuses the model's work buffers
+        got = model.forward(x, a0)
+        np.testing.assert_array_equal(got[0], slow[0])
+    np.testing.assert_array_equal(model.forward(xf, a0)[0], slow[0])
+    np.testing.assert_array_equal(model.step(x[:, :, 0], a0)[0],
+                                  fastrnn.gru_cell_forward(np.asfortranarray(x[:, :, 0]),
+                                                           a0, p)[0])
+
+
+@pytest.mark.parametrize("path", RECURRENT_PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["lesson", "all_ones", "odd", "headless"])
+def test_gru_reset_before_the_product(name, dtype, path):
+    # reset_after=False: nt = tanh(Wnx xt + bnx + Wna (rt * a_prev) + bna), Keras's
+    # reset_after=False and ONNX's default linear_before_reset=0
+    p, x, a0 = _case(SHAPES[name], dtype, seed=10)
+    with recurrent_path(path):
+        a, y, caches = fastrnn.gru_forward(x, a0, p, reset_after=False)
+        model = fastrnn.GRU(p, reset_after=False)
+        a_model, _ = model.forward(x, a0)
+        a_step, _ = model.step(x[:, :, 0], a0)
+        a_cell, _, cache = fastrnn.gru_cell_forward(x[:, :, 0], a0, p, reset_after=False)
+    a_ref, y_ref, caches_ref = ref("gru_forward", x, a0, p, False)
+    assert_close(a, a_ref, dtype)
+    assert_close(a_model, a_ref, dtype)
+    assert_close(a_step, a_ref[:, :, 0], dtype)
+    assert_close(a_cell, a_ref[:, :, 0], dtype)
+    if y_ref is not None:
+        assert_close(y, y_ref, dtype)
+    for g, w in zip(caches[0][-1][2:5], caches_ref[0][-1][2:5]):
+        assert_close(g, w, dtype)
+    with fastrnn.checked():
+        fastrnn.gru_forward(x, a0, p, reset_after=False)
+        model.forward(x, a0, lengths=np.full(x.shape[1], x.shape[2]))
+        model.step(x[:, :, 0], a0)
+    # one step written out by hand (the reference is the spec; this pins the formula)
+    q = f64(p)
+    xt, h = f64(x[:, :, 0]), f64(a0)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    r = sig(q["Wrx"] @ xt + q["brx"] + q["Wra"] @ h + q["bra"])
+    z = sig(q["Wzx"] @ xt + q["bzx"] + q["Wza"] @ h + q["bza"])
+    n = np.tanh(q["Wnx"] @ xt + q["bnx"] + q["Wna"] @ (r * h) + q["bna"])
+    assert_close(a_cell, (1 - z) * n + z * h, dtype)
+    # the two formulations differ beyond the tolerance (so each test can fail)
+    tol = TOL[np.dtype(dtype)]
+    if name != "all_ones":
+        assert not np.allclose(f64(a), ref("gru_forward", x, a0, p)[0], **tol)
+    with pytest.raises(TypeError, match="reset_after must be True or False"):
+        fastrnn.GRU(p, reset_after="no")

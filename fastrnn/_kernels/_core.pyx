@@ -991,6 +991,14 @@ cdef extern from "_vmath.h" nogil:
                             Py_ssize_t n)
     void fr_gru_pointwise_f(float *g, const float *hg, const float *h_prev, float *h,
                             Py_ssize_t n)
+    void fr_gru_gates_rh_d(double *g, const double *hg, const double *h_prev, double *rh,
+                           Py_ssize_t n)
+    void fr_gru_gates_rh_f(float *g, const float *hg, const float *h_prev, float *rh,
+                           Py_ssize_t n)
+    void fr_gru_candidate_d(double *g, const double *hg, const double *h_prev, double *h,
+                            Py_ssize_t n)
+    void fr_gru_candidate_f(float *g, const float *hg, const float *h_prev, float *h,
+                            Py_ssize_t n)
 
 
 cdef inline void v_gru_pointwise(floating *g, const floating *hg, const floating *h_prev,
@@ -999,6 +1007,22 @@ cdef inline void v_gru_pointwise(floating *g, const floating *hg, const floating
         fr_gru_pointwise_f(g, hg, h_prev, h, n)
     else:
         fr_gru_pointwise_d(g, hg, h_prev, h, n)
+
+
+cdef inline void v_gru_gates_rh(floating *g, const floating *hg, const floating *h_prev,
+                                floating *rh, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_gru_gates_rh_f(g, hg, h_prev, rh, n)
+    else:
+        fr_gru_gates_rh_d(g, hg, h_prev, rh, n)
+
+
+cdef inline void v_gru_candidate(floating *g, const floating *hg, const floating *h_prev,
+                                 floating *h, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_gru_candidate_f(g, hg, h_prev, h, n)
+    else:
+        fr_gru_candidate_d(g, hg, h_prev, h, n)
 
 
 cdef void gru_core(
@@ -1017,13 +1041,18 @@ cdef void gru_core(
         floating *s,                         # OUT  s   (m, T, n_a): the hidden states
         floating *h,                         # WORK     (m, n_a): a0 transposed
         floating *hg,                        # WORK     (m, 3n_a): the recurrent terms
+        floating *rh,                        # WORK     (m, n_a): r * h_prev (reset before)
         floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
         floating *panel,                     # WORK     W_a packed for the panel GEMM, or NULL
+        bint reset_after,                    # IN       n = tanh(.. + r * (W_na h + b_na)),
+                                             #          else tanh(.. + W_na (r * h) + b_na)
         int small_max) noexcept nogil:
     # The input projection of all three gates is hoisted out of the loop (one GEMM, the
     # input biases folded in); each step makes one recurrent product for all three gates into
     # hg (the recurrent biases folded in: the candidate's must stay inside r * (...)) and one
-    # fused element-wise pass.
+    # fused element-wise pass.  With the reset gate before the product (reset_after False),
+    # the candidate's product needs this step's r: one product for r and z, a pass, one
+    # product W_na (r * h_prev), a pass (panel is then NULL).
     cdef int G = 3 * n_a
     cdef int mT = m * T
     cdef int ldz = T * G
@@ -1053,9 +1082,19 @@ cdef void gru_core(
             h_prev, ldh = st - n_a, lds
         # HG (3n_a, m) = W_a (3n_a, n_a) @ A_{t-1} (n_a, m) + b_a
         fill_columns(hg, bh, G, m)
-        product_acc(G, m, n_a, wh, n_a, panel, h_prev, ldh, hg, G, small_max)
-        for j in range(m):
-            v_gru_pointwise(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
+        if reset_after:
+            product_acc(G, m, n_a, wh, n_a, panel, h_prev, ldh, hg, G, small_max)
+            for j in range(m):
+                v_gru_pointwise(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds,
+                                n_a)
+        else:
+            product_acc(2 * n_a, m, n_a, wh, n_a, NULL, h_prev, ldh, hg, G, small_max)
+            for j in range(m):
+                v_gru_gates_rh(zt + j * ldz, hg + j * G, h_prev + j * ldh, rh + j * n_a, n_a)
+            product_acc(n_a, m, n_a, wh + 2 * n_a * n_a, n_a, NULL, rh, n_a, hg + 2 * n_a, G,
+                        small_max)
+            for j in range(m):
+                v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
 
     # a (n_a, m*T) = S^T, S seen as row-major (m*T, n_a).
     transpose(s, mT, n_a, n_a, a, ld_a)
@@ -1072,15 +1111,16 @@ cdef void gru_core(
 
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
                                      Py_ssize_t n_x) noexcept nogil:
-    # h (ms, n_a) + hg (ms, 3n_a), plus X^T (ms*T, n_x) when the small path takes it.
-    return 4 * ms * n_a + (ms * T * n_x if ms * T <= SMALL_COLS else 0)
+    # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), plus X^T (ms*T, n_x) when the small path
+    # takes it.
+    return 5 * ms * n_a + (ms * T * n_x if ms * T <= SMALL_COLS else 0)
 
 
 cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wh, char *bx, char *bh, char *wy,
                        char *by, char *a, char *y, char *z, char *s, char *work, bint panel,
-                       int small_max) noexcept nogil:
+                       bint reset_after, int small_max) noexcept nogil:
     # As run_rnn_core: columns j0:j1 of whole arrays; work holds gru_work_size(...) elements
     # (+ panel_elems(...) when ``panel``).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
@@ -1091,23 +1131,23 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> wx, <float *> wh, <float *> bx, <float *> bh, <float *> wy,
             <float *> by, <float *> a + off, m * T, <float *> y + off, m * T,
             <float *> z + off * 3 * n_a, <float *> s + off * n_a,
-            <float *> work, <float *> work + hc, <float *> work + 4 * hc,
-            <float *> work + base if panel else NULL, small_max)
+            <float *> work, <float *> work + hc, <float *> work + 4 * hc, <float *> work + 5 * hc,
+            <float *> work + base if panel else NULL, reset_after, small_max)
     else:
         gru_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
             <double *> wx, <double *> wh, <double *> bx, <double *> bh, <double *> wy,
             <double *> by, <double *> a + off, m * T, <double *> y + off, m * T,
             <double *> z + off * 3 * n_a, <double *> s + off * n_a,
-            <double *> work, <double *> work + hc, <double *> work + 4 * hc,
-            <double *> work + base if panel else NULL, small_max)
+            <double *> work, <double *> work + hc, <double *> work + 4 * hc, <double *> work + 5 * hc,
+            <double *> work + base if panel else NULL, reset_after, small_max)
 
 
 def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
                 cnp.ndarray wh not None, cnp.ndarray bx not None, cnp.ndarray bh not None,
                 cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None,
                 cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
-                Py_ssize_t j0, Py_ssize_t j1, int small_max):
+                bint reset_after, Py_ssize_t j0, Py_ssize_t j1, int small_max):
     """GRU over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -1118,6 +1158,8 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     a : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
     z : (m, T, 3n_a) OUT: the activated gates [r, z, n] of every step (for the caches).
     s : (m, T, n_a) OUT: the hidden states again, time-major.
+    reset_after : the reset gate multiplies the candidate's recurrent term (PyTorch; Keras's
+        reset_after=True), else its input (ONNX's default linear_before_reset=0).
     small_max : as for :func:`rnn_forward`.
     """
     cdef int typenum = check_typenum(x)
@@ -1139,7 +1181,8 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check_sizes(n_x, 3 * n_a, n_a, n_y, m, T, j0, j1)
     if j1 == j0 or T == 0:
         return
-    cdef Py_ssize_t npanel = panel_elems(typenum, 3 * n_a, n_a, j1 - j0, T, small_max)
+    cdef Py_ssize_t npanel = (panel_elems(typenum, 3 * n_a, n_a, j1 - j0, T, small_max)
+                              if reset_after else 0)
     cdef cnp.ndarray work = np.empty(gru_work_size(j1 - j0, T, n_a, n_x) + npanel,
                                      dtype=x.dtype)
     with nogil:
@@ -1148,4 +1191,119 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy),
                      cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y),
                      cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work),
-                     npanel > 0, small_max)
+                     npanel > 0, reset_after, small_max)
+
+
+cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *bx, char *bh,
+                    cnp.ndarray wy, char *by, bint sequence, bint reset_after, int small_max,
+                    list scratch=None):
+    # Allocate the outputs and run the GRU core on accepted arrays; returns (a, y, z, s).
+    # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
+    cdef cnp.npy_intp dims[3]
+    cdef int nd = 3 if sequence else 2
+    dims[0], dims[1], dims[2] = n_a, m, T
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0] = n_y
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0], dims[1], dims[2] = m, T, 3 * n_a
+    cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
+    dims[2] = n_a
+    cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
+    cdef Py_ssize_t npanel = (panel_elems(typenum, 3 * n_a, n_a, m, T, small_max)
+                              if reset_after else 0)
+    dims[0] = gru_work_size(m, T, n_a, n_x) + npanel
+    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
+    with nogil:
+        run_gru_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
+                     cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
+                     cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
+                     cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
+                     small_max)
+    return a, y, z, s
+
+
+_GRU_KEYS = (("Wrx", "Wzx", "Wnx"), ("Wra", "Wza", "Wna"), ("brx", "bzx", "bnx"),
+             ("bra", "bza", "bna"))  # fastrnn._packing.GRU_GATES order
+
+
+def try_gru(object x, object a0, object parameters, bint sequence, bint reset_after,
+            int small_max):
+    """The whole drop-in GRU call when every argument is already what the kernel takes
+    (see :func:`try_rnn`), with an output layer; the gates are stacked into the kernel's
+    blocks here.  Returns ``(a, y, z, s)`` (2-d a and y for a single step), or None."""
+    if type(parameters) is not dict:
+        return None
+    cdef dict p = <dict> parameters
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None:
+        return None
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef cnp.ndarray wy = exact(p.get("Wy"), typenum, 2, -1, -1)
+    if wy is None:
+        return None
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1], k, g
+    if not sizes_fit(n_x, 3 * n_a, n_a, n_y, m, T):
+        return None
+    cdef cnp.ndarray by = exact(p.get("by"), typenum, 2, n_y, 1)
+    cdef cnp.ndarray a0a = exact(a0, typenum, 2, n_a, m)
+    if by is None or a0a is None or has_subnormal(xa) or has_subnormal(a0a):
+        return None
+    cdef Py_ssize_t cols[4]
+    cols[0], cols[1], cols[2], cols[3] = n_x, n_a, 1, 1
+    cdef list blocks = []
+    cdef cnp.ndarray arr, block
+    cdef cnp.npy_intp dims[2]
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa)
+    for k in range(4):
+        dims[0], dims[1] = 3 * n_a, cols[k]
+        block = cnp.PyArray_EMPTY(2 if k < 2 else 1, dims, typenum, 0)
+        for g in range(3):
+            arr = exact(p.get(_GRU_KEYS[k][g]), typenum, 2, n_a, cols[k])
+            if arr is None:
+                return None
+            memcpy(cnp.PyArray_BYTES(block) + g * n_a * cols[k] * item,
+                   cnp.PyArray_DATA(arr), n_a * cols[k] * item)
+        blocks.append(block)
+    return gru_call(xa, a0a, cnp.PyArray_BYTES(<cnp.ndarray> blocks[0]),
+                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[1]),
+                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[2]),
+                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[3]), wy, cnp.PyArray_BYTES(by),
+                    sequence, reset_after, small_max)
+
+
+def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh not None,
+                   cnp.ndarray bx not None, cnp.ndarray bh not None, cnp.ndarray wy not None,
+                   cnp.ndarray by not None, bint sequence, bint reset_after, int small_max,
+                   list scratch=None):
+    """:func:`try_gru` for a packed model (fastrnn.GRU): ``wx`` (3n_a, n_x), ``wh``
+    (3n_a, n_a), ``bx``, ``bh`` (3n_a,) the stacked gates, ``wy`` (n_y, n_a) with n_y = 0
+    for no output layer; ``a0`` None means zeros; ``scratch`` as for
+    :func:`try_packed_rnn`.  Returns ``(a, y, z, s)``, z and s being scratch memory, or
+    None."""
+    cdef int typenum = cnp.PyArray_TYPE(wy)
+    check_packed((wx, wh, bx, bh, wy, by), typenum)
+    cdef Py_ssize_t n_a = wy.shape[1], n_y = wy.shape[0]
+    if (cnp.PyArray_NDIM(wx) != 2 or cnp.PyArray_NDIM(wh) != 2 or wx.shape[0] != 3 * n_a
+            or wh.shape[0] != 3 * n_a or wh.shape[1] != n_a or cnp.PyArray_NDIM(bx) != 1
+            or cnp.PyArray_NDIM(bh) != 1 or bx.shape[0] != 3 * n_a or bh.shape[0] != 3 * n_a
+            or cnp.PyArray_NDIM(by) != 1 or by.shape[0] != n_y):
+        raise ValueError("packed GRU blocks: expected wx (3n_a, n_x), wh (3n_a, n_a), "
+                         "bx, bh (3n_a,), wy (n_y, n_a), by (n_y,)")
+    cdef Py_ssize_t n_x = wx.shape[1]
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
+        return None
+    cdef Py_ssize_t m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    # n_y may be 0 (no output layer): the core skips the output layer
+    if not sizes_fit(n_x, 3 * n_a, n_a, n_y if n_y > 0 else 1, m, T):
+        return None
+    cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
+    if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
+        return None
+    return gru_call(xa, a0a, cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
+                    cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy, cnp.PyArray_BYTES(by),
+                    sequence, reset_after, small_max, scratch)

@@ -578,4 +578,27 @@ FR_DISPATCH static void fr_gru_pointwise_##SFX(T *g, const T *hg, const T *h_pre
 FR_DEFINE_GRU(double, d)
 FR_DEFINE_GRU(float, f)
 
+/* The GRU with the reset gate applied before the recurrent product of the candidate (Keras's
+ * reset_after=False, ONNX's linear_before_reset=0): n = tanh(g_n + W_n (r * h_prev) + b_n).
+ * Two passes around that second product: the first activates r and z (g[0:2n] += hg[0:2n])
+ * and writes rh = r * h_prev; the second, with hg[2n:3n] = W_n rh + b_n, activates n and
+ * writes h. */
+#define FR_DEFINE_GRU_BEFORE(T, SFX)                                                          \
+FR_DISPATCH static void fr_gru_gates_rh_##SFX(T *g, const T *hg, const T *h_prev, T *rh,      \
+                                              ptrdiff_t n)                                    \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k] + hg[k]);              \
+    for (ptrdiff_t k = 0; k < n; ++k) rh[k] = g[k] * h_prev[k];                               \
+}                                                                                             \
+FR_DISPATCH static void fr_gru_candidate_##SFX(T *g, const T *hg, const T *h_prev, T *h,      \
+                                               ptrdiff_t n)                                   \
+{                                                                                             \
+    T *z = g + n, *nn = g + 2 * n;                                                            \
+    const T *hn = hg + 2 * n;                                                                 \
+    for (ptrdiff_t k = 0; k < n; ++k) nn[k] = fr_tanh_##SFX(nn[k] + hn[k]);                   \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
+}
+FR_DEFINE_GRU_BEFORE(double, d)
+FR_DEFINE_GRU_BEFORE(float, f)
+
 #endif /* FASTRNN_VMATH_H */
