@@ -13,7 +13,7 @@ def _sigmoid(z):
         return 1 / (1 + np.exp(-z))
 
 
-def _cell(kind, activation, p, x, h, c):
+def _cell(kind, activation, p, x, h, c, reset_after=True):
     """One step for one example: x (n_in,), h, c (n_a,) -> h, c."""
     if kind == "rnn":
         z = p["Waa"] @ h + p["Wax"] @ x + p["ba"][:, 0]
@@ -28,7 +28,10 @@ def _cell(kind, activation, p, x, h, c):
         return o * np.tanh(c), c
     r = _sigmoid(p["Wrx"] @ x + p["brx"][:, 0] + p["Wra"] @ h + p["bra"][:, 0])
     z = _sigmoid(p["Wzx"] @ x + p["bzx"][:, 0] + p["Wza"] @ h + p["bza"][:, 0])
-    n = np.tanh(p["Wnx"] @ x + p["bnx"][:, 0] + r * (p["Wna"] @ h + p["bna"][:, 0]))
+    if reset_after:
+        n = np.tanh(p["Wnx"] @ x + p["bnx"][:, 0] + r * (p["Wna"] @ h + p["bna"][:, 0]))
+    else:
+        n = np.tanh(p["Wnx"] @ x + p["bnx"][:, 0] + p["Wna"] @ (r * h) + p["bna"][:, 0])
     return (1 - z) * n + z * h, None
 
 
@@ -52,7 +55,8 @@ def run(spec, x, lengths=None, h0=None, c0=None):
                 h, c = h0[k, :, i], c0[k, :, i]
                 steps = range(lengths[i])
                 for t in (steps if direction == "forward" else reversed(steps)):
-                    h, c = _cell(spec.kind, spec.activation, p, inp[:, i, t], h, c)
+                    h, c = _cell(spec.kind, spec.activation, p, inp[:, i, t], h, c,
+                                 spec.reset_after)
                     out[d * n_a:(d + 1) * n_a, i, t] = h
                 h_n[k, :, i] = h
                 if c is not None:

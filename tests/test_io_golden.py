@@ -43,9 +43,10 @@ def spec_of(config, w):
     if config["framework"] == "keras":
         dirs = [(w[f"{d}/kernel"], w[f"{d}/recurrent_kernel"], w[f"{d}/bias"])
                 for d in range(config["directions"])]
-        return _keras.spec_from_weights(kind, dirs, dtype=dtype)
-    return _onnx.spec_from_arrays(kind, w["W"], w["R"], w["B"],
-                                  direction=config["direction"])
+        return _keras.spec_from_weights(kind, dirs, reset_after=config["reset_after"],
+                                        dtype=dtype)
+    return _onnx.spec_from_arrays(kind, w["W"], w["R"], w["B"], direction=config["direction"],
+                                  linear_before_reset=config["linear_before_reset"])
 
 
 def compare(got, out, tol, what):

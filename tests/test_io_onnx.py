@@ -114,7 +114,8 @@ def check(kind, model, x, lengths, h0, c0, dtype, activation="tanh", what=""):
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     spec = _onnx.spec_from_arrays(kind, inits["W"], inits["R"], inits.get("B"),
                                   direction=attrs.get("direction", "forward"),
-                                  activation=activation)
+                                  activation=activation,
+                                  linear_before_reset=attrs.get("linear_before_reset", 0))
     assert spec.dtype == dtype
     exact = _io_oracle.run(spec, x, lengths, h0, c0)
     a, _, h, c = exact
@@ -132,19 +133,19 @@ def check(kind, model, x, lengths, h0, c0, dtype, activation="tanh", what=""):
     return want
 
 
-KINDS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
+KINDS = [("rnn", "tanh", {}), ("rnn", "relu", {}), ("lstm", "tanh", {}),
+         ("gru", "tanh", {"linear_before_reset": 1}), ("gru", "tanh", {}),
+         ("gru", "tanh", {"linear_before_reset": 0})]
 
 
-@pytest.mark.parametrize("kind,activation", KINDS)
+@pytest.mark.parametrize("kind,activation,extra", KINDS)
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matches_onnxruntime(kind, activation, direction, dtype):
+def test_matches_onnxruntime(kind, activation, extra, direction, dtype):
     rng = np.random.default_rng(0)
     D = 2 if direction == "bidirectional" else 1
     W, R, B = weights(kind, 3, 5, D, rng, dtype)
-    attrs = {}
-    if kind == "gru":
-        attrs["linear_before_reset"] = 1
+    attrs = dict(extra)
     if activation == "relu":
         attrs["activations"] = ["Relu"] * D
     for lengths, states, bias in ((False, False, True), (True, True, True),
@@ -215,6 +216,19 @@ def test_mutant_reverse_direction_forgotten(monkeypatch):
     _mutant("lstm", None, monkeypatch, reverse_from_forward=True)
 
 
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+def test_mutant_other_gru_formulation(linear_before_reset):
+    rng = np.random.default_rng(5)
+    W, R, B = weights("gru", 3, 4, 1, rng, np.float32, scale=2.0)
+    model = graph("gru", W, R, B, linear_before_reset=linear_before_reset)
+    x = rng.standard_normal((3, 2, 6)).astype(np.float32)
+    want = ort_run(model, x)
+    spec = _onnx.spec_from_arrays("gru", W, R, B,
+                                  linear_before_reset=1 - linear_before_reset)
+    a, _, h, c = _io_oracle.run(spec, x)
+    assert_differs((a, h, c), want, np.float32)
+
+
 def test_reads_a_file(tmp_path):
     rng = np.random.default_rng(3)
     W, R, B = weights("lstm", 3, 4, 1, rng, np.float32)
@@ -239,9 +253,6 @@ def test_refuses_unsupported_attributes():
     m.graph.initializer.append(P)
     with pytest.raises(ValueError, match="peephole"):
         fastrnn.from_onnx(m)
-    Wg, Rg, Bg = weights("gru", 3, 4, 1, rng, np.float32)
-    with pytest.raises(ValueError, match="linear_before_reset=0"):
-        fastrnn.from_onnx(graph("gru", Wg, Rg, Bg))
     with pytest.raises(TypeError, match="path or an onnx.ModelProto"):
         fastrnn.from_onnx(42)
     empty = helper.make_model(helper.make_graph([], "g", [], []))

@@ -54,12 +54,6 @@ def _config(layer, where):
             raise ValueError(f"{where}.{key}={cfg.get(key)!r} is not supported; fastrnn "
                              f"computes {value!r}" + (" (or 'relu' for SimpleRNN)"
                                                       if kind == "rnn" else ""))
-    if kind == "gru" and not cfg.get("reset_after", True):
-        raise ValueError(
-            f"{where}: GRU reset_after=False (n = tanh(W x + b + U (r*h)), the reset gate "
-            f"applied before the recurrent product) is a different formulation from fastrnn's "
-            f"GRU (n = tanh(W x + b_x + r*(U h + b_h)), Keras's default reset_after=True); "
-            f"retrain with reset_after=True")
     if cfg.get("stateful"):
         raise ValueError(f"{where}: stateful=True is not supported (pass the state as h0)")
     return kind, cfg
@@ -88,8 +82,8 @@ def from_keras(layer):
     Parameters
     ----------
     layer : keras.layers.SimpleRNN, LSTM, GRU or Bidirectional (``merge_mode="concat"``)
-        Activations tanh/sigmoid (SimpleRNN: tanh or relu), any ``use_bias``; GRU with
-        ``reset_after=True`` (Keras's default); dropout is accepted (inference does none).
+        Activations tanh/sigmoid (SimpleRNN: tanh or relu), any ``use_bias``, GRU
+        ``reset_after`` either way; dropout is accepted (inference does none).
         ``go_backwards`` alone and ``stateful`` are refused.
 
     Returns
@@ -116,7 +110,7 @@ def from_keras(layer):
         if bool(cfg.get("go_backwards")) != backward:
             raise ValueError(f"{where}.go_backwards={cfg.get('go_backwards')} is not supported "
                              f"outside a Bidirectional layer's backward half")
-        kinds.add((kind, cfg.get("activation")))
+        kinds.add((kind, cfg.get("activation"), bool(cfg.get("reset_after", True))))
         K, U, b = _weights(sub)
         dtypes.add(K.dtype)
         params.append((kind, K, U, b))
@@ -124,14 +118,15 @@ def from_keras(layer):
         raise ValueError(f"the two halves of a Bidirectional layer must be the same kind of "
                          f"layer with the same activation, got {sorted(kinds)}")
     dtype = np.float32 if dtypes == {np.dtype(np.float32)} else np.float64
-    kind, activation = kinds.pop()
+    kind, activation, reset_after = kinds.pop()
     spec = spec_from_weights(kind, [(K, U, b) for _, K, U, b in params],
-                             activation=activation, dtype=dtype)
+                             activation=activation, reset_after=reset_after, dtype=dtype)
     from fastrnn.io._model import Imported
     return Imported(spec)
 
 
-def spec_from_weights(kind, directions, *, activation="tanh", dtype=np.float64):
+def spec_from_weights(kind, directions, *, activation="tanh", reset_after=True,
+                      dtype=np.float64):
     """A :class:`~fastrnn.io.Spec` from one Keras layer's weights (two for Bidirectional).
 
     Parameters
@@ -141,9 +136,13 @@ def spec_from_weights(kind, directions, *, activation="tanh", dtype=np.float64):
         The layer's (or the forward then the backward layer's) weights; see
         :func:`gates_from`.
     activation : {"tanh", "relu"}
+    reset_after : bool
+        The GRU's ``reset_after`` (False: one bias ``(3·n_a,)``, the reset gate applied to the
+        state before the recurrent product).
     dtype : float32 or float64
     """
     layers = [[layer_parameters(kind, gates_from(kind, K, U, b, dtype))
                for K, U, b in directions]]
     return Spec(kind, layers, directions=("forward", "reverse")[:len(directions)],
-                activation=activation, dtype=dtype)
+                activation=activation, reset_after=reset_after if kind == "gru" else True,
+                dtype=dtype)

@@ -40,7 +40,9 @@ class Imported:
         self.spec = spec
         cls = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[spec.kind]
         self._cls = cls
-        dirs = [[cls(p, dtype=spec.dtype) for p in layer] for layer in spec.layers]
+        self._options = {"reset_after": spec.reset_after} if spec.kind == "gru" else {}
+        dirs = [[cls(p, dtype=spec.dtype, **self._options) for p in layer]
+                for layer in spec.layers]
         self._reverse = None
         if spec.directions == ("reverse",):
             # one reverse direction (ONNX direction="reverse"): no Stack layer for it
@@ -147,5 +149,5 @@ class Imported:
                             f"{self.num_layers} layer(s) {'+'.join(self.spec.directions)}")
         if self._cell is None:
             self._cell = self._cls(dict(self.spec.layers[0][0], **(self.spec.head or {})),
-                                   dtype=self.dtype)
+                                   dtype=self.dtype, **self._options)
         return self._cell.step(xt, state)

@@ -25,7 +25,8 @@ _DEFAULT_ACTS = {"rnn": ["tanh"], "lstm": ["sigmoid", "tanh", "tanh"],
                  "gru": ["sigmoid", "tanh"]}
 
 
-def spec_from_arrays(kind, W, R, B=None, *, direction="forward", activation="tanh"):
+def spec_from_arrays(kind, W, R, B=None, *, direction="forward", activation="tanh",
+                     linear_before_reset=0):
     """A :class:`~fastrnn.io.Spec` from an ONNX recurrent operator's weights.
 
     Parameters
@@ -37,6 +38,10 @@ def spec_from_arrays(kind, W, R, B=None, *, direction="forward", activation="tan
     direction : {"forward", "reverse", "bidirectional"}
     activation : {"tanh", "relu"}
         The RNN operator's activation.
+    linear_before_reset : {0, 1}
+        The GRU operator's attribute: 1 is PyTorch's formulation (``reset_after=True`` of
+        :class:`fastrnn.GRU`), 0 (ONNX's default) applies the reset gate to the state before
+        the recurrent product.
     """
     W, R = np.asarray(W), np.asarray(R)
     dtype = np.float32 if W.dtype == np.float32 else np.float64
@@ -58,7 +63,8 @@ def spec_from_arrays(kind, W, R, B=None, *, direction="forward", activation="tan
         gates = {g: (blk(W[d], j), blk(R[d], j), blk(Wb, j), blk(Rb, j))
                  for j, g in enumerate(ONNX_GATES[kind])}
         layer.append(layer_parameters(kind, gates))
-    return Spec(kind, [layer], directions=directions, activation=activation, dtype=dtype)
+    return Spec(kind, [layer], directions=directions, activation=activation,
+                reset_after=bool(linear_before_reset) if kind == "gru" else True, dtype=dtype)
 
 
 def _attributes(node):
@@ -94,11 +100,6 @@ def _check_attributes(kind, attrs, where):
     if attrs.get("input_forget", 0):
         raise ValueError(f"{where}: input_forget=1 (coupled input and forget gates) is not "
                          f"supported")
-    if kind == "gru" and not attrs.get("linear_before_reset", 0):
-        raise ValueError(
-            f"{where}: linear_before_reset=0 (the reset gate applied before the recurrent "
-            f"product, n = tanh(W x + Wb + R (r*h) + Rb)) is a different formulation from "
-            f"fastrnn's GRU, which is linear_before_reset=1 (PyTorch's and Keras's default)")
     return direction, activation
 
 
@@ -110,7 +111,7 @@ def from_onnx(path_or_model):
     path_or_model : str, os.PathLike or onnx.ModelProto
         A graph with exactly one ``RNN``, ``LSTM`` or ``GRU`` node whose ``W``, ``R`` (and
         ``B``) are constants (initializers).  Any direction and ``layout``; GRU
-        ``linear_before_reset=1``; default activations (RNN: Tanh or Relu).  Peepholes ``P``,
+        ``linear_before_reset`` either way; default activations (RNN: Tanh or Relu).  Peepholes ``P``,
         ``clip``, ``input_forget`` and other activations are refused.
 
     Returns
@@ -175,6 +176,7 @@ def from_onnx(path_or_model):
     n_a = R.shape[-1]
     if "hidden_size" in attrs and attrs["hidden_size"] != n_a:
         raise ValueError(f"{where}: hidden_size={attrs['hidden_size']} but R is {R.shape}")
-    spec = spec_from_arrays(kind, W, R, B, direction=direction, activation=activation)
+    spec = spec_from_arrays(kind, W, R, B, direction=direction, activation=activation,
+                            linear_before_reset=attrs.get("linear_before_reset", 0))
     from fastrnn.io._model import Imported
     return Imported(spec)

@@ -42,10 +42,16 @@ def _composed(model):
         directions.append(len(dirs))
         for d, direction in zip(dirs, ("forward", "reverse")):
             arrays.update({_key(k, l, direction): v for k, v in _params(d).items()})
-    kind = layers[0].directions[0]._kind if directions[0] == 2 else layers[0]._kind
+    first = layers[0].directions[0] if directions[0] == 2 else layers[0]
     if getattr(model, "_head", None) is not None:
         arrays["Wy"], arrays["by"] = (np.asarray(v) for v in model._head)
-    return {"model": type(model).__name__, "kind": kind, "layers": directions}, arrays
+    options = {d.reset_after for layer in layers for d in
+               (layer.directions if isinstance(layer, fastrnn.Bidirectional) else (layer,))
+               if first._kind == "gru"}
+    if len(options) > 1:
+        raise ValueError("cannot save a stack whose GRU layers differ in reset_after")
+    return {"model": type(model).__name__, "kind": first._kind, "layers": directions,
+            **first._cell_options()}, arrays
 
 
 def save(model, path):
@@ -64,7 +70,7 @@ def save(model, path):
         s = model.spec
         header = {"model": "Imported", "kind": s.kind, "activation": s.activation,
                   "layers": s.num_layers, "directions": list(s.directions),
-                  "head": s.head is not None, "cell": s.cell}
+                  "head": s.head is not None, "cell": s.cell, "reset_after": s.reset_after}
         arrays = {}
         for l, layer in enumerate(s.layers):
             for direction, params in zip(s.directions, layer):
@@ -72,7 +78,9 @@ def save(model, path):
         if s.head is not None:
             arrays.update(s.head)
     elif isinstance(model, (fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU)):
-        header, arrays = {"model": type(model).__name__, "kind": model._kind}, _params(model)
+        header = {"model": type(model).__name__, "kind": model._kind,
+                  **model._cell_options()}
+        arrays = _params(model)
     elif isinstance(model, (fastrnn.Stack, fastrnn.Bidirectional)):
         header, arrays = _composed(model)
     else:
@@ -128,7 +136,8 @@ def load(path):
     classes = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
     if kind not in classes:
         raise ValueError(f"{path!r}: unknown cell kind {kind!r}")
-    cls = classes[kind]
+    options = {"reset_after": bool(header.get("reset_after", True))} if kind == "gru" else {}
+    cls = lambda params, dtype: classes[kind](params, dtype=dtype, **options)  # noqa: E731
     if model in ("RNN", "LSTM", "GRU"):
         return cls(arrays, dtype=dtype)
     if model in ("Stack", "Bidirectional"):
@@ -149,4 +158,4 @@ def load(path):
     head = {k: get(k) for k in HEAD_KEYS[kind]} if header["head"] else None
     return Imported(Spec(kind, layers, directions=directions,
                          activation=header["activation"], head=head, cell=header["cell"],
-                         dtype=dtype))
+                         reset_after=bool(header.get("reset_after", True)), dtype=dtype))

@@ -107,11 +107,15 @@ class Spec:
         ``Wy``/``Wya (n_y, D·n_a)``, ``by (n_y, 1)``: ``y = softmax(Wy @ a + by)`` per column.
     cell : bool
         Imported from a single-step cell (``torch.nn.LSTMCell`` …).
+    reset_after : bool
+        The GRU's formulation (see :class:`fastrnn.GRU`): True, PyTorch's (``r`` multiplies
+        the candidate's recurrent product), or False, Keras's ``reset_after=False`` and ONNX's
+        ``linear_before_reset=0`` (``r`` multiplies the state before the product).
     dtype : numpy dtype (float32 or float64)
     """
 
     def __init__(self, kind, layers, *, directions=("forward",), activation="tanh", head=None,
-                 cell=False, dtype=None):
+                 cell=False, reset_after=True, dtype=None):
         if kind not in GATES:
             raise ValueError(f"kind must be one of {sorted(GATES)}, got {kind!r}")
         if activation not in ACTIVATIONS or (activation != "tanh" and kind != "rnn"):
@@ -125,6 +129,10 @@ class Spec:
                              f"direction(s)")
         self.kind, self.activation, self.directions = kind, activation, directions
         self.cell = bool(cell)
+        if not isinstance(reset_after, (bool, np.bool_)) or (kind != "gru" and not reset_after):
+            raise ValueError(f"reset_after must be True or False (False for a GRU only), got "
+                             f"{reset_after!r}")
+        self.reset_after = bool(reset_after)
         self.dtype = np.dtype(np.float64 if dtype is None else dtype)
         if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -171,4 +179,5 @@ class Spec:
     def __repr__(self):
         return (f"Spec(kind={self.kind!r}, n_x={self.n_x}, n_a={self.n_a}, n_y={self.n_y}, "
                 f"layers={self.num_layers}, directions={self.directions}, "
-                f"activation={self.activation!r}, cell={self.cell}, dtype={self.dtype.name})")
+                f"activation={self.activation!r}, cell={self.cell}, "
+                f"reset_after={self.reset_after}, dtype={self.dtype.name})")

@@ -79,7 +79,7 @@ def torch_case(name, kind, dtype, *, num_layers=1, bidirectional=False, bias=Tru
            "c_n": None if cn is None else cn.numpy().transpose(0, 2, 1)})
 
 
-def keras_case(name, kind, *, bidirectional=False, seed=0):
+def keras_case(name, kind, *, bidirectional=False, reset_after=True, seed=0):
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -87,8 +87,9 @@ def keras_case(name, kind, *, bidirectional=False, seed=0):
     n_x, n_a, m, T = 3, 4, 2, 5
     cls = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
            "gru": keras.layers.GRU}[kind]
+    options = {"reset_after": reset_after} if kind == "gru" else {}
     layer = cls(n_a, return_sequences=True, return_state=True,
-                bias_initializer="random_normal")
+                bias_initializer="random_normal", **options)
     if bidirectional:
         layer = keras.layers.Bidirectional(layer)
     layer.build((None, None, n_x))
@@ -104,7 +105,8 @@ def keras_case(name, kind, *, bidirectional=False, seed=0):
     k = 2 if kind == "lstm" else 1
     states = out[1:]
     config = {"framework": "keras", "kind": kind, "dtype": "float32",
-              "directions": len(halves), "keras": keras.__version__}
+              "directions": len(halves), "reset_after": reset_after,
+              "keras": keras.__version__}
     write(name, config, weights, {"x": x},
           {"a": out[0].transpose(2, 0, 1),
            "h_n": np.stack([states[d * k].T for d in range(len(halves))]),
@@ -112,7 +114,7 @@ def keras_case(name, kind, *, bidirectional=False, seed=0):
            if kind == "lstm" else None})
 
 
-def onnx_case(name, kind, direction, *, seed=0):
+def onnx_case(name, kind, direction, *, linear_before_reset=1, seed=0):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -126,7 +128,7 @@ def onnx_case(name, kind, direction, *, seed=0):
     x = rng.standard_normal((n_x, m, T)).astype(np.float32)
     L = np.array([5, 2, 4], dtype=np.int32)
     h0 = rng.standard_normal((D, n_a, m)).astype(np.float32)
-    attrs = {"linear_before_reset": 1} if kind == "gru" else {}
+    attrs = {"linear_before_reset": linear_before_reset} if kind == "gru" else {}
     op = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[kind]
     outs = ["Y", "Y_h"] + (["Y_c"] if kind == "lstm" else [])
     node = helper.make_node(op, ["X", "W", "R", "B", "sequence_lens", "initial_h"], outs,
@@ -145,7 +147,7 @@ def onnx_case(name, kind, direction, *, seed=0):
                           "initial_h": np.ascontiguousarray(h0.transpose(0, 2, 1))})
     a = res[0].transpose(1, 3, 2, 0).reshape(D * n_a, m, T)
     config = {"framework": "onnx", "kind": kind, "dtype": "float32", "direction": direction,
-              "onnxruntime": ort.__version__}
+              "linear_before_reset": linear_before_reset, "onnxruntime": ort.__version__}
     write(name, config, {"W": W, "R": R, "B": B}, {"x": x, "lengths": L.astype(np.int64),
                                                    "h0": h0},
           {"a": a, "h_n": res[1].transpose(0, 2, 1),
@@ -163,6 +165,8 @@ def main():
     keras_case("keras_lstm", "lstm")
     onnx_case("onnx_lstm_bidir", "lstm", "bidirectional")
     onnx_case("onnx_gru_reverse", "gru", "reverse")
+    keras_case("keras_gru_reset_before", "gru", reset_after=False)
+    onnx_case("onnx_gru_lbr0_bidir", "gru", "bidirectional", linear_before_reset=0)
     return 0
 
 
