@@ -206,7 +206,8 @@ def test_layers_of_different_sizes():
     assert_close(h, want[0], np.float64)
     for got, wanted in zip(h_n + c_n, want[2] + want[3]):
         assert_close(got, wanted, np.float64)
-    with pytest.raises(TypeError, match=r"h0 must be a list of 2 arrays \(n_a, m\) with n_a = \[6, 2\]"):
+    with pytest.raises(TypeError,
+                       match=r"h0 must be a list of 2 arrays \(n_a, m\) with n_a = \[6, 2\]"):
         stack.forward(x, None, np.zeros((2, 6, 2)))
 
 

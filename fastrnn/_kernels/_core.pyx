@@ -1131,7 +1131,8 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> wx, <float *> wh, <float *> bx, <float *> bh, <float *> wy,
             <float *> by, <float *> a + off, m * T, <float *> y + off, m * T,
             <float *> z + off * 3 * n_a, <float *> s + off * n_a,
-            <float *> work, <float *> work + hc, <float *> work + 4 * hc, <float *> work + 5 * hc,
+            <float *> work, <float *> work + hc, <float *> work + 4 * hc,
+            <float *> work + 5 * hc,
             <float *> work + base if panel else NULL, reset_after, small_max)
     else:
         gru_core[double](
@@ -1139,7 +1140,8 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> wx, <double *> wh, <double *> bx, <double *> bh, <double *> wy,
             <double *> by, <double *> a + off, m * T, <double *> y + off, m * T,
             <double *> z + off * 3 * n_a, <double *> s + off * n_a,
-            <double *> work, <double *> work + hc, <double *> work + 4 * hc, <double *> work + 5 * hc,
+            <double *> work, <double *> work + hc, <double *> work + 4 * hc,
+            <double *> work + 5 * hc,
             <double *> work + base if panel else NULL, reset_after, small_max)
 
 
