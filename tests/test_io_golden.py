@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import _io_oracle
-import fastrnn
 from fastrnn.io import Imported, _keras, _onnx, _torch
 
 HERE = os.path.join(os.path.dirname(__file__), "golden")

@@ -111,8 +111,8 @@ def from_onnx(path_or_model):
     path_or_model : str, os.PathLike or onnx.ModelProto
         A graph with exactly one ``RNN``, ``LSTM`` or ``GRU`` node whose ``W``, ``R`` (and
         ``B``) are constants (initializers).  Any direction and ``layout``; GRU
-        ``linear_before_reset`` either way; default activations (RNN: Tanh or Relu).  Peepholes ``P``,
-        ``clip``, ``input_forget`` and other activations are refused.
+        ``linear_before_reset`` either way; default activations (RNN: Tanh or Relu).
+        Peepholes ``P``, ``clip``, ``input_forget`` and other activations are refused.
 
     Returns
     -------
