@@ -229,6 +229,44 @@ def test_mutant_other_gru_formulation(linear_before_reset):
     assert_differs((a, h, c), want, np.float32)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_torch_export(bidirectional):
+    """A graph as torch.onnx.export writes it (initial state built by Shape/Expand nodes,
+    the output reshaped after the operator) imports and runs."""
+    torch = pytest.importorskip("torch", reason="exporting a module needs torch")
+    import io
+    import warnings
+
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(3, 4, bidirectional=bidirectional).eval()
+    x = np.random.default_rng(6).standard_normal((3, 2, 5)).astype(np.float32)
+    xt = torch.from_numpy(x.transpose(2, 1, 0).copy())
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
+        torch.onnx.export(module, (xt,), buf, dynamo=False, input_names=["X"])
+    graph_ = onnx.load_from_string(buf.getvalue())
+    with torch.no_grad():
+        out, (h, c) = module(xt)
+    a, _, (h_n, c_n) = fastrnn.from_onnx(graph_).forward(x)
+    want = (out.numpy().transpose(2, 1, 0), h.numpy().transpose(0, 2, 1),
+            c.numpy().transpose(0, 2, 1))
+    assert_same((a, h_n, c_n), want, np.float32, "exported")
+
+
+def test_layout_1():
+    """layout=1 (batch-first X, Y and states in the graph; ONNX Runtime has no kernel for it)
+    changes only the graph's tensor layouts: the model reads the same weights."""
+    rng = np.random.default_rng(7)
+    W, R, B = weights("gru", 3, 4, 2, rng, np.float32)
+    x = rng.standard_normal((3, 2, 5)).astype(np.float32)
+    outs = [fastrnn.from_onnx(graph("gru", W, R, B, direction="bidirectional", layout=layout,
+                                    linear_before_reset=1)).forward(x)
+            for layout in (0, 1)]
+    for got, want in zip(outs[1][::2], outs[0][::2]):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_reads_a_file(tmp_path):
     rng = np.random.default_rng(3)
     W, R, B = weights("lstm", 3, 4, 1, rng, np.float32)

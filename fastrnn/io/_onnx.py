@@ -137,7 +137,9 @@ def from_onnx(path_or_model):
     nodes = [n for n in graph.node if n.op_type in _KINDS]
     if len(nodes) != 1:
         raise ValueError(f"the graph must hold exactly one RNN, LSTM or GRU node, found "
-                         f"{len(nodes)}: {[n.name or n.op_type for n in nodes]}")
+                         f"{len(nodes)}: {[n.name or n.op_type for n in nodes]} (a stacked "
+                         f"network exports one node per layer: import the framework's module "
+                         f"instead, e.g. with fastrnn.from_torch)")
     node = nodes[0]
     kind = _KINDS[node.op_type]
     where = f"{node.op_type} node {node.name!r}"
