@@ -31,11 +31,11 @@ def runnable(kind, activation="tanh"):
 def make(kind, n_x, n_a, *, bidirectional=False, dtype=np.float64, scale=1.0, seed=0,
          **options):
     keras.utils.set_random_seed(seed)
-    layer = LAYERS[kind](n_a, return_sequences=True, return_state=True,
-                         dtype=np.dtype(dtype).name, bias_initializer="random_normal",
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name  # or a policy name
+    layer = LAYERS[kind](n_a, return_sequences=True, return_state=True, dtype=name, bias_initializer="random_normal",
                          **options)
     if bidirectional:
-        layer = keras.layers.Bidirectional(layer, dtype=np.dtype(dtype).name)
+        layer = keras.layers.Bidirectional(layer, dtype=name)
     layer.build((None, None, n_x))
     for v in layer.weights:
         v.assign(_keras._to_numpy(v) * scale)
@@ -211,6 +211,8 @@ def test_refuses_what_it_cannot_compute():
     bi.build((None, None, 3))
     with pytest.raises(ValueError, match="merge_mode='sum'"):
         fastrnn.from_keras(bi)
+    with pytest.raises(ValueError, match="computes in float16"):
+        fastrnn.from_keras(make("gru", 3, 4, dtype="mixed_float16"))
     with pytest.raises(TypeError, match="SimpleRNN, LSTM, GRU or Bidirectional"):
         fastrnn.from_keras(keras.layers.Dense(3))
 

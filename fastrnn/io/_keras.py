@@ -56,6 +56,11 @@ def _config(layer, where):
                                                       if kind == "rnn" else ""))
     if cfg.get("stateful"):
         raise ValueError(f"{where}: stateful=True is not supported (pass the state as h0)")
+    policy = getattr(layer, "dtype_policy", None)
+    compute = getattr(policy, "compute_dtype", "float32")
+    if compute not in ("float32", "float64"):
+        raise ValueError(f"{where} computes in {compute} (dtype policy {policy.name!r}); "
+                         f"fastrnn computes in float32 or float64 only")
     return kind, cfg
 
 
