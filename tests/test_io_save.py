@@ -164,3 +164,20 @@ def test_gru_formulation_is_kept(tmp_path):
     # and the formulation matters: the same weights read the other way differ
     other = Imported(Spec("gru", imported.spec.layers, reset_after=True))
     assert np.abs(other.forward(x)[0] - imported.forward(x)[0]).max() > 1e-3
+
+
+def test_spec_checks_its_weights():
+    p = params("lstm", 3, 4)
+    with pytest.raises(KeyError, match=r"layers\[1\]\[0\] is missing 'Wf'"):
+        Spec("lstm", [[p], [{k: v for k, v in p.items() if k != "Wf"}]])
+    with pytest.raises(ValueError, match="layer 1 must read 4 features"):
+        Spec("lstm", [[p], [p]])
+    with pytest.raises(ValueError, match=r"head must be Wy \(n_y, D\*n_a\) = \(n_y, 8\)"):
+        Spec("lstm", [[p, p]], directions=("forward", "reverse"),
+             head={"Wy": np.zeros((2, 4)), "by": np.zeros((2, 1))})
+    with pytest.raises(ValueError, match="activation must be 'tanh'"):
+        Spec("gru", [[params("gru", 3, 4)]], activation="relu")
+    with pytest.raises(ValueError, match="reset_after"):
+        Spec("lstm", [[p]], reset_after=False)
+    with pytest.raises(TypeError, match="must be a 2-D real array"):
+        Spec("lstm", [[dict(p, bf=np.zeros(4, dtype=complex))]])

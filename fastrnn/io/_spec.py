@@ -50,10 +50,9 @@ def layer_parameters(kind, gates):
     -------
     dict
         RNN ``Wax (n_a, n_in), Waa (n_a, n_a), ba (n_a, 1)``; LSTM ``W{f,i,c,o}
-        (n_a, n_a + n_in), b{f,i,c,o} (n_a, 1)``; GRU ``Wr, Wz (n_a, n_a + n_in),
-        br, bz (n_a, 1), Wnx (n_a, n_in), Wna (n_a, n_a), bnx, bna (n_a, 1)``.
-        The two biases of a gate are summed, except the GRU candidate's (``b_hn`` stays inside
-        the reset product).
+        (n_a, n_a + n_in), b{f,i,c,o} (n_a, 1)``; GRU ``W{r,z,n}x (n_a, n_in),
+        W{r,z,n}a (n_a, n_a), b{r,z,n}x, b{r,z,n}a (n_a, 1)``.  An RNN's or LSTM's two biases
+        are summed; the GRU keeps them apart (its ``b_hn`` stays inside the reset product).
     """
     col = lambda b: np.asarray(b).reshape(-1, 1)  # noqa: E731
     if kind == "rnn":
@@ -136,8 +135,8 @@ class Spec:
         self.dtype = np.dtype(np.float64 if dtype is None else dtype)
         if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
-        self.layers = [[{k: self._array(p, k, l) for k in KEYS[kind]} for p in layer]
-                       for l, layer in enumerate(layers)]
+        self.layers = [[{k: self._array(p, k, f"layers[{l}][{d}]") for k in KEYS[kind]}
+                        for d, p in enumerate(layer)] for l, layer in enumerate(layers)]
         self.n_x, self.n_a = sizes(kind, self.layers[0][0])
         D = len(directions)
         for l, layer in enumerate(self.layers):
@@ -161,11 +160,11 @@ class Spec:
 
     def _array(self, params, key, where):
         if key not in params:
-            raise KeyError(f"{where} parameters are missing {key!r}")
+            raise KeyError(f"{where} is missing {key!r}")
         arr = np.asarray(params[key])
         if arr.dtype.kind not in "fiu" or arr.ndim != 2:
-            raise TypeError(f"{where} parameters[{key!r}] must be a 2-D real array, got "
-                            f"dtype {arr.dtype}, shape {arr.shape}")
+            raise TypeError(f"{where}[{key!r}] must be a 2-D real array, got dtype "
+                            f"{arr.dtype}, shape {arr.shape}")
         return np.array(arr, dtype=self.dtype, order="C")  # a copy: the spec owns its weights
 
     @property
