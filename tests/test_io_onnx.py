@@ -229,29 +229,55 @@ def test_mutant_other_gru_formulation(linear_before_reset):
     assert_differs((a, h, c), want, np.float32)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_torch_export(bidirectional):
-    """A graph as torch.onnx.export writes it (initial state built by Shape/Expand nodes,
-    the output reshaped after the operator) imports and runs."""
+def _export(module, xt):
     torch = pytest.importorskip("torch", reason="exporting a module needs torch")
     import io
     import warnings
 
-    torch.manual_seed(0)
-    module = torch.nn.LSTM(3, 4, bidirectional=bidirectional).eval()
-    x = np.random.default_rng(6).standard_normal((3, 2, 5)).astype(np.float32)
-    xt = torch.from_numpy(x.transpose(2, 1, 0).copy())
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
         torch.onnx.export(module, (xt,), buf, dynamo=False, input_names=["X"])
-    graph_ = onnx.load_from_string(buf.getvalue())
+    return onnx.load_from_string(buf.getvalue())
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (1, True), (3, False),
+                                                      (2, True)])
+def test_torch_export(kind, num_layers, bidirectional):
+    """Graphs as torch.onnx.export writes them (initial states built by Shape/Expand nodes,
+    one operator per layer, outputs reshaped between them) import and run."""
+    torch = pytest.importorskip("torch", reason="exporting a module needs torch")
+    torch.manual_seed(0)
+    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    module = cls(3, 4, num_layers=num_layers, bidirectional=bidirectional).eval()
+    x = np.random.default_rng(6).standard_normal((3, 2, 5)).astype(np.float32)
+    xt = torch.from_numpy(x.transpose(2, 1, 0).copy())
+    model = fastrnn.from_onnx(_export(module, xt))
+    D = 2 if bidirectional else 1
+    assert model.num_layers == num_layers and model.num_directions == D
+    h0 = np.random.default_rng(7).standard_normal((num_layers * D, 4, 2)).astype(np.float32)
     with torch.no_grad():
-        out, (h, c) = module(xt)
-    a, _, (h_n, c_n) = fastrnn.from_onnx(graph_).forward(x)
-    want = (out.numpy().transpose(2, 1, 0), h.numpy().transpose(0, 2, 1),
-            c.numpy().transpose(0, 2, 1))
-    assert_same((a, h_n, c_n), want, np.float32, "exported")
+        out, state = module(xt, torch.from_numpy(h0.transpose(0, 2, 1).copy())
+                            if kind != "lstm" else None)
+    a, _, got = model.forward(x, h0=h0 if kind != "lstm" else None)
+    hs = state if kind == "lstm" else (state,)
+    gs = got if kind == "lstm" else (got,)
+    assert_same((a,) + tuple(gs), (out.numpy().transpose(2, 1, 0),) + tuple(
+        v.numpy().transpose(0, 2, 1) for v in hs), np.float32, "exported")
+
+
+def test_refuses_a_chain_with_something_between():
+    torch = pytest.importorskip("torch", reason="exporting a module needs torch")
+    module = torch.nn.GRU(3, 4, num_layers=2).eval()
+    m = _export(module, torch.zeros(5, 2, 3))
+    squeeze = next(n for n in m.graph.node if n.op_type == "Squeeze")
+    relu = helper.make_node("Relu", [squeeze.output[0]], ["relu_out"])
+    second = [n for n in m.graph.node if n.op_type == "GRU"][1]
+    second.input[0] = "relu_out"
+    m.graph.node.insert(list(m.graph.node).index(second), relu)
+    with pytest.raises(ValueError, match="must read the previous recurrent node's output"):
+        fastrnn.from_onnx(m)
 
 
 def test_layout_1():
@@ -294,7 +320,7 @@ def test_refuses_unsupported_attributes():
     with pytest.raises(TypeError, match="path or an onnx.ModelProto"):
         fastrnn.from_onnx(42)
     empty = helper.make_model(helper.make_graph([], "g", [], []))
-    with pytest.raises(ValueError, match="exactly one RNN, LSTM or GRU node"):
+    with pytest.raises(ValueError, match="an RNN, LSTM or GRU node, found none"):
         fastrnn.from_onnx(empty)
     # weights that are run-time inputs cannot be read
     m = graph("lstm", W, R, B)

@@ -104,24 +104,28 @@ def _check_attributes(kind, attrs, where):
 
 
 def from_onnx(path_or_model):
-    """A fastrnn model computing what the ONNX graph's recurrent operator computes.
+    """A fastrnn model computing what the ONNX graph's recurrent operators compute.
 
     Parameters
     ----------
     path_or_model : str, os.PathLike or onnx.ModelProto
-        A graph with exactly one ``RNN``, ``LSTM`` or ``GRU`` node whose ``W``, ``R`` (and
-        ``B``) are constants (initializers).  Any direction and ``layout``; GRU
-        ``linear_before_reset`` either way; default activations (RNN: Tanh or Relu).
-        Peepholes ``P``, ``clip``, ``input_forget`` and other activations are refused.
+        A graph with one ``RNN``, ``LSTM`` or ``GRU`` node, or a chain of them as
+        ``torch.onnx.export`` writes a stacked module (each node reading the previous one's
+        ``Y`` through ``Squeeze(axes=[1])``, or ``Transpose(perm=[0, 2, 1, 3])`` and
+        ``Reshape([0, 0, -1])`` for a bidirectional one), whose ``W``, ``R`` (and ``B``) are
+        constants (initializers).  Any direction and ``layout``; GRU ``linear_before_reset``
+        either way; default activations (RNN: Tanh or Relu).  Peepholes ``P``, ``clip``,
+        ``input_forget`` and other activations are refused.  Nodes before the first
+        recurrent node and after the last are not part of the model.
 
     Returns
     -------
     fastrnn.io.Imported
         ``forward(x, lengths=None, h0=None, c0=None)`` takes ``x (n_x, m, T_x)``,
-        ``sequence_lens`` as ``lengths (m,)`` and ``initial_h``/``initial_c`` as
-        ``(D, n_a, m)``; it returns ``(a, None, state)`` with ``a (D·n_a, m, T_x)`` the
-        operator's ``Y (T_x, D, m, n_a)`` rearranged and ``state`` its ``Y_h`` (and ``Y_c``)
-        as ``(D, n_a, m)``.
+        ``sequence_lens`` as ``lengths (m,)`` and ``initial_h``/``initial_c`` of each node,
+        stacked, as ``(L·D, n_a, m)``; it returns ``(a, None, state)`` with
+        ``a (D·n_a, m, T_x)`` the last operator's ``Y (T_x, D, m, n_a)`` rearranged and
+        ``state`` the operators' ``Y_h`` (and ``Y_c``) stacked as ``(L·D, n_a, m)``.
     """
     import onnx
     from onnx import numpy_helper
@@ -135,38 +139,60 @@ def from_onnx(path_or_model):
                         f"{type(path_or_model).__name__}")
     graph = model.graph
     nodes = [n for n in graph.node if n.op_type in _KINDS]
-    if len(nodes) != 1:
-        raise ValueError(f"the graph must hold exactly one RNN, LSTM or GRU node, found "
-                         f"{len(nodes)}: {[n.name or n.op_type for n in nodes]} (a stacked "
-                         f"network exports one node per layer: import the framework's module "
-                         f"instead, e.g. with fastrnn.from_torch)")
-    node = nodes[0]
-    kind = _KINDS[node.op_type]
-    where = f"{node.op_type} node {node.name!r}"
+    if not nodes:
+        raise ValueError("the graph must hold an RNN, LSTM or GRU node, found none")
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for n in graph.node:
         if n.op_type == "Constant" and n.output:
             for a in n.attribute:
                 if a.name == "value":
                     constants[n.output[0]] = numpy_helper.to_array(a.t)
+    producers = {out: n for n in graph.node for out in n.output}
+    layers, options = [], set()
+    for k, node in enumerate(nodes):
+        if k:
+            _check_chained(node, nodes[k - 1], producers, constants)
+        W, R, B, opts = _read_node(node, constants)
+        options.add(opts)
+        layers.append((W, R, B))
+    if len(options) != 1:
+        raise ValueError(f"the graph's recurrent nodes must share one kind, direction and "
+                         f"attributes, got {sorted(options)}")
+    kind, direction, activation, lbr, lengths_input = options.pop()
+    specs = [spec_from_arrays(kind, W, R, B, direction=direction, activation=activation,
+                              linear_before_reset=lbr) for W, R, B in layers]
+    first = specs[0]
+    spec = Spec(kind, [s.layers[0] for s in specs], directions=first.directions,
+                activation=activation, reset_after=first.reset_after, dtype=first.dtype)
+    from fastrnn.io._model import Imported
+    return Imported(spec)
+
+
+_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
+
+
+def _read_node(node, constants):
+    """W, R, B and the options (kind, direction, activation, linear_before_reset, the
+    sequence_lens input's name) of one recurrent node."""
+    kind = _KINDS[node.op_type]
+    where = f"{node.op_type} node {node.name!r}"
     inputs = list(node.input) + [""] * 8
-    names = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 
     def const(i, required):
         name = inputs[i]
         if not name:
             if required:
-                raise ValueError(f"{where} has no {names[i]} input")
+                raise ValueError(f"{where} has no {_INPUTS[i]} input")
             return None
         if name not in constants:
-            raise ValueError(f"{where}: input {names[i]} ({name!r}) must be a constant "
+            raise ValueError(f"{where}: input {_INPUTS[i]} ({name!r}) must be a constant "
                              f"(an initializer) for fastrnn to read it")
         return constants[name]
 
     for i in (4, 5, 6):
         if inputs[i] and inputs[i] in constants:
-            raise ValueError(f"{where}: {names[i]} is a constant of the graph; fastrnn takes it "
-                             f"at run time (forward's lengths, h0, c0): remove it from the "
+            raise ValueError(f"{where}: {_INPUTS[i]} is a constant of the graph; fastrnn takes "
+                             f"it at run time (forward's lengths, h0, c0): remove it from the "
                              f"graph and pass it there")
     if kind == "lstm" and inputs[7]:
         raise ValueError(f"{where}: peephole weights P are not supported")
@@ -178,7 +204,35 @@ def from_onnx(path_or_model):
     n_a = R.shape[-1]
     if "hidden_size" in attrs and attrs["hidden_size"] != n_a:
         raise ValueError(f"{where}: hidden_size={attrs['hidden_size']} but R is {R.shape}")
-    spec = spec_from_arrays(kind, W, R, B, direction=direction, activation=activation,
-                            linear_before_reset=attrs.get("linear_before_reset", 0))
-    from fastrnn.io._model import Imported
-    return Imported(spec)
+    lbr = attrs.get("linear_before_reset", 0) if kind == "gru" else 0
+    return W, R, B, (kind, direction, activation, lbr, inputs[4])
+
+
+def _check_chained(node, prev, producers, constants):
+    """Refuse unless ``node`` reads ``prev``'s Y exactly as a stacked layer would: the
+    (T, D, m, n_a) output as (T, m, D·n_a) input, nothing else in between."""
+    where = f"{node.op_type} node {node.name!r}"
+    D = 2 if _attributes(prev).get("direction") == "bidirectional" else 1
+    y = prev.output[0] if prev.output else ""
+    n = producers.get(node.input[0])
+
+    def const_ints(name):
+        return None if name not in constants else [int(v) for v in
+                                                   np.ravel(constants[name])]
+
+    ok = False
+    if D == 1 and n is not None and n.op_type == "Squeeze" and n.input[0] == y:
+        axes = _attributes(n).get("axes") or (const_ints(n.input[1]) if len(n.input) > 1
+                                               else None)
+        ok = list(axes or []) == [1]
+    elif D == 2 and n is not None and n.op_type == "Reshape":
+        t = producers.get(n.input[0])
+        ok = (const_ints(n.input[1]) == [0, 0, -1] and t is not None
+              and t.op_type == "Transpose" and t.input[0] == y
+              and list(_attributes(t).get("perm", [])) == [0, 2, 1, 3])
+    if not ok:
+        raise ValueError(
+            f"{where} must read the previous recurrent node's output Y directly (through "
+            f"Squeeze(axes=[1]), or Transpose(perm=[0, 2, 1, 3]) and Reshape([0, 0, -1]) for a "
+            f"bidirectional one) for fastrnn to run them as a stack; this graph does something "
+            f"else between them")
