@@ -101,6 +101,9 @@ def check(module, x, *, lengths=None, h0=None, c0=None, head=None, what=""):
         got = flat(model.forward(x, lengths=lengths, h0=h0, c0=c0))
         assert got[0].dtype == dtype and got[0].flags.c_contiguous
         assert_same(got, want, dtype, "model " + what)
+        if spec.num_directions == 2:  # both directions on two threads
+            got = flat(model.forward(x, lengths=lengths, h0=h0, c0=c0, n_threads=2))
+            assert_same(got, want, dtype, "model, two threads " + what)
     else:
         with pytest.raises(NotImplementedError, match="cannot be run yet"):
             fastrnn.from_torch(module, head)
