@@ -112,7 +112,7 @@ def _run(kernel, args, m, n_threads, work):
             f.result()
 
 
-def run_rnn(packed, x, a0, n_threads=1):
+def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh"):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y and the state buffer.
 
     The state buffer z (m, T_x, n_a) holds the hidden states again, time-major.
@@ -125,7 +125,8 @@ def run_rnn(packed, x, a0, n_threads=1):
     a = np.empty((n_a, m, T), dtype=dtype)
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, n_a), dtype=dtype)
-    _run(_core.rnn_forward, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
+    kernel = _core.relu_rnn_forward if nonlinearity == "relu" else _core.rnn_forward
+    _run(kernel, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
                              a, y, z), m, n_threads, m * T * n_a * (n_a + n_x + n_y))
     return a, y, z
 

@@ -237,7 +237,9 @@ class Stack:
         wy, by = self._head
         n_out, m, T = h.shape
         with np.errstate(all="ignore"):  # inf and NaN propagate as in the reference
-            y = (wy @ h.reshape(n_out, m * T) + by).reshape(-1, m, T)
+            y = (wy @ h.reshape(n_out, m * T) + by).reshape(wy.shape[0], m, T)
+            if y.size == 0:
+                return y
             y -= y.max(axis=0, keepdims=True)
             np.exp(y, out=y)
             y /= y.sum(axis=0, keepdims=True)
@@ -264,7 +266,9 @@ class Stack:
         if self._head is not None:
             wy, by = (_f64(v) for v in self._head)
             n_out, m, T = h.shape
-            y = np.stack([reference.softmax(wy @ h[:, :, t] + by) for t in range(T)], axis=2)
+            y = np.zeros((wy.shape[0], m, T))
+            for t in range(T):
+                y[:, :, t] = reference.softmax(wy @ h[:, :, t] + by)
             if lengths is not None:
                 y[:, np.arange(T)[None, :] >= np.asarray(lengths)[:, None]] = 0
         out = (h, y, _stack_or_list(finals_h))

@@ -55,8 +55,9 @@ class _Model:
 
     def __repr__(self):
         n_y = self.n_y if self.has_head else None
+        options = "".join(f", {k}={v!r}" for k, v in self._cell_options().items())
         return (f"fastrnn.{type(self).__name__}(n_x={self.n_x}, n_a={self.n_a}, "
-                f"n_y={n_y}, dtype={self.dtype.name})")
+                f"n_y={n_y}, dtype={self.dtype.name}{options})")
 
     def save(self, path):
         """Write the model to ``path``: an ``.npz`` of its parameters under the lessons' keys
@@ -99,7 +100,7 @@ class _Model:
         if fast is not None:  # one thread: the per-thread work buffers are reused
             a, y, c = fast[0], fast[1], fast[2] if self._kind == "lstm" else None
         elif self._kind == "rnn":
-            a, y, _ = _api.run_rnn(p, x, states[0], n_threads)
+            a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity)
             c = None
         elif self._kind == "gru":
             a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after)
@@ -169,13 +170,14 @@ class _Model:
             _api._check(f"{type(self).__name__}.{method}", _api._outputs(names, got),
                         lambda: _api._outputs(names, reference_function(
                             *[np.asarray(v, dtype=np.float64) for v in args],
-                            self._reference_parameters())))
+                            self._reference_parameters(), **self._cell_options())))
         return got
 
     def _try(self, x, states, sequence, n_threads=1):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, on one thread and outside checked mode; else None."""
-        if _api.threads_count(n_threads) != 1 or _checked.is_checked():
+        if (_api.threads_count(n_threads) != 1 or _checked.is_checked()
+                or getattr(self, "nonlinearity", "tanh") != "tanh"):
             return None
         p = self._packed
         scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
@@ -216,6 +218,8 @@ class RNN(_Model):
     dtype : {None, float32, float64}
         Computation dtype; by default float32 when every weight is float32, else float64.
         Inputs are converted to it.
+    nonlinearity : {"tanh", "relu"}
+        The lessons' tanh, or ``max(z, 0)`` (PyTorch's ``nn.RNN(nonlinearity="relu")``).
 
     Examples
     --------
@@ -228,6 +232,19 @@ class RNN(_Model):
 
     _kind = "rnn"
     _weights = RNN_WEIGHTS
+
+    def __init__(self, parameters, dtype=None, *, nonlinearity="tanh"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(parameters, dtype)
+
+    def __setstate__(self, state):
+        state.setdefault("nonlinearity", "tanh")  # pickled before the option existed
+        super().__setstate__(state)
+
+    def _cell_options(self):
+        return {} if self.nonlinearity == "tanh" else {"nonlinearity": self.nonlinearity}
 
     def forward(self, x, a0=None, *, lengths=None, n_threads=1):
         """Run a sequence.
@@ -387,9 +404,6 @@ class GRU(_Model):
         self.reset_after = _api._flag(reset_after, "reset_after")
         super().__init__(parameters, dtype)
 
-    def __repr__(self):
-        return super().__repr__()[:-1] + f", reset_after={self.reset_after})"
-
     def _cell_options(self):
         return {"reset_after": self.reset_after}
 
@@ -437,13 +451,7 @@ class GRU(_Model):
         a, y, _ = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev])
         return self._verify("step", ("a_next", "yt_pred"),
                             (a[:, :, 0], None if y is None else y[:, :, 0]),
-                            _reference_gru_cell(self.reset_after), xt, a_prev)
-
-
-def _reference_gru_cell(reset_after):
-    def cell(xt, a_prev, parameters):
-        return reference.gru_cell_forward(xt, a_prev, parameters, reset_after)
-    return cell
+                            reference.gru_cell_forward, xt, a_prev)
 
 
 def _reversal(lengths, m, T):

@@ -1,7 +1,7 @@
 """``python -m fastrnn check``: every public call against the numpy reference.
 
 Runs the six drop-in functions (outputs and the arrays in their caches), the packed
-models' ``forward`` and ``step`` (``RNN``, ``LSTM``, ``GRU``) and two-layer bidirectional
+models' ``forward`` and ``step`` (``RNN`` with tanh and ReLU, ``LSTM``, ``GRU``) and two-layer bidirectional
 ``Stack``s of each kind (random lengths and initial states, the GRU with the reset gate
 after and before its product, against the reference's
 ``layer_forward`` composed layer by layer) on random inputs over a spread of shapes:
@@ -96,13 +96,14 @@ def _f64(v):
     return np.asarray(v, dtype=np.float64)
 
 
-def _ref(name, *args):
-    """reference.<name> in float64; its sigmoid overflows harmlessly (0 is right)."""
+def _ref(name, *args, **options):
+    """reference.<name> in float64; its sigmoid overflows harmlessly (0 is right).  Options
+    (strings, bools), lengths (integers) and None are passed as they are."""
     args = [{k: _f64(v) for k, v in a.items()} if isinstance(a, dict)
             else a if a is None or isinstance(a, (str, bool)) or np.asarray(a).dtype.kind in "iu"
             else _f64(a) for a in args]
     with np.errstate(over="ignore", under="ignore"):
-        return getattr(reference, name)(*args)
+        return getattr(reference, name)(*args, **options)
 
 
 def _ref_lstm_sequence(x, a0, c0, parameters):
@@ -226,24 +227,31 @@ def _check_rnn_forward(t, c, tol):
         _compare_cache(t, f"{c.label} caches[0][{s}]", caches[0][s], want[2][0][s], c.p, tol)
 
 
+def _nonlinearity(c):
+    # every third shape runs the RNN model with ReLU
+    return "relu" if c.variant % 3 == 2 else "tanh"
+
+
 def _check_rnn_model_forward(t, c, tol):
-    net = fastrnn.RNN(c.p)
+    act = _nonlinearity(c)
+    net = fastrnn.RNN(c.p, nonlinearity=act)
     if c.variant % 2:   # a0 given, batch-parallel threads
         got = net.forward(c.x, c.a0, n_threads=2)
-        want = _ref("rnn_forward", c.x, c.a0, c.p)
+        want = _ref("rnn_forward", c.x, c.a0, c.p, act)
     else:               # a0 omitted: zeros
         got = net.forward(c.x)
-        want = _ref("rnn_forward", c.x, c.zeros, c.p)
+        want = _ref("rnn_forward", c.x, c.zeros, c.p, act)
     _compare_all(t, c.label, {"a": got[0], "y_pred": got[1]},
                  {"a": want[0], "y_pred": want[1]}, tol, c.dtype)
 
 
 def _check_rnn_model_step(t, c, tol):
-    net = fastrnn.RNN(c.p)
+    act = _nonlinearity(c)
+    net = fastrnn.RNN(c.p, nonlinearity=act)
     state, ref_state = (c.a0, c.a0) if c.variant % 2 else (None, c.zeros)
     for s in range(min(c.shape[4], 3)):   # a short stream
         state, yt = net.step(c.x[:, :, s], state)
-        ref_state, ref_y, _ = _ref("rnn_cell_forward", c.x[:, :, s], ref_state, c.p)
+        ref_state, ref_y, _ = _ref("rnn_cell_forward", c.x[:, :, s], ref_state, c.p, act)
         _compare_all(t, f"{c.label} step {s}", {"a_next": state, "yt_pred": yt},
                      {"a_next": ref_state, "yt_pred": ref_y}, tol, c.dtype)
 
@@ -356,7 +364,8 @@ def _check_stack_forward(t, c, tol):
     n_x, n_a, n_y, m, T = c.shape
     rng, kind = c.rng, c.model
     params, layers, n_in = [], [], n_x
-    options = {"reset_after": _reset_after(c)} if kind == "gru" else {}
+    options = ({"reset_after": _reset_after(c)} if kind == "gru"
+               else {"nonlinearity": _nonlinearity(c)} if kind == "rnn" else {})
     for _ in range(2):
         pair = [_params(kind, rng, n_in, n_a, 0, c.dtype) for _ in range(2)]
         params.append(pair)
@@ -376,7 +385,7 @@ def _check_stack_forward(t, c, tol):
         for p, reverse in zip(pair, (False, True)):
             a, _, _, a_last, c_last = _ref("layer_forward", kind, x, p, lengths, reverse,
                                            h0[k], None if c0 is None else c0[k],
-                                           options.get("reset_after", True))
+                                           **options)
             outs.append(a)
             h_n.append(a_last)
             c_n.append(c_last)

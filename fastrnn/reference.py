@@ -44,7 +44,7 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def rnn_cell_forward(xt, a_prev, parameters):
+def rnn_cell_forward(xt, a_prev, parameters, nonlinearity="tanh"):
     """One step of the basic RNN.
 
     Parameters
@@ -53,6 +53,7 @@ def rnn_cell_forward(xt, a_prev, parameters):
     a_prev : ndarray (n_a, m)
     parameters : dict with Wax (n_a, n_x), Waa (n_a, n_a), Wya (n_y, n_a), ba (n_a, 1),
         by (n_y, 1); without Wya and by, no output layer
+    nonlinearity : "tanh" (the lessons') or "relu" (``max(z, 0)``, as PyTorch's nn.RNN offers)
 
     Returns
     -------
@@ -64,7 +65,10 @@ def rnn_cell_forward(xt, a_prev, parameters):
     Waa = parameters["Waa"]
     ba = parameters["ba"]
 
-    a_next = np.tanh(np.dot(Waa, a_prev) + np.dot(Wax, xt) + ba)
+    if nonlinearity == "relu":
+        a_next = np.maximum(np.dot(Waa, a_prev) + np.dot(Wax, xt) + ba, 0)
+    else:
+        a_next = np.tanh(np.dot(Waa, a_prev) + np.dot(Wax, xt) + ba)
     yt_pred = None
     if "Wya" in parameters:  # no output layer: the hidden state only
         yt_pred = softmax(np.dot(parameters["Wya"], a_next) + parameters["by"])
@@ -73,7 +77,7 @@ def rnn_cell_forward(xt, a_prev, parameters):
     return a_next, yt_pred, cache
 
 
-def rnn_forward(x, a0, parameters):
+def rnn_forward(x, a0, parameters, nonlinearity="tanh"):
     """The basic RNN over a sequence.
 
     Parameters
@@ -81,6 +85,7 @@ def rnn_forward(x, a0, parameters):
     x : ndarray (n_x, m, T_x)
     a0 : ndarray (n_a, m)
     parameters : dict, as for :func:`rnn_cell_forward`
+    nonlinearity : as for :func:`rnn_cell_forward`
 
     Returns
     -------
@@ -99,7 +104,7 @@ def rnn_forward(x, a0, parameters):
     a_next = a0
     for t in range(T_x):
         xt = x[:, :, t]
-        a_next, yt_pred, cache = rnn_cell_forward(xt, a_next, parameters)
+        a_next, yt_pred, cache = rnn_cell_forward(xt, a_next, parameters, nonlinearity)
         a[:, :, t] = a_next
         if y_pred is not None:
             y_pred[:, :, t] = yt_pred
@@ -292,7 +297,7 @@ def gru_forward(x, a0, parameters, reset_after=True):
 
 
 def layer_forward(kind, x, parameters, lengths=None, reverse=False, a0=None, c0=None,
-                  reset_after=True):
+                  **options):
     """One layer over sequences of different lengths, one example and one step at a time.
 
     Example j reads its first ``lengths[j]`` steps only (PyTorch's ``pack_padded_sequence``):
@@ -309,8 +314,8 @@ def layer_forward(kind, x, parameters, lengths=None, reverse=False, a0=None, c0=
     reverse : bool
     a0, c0 : ndarray (n_a, m), optional
         Initial hidden (and, for an LSTM, cell) state; zeros when omitted.
-    reset_after : bool
-        GRU only: as for :func:`gru_cell_forward`.
+    **options
+        The cell's options: ``nonlinearity`` (RNN), ``reset_after`` (GRU).
 
     Returns
     -------
@@ -339,12 +344,12 @@ def layer_forward(kind, x, parameters, lengths=None, reverse=False, a0=None, c0=
         for t in (reversed(steps) if reverse else steps):
             xt = x[:, j:j + 1, t]
             if kind == "rnn":
-                a_t, yt, _ = rnn_cell_forward(xt, a_t, parameters)
+                a_t, yt, _ = rnn_cell_forward(xt, a_t, parameters, **options)
             elif kind == "lstm":
                 a_t, c_t, yt, _ = lstm_cell_forward(xt, a_t, c_t, parameters)
                 c[:, j:j + 1, t] = c_t
             else:
-                a_t, yt, _ = gru_cell_forward(xt, a_t, parameters, reset_after)
+                a_t, yt, _ = gru_cell_forward(xt, a_t, parameters, **options)
             a[:, j:j + 1, t] = a_t
             if y is not None:
                 y[:, j:j + 1, t] = yt

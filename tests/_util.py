@@ -27,8 +27,9 @@ def f64(tree):
 
 def ref(name, *args):
     """Call reference.<name> in float64 with numpy's overflow warnings silenced (the
-    lessons' sigmoid overflows harmlessly for large negative input)."""
-    args = [f64(a) for a in args]
+    lessons' sigmoid overflows harmlessly for large negative input).  Options (strings,
+    bools) are passed as they are."""
+    args = [a if isinstance(a, (str, bool)) else f64(a) for a in args]
     with np.errstate(over="ignore", under="ignore"):
         return getattr(reference, name)(*args)
 

@@ -130,8 +130,9 @@ def _ref_stack(kind, params, head, x, lengths, h0, c0):
     y = None
     if head is not None:
         T = h.shape[2]
-        y = np.stack([reference.softmax(f64(head["Wy"]) @ h[:, :, t] + f64(head["by"]))
-                      for t in range(T)], axis=2)
+        y = np.zeros((head["Wy"].shape[0],) + h.shape[1:])
+        for t in range(T):
+            y[:, :, t] = reference.softmax(f64(head["Wy"]) @ h[:, :, t] + f64(head["by"]))
         if lengths is not None:
             y[:, np.arange(T)[None, :] >= np.asarray(lengths)[:, None]] = 0
     same = len({v.shape for v in h_n}) == 1
@@ -404,3 +405,85 @@ def test_models_and_stacks_pickle():
     gru = fastrnn.GRU(layer_params("gru", rng, 3, 4, 0))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(gru)).forward(x)[0],
                                   gru.forward(x)[0])
+
+
+# ------------------------------------------------------------------ ReLU RNN
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_y", [0, 3])
+def test_relu_rnn_matches_reference_and_torch(dtype, n_y):
+    rng = np.random.default_rng(12)
+    n_x, n_a, m, T = 5, 7, 4, 9
+    p = layer_params("rnn", rng, n_x, n_a, n_y, dtype)
+    x, lengths = _x_lengths(rng, n_x, m, T, dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    model = fastrnn.RNN(p, nonlinearity="relu")
+    assert "relu" in repr(model)
+    a, y = model.forward(x, a0)
+    a_ref, y_ref, _ = ref("rnn_forward", x, a0, p, "relu")
+    assert (a_ref == 0).any() and (a_ref > 0).any()  # both sides of the kink
+    assert_close(a, a_ref, dtype)
+    if n_y:
+        assert_close(y, y_ref, dtype)
+    a_tanh = ref("rnn_forward", x, a0, p)[0]
+    assert not np.allclose(f64(a), a_tanh, rtol=1e-4, atol=1e-5)
+    a2, _ = model.forward(x, a0, n_threads=2)
+    assert_close(a2, a_ref, dtype)
+    state, _ = model.step(x[:, :, 0], a0)
+    assert_close(state, a_ref[:, :, 0], dtype)
+    out = model.forward(x, a0, lengths=lengths)
+    want = reference.layer_forward("rnn", f64(x), f64(p), lengths, False, f64(a0),
+                                   nonlinearity="relu")
+    assert_close(out[0], want[0], dtype)
+    with fastrnn.checked():
+        model.forward(x, a0)
+        model.forward(x, a0, lengths=lengths)
+        model.step(x[:, :, 0], a0)
+        fastrnn.Stack([fastrnn.Bidirectional(fastrnn.RNN(layer_params("rnn", rng, n_x, n_a),
+                                                         nonlinearity="relu"),
+                                             fastrnn.RNN(layer_params("rnn", rng, n_x, n_a),
+                                                         nonlinearity="relu"))]
+                      ).forward(x, lengths)
+    with pytest.raises(ValueError, match="nonlinearity must be 'tanh' or 'relu'"):
+        fastrnn.RNN(p, nonlinearity="sigmoid")
+    torch = pytest.importorskip("torch", reason="torch is the optional peer")
+    if n_y:
+        return
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    module = torch.nn.RNN(n_x, n_a, nonlinearity="relu").to(tdtype)
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(torch.tensor(p["Wax"]))
+        module.weight_hh_l0.copy_(torch.tensor(p["Waa"]))
+        module.bias_ih_l0.copy_(torch.tensor(p["ba"][:, 0]))
+        module.bias_hh_l0.zero_()
+        out, _ = module(torch.tensor(x.transpose(2, 1, 0).copy()),
+                        torch.tensor(a0.T.copy())[None])
+    assert_close(a, f64(out.numpy().transpose(2, 1, 0)), dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_batches_and_sequences(kind):
+    rng = np.random.default_rng(13)
+    stack, params, head = _make_stack(kind, rng, 3, 4, 2, True, np.float64, n_y=2)
+    for shape in [(3, 0, 5), (3, 2, 0), (3, 0, 0)]:
+        x = np.zeros(shape)
+        h0 = rng.standard_normal((4, 4, shape[1]))
+        c0 = h0 if kind == "lstm" else None
+        h, y, state = stack.forward(x, None, h0, c0)
+        want = _ref_stack(kind, params, head, x, None, h0, c0)
+        assert h.shape == (8,) + shape[1:] and y.shape == (2,) + shape[1:]
+        # no step: the final states are the initial ones
+        np.testing.assert_array_equal(state[0] if kind == "lstm" else state, want[2])
+        lengths = np.zeros(0, dtype=int) if shape[1] == 0 else None
+        a = MODEL[kind](params[0][0]).forward(x, lengths=lengths)[0]
+        assert a.shape == (4,) + shape[1:]
+
+
+def test_mixed_dtypes_follow_the_model():
+    rng = np.random.default_rng(14)
+    stack, params, _ = _make_stack("gru", rng, 3, 4, 1, True, np.float32)
+    x = rng.standard_normal((3, 2, 5))  # float64 input, float32 model
+    h, _, h_n = stack.forward(x, [5, 2], np.zeros((2, 4, 2)))
+    assert h.dtype == np.float32 and h_n.dtype == np.float32
+    want = _ref_stack("gru", params, None, x.astype(np.float32), [5, 2], None, None)
+    assert_close(h, want[0], np.float32)

@@ -601,4 +601,14 @@ FR_DISPATCH static void fr_gru_candidate_##SFX(T *g, const T *hg, const T *h_pre
 FR_DEFINE_GRU_BEFORE(double, d)
 FR_DEFINE_GRU_BEFORE(float, f)
 
+/* ReLU in place (the basic RNN with nonlinearity "relu", as PyTorch's nn.RNN offers):
+ * max(x, 0), NaN kept. */
+#define FR_DEFINE_RELU(T, SFX)                                                                \
+FR_DISPATCH static void fr_relu_inplace_##SFX(T *x, ptrdiff_t n)                              \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < n; ++k) x[k] = x[k] < (T)0 ? (T)0 : x[k];                       \
+}
+FR_DEFINE_RELU(double, d)
+FR_DEFINE_RELU(float, f)
+
 #endif /* FASTRNN_VMATH_H */
