@@ -181,3 +181,20 @@ def test_spec_checks_its_weights():
         Spec("lstm", [[p]], reset_after=False)
     with pytest.raises(TypeError, match="must be a 2-D real array"):
         Spec("lstm", [[dict(p, bf=np.zeros(4, dtype=complex))]])
+
+
+def test_rnn_nonlinearity_is_kept(tmp_path):
+    x = RNG.standard_normal((3, 2, 5))
+    rnn = fastrnn.RNN(params("rnn", 3, 4, 2), nonlinearity="relu")
+    header, path = roundtrip(rnn, tmp_path, x)
+    assert header["nonlinearity"] == "relu" and fastrnn.load(path).nonlinearity == "relu"
+    stack = fastrnn.Stack([fastrnn.RNN(params("rnn", 3, 4), nonlinearity="relu")])
+    _, path = roundtrip(stack, tmp_path, x)
+    assert fastrnn.load(path).layers[0].nonlinearity == "relu"
+    imported = Imported(Spec("rnn", [[params("rnn", 3, 4)]], activation="relu"))
+    _, path = roundtrip(imported, tmp_path, x)
+    assert fastrnn.load(path).spec.activation == "relu"
+    mixed = fastrnn.Stack([fastrnn.RNN(params("rnn", 3, 4), nonlinearity="relu"),
+                           fastrnn.RNN(params("rnn", 4, 4))])
+    with pytest.raises(ValueError, match="differ in their cell options"):
+        mixed.save(tmp_path / "mixed.npz")

@@ -1,8 +1,8 @@
 """fastrnn.from_torch against PyTorch itself: every module, option and state, with mutants.
 
 Each case checks two things: the layout map (the Spec run by the literal numpy oracle in
-tests/_io_oracle.py equals torch's output) and, where fastrnn can run the cell kind, the
-returned model (fastrnn.io.Imported equals torch's output).
+tests/_io_oracle.py equals torch's output) and the returned model (fastrnn.io.Imported
+equals torch's output).
 """
 import itertools
 
@@ -18,11 +18,6 @@ from fastrnn.io import _spec, _torch  # noqa: E402
 TOL = {np.float64: {"rtol": 1e-10, "atol": 1e-10}, np.float32: {"rtol": 1e-4, "atol": 1e-5}}
 MODULES = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 CELLS = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}
-
-
-def runnable(kind, nonlinearity="tanh"):
-    """Whether fastrnn has a kernel for the cell (else only the map is tested)."""
-    return nonlinearity == "tanh"
 
 
 def make(kind, n_x, n_a, *, dtype=np.float64, scale=1.0, seed=0, **options):
@@ -89,24 +84,19 @@ def flat(result):
 
 
 def check(module, x, *, lengths=None, h0=None, c0=None, head=None, what=""):
-    """The map (oracle) and, if runnable, the model against torch."""
+    """The map (oracle) and the model against torch."""
     dtype = np.float64 if next(module.parameters()).dtype == torch.float64 else np.float32
     want = torch_run(module, x, lengths, h0, c0, head)
     spec = _torch.torch_spec(module, head)
     assert spec.dtype == dtype
     assert_same(_io_oracle.run(spec, x, lengths, h0, c0), want, dtype, "map " + what)
-    kind = spec.kind
-    if runnable(kind, spec.activation):
-        model = fastrnn.from_torch(module, head)
-        got = flat(model.forward(x, lengths=lengths, h0=h0, c0=c0))
-        assert got[0].dtype == dtype and got[0].flags.c_contiguous
-        assert_same(got, want, dtype, "model " + what)
-        if spec.num_directions == 2:  # both directions on two threads
-            got = flat(model.forward(x, lengths=lengths, h0=h0, c0=c0, n_threads=2))
-            assert_same(got, want, dtype, "model, two threads " + what)
-    else:
-        with pytest.raises(NotImplementedError, match="cannot be run yet"):
-            fastrnn.from_torch(module, head)
+    model = fastrnn.from_torch(module, head)
+    got = flat(model.forward(x, lengths=lengths, h0=h0, c0=c0))
+    assert got[0].dtype == dtype and got[0].flags.c_contiguous
+    assert_same(got, want, dtype, "model " + what)
+    if spec.num_directions == 2:  # both directions on two threads
+        got = flat(model.forward(x, lengths=lengths, h0=h0, c0=c0, n_threads=2))
+        assert_same(got, want, dtype, "model, two threads " + what)
     return want
 
 
@@ -180,19 +170,18 @@ def test_cells(kind, dtype):
     xs = rng.standard_normal((5, 3, 2)).astype(dtype)  # 5 steps of (n_x, m)
     h = torch.zeros(2, 4, dtype=cell.weight_ih.dtype)
     state = (h, h) if kind == "lstm" else h
-    model = fastrnn.from_torch(cell) if runnable(kind) else None
+    model = fastrnn.from_torch(cell)
     ours = None
     for xt in xs:
         with torch.no_grad():
             state = cell(torch.from_numpy(xt.T.copy()), state)
         want = [s.numpy().T for s in (state if kind == "lstm" else (state,))]
-        if model is not None:
-            ours, y = model.step(xt, ours)
-            assert y is None
-            got = ours if kind == "lstm" else (ours,)
-            for g, w in zip(got, want):
-                assert g.shape == (4, 2)
-                np.testing.assert_allclose(g, w, **TOL[dtype])
+        ours, y = model.step(xt, ours)
+        assert y is None
+        got = ours if kind == "lstm" else (ours,)
+        for g, w in zip(got, want):
+            assert g.shape == (4, 2)
+            np.testing.assert_allclose(g, w, **TOL[dtype])
     # the whole sequence, via the oracle (map) and forward
     x = xs.transpose(1, 2, 0)
     a, _, h_n, _ = _io_oracle.run(spec, x)

@@ -33,14 +33,11 @@ class Imported:
     def __init__(self, spec):
         if not isinstance(spec, Spec):
             raise TypeError(f"spec must be a fastrnn.io.Spec, got {type(spec).__name__}")
-        if spec.activation != "tanh":
-            raise NotImplementedError(
-                f"fastrnn's RNN computes tanh only; a {spec.activation!r} RNN cannot be run "
-                f"yet (its weights are read correctly: see fastrnn.io.Spec)")
         self.spec = spec
         cls = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[spec.kind]
         self._cls = cls
-        self._options = {"reset_after": spec.reset_after} if spec.kind == "gru" else {}
+        self._options = ({"reset_after": spec.reset_after} if spec.kind == "gru" else
+                         {"nonlinearity": spec.activation} if spec.kind == "rnn" else {})
         dirs = [[cls(p, dtype=spec.dtype, **self._options) for p in layer]
                 for layer in spec.layers]
         self._reverse = None

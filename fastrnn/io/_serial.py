@@ -45,11 +45,11 @@ def _composed(model):
     first = layers[0].directions[0] if directions[0] == 2 else layers[0]
     if getattr(model, "_head", None) is not None:
         arrays["Wy"], arrays["by"] = (np.asarray(v) for v in model._head)
-    options = {d.reset_after for layer in layers for d in
-               (layer.directions if isinstance(layer, fastrnn.Bidirectional) else (layer,))
-               if first._kind == "gru"}
+    options = {tuple(sorted(d._cell_options().items())) for layer in layers for d in
+               (layer.directions if isinstance(layer, fastrnn.Bidirectional) else (layer,))}
     if len(options) > 1:
-        raise ValueError("cannot save a stack whose GRU layers differ in reset_after")
+        raise ValueError(f"cannot save a stack whose layers differ in their cell options "
+                         f"({sorted(options)})")
     return {"model": type(model).__name__, "kind": first._kind, "layers": directions,
             **first._cell_options()}, arrays
 
@@ -136,7 +136,8 @@ def load(path):
     classes = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
     if kind not in classes:
         raise ValueError(f"{path!r}: unknown cell kind {kind!r}")
-    options = {"reset_after": bool(header.get("reset_after", True))} if kind == "gru" else {}
+    options = ({"reset_after": bool(header.get("reset_after", True))} if kind == "gru" else
+               {"nonlinearity": header.get("nonlinearity", "tanh")} if kind == "rnn" else {})
     cls = lambda params, dtype: classes[kind](params, dtype=dtype, **options)  # noqa: E731
     if model in ("RNN", "LSTM", "GRU"):
         return cls(arrays, dtype=dtype)

@@ -91,8 +91,7 @@ def from_torch(module, head=None):
     Parameters
     ----------
     module : torch.nn.RNN, LSTM, GRU, RNNCell, LSTMCell or GRUCell
-        Any ``num_layers``, ``bidirectional``, ``batch_first``, ``bias``; ``nonlinearity``
-        tanh or relu; ``dropout`` is accepted (inference does none).  ``proj_size`` is refused.
+        Any ``num_layers``, ``bidirectional``, ``batch_first``, ``bias``, ``nonlinearity``; ``dropout`` is accepted (inference does none).  ``proj_size`` is refused.
         float32 or float64 weights (the model computes in that dtype).
     head : torch.nn.Linear, optional
         An output layer on the last layer's states: the model's ``y`` is
