@@ -198,3 +198,23 @@ def test_rnn_nonlinearity_is_kept(tmp_path):
                            fastrnn.RNN(params("rnn", 4, 4))])
     with pytest.raises(ValueError, match="differ in their cell options"):
         mixed.save(tmp_path / "mixed.npz")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_reverse_only_model_in_checked_mode(kind, monkeypatch):
+    """An ONNX-style reverse-only model is checked against the reference, and a wrong
+    result is caught."""
+    model = Imported(Spec(kind, [[params(kind, 3, 4)]], directions=("reverse",)))
+    x = RNG.standard_normal((3, 2, 5))
+    L = np.array([5, 2])
+    with fastrnn.checked():
+        a, _, _ = model.forward(x, lengths=L)
+    original = model._reverse._sequence
+
+    def wrong(*args):
+        out = original(*args)
+        out[0][0, 0, 0] += 1e-3
+        return out
+    monkeypatch.setattr(model._reverse, "_sequence", wrong)
+    with fastrnn.checked(), pytest.raises(fastrnn.CheckError):
+        model.forward(x, lengths=L)

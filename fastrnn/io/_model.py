@@ -9,7 +9,7 @@ frameworks': states of every layer and direction stacked as ``(num_layers·D, n_
 import numpy as np
 
 import fastrnn
-from fastrnn import _api
+from fastrnn import _api, _checked, reference
 from fastrnn._validation import GATE_COUNT, check_inputs, check_layer_states, check_lengths
 from fastrnn.io._spec import Spec
 
@@ -124,6 +124,17 @@ class Imported:
         states = [np.zeros((self.n_a, m), self.dtype) if v is None else next(given)
                   for v in states]
         a, _, _, last = model._sequence(x_c, states, lengths, True, n_threads)
+        names = ("a", "h_n", "c_n")
+        if _checked.is_checked():
+            def reference_call():
+                f64 = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
+                out = reference.layer_forward(
+                    self.kind, f64(x_c), model._reference_parameters(), lengths, True,
+                    *map(f64, states), **model._cell_options())
+                return _api._outputs(names, (out[0], out[3], out[4]))
+            _api._check("Imported.forward",
+                        _api._outputs(names, (a, last[0], last[1] if len(last) > 1 else None)),
+                        reference_call)
         final = [v[None] for v in last]
         return a, None, (tuple(final) if self.kind == "lstm" else final[0])
 
