@@ -52,6 +52,7 @@ from fastrnn._backward import (  # noqa: E402
 from fastrnn._checked import CheckError, checked, is_checked, set_checked  # noqa: E402
 from fastrnn._compose import Bidirectional, Stack  # noqa: E402
 from fastrnn._models import GRU, LSTM, RNN  # noqa: E402
+from fastrnn.io import from_keras, from_onnx, from_torch, load  # noqa: E402
 
 __all__ = [
     "rnn_cell_forward",
@@ -73,4 +74,8 @@ __all__ = [
     "checked",
     "is_checked",
     "set_checked",
+    "from_torch",
+    "from_keras",
+    "from_onnx",
+    "load",
 ]

@@ -170,8 +170,11 @@ def run_lstm(packed, x, a0, c0, n_threads=1):
     return a, y, c, z, s
 
 
-def run_gru(packed, x, a0, n_threads=1, reset_after=True):
+def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y, z and s.
+
+    ``active`` (None or (T_x,) C ints): for a batch sorted by length, longest first, how many
+    examples still run at each step (see fastrnn._kernels._core.gru_forward).
 
     y has no rows without an output layer.  The gate buffer z (m, T_x, 3n_a) holds the
     activated gates in the order of ``GRU_GATES``; the state buffer s (m, T_x, n_a) the
@@ -187,7 +190,8 @@ def run_gru(packed, x, a0, n_threads=1, reset_after=True):
     wx, wa = packed.w
     bx, ba = packed.b
     _run(_core.gru_forward, (x, a0, wx, wa, bx, ba, packed.wy, packed.by, a, y, z, s,
-                             reset_after), m, n_threads, m * T * n_a * (3 * (n_a + n_x) + n_y))
+                             reset_after, active), m, n_threads,
+         m * T * n_a * (3 * (n_a + n_x) + n_y))
     return a, y, z, s
 
 

@@ -67,6 +67,12 @@ class Bidirectional:
     def __repr__(self):
         return f"fastrnn.Bidirectional({self.directions[0]!r}, {self.directions[1]!r})"
 
+    def save(self, path):
+        """Write the model to ``path`` (an ``.npz`` of every direction's parameters and a JSON
+        header), read back by :func:`fastrnn.load` (no pickle)."""
+        from fastrnn.io import save
+        save(self, path)
+
     def forward(self, x, lengths=None, h0=None, c0=None, *, n_threads=1):
         """Run both directions; as :meth:`Stack.forward` for a stack of this one layer."""
         return Stack([self]).forward(x, lengths, h0, c0, n_threads=n_threads)
@@ -147,6 +153,12 @@ class Stack:
     def __repr__(self):
         return (f"fastrnn.Stack([{', '.join(map(repr, self.layers))}], "
                 f"n_y={self.n_y or None})")
+
+    def save(self, path):
+        """Write the model to ``path`` (an ``.npz`` of every direction's parameters and a JSON
+        header), read back by :func:`fastrnn.load` (no pickle)."""
+        from fastrnn.io import save
+        save(self, path)
 
     def _sizes(self):
         return [d.n_a for layer in self.layers for d in _directions(layer)]

@@ -82,6 +82,12 @@ class _Model:
         """
         _training.apply_gradients(self, grads, lr, clip)
 
+    def save(self, path):
+        """Write the model to ``path``: an ``.npz`` of its parameters under the lessons' keys
+        and a JSON header, read back by :func:`fastrnn.load` (no pickle)."""
+        from fastrnn.io import save
+        save(self, path)
+
     def _reference_parameters(self):
         """The packed weights as a float64 ``parameters`` dict (for checked mode)."""
         p = self._packed
@@ -472,6 +478,37 @@ class GRU(_Model):
     def _cell_options(self):
         return {"reset_after": self.reset_after}
 
+    def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1):
+        """As :meth:`_Model._sequence`; with lengths below T_x the kernel skips the padding:
+        the batch goes in longest first (one gather, which also reverses each example within
+        its length for the reverse direction) and each step runs only the examples still
+        going; the outputs come back with one more gather."""
+        n_x, m, T = x.shape
+        if lengths is None or m == 0 or T == 0 or lengths.min() == T:
+            return super()._sequence(x, states, lengths, reverse, n_threads)
+        perm = np.argsort(-lengths, kind="stable")
+        L = lengths[perm]
+        t = np.arange(T, dtype=np.intp)[None, :]
+        steps = (np.where(t < L[:, None], L[:, None] - 1 - t, t) if reverse
+                 else np.broadcast_to(t, (m, T)))
+        xs = _take_columns(x, (perm[:, None] * T + steps).ravel())
+        a0 = np.ascontiguousarray(states[0][:, perm])
+        # active[t]: the examples longer than t
+        active = (m - np.cumsum(np.bincount(L, minlength=T + 1))[:T]).astype(np.intc)
+        a, y, _, _ = _api.run_gru(self._packed, xs, a0, n_threads, self.reset_after, active)
+        cols = np.arange(m)
+        inv = np.empty_like(perm)
+        inv[perm] = cols
+        last = a[:, cols, L - 1][:, inv]
+        back = (inv[:, None] * T + steps[inv]).ravel()
+        a = _take_columns(a, back)  # zero past each length: the kernel zeroed those states
+        if self._packed.head:
+            y = _take_columns(y, back)
+            y[:, t >= lengths[:, None]] = 0
+        else:
+            y = None
+        return a, y, None, [last]
+
     def forward(self, x, a0=None, *, lengths=None, n_threads=1):
         """Run a sequence.
 
@@ -531,11 +568,16 @@ def _reversal(lengths, m, T):
     return (np.arange(m, dtype=np.intp)[:, None] * T + np.where(t < L, L - 1 - t, t)).ravel()
 
 
+def _take_columns(arr, columns):
+    """A new (rows, m, T_x) array whose flat column k (of m*T_x) is ``arr``'s ``columns[k]``."""
+    rows, m, T = arr.shape
+    return np.take(arr.reshape(rows, m * T), columns, axis=1).reshape(rows, m, T)
+
+
 def _reorder(arr, order):
     """A new C-contiguous (rows, m, T_x) array with the steps of ``arr`` in the order
     :func:`_reversal` gives (one vectorised gather; np.take on the flat columns is an order
     of magnitude faster than take_along_axis here)."""
     if order is None:
         return np.ascontiguousarray(arr[:, :, ::-1])
-    rows, m, T = arr.shape
-    return np.take(arr.reshape(rows, m * T), order, axis=1).reshape(rows, m, T)
+    return _take_columns(arr, order)

@@ -295,3 +295,46 @@ def test_gru_reset_before_the_product(name, dtype, path):
         assert not np.allclose(f64(a), ref("gru_forward", x, a0, p)[0], **tol)
     with pytest.raises(TypeError, match="reset_after must be True or False"):
         fastrnn.GRU(p, reset_after="no")
+
+
+@pytest.mark.parametrize("path", RECURRENT_PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_lengths_skip_the_padding(path, dtype, reset_after):
+    # The GRU runs only the examples still going at each step (batch sorted by length):
+    # every direction, both formulations, every recurrent path, one and two threads, with
+    # NaN in the padding, against the reference one example at a time.
+    from fastrnn import reference
+    rng = np.random.default_rng(11)
+    n_x, n_a, m, T = 5, 7, 9, 8
+    p = gru_params(rng, n_x, n_a, 3, dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    lengths = np.array([3, 8, 1, 5, 8, 2, 7, 1, 4])
+    x[:, np.arange(T)[None, :] >= lengths[:, None]] = np.nan
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    model = fastrnn.GRU(p, reset_after=reset_after)
+    with recurrent_path(path):
+        for reverse in (False, True):
+            want = reference.layer_forward("gru", f64(x), f64(p), lengths, reverse, f64(a0),
+                                           reset_after=reset_after)
+            for n_threads in (1, 2):
+                a, y, _, (last,) = model._sequence(np.ascontiguousarray(x), [a0], lengths,
+                                                   reverse, n_threads)
+                assert_close(a, want[0], dtype)
+                assert_close(y, want[1], dtype)
+                assert_close(last, want[3], dtype)
+        a, y = model.forward(x, a0, lengths=lengths)
+    assert not np.isnan(a).any() and not np.isnan(y).any()
+
+
+def test_gru_kernel_refuses_bad_active_counts():
+    from fastrnn._kernels import _core
+    n_x, n_a, m, T = 2, 3, 4, 5
+    arrays = [np.zeros(s) for s in [(n_x, m, T), (n_a, m), (3 * n_a, n_x), (3 * n_a, n_a),
+                                    (3 * n_a,), (3 * n_a,), (0, n_a), (0,), (n_a, m, T),
+                                    (0, m, T), (m, T, 3 * n_a), (m, T, n_a)]]
+    for active in (np.array([4, 3, 5, 1, 0], np.intc), np.array([4, 3, 2, 1, -1], np.intc),
+                   np.array([4, 3, 2, 1], np.intc), np.array([4, 3, 2, 1, 0], np.int64)):
+        with pytest.raises(ValueError, match="active"):
+            _core.gru_forward(*arrays, True, active, 0, m, 4)
+    _core.gru_forward(*arrays, True, np.array([4, 4, 2, 1, 0], np.intc), 0, m, 4)

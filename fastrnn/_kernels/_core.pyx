@@ -1057,6 +1057,8 @@ cdef void gru_core(
         floating *panel,                     # WORK     W_a packed for the panel GEMM, or NULL
         bint reset_after,                    # IN       n = tanh(.. + r * (W_na h + b_na)),
                                              #          else tanh(.. + W_na (r * h) + b_na)
+        const int *active,                   # IN   (T,) or NULL: at step t only the first
+        Py_ssize_t act0,                     #      active[t] - act0 columns run (see below)
         int small_max) noexcept nogil:
     # The input projection of all three gates is hoisted out of the loop (one GEMM, the
     # input biases folded in); each step makes one recurrent product for all three gates into
@@ -1064,7 +1066,12 @@ cdef void gru_core(
     # fused element-wise pass.  With the reset gate before the product (reset_after False),
     # the candidate's product needs this step's r: one product for r and z, a pass, one
     # product W_na (r * h_prev), a pass (panel is then NULL).
+    # Variable lengths: with the batch sorted by length, longest first, ``active[t]`` (non-
+    # increasing) examples of the whole batch are still running at step t; this slice starts
+    # at example act0.  The others' recurrent products and passes are skipped and their
+    # states set to 0.
     cdef int G = 3 * n_a
+    cdef Py_ssize_t mt
     cdef int mT = m * T
     cdef int ldz = T * G
     cdef int lds = T * n_a
@@ -1091,20 +1098,28 @@ cdef void gru_core(
             h_prev, ldh = h, n_a
         else:
             h_prev, ldh = st - n_a, lds
-        # HG (3n_a, m) = W_a (3n_a, n_a) @ A_{t-1} (n_a, m) + b_a
-        fill_columns(hg, bh, G, m)
+        mt = m
+        if active != NULL:
+            mt = min(max(active[t] - act0, 0), m)
+            for j in range(mt, m):
+                for i in range(n_a):
+                    st[j * lds + i] = 0
+            if mt == 0:
+                continue
+        # HG (3n_a, mt) = W_a (3n_a, n_a) @ A_{t-1} (n_a, mt) + b_a
+        fill_columns(hg, bh, G, mt)
         if reset_after:
-            product_acc(G, m, n_a, wh, n_a, panel, h_prev, ldh, hg, G, small_max)
-            for j in range(m):
+            product_acc(G, mt, n_a, wh, n_a, panel, h_prev, ldh, hg, G, small_max)
+            for j in range(mt):
                 v_gru_pointwise(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds,
                                 n_a)
         else:
-            product_acc(2 * n_a, m, n_a, wh, n_a, NULL, h_prev, ldh, hg, G, small_max)
-            for j in range(m):
+            product_acc(2 * n_a, mt, n_a, wh, n_a, NULL, h_prev, ldh, hg, G, small_max)
+            for j in range(mt):
                 v_gru_gates_rh(zt + j * ldz, hg + j * G, h_prev + j * ldh, rh + j * n_a, n_a)
-            product_acc(n_a, m, n_a, wh + 2 * n_a * n_a, n_a, NULL, rh, n_a, hg + 2 * n_a, G,
+            product_acc(n_a, mt, n_a, wh + 2 * n_a * n_a, n_a, NULL, rh, n_a, hg + 2 * n_a, G,
                         small_max)
-            for j in range(m):
+            for j in range(mt):
                 v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
 
     # a (n_a, m*T) = S^T, S seen as row-major (m*T, n_a).
@@ -1131,7 +1146,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wh, char *bx, char *bh, char *wy,
                        char *by, char *a, char *y, char *z, char *s, char *work, bint panel,
-                       bint reset_after, int small_max) noexcept nogil:
+                       bint reset_after, const int *active, int small_max) noexcept nogil:
     # As run_rnn_core: columns j0:j1 of whole arrays; work holds gru_work_size(...) elements
     # (+ panel_elems(...) when ``panel``).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
@@ -1144,7 +1159,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> z + off * 3 * n_a, <float *> s + off * n_a,
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
             <float *> work + 5 * hc,
-            <float *> work + base if panel else NULL, reset_after, small_max)
+            <float *> work + base if panel else NULL, reset_after, active, j0, small_max)
     else:
         gru_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -1153,14 +1168,15 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> z + off * 3 * n_a, <double *> s + off * n_a,
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
             <double *> work + 5 * hc,
-            <double *> work + base if panel else NULL, reset_after, small_max)
+            <double *> work + base if panel else NULL, reset_after, active, j0, small_max)
 
 
 def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
                 cnp.ndarray wh not None, cnp.ndarray bx not None, cnp.ndarray bh not None,
                 cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None,
                 cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
-                bint reset_after, Py_ssize_t j0, Py_ssize_t j1, int small_max):
+                bint reset_after, cnp.ndarray active, Py_ssize_t j0, Py_ssize_t j1,
+                int small_max):
     """GRU over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -1173,6 +1189,10 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     s : (m, T, n_a) OUT: the hidden states again, time-major.
     reset_after : the reset gate multiplies the candidate's recurrent term (PyTorch; Keras's
         reset_after=True), else its input (ONNX's default linear_before_reset=0).
+    active : None, or (T,) C int IN: for a batch sorted by length, longest first, the number
+        of examples still running at each step (non-increasing, in [0, m]); the others'
+        steps are skipped and their states (a and s) set to 0.  Their gate buffer entries
+        and predictions are then not meaningful.
     small_max : as for :func:`rnn_forward`.
     """
     cdef int typenum = check_typenum(x)
@@ -1192,6 +1212,18 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check(z, "z", typenum, True, 3, m, T, 3 * n_a)
     check(s, "s", typenum, True, 3, m, T, n_a)
     check_sizes(n_x, 3 * n_a, n_a, n_y, m, T, j0, j1)
+    cdef const int *act = NULL
+    cdef Py_ssize_t t
+    if active is not None:
+        if (cnp.PyArray_TYPE(active) != cnp.NPY_INT or not cnp.PyArray_IS_C_CONTIGUOUS(active)
+                or cnp.PyArray_NDIM(active) != 1 or active.shape[0] != T):
+            raise ValueError(f"kernel argument active: expected a C-contiguous int array of "
+                             f"shape ({T},)")
+        act = <const int *> cnp.PyArray_DATA(active)
+        for t in range(T):
+            if act[t] < 0 or act[t] > m or (t and act[t] > act[t - 1]):
+                raise ValueError("kernel argument active: expected non-increasing counts "
+                                 f"in [0, {m}]")
     if j1 == j0 or T == 0:
         return
     cdef Py_ssize_t npanel = (panel_elems(typenum, 3 * n_a, n_a, j1 - j0, T, small_max)
@@ -1204,7 +1236,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy),
                      cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y),
                      cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work),
-                     npanel > 0, reset_after, small_max)
+                     npanel > 0, reset_after, act, small_max)
 
 
 cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *bx, char *bh,
@@ -1234,7 +1266,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *b
                      cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
-                     small_max)
+                     NULL, small_max)
     return a, y, z, s
 
 
