@@ -154,6 +154,7 @@ BAD_BENCH_ARGS = [
     (["--sweep", "--batch", "x"], "--batch"),
     (["--sweep", "--time-cap", "-1"], "--time-cap"),
     (["--sweep", "--shapes", "mid"], "--sweep"),
+    (["--workloads", "inference"], "inference"),
 ]
 
 
