@@ -230,6 +230,7 @@ def test_bench_output_cites_no_unshipped_document(capsys):
     assert status == 0
     out = capsys.readouterr().out
     assert "DESIGN" not in out and "§" not in out
+    assert "shapes (n_x, n_a, n_y, m, T_x): lesson (3, 5, 2, 10, 4)" in out
 
 def test_bench_quick_lesson_writes_json(tmp_path):
     path = tmp_path / "bench.json"
