@@ -130,9 +130,9 @@ def plot_suite(results, path):
     plt.close(fig)
 
 
-def _heat(ax, fig, table, n_as, ms, title, centre=1.0, spec=".2f"):
-    """One heat map: rows n_a, columns m; colour log2(value / centre), RdBu_r (blue:
-    below ``centre``)."""
+def _heat(ax, fig, table, n_as, ms, title, centre=1.0, spec=".2f", octaves=2):
+    """One heat map: rows n_a, columns m; colour log2(value / centre) within +-``octaves``,
+    RdBu_r (blue: below ``centre``)."""
     from matplotlib.colors import Normalize
 
     data = np.full((len(n_as), len(ms)), np.nan)
@@ -142,13 +142,13 @@ def _heat(ax, fig, table, n_as, ms, title, centre=1.0, spec=".2f"):
             if v is not None and v > 0:
                 data[a, b] = v
     colour = np.log2(data / centre)
-    image = ax.imshow(colour, cmap="RdBu_r", norm=Normalize(-2, 2), aspect="auto",
-                      origin="lower")
+    image = ax.imshow(colour, cmap="RdBu_r", norm=Normalize(-octaves, octaves),
+                      aspect="auto", origin="lower")
     for a in range(len(n_as)):
         for b in range(len(ms)):
             v = data[a, b]
             if not math.isnan(v):
-                dark = abs(colour[a, b]) > 1.2
+                dark = abs(colour[a, b]) > 0.6 * octaves
                 ax.text(b, a, format(v, spec), ha="center", va="center", fontsize=6.5,
                         color="white" if dark else "black")
     ax.set_xticks(range(len(ms)))
@@ -159,9 +159,9 @@ def _heat(ax, fig, table, n_as, ms, title, centre=1.0, spec=".2f"):
     ax.set_ylabel("n_a", fontsize=8)
     ax.set_title(title, fontsize=9)
     bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
-    ticks = [-2, -1, 0, 1, 2]
+    ticks = list(range(-octaves, octaves + 1))
     bar.set_ticks(ticks)
-    bar.set_ticklabels([f"{centre * 2.0 ** t:g}" for t in ticks])
+    bar.set_ticklabels([f"{centre * 2.0 ** t:.2g}" for t in ticks])
     bar.ax.tick_params(labelsize=7)
 
 
@@ -188,10 +188,11 @@ def plot_sweep(cells, path, peers=("torch", "ort")):
                              lambda c, role=role, p=p: (ratio_of(c, role, p) or {}).get("median"))
                 if any(v is not None for r in table.values() for v in r.values()):
                     row.append((table, ms, f"{model.upper()} {dtype}: {ROLE_NAMES[role]}"
-                                           f" / {PEER_NAMES[p]}", 1.0, ".2f"))
+                                           f" / {PEER_NAMES[p]}", 1.0, ".2f", 2))
             if has_floor:
                 row.append((floor, [m for m in ms if m <= FLOOR_MAX_M],
-                            f"{model.upper()} {dtype}: step / floor (target 1.5)", 1.5, ".2g")
+                            f"{model.upper()} {dtype}: step / floor (target 1.5)", 1.5, ".2g",
+                            4)
                            if role == "model" else None)
             if any(row):
                 panels.append(row)
@@ -204,8 +205,8 @@ def plot_sweep(cells, path, peers=("torch", "ort")):
     for i, row in enumerate(panels):
         for j in range(ncols):
             if j < len(row) and row[j] is not None:
-                table, columns, title, centre, spec = row[j]
-                _heat(axes[i, j], fig, table, n_as, columns, title, centre, spec)
+                table, columns, title, centre, spec, octaves = row[j]
+                _heat(axes[i, j], fig, table, n_as, columns, title, centre, spec, octaves)
             else:
                 axes[i, j].axis("off")
     fig.suptitle("fastrnn sweep: time / peer time (median of the timed rounds; blue: "
