@@ -195,9 +195,9 @@ def test_sweep_dims_and_T():
 
 def test_sweep_from_the_command_writes_cells_grids_and_floors(tmp_path, capsys):
     path = tmp_path / "sweep.json"
-    status = _bench.main(["--sweep", "--quick", "--n-a", "8,12", "--batch", "1,9", "--models", "lstm",
-                          "--peers", "none", "--repeat", "2", "--time-cap", "0.5",
-                          "--json", str(path)])
+    status = _bench.main(["--sweep", "--quick", "--n-a", "8,12", "--batch", "1,9",
+                          "--models", "lstm", "--peers", "none", "--repeat", "2",
+                          "--time-cap", "0.5", "--json", str(path)])
     assert status == 0
     out = capsys.readouterr().out
     assert "packed model time per step / floor" in out
@@ -274,3 +274,27 @@ def test_a_budget_limits_a_callable_to_the_first_rounds():
     result = timing.measure_interleaved(fns, rounds=3, sample_target=0.0)
     assert len(result["fast"].times) == 3 and len(result["slow"].times) == 1
     assert log == ["fast", "slow", "fast", "slow", "fast", "fast"]
+
+
+# ------------------------------------------------------------------ workloads
+
+def test_a_new_workload_plugs_in_as_one_entry(monkeypatch, capsys):
+    """A workload timing the packed model's forward pass twice per call: the suite checks,
+    times and reports it under its own name, next to the forward pass."""
+    from fastrnn._bench import workloads
+
+    def twice(model, case, cell, n_threads, peers):
+        impls = [i for i in _bench.fastrnn_impls(model, case, cell=cell)
+                 if i.role in ("model", "reference")]
+        for impl in impls:
+            impl.call = (lambda call: (lambda: (call(), call())[1]))(impl.call)
+        return impls
+    monkeypatch.setitem(workloads.WORKLOADS, "twice", workloads.Workload(
+        "twice", "the forward pass twice", twice, _bench.reference_outputs,
+        lambda model, shape: 2 * _bench.flops(model, shape)))
+    status = _bench.main(["--quick", "--shapes", "lesson", "--models", "rnn", "--dtype",
+                          "float32", "--peers", "none", "--workloads", "forward,twice",
+                          "--repeat", "1", "--min-time", "0"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "lesson/twice rnn" in out and "lesson    rnn" in out

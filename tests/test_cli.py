@@ -154,6 +154,7 @@ BAD_BENCH_ARGS = [
     (["--sweep", "--batch", "x"], "--batch"),
     (["--sweep", "--time-cap", "-1"], "--time-cap"),
     (["--sweep", "--shapes", "mid"], "--sweep"),
+    (["--workloads", "inference"], "inference"),
 ]
 
 
@@ -229,6 +230,7 @@ def test_bench_output_cites_no_unshipped_document(capsys):
     assert status == 0
     out = capsys.readouterr().out
     assert "DESIGN" not in out and "§" not in out
+    assert "shapes (n_x, n_a, n_y, m, T_x): lesson (3, 5, 2, 10, 4)" in out
 
 def test_bench_quick_lesson_writes_json(tmp_path):
     path = tmp_path / "bench.json"

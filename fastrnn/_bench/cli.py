@@ -127,38 +127,38 @@ def add_arguments(parser):
                         help=f"fewer repeats, and a subset: shapes {','.join(QUICK_SHAPES)}; "
                              f"or a sample of the sweep's grid")
     parser.add_argument("--shapes", type=lambda s: _parse_list(s, list(SHAPES), "shape"),
-                        help="comma-separated shapes (listed below; default all)")
+                        metavar="LIST", help="comma-separated shapes (listed below; default all)")
     parser.add_argument("--models", type=lambda s: _parse_list(s, list(MODELS), "model"),
-                        default=list(MODELS),
+                        default=list(MODELS), metavar="LIST",
                         help=f"comma-separated model kinds: {','.join(MODELS)} (default all)")
     parser.add_argument("--workloads",
                         type=lambda s: _parse_list(s, list(WORKLOADS), "workload"),
-                        default=["forward"],
-                        help="comma-separated: " + ", ".join(
-                            f"{w.name} ({w.description})" for w in WORKLOADS.values())
+                        default=["forward"], metavar="LIST",
+                        help="comma-separated: " + "; ".join(
+                            f"{w.name}: {w.description}" for w in WORKLOADS.values())
                         + " (default forward)")
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default=None,
                         help="default both (--sweep: float32)")
-    parser.add_argument("--threads", type=int_at_least(1), default=1,
+    parser.add_argument("--threads", type=int_at_least(1), default=1, metavar="N",
                         help="BLAS, PyTorch and ONNX Runtime threads; the packed model's "
                              "batch threads (default 1)")
-    parser.add_argument("--repeat", type=int_at_least(1), default=None,
+    parser.add_argument("--repeat", type=int_at_least(1), default=None, metavar="N",
                         help="timed rounds (default 7, --quick and --sweep 5)")
-    parser.add_argument("--min-time", type=seconds, default=None,
+    parser.add_argument("--min-time", type=seconds, default=None, metavar="SECONDS",
                         help="seconds of timed calls per implementation and case, split "
                              "over the rounds (default 1, --quick 0.05; --sweep: from "
                              "--time-cap)")
-    parser.add_argument("--reference-budget", type=seconds, default=None,
+    parser.add_argument("--reference-budget", type=seconds, default=None, metavar="SECONDS",
                         help=f"seconds of reference calls per case (default "
                              f"{REFERENCE_BUDGET}, --quick 0.5; at least one call)")
     parser.add_argument("--no-reference", action="store_true",
                         help="do not time the reference (outputs are then checked against "
                              "the drop-in function's)")
-    parser.add_argument("--peers", type=_parse_peers, default=None,
+    parser.add_argument("--peers", type=_parse_peers, default=None, metavar="LIST",
                         help="comma-separated peers: torch, ort (ONNX Runtime), or none "
                              "(default: those installed)")
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
-    parser.add_argument("--seed", type=int_at_least(0), default=0,
+    parser.add_argument("--seed", type=int_at_least(0), default=0, metavar="N",
                         help="random seed of the weights and inputs (default 0)")
     parser.add_argument("--sweep", action="store_true",
                         help="run the batch-size sweep instead of the public suite")

@@ -39,10 +39,11 @@ def _log_axis(ax, lo, hi):
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     lo, hi = min(lo, 0.8), max(hi, 1.25)
+    bottom = lo / (1.9 if lo < 1 else 1.35)   # room beyond the bars for their labels
     ax.set_yscale("log")
-    ax.set_ylim(lo / 1.35, hi * 1.9)      # room above the bars for their labels
+    ax.set_ylim(bottom, hi * 1.9)
     ticks = [m * 10.0 ** e for e in range(-4, 6) for m in (1, 2, 5)
-             if lo / 1.35 <= m * 10.0 ** e <= hi * 1.9]
+             if bottom <= m * 10.0 ** e <= hi * 1.9]
     ax.yaxis.set_major_locator(FixedLocator(ticks))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
@@ -100,9 +101,11 @@ def plot_suite(results, path):
                            edgecolor="white", lw=0.5)
                     ax.errorbar(x, med, yerr=[[med - lo], [hi - med]], fmt="none",
                                 ecolor="black", elinewidth=0.8, capsize=1.5)
-                    ax.annotate(_label(med), (x, hi), xytext=(0, 2),
-                                textcoords="offset points", ha="center", va="bottom",
-                                fontsize=6.5, rotation=90)
+                    # the value beyond the whisker, on the bar's side of the 1x line
+                    up = med >= 1
+                    ax.annotate(_label(med), (x, hi if up else lo), xytext=(0, 2 if up else -2),
+                                textcoords="offset points", ha="center",
+                                va="bottom" if up else "top", fontsize=6.5, rotation=90)
                     values += [lo, hi]
             ax.axhline(1.0, color="black", lw=0.8)
             if values:
@@ -127,9 +130,9 @@ def plot_suite(results, path):
     plt.close(fig)
 
 
-def _heat(ax, fig, table, n_as, ms, title, centre=1.0, spec=".2f"):
-    """One heat map: rows n_a, columns m; colour log2(value / centre), RdBu_r (blue:
-    below ``centre``)."""
+def _heat(ax, fig, table, n_as, ms, title, centre=1.0, spec=".2f", octaves=2):
+    """One heat map: rows n_a, columns m; colour log2(value / centre) within +-``octaves``,
+    RdBu_r (blue: below ``centre``)."""
     from matplotlib.colors import Normalize
 
     data = np.full((len(n_as), len(ms)), np.nan)
@@ -139,13 +142,13 @@ def _heat(ax, fig, table, n_as, ms, title, centre=1.0, spec=".2f"):
             if v is not None and v > 0:
                 data[a, b] = v
     colour = np.log2(data / centre)
-    image = ax.imshow(colour, cmap="RdBu_r", norm=Normalize(-2, 2), aspect="auto",
-                      origin="lower")
+    image = ax.imshow(colour, cmap="RdBu_r", norm=Normalize(-octaves, octaves),
+                      aspect="auto", origin="lower")
     for a in range(len(n_as)):
         for b in range(len(ms)):
             v = data[a, b]
             if not math.isnan(v):
-                dark = abs(colour[a, b]) > 1.2
+                dark = abs(colour[a, b]) > 0.6 * octaves
                 ax.text(b, a, format(v, spec), ha="center", va="center", fontsize=6.5,
                         color="white" if dark else "black")
     ax.set_xticks(range(len(ms)))
@@ -156,47 +159,54 @@ def _heat(ax, fig, table, n_as, ms, title, centre=1.0, spec=".2f"):
     ax.set_ylabel("n_a", fontsize=8)
     ax.set_title(title, fontsize=9)
     bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
-    ticks = [-2, -1, 0, 1, 2]
+    ticks = list(range(-octaves, octaves + 1))
     bar.set_ticks(ticks)
-    bar.set_ticklabels([f"{centre * 2.0 ** t:g}" for t in ticks])
+    bar.set_ticklabels([f"{centre * 2.0 ** t:.2g}" for t in ticks])
     bar.ax.tick_params(labelsize=7)
 
 
 def plot_sweep(cells, path, peers=("torch", "ort")):
-    """Heat maps of the sweep: one row per model kind and dtype; columns: drop-in function
-    and packed model time / each peer's time (blue: fastrnn faster), then the packed
-    model's time per step / floor for m <= 8 (blue: under the 1.5x target)."""
+    """Heat maps of the sweep: one row per model kind x dtype x (drop-in function, packed
+    model), one column per peer (time / peer time; blue: fastrnn faster), and beside the
+    packed model's row its time per step / floor for m <= 8 (blue: under the 1.5x
+    target)."""
     plt = _pyplot()
     from fastrnn._bench.sweep import FLOOR_MAX_M, grid, ratio_of
 
-    rows = list(dict.fromkeys((c["model"], c["dtype"]) for c in cells))
     n_as = sorted({c["n_a"] for c in cells})
     ms = sorted({c["m"] for c in cells})
+    # one row per model kind x dtype x (drop-in function, packed model): a column per
+    # peer, and the step / floor beside the packed model's row
     panels = []
-    for model, dtype in rows:
-        row = []
-        for p in peers:
-            for role in ROLE_NAMES:
+    for model, dtype in dict.fromkeys((c["model"], c["dtype"]) for c in cells):
+        floor = grid(cells, model, dtype, lambda c: c["step_over_floor"])
+        has_floor = any(v is not None for r in floor.values() for v in r.values())
+        for role in ROLE_NAMES:
+            row = []
+            for p in peers:
                 table = grid(cells, model, dtype,
                              lambda c, role=role, p=p: (ratio_of(c, role, p) or {}).get("median"))
                 if any(v is not None for r in table.values() for v in r.values()):
-                    row.append((table, f"{model.upper()} {dtype}: {ROLE_NAMES[role]} / "
-                                       f"{PEER_NAMES[p]}", 1.0, ".2f"))
-        floor = grid(cells, model, dtype, lambda c: c["step_over_floor"])
-        if any(v is not None for r in floor.values() for v in r.values()):
-            row.append((floor, f"{model.upper()} {dtype}: step / floor (m <= {FLOOR_MAX_M}"
-                               ", target 1.5)", 1.5, ".2g"))
-        panels.append(row)
+                    row.append((table, ms, f"{model.upper()} {dtype}: {ROLE_NAMES[role]}"
+                                           f" / {PEER_NAMES[p]}", 1.0, ".2f", 2))
+            if has_floor:
+                row.append((floor, [m for m in ms if m <= FLOOR_MAX_M],
+                            f"{model.upper()} {dtype}: step / floor (target 1.5)", 1.5, ".2g",
+                            4)
+                           if role == "model" else None)
+            if any(row):
+                panels.append(row)
     ncols = max((len(r) for r in panels), default=0)
     if not ncols:
         raise ValueError("nothing to plot: no peer was timed and no floor measured")
     fig, axes = plt.subplots(len(panels), ncols, squeeze=False,
-                             figsize=(0.45 * len(ms) * ncols + 1.2 * ncols,
-                                      0.32 * len(n_as) * len(panels) + 1.3 * len(panels)))
+                             figsize=(ncols * (0.42 * len(ms) + 1.6),
+                                      len(panels) * (0.3 * len(n_as) + 1.2)))
     for i, row in enumerate(panels):
         for j in range(ncols):
-            if j < len(row):
-                _heat(axes[i, j], fig, row[j][0], n_as, ms, row[j][1], row[j][2], row[j][3])
+            if j < len(row) and row[j] is not None:
+                table, columns, title, centre, spec, octaves = row[j]
+                _heat(axes[i, j], fig, table, n_as, columns, title, centre, spec, octaves)
             else:
                 axes[i, j].axis("off")
     fig.suptitle("fastrnn sweep: time / peer time (median of the timed rounds; blue: "

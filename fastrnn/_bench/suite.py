@@ -74,7 +74,8 @@ def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budge
     for impl in impls:
         got = outs[impl.role]
         err_ref = None if want is None else max_abs_diff(got, want)
-        err_fn = max_abs_diff(got, outs["fastrnn"]) if impl.role != "fastrnn" else None
+        err_fn = (max_abs_diff(got, outs["fastrnn"])
+                  if impl.role != "fastrnn" and "fastrnn" in outs else None)
         err = max_abs_diff(got, base) if base is not None else 0.0
         rows.append({"role": impl.role, "label": impl.label,
                      "max_abs_err_vs_reference": err_ref,

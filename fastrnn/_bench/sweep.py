@@ -137,7 +137,8 @@ def ratio_of(res, role, peer):
 
 
 def sweep_header(peers):
-    cols = "".join(f"{'mdl/' + p + ' (min-max)':>22} {'fn/' + p:>7} " for p in peers)
+    cols = "".join(f"{'mdl/' + p + ' (min-max)':>20} {'fn/' + p + ' (min-max)':>20} "
+                   for p in peers)
     hdr = (f"{'model':<5} {'dtype':<7} {'n_a':>5} {'m':>3} {'T_x':>5} {'fastrnn':>9} "
            f"{'model':>9} " + "".join(f"{p:>9} " for p in peers) + cols
            + f"{'step':>9} {'floor':>9} {'/floor':>6} {'%GEMM':>6}")
@@ -154,9 +155,8 @@ def format_cell(res, peers):
     cols = ""
     for p in peers:
         na = "n/a" if _row(res, p) is None else "-"
-        fn = ratio_of(res, "fastrnn", p)
-        cols += (f"{fmt_ratio(ratio_of(res, 'model', p), none=na):>22} "
-                 f"{(na if fn is None else format(fn['median'], '.3g')):>7} ")
+        cols += (f"{fmt_ratio(ratio_of(res, 'model', p), none=na):>20} "
+                 f"{fmt_ratio(ratio_of(res, 'fastrnn', p), none=na):>20} ")
     best = max((r["frac_gemm"] or 0 for r in res["impls"]
                 if r["role"] in ("fastrnn", "model") and r["timed"]), default=0)
     return (f"{res['model']:<5} {res['dtype']:<7} {res['n_a']:>5} {res['m']:>3} "

@@ -36,7 +36,7 @@ def _forward_impls(model, case, cell, n_threads, peers):
 
 
 WORKLOADS = {
-    "forward": Workload("forward", "forward pass: outputs a, y (and c)", _forward_impls,
+    "forward": Workload("forward", "the forward pass (outputs a, y, c)", _forward_impls,
                         reference_outputs, flops),
 }
 
