@@ -71,7 +71,8 @@ def test_build_switches_are_spelt_like_fastrnn_checked(monkeypatch):
     debug build)."""
     import ast
 
-    tree = ast.parse(open(SETUP_PY).read())
+    with open(SETUP_PY) as f:
+        tree = ast.parse(f.read())
     flag = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_flag")
     namespace = {"os": os}
     exec(compile(ast.Module([flag], []), SETUP_PY, "exec"), namespace)
