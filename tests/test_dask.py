@@ -23,9 +23,10 @@ TOL = {np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-12},
 
 N_X, N_A, N_Y, M, T = 5, 6, 3, 11, 7
 
-# chunks of x (n_x, m, T_x): along m only, along every axis, along n_x / T_x only, one chunk
+# chunks of x (n_x, m, T_x): along m only, along every axis, along n_x / T_x only, one chunk,
+# an empty chunk among others
 CHUNKINGS = [(-1, 4, -1), (2, (3, 1, 5, 2), 3), (1, -1, -1), (-1, -1, 2), (-1, 1, -1),
-             (-1, -1, -1)]
+             (-1, -1, -1), (-1, (4, 0, 7), -1)]
 
 UNPICKLED = 0
 
