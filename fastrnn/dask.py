@@ -104,9 +104,16 @@ def forward(model, x, **kwargs):
                 shape = spec[0][:1] + (mj,) + spec[0][1:]
                 parts[k].append(da.empty(shape, dtype=spec[1], chunks=-1) if out is None
                                 else da.from_delayed(out[k], shape, dtype=spec[1]))
-    results = tuple(None if spec is None else da.concatenate(parts[k], axis=1)
+    results = tuple(None if spec is None else _concatenate(parts[k], m_chunks)
                     for k, spec in enumerate(specs))
     return results[0] if single else results
+
+
+def _concatenate(parts, m_chunks):
+    """The chunks' results as one array chunked along axis 1 (m) as ``m_chunks``."""
+    out = da.concatenate(parts, axis=1)
+    # concatenate drops empty parts: keep x's empty chunks too (a no-op task each)
+    return out if out.chunks[1] == tuple(m_chunks) else out.rechunk({1: m_chunks})
 
 
 # ------------------------------------------------------------------ checks (client side)
