@@ -9,10 +9,15 @@ For each case (a shape x RNN/LSTM x dtype):
   input already in the workers' memory (generated there by ``dask.array.random``), the
   results persisted on the workers (as before writing them out); the model travels in the
   timed region.  The median of ``repeat`` runs after one warm-up run.
-- **overhead sweep**: the same at several chunk sizes c (about a second of work); the
-  per-chunk overhead is the fraction of the workers' time not spent in ``model.forward``,
-  ``1 - t_one_process / (workers * t_dask)``, and ``c_5%`` is the smallest chunk size at which
-  it is under 5%.  The scheduler's cost per task alone (tiny tasks) is reported too.
+- **overhead**: the share of the cluster's CPU time (every worker process, and this process,
+  which holds the client and a LocalCluster's scheduler) not spent in ``model.forward``,
+  ``1 - cpu_one_process / cpu_cluster``.  CPU time, unlike wall time, does not grow when other
+  jobs share the machine, so the overhead, and the speed-up it allows on idle cores
+  (``workers * cpu_one_process / cpu_cluster``), can be measured on a busy machine; the
+  wall-clock throughputs are reported as measured.
+- **chunk-size sweep**: the same at chunk sizes 1 to 128 (about a second of work each), and
+  the smallest chunk size from which the overhead stays under 5%.  The CPU cost of an empty
+  task is reported too.
 
 The cluster's scheduler runs in this process (LocalCluster), so on a machine with as many
 cores as workers it competes with them: the figures are what a user of such a machine sees.
@@ -37,65 +42,102 @@ SHAPES = {"mid": (128, 256, 32, 100), "fastrnns": (512, 512, 64, 100)}
 SWEEP_CHUNKS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
+def _shape(name):
+    """(n_x, n_a, n_y, T_x) of a shape of ``SHAPES`` or of the benchmark suite."""
+    if name in SHAPES:
+        return SHAPES[name]
+    from fastrnn._bench import SHAPES as SUITE
+    if name not in SUITE:
+        raise ValueError(f"unknown shape {name!r}; known: {', '.join({**SHAPES, **SUITE})}")
+    s = SUITE[name]
+    return s.n_x, s.n_a, s.n_y, s.T_x
+
+
 def _params(kind, n_x, n_a, n_y, seed=0):
     from fastrnn._bench import make_params
     return make_params(kind, np.random.default_rng(seed), n_x, n_a, n_y)
 
 
+class _Clock:
+    """Wall and CPU seconds of a region: the CPU of this process (the client, and a
+    LocalCluster's scheduler) and of every worker process, so that the share of the work
+    spent outside ``model.forward`` can be measured on a machine other jobs keep busy."""
+
+    def __init__(self, client=None):
+        self.client = client
+
+    def _cpu(self):
+        workers = self.client.run(time.process_time) if self.client is not None else {}
+        return time.process_time() + sum(workers.values())
+
+    def __enter__(self):
+        self.cpu = self._cpu()
+        self.wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = self._cpu() - self.cpu
+
+
 def _one_process_time(model, chunks, repeat=1):
-    """Seconds for model.forward over ``chunks`` (arrays), one after the other."""
+    """(wall, CPU) seconds of model.forward over ``chunks`` (arrays), one after the other,
+    on this thread with one-thread BLAS: medians of ``repeat`` runs."""
     from fastrnn.dask import _single_threaded_blas
-    times = []
+    walls, cpus = [], []
     with _single_threaded_blas():
         for _ in range(repeat):
-            t0 = time.perf_counter()
-            for x in chunks:
-                model.forward(x, n_threads=1)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+            with _Clock() as clock:
+                for x in chunks:
+                    model.forward(x, n_threads=1)
+            walls.append(clock.wall)
+            cpus.append(clock.cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
-def _dask_time(client, model, x, repeat):
-    """Median seconds of ``repeat`` runs of fastrnn.dask.forward(model, x), persisted."""
+def _dask_time(client, model, x, repeat, warm_up=True):
+    """(wall, CPU) seconds of fastrnn.dask.forward(model, x) persisted on the workers:
+    medians of ``repeat`` runs, after a warm-up run (imports, work buffers) if ``warm_up``."""
     from distributed import wait
 
     import fastrnn.dask as fdask
-    times = []
-    for k in range(repeat + 1):  # the first run warms the workers up (imports, buffers)
+    walls, cpus = [], []
+    for k in range(0 if warm_up else 1, repeat + 1):
         gc.collect()
-        t0 = time.perf_counter()
-        out = client.persist([r for r in fdask.forward(model, x) if r is not None])
-        wait(out)
-        if k:
-            times.append(time.perf_counter() - t0)
+        with _Clock(client) as clock:
+            out = client.persist([r for r in fdask.forward(model, x) if r is not None])
+            wait(out)
         del out
-    return statistics.median(times)
+        if k:
+            walls.append(clock.wall)
+            cpus.append(clock.cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
-def _task_overhead(client, workers, n_tasks=2000):
-    """Seconds of worker time per task for tasks that do nothing."""
+def _task_overhead(client, n_tasks):
+    """CPU seconds (workers and scheduler) per task for tasks that do nothing."""
     import dask.array as da
     from distributed import wait
     x = da.zeros((n_tasks,), chunks=1)
-    times = []
+    cpus = []
     for k in range(3):
-        t0 = time.perf_counter()
-        y = client.persist(x + 1)
-        wait(y)
-        if k:
-            times.append(time.perf_counter() - t0)
+        with _Clock(client) as clock:
+            y = client.persist(x + 1)
+            wait(y)
         del y
-    return min(times) * workers / n_tasks
+        if k:
+            cpus.append(clock.cpu)
+    return min(cpus) / n_tasks
 
 
 def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), *,
         workers=2, chunk=64, sequences=None, target_seconds=4.0, sweep=True, sweep_m=None,
-        repeat=3, scheduler=None, progress=None):
-    """Run the Dask benchmark; returns ``{"cases": [...], "sweep": [...], "task": ...}``.
+        repeat=3, empty_tasks=1000, scheduler=None, progress=None):
+    """Run the Dask benchmark; returns ``{"cases": [...], "sweep": [...], ...}``.
 
     Parameters
     ----------
-    shapes : names in ``SHAPES``
+    shapes : names in ``SHAPES`` or in the benchmark suite's shapes (fastrnn._bench)
     kinds : "rnn" and/or "lstm"
     dtypes : "float32" and/or "float64"
     workers : number of worker processes of the LocalCluster (one thread each)
@@ -104,7 +146,10 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
         last about ``target_seconds`` (at least 4 chunks per worker)
     sweep : run the chunk-size sweep (on ``sweep_m`` sequences; by default about a second
         of one-process work)
-    scheduler : address of an existing scheduler instead of a LocalCluster
+    repeat : timed runs per case (after a warm-up run)
+    empty_tasks : tasks of the empty-task measurement (0: skip it)
+    scheduler : address of an existing scheduler instead of a LocalCluster (its CPU time is
+        then not counted)
     progress : callable(str) told what runs, or None
     """
     import dask.array as da
@@ -118,11 +163,13 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=":0", silence_logs=40)
         client = Client(cluster)
-    result = {"cases": [], "sweep": [], "workers": workers}
+    result = {"cases": [], "sweep": [], "workers": workers, "task": None,
+              "load_start": _load()}
     try:
-        result["task"] = _task_overhead(client, workers)
+        if empty_tasks:
+            result["task"] = _task_overhead(client, empty_tasks)
         for name in shapes:
-            n_x, n_a, n_y, T = SHAPES[name]
+            n_x, n_a, n_y, T = _shape(name)
             for kind in kinds:
                 for dtype in dtypes:
                     say(f"{name} {kind} {dtype}")
@@ -130,24 +177,22 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
                     model = cls(_params(kind, n_x, n_a, n_y), dtype=dtype)
                     rng = np.random.default_rng(1)
                     probe = rng.standard_normal((n_x, chunk, T)).astype(dtype)
-                    per_chunk = _one_process_time(model, [probe], repeat=3)
+                    per_chunk = _one_process_time(model, [probe], repeat=3)[1]
                     n_chunks = max(4 * workers, math.ceil(target_seconds / per_chunk))
                     m = sequences or n_chunks * chunk
                     n_chunks = math.ceil(m / chunk)
                     local = [rng.standard_normal((n_x, min(chunk, m - k * chunk), T))
                              .astype(dtype) for k in range(n_chunks)]
-                    t_one = _one_process_time(model, local)
+                    wall_one, cpu_one = _one_process_time(model, local)
                     del local
-                    x = da.random.default_rng(2).standard_normal(
-                        (n_x, m, T), chunks=(-1, chunk, -1), dtype=dtype)
-                    x = client.persist(x)
-                    t_dask = _dask_time(client, model, x, repeat)
+                    x = client.persist(da.random.default_rng(2).standard_normal(
+                        (n_x, m, T), chunks=(-1, chunk, -1), dtype=dtype))
+                    wall_dask, cpu_dask = _dask_time(client, model, x, repeat)
                     del x
-                    result["cases"].append({
-                        "shape": name, "kind": kind, "dtype": dtype, "m": m, "chunk": chunk,
-                        "one_process_s": t_one, "dask_s": t_dask,
-                        "one_process_rate": m / t_one, "dask_rate": m / t_dask,
-                        "speedup": t_one / t_dask})
+                    result["cases"].append(_row(
+                        shape=name, kind=kind, dtype=dtype, m=m, chunk=chunk, chunks=n_chunks,
+                        workers=workers, wall_one=wall_one, cpu_one=cpu_one,
+                        wall_dask=wall_dask, cpu_dask=cpu_dask))
                     if not sweep:
                         continue
                     # about a second of one-process work per chunk size
@@ -160,54 +205,74 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
                         chunks = [rng.standard_normal((n_x, c, T)).astype(dtype)
                                   for _ in range(min(n_c, 64))]
                         # one-process time of all n_c chunks, from (at most) 64 of them
-                        t1 = _one_process_time(model, chunks) * n_c / len(chunks)
+                        wall_1, cpu_1 = (t * n_c / len(chunks)
+                                         for t in _one_process_time(model, chunks))
                         x = client.persist(da.random.default_rng(3).standard_normal(
                             (n_x, n_c * c, T), chunks=(-1, c, -1), dtype=dtype))
-                        td = _dask_time(client, model, x, 1)
+                        wall_d, cpu_d = _dask_time(client, model, x, 1, warm_up=False)
                         del x
-                        result["sweep"].append({
-                            "shape": name, "kind": kind, "dtype": dtype, "chunk": c,
-                            "chunks": n_c, "one_process_s": t1, "dask_s": td,
-                            "overhead": 1 - t1 / (workers * td),
-                            "per_chunk_ms": 1e3 * (workers * td - t1) / n_c})
+                        result["sweep"].append(_row(
+                            shape=name, kind=kind, dtype=dtype, m=n_c * c, chunk=c,
+                            chunks=n_c, workers=workers, wall_one=wall_1, cpu_one=cpu_1,
+                            wall_dask=wall_d, cpu_dask=cpu_d))
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+    result["load_end"] = _load()
     return result
+
+
+def _row(**r):
+    """A result row, with the derived figures: throughputs (sequences per wall second), the
+    measured speed-up, the overhead (share of the run's CPU time outside model.forward), the
+    overhead's CPU milliseconds per chunk, and the speed-up the CPU times allow on
+    ``workers`` otherwise idle cores (``workers * cpu_one / cpu_dask``)."""
+    r["one_rate"] = r["m"] / r["wall_one"]
+    r["dask_rate"] = r["m"] / r["wall_dask"]
+    r["speedup"] = r["wall_one"] / r["wall_dask"]
+    r["overhead"] = 1 - r["cpu_one"] / r["cpu_dask"]
+    r["overhead_ms"] = 1e3 * (r["cpu_dask"] - r["cpu_one"]) / r["chunks"]
+    r["cpu_speedup"] = r["workers"] * r["cpu_one"] / r["cpu_dask"]
+    return r
 
 
 def format_table(result):
     """The result of :func:`run` as text."""
     w = result["workers"]
     lines = [f"fastrnn.dask: {w} worker processes (1 thread each) vs one process "
-             f"(1 thread); {os.cpu_count()} logical CPUs, load average "
-             f"{_load()} at the end",
-             f"{'shape':9} {'model':5} {'dtype':7} {'m':>6} {'chunk':>5} "
-             f"{'1 proc seq/s':>12} {'dask seq/s':>11} {'speed-up':>8}"]
+             f"(1 thread); {os.cpu_count()} logical CPUs; load average "
+             f"{result['load_start']} at the start, {result['load_end']} at the end",
+             "speed-up: measured wall-clock ratio; idle: workers x one-process CPU / cluster "
+             "CPU, the speed-up on otherwise idle cores;",
+             "overhead: share of the cluster's CPU time (workers and scheduler) outside "
+             "model.forward, and its CPU ms per chunk",
+             f"{'shape':9} {'model':5} {'dtype':7} {'m':>6} {'chunk':>5} {'1 proc seq/s':>12} "
+             f"{'dask seq/s':>11} {'speed-up':>8} {'idle':>6} {'overhead':>8} {'ms/chunk':>8}"]
     for r in result["cases"]:
-        lines.append(f"{r['shape']:9} {r['kind']:5} {r['dtype']:7} {r['m']:6d} "
-                     f"{r['chunk']:5d} {r['one_process_rate']:12.1f} {r['dask_rate']:11.1f} "
-                     f"{r['speedup']:7.2f}x")
+        lines.append(_line(r))
     if result.get("task") is not None:
-        lines.append(f"scheduler cost of an empty task: {1e3 * result['task']:.2f} ms of "
-                     f"worker time")
+        lines.append(f"CPU cost of an empty task (workers and scheduler): "
+                     f"{1e3 * result['task']:.2f} ms")
     if result["sweep"]:
-        lines.append("per-chunk overhead (share of worker time outside model.forward):")
-        lines.append(f"{'shape':9} {'model':5} {'dtype':7} {'chunk':>5} {'chunks':>6} "
-                     f"{'1 proc s':>8} {'dask s':>7} {'overhead':>8} {'ms/chunk':>8}")
+        lines.append("chunk-size sweep:")
         for r in result["sweep"]:
-            lines.append(f"{r['shape']:9} {r['kind']:5} {r['dtype']:7} {r['chunk']:5d} "
-                         f"{r['chunks']:6d} {r['one_process_s']:8.3f} {r['dask_s']:7.3f} "
-                         f"{100 * r['overhead']:7.1f}% {r['per_chunk_ms']:8.2f}")
+            lines.append(_line(r))
         groups = {}
         for r in result["sweep"]:
             groups.setdefault((r["shape"], r["kind"], r["dtype"]), []).append(r)
         for (shape, kind, dtype), rows in groups.items():
-            under = [r["chunk"] for r in rows if r["overhead"] < 0.05]
+            under = [r["chunk"] for r in rows
+                     if all(q["overhead"] < 0.05 for q in rows if q["chunk"] >= r["chunk"])]
             lines.append(f"  {shape} {kind} {dtype}: overhead under 5% from chunk "
                          f"{min(under) if under else '> ' + str(rows[-1]['chunk'])}")
     return "\n".join(lines)
+
+
+def _line(r):
+    return (f"{r['shape']:9} {r['kind']:5} {r['dtype']:7} {r['m']:6d} {r['chunk']:5d} "
+            f"{r['one_rate']:12.1f} {r['dask_rate']:11.1f} {r['speedup']:7.2f}x "
+            f"{r['cpu_speedup']:5.2f}x {100 * r['overhead']:7.1f}% {r['overhead_ms']:8.2f}")
 
 
 def _load():
@@ -238,8 +303,16 @@ def main(argv=None):
         prog="python -m fastrnn._dask_bench", description=__doc__.split("\n")[0]))
     args = parser.parse_args(argv)
     for name in args.shapes.split(","):
-        if name not in SHAPES:
-            parser.error(f"--shapes: unknown shape {name!r} (known: {', '.join(SHAPES)})")
+        try:
+            _shape(name)
+        except ValueError as exc:
+            parser.error(f"--shapes: {exc}")
+    for kind in args.models.split(","):
+        if kind not in ("rnn", "lstm"):
+            parser.error(f"--models: unknown model {kind!r} (known: rnn, lstm)")
+    for dtype in args.dtypes.split(","):
+        if dtype not in ("float32", "float64"):
+            parser.error(f"--dtypes: unknown dtype {dtype!r} (known: float32, float64)")
     if args.workers < 1 or args.chunk < 1 or (args.sequences is not None
                                               and args.sequences < 1):
         parser.error("--workers, --chunk and --sequences must be positive")

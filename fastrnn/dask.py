@@ -88,12 +88,6 @@ def forward(model, x, **kwargs):
         constant["n_threads"] = 1
 
     specs, single = _result_specs(model, x.dtype, n_x, T_x, constant, per_example)
-    if m == 0:
-        results = tuple(None if s is None else
-                        da.empty(s[0][:1] + (0,) + s[0][1:], dtype=s[1], chunks=-1)
-                        for s in specs)
-        return results[0] if single else results
-
     model_node = dask.delayed(model, name="fastrnn-model-" + tokenize(model), pure=True)
     names = tuple(per_example)
     n_out = len(specs)
@@ -102,16 +96,24 @@ def forward(model, x, **kwargs):
     kw_blocks = [per_example[name].to_delayed().reshape(-1) for name in names]
     parts = [[] for _ in specs]
     for j, mj in enumerate(m_chunks):
-        out = run(model_node, x_blocks[j], constant, specs, names,
-                  *[blocks[j] for blocks in kw_blocks])
+        # an empty chunk (m = 0, or left by slicing) needs no task
+        out = None if mj == 0 else run(model_node, x_blocks[j], constant, specs, names,
+                                       *[blocks[j] for blocks in kw_blocks])
         for k, spec in enumerate(specs):
             if spec is not None:
-                shape, dtype = spec
-                parts[k].append(da.from_delayed(out[k], shape[:1] + (mj,) + shape[1:],
-                                                dtype=dtype))
-    results = tuple(None if spec is None else da.concatenate(parts[k], axis=1)
+                shape = spec[0][:1] + (mj,) + spec[0][1:]
+                parts[k].append(da.empty(shape, dtype=spec[1], chunks=-1) if out is None
+                                else da.from_delayed(out[k], shape, dtype=spec[1]))
+    results = tuple(None if spec is None else _concatenate(parts[k], m_chunks)
                     for k, spec in enumerate(specs))
     return results[0] if single else results
+
+
+def _concatenate(parts, m_chunks):
+    """The chunks' results as one array chunked along axis 1 (m) as ``m_chunks``."""
+    out = da.concatenate(parts, axis=1)
+    # concatenate drops empty parts: keep x's empty chunks too (a no-op task each)
+    return out if out.chunks[1] == tuple(m_chunks) else out.rechunk({1: m_chunks})
 
 
 # ------------------------------------------------------------------ checks (client side)

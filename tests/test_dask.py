@@ -23,9 +23,10 @@ TOL = {np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-12},
 
 N_X, N_A, N_Y, M, T = 5, 6, 3, 11, 7
 
-# chunks of x (n_x, m, T_x): along m only, along every axis, along n_x / T_x only, one chunk
+# chunks of x (n_x, m, T_x): along m only, along every axis, along n_x / T_x only, one chunk,
+# an empty chunk among others
 CHUNKINGS = [(-1, 4, -1), (2, (3, 1, 5, 2), 3), (1, -1, -1), (-1, -1, 2), (-1, 1, -1),
-             (-1, -1, -1)]
+             (-1, -1, -1), (-1, (4, 0, 7), -1)]
 
 UNPICKLED = 0
 
@@ -224,3 +225,19 @@ def test_building_the_graph_runs_no_task_and_empty_batches_work():
     assert a.dtype == np.float32
     empty = fdask.forward(model, da.zeros((N_X, 0, T), chunks=-1))
     assert [e.shape for e in empty] == [(N_A, 0, T), (N_Y, 0, T), (N_A, 0, T)]
+
+
+def test_benchmark_runs_on_a_given_scheduler(client):
+    """`fastrnn bench --dask` (fastrnn._dask_bench) end to end at a tiny size: its rows and
+    table are complete (the figures themselves are the benchmark's business, not a test's)."""
+    from fastrnn import _dask_bench
+    result = _dask_bench.run(["lesson"], ["rnn"], ["float64"], chunk=2, sequences=6,
+                             sweep_m=2, repeat=1, empty_tasks=2,
+                             scheduler=client.scheduler.address)
+    assert result["workers"] == 2
+    [case] = result["cases"]
+    assert (case["m"], case["chunk"], case["chunks"]) == (6, 2, 3)
+    assert [r["chunk"] for r in result["sweep"]] == [1, 2]
+    text = _dask_bench.format_table(result)
+    assert "lesson" in text and "overhead under 5% from chunk" in text
+    assert len(text.splitlines()) == 4 + 1 + 1 + 1 + 2 + 1
