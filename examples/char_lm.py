@@ -107,7 +107,7 @@ def train(model, ids, chars, opts, rng):
         loss, grads = model.loss_and_grads(x, targets)
         model.apply_gradients(grads, lr, clip=opts.clip)
         smooth = 0.9 * smooth + 0.1 * loss / (m * T)
-        if it % 10 == 0 or it == opts.iters:
+        if it % 50 == 0 or it == opts.iters:
             progress(it, opts.iters, smooth, it * m * T / (time.perf_counter() - t0))
         if opts.sample_every and it % opts.sample_every == 0 and it < opts.iters:
             print(f"\n--- sample after {it} iterations ---\n"
@@ -152,16 +152,17 @@ def compare(kind, params, ids, chars, opts, rng):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=("rnn", "lstm"), default="lstm")
-    parser.add_argument("--hidden", type=int, default=128, help="n_a (default 128)")
-    parser.add_argument("--iters", type=int, default=1500)
-    parser.add_argument("--batch", type=int, default=16, help="windows per iteration")
-    parser.add_argument("--seq-len", type=int, default=32, help="characters per window")
-    parser.add_argument("--lr", type=float, default=1.0,
+    parser.add_argument("--model", choices=("rnn", "lstm"), default="rnn")
+    parser.add_argument("--hidden", type=int, default=100, help="n_a (default 100)")
+    parser.add_argument("--iters", type=int, default=10000)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="windows per iteration (the lessons train on one at a time)")
+    parser.add_argument("--seq-len", type=int, default=50, help="characters per window")
+    parser.add_argument("--lr", type=float, default=0.2,
                         help="learning rate per character (divided by batch*seq-len)")
     parser.add_argument("--clip", type=float, default=5.0, help="gradient value clip")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--sample-every", type=int, default=500)
+    parser.add_argument("--sample-every", type=int, default=2500)
     parser.add_argument("--sample-len", type=int, default=200)
     parser.add_argument("--prompt", default="Shall I ")
     parser.add_argument("--corpus", default=CORPUS)
@@ -169,9 +170,14 @@ def main(argv=None):
     parser.add_argument("--load", help="start from weights saved with --save")
     parser.add_argument("--compare", action="store_true",
                         help="also time the same loop in the lessons' numpy")
-    parser.add_argument("--compare-iters", type=int, default=5)
+    parser.add_argument("--compare-iters", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     opts = parser.parse_args(argv)
+    try:  # small matrices: BLAS threads cost more than they give
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
+    except ImportError:
+        pass
 
     rng = np.random.default_rng(opts.seed)
     text, chars, index = load_corpus(opts.corpus)
