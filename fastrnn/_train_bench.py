@@ -28,17 +28,19 @@ SUITE = {
 }
 
 
-def median_time(fn, min_time=0.3, min_repeat=5, max_repeat=200):
-    """Median wall time of ``fn()`` in seconds, after one warm-up call: at least
+def median_time(fn, min_time=0.3, min_repeat=5, max_repeat=200, timer=time.perf_counter):
+    """Median time of ``fn()`` in seconds by ``timer`` (wall time by default;
+    ``time.process_time``, the CPU time of the process, is steadier on a busy machine
+    when every library runs on one thread), after one warm-up call: at least
     ``min_repeat`` calls, more until ``min_time`` seconds have passed."""
     fn()
     times = []
     start = time.perf_counter()
     while len(times) < max_repeat and (len(times) < min_repeat
                                        or time.perf_counter() - start < min_time):
-        t0 = time.perf_counter()
+        t0 = timer()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(timer() - t0)
     return float(np.median(times))
 
 
@@ -159,7 +161,8 @@ def make_calls(kind, shape, dtype, roles=ROLES):
     return calls
 
 
-def measure(kind, shape, dtype, *, reference_backward=True, torch=True, min_time=0.3):
+def measure(kind, shape, dtype, *, reference_backward=True, torch=True, min_time=0.3,
+            timer=time.perf_counter):
     """Median seconds of the training calls at one shape (see the module docstring), on one
     PyTorch thread (BLAS threads are the caller's to pin).
 
@@ -176,7 +179,7 @@ def measure(kind, shape, dtype, *, reference_backward=True, torch=True, min_time
         _torch.set_num_threads(1)
     try:
         for role, call in calls.items():
-            out[role] = median_time(call, min_time,
+            out[role] = median_time(call, min_time, timer=timer,
                                     min_repeat=3 if role == "reference_backward" else 5)
     finally:
         if threads is not None:
@@ -224,6 +227,8 @@ def main(argv=None):
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the lessons' numpy backward (slow at large shapes)")
     parser.add_argument("--min-time", type=float, default=0.3)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with the process's CPU time (steadier on a busy machine)")
     opts = parser.parse_args(argv)
     try:
         from threadpoolctl import threadpool_limits
@@ -238,7 +243,8 @@ def main(argv=None):
             for kind in kinds:
                 for d in dtypes:
                     r = measure(kind, SUITE[name], d, min_time=opts.min_time,
-                                reference_backward=not opts.no_reference)
+                                reference_backward=not opts.no_reference,
+                                timer=time.process_time if opts.cpu_time else time.perf_counter)
                     rows.append((name, kind, d, r))
                     print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
     print()

@@ -484,7 +484,7 @@ cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev, bint 
 # ------------------------------------------------------------------ entry points
 
 def rnn_backward(object da, object x, object h, object prev, object a0, object waa,
-                 object wax, int small_max):
+                 object wax, int small_max, list scratch=None):
     """Basic-RNN backward pass over a sequence, the GIL released throughout.
 
     Parameters (all exactly C-contiguous, aligned, native arrays of one float dtype)
@@ -495,6 +495,8 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     a0 : (n_a, m) IN.  waa : (n_a, n_a), wax : (n_a, n_x) IN.
     small_max : batches of at most this many examples use the small-batch kernel for the
         recurrent product.
+    scratch : a list of one slot in which the work buffer is kept between calls (one list
+        per thread), or None.
 
     Returns
     -------
@@ -541,7 +543,8 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     cdef cnp.ndarray db = empty(1, n_a, 0, 0, typenum)
     a.dx, a.da0, a.dc0 = cnp.PyArray_BYTES(dx), cnp.PyArray_BYTES(da0), NULL
     a.dwa, a.dwx, a.db = cnp.PyArray_BYTES(dwa), cnp.PyArray_BYTES(dwx), cnp.PyArray_BYTES(db)
-    cdef cnp.ndarray work = empty(1, work_elems(&a, make_prev, True, False), 0, 0, typenum)
+    cdef cnp.ndarray work = scratch_array(scratch, 0, work_elems(&a, make_prev, True, False),
+                                          typenum)
     split_work(&a, cnp.PyArray_BYTES(work), cnp.PyArray_ITEMSIZE(work), make_prev, True,
                False, NULL)
     cdef char *dap = cnp.PyArray_BYTES(daa)
@@ -577,7 +580,8 @@ cdef int lstm_weights(object w, int typenum, Py_ssize_t n_a, Py_ssize_t K, char 
 
 
 def lstm_backward(object da, object x, object z, object s, object prev, object a0,
-                  object c0, object w, int small_max, object dc_next=None):
+                  object c0, object w, int small_max, object dc_next=None,
+                  list scratch=None):
     """LSTM backward pass over a sequence, the GIL released throughout.
 
     Parameters (all exactly C-contiguous, aligned, native arrays of one float dtype)
@@ -592,6 +596,7 @@ def lstm_backward(object da, object x, object z, object s, object prev, object a
         block (4n_a, n_a + n_x) IN.
     small_max : as for :func:`rnn_backward`.
     dc_next : (n_a, m) IN, the gradient reaching the last cell state, or None for zeros.
+    scratch : as for :func:`rnn_backward`.
 
     Returns
     -------
@@ -656,8 +661,8 @@ def lstm_backward(object da, object x, object z, object s, object prev, object a
     a.dx, a.da0, a.dc0 = cnp.PyArray_BYTES(dx), cnp.PyArray_BYTES(da0), cnp.PyArray_BYTES(dc0)
     a.dwa, a.dwx = cnp.PyArray_BYTES(dw), cnp.PyArray_BYTES(dw) + n_a * item
     a.db = cnp.PyArray_BYTES(db)
-    cdef cnp.ndarray work = empty(1, work_elems(&a, make_prev, True, not merged), 0, 0,
-                                  typenum)
+    cdef cnp.ndarray work = scratch_array(scratch, 0,
+                                          work_elems(&a, make_prev, True, not merged), typenum)
     cdef char *wblock = NULL
     split_work(&a, cnp.PyArray_BYTES(work), item, make_prev, True, not merged, &wblock)
     if merged:
