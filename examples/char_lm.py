@@ -118,36 +118,46 @@ def train(model, ids, chars, opts, rng):
 
 def compare(kind, params, ids, chars, opts, rng):
     """Characters per second of the same training loop in the lessons' numpy and in
-    fastrnn (same batches, same update), each for --compare-iters iterations."""
+    fastrnn (same batches, same update), each for --compare-iters iterations; by wall time
+    and by CPU time (the steadier figure on a busy machine: both loops run on one thread)."""
     n_x, m, T = len(chars), opts.batch, opts.seq_len
     lr = opts.lr / (m * T)
     batches = [batch(ids, n_x, m, T, rng) for _ in range(opts.compare_iters)]
     a0 = np.zeros((params["Wy" if kind == "lstm" else "Wya"].shape[1], m))
+    chars_run = len(batches) * m * T
 
-    p = {k: v.copy() for k, v in params.items()}
-    t0 = time.perf_counter()
-    for x, targets in batches:
-        if kind == "rnn":
-            loss, grads = reference.rnn_loss_and_grads(x, targets, a0, p)
-        else:
-            loss, grads = reference.lstm_loss_and_grads(x, targets, a0, a0, p)
-        for k in p:                          # the lessons' clip, then gradient descent
-            p[k] -= lr * np.clip(grads["d" + k], -opts.clip, opts.clip)
-    numpy_rate = len(batches) * m * T / (time.perf_counter() - t0)
+    def numpy_loop():
+        p = {k: v.copy() for k, v in params.items()}
+        for x, targets in batches:
+            if kind == "rnn":
+                loss, grads = reference.rnn_loss_and_grads(x, targets, a0, p)
+            else:
+                loss, grads = reference.lstm_loss_and_grads(x, targets, a0, a0, p)
+            for k in p:                      # the lessons' clip, then gradient descent
+                p[k] -= lr * np.clip(grads["d" + k], -opts.clip, opts.clip)
 
     model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(params, dtype=opts.dtype)
+
+    def fastrnn_loop():
+        for x, targets in batches:
+            _, grads = model.loss_and_grads(x, targets)
+            model.apply_gradients(grads, lr, clip=opts.clip)
+
     model.loss_and_grads(*batches[0])        # warm-up (buffers)
-    t0 = time.perf_counter()
-    for x, targets in batches:
-        _, grads = model.loss_and_grads(x, targets)
-        model.apply_gradients(grads, lr, clip=opts.clip)
-    fast_rate = len(batches) * m * T / (time.perf_counter() - t0)
+    rates = {}
+    for name, loop in (("numpy", numpy_loop), ("fastrnn", fastrnn_loop)):
+        w0, c0 = time.perf_counter(), time.process_time()
+        loop()
+        rates[name] = (chars_run / (time.perf_counter() - w0),
+                       chars_run / max(time.process_time() - c0, 1e-9))
+    (nw, nc), (fw, fc) = rates["numpy"], rates["fastrnn"]
     print(f"compare ({kind}, n_a={a0.shape[0]}, batch {m} x {T} chars, fastrnn in "
-          f"{opts.dtype}, numpy in float64, "
-          f"{len(batches)} iterations each): lessons' numpy {numpy_rate:,.0f} chars/s, "
-          f"fastrnn {fast_rate:,.0f} chars/s: {fast_rate / numpy_rate:.1f}x faster per "
-          f"character")
-    return numpy_rate, fast_rate
+          f"{opts.dtype}, numpy in float64, {len(batches)} iterations each):\n"
+          f"  wall time: lessons' numpy {nw:,.0f} chars/s, fastrnn {fw:,.0f} chars/s: "
+          f"{fw / nw:.1f}x faster per character\n"
+          f"  CPU time:  lessons' numpy {nc:,.0f} chars/s, fastrnn {fc:,.0f} chars/s: "
+          f"{fc / nc:.1f}x faster per character")
+    return rates
 
 
 def main(argv=None):
