@@ -3,20 +3,29 @@
 This module is the only caller of ``fastrnn._kernels``.  See ``fastrnn.reference`` for the
 specification each function reproduces.
 """
+from __future__ import annotations
+
 import contextlib
 import operator
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastrnn import _checked, reference
 from fastrnn._kernels import _core
 from fastrnn._packing import GATES, all_finite, as_c, flush_subnormal, pack
 from fastrnn._validation import validate
 
-__all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward"]
+__all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward",
+           "gru_cell_forward", "gru_forward"]
+
+# Type aliases of the public signatures: results are float32 or float64 arrays.
+Array = NDArray[np.floating]
+Parameters = Mapping[str, ArrayLike]
 
 # Batches of at most this many examples (per thread) take the small-batch kernel for the
 # recurrent product instead of BLAS gemm.  Measured (LSTM, one thread, OpenBLAS SkylakeX):
@@ -72,6 +81,18 @@ def _pool(n):
         return _POOL
 
 
+def _forget_pool_in_child():
+    """After fork: the child has the parent's pool object but none of its worker threads
+    (fork copies only the calling thread), so work submitted to it would wait forever; and
+    the lock may have been held by another parent thread.  Start from nothing."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def threads_count(n_threads):
     """``n_threads`` as a positive int (any integer type; not bool, not float)."""
     try:
@@ -111,7 +132,7 @@ def _run(kernel, args, m, n_threads, work):
             f.result()
 
 
-def run_rnn(packed, x, a0, n_threads=1):
+def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh"):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y and the state buffer.
 
     The state buffer z (m, T_x, n_a) holds the hidden states again, time-major.
@@ -124,7 +145,8 @@ def run_rnn(packed, x, a0, n_threads=1):
     a = np.empty((n_a, m, T), dtype=dtype)
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, n_a), dtype=dtype)
-    _run(_core.rnn_forward, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
+    kernel = _core.relu_rnn_forward if nonlinearity == "relu" else _core.rnn_forward
+    _run(kernel, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
                              a, y, z), m, n_threads, m * T * n_a * (n_a + n_x + n_y))
     return a, y, z
 
@@ -146,6 +168,38 @@ def run_lstm(packed, x, a0, c0, n_threads=1):
     _run(_core.lstm_forward, (x, a0, c0, packed.w, packed.b, packed.wy, packed.by,
                               a, c, y, z, s), m, n_threads, m * T * n_a * (4 * (n_a + n_x) + n_y))
     return a, y, c, z, s
+
+
+def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None):
+    """Kernel call for a (n_x, m, T_x) sequence; returns a, y, z and s.
+
+    ``active`` (None or (T_x,) C ints): for a batch sorted by length, longest first, how many
+    examples still run at each step (see fastrnn._kernels._core.gru_forward).
+
+    y has no rows without an output layer.  The gate buffer z (m, T_x, 3n_a) holds the
+    activated gates in the order of ``GRU_GATES``; the state buffer s (m, T_x, n_a) the
+    hidden states again, time-major.
+    """
+    n_x, m, T = x.shape
+    n_y, n_a = packed.wy.shape
+    dtype = packed.wy.dtype
+    a = np.empty((n_a, m, T), dtype=dtype)
+    y = np.empty((n_y, m, T), dtype=dtype)
+    z = np.empty((m, T, 3 * n_a), dtype=dtype)
+    s = np.empty((m, T, n_a), dtype=dtype)
+    wx, wa = packed.w
+    bx, ba = packed.b
+    _run(_core.gru_forward, (x, a0, wx, wa, bx, ba, packed.wy, packed.by, a, y, z, s,
+                             reset_after, active), m, n_threads,
+         m * T * n_a * (3 * (n_a + n_x) + n_y))
+    return a, y, z, s
+
+
+def gru_gates(z, t):
+    """The (n_a, m) activations ``(rt, zt, nt)`` at step t, from the GRU gate buffer z."""
+    m, T, G = z.shape
+    g = z[:, t, :].reshape(m, 3, G // 3).transpose(1, 2, 0)  # (gate, n_a, m) view
+    return g[0], g[1], g[2]
 
 
 def gates(z, t):
@@ -232,7 +286,7 @@ def _cache_equal(p, q):
 def _rnn_caches(z, x, a0, parameters):
     # The states come from the kernel's private state buffer z, so changing the returned
     # ``a`` in place does not reach the caches (as in the reference, where they are separate).
-    x = np.asarray(x)
+    # ``x`` is the array the kernel read (an array-like is converted once, by validation).
 
     def build(caches, t):
         return (z[:, t, :].T, a0 if t == 0 else caches[t - 1][0], x[:, :, t], parameters)
@@ -243,7 +297,6 @@ def _rnn_caches(z, x, a0, parameters):
 def _lstm_caches(z, s, x, a0, c0, parameters):
     # Gates and states are views of the kernel's private buffers z and s (see _rnn_caches).
     # c0 None: the zero initial cell state of lstm_forward, made when step 0 is first read.
-    x = np.asarray(x)
     m, _, n_a = s.shape
     n_a //= 2
 
@@ -258,6 +311,17 @@ def _lstm_caches(z, s, x, a0, c0, parameters):
     return StepCaches(s.shape[1], build, (z, s, x, a0, c0, parameters))
 
 
+def _gru_caches(z, s, x, a0, parameters):
+    # Gates and states are views of the kernel's private buffers z and s (see _rnn_caches).
+    x = np.asarray(x)
+
+    def build(caches, t):
+        return (s[:, t, :].T, a0 if t == 0 else caches[t - 1][0], *gru_gates(z, t),
+                x[:, :, t], parameters)
+
+    return StepCaches(s.shape[1], build)
+
+
 # ------------------------------------------------------------------ checked mode
 
 def _check(function, got, reference_call):
@@ -269,7 +333,8 @@ def _check(function, got, reference_call):
 
 
 def _f64(arr):
-    return np.asarray(arr, dtype=np.float64)
+    with np.errstate(all="ignore"):  # long double beyond the float64 range: +-inf, as in as_c
+        return np.asarray(arr, dtype=np.float64)
 
 
 def _f64_params(weights):
@@ -278,16 +343,20 @@ def _f64_params(weights):
 
 # ------------------------------------------------------------------ the drop-in functions
 
-def _forward(kind, inputs, parameters, sequence):
+def _forward(kind, inputs, parameters, sequence, reset_after=True):
     """One drop-in call: the compiled fast path, or validation, packing and the kernel.
 
     ``inputs`` is [(name, value)]: the input, then the states (``c_prev`` only for an LSTM
     step; ``lstm_forward`` starts from zero cell state).  Returns the kernel's outputs --
-    ``(a, y, z)`` or ``(a, y, c, z, s)``, with a, y (and c) 2-d for a single step -- and the
-    inputs and weights as validated (what checked mode hands the reference).
+    ``(a, y, z)``, ``(a, y, c, z, s)`` or ``(a, y, z, s)`` (GRU), with a, y (and c) 2-d for a
+    single step, y None without an output layer -- and the inputs and weights as validated
+    (what checked mode hands the reference).
     """
     values = [v for _, v in inputs]
-    if kind == "rnn":
+    if kind == "gru":
+        fast = _core.try_gru(*values, parameters, sequence, bool(reset_after),
+                             SMALL_BATCH_MAX_M)
+    elif kind == "rnn":
         fast = _core.try_rnn(*values, parameters, sequence, SMALL_BATCH_MAX_M)
     else:
         fast = _core.try_lstm(values[0], values[1], values[2] if len(values) > 2 else None,
@@ -301,16 +370,33 @@ def _forward(kind, inputs, parameters, sequence):
         kernel_args[0] = kernel_args[0].reshape(dims.n_x, dims.m, 1)
     if kind == "rnn":
         out, n_out = run_rnn(packed, *kernel_args), 2
+    elif kind == "gru":
+        out, n_out = run_gru(packed, *kernel_args, reset_after=reset_after), 2
     else:
         if len(kernel_args) == 2:
             kernel_args.append(np.zeros((dims.n_a, dims.m), dtype=dtype))
         out, n_out = run_lstm(packed, *kernel_args), 3
     if not sequence:
         out = tuple(o[:, :, 0] for o in out[:n_out]) + out[n_out:]
+    if not packed.head:
+        out = (out[0], None) + out[2:]
     return out, arrays, weights
 
 
-def rnn_cell_forward(xt, a_prev, parameters):
+def _flag(value, name):
+    """A keyword switch: True or False (numpy bools too), else TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _outputs(names, values):
+    """{name: value} of the outputs to check (a missing prediction is not compared)."""
+    return {k: v for k, v in zip(names, values) if v is not None}
+
+
+def rnn_cell_forward(xt: ArrayLike, a_prev: ArrayLike, parameters: Parameters
+                     ) -> tuple[Array, Array, tuple]:
     """One step of the basic RNN (drop-in for the lessons' ``rnn_cell_forward``).
 
     Parameters
@@ -321,14 +407,14 @@ def rnn_cell_forward(xt, a_prev, parameters):
         Hidden state of the previous step.
     parameters : mapping
         ``Wax`` (n_a, n_x), ``Waa`` (n_a, n_a), ``Wya`` (n_y, n_a), ``ba`` (n_a, 1),
-        ``by`` (n_y, 1).
+        ``by`` (n_y, 1); without ``Wya`` and ``by``, no output layer.
 
     Returns
     -------
     a_next : ndarray (n_a, m)
         ``tanh(Waa @ a_prev + Wax @ xt + ba)``
-    yt_pred : ndarray (n_y, m)
-        ``softmax(Wya @ a_next + by)``, column-wise.
+    yt_pred : ndarray (n_y, m) or None
+        ``softmax(Wya @ a_next + by)``, column-wise; None without an output layer.
     cache : tuple
         ``(a_next, a_prev, xt, parameters)``; ``a_prev``, ``xt`` and ``parameters`` are the
         objects passed in.
@@ -336,13 +422,14 @@ def rnn_cell_forward(xt, a_prev, parameters):
     (a_next, yt_pred, _), (x_in, a_in), weights = _forward(
         "rnn", [("xt", xt), ("a_prev", a_prev)], parameters, sequence=False)
     if _checked.is_checked():
-        _check("rnn_cell_forward", {"a_next": a_next, "yt_pred": yt_pred},
-               lambda: dict(zip(("a_next", "yt_pred"), reference.rnn_cell_forward(
-                   _f64(x_in), _f64(a_in), _f64_params(weights))[:2])))
+        _check("rnn_cell_forward", _outputs(("a_next", "yt_pred"), (a_next, yt_pred)),
+               lambda: _outputs(("a_next", "yt_pred"), reference.rnn_cell_forward(
+                   _f64(x_in), _f64(a_in), _f64_params(weights))[:2]))
     return a_next, yt_pred, (a_next, a_prev, xt, parameters)
 
 
-def rnn_forward(x, a0, parameters):
+def rnn_forward(x: ArrayLike, a0: ArrayLike, parameters: Parameters
+                ) -> tuple[Array, Array, tuple[Sequence[tuple], ArrayLike]]:
     """The basic RNN over a sequence (drop-in for the lessons' ``rnn_forward``).
 
     Parameters
@@ -366,13 +453,14 @@ def rnn_forward(x, a0, parameters):
     (a, y, z), (x_in, a_in), weights = _forward(
         "rnn", [("x", x), ("a0", a0)], parameters, sequence=True)
     if _checked.is_checked():
-        _check("rnn_forward", {"a": a, "y_pred": y},
-               lambda: dict(zip(("a", "y_pred"), reference.rnn_forward(
-                   _f64(x_in), _f64(a_in), _f64_params(weights))[:2])))
-    return a, y, (_rnn_caches(z, x, a0, parameters), x)
+        _check("rnn_forward", _outputs(("a", "y_pred"), (a, y)),
+               lambda: _outputs(("a", "y_pred"), reference.rnn_forward(
+                   _f64(x_in), _f64(a_in), _f64_params(weights))[:2]))
+    return a, y, (_rnn_caches(z, x_in, a0, parameters), x)
 
 
-def lstm_cell_forward(xt, a_prev, c_prev, parameters):
+def lstm_cell_forward(xt: ArrayLike, a_prev: ArrayLike, c_prev: ArrayLike,
+                      parameters: Parameters) -> tuple[Array, Array, Array, tuple]:
     """One step of the LSTM (drop-in for the lessons' ``lstm_cell_forward``).
 
     Parameters
@@ -395,14 +483,16 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
         "lstm", [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], parameters,
         sequence=False)
     if _checked.is_checked():
-        _check("lstm_cell_forward", {"a_next": a_next, "c_next": c_next, "yt_pred": yt_pred},
-               lambda: dict(zip(("a_next", "c_next", "yt_pred"), reference.lstm_cell_forward(
-                   _f64(x_in), _f64(a_in), _f64(c_in), _f64_params(weights))[:3])))
+        _check("lstm_cell_forward",
+               _outputs(("a_next", "c_next", "yt_pred"), (a_next, c_next, yt_pred)),
+               lambda: _outputs(("a_next", "c_next", "yt_pred"), reference.lstm_cell_forward(
+                   _f64(x_in), _f64(a_in), _f64(c_in), _f64_params(weights))[:3]))
     cache = (a_next, c_next, a_prev, c_prev, *gates(z, 0), xt, parameters)
     return a_next, c_next, yt_pred, cache
 
 
-def lstm_forward(x, a0, parameters):
+def lstm_forward(x: ArrayLike, a0: ArrayLike, parameters: Parameters
+                 ) -> tuple[Array, Array, Array, tuple[Sequence[tuple], ArrayLike]]:
     """The LSTM over a sequence (drop-in for the lessons' ``lstm_forward``).
 
     Parameters
@@ -426,7 +516,72 @@ def lstm_forward(x, a0, parameters):
     (a, y, c, z, s), (x_in, a_in), weights = _forward(
         "lstm", [("x", x), ("a0", a0)], parameters, sequence=True)
     if _checked.is_checked():
-        _check("lstm_forward", {"a": a, "y": y, "c": c},
-               lambda: dict(zip(("a", "y", "c"), reference.lstm_forward(
-                   _f64(x_in), _f64(a_in), _f64_params(weights))[:3])))
-    return a, y, c, (_lstm_caches(z, s, x, a0, None, parameters), x)
+        _check("lstm_forward", _outputs(("a", "y", "c"), (a, y, c)),
+               lambda: _outputs(("a", "y", "c"), reference.lstm_forward(
+                   _f64(x_in), _f64(a_in), _f64_params(weights))[:3]))
+    return a, y, c, (_lstm_caches(z, s, x_in, a0, None, parameters), x)
+
+
+def gru_cell_forward(xt, a_prev, parameters, *, reset_after=True):
+    """One step of the GRU (PyTorch's and Keras's default formulation).
+
+    Parameters
+    ----------
+    xt : array_like (n_x, m)
+    a_prev : array_like (n_a, m)
+    parameters : mapping
+        ``Wrx``, ``Wzx``, ``Wnx`` (n_a, n_x) acting on ``xt``; ``Wra``, ``Wza``, ``Wna``
+        (n_a, n_a) acting on ``a_prev``; ``brx``, ``bzx``, ``bnx``, ``bra``, ``bza``, ``bna``
+        (n_a, 1); ``Wy`` (n_y, n_a) and ``by`` (n_y, 1), or neither (no output layer).
+    reset_after : bool
+        False: ``nt = tanh(Wnx@xt + bnx + Wna@(rt * a_prev) + bna)`` (Keras's
+        ``reset_after=False``, ONNX's ``linear_before_reset=0``).
+
+    Returns
+    -------
+    a_next : ndarray (n_a, m)
+        ``(1 - zt) * nt + zt * a_prev`` with ``rt = sigmoid(Wrx@xt + brx + Wra@a_prev +
+        bra)``, ``zt`` likewise, ``nt = tanh(Wnx@xt + bnx + rt * (Wna@a_prev + bna))``.
+    yt_pred : ndarray (n_y, m) or None
+        ``softmax(Wy @ a_next + by)``; None without an output layer.
+    cache : tuple
+        ``(a_next, a_prev, rt, zt, nt, xt, parameters)``.
+    """
+    reset_after = _flag(reset_after, "reset_after")
+    (a_next, yt_pred, z, _), (x_in, a_in), weights = _forward(
+        "gru", [("xt", xt), ("a_prev", a_prev)], parameters, False, reset_after)
+    if _checked.is_checked():
+        _check("gru_cell_forward", _outputs(("a_next", "yt_pred"), (a_next, yt_pred)),
+               lambda: _outputs(("a_next", "yt_pred"), reference.gru_cell_forward(
+                   _f64(x_in), _f64(a_in), _f64_params(weights), reset_after)[:2]))
+    return a_next, yt_pred, (a_next, a_prev, *gru_gates(z, 0), xt, parameters)
+
+
+def gru_forward(x, a0, parameters, *, reset_after=True):
+    """The GRU over a sequence.
+
+    Parameters
+    ----------
+    x : array_like (n_x, m, T_x)
+    a0 : array_like (n_a, m)
+    parameters : mapping
+        As for :func:`gru_cell_forward`.
+    reset_after : bool
+        As for :func:`gru_cell_forward`.
+
+    Returns
+    -------
+    a : ndarray (n_a, m, T_x)
+    y_pred : ndarray (n_y, m, T_x) or None
+        None without an output layer.
+    caches : tuple
+        ``(list of the T_x cell caches, x)``, built lazily, only when read.
+    """
+    reset_after = _flag(reset_after, "reset_after")
+    (a, y, z, s), (x_in, a_in), weights = _forward(
+        "gru", [("x", x), ("a0", a0)], parameters, True, reset_after)
+    if _checked.is_checked():
+        _check("gru_forward", _outputs(("a", "y_pred"), (a, y)),
+               lambda: _outputs(("a", "y_pred"), reference.gru_forward(
+                   _f64(x_in), _f64(a_in), _f64_params(weights), reset_after)[:2]))
+    return a, y, (_gru_caches(z, s, x_in, a0, parameters), x)

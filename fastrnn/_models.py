@@ -1,22 +1,27 @@
 """Reusable models: weights validated and packed once, for repeated and streaming calls."""
+from __future__ import annotations
+
 import threading
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from fastrnn import _api, _checked, _training, reference
+from fastrnn._api import Array, Parameters
 from fastrnn._kernels import _core
-from fastrnn._packing import GATES, all_finite, pack
-from fastrnn._validation import (LSTM_WEIGHTS, RNN_WEIGHTS, check_inputs, result_dtype,
+from fastrnn._packing import GATES, GRU_GATES, all_finite, pack
+from fastrnn._validation import (GATE_COUNT, GRU_WEIGHTS, LSTM_WEIGHTS, RNN_WEIGHTS,
+                                 check_inputs, check_lengths, result_dtype,
                                  validate_parameters)
 
-__all__ = ["RNN", "LSTM"]
+__all__ = ["RNN", "LSTM", "GRU"]
 
 
 class _Model:
     _kind = None
     _weights = None
 
-    def __init__(self, parameters, dtype=None):
+    def __init__(self, parameters: Parameters, dtype: DTypeLike | None = None) -> None:
         weights, dims = validate_parameters(parameters, self._weights)
         if dtype is None:
             dtype = result_dtype(list(weights.values()))
@@ -28,6 +33,7 @@ class _Model:
             raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
         dtype = np.dtype(dtype)
         self.dtype = dtype
+        # n_y is 0 for parameters without an output layer (see has_head)
         self.n_x, self.n_a, self.n_y = dims["n_x"], dims["n_a"], dims["n_y"]
         self._packed = pack(self._kind, weights, dtype, merge=True, copy=True)
         self._finite = all_finite(self._packed.w)
@@ -45,9 +51,17 @@ class _Model:
         self.__dict__.update(state)
         self._scratch = threading.local()
 
+    @property
+    def has_head(self):
+        """False when the parameters had no output layer: the model then returns the hidden
+        states and None in the predictions' place."""
+        return self._packed.head
+
     def __repr__(self):
+        n_y = self.n_y if self.has_head else None
+        options = "".join(f", {k}={v!r}" for k, v in self._cell_options().items())
         return (f"fastrnn.{type(self).__name__}(n_x={self.n_x}, n_a={self.n_a}, "
-                f"n_y={self.n_y}, dtype={self.dtype.name})")
+                f"n_y={n_y}, dtype={self.dtype.name}{options})")
 
     def parameters(self):
         """The weights as the lessons' ``parameters`` dict (new arrays, the model's dtype)."""
@@ -68,34 +82,132 @@ class _Model:
         """
         _training.apply_gradients(self, grads, lr, clip)
 
+    def save(self, path):
+        """Write the model to ``path``: an ``.npz`` of its parameters under the lessons' keys
+        and a JSON header, read back by :func:`fastrnn.load` (no pickle)."""
+        from fastrnn.io import save
+        save(self, path)
+
     def _reference_parameters(self):
         """The packed weights as a float64 ``parameters`` dict (for checked mode)."""
         p = self._packed
         f64 = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
+        n_a = self.n_a
         if self._kind == "rnn":
-            return {"Wax": f64(p.w[0]), "Waa": f64(p.w[1]), "ba": f64(p.b)[:, None],
-                    "Wya": f64(p.wy), "by": f64(p.by)[:, None]}
-        params = {"Wy": f64(p.wy), "by": f64(p.by)[:, None]}
-        for g, w, b in zip(GATES, p.w, p.b):
-            params["W" + g], params["b" + g] = f64(w), f64(b)[:, None]
+            params = {"Wax": f64(p.w[0]), "Waa": f64(p.w[1]), "ba": f64(p.b)[:, None]}
+        elif self._kind == "gru":
+            params = {}
+            for k, g in enumerate(GRU_GATES):
+                rows = slice(k * n_a, (k + 1) * n_a)
+                params[f"W{g}x"], params[f"W{g}a"] = f64(p.w[0][rows]), f64(p.w[1][rows])
+                params[f"b{g}x"] = f64(p.b[0][rows])[:, None]
+                params[f"b{g}a"] = f64(p.b[1][rows])[:, None]
+        else:
+            params = {}
+            for g, w, b in zip(GATES, p.w, p.b):
+                params["W" + g], params["b" + g] = f64(w), f64(b)[:, None]
+        if p.head:
+            params["Wya" if self._kind == "rnn" else "Wy"] = f64(p.wy)
+            params["by"] = f64(p.by)[:, None]
         return params
 
-    def _verify(self, method, names, got, reference_function, *args):
-        """In checked mode, compare ``got`` with ``reference_function(*args, parameters)``."""
+    def _cell_options(self):
+        """Keyword options of the reference cell (the GRU's ``reset_after``)."""
+        return {}
+
+    def _kernel(self, x, states, n_threads=1):
+        """Run the kernel on validated inputs; returns a, y (None without an output layer)
+        and c (None unless an LSTM), each (rows, m, T_x)."""
+        p = self._packed
+        fast = self._try(x, states, True, n_threads)
+        if fast is not None:  # one thread: the per-thread work buffers are reused
+            a, y, c = fast[0], fast[1], fast[2] if self._kind == "lstm" else None
+        elif self._kind == "rnn":
+            a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity)
+            c = None
+        elif self._kind == "gru":
+            a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after)
+            c = None
+        else:
+            a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads)
+        return a, (y if p.head else None), c
+
+    def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1):
+        """One direction over validated inputs, with ``lengths`` (validated, or None).
+
+        ``x`` (n_x, m, T_x) and ``states`` (a list of (n_a, m)) are C-contiguous arrays of
+        the model's dtype.  ``reverse`` reads each example backwards from its own last step.
+        Returns a, y, c (as :meth:`_kernel`, in the input's time order, zero past each
+        example's length) and the list of final states (a, and c for an LSTM), each (n_a, m):
+        every example's state after its own last step.
+
+        The kernel runs over all T_x steps of every example: a step past an example's length
+        cannot change its earlier steps, so the padding is computed and then zeroed, and the
+        reverse direction reads each example's steps reversed within its own length (one
+        gather of the input, and of the outputs back) -- no per-example loop.
+        """
+        m, T = x.shape[1], x.shape[2]
+        if reverse:
+            order = _reversal(lengths, m, T)
+            x = _reorder(x, order)
+        a, y, c = self._kernel(x, states, n_threads)
+        # the final states are the kernel's, at each example's last step it read
+        if T == 0:  # no step: the final states are the initial ones
+            last = [np.array(v) for v in states]
+        else:
+            last_t = np.full(m, T - 1, dtype=np.intp) if lengths is None else lengths - 1
+            cols = np.arange(m)
+            last = [a[:, cols, last_t]] + ([c[:, cols, last_t]] if c is not None else [])
+        outs = [a, y, c]
+        if reverse:
+            outs = [None if o is None else _reorder(o, order) for o in outs]
+        if lengths is not None:
+            pad = np.arange(T)[None, :] >= lengths[:, None]  # (m, T_x)
+            if pad.any():
+                for o in outs:
+                    if o is not None:
+                        o[:, pad] = 0
+        return outs[0], outs[1], outs[2], last
+
+    def _run_forward(self, x, states, lengths, n_threads):
+        """The validated route of ``forward``: returns a, y, c (see :meth:`_sequence`)."""
+        _, arrays = self._inputs([("x", x)] + states, sequence=True)
+        x, *state_arrays = arrays
+        lengths = check_lengths(lengths, x.shape[1], x.shape[2])
+        a, y, c, _ = self._sequence(x, state_arrays, lengths, False, n_threads)
         if _checked.is_checked():
-            _api._check(f"{type(self).__name__}.{method}", dict(zip(names, got)),
-                        lambda: dict(zip(names, reference_function(
+            names = ("a", "y", "c")
+            _api._check(
+                f"{type(self).__name__}.forward", _api._outputs(names, (a, y, c)),
+                lambda: _api._outputs(names, reference.layer_forward(
+                    self._kind, np.asarray(x, dtype=np.float64),
+                    self._reference_parameters(), lengths, False,
+                    *[np.asarray(v, dtype=np.float64) for v in state_arrays],
+                    **self._cell_options())[:3]))
+        return a, y, c
+
+    def _verify(self, method, names, got, reference_function, *args):
+        """In checked mode, compare ``got`` with ``reference_function(*args, parameters)``
+        (a prediction of None, no output layer, is not compared)."""
+        if _checked.is_checked():
+            _api._check(f"{type(self).__name__}.{method}", _api._outputs(names, got),
+                        lambda: _api._outputs(names, reference_function(
                             *[np.asarray(v, dtype=np.float64) for v in args],
-                            self._reference_parameters()))))
+                            self._reference_parameters(), **self._cell_options())))
         return got
 
     def _try(self, x, states, sequence, n_threads=1):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, on one thread and outside checked mode; else None."""
-        if _api.threads_count(n_threads) != 1 or _checked.is_checked():
+        if (_api.threads_count(n_threads) != 1 or _checked.is_checked()
+                or getattr(self, "nonlinearity", "tanh") != "tanh"):
             return None
         p = self._packed
         scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
+        if self._kind == "gru":
+            return _core.try_packed_gru(x, states[0], p.w[0], p.w[1], p.b[0], p.b[1], p.wy,
+                                        p.by, sequence, self.reset_after,
+                                        _api.SMALL_BATCH_MAX_M, scratch)
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch)
@@ -110,7 +222,7 @@ class _Model:
         dims = {"n_x": self.n_x, "n_a": self.n_a, "n_y": self.n_y}
         # the input is always checked (None is an error); omitted states become zeros
         given = inputs[:1] + [(name, value) for name, value in inputs[1:] if value is not None]
-        arrays = check_inputs(given, dims, sequence, 1 if self._kind == "rnn" else 4)
+        arrays = check_inputs(given, dims, sequence, GATE_COUNT[self._kind])
         out = iter(_api.kernel_inputs(arrays, self.dtype, self._finite))
         return dims["m"], [next(out) if k == 0 or value is not None
                            else np.zeros((self.n_a, dims["m"]), dtype=self.dtype)
@@ -124,10 +236,13 @@ class RNN(_Model):
     ----------
     parameters : mapping
         ``Wax`` (n_a, n_x), ``Waa`` (n_a, n_a), ``Wya`` (n_y, n_a), ``ba`` (n_a, 1),
-        ``by`` (n_y, 1).  Copied: later changes to these arrays do not affect the model.
+        ``by`` (n_y, 1); without ``Wya`` and ``by``, no output layer (the predictions are
+        None; ``n_y`` is 0).  Copied: later changes to these arrays do not affect the model.
     dtype : {None, float32, float64}
         Computation dtype; by default float32 when every weight is float32, else float64.
         Inputs are converted to it.
+    nonlinearity : {"tanh", "relu"}
+        The lessons' tanh, or ``max(z, 0)`` (PyTorch's ``nn.RNN(nonlinearity="relu")``).
 
     Examples
     --------
@@ -141,7 +256,23 @@ class RNN(_Model):
     _kind = "rnn"
     _weights = RNN_WEIGHTS
 
-    def forward(self, x, a0=None, *, n_threads=1):
+    def __init__(self, parameters: Parameters, dtype: DTypeLike = None, *,
+                 nonlinearity: str = "tanh") -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(parameters, dtype)
+
+    def __setstate__(self, state):
+        state.setdefault("nonlinearity", "tanh")  # pickled before the option existed
+        super().__setstate__(state)
+
+    def _cell_options(self):
+        return {} if self.nonlinearity == "tanh" else {"nonlinearity": self.nonlinearity}
+
+    def forward(self, x: ArrayLike, a0: ArrayLike | None = None, *,
+                lengths: ArrayLike | None = None, n_threads: int = 1
+                ) -> tuple[Array, Array | None]:
         """Run a sequence.
 
         Parameters
@@ -149,6 +280,9 @@ class RNN(_Model):
         x : array_like (n_x, m, T_x)
         a0 : array_like (n_a, m), optional
             Initial hidden state; zeros when omitted.
+        lengths : array_like of m ints in [1, T_x], optional
+            Example j has ``lengths[j]`` steps (PyTorch's ``pack_padded_sequence``): its
+            states and predictions past them are 0.
         n_threads : int
             Split the batch into this many slices run on separate threads for the whole
             sequence (each slice calls BLAS on its own thread).
@@ -156,14 +290,14 @@ class RNN(_Model):
         Returns
         -------
         a : ndarray (n_a, m, T_x)
-        y_pred : ndarray (n_y, m, T_x)
+        y_pred : ndarray (n_y, m, T_x), or None without an output layer
         """
-        fast = self._try(x, (a0,), True, n_threads)
-        if fast is not None:
-            return fast[0], fast[1]
-        _, (x, a0) = self._inputs([("x", x), ("a0", a0)], sequence=True)
-        a, y, _ = _api.run_rnn(self._packed, x, a0, n_threads)
-        return self._verify("forward", ("a", "y_pred"), (a, y), reference.rnn_forward, x, a0)
+        if lengths is None:
+            fast = self._try(x, (a0,), True, n_threads)
+            if fast is not None:
+                return fast[0], (fast[1] if self.has_head else None)
+        a, y, _ = self._run_forward(x, [("a0", a0)], lengths, n_threads)
+        return a, y
 
     def loss_and_grads(self, x, targets, a0=None):
         """Summed cross-entropy over a sequence and the gradients of every parameter.
@@ -185,7 +319,7 @@ class RNN(_Model):
         """
         return _training.loss_and_grads(self, x, targets, (a0,))
 
-    def step(self, xt, state=None):
+    def step(self, xt: ArrayLike, state: ArrayLike | None = None) -> tuple[Array, Array]:
         """Advance one step.
 
         Parameters
@@ -198,14 +332,15 @@ class RNN(_Model):
         -------
         a_next : ndarray (n_a, m)
             The new state, to pass as ``state`` to the next call.
-        yt_pred : ndarray (n_y, m)
+        yt_pred : ndarray (n_y, m), or None without an output layer
         """
         fast = self._try(xt, (state,), False)
         if fast is not None:
-            return fast[0], fast[1]
+            return fast[0], (fast[1] if self.has_head else None)
         m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
-        a, y, _ = _api.run_rnn(self._packed, xt.reshape(self.n_x, m, 1), a_prev)
-        return self._verify("step", ("a_next", "yt_pred"), (a[:, :, 0], y[:, :, 0]),
+        a, y, _ = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev])
+        return self._verify("step", ("a_next", "yt_pred"),
+                            (a[:, :, 0], None if y is None else y[:, :, 0]),
                             reference.rnn_cell_forward, xt, a_prev)
 
 
@@ -216,7 +351,8 @@ class LSTM(_Model):
     ----------
     parameters : mapping
         ``Wf``, ``Wi``, ``Wc``, ``Wo`` (n_a, n_a + n_x); ``bf``, ``bi``, ``bc``, ``bo``
-        (n_a, 1); ``Wy`` (n_y, n_a); ``by`` (n_y, 1).  Copied when packed.
+        (n_a, 1); ``Wy`` (n_y, n_a); ``by`` (n_y, 1) (without ``Wy`` and ``by``, no output
+        layer).  Copied when packed.
     dtype : {None, float32, float64}
         As for :class:`RNN`.
     """
@@ -224,7 +360,9 @@ class LSTM(_Model):
     _kind = "lstm"
     _weights = LSTM_WEIGHTS
 
-    def forward(self, x, a0=None, c0=None, *, n_threads=1):
+    def forward(self, x: ArrayLike, a0: ArrayLike | None = None, c0: ArrayLike | None = None,
+                *, lengths: ArrayLike | None = None, n_threads: int = 1
+                ) -> tuple[Array, Array | None, Array]:
         """Run a sequence.
 
         Parameters
@@ -232,22 +370,21 @@ class LSTM(_Model):
         x : array_like (n_x, m, T_x)
         a0, c0 : array_like (n_a, m), optional
             Initial hidden and cell state; zeros when omitted.
-        n_threads : int
+        lengths, n_threads :
             As for :meth:`RNN.forward`.
 
         Returns
         -------
         a : ndarray (n_a, m, T_x)
-        y : ndarray (n_y, m, T_x)
+        y : ndarray (n_y, m, T_x), or None without an output layer
         c : ndarray (n_a, m, T_x)
         """
-        fast = self._try(x, (a0, c0), True, n_threads)
-        if fast is not None:
-            return fast[:3]
-        _, (x, a0, c0) = self._inputs([("x", x), ("a0", a0), ("c0", c0)], sequence=True)
-        a, y, c, _, _ = _api.run_lstm(self._packed, x, a0, c0, n_threads)
-        # lstm_forward starts from zero cell state; the model may start anywhere
-        return self._verify("forward", ("a", "y", "c"), (a, y, c), _lstm_sequence, x, a0, c0)
+        if lengths is None:
+            fast = self._try(x, (a0, c0), True, n_threads)
+            if fast is not None:
+                return fast[0], (fast[1] if self.has_head else None), fast[2]
+        a, y, c = self._run_forward(x, [("a0", a0), ("c0", c0)], lengths, n_threads)
+        return a, y, c
 
     def loss_and_grads(self, x, targets, a0=None, c0=None):
         """Summed cross-entropy over a sequence and the gradients of every parameter.
@@ -270,7 +407,9 @@ class LSTM(_Model):
         """
         return _training.loss_and_grads(self, x, targets, (a0, c0))
 
-    def step(self, xt, state=None):
+    def step(self, xt: ArrayLike,
+             state: tuple[ArrayLike, ArrayLike] | None = None
+             ) -> tuple[tuple[Array, Array], Array]:
         """Advance one step.
 
         Parameters
@@ -282,7 +421,7 @@ class LSTM(_Model):
         Returns
         -------
         state : tuple (a_next, c_next) of ndarray (n_a, m)
-        yt_pred : ndarray (n_y, m)
+        yt_pred : ndarray (n_y, m), or None without an output layer
         """
         if state is None:
             a_prev = c_prev = None
@@ -296,24 +435,149 @@ class LSTM(_Model):
                 raise TypeError("state must hold two arrays (a_prev, c_prev), got None")
         fast = self._try(xt, (a_prev, c_prev), False)
         if fast is not None:
-            return (fast[0], fast[2]), fast[1]
+            return (fast[0], fast[2]), (fast[1] if self.has_head else None)
         m, (xt, a_prev, c_prev) = self._inputs(
             [("xt", xt), ("a_prev", a_prev), ("c_prev", c_prev)], sequence=False)
-        a, y, c, _, _ = _api.run_lstm(self._packed, xt.reshape(self.n_x, m, 1), a_prev,
-                                      c_prev)
+        a, y, c = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev, c_prev])
         a_next, c_next, yt = self._verify(
-            "step", ("a_next", "c_next", "yt_pred"), (a[:, :, 0], c[:, :, 0], y[:, :, 0]),
+            "step", ("a_next", "c_next", "yt_pred"),
+            (a[:, :, 0], c[:, :, 0], None if y is None else y[:, :, 0]),
             reference.lstm_cell_forward, xt, a_prev, c_prev)
         return (a_next, c_next), yt
 
 
-def _lstm_sequence(x, a0, c0, parameters):
-    """reference.lstm_cell_forward over a sequence from any (a0, c0), returning a, y, c."""
-    n_y = parameters["Wy"].shape[0]
-    a = np.zeros(a0.shape + (x.shape[2],))
-    c, y = np.zeros_like(a), np.zeros((n_y, x.shape[1], x.shape[2]))
-    a_t, c_t = a0, c0
-    for t in range(x.shape[2]):
-        a_t, c_t, y[:, :, t], _ = reference.lstm_cell_forward(x[:, :, t], a_t, c_t, parameters)
-        a[:, :, t], c[:, :, t] = a_t, c_t
-    return a, y, c
+
+class GRU(_Model):
+    """A GRU (PyTorch's and Keras's default formulation) whose weights are validated and
+    packed once: the three gates' input weights into one (3n_a, n_x) block, their recurrent
+    weights into one (3n_a, n_a) block (one recurrent product per step).
+
+    Parameters
+    ----------
+    parameters : mapping
+        ``Wrx``, ``Wzx``, ``Wnx`` (n_a, n_x); ``Wra``, ``Wza``, ``Wna`` (n_a, n_a); ``brx``,
+        ``bzx``, ``bnx``, ``bra``, ``bza``, ``bna`` (n_a, 1); ``Wy`` (n_y, n_a) and ``by``
+        (n_y, 1), or neither (no output layer).  See :func:`fastrnn.gru_cell_forward`.
+        Copied when packed.
+    dtype : {None, float32, float64}
+        As for :class:`RNN`.
+    reset_after : bool
+        True (PyTorch; Keras's default ``reset_after=True``; ONNX's
+        ``linear_before_reset=1``): ``nt = tanh(Wnx@xt + bnx + rt * (Wna@a_prev + bna))``.
+        False (Keras's ``reset_after=False``; ONNX's default ``linear_before_reset=0``):
+        ``nt = tanh(Wnx@xt + bnx + Wna@(rt * a_prev) + bna)``.
+    """
+
+    _kind = "gru"
+    _weights = GRU_WEIGHTS
+
+    def __init__(self, parameters, dtype=None, *, reset_after=True):
+        self.reset_after = _api._flag(reset_after, "reset_after")
+        super().__init__(parameters, dtype)
+
+    def _cell_options(self):
+        return {"reset_after": self.reset_after}
+
+    def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1):
+        """As :meth:`_Model._sequence`; with lengths below T_x the kernel skips the padding:
+        the batch goes in longest first (one gather, which also reverses each example within
+        its length for the reverse direction) and each step runs only the examples still
+        going; the outputs come back with one more gather."""
+        n_x, m, T = x.shape
+        if lengths is None or m == 0 or T == 0 or lengths.min() == T:
+            return super()._sequence(x, states, lengths, reverse, n_threads)
+        perm = np.argsort(-lengths, kind="stable")
+        L = lengths[perm]
+        t = np.arange(T, dtype=np.intp)[None, :]
+        steps = (np.where(t < L[:, None], L[:, None] - 1 - t, t) if reverse
+                 else np.broadcast_to(t, (m, T)))
+        xs = _take_columns(x, (perm[:, None] * T + steps).ravel())
+        a0 = np.ascontiguousarray(states[0][:, perm])
+        # active[t]: the examples longer than t
+        active = (m - np.cumsum(np.bincount(L, minlength=T + 1))[:T]).astype(np.intc)
+        a, y, _, _ = _api.run_gru(self._packed, xs, a0, n_threads, self.reset_after, active)
+        cols = np.arange(m)
+        inv = np.empty_like(perm)
+        inv[perm] = cols
+        last = a[:, cols, L - 1][:, inv]
+        back = (inv[:, None] * T + steps[inv]).ravel()
+        a = _take_columns(a, back)  # zero past each length: the kernel zeroed those states
+        if self._packed.head:
+            y = _take_columns(y, back)
+            y[:, t >= lengths[:, None]] = 0
+        else:
+            y = None
+        return a, y, None, [last]
+
+    def forward(self, x, a0=None, *, lengths=None, n_threads=1):
+        """Run a sequence.
+
+        Parameters
+        ----------
+        x : array_like (n_x, m, T_x)
+        a0 : array_like (n_a, m), optional
+            Initial hidden state; zeros when omitted.
+        lengths, n_threads :
+            As for :meth:`RNN.forward`.
+
+        Returns
+        -------
+        a : ndarray (n_a, m, T_x)
+        y_pred : ndarray (n_y, m, T_x), or None without an output layer
+        """
+        if lengths is None:
+            fast = self._try(x, (a0,), True, n_threads)
+            if fast is not None:
+                return fast[0], (fast[1] if self.has_head else None)
+        a, y, _ = self._run_forward(x, [("a0", a0)], lengths, n_threads)
+        return a, y
+
+    def step(self, xt, state=None):
+        """Advance one step.
+
+        Parameters
+        ----------
+        xt : array_like (n_x, m)
+        state : array_like (n_a, m), optional
+            ``a_prev``; zeros when omitted (the start of a stream).
+
+        Returns
+        -------
+        a_next : ndarray (n_a, m)
+        yt_pred : ndarray (n_y, m), or None without an output layer
+        """
+        fast = self._try(xt, (state,), False)
+        if fast is not None:
+            return fast[0], (fast[1] if self.has_head else None)
+        m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
+        a, y, _ = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev])
+        return self._verify("step", ("a_next", "yt_pred"),
+                            (a[:, :, 0], None if y is None else y[:, :, 0]),
+                            reference.gru_cell_forward, xt, a_prev)
+
+
+def _reversal(lengths, m, T):
+    """The reverse direction's reading order: None for a plain reversal of every sequence,
+    else a flat index into the (m*T_x) columns of a (rows, m, T_x) array reading each example
+    backwards within its own length (step t of example j is its step lengths[j] - 1 - t;
+    the padding stays in place, after the valid steps).  It is its own inverse."""
+    if lengths is None:
+        return None
+    t = np.arange(T, dtype=np.intp)[None, :]
+    L = lengths[:, None]
+    return (np.arange(m, dtype=np.intp)[:, None] * T + np.where(t < L, L - 1 - t, t)).ravel()
+
+
+def _take_columns(arr, columns):
+    """A new (rows, m, T_x) array whose flat column k (of m*T_x) is ``arr``'s ``columns[k]``."""
+    rows, m, T = arr.shape
+    return np.take(arr.reshape(rows, m * T), columns, axis=1).reshape(rows, m, T)
+
+
+def _reorder(arr, order):
+    """A new C-contiguous (rows, m, T_x) array with the steps of ``arr`` in the order
+    :func:`_reversal` gives (one vectorised gather; np.take on the flat columns is an order
+    of magnitude faster than take_along_axis here)."""
+    if order is None:
+        return np.ascontiguousarray(arr[:, :, ::-1])
+    return _take_columns(arr, order)

@@ -1,9 +1,12 @@
 """``python -m fastrnn check``: every public call against the numpy reference.
 
-Runs the four drop-in functions (outputs and the arrays in their caches), the packed
-models' ``forward`` and ``step`` (``RNN``, ``LSTM``), the four drop-in backward passes (on
-fastrnn's own caches and, every other shape, on the same caches as a plain list) and the
-models' ``loss_and_grads`` on random inputs over a spread of shapes:
+Runs the six drop-in forward functions (outputs and the arrays in their caches), the packed
+models' ``forward`` and ``step`` (``RNN`` with tanh and ReLU, ``LSTM``, ``GRU``), two-layer
+bidirectional ``Stack``s of each kind (random lengths and initial states, the GRU with the reset
+gate after and before its product, against the reference's ``layer_forward`` composed layer by
+layer), the four drop-in backward passes (on fastrnn's own caches and, every other shape, on
+the same caches as a plain list) and the models' ``loss_and_grads`` on random inputs over a
+spread of shapes:
 unequal sizes (square shapes hide transposes), sizes of 1, a longer sequence, every path
 of the recurrent product in turn (the small-batch kernel, the packed-panel GEMM, BLAS gemm:
 ``fastrnn._api.recurrent_path``), saturating weights, batch-parallel threads, both dtypes.
@@ -61,21 +64,50 @@ SATURATING_Z = 30.0
 SATURATED_T32 = 2
 
 FUNCTIONS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward",
-             "RNN.forward", "RNN.step", "LSTM.forward", "LSTM.step",
+             "gru_cell_forward", "gru_forward", "RNN.forward", "RNN.step", "LSTM.forward",
+             "LSTM.step", "GRU.forward", "GRU.step", "Stack.forward",
              "rnn_cell_backward", "rnn_backward", "lstm_cell_backward", "lstm_backward",
              "RNN.loss_and_grads", "LSTM.loss_and_grads")
-MODELS = ("rnn", "lstm")
+MODELS = ("rnn", "lstm", "gru")
+
+
+def gru_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
+    """Random GRU ``parameters``, scaled as ``fastrnn._bench.rnn_params``: ``W?x`` (n_a, n_x),
+    ``W?a`` (n_a, n_a), ``b?x``, ``b?a`` (n_a, 1) for the gates r, z, n; ``Wy`` (n_y, n_a)
+    and ``by`` (n_y, 1) unless ``n_y`` is 0 (no output layer)."""
+    s = 1.0 / math.sqrt(max(n_a + n_x, 1)) if scale is None else scale
+    p = {}
+    for g in "rzn":
+        p[f"W{g}x"] = rng.standard_normal((n_a, n_x)) * s
+        p[f"W{g}a"] = rng.standard_normal((n_a, n_a)) * s
+        p[f"b{g}x"] = rng.standard_normal((n_a, 1)) * bias
+        p[f"b{g}a"] = rng.standard_normal((n_a, 1)) * bias
+    if n_y:
+        p["Wy"] = rng.standard_normal((n_y, n_a)) * s
+        p["by"] = rng.standard_normal((n_y, 1)) * bias
+    return {k: v.astype(dtype) for k, v in p.items()}
+
+
+def _params(model, rng, n_x, n_a, n_y, dtype, **kwargs):
+    if model == "gru":
+        return gru_params(rng, n_x, n_a, n_y, dtype, **kwargs)
+    p = make_params(model, rng, n_x, n_a, max(n_y, 1), dtype, **kwargs)
+    if not n_y:  # no output layer
+        del p["Wya" if model == "rnn" else "Wy"], p["by"]
+    return p
 
 def _f64(v):
     return np.asarray(v, dtype=np.float64)
 
 
-def _ref(name, *args):
-    """reference.<name> in float64; its sigmoid overflows harmlessly (0 is right)."""
-    args = [{k: _f64(v) for k, v in a.items()} if isinstance(a, dict) else _f64(a)
-            for a in args]
+def _ref(name, *args, **options):
+    """reference.<name> in float64; its sigmoid overflows harmlessly (0 is right).  Options
+    (strings, bools), lengths (integers) and None are passed as they are."""
+    args = [{k: _f64(v) for k, v in a.items()} if isinstance(a, dict)
+            else a if a is None or isinstance(a, (str, bool)) or np.asarray(a).dtype.kind in "iu"
+            else _f64(a) for a in args]
     with np.errstate(over="ignore", under="ignore"):
-        return getattr(reference, name)(*args)
+        return getattr(reference, name)(*args, **options)
 
 
 def _ref_lstm_sequence(x, a0, c0, parameters):
@@ -164,7 +196,8 @@ class Case:
     def __init__(self, label, rng, shape, dtype, model, scale, variant):
         self.label, self.shape, self.dtype, self.variant = label, shape, np.dtype(dtype), variant
         n_x, n_a, n_y, m, T = shape
-        self.p = make_params(model, rng, n_x, n_a, n_y, dtype, scale=scale)
+        self.model = model
+        self.p = _params(model, rng, n_x, n_a, n_y, dtype, scale=scale)
         if scale is not None:
             # saturated hidden units, but a moderate output layer: a well-conditioned softmax
             key = "Wya" if model == "rnn" else "Wy"
@@ -178,6 +211,7 @@ class Case:
         self.da = rng.standard_normal((n_a, m, T)).astype(dtype)
         self.dc = rng.standard_normal((n_a, m)).astype(dtype)
         self.targets = rng.integers(0, n_y, size=(m, T))
+        self.rng = rng
 
 
 def _check_rnn_cell_forward(t, c, tol):
@@ -201,24 +235,31 @@ def _check_rnn_forward(t, c, tol):
         _compare_cache(t, f"{c.label} caches[0][{s}]", caches[0][s], want[2][0][s], c.p, tol)
 
 
+def _nonlinearity(c):
+    # every third shape runs the RNN model with ReLU
+    return "relu" if c.variant % 3 == 2 else "tanh"
+
+
 def _check_rnn_model_forward(t, c, tol):
-    net = fastrnn.RNN(c.p)
+    act = _nonlinearity(c)
+    net = fastrnn.RNN(c.p, nonlinearity=act)
     if c.variant % 2:   # a0 given, batch-parallel threads
         got = net.forward(c.x, c.a0, n_threads=2)
-        want = _ref("rnn_forward", c.x, c.a0, c.p)
+        want = _ref("rnn_forward", c.x, c.a0, c.p, act)
     else:               # a0 omitted: zeros
         got = net.forward(c.x)
-        want = _ref("rnn_forward", c.x, c.zeros, c.p)
+        want = _ref("rnn_forward", c.x, c.zeros, c.p, act)
     _compare_all(t, c.label, {"a": got[0], "y_pred": got[1]},
                  {"a": want[0], "y_pred": want[1]}, tol, c.dtype)
 
 
 def _check_rnn_model_step(t, c, tol):
-    net = fastrnn.RNN(c.p)
+    act = _nonlinearity(c)
+    net = fastrnn.RNN(c.p, nonlinearity=act)
     state, ref_state = (c.a0, c.a0) if c.variant % 2 else (None, c.zeros)
     for s in range(min(c.shape[4], 3)):   # a short stream
         state, yt = net.step(c.x[:, :, s], state)
-        ref_state, ref_y, _ = _ref("rnn_cell_forward", c.x[:, :, s], ref_state, c.p)
+        ref_state, ref_y, _ = _ref("rnn_cell_forward", c.x[:, :, s], ref_state, c.p, act)
         _compare_all(t, f"{c.label} step {s}", {"a_next": state, "yt_pred": yt},
                      {"a_next": ref_state, "yt_pred": ref_y}, tol, c.dtype)
 
@@ -339,7 +380,110 @@ def _check_model_loss_and_grads(t, c, tol, kind):
     _compare_grads(t, c.label, got, want, tol, c.dtype)
 
 
+def _reset_after(c):
+    # every third shape runs the GRU with the reset gate before the product
+    return c.variant % 3 != 2
+
+
+def _check_gru_cell_forward(t, c, tol):
+    ra = _reset_after(c)
+    got = fastrnn.gru_cell_forward(c.xt, c.a0, c.p, reset_after=ra)
+    want = _ref("gru_cell_forward", c.xt, c.a0, c.p, ra)
+    _compare_all(t, c.label, {"a_next": got[0], "yt_pred": got[1]},
+                 {"a_next": want[0], "yt_pred": want[1]}, tol, c.dtype)
+    _compare_cache(t, f"{c.label} cache", got[2], want[2], c.p, tol)
+
+
+def _check_gru_forward(t, c, tol):
+    T = c.shape[4]
+    ra = _reset_after(c)
+    got = fastrnn.gru_forward(c.x, c.a0, c.p, reset_after=ra)
+    want = _ref("gru_forward", c.x, c.a0, c.p, ra)
+    _compare_all(t, c.label, {"a": got[0], "y_pred": got[1]},
+                 {"a": want[0], "y_pred": want[1]}, tol, c.dtype)
+    caches = got[2]
+    t.check(f"{c.label} caches", len(caches) == 2 and caches[1] is c.x
+            and len(caches[0]) == T, "not (list of T_x caches, x)")
+    for s in sorted({0, T - 1}):
+        _compare_cache(t, f"{c.label} caches[0][{s}]", caches[0][s], want[2][0][s], c.p, tol)
+
+
+def _check_gru_model_forward(t, c, tol):
+    ra = _reset_after(c)
+    net = fastrnn.GRU(c.p, reset_after=ra)
+    if c.variant % 2:   # a0 given, batch-parallel threads
+        got = net.forward(c.x, c.a0, n_threads=2)
+        want = _ref("gru_forward", c.x, c.a0, c.p, ra)
+    else:               # a0 omitted: zeros
+        got = net.forward(c.x)
+        want = _ref("gru_forward", c.x, c.zeros, c.p, ra)
+    _compare_all(t, c.label, {"a": got[0], "y_pred": got[1]},
+                 {"a": want[0], "y_pred": want[1]}, tol, c.dtype)
+
+
+def _check_gru_model_step(t, c, tol):
+    ra = _reset_after(c)
+    net = fastrnn.GRU(c.p, reset_after=ra)
+    state, ref_state = (c.a0, c.a0) if c.variant % 2 else (None, c.zeros)
+    for s in range(min(c.shape[4], 3)):   # a short stream
+        state, yt = net.step(c.x[:, :, s], state)
+        ref_state, ref_y, _ = _ref("gru_cell_forward", c.x[:, :, s], ref_state, c.p, ra)
+        _compare_all(t, f"{c.label} step {s}", {"a_next": state, "yt_pred": yt},
+                     {"a_next": ref_state, "yt_pred": ref_y}, tol, c.dtype)
+
+
+_MODEL_CLASS = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
+
+
+def _check_stack_forward(t, c, tol):
+    """Two bidirectional layers of the case's kind (the first with the case's input weights'
+    sizes, no output layer), random lengths and initial states, an output layer on top."""
+    n_x, n_a, n_y, m, T = c.shape
+    rng, kind = c.rng, c.model
+    params, layers, n_in = [], [], n_x
+    options = ({"reset_after": _reset_after(c)} if kind == "gru"
+               else {"nonlinearity": _nonlinearity(c)} if kind == "rnn" else {})
+    for _ in range(2):
+        pair = [_params(kind, rng, n_in, n_a, 0, c.dtype) for _ in range(2)]
+        params.append(pair)
+        layers.append(fastrnn.Bidirectional(*(_MODEL_CLASS[kind](p, **options) for p in pair)))
+        n_in = 2 * n_a
+    head = {"Wy": (rng.standard_normal((n_y, n_in)) / 3).astype(c.dtype),
+            "by": rng.standard_normal((n_y, 1)).astype(c.dtype)}
+    lengths = rng.integers(1, T + 1, size=m)
+    h0 = rng.standard_normal((4, n_a, m)).astype(c.dtype)
+    c0 = rng.standard_normal((4, n_a, m)).astype(c.dtype) if kind == "lstm" else None
+    h, y, state = fastrnn.Stack(layers, head).forward(c.x, lengths, h0, c0,
+                                                      n_threads=1 + c.variant % 2)
+    # the reference, one layer and one direction at a time
+    x, k, h_n, c_n = _f64(c.x), 0, [], []
+    for pair in params:
+        outs = []
+        for p, reverse in zip(pair, (False, True)):
+            a, _, _, a_last, c_last = _ref("layer_forward", kind, x, p, lengths, reverse,
+                                           h0[k], None if c0 is None else c0[k],
+                                           **options)
+            outs.append(a)
+            h_n.append(a_last)
+            c_n.append(c_last)
+            k += 1
+        x = np.concatenate(outs, axis=0)
+    want_y = np.stack([_ref("softmax", head["Wy"] @ _f64(x[:, :, s]) + head["by"])
+                       for s in range(T)], axis=2)
+    want_y[:, np.arange(T)[None, :] >= lengths[:, None]] = 0
+    got = {"h": h, "y": y, "h_n": state[0] if kind == "lstm" else state}
+    want = {"h": x, "y": want_y, "h_n": np.stack(h_n)}
+    if kind == "lstm":
+        got["c_n"], want["c_n"] = state[1], np.stack(c_n)
+    _compare_all(t, f"{c.label} {kind}", got, want, tol, c.dtype)
+
+
 CHECKS = {
+    "gru_cell_forward": ("gru", _check_gru_cell_forward),
+    "gru_forward": ("gru", _check_gru_forward),
+    "GRU.forward": ("gru", _check_gru_model_forward),
+    "GRU.step": ("gru", _check_gru_model_step),
+    "Stack.forward": (None, _check_stack_forward),
     "rnn_cell_forward": ("rnn", _check_rnn_cell_forward),
     "rnn_forward": ("rnn", _check_rnn_forward),
     "lstm_cell_forward": ("lstm", _check_lstm_cell_forward),
@@ -384,7 +528,7 @@ def run_checks(seed=0, quick=False, dtypes=("float64", "float32")):
 def _run_case(tallies, case, model, d, tol, label):
     for f in FUNCTIONS:
         kind, check = CHECKS[f]
-        if kind != model:
+        if kind not in (model, None):
             continue
         tally = tallies[(f, d)]
         try:

@@ -9,6 +9,12 @@ One documented difference from the lessons: their ``softmax`` subtracts the *glo
 which gives NaN (0/0) when columns differ by a few hundred in scale; this one subtracts each
 column's own maximum, which is mathematically identical and never spuriously NaN.
 
+Beyond the lessons: the GRU (:func:`gru_cell_forward`, :func:`gru_forward`), parameters
+without an output layer (no ``Wya``/``Wy`` and ``by``: the cells return None for the
+prediction) and :func:`layer_forward`, one layer over a batch of sequences of different
+lengths, in either direction, from any initial state -- the spec of fastrnn's stacked and
+bidirectional models, written one example and one step at a time.
+
 Like the lessons' code, ``sigmoid`` lets numpy warn on overflow for large negative input
 (the result, 0, is still right); fastrnn's kernels never warn.
 """
@@ -27,6 +33,9 @@ __all__ = [
     "lstm_backward",
     "rnn_loss_and_grads",
     "lstm_loss_and_grads",
+    "gru_cell_forward",
+    "gru_forward",
+    "layer_forward",
 ]
 
 
@@ -41,7 +50,7 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def rnn_cell_forward(xt, a_prev, parameters):
+def rnn_cell_forward(xt, a_prev, parameters, nonlinearity="tanh"):
     """One step of the basic RNN.
 
     Parameters
@@ -49,28 +58,32 @@ def rnn_cell_forward(xt, a_prev, parameters):
     xt : ndarray (n_x, m)
     a_prev : ndarray (n_a, m)
     parameters : dict with Wax (n_a, n_x), Waa (n_a, n_a), Wya (n_y, n_a), ba (n_a, 1),
-        by (n_y, 1)
+        by (n_y, 1); without Wya and by, no output layer
+    nonlinearity : "tanh" (the lessons') or "relu" (``max(z, 0)``, as PyTorch's nn.RNN offers)
 
     Returns
     -------
     a_next : ndarray (n_a, m)
-    yt_pred : ndarray (n_y, m)
+    yt_pred : ndarray (n_y, m), or None without an output layer
     cache : tuple (a_next, a_prev, xt, parameters)
     """
     Wax = parameters["Wax"]
     Waa = parameters["Waa"]
-    Wya = parameters["Wya"]
     ba = parameters["ba"]
-    by = parameters["by"]
 
-    a_next = np.tanh(np.dot(Waa, a_prev) + np.dot(Wax, xt) + ba)
-    yt_pred = softmax(np.dot(Wya, a_next) + by)
+    if nonlinearity == "relu":
+        a_next = np.maximum(np.dot(Waa, a_prev) + np.dot(Wax, xt) + ba, 0)
+    else:
+        a_next = np.tanh(np.dot(Waa, a_prev) + np.dot(Wax, xt) + ba)
+    yt_pred = None
+    if "Wya" in parameters:  # no output layer: the hidden state only
+        yt_pred = softmax(np.dot(parameters["Wya"], a_next) + parameters["by"])
 
     cache = (a_next, a_prev, xt, parameters)
     return a_next, yt_pred, cache
 
 
-def rnn_forward(x, a0, parameters):
+def rnn_forward(x, a0, parameters, nonlinearity="tanh"):
     """The basic RNN over a sequence.
 
     Parameters
@@ -78,26 +91,29 @@ def rnn_forward(x, a0, parameters):
     x : ndarray (n_x, m, T_x)
     a0 : ndarray (n_a, m)
     parameters : dict, as for :func:`rnn_cell_forward`
+    nonlinearity : as for :func:`rnn_cell_forward`
 
     Returns
     -------
     a : ndarray (n_a, m, T_x)
-    y_pred : ndarray (n_y, m, T_x)
+    y_pred : ndarray (n_y, m, T_x), or None without an output layer
     caches : tuple (list of the T_x cell caches, x)
     """
     caches = []
     n_x, m, T_x = x.shape
-    n_y, n_a = parameters["Wya"].shape
+    n_a = parameters["Waa"].shape[0]
+    n_y = parameters["Wya"].shape[0] if "Wya" in parameters else None
 
     a = np.zeros((n_a, m, T_x))
-    y_pred = np.zeros((n_y, m, T_x))
+    y_pred = np.zeros((n_y, m, T_x)) if n_y is not None else None
 
     a_next = a0
     for t in range(T_x):
         xt = x[:, :, t]
-        a_next, yt_pred, cache = rnn_cell_forward(xt, a_next, parameters)
+        a_next, yt_pred, cache = rnn_cell_forward(xt, a_next, parameters, nonlinearity)
         a[:, :, t] = a_next
-        y_pred[:, :, t] = yt_pred
+        if y_pred is not None:
+            y_pred[:, :, t] = yt_pred
         caches.append(cache)
 
     caches = (caches, x)
@@ -112,12 +128,12 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
     xt : ndarray (n_x, m)
     a_prev, c_prev : ndarray (n_a, m)
     parameters : dict with Wf, Wi, Wc, Wo (n_a, n_a + n_x); bf, bi, bc, bo (n_a, 1);
-        Wy (n_y, n_a); by (n_y, 1)
+        Wy (n_y, n_a); by (n_y, 1) (without Wy and by, no output layer)
 
     Returns
     -------
     a_next, c_next : ndarray (n_a, m)
-    yt_pred : ndarray (n_y, m)
+    yt_pred : ndarray (n_y, m), or None without an output layer
     cache : tuple (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)
     """
     Wf = parameters["Wf"]
@@ -128,11 +144,9 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
     bc = parameters["bc"]
     Wo = parameters["Wo"]
     bo = parameters["bo"]
-    Wy = parameters["Wy"]
-    by = parameters["by"]
 
     n_x, m = xt.shape
-    n_y, n_a = Wy.shape
+    n_a = Wf.shape[0]
 
     concat = np.zeros((n_a + n_x, m))
     concat[:n_a, :] = a_prev
@@ -145,7 +159,9 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
     ot = sigmoid(np.dot(Wo, concat) + bo)
     a_next = ot * np.tanh(c_next)
 
-    yt_pred = softmax(np.dot(Wy, a_next) + by)
+    yt_pred = None
+    if "Wy" in parameters:  # no output layer: the states only
+        yt_pred = softmax(np.dot(parameters["Wy"], a_next) + parameters["by"])
 
     cache = (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)
     return a_next, c_next, yt_pred, cache
@@ -163,17 +179,18 @@ def lstm_forward(x, a0, parameters):
     Returns
     -------
     a : ndarray (n_a, m, T_x)
-    y : ndarray (n_y, m, T_x)
+    y : ndarray (n_y, m, T_x), or None without an output layer
     c : ndarray (n_a, m, T_x)
     caches : tuple (list of the T_x cell caches, x)
     """
     caches = []
     n_x, m, T_x = x.shape
-    n_y, n_a = parameters["Wy"].shape
+    n_a = parameters["Wf"].shape[0]
+    n_y = parameters["Wy"].shape[0] if "Wy" in parameters else None
 
     a = np.zeros((n_a, m, T_x))
     c = np.zeros((n_a, m, T_x))
-    y = np.zeros((n_y, m, T_x))
+    y = np.zeros((n_y, m, T_x)) if n_y is not None else None
 
     a_next = a0
     c_next = np.zeros((n_a, m))
@@ -181,7 +198,8 @@ def lstm_forward(x, a0, parameters):
     for t in range(T_x):
         a_next, c_next, yt, cache = lstm_cell_forward(x[:, :, t], a_next, c_next, parameters)
         a[:, :, t] = a_next
-        y[:, :, t] = yt
+        if y is not None:
+            y[:, :, t] = yt
         c[:, :, t] = c_next
         caches.append(cache)
 
@@ -489,3 +507,161 @@ def lstm_loss_and_grads(x, targets, a0, c0, parameters):
             grads[k] += gradients[k]
     grads.update({"dWy": dWy, "dby": dby, "da0": da_prevt, "dc0": dc_prevt})
     return loss, grads
+
+
+def gru_cell_forward(xt, a_prev, parameters, reset_after=True):
+    """One step of the GRU, as PyTorch and Keras compute it by default.
+
+    The reset gate multiplies the recurrent term *after* its bias, so the recurrent bias
+    of the candidate (``bna``) cannot be folded into ``bnx``::
+
+        rt = sigmoid(Wrx @ xt + brx + Wra @ a_prev + bra)
+        zt = sigmoid(Wzx @ xt + bzx + Wza @ a_prev + bza)
+        nt = tanh(Wnx @ xt + bnx + rt * (Wna @ a_prev + bna))
+        a_next = (1 - zt) * nt + zt * a_prev
+
+    With ``reset_after=False`` (Keras's ``reset_after=False``, ONNX's default
+    ``linear_before_reset=0``) the reset gate scales the state before the product instead:
+    ``nt = tanh(Wnx @ xt + bnx + Wna @ (rt * a_prev) + bna)``.
+
+    Parameters
+    ----------
+    xt : ndarray (n_x, m)
+    a_prev : ndarray (n_a, m)
+    parameters : dict with Wrx, Wzx, Wnx (n_a, n_x) acting on xt; Wra, Wza, Wna (n_a, n_a)
+        acting on a_prev; brx, bzx, bnx, bra, bza, bna (n_a, 1); Wy (n_y, n_a) and
+        by (n_y, 1), or neither (no output layer)
+    reset_after : bool
+
+    Returns
+    -------
+    a_next : ndarray (n_a, m)
+    yt_pred : ndarray (n_y, m), or None without an output layer
+    cache : tuple (a_next, a_prev, rt, zt, nt, xt, parameters)
+    """
+    Wrx = parameters["Wrx"]
+    Wzx = parameters["Wzx"]
+    Wnx = parameters["Wnx"]
+    Wra = parameters["Wra"]
+    Wza = parameters["Wza"]
+    Wna = parameters["Wna"]
+    brx = parameters["brx"]
+    bzx = parameters["bzx"]
+    bnx = parameters["bnx"]
+    bra = parameters["bra"]
+    bza = parameters["bza"]
+    bna = parameters["bna"]
+
+    rt = sigmoid(np.dot(Wrx, xt) + brx + np.dot(Wra, a_prev) + bra)
+    zt = sigmoid(np.dot(Wzx, xt) + bzx + np.dot(Wza, a_prev) + bza)
+    if reset_after:
+        nt = np.tanh(np.dot(Wnx, xt) + bnx + rt * (np.dot(Wna, a_prev) + bna))
+    else:
+        nt = np.tanh(np.dot(Wnx, xt) + bnx + np.dot(Wna, rt * a_prev) + bna)
+    a_next = (1 - zt) * nt + zt * a_prev
+
+    yt_pred = None
+    if "Wy" in parameters:  # no output layer: the hidden state only
+        yt_pred = softmax(np.dot(parameters["Wy"], a_next) + parameters["by"])
+
+    cache = (a_next, a_prev, rt, zt, nt, xt, parameters)
+    return a_next, yt_pred, cache
+
+
+def gru_forward(x, a0, parameters, reset_after=True):
+    """The GRU over a sequence.
+
+    Parameters
+    ----------
+    x : ndarray (n_x, m, T_x)
+    a0 : ndarray (n_a, m)
+    parameters : dict, as for :func:`gru_cell_forward`
+    reset_after : bool, as for :func:`gru_cell_forward`
+
+    Returns
+    -------
+    a : ndarray (n_a, m, T_x)
+    y_pred : ndarray (n_y, m, T_x), or None without an output layer
+    caches : tuple (list of the T_x cell caches, x)
+    """
+    caches = []
+    n_x, m, T_x = x.shape
+    n_a = parameters["Wra"].shape[0]
+    n_y = parameters["Wy"].shape[0] if "Wy" in parameters else None
+
+    a = np.zeros((n_a, m, T_x))
+    y_pred = np.zeros((n_y, m, T_x)) if n_y is not None else None
+
+    a_next = a0
+    for t in range(T_x):
+        a_next, yt_pred, cache = gru_cell_forward(x[:, :, t], a_next, parameters, reset_after)
+        a[:, :, t] = a_next
+        if y_pred is not None:
+            y_pred[:, :, t] = yt_pred
+        caches.append(cache)
+
+    caches = (caches, x)
+    return a, y_pred, caches
+
+
+def layer_forward(kind, x, parameters, lengths=None, reverse=False, a0=None, c0=None,
+                  **options):
+    """One layer over sequences of different lengths, one example and one step at a time.
+
+    Example j reads its first ``lengths[j]`` steps only (PyTorch's ``pack_padded_sequence``):
+    forwards from step 0, or with ``reverse`` backwards from its own last step.  Its states
+    and predictions past its length are 0, and its final state is the one after the last
+    step it read.
+
+    Parameters
+    ----------
+    kind : "rnn", "lstm" or "gru"
+    x : ndarray (n_x, m, T_x)
+    parameters : dict, as for the kind's cell
+    lengths : sequence of m ints in [1, T_x], optional (default: every length T_x)
+    reverse : bool
+    a0, c0 : ndarray (n_a, m), optional
+        Initial hidden (and, for an LSTM, cell) state; zeros when omitted.
+    **options
+        The cell's options: ``nonlinearity`` (RNN), ``reset_after`` (GRU).
+
+    Returns
+    -------
+    a : ndarray (n_a, m, T_x)
+    y : ndarray (n_y, m, T_x), or None without an output layer
+    c : ndarray (n_a, m, T_x), or None unless kind is "lstm"
+    a_last : ndarray (n_a, m)
+        Each example's hidden state after its last step.
+    c_last : ndarray (n_a, m), or None unless kind is "lstm"
+    """
+    n_x, m, T_x = x.shape
+    n_a = parameters["Wf" if kind == "lstm" else "Waa" if kind == "rnn" else "Wra"].shape[0]
+    head = "Wya" if kind == "rnn" else "Wy"
+    n_y = parameters[head].shape[0] if head in parameters else None
+    if lengths is None:
+        lengths = [T_x] * m
+    a = np.zeros((n_a, m, T_x))
+    c = np.zeros((n_a, m, T_x)) if kind == "lstm" else None
+    y = np.zeros((n_y, m, T_x)) if n_y is not None else None
+    a_last = np.zeros((n_a, m))
+    c_last = np.zeros((n_a, m)) if kind == "lstm" else None
+    for j in range(m):
+        a_t = np.zeros((n_a, 1)) if a0 is None else a0[:, j:j + 1]
+        c_t = np.zeros((n_a, 1)) if c0 is None else c0[:, j:j + 1]
+        steps = range(lengths[j])
+        for t in (reversed(steps) if reverse else steps):
+            xt = x[:, j:j + 1, t]
+            if kind == "rnn":
+                a_t, yt, _ = rnn_cell_forward(xt, a_t, parameters, **options)
+            elif kind == "lstm":
+                a_t, c_t, yt, _ = lstm_cell_forward(xt, a_t, c_t, parameters)
+                c[:, j:j + 1, t] = c_t
+            else:
+                a_t, yt, _ = gru_cell_forward(xt, a_t, parameters, **options)
+            a[:, j:j + 1, t] = a_t
+            if y is not None:
+                y[:, j:j + 1, t] = yt
+        a_last[:, j:j + 1] = a_t
+        if c_last is not None:
+            c_last[:, j:j + 1] = c_t
+    return a, y, c, a_last, c_last

@@ -27,8 +27,9 @@ def f64(tree):
 
 def ref(name, *args):
     """Call reference.<name> in float64 with numpy's overflow warnings silenced (the
-    lessons' sigmoid overflows harmlessly for large negative input)."""
-    args = [f64(a) for a in args]
+    lessons' sigmoid overflows harmlessly for large negative input).  Options (strings,
+    bools) are passed as they are."""
+    args = [a if isinstance(a, (str, bool)) else f64(a) for a in args]
     with np.errstate(over="ignore", under="ignore"):
         return getattr(reference, name)(*args)
 
@@ -42,3 +43,22 @@ def assert_close(got, want, dtype, err_msg=""):
 
 # The kernels' recurrent-product paths and the switch that forces one (fastrnn._api).
 from fastrnn._api import RECURRENT_PATHS, recurrent_path  # noqa: E402,F401
+
+
+GRU_KEYS = ("Wrx", "Wzx", "Wnx", "Wra", "Wza", "Wna", "brx", "bzx", "bnx", "bra", "bza", "bna",
+            "Wy", "by")
+
+
+# Random GRU parameters, scaled as above (n_y = 0: no output layer); the self-check's copy.
+from fastrnn._selfcheck import gru_params  # noqa: E402
+
+
+def layer_params(kind, rng, n_x, n_a, n_y=0, dtype=np.float64, **kwargs):
+    """Random parameters of any kind; ``n_y = 0``: no output layer."""
+    if kind == "gru":
+        return gru_params(rng, n_x, n_a, n_y, dtype, **kwargs)
+    p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, max(n_y, 1), dtype,
+                                                        **kwargs)
+    if not n_y:
+        del p["Wya" if kind == "rnn" else "Wy"], p["by"]
+    return p

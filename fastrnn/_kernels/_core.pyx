@@ -804,16 +804,20 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
                     sequence, small_max)
 
 
-cdef int check_packed(tuple arrays, int typenum) except -1:
-    # A model's packed weights: C-contiguous, aligned, native, one float dtype (pack() makes
-    # them so; checked because the kernels walk them as such).
-    cdef cnp.ndarray arr
-    for arr in arrays:
-        if (cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISCARRAY_RO(arr)
-                or not cnp.PyArray_ISNOTSWAPPED(arr) or cnp.PyArray_NDIM(arr) > 2):
-            raise ValueError("packed weights must be C-contiguous, aligned arrays of one "
-                             "float dtype")
-    return 0
+cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:
+    # A model's output layer and scratch list, checked before any size is read from them:
+    # private entry points or not, no argument may make a kernel read out of bounds.
+    # Returns the dtype's typenum.
+    cdef int typenum = cnp.PyArray_TYPE(wy)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"packed weights must be float32 or float64, got {wy.dtype}")
+    if cnp.PyArray_NDIM(wy) != 2:
+        raise ValueError(f"packed wy must be 2-d (n_y, n_a), got shape {(<object> wy).shape}")
+    check(wy, "wy", typenum, False, 2, wy.shape[0], wy.shape[1])
+    check(by, "by", typenum, False, 1, wy.shape[0])
+    if scratch is not None and len(<list> scratch) < 3:
+        raise ValueError("scratch must be a list of 3 slots")
+    return typenum
 
 
 def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa not None,
@@ -823,13 +827,17 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     contiguous; ``a0`` None means zeros; ``scratch`` a list of 3 slots in which the model
     keeps its work buffers between calls (one list per thread).  Returns ``(a, y, z)``, z
     being scratch memory, or None."""
-    cdef int typenum = cnp.PyArray_TYPE(wy)
-    check_packed((wx, wa, b, wy, by), typenum)
+    cdef int typenum = check_packed(wy, by, scratch)
+    cdef Py_ssize_t n_a = wy.shape[1]
+    if cnp.PyArray_NDIM(wx) != 2:
+        raise ValueError(f"packed wx must be 2-d (n_a, n_x), got shape {(<object> wx).shape}")
+    check(wx, "wx", typenum, False, 2, n_a, wx.shape[1])
+    check(wa, "wa", typenum, False, 2, n_a, n_a)
+    check(b, "b", typenum, False, 1, n_a)
     cdef cnp.ndarray xa = exact_input(x, sequence)
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != wx.shape[1]:
         return None
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    cdef Py_ssize_t n_a = wa.shape[0]
     if not sizes_fit(n_x, n_a, n_a, wy.shape[0], m, T):
         return None
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
@@ -914,11 +922,14 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     (4n_a,) the merged gate block, already checked and contiguous; ``a0``/``c0`` None mean
     zeros; ``scratch`` as for :func:`try_packed_rnn`.  Returns ``(a, y, c, z, s)``, z and s
     being scratch memory, or None."""
-    cdef int typenum = cnp.PyArray_TYPE(wy)
-    check_packed((w, b, wy, by), typenum)
-    if cnp.PyArray_NDIM(w) != 2 or w.shape[0] != 4 * wy.shape[1] or b.shape[0] != w.shape[0]:
-        raise ValueError("packed LSTM block: expected w (4n_a, n_a + n_x) and b (4n_a,)")
-    cdef Py_ssize_t n_a = wy.shape[1], n_x = w.shape[1] - n_a, k
+    cdef int typenum = check_packed(wy, by, scratch)
+    cdef Py_ssize_t n_a = wy.shape[1], n_x, k
+    if cnp.PyArray_NDIM(w) != 2 or w.shape[1] < n_a:
+        raise ValueError(f"packed LSTM block w must be (4n_a, n_a + n_x) with n_a = {n_a}, got "
+                         f"shape {(<object> w).shape}")
+    n_x = w.shape[1] - n_a
+    check(w, "w", typenum, False, 2, 4 * n_a, n_a + n_x)
+    check(b, "b", typenum, False, 1, 4 * n_a)
     cdef cnp.ndarray xa = exact_input(x, sequence)
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
         return None
@@ -982,3 +993,466 @@ def activation(str name, cnp.ndarray v):
         else:
             fr_tanh_inplace_d(<double *> cnp.PyArray_DATA(out), n)
     return out
+
+
+# ------------------------------------------------------------------ GRU
+
+cdef extern from "_vmath.h" nogil:
+    void fr_gru_pointwise_d(double *g, const double *hg, const double *h_prev, double *h,
+                            Py_ssize_t n)
+    void fr_gru_pointwise_f(float *g, const float *hg, const float *h_prev, float *h,
+                            Py_ssize_t n)
+    void fr_gru_gates_rh_d(double *g, const double *hg, const double *h_prev, double *rh,
+                           Py_ssize_t n)
+    void fr_gru_gates_rh_f(float *g, const float *hg, const float *h_prev, float *rh,
+                           Py_ssize_t n)
+    void fr_gru_candidate_d(double *g, const double *hg, const double *h_prev, double *h,
+                            Py_ssize_t n)
+    void fr_gru_candidate_f(float *g, const float *hg, const float *h_prev, float *h,
+                            Py_ssize_t n)
+
+
+cdef inline void v_gru_pointwise(floating *g, const floating *hg, const floating *h_prev,
+                                 floating *h, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_gru_pointwise_f(g, hg, h_prev, h, n)
+    else:
+        fr_gru_pointwise_d(g, hg, h_prev, h, n)
+
+
+cdef inline void v_gru_gates_rh(floating *g, const floating *hg, const floating *h_prev,
+                                floating *rh, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_gru_gates_rh_f(g, hg, h_prev, rh, n)
+    else:
+        fr_gru_gates_rh_d(g, hg, h_prev, rh, n)
+
+
+cdef inline void v_gru_candidate(floating *g, const floating *hg, const floating *h_prev,
+                                 floating *h, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_gru_candidate_f(g, hg, h_prev, h, n)
+    else:
+        fr_gru_candidate_d(g, hg, h_prev, h, n)
+
+
+cdef void gru_core(
+        int n_x, int n_a, int n_y, int m, int T,
+        const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
+        const floating *a0, int lda0,        # IN   a0  (n_a, m),   row stride lda0
+        const floating *wx,                  # IN   W_x (3n_a, n_x): [Wrx; Wzx; Wnx]
+        const floating *wh,                  # IN   W_a (3n_a, n_a): [Wra; Wza; Wna]
+        const floating *bx,                  # IN   b_x (3n_a,): [brx; bzx; bnx]
+        const floating *bh,                  # IN   b_a (3n_a,): [bra; bza; bna]
+        const floating *wy,                  # IN   Wy  (n_y, n_a); n_y = 0: no output layer
+        const floating *by,                  # IN   by  (n_y,)
+        floating *a, int ld_a,               # OUT  a   (n_a, m*T), row stride ld_a
+        floating *y, int ld_y,               # OUT  y   (n_y, m*T), row stride ld_y
+        floating *z,                         # OUT  z   (m, T, 3n_a): activated gates r, z, n
+        floating *s,                         # OUT  s   (m, T, n_a): the hidden states
+        floating *h,                         # WORK     (m, n_a): a0 transposed
+        floating *hg,                        # WORK     (m, 3n_a): the recurrent terms
+        floating *rh,                        # WORK     (m, n_a): r * h_prev (reset before)
+        floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
+        floating *panel,                     # WORK     W_a packed for the panel GEMM, or NULL
+        bint reset_after,                    # IN       n = tanh(.. + r * (W_na h + b_na)),
+                                             #          else tanh(.. + W_na (r * h) + b_na)
+        const int *active,                   # IN   (T,) or NULL: at step t only the first
+        Py_ssize_t act0,                     #      active[t] - act0 columns run (see below)
+        int small_max) noexcept nogil:
+    # The input projection of all three gates is hoisted out of the loop (one GEMM, the
+    # input biases folded in); each step makes one recurrent product for all three gates into
+    # hg (the recurrent biases folded in: the candidate's must stay inside r * (...)) and one
+    # fused element-wise pass.  With the reset gate before the product (reset_after False),
+    # the candidate's product needs this step's r: one product for r and z, a pass, one
+    # product W_na (r * h_prev), a pass (panel is then NULL).
+    # Variable lengths: with the batch sorted by length, longest first, ``active[t]`` (non-
+    # increasing) examples of the whole batch are still running at step t; this slice starts
+    # at example act0.  The others' recurrent products and passes are skipped and their
+    # states set to 0.
+    cdef int G = 3 * n_a
+    cdef Py_ssize_t mt
+    cdef int mT = m * T
+    cdef int ldz = T * G
+    cdef int lds = T * n_a
+    cdef int ldh
+    cdef Py_ssize_t t, j, i
+    cdef const floating *h_prev
+    cdef floating *zt
+    cdef floating *st
+    cdef unsigned int mxcsr = fr_denormals_off()
+
+    fill_columns(z, bx, G, mT)
+    input_projection(G, mT, n_x, wx, n_x, x, ldx, z, G, xt)
+
+    for j in range(m):
+        for i in range(n_a):
+            h[j * n_a + i] = a0[i * lda0 + j]
+    if panel != NULL:
+        panel_pack(G, n_a, &wh, G, n_a, panel)
+
+    for t in range(T):
+        zt = z + t * G
+        st = s + t * n_a
+        if t == 0:
+            h_prev, ldh = h, n_a
+        else:
+            h_prev, ldh = st - n_a, lds
+        mt = m
+        if active != NULL:
+            mt = min(max(active[t] - act0, 0), m)
+            for j in range(mt, m):
+                for i in range(n_a):
+                    st[j * lds + i] = 0
+            if mt == 0:
+                continue
+        # HG (3n_a, mt) = W_a (3n_a, n_a) @ A_{t-1} (n_a, mt) + b_a
+        fill_columns(hg, bh, G, mt)
+        if reset_after:
+            product_acc(G, mt, n_a, wh, n_a, panel, h_prev, ldh, hg, G, small_max)
+            for j in range(mt):
+                v_gru_pointwise(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds,
+                                n_a)
+        else:
+            product_acc(2 * n_a, mt, n_a, wh, n_a, NULL, h_prev, ldh, hg, G, small_max)
+            for j in range(mt):
+                v_gru_gates_rh(zt + j * ldz, hg + j * G, h_prev + j * ldh, rh + j * n_a, n_a)
+            product_acc(n_a, mt, n_a, wh + 2 * n_a * n_a, n_a, NULL, rh, n_a, hg + 2 * n_a, G,
+                        small_max)
+            for j in range(mt):
+                v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
+
+    # a (n_a, m*T) = S^T, S seen as row-major (m*T, n_a).
+    transpose(s, mT, n_a, n_a, a, ld_a)
+    if n_y > 0:
+        # Y^T (m*T, n_y) = S^T (m*T, n_a) @ Wy^T (n_a, n_y), + by (as in rnn_core).
+        fill_rows(y, by, n_y, mT, ld_y)
+        if mT <= SMALL_COLS:
+            small_acc(n_y, mT, n_a, wy, n_a, s, n_a, y, ld_y, 1)
+        else:
+            gemm_acc(c'T', c'N', mT, n_y, n_a, s, n_a, wy, n_a, y, ld_y)
+        v_softmax_cols(y, n_y, mT, ld_y)
+    fr_denormals_restore(mxcsr)
+
+
+cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
+                                     Py_ssize_t n_x) noexcept nogil:
+    # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), plus X^T (ms*T, n_x) when the small path
+    # takes it.
+    return 5 * ms * n_a + (ms * T * n_x if ms * T <= SMALL_COLS else 0)
+
+
+cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
+                       Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
+                       char *x, char *a0, char *wx, char *wh, char *bx, char *bh, char *wy,
+                       char *by, char *a, char *y, char *z, char *s, char *work, bint panel,
+                       bint reset_after, const int *active, int small_max) noexcept nogil:
+    # As run_rnn_core: columns j0:j1 of whole arrays; work holds gru_work_size(...) elements
+    # (+ panel_elems(...) when ``panel``).
+    cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
+    cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x)
+    if typenum == cnp.NPY_FLOAT32:
+        gru_core[float](
+            n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
+            <float *> wx, <float *> wh, <float *> bx, <float *> bh, <float *> wy,
+            <float *> by, <float *> a + off, m * T, <float *> y + off, m * T,
+            <float *> z + off * 3 * n_a, <float *> s + off * n_a,
+            <float *> work, <float *> work + hc, <float *> work + 4 * hc,
+            <float *> work + 5 * hc,
+            <float *> work + base if panel else NULL, reset_after, active, j0, small_max)
+    else:
+        gru_core[double](
+            n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
+            <double *> wx, <double *> wh, <double *> bx, <double *> bh, <double *> wy,
+            <double *> by, <double *> a + off, m * T, <double *> y + off, m * T,
+            <double *> z + off * 3 * n_a, <double *> s + off * n_a,
+            <double *> work, <double *> work + hc, <double *> work + 4 * hc,
+            <double *> work + 5 * hc,
+            <double *> work + base if panel else NULL, reset_after, active, j0, small_max)
+
+
+def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
+                cnp.ndarray wh not None, cnp.ndarray bx not None, cnp.ndarray bh not None,
+                cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None,
+                cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
+                bint reset_after, cnp.ndarray active, Py_ssize_t j0, Py_ssize_t j1,
+                int small_max):
+    """GRU over the examples j0:j1 of a batch, the GIL released throughout.
+
+    Parameters
+    ----------
+    x : (n_x, m, T) IN.  a0 : (n_a, m) IN.
+    wx : (3n_a, n_x), wh : (3n_a, n_a), bx, bh : (3n_a,) IN, gates in the order r, z, n.
+    wy : (n_y, n_a), by : (n_y,) IN; n_y = 0 for no output layer.
+    a : (n_a, m, T), y : (n_y, m, T) OUT, filled for columns j0:j1.
+    z : (m, T, 3n_a) OUT: the activated gates [r, z, n] of every step (for the caches).
+    s : (m, T, n_a) OUT: the hidden states again, time-major.
+    reset_after : the reset gate multiplies the candidate's recurrent term (PyTorch; Keras's
+        reset_after=True), else its input (ONNX's default linear_before_reset=0).
+    active : None, or (T,) C int IN: for a batch sorted by length, longest first, the number
+        of examples still running at each step (non-increasing, in [0, m]); the others'
+        steps are skipped and their states (a and s) set to 0.  Their gate buffer entries
+        and predictions are then not meaningful.
+    small_max : as for :func:`rnn_forward`.
+    """
+    cdef int typenum = check_typenum(x)
+    check_ndims(a0, wy)
+    cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
+    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
+    check(x, "x", typenum, False, 3, n_x, m, T)
+    check(a0, "a0", typenum, False, 2, n_a, m)
+    check(wx, "wx", typenum, False, 2, 3 * n_a, n_x)
+    check(wh, "wh", typenum, False, 2, 3 * n_a, n_a)
+    check(bx, "bx", typenum, False, 1, 3 * n_a)
+    check(bh, "bh", typenum, False, 1, 3 * n_a)
+    check(wy, "wy", typenum, False, 2, n_y, n_a)
+    check(by, "by", typenum, False, 1, n_y)
+    check(a, "a", typenum, True, 3, n_a, m, T)
+    check(y, "y", typenum, True, 3, n_y, m, T)
+    check(z, "z", typenum, True, 3, m, T, 3 * n_a)
+    check(s, "s", typenum, True, 3, m, T, n_a)
+    check_sizes(n_x, 3 * n_a, n_a, n_y, m, T, j0, j1)
+    cdef const int *act = NULL
+    cdef Py_ssize_t t
+    if active is not None:
+        if (cnp.PyArray_TYPE(active) != cnp.NPY_INT or not cnp.PyArray_IS_C_CONTIGUOUS(active)
+                or cnp.PyArray_NDIM(active) != 1 or active.shape[0] != T):
+            raise ValueError(f"kernel argument active: expected a C-contiguous int array of "
+                             f"shape ({T},)")
+        act = <const int *> cnp.PyArray_DATA(active)
+        for t in range(T):
+            if act[t] < 0 or act[t] > m or (t and act[t] > act[t - 1]):
+                raise ValueError("kernel argument active: expected non-increasing counts "
+                                 f"in [0, {m}]")
+    if j1 == j0 or T == 0:
+        return
+    cdef Py_ssize_t npanel = (panel_elems(typenum, 3 * n_a, n_a, j1 - j0, T, small_max)
+                              if reset_after else 0)
+    cdef cnp.ndarray work = np.empty(gru_work_size(j1 - j0, T, n_a, n_x) + npanel,
+                                     dtype=x.dtype)
+    with nogil:
+        run_gru_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
+                     cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
+                     cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy),
+                     cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y),
+                     cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work),
+                     npanel > 0, reset_after, act, small_max)
+
+
+cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *bx, char *bh,
+                    cnp.ndarray wy, char *by, bint sequence, bint reset_after, int small_max,
+                    list scratch=None):
+    # Allocate the outputs and run the GRU core on accepted arrays; returns (a, y, z, s).
+    # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
+    cdef cnp.npy_intp dims[3]
+    cdef int nd = 3 if sequence else 2
+    dims[0], dims[1], dims[2] = n_a, m, T
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0] = n_y
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    dims[0], dims[1], dims[2] = m, T, 3 * n_a
+    cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
+    dims[2] = n_a
+    cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
+    cdef Py_ssize_t npanel = (panel_elems(typenum, 3 * n_a, n_a, m, T, small_max)
+                              if reset_after else 0)
+    dims[0] = gru_work_size(m, T, n_a, n_x) + npanel
+    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
+    with nogil:
+        run_gru_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
+                     cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
+                     cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
+                     cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
+                     NULL, small_max)
+    return a, y, z, s
+
+
+_GRU_KEYS = (("Wrx", "Wzx", "Wnx"), ("Wra", "Wza", "Wna"), ("brx", "bzx", "bnx"),
+             ("bra", "bza", "bna"))  # fastrnn._packing.GRU_GATES order
+
+
+def try_gru(object x, object a0, object parameters, bint sequence, bint reset_after,
+            int small_max):
+    """The whole drop-in GRU call when every argument is already what the kernel takes
+    (see :func:`try_rnn`), with an output layer; the gates are stacked into the kernel's
+    blocks here.  Returns ``(a, y, z, s)`` (2-d a and y for a single step), or None."""
+    if type(parameters) is not dict:
+        return None
+    cdef dict p = <dict> parameters
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None:
+        return None
+    cdef int typenum = cnp.PyArray_TYPE(xa)
+    cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    cdef cnp.ndarray wy = exact(p.get("Wy"), typenum, 2, -1, -1)
+    if wy is None:
+        return None
+    cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1], k, g
+    if not sizes_fit(n_x, 3 * n_a, n_a, n_y, m, T):
+        return None
+    cdef cnp.ndarray by = exact(p.get("by"), typenum, 2, n_y, 1)
+    cdef cnp.ndarray a0a = exact(a0, typenum, 2, n_a, m)
+    if by is None or a0a is None or has_subnormal(xa) or has_subnormal(a0a):
+        return None
+    cdef Py_ssize_t cols[4]
+    cols[0], cols[1], cols[2], cols[3] = n_x, n_a, 1, 1
+    cdef list blocks = []
+    cdef cnp.ndarray arr, block
+    cdef cnp.npy_intp dims[2]
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa)
+    for k in range(4):
+        dims[0], dims[1] = 3 * n_a, cols[k]
+        block = cnp.PyArray_EMPTY(2 if k < 2 else 1, dims, typenum, 0)
+        for g in range(3):
+            arr = exact(p.get(_GRU_KEYS[k][g]), typenum, 2, n_a, cols[k])
+            if arr is None:
+                return None
+            memcpy(cnp.PyArray_BYTES(block) + g * n_a * cols[k] * item,
+                   cnp.PyArray_DATA(arr), n_a * cols[k] * item)
+        blocks.append(block)
+    return gru_call(xa, a0a, cnp.PyArray_BYTES(<cnp.ndarray> blocks[0]),
+                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[1]),
+                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[2]),
+                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[3]), wy, cnp.PyArray_BYTES(by),
+                    sequence, reset_after, small_max)
+
+
+def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh not None,
+                   cnp.ndarray bx not None, cnp.ndarray bh not None, cnp.ndarray wy not None,
+                   cnp.ndarray by not None, bint sequence, bint reset_after, int small_max,
+                   list scratch=None):
+    """:func:`try_gru` for a packed model (fastrnn.GRU): ``wx`` (3n_a, n_x), ``wh``
+    (3n_a, n_a), ``bx``, ``bh`` (3n_a,) the stacked gates, ``wy`` (n_y, n_a) with n_y = 0
+    for no output layer; ``a0`` None means zeros; ``scratch`` as for
+    :func:`try_packed_rnn`.  Returns ``(a, y, z, s)``, z and s being scratch memory, or
+    None."""
+    cdef int typenum = check_packed(wy, by, scratch)
+    cdef Py_ssize_t n_a = wy.shape[1], n_y = wy.shape[0]
+    if cnp.PyArray_NDIM(wx) != 2:
+        raise ValueError(f"packed wx must be 2-d (3n_a, n_x), got shape {(<object> wx).shape}")
+    check(wx, "wx", typenum, False, 2, 3 * n_a, wx.shape[1])
+    check(wh, "wh", typenum, False, 2, 3 * n_a, n_a)
+    check(bx, "bx", typenum, False, 1, 3 * n_a)
+    check(bh, "bh", typenum, False, 1, 3 * n_a)
+    cdef Py_ssize_t n_x = wx.shape[1]
+    cdef cnp.ndarray xa = exact_input(x, sequence)
+    if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
+        return None
+    cdef Py_ssize_t m = xa.shape[1], T = xa.shape[2] if sequence else 1
+    # n_y may be 0 (no output layer): the core skips the output layer
+    if not sizes_fit(n_x, 3 * n_a, n_a, n_y if n_y > 0 else 1, m, T):
+        return None
+    cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
+    if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
+        return None
+    return gru_call(xa, a0a, cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
+                    cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy, cnp.PyArray_BYTES(by),
+                    sequence, reset_after, small_max, scratch)
+
+
+# ------------------------------------------------------------------ basic RNN with ReLU
+
+cdef extern from "_vmath.h" nogil:
+    void fr_relu_inplace_d(double *x, Py_ssize_t n)
+    void fr_relu_inplace_f(float *x, Py_ssize_t n)
+
+
+cdef inline void v_relu(floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_relu_inplace_f(x, n)
+    else:
+        fr_relu_inplace_d(x, n)
+
+
+cdef void relu_rnn_core(
+        int n_x, int n_a, int n_y, int m, int T,
+        const floating *x, int ldx, const floating *a0, int lda0, const floating *wx,
+        const floating *wa, const floating *b, const floating *wy, const floating *by,
+        floating *a, int ld_a, floating *y, int ld_y, floating *z, floating *h0,
+        floating *xt, floating *panel, int small_max) noexcept nogil:
+    # rnn_core with a = max(Waa a_prev + Wax x + ba, 0) (arguments as there).
+    cdef int mT = m * T
+    cdef int ldz = T * n_a
+    cdef Py_ssize_t t, j, i
+    cdef floating *zt
+    cdef unsigned int mxcsr = fr_denormals_off()
+    fill_columns(z, b, n_a, mT)
+    input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt)
+    for j in range(m):
+        for i in range(n_a):
+            h0[j * n_a + i] = a0[i * lda0 + j]
+    if panel != NULL:
+        panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
+    for t in range(T):
+        zt = z + t * n_a
+        if t == 0:
+            product_acc(n_a, m, n_a, wa, n_a, panel, h0, n_a, zt, ldz, small_max)
+        else:
+            product_acc(n_a, m, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
+        for j in range(m):
+            v_relu(zt + j * ldz, n_a)
+    transpose(z, mT, n_a, n_a, a, ld_a)
+    fill_rows(y, by, n_y, mT, ld_y)
+    if mT <= SMALL_COLS:
+        small_acc(n_y, mT, n_a, wy, n_a, z, n_a, y, ld_y, 1)
+    else:
+        gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
+    v_softmax_cols(y, n_y, mT, ld_y)
+    fr_denormals_restore(mxcsr)
+
+
+def relu_rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
+                     cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
+                     cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
+                     cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max):
+    """:func:`rnn_forward` with ReLU in place of tanh (PyTorch's nonlinearity="relu")."""
+    cdef int typenum = check_typenum(x)
+    check_ndims(a0, wy)
+    cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
+    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
+    check(x, "x", typenum, False, 3, n_x, m, T)
+    check(a0, "a0", typenum, False, 2, n_a, m)
+    check(wx, "wx", typenum, False, 2, n_a, n_x)
+    check(wa, "wa", typenum, False, 2, n_a, n_a)
+    check(b, "b", typenum, False, 1, n_a)
+    check(wy, "wy", typenum, False, 2, n_y, n_a)
+    check(by, "by", typenum, False, 1, n_y)
+    check(a, "a", typenum, True, 3, n_a, m, T)
+    check(y, "y", typenum, True, 3, n_y, m, T)
+    check(z, "z", typenum, True, 3, m, T, n_a)
+    check_sizes(n_x, n_a, n_a, n_y, m, T, j0, j1)
+    if j1 == j0 or T == 0:
+        return
+    cdef Py_ssize_t ms = j1 - j0, off = j0 * T
+    cdef Py_ssize_t npanel = panel_elems(typenum, n_a, n_a, ms, T, small_max)
+    cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x)
+    cdef cnp.ndarray work = np.empty(base + npanel, dtype=x.dtype)
+    cdef char *w = cnp.PyArray_BYTES(work)
+    cdef char *xp = cnp.PyArray_BYTES(x)
+    cdef char *a0p = cnp.PyArray_BYTES(a0)
+    cdef char *wxp = cnp.PyArray_BYTES(wx)
+    cdef char *wap = cnp.PyArray_BYTES(wa)
+    cdef char *bp = cnp.PyArray_BYTES(b)
+    cdef char *wyp = cnp.PyArray_BYTES(wy)
+    cdef char *byp = cnp.PyArray_BYTES(by)
+    cdef char *ap = cnp.PyArray_BYTES(a)
+    cdef char *yp = cnp.PyArray_BYTES(y)
+    cdef char *zp = cnp.PyArray_BYTES(z)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            relu_rnn_core[float](
+                n_x, n_a, n_y, ms, T, <float *> xp + off, m * T, <float *> a0p + j0, m,
+                <float *> wxp, <float *> wap, <float *> bp, <float *> wyp, <float *> byp,
+                <float *> ap + off, m * T, <float *> yp + off, m * T, <float *> zp + off * n_a,
+                <float *> w, <float *> w + ms * n_a,
+                <float *> w + base if npanel else NULL, small_max)
+        else:
+            relu_rnn_core[double](
+                n_x, n_a, n_y, ms, T, <double *> xp + off, m * T, <double *> a0p + j0, m,
+                <double *> wxp, <double *> wap, <double *> bp, <double *> wyp, <double *> byp,
+                <double *> ap + off, m * T, <double *> yp + off, m * T,
+                <double *> zp + off * n_a, <double *> w, <double *> w + ms * n_a,
+                <double *> w + base if npanel else NULL, small_max)

@@ -558,4 +558,57 @@ FR_DEFINE_PANEL_STUBS(double, d)
 FR_DEFINE_PANEL_STUBS(float, f)
 #endif
 
+/* ---------------------------------------------------------------- GRU (PyTorch/Keras default) */
+
+/* One GRU step for one example.  g holds the 3n input pre-activations (input projection
+ * plus the input biases) in the packed gate order [r, z, n], hg the 3n recurrent ones
+ * (W_h h_prev plus the recurrent biases); g is replaced by the activated gates (kept for the
+ * caches).  The reset gate scales the recurrent term of the candidate after its bias:
+ * n = tanh(g_n + r * hg_n); h = (1 - z) * n + z * h_prev. */
+#define FR_DEFINE_GRU(T, SFX)                                                                 \
+FR_DISPATCH static void fr_gru_pointwise_##SFX(T *g, const T *hg, const T *h_prev, T *h,      \
+                                               ptrdiff_t n)                                   \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k] + hg[k]);              \
+    T *r = g, *z = g + n, *nn = g + 2 * n;                                                    \
+    const T *hn = hg + 2 * n;                                                                 \
+    for (ptrdiff_t k = 0; k < n; ++k) nn[k] = fr_tanh_##SFX(nn[k] + r[k] * hn[k]);            \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
+}
+FR_DEFINE_GRU(double, d)
+FR_DEFINE_GRU(float, f)
+
+/* The GRU with the reset gate applied before the recurrent product of the candidate (Keras's
+ * reset_after=False, ONNX's linear_before_reset=0): n = tanh(g_n + W_n (r * h_prev) + b_n).
+ * Two passes around that second product: the first activates r and z (g[0:2n] += hg[0:2n])
+ * and writes rh = r * h_prev; the second, with hg[2n:3n] = W_n rh + b_n, activates n and
+ * writes h. */
+#define FR_DEFINE_GRU_BEFORE(T, SFX)                                                          \
+FR_DISPATCH static void fr_gru_gates_rh_##SFX(T *g, const T *hg, const T *h_prev, T *rh,      \
+                                              ptrdiff_t n)                                    \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k] + hg[k]);              \
+    for (ptrdiff_t k = 0; k < n; ++k) rh[k] = g[k] * h_prev[k];                               \
+}                                                                                             \
+FR_DISPATCH static void fr_gru_candidate_##SFX(T *g, const T *hg, const T *h_prev, T *h,      \
+                                               ptrdiff_t n)                                   \
+{                                                                                             \
+    T *z = g + n, *nn = g + 2 * n;                                                            \
+    const T *hn = hg + 2 * n;                                                                 \
+    for (ptrdiff_t k = 0; k < n; ++k) nn[k] = fr_tanh_##SFX(nn[k] + hn[k]);                   \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
+}
+FR_DEFINE_GRU_BEFORE(double, d)
+FR_DEFINE_GRU_BEFORE(float, f)
+
+/* ReLU in place (the basic RNN with nonlinearity "relu", as PyTorch's nn.RNN offers):
+ * max(x, 0), NaN kept. */
+#define FR_DEFINE_RELU(T, SFX)                                                                \
+FR_DISPATCH static void fr_relu_inplace_##SFX(T *x, ptrdiff_t n)                              \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < n; ++k) x[k] = x[k] < (T)0 ? (T)0 : x[k];                       \
+}
+FR_DEFINE_RELU(double, d)
+FR_DEFINE_RELU(float, f)
+
 #endif /* FASTRNN_VMATH_H */

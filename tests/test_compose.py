@@ -1,0 +1,489 @@
+"""Optional output layers, variable lengths, initial states, stacked and bidirectional layers.
+
+Every result is compared with a composition of the literal reference written here, one
+layer and one direction at a time (``fastrnn.reference.layer_forward``, itself one example
+and one step at a time), at the dtype's tolerance; and with PyTorch (``pack_padded_sequence``,
+``num_layers``, ``bidirectional``, ``h_0``/``c_0``) when it is installed.  Bad lengths and
+states are refused with errors naming the argument and the expected shape.
+"""
+import numpy as np
+import pytest
+
+import fastrnn
+from _util import assert_close, f64, layer_params, ref
+from fastrnn import reference
+
+DTYPES = [np.float64, np.float32]
+KINDS = ["rnn", "lstm", "gru"]
+MODEL = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
+FUNCTION = {"rnn": "rnn_forward", "lstm": "lstm_forward", "gru": "gru_forward"}
+
+
+# ------------------------------------------------------------------ optional output layers
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_output_layer_returns_states_and_none(kind, dtype):
+    rng = np.random.default_rng(0)
+    p = layer_params(kind, rng, 4, 6, 3, dtype)
+    bare = layer_params(kind, rng, 4, 6, 0, dtype)
+    bare.update({k: v for k, v in p.items() if k in bare})  # the same layer, no head
+    x = rng.standard_normal((4, 5, 7)).astype(dtype)
+    a0 = rng.standard_normal((6, 5)).astype(dtype)
+    fn = getattr(fastrnn, FUNCTION[kind])
+    with_head, without = fn(x, a0, p), fn(x, a0, bare)
+    assert without[1] is None
+    np.testing.assert_array_equal(without[0], with_head[0])
+    assert_close(without[0], ref(FUNCTION[kind], x, a0, bare)[0], dtype)
+    cell = getattr(fastrnn, FUNCTION[kind].replace("_forward", "_cell_forward"))
+    states = (x[:, :, 0], a0) + ((a0,) if kind == "lstm" else ())
+    out = cell(*states, bare)
+    assert out[2 if kind == "lstm" else 1] is None
+    model = MODEL[kind](bare)
+    assert not model.has_head and model.n_y == 0
+    out = model.forward(x, a0)
+    assert out[1] is None
+    np.testing.assert_array_equal(out[0], with_head[0])
+    _, yt = model.step(x[:, :, 0])
+    assert yt is None
+    with fastrnn.checked():
+        model.forward(x, a0)
+        fn(x, a0, bare)
+
+
+# ------------------------------------------------------------------ one layer, lengths
+
+def _x_lengths(rng, n_x, m, T, dtype):
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    lengths = rng.integers(1, T + 1, size=m)
+    lengths[0] = T
+    if m > 1:
+        lengths[1] = 1
+    return x, lengths
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n_y", [0, 3])
+def test_layer_lengths_match_reference(kind, dtype, n_y):
+    rng = np.random.default_rng(1)
+    n_x, n_a, m, T = 5, 7, 6, 9
+    p = layer_params(kind, rng, n_x, n_a, n_y, dtype)
+    x, lengths = _x_lengths(rng, n_x, m, T, dtype)
+    x[:, 1, 1:] = np.nan  # padding never reaches a result
+    states = [rng.standard_normal((n_a, m)).astype(dtype)
+              for _ in range(2 if kind == "lstm" else 1)]
+    out = MODEL[kind](p).forward(x, *states, lengths=lengths)
+    a, y, c, _, _ = reference.layer_forward(kind, f64(x), f64(p), lengths, False,
+                                            *map(f64, states))
+    assert_close(out[0], a, dtype)
+    if n_y:
+        assert_close(out[1], y, dtype)
+    else:
+        assert out[1] is None
+    if kind == "lstm":
+        assert_close(out[2], c, dtype)
+    assert not np.isnan(out[0]).any()
+    with fastrnn.checked():
+        MODEL[kind](p).forward(x, *states, lengths=lengths)
+    # full lengths are the padded call
+    full = MODEL[kind](p).forward(x[:, :1], *[s[:, :1] for s in states], lengths=[T])
+    np.testing.assert_array_equal(
+        full[0], MODEL[kind](p).forward(x[:, :1], *[s[:, :1] for s in states])[0])
+
+
+# ------------------------------------------------------------------ stacks
+
+def _make_stack(kind, rng, n_x, n_a, layers, bidirectional, dtype, n_y=0):
+    """A Stack and its parameters: [(fwd params, bwd params or None)] per layer, head."""
+    made, params, n_in = [], [], n_x
+    for _ in range(layers):
+        pf = layer_params(kind, rng, n_in, n_a, 0, dtype)
+        pb = layer_params(kind, rng, n_in, n_a, 0, dtype) if bidirectional else None
+        params.append((pf, pb))
+        made.append(fastrnn.Bidirectional(MODEL[kind](pf), MODEL[kind](pb)) if bidirectional
+                    else MODEL[kind](pf))
+        n_in = n_a * (2 if bidirectional else 1)
+    head = None
+    if n_y:
+        head = {"Wy": rng.standard_normal((n_y, n_in)).astype(dtype),
+                "by": rng.standard_normal((n_y, 1)).astype(dtype)}
+    return fastrnn.Stack(made, head=head), params, head
+
+
+def _ref_stack(kind, params, head, x, lengths, h0, c0):
+    """The stack composed from reference.layer_forward: h, y, h_n (, c_n)."""
+    h, k, h_n, c_n = f64(x), 0, [], []
+    for pf, pb in params:
+        outs = []
+        for p, reverse in ((pf, False), (pb, True)):
+            if p is None:
+                continue
+            a, _, _, a_last, c_last = reference.layer_forward(
+                kind, h, f64(p), lengths, reverse, None if h0 is None else f64(h0[k]),
+                None if c0 is None else f64(c0[k]))
+            outs.append(a)
+            h_n.append(a_last)
+            c_n.append(c_last)
+            k += 1
+        h = np.concatenate(outs, axis=0)
+    y = None
+    if head is not None:
+        T = h.shape[2]
+        y = np.zeros((head["Wy"].shape[0],) + h.shape[1:])
+        for t in range(T):
+            y[:, :, t] = reference.softmax(f64(head["Wy"]) @ h[:, :, t] + f64(head["by"]))
+        if lengths is not None:
+            y[:, np.arange(T)[None, :] >= np.asarray(lengths)[:, None]] = 0
+    same = len({v.shape for v in h_n}) == 1
+    h_n, c_n = (np.stack(h_n), np.stack(c_n) if kind == "lstm" else None) if same else (h_n, c_n)
+    return h, y, h_n, (c_n if kind == "lstm" else None)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_stack_matches_reference(kind, dtype, bidirectional):
+    rng = np.random.default_rng(2)
+    n_x, n_a, m, T, L = 3, 5, 4, 7, 2
+    D = 2 if bidirectional else 1
+    stack, params, head = _make_stack(kind, rng, n_x, n_a, L, bidirectional, dtype, n_y=4)
+    x, lengths = _x_lengths(rng, n_x, m, T, dtype)
+    h0 = rng.standard_normal((L * D, n_a, m)).astype(dtype)
+    c0 = rng.standard_normal((L * D, n_a, m)).astype(dtype) if kind == "lstm" else None
+    for lens in (None, lengths):
+        h, y, state = stack.forward(x, lens, h0, c0)
+        want = _ref_stack(kind, params, head, x, lens, h0, c0)
+        assert h.shape == (D * n_a, m, T) and y.shape == (4, m, T)
+        assert_close(h, want[0], dtype)
+        assert_close(y, want[1], dtype)
+        if kind == "lstm":
+            assert_close(state[0], want[2], dtype)
+            assert_close(state[1], want[3], dtype)
+        else:
+            assert_close(state, want[2], dtype)
+        # h0 as a list of per-layer arrays; two threads
+        h2, _, _ = stack.forward(x, lens, list(h0), None if c0 is None else list(c0),
+                                 n_threads=2)
+        assert_close(h2, want[0], dtype)
+        with fastrnn.checked():
+            stack.forward(x, lens, h0, c0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bidirectional_two_threads_is_bitwise_one_thread(dtype):
+    rng = np.random.default_rng(3)
+    stack, _, _ = _make_stack("gru", rng, 6, 8, 1, True, dtype)
+    layer = stack.layers[0]
+    x, lengths = _x_lengths(rng, 6, 5, 11, dtype)
+    one = layer.forward(x, lengths)
+    two = layer.forward(x, lengths, n_threads=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[2], two[2])
+    assert one[1] is None
+
+
+def test_long_bidirectional_stack_with_lengths():
+    rng = np.random.default_rng(4)
+    stack, params, _ = _make_stack("gru", rng, 3, 4, 2, True, np.float64)
+    x = rng.standard_normal((3, 3, 1000))
+    lengths = np.array([1000, 1, 537])
+    h, _, h_n = stack.forward(x, lengths)
+    want = _ref_stack("gru", params, None, x, lengths, None, None)
+    assert_close(h, want[0], np.float64)
+    assert_close(h_n, want[2], np.float64)
+
+
+def test_layers_of_different_sizes():
+    rng = np.random.default_rng(5)
+    p0 = layer_params("lstm", rng, 3, 6, 0)
+    p1 = layer_params("lstm", rng, 6, 2, 0)
+    stack = fastrnn.Stack([fastrnn.LSTM(p0), fastrnn.LSTM(p1)])
+    x = rng.standard_normal((3, 2, 5))
+    h0 = [rng.standard_normal((6, 2)), rng.standard_normal((2, 2))]
+    h, y, (h_n, c_n) = stack.forward(x, None, h0)
+    want = _ref_stack("lstm", [(p0, None), (p1, None)], None, x, None, h0, None)
+    assert y is None and isinstance(h_n, list) and isinstance(c_n, list)
+    assert_close(h, want[0], np.float64)
+    for got, wanted in zip(h_n + c_n, want[2] + want[3]):
+        assert_close(got, wanted, np.float64)
+    with pytest.raises(TypeError,
+                       match=r"h0 must be a list of 2 arrays \(n_a, m\) with n_a = \[6, 2\]"):
+        stack.forward(x, None, np.zeros((2, 6, 2)))
+
+
+# ------------------------------------------------------------------ PyTorch
+
+def _torch_stack(torch, kind, params, n_x, n_a, bidirectional, tdtype):
+    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    module = cls(n_x, n_a, num_layers=len(params), bidirectional=bidirectional).to(tdtype)
+    state = {}
+    for k, pair in enumerate(params):
+        for p, sfx in zip(pair, (f"_l{k}", f"_l{k}_reverse")):
+            if p is None:
+                continue
+            p = {key: np.asarray(v, dtype=np.float64) for key, v in p.items()}
+            if kind == "rnn":
+                w_ih, w_hh, b_ih = p["Wax"], p["Waa"], p["ba"][:, 0]
+                b_hh = np.zeros_like(b_ih)
+            elif kind == "gru":
+                w_ih = np.concatenate([p[f"W{g}x"] for g in "rzn"])
+                w_hh = np.concatenate([p[f"W{g}a"] for g in "rzn"])
+                b_ih = np.concatenate([p[f"b{g}x"] for g in "rzn"])[:, 0]
+                b_hh = np.concatenate([p[f"b{g}a"] for g in "rzn"])[:, 0]
+            else:
+                n = p["Wf"].shape[0]
+                w = np.concatenate([p[f"W{g}"] for g in "ifco"])
+                w_ih, w_hh = w[:, n:], w[:, :n]
+                b_ih = np.concatenate([p[f"b{g}"] for g in "ifco"])[:, 0]
+                b_hh = np.zeros_like(b_ih)
+            for name, v in (("weight_ih", w_ih), ("weight_hh", w_hh), ("bias_ih", b_ih),
+                            ("bias_hh", b_hh)):
+                state[name + sfx] = torch.tensor(v, dtype=tdtype)
+    module.load_state_dict(state)
+    return module
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_stack_matches_torch_packed_sequences(kind, dtype):
+    torch = pytest.importorskip("torch", reason="torch is the optional peer for stacks")
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    rng = np.random.default_rng(6)
+    n_x, n_a, m, T = 4, 6, 5, 8
+    stack, params, _ = _make_stack(kind, rng, n_x, n_a, 2, True, dtype)
+    x, lengths = _x_lengths(rng, n_x, m, T, dtype)
+    h0 = rng.standard_normal((4, n_a, m)).astype(dtype)
+    c0 = rng.standard_normal((4, n_a, m)).astype(dtype)
+    module = _torch_stack(torch, kind, params, n_x, n_a, True, tdtype)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        torch.tensor(x.transpose(2, 1, 0).copy()), torch.tensor(lengths), enforce_sorted=False)
+    th0, tc0 = (torch.tensor(v.transpose(0, 2, 1).copy()) for v in (h0, c0))
+    with torch.no_grad():
+        out, hn = module(packed, (th0, tc0) if kind == "lstm" else th0)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=T)
+    h, y, state = stack.forward(x, lengths, h0, c0 if kind == "lstm" else None)
+    assert y is None
+    assert_close(h, f64(out.numpy().transpose(2, 1, 0)), dtype)
+    if kind == "lstm":
+        assert_close(state[0], f64(hn[0].numpy().transpose(0, 2, 1)), dtype)
+        assert_close(state[1], f64(hn[1].numpy().transpose(0, 2, 1)), dtype)
+    else:
+        assert_close(state, f64(hn.numpy().transpose(0, 2, 1)), dtype)
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_bad_lengths_are_named():
+    rng = np.random.default_rng(7)
+    model = fastrnn.GRU(layer_params("gru", rng, 3, 4))
+    stack = fastrnn.Stack([model])
+    x = rng.standard_normal((3, 5, 6))
+    for run in (lambda L: model.forward(x, lengths=L), lambda L: stack.forward(x, L)):
+        with pytest.raises(ValueError, match=r"lengths.*\[1, T_x\] = \[1, 6\].*0"):
+            run([0, 1, 2, 3, 4])
+        with pytest.raises(ValueError, match=r"lengths.*\[1, T_x\] = \[1, 6\].*7"):
+            run([1, 1, 2, 3, 7])
+        with pytest.raises(ValueError, match=r"lengths must have shape \(m,\) = \(5,\).*\(4,\)"):
+            run([1, 1, 2, 3])
+        with pytest.raises(ValueError, match=r"lengths must have shape \(m,\) = \(5,\)"):
+            run(np.ones((5, 1), dtype=int))
+        with pytest.raises(TypeError, match="lengths.*float64"):
+            run(np.ones(5))
+        with pytest.raises(TypeError, match="lengths.*bool"):
+            run(np.ones(5, dtype=bool))
+
+
+def test_bad_states_and_layers_are_named():
+    rng = np.random.default_rng(8)
+    gru = fastrnn.GRU(layer_params("gru", rng, 3, 4))
+    lstm = fastrnn.LSTM(layer_params("lstm", rng, 3, 4))
+    bi = fastrnn.Bidirectional(lstm, fastrnn.LSTM(layer_params("lstm", rng, 3, 4)))
+    x = rng.standard_normal((3, 5, 6))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(L\*D, n_a, m\) = \(2, 4, 5\)"):
+        bi.forward(x, h0=np.zeros((2, 4, 4)))
+    with pytest.raises(ValueError, match=r"c0\[1\] must have shape \(n_a, m\) = \(4, 5\)"):
+        bi.forward(x, c0=[np.zeros((4, 5)), np.zeros((5, 4))])
+    with pytest.raises(ValueError, match="h0 must hold 2 arrays"):
+        bi.forward(x, h0=[np.zeros((4, 5))])
+    with pytest.raises(TypeError, match="c0 is for LSTM"):
+        fastrnn.Stack([gru]).forward(x, c0=np.zeros((1, 4, 5)))
+    with pytest.raises(ValueError, match=r"a0 must have shape \(n_a, m\) = \(4, 5\)"):
+        gru.forward(x, np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="output layer"):
+        fastrnn.Stack([fastrnn.GRU(layer_params("gru", rng, 3, 4, 2))])
+    with pytest.raises(ValueError, match="same kind"):
+        fastrnn.Bidirectional(gru, lstm)
+    with pytest.raises(ValueError, match=r"layers\[1\] must take n_x = 8"):
+        fastrnn.Stack([bi, lstm])
+    with pytest.raises(ValueError, match="one kind"):
+        fastrnn.Stack([gru, fastrnn.LSTM(layer_params("lstm", rng, 4, 4))])
+    with pytest.raises(ValueError, match=r"head\['Wy'\] must have shape \(n_y, n_out\)"):
+        fastrnn.Stack([bi], head={"Wy": np.zeros((2, 4)), "by": np.zeros((2, 1))})
+    with pytest.raises(KeyError, match="by"):
+        fastrnn.Stack([bi], head={"Wy": np.zeros((2, 8))})
+    with pytest.raises(TypeError, match="RNN, LSTM or GRU"):
+        fastrnn.Stack(["gru"])
+
+
+# ------------------------------------------------------------------ checked mode, threads
+
+def _perturbed(real, index, delta):
+    def wrapped(*args, **kwargs):
+        out = list(real(*args, **kwargs))
+        out[index] = out[index].copy()
+        out[index].flat[0] += delta * (1 + abs(out[index].flat[0]))
+        return tuple(out)
+    return wrapped
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_checked_mode_catches_disagreement(monkeypatch, dtype):
+    rng = np.random.default_rng(9)
+    p = layer_params("gru", rng, 3, 4, 2, dtype)
+    x, lengths = _x_lengths(rng, 3, 5, 6, dtype)
+    a0 = rng.standard_normal((4, 5)).astype(dtype)
+    model = fastrnn.GRU(p)
+    stack, _, _ = _make_stack("lstm", rng, 3, 4, 2, True, dtype, n_y=2)
+    calls = {
+        "gru_forward": lambda: fastrnn.gru_forward(x, a0, p),
+        "gru_cell_forward": lambda: fastrnn.gru_cell_forward(x[:, :, 0], a0, p),
+        "GRU.step": lambda: model.step(x[:, :, 0], a0),
+        "GRU.forward": lambda: model.forward(x, a0, lengths=lengths),
+        "Stack.forward": lambda: stack.forward(x, lengths),
+    }
+    targets = {"gru_forward": ("gru_forward", 0), "gru_cell_forward": ("gru_cell_forward", 1),
+               "GRU.step": ("gru_cell_forward", 0), "GRU.forward": ("layer_forward", 0),
+               "Stack.forward": ("layer_forward", 3)}
+    for name, call in calls.items():
+        with fastrnn.checked():
+            call()  # agrees
+        ref_name, index = targets[name]
+        with monkeypatch.context() as mp:
+            mp.setattr(reference, ref_name, _perturbed(getattr(reference, ref_name), index,
+                                                       1e-6 if dtype == np.float64 else 1e-2))
+            call()  # unchecked: the reference is not consulted
+            with fastrnn.checked(), pytest.raises(fastrnn.CheckError, match=name):
+                call()
+
+
+def test_bidirectional_directions_run_on_two_threads(monkeypatch):
+    # With n_threads=2 the backward direction is handed to a second thread before the
+    # forward one starts on the calling thread (events, not times, are asserted).
+    import threading
+    from fastrnn import _models
+    rng = np.random.default_rng(10)
+    stack, _, _ = _make_stack("gru", rng, 3, 4, 1, True, np.float64)
+    x = rng.standard_normal((3, 2, 5))
+    events = []
+    real = _models._Model._sequence
+
+    def spy(self, x, states, lengths=None, reverse=False, n_threads=1):
+        events.append(("backward" if reverse else "forward", threading.get_ident()))
+        return real(self, x, states, lengths, reverse, n_threads)
+
+    monkeypatch.setattr(_models._Model, "_sequence", spy)
+    stack.forward(x, n_threads=2)
+    directions = dict(events)
+    assert set(directions) == {"forward", "backward"}
+    assert directions["forward"] == threading.get_ident()
+    assert directions["backward"] != threading.get_ident()
+    events.clear()
+    stack.forward(x)
+    assert dict(events) == {"forward": threading.get_ident(), "backward": threading.get_ident()}
+
+
+def test_models_and_stacks_pickle():
+    import pickle
+    rng = np.random.default_rng(11)
+    stack, _, _ = _make_stack("lstm", rng, 3, 4, 2, True, np.float32, n_y=2)
+    x, lengths = _x_lengths(rng, 3, 4, 5, np.float32)
+    want = stack.forward(x, lengths)
+    again = pickle.loads(pickle.dumps(stack)).forward(x, lengths)
+    for g, w in zip(again[:2], want[:2]):
+        np.testing.assert_array_equal(g, w)
+    gru = fastrnn.GRU(layer_params("gru", rng, 3, 4, 0))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(gru)).forward(x)[0],
+                                  gru.forward(x)[0])
+
+
+# ------------------------------------------------------------------ ReLU RNN
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_y", [0, 3])
+def test_relu_rnn_matches_reference_and_torch(dtype, n_y):
+    rng = np.random.default_rng(12)
+    n_x, n_a, m, T = 5, 7, 4, 9
+    p = layer_params("rnn", rng, n_x, n_a, n_y, dtype)
+    x, lengths = _x_lengths(rng, n_x, m, T, dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    model = fastrnn.RNN(p, nonlinearity="relu")
+    assert "relu" in repr(model)
+    a, y = model.forward(x, a0)
+    a_ref, y_ref, _ = ref("rnn_forward", x, a0, p, "relu")
+    assert (a_ref == 0).any() and (a_ref > 0).any()  # both sides of the kink
+    assert_close(a, a_ref, dtype)
+    if n_y:
+        assert_close(y, y_ref, dtype)
+    a_tanh = ref("rnn_forward", x, a0, p)[0]
+    assert not np.allclose(f64(a), a_tanh, rtol=1e-4, atol=1e-5)
+    a2, _ = model.forward(x, a0, n_threads=2)
+    assert_close(a2, a_ref, dtype)
+    state, _ = model.step(x[:, :, 0], a0)
+    assert_close(state, a_ref[:, :, 0], dtype)
+    out = model.forward(x, a0, lengths=lengths)
+    want = reference.layer_forward("rnn", f64(x), f64(p), lengths, False, f64(a0),
+                                   nonlinearity="relu")
+    assert_close(out[0], want[0], dtype)
+    with fastrnn.checked():
+        model.forward(x, a0)
+        model.forward(x, a0, lengths=lengths)
+        model.step(x[:, :, 0], a0)
+        fastrnn.Stack([fastrnn.Bidirectional(fastrnn.RNN(layer_params("rnn", rng, n_x, n_a),
+                                                         nonlinearity="relu"),
+                                             fastrnn.RNN(layer_params("rnn", rng, n_x, n_a),
+                                                         nonlinearity="relu"))]
+                      ).forward(x, lengths)
+    with pytest.raises(ValueError, match="nonlinearity must be 'tanh' or 'relu'"):
+        fastrnn.RNN(p, nonlinearity="sigmoid")
+    torch = pytest.importorskip("torch", reason="torch is the optional peer")
+    if n_y:
+        return
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    module = torch.nn.RNN(n_x, n_a, nonlinearity="relu").to(tdtype)
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(torch.tensor(p["Wax"]))
+        module.weight_hh_l0.copy_(torch.tensor(p["Waa"]))
+        module.bias_ih_l0.copy_(torch.tensor(p["ba"][:, 0]))
+        module.bias_hh_l0.zero_()
+        out, _ = module(torch.tensor(x.transpose(2, 1, 0).copy()),
+                        torch.tensor(a0.T.copy())[None])
+    assert_close(a, f64(out.numpy().transpose(2, 1, 0)), dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_batches_and_sequences(kind):
+    rng = np.random.default_rng(13)
+    stack, params, head = _make_stack(kind, rng, 3, 4, 2, True, np.float64, n_y=2)
+    for shape in [(3, 0, 5), (3, 2, 0), (3, 0, 0)]:
+        x = np.zeros(shape)
+        h0 = rng.standard_normal((4, 4, shape[1]))
+        c0 = h0 if kind == "lstm" else None
+        h, y, state = stack.forward(x, None, h0, c0)
+        want = _ref_stack(kind, params, head, x, None, h0, c0)
+        assert h.shape == (8,) + shape[1:] and y.shape == (2,) + shape[1:]
+        # no step: the final states are the initial ones
+        np.testing.assert_array_equal(state[0] if kind == "lstm" else state, want[2])
+        lengths = np.zeros(0, dtype=int) if shape[1] == 0 else None
+        a = MODEL[kind](params[0][0]).forward(x, lengths=lengths)[0]
+        assert a.shape == (4,) + shape[1:]
+
+
+def test_mixed_dtypes_follow_the_model():
+    rng = np.random.default_rng(14)
+    stack, params, _ = _make_stack("gru", rng, 3, 4, 1, True, np.float32)
+    x = rng.standard_normal((3, 2, 5))  # float64 input, float32 model
+    h, _, h_n = stack.forward(x, [5, 2], np.zeros((2, 4, 2)))
+    assert h.dtype == np.float32 and h_n.dtype == np.float32
+    want = _ref_stack("gru", params, None, x.astype(np.float32), [5, 2], None, None)
+    assert_close(h, want[0], np.float32)
