@@ -5,6 +5,8 @@ forward's private gate and state buffers directly (no per-step tuples are built)
 by any other code (lists of the lessons' tuples) are validated and converted, with the same
 kernels and the same results.  See ``fastrnn.reference`` for the specification.
 """
+import threading
+
 import numpy as np
 
 from fastrnn import _api, _checked, reference
@@ -15,6 +17,20 @@ from fastrnn._validation import validate_backward
 __all__ = ["rnn_cell_backward", "rnn_backward", "lstm_cell_backward", "lstm_backward"]
 
 _LSTM_GATE = {"f": 4, "i": 5, "c": 6, "o": 7}  # cache index of each gate's activation
+
+# Per-thread work buffer of the fast path, kept between calls: fresh memory costs a page
+# fault per 4 KiB on first touch (measured: about a fifth of a backward pass at DeepBench's
+# size).  Buffers above _KEEP_BYTES are not kept (the drop-in calls should not hold on to
+# large memory between calls).
+_SCRATCH = threading.local()
+_KEEP_BYTES = 32 * 1024 * 1024
+
+
+def _scratch():
+    slots = _SCRATCH.__dict__.setdefault("slots", [None])
+    if slots[0] is not None and slots[0].nbytes > _KEEP_BYTES:
+        slots[0] = None
+    return slots
 
 
 def _fast_source(caches):
@@ -183,7 +199,7 @@ def rnn_backward(da, caches):
     if src is not None and _has_keys(src[5], ("Wya", "ba", "by")):
         z, _, x, a0, _, p = src
         out = _bk.rnn_backward(da, x, z, None, a0, p.get("Waa"), p.get("Wax"),
-                               _api.SMALL_BATCH_MAX_M)
+                               _api.SMALL_BATCH_MAX_M, _scratch())
     checked = None
     if out is None:
         out, checked = _rnn_general([("da", da)], caches, sequence=True)
@@ -256,7 +272,8 @@ def lstm_backward(da, caches):
     if src is not None and _has_keys(src[5], ("Wy", "by", "bf", "bi", "bc", "bo")):
         z, s, x, a0, c0, p = src
         w = tuple(p.get("W" + g) for g in GATES)
-        out = _bk.lstm_backward(da, x, z, s, None, a0, c0, w, _api.SMALL_BATCH_MAX_M)
+        out = _bk.lstm_backward(da, x, z, s, None, a0, c0, w, _api.SMALL_BATCH_MAX_M,
+                                None, _scratch())
     checked = None
     if out is None:
         out, checked = _lstm_general([("da", da)], caches, sequence=True)

@@ -15,7 +15,7 @@ import fastrnn
 from fastrnn import reference
 from fastrnn._packing import GATES
 
-__all__ = ["SUITE", "measure", "torch_model", "format_rows", "main"]
+__all__ = ["SUITE", "ROLES", "make_calls", "measure", "torch_model", "format_rows", "main"]
 
 # (n_x, n_a, n_y, m, T_x) of the public benchmark suite (the training rows skip `stream`).
 SUITE = {
@@ -28,17 +28,19 @@ SUITE = {
 }
 
 
-def median_time(fn, min_time=0.3, min_repeat=5, max_repeat=200):
-    """Median wall time of ``fn()`` in seconds, after one warm-up call: at least
+def median_time(fn, min_time=0.3, min_repeat=5, max_repeat=200, timer=time.perf_counter):
+    """Median time of ``fn()`` in seconds by ``timer`` (wall time by default;
+    ``time.process_time``, the CPU time of the process, is steadier on a busy machine
+    when every library runs on one thread), after one warm-up call: at least
     ``min_repeat`` calls, more until ``min_time`` seconds have passed."""
     fn()
     times = []
     start = time.perf_counter()
     while len(times) < max_repeat and (len(times) < min_repeat
                                        or time.perf_counter() - start < min_time):
-        t0 = time.perf_counter()
+        t0 = timer()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(timer() - t0)
     return float(np.median(times))
 
 
@@ -120,49 +122,68 @@ def _torch_step(kind, parameters, x, a0, targets, dtype):
     return step
 
 
-def measure(kind, shape, dtype, *, reference_backward=True, torch=True, min_time=0.3):
-    """Median seconds of the training calls at one shape (see the module docstring).
+# What make_calls times: the drop-in forward, the drop-in backward on fastrnn's caches, the
+# model's loss_and_grads, the lessons' numpy backward, PyTorch's forward + loss.backward().
+ROLES = ("forward", "backward", "loss_and_grads", "reference_backward", "torch")
 
-    Returns a dict: ``forward`` (drop-in forward), ``backward`` (drop-in backward on
-    fastrnn's caches), ``reference_backward`` (the lessons' numpy loop; None when not
-    asked for), ``loss_and_grads`` (the model's), ``torch`` (PyTorch forward + backward;
-    None without PyTorch or when not asked for).
-    """
+
+def make_calls(kind, shape, dtype, roles=ROLES):
+    """The timed callables of one case, by role (see :data:`ROLES`); a role is missing when
+    it cannot run (``torch`` without PyTorch).  The caches are made once, outside."""
     dtype = np.dtype(dtype)
     p, x, a0, da, targets = _case(kind, shape, dtype)
+    calls = {}
     fwd = fastrnn.rnn_forward if kind == "rnn" else fastrnn.lstm_forward
-    bwd = fastrnn.rnn_backward if kind == "rnn" else fastrnn.lstm_backward
-    caches = fwd(x, a0, p)[-1]
-    model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
-    out = {
-        "forward": median_time(lambda: fwd(x, a0, p), min_time),
-        "backward": median_time(lambda: bwd(da, caches), min_time),
-        "loss_and_grads": median_time(lambda: model.loss_and_grads(x, targets, a0), min_time),
-        "reference_backward": None,
-        "torch": None,
-    }
-    if reference_backward:
+    if "forward" in roles:
+        calls["forward"] = lambda: fwd(x, a0, p)
+    if "backward" in roles:
+        bwd = fastrnn.rnn_backward if kind == "rnn" else fastrnn.lstm_backward
+        caches = fwd(x, a0, p)[-1]
+        calls["backward"] = lambda: bwd(da, caches)
+    if "loss_and_grads" in roles:
+        model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
+        calls["loss_and_grads"] = lambda: model.loss_and_grads(x, targets, a0)
+    if "reference_backward" in roles:
         p64 = {k: v.astype(np.float64) for k, v in p.items()}
         rf = reference.rnn_forward if kind == "rnn" else reference.lstm_forward
         rb = reference.rnn_backward if kind == "rnn" else reference.lstm_backward
         with np.errstate(all="ignore"):
             rcaches = rf(x.astype(np.float64), a0.astype(np.float64), p64)[-1]
         da64 = da.astype(np.float64)
-        out["reference_backward"] = median_time(lambda: rb(da64, rcaches), min_time,
-                                                min_repeat=3)
-    if torch:
+        calls["reference_backward"] = lambda: rb(da64, rcaches)
+    if "torch" in roles:
         try:
-            import torch as _torch
+            import torch  # noqa: F401
         except ImportError:
-            _torch = None
-        if _torch is not None:
-            threads = _torch.get_num_threads()
-            _torch.set_num_threads(1)
-            try:
-                out["torch"] = median_time(_torch_step(kind, p, x, a0, targets, dtype),
-                                           min_time)
-            finally:
-                _torch.set_num_threads(threads)
+            pass
+        else:
+            calls["torch"] = _torch_step(kind, p, x, a0, targets, dtype)
+    return calls
+
+
+def measure(kind, shape, dtype, *, reference_backward=True, torch=True, min_time=0.3,
+            timer=time.perf_counter):
+    """Median seconds of the training calls at one shape (see the module docstring), on one
+    PyTorch thread (BLAS threads are the caller's to pin).
+
+    Returns a dict with a time (or None when not run) for every role of :data:`ROLES`.
+    """
+    roles = [r for r in ROLES if (r != "reference_backward" or reference_backward)
+             and (r != "torch" or torch)]
+    calls = make_calls(kind, shape, dtype, roles)
+    out = dict.fromkeys(ROLES)
+    threads = None
+    if "torch" in calls:
+        import torch as _torch
+        threads = _torch.get_num_threads()
+        _torch.set_num_threads(1)
+    try:
+        for role, call in calls.items():
+            out[role] = median_time(call, min_time, timer=timer,
+                                    min_repeat=3 if role == "reference_backward" else 5)
+    finally:
+        if threads is not None:
+            _torch.set_num_threads(threads)
     return out
 
 
@@ -206,6 +227,8 @@ def main(argv=None):
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the lessons' numpy backward (slow at large shapes)")
     parser.add_argument("--min-time", type=float, default=0.3)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with the process's CPU time (steadier on a busy machine)")
     opts = parser.parse_args(argv)
     try:
         from threadpoolctl import threadpool_limits
@@ -220,7 +243,8 @@ def main(argv=None):
             for kind in kinds:
                 for d in dtypes:
                     r = measure(kind, SUITE[name], d, min_time=opts.min_time,
-                                reference_backward=not opts.no_reference)
+                                reference_backward=not opts.no_reference,
+                                timer=time.process_time if opts.cpu_time else time.perf_counter)
                     rows.append((name, kind, d, r))
                     print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
     print()

@@ -32,15 +32,43 @@ def _reference(model, x, targets, states):
         return reference.lstm_loss_and_grads(f64[0], targets, f64[1], f64[2], params)
 
 
+def _ready_inputs(model, x, states):
+    """[x, *states] when they are already what the kernels take (C-contiguous, aligned
+    arrays of the model's dtype and shapes, every size positive; a state None becomes
+    zeros), else None: the call then goes through the model's validation."""
+    if (type(x) is not np.ndarray or x.dtype != model.dtype or x.ndim != 3
+            or not x.flags.c_contiguous or not x.flags.aligned or x.shape[0] != model.n_x
+            or 0 in x.shape):
+        return None
+    shape = (model.n_a, x.shape[1])
+    out = [x]
+    for s in states:
+        if s is None:
+            out.append(np.zeros(shape, dtype=model.dtype))
+        elif (type(s) is np.ndarray and s.dtype == model.dtype and s.shape == shape
+              and s.flags.c_contiguous and s.flags.aligned):
+            out.append(s)
+        else:
+            return None
+    return out
+
+
 def loss_and_grads(model, x, targets, states):
     """Summed cross-entropy of ``model`` on (x, targets) and the gradients of every
     parameter and initial state; see RNN.loss_and_grads / LSTM.loss_and_grads."""
     lstm = model._kind == "lstm"
-    names = [("x", x), ("a0", states[0])] + ([("c0", states[1])] if lstm else [])
-    m, arrays = model._inputs(names, sequence=True)
+    arrays = _ready_inputs(model, x, states)
+    out = model._try(arrays[0], tuple(arrays[1:]), True) if arrays is not None else None
+    if out is None:
+        names = [("x", x), ("a0", states[0])] + ([("c0", states[1])] if lstm else [])
+        _, arrays = model._inputs(names, sequence=True)
     x, states = arrays[0], arrays[1:]
-    T = x.shape[2]
-    tg = check_targets(targets, m, T, model.n_y)
+    _, m, T = x.shape
+    if (type(targets) is np.ndarray and targets.dtype == np.intp and targets.shape == (m, T)
+            and targets.flags.c_contiguous and _bk.first_bad_target(targets, model.n_y) < 0):
+        tg = targets
+    else:
+        tg = check_targets(targets, m, T, model.n_y)
     if 0 in (m, T, model.n_a):
         # nothing to backpropagate through time: the reference's zeros (and, without
         # hidden units, the output bias's gradient) at no cost worth a kernel
@@ -48,7 +76,8 @@ def loss_and_grads(model, x, targets, states):
         return float(loss), {k: np.asarray(v, dtype=model.dtype) for k, v in grads.items()}
     p = model._packed
     small = _api.SMALL_BATCH_MAX_M
-    out = model._try(x, tuple(states), True)
+    if out is None:
+        out = model._try(x, tuple(states), True)
     if lstm:
         a, y, c, z, s = out if out is not None else _api.run_lstm(p, x, *states)
         loss, dW, db, dwy, dby, da0, dc0 = _bk.lstm_loss_backward(
@@ -114,9 +143,10 @@ def apply_gradients(model, grads, lr, clip=None):
     arrays = check_gradients(grads, [(key, shape) for key, _, shape in views])
     converted = [(w, as_c(arrays[key], model.dtype).reshape(w.shape)) for key, w, _ in views]
     nonfinite = 0
+    recurrent = {id(v) for v in model._packed.w}
     for w, g in converted:
         bad = _bk.sgd_update(w, g, lr, clip)
-        if any(w is v for v in model._packed.w):
+        if id(w) in recurrent:
             nonfinite += bad
     # the forward flushes subnormal inputs only while every weight is finite
     model._finite = nonfinite == 0

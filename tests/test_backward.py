@@ -399,3 +399,31 @@ def test_checked_mode_covers_backward(kind, monkeypatch):
     monkeypatch.setattr(kb, f"{kind}_loss_backward", wrong_loss)
     with fastrnn.checked(), pytest.raises(fastrnn.CheckError, match="loss_and_grads"):
         model.loss_and_grads(x, targets)
+
+
+# ------------------------------------------------------------------ threads
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_threads_share_a_model_and_caches(kind):
+    # the kernels release the GIL and keep their work buffers per thread: concurrent calls
+    # on one model and one set of caches give the single-threaded results, bit for bit
+    from concurrent.futures import ThreadPoolExecutor
+
+    p, x, a0, c0, da, targets = _case(kind, (13, 6, 4, 9, 7), np.float64)
+    fwd, bwd, _, _ = _fns(kind)
+    caches = fwd(x, a0, p)[-1]
+    model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
+    want_b = bwd(da, caches)
+    want_l = model.loss_and_grads(x, targets, a0)
+
+    def work(_):
+        return bwd(da, caches), model.loss_and_grads(x, targets, a0)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(16)))
+    for got_b, (loss, got_l) in results:
+        for k in want_b:
+            np.testing.assert_array_equal(got_b[k], want_b[k], err_msg=k)
+        assert loss == want_l[0]
+        for k in want_l[1]:
+            np.testing.assert_array_equal(got_l[k], want_l[1][k], err_msg=k)

@@ -28,6 +28,8 @@ from libc.math cimport log
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+from fastrnn._kernels import _core
+
 cnp.import_array()
 
 cdef extern from "_backward.h" nogil:
@@ -53,6 +55,16 @@ cdef extern from "_backward.h" nogil:
     void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
                            Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
                            Py_ssize_t zrs, Py_ssize_t zcs)
+    Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
+    Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
+    void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double **W,
+                         Py_ssize_t block_rows, Py_ssize_t ldw, double *P)
+    void fr_panel_pack_f(Py_ssize_t rows, Py_ssize_t K, const float **W,
+                         Py_ssize_t block_rows, Py_ssize_t ldw, float *P)
+    void fr_panel_gemm_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *P,
+                         const double *H, Py_ssize_t ldh, double *Z, Py_ssize_t ldz)
+    void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *P,
+                         const float *H, Py_ssize_t ldh, float *Z, Py_ssize_t ldz)
 
 
 # ------------------------------------------------------------------ BLAS and small helpers
@@ -146,6 +158,25 @@ cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
         fr_small_matmul_d(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
 
 
+cdef inline void panel_acc(int rows, int m, int K, const floating *panel, const floating *h,
+                           int ldh, floating *z, int ldz) noexcept nogil:
+    # z (rows, m) += P @ H against the packed panel P of a row-major (rows, K) matrix.
+    if floating is float:
+        fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz)
+    else:
+        fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz)
+
+
+# How the per-step recurrent product runs: BLAS gemm; the small-batch kernel, or the packed
+# panel GEMM, both on W_a^T (n_a, G) transposed once per call (the forward kernels' three
+# paths, picked the same way: fastrnn._api.SMALL_BATCH_MAX_M and the panel switch).
+cdef enum:
+    MODE_GEMM = 0
+    MODE_SMALL = 1
+    MODE_PANEL = 2
+    PANEL_MAX_BYTES = 16 * 1024 * 1024  # as for the forward kernels
+
+
 # ------------------------------------------------------------------ nogil cores
 
 cdef void bwd_core(
@@ -157,7 +188,9 @@ cdef void bwd_core(
         const floating *prev, int P,         # IN   (m, T, P): [a_{t-1}] or [a_{t-1}; c_{t-1}]
         const floating *wa, int ldwa,        # IN   W_a (G, n_a), row stride ldwa
         const floating *wx, int ldwx,        # IN   W_x (G, n_x), row stride ldwx
-        const floating *wat,                 # IN   W_a^T (n_a, G) row-major, or NULL
+        const floating *wat,                 # IN   W_a^T (n_a, G) row-major (MODE_SMALL)
+        const floating *panel,               # IN   W_a^T packed (MODE_PANEL)
+        int mode,                            # IN   the recurrent product's path
         floating *dx,                        # OUT  dx (n_x, m*T) row-major
         floating *dwa, int lddwa,            # OUT  dW_a (G, n_a), row stride lddwa
         floating *dwx, int lddwx,            # OUT  dW_x (G, n_x), row stride lddwx
@@ -168,7 +201,7 @@ cdef void bwd_core(
         floating *dap,                       # WORK (m, n_a): dL/da_{t-1} carried back
         floating *dc,                        # WORK (m, n_a): dL/dc carried back (LSTM);
                                              #      IN when dc_given (else it starts at 0)
-        bint dc_given, int small_max) noexcept nogil:
+        bint dc_given) noexcept nogil:
     cdef int G = 4 * n_a if lstm else n_a
     cdef int mT = m * T
     cdef int ldd = T * G
@@ -190,10 +223,14 @@ cdef void bwd_core(
                               n_a)
         # dap (n_a, m) = W_a^T (n_a, G) @ d_t (G, m): W_a row-major (G, n_a) is the
         # column-major (n_a, G) matrix W_a^T -> 'N'; d_t column-major, leading dim T*G.
-        # Few examples: the small-batch kernel on W_a^T row-major (reads it once for four).
-        if wat != NULL and m <= small_max:
+        # Few examples: the small-batch kernel on W_a^T row-major (reads it once for four);
+        # more: the panel GEMM on W_a^T packed once (OpenBLAS would repack it every step).
+        if mode == MODE_SMALL:
             memset(dap, 0, m * n_a * sizeof(floating))
             small_acc(n_a, m, G, wat, G, d + t * G, ldd, dap, 1, n_a)
+        elif mode == MODE_PANEL:
+            memset(dap, 0, m * n_a * sizeof(floating))
+            panel_acc(n_a, m, G, panel, d + t * G, ldd, dap, n_a)
         else:
             gemm(c'N', c'N', n_a, m, G, wa, ldwa, d + t * G, ldd, 0, dap, n_a)
 
@@ -254,7 +291,8 @@ cdef double output_core(
 
 cdef struct Args:
     # Pointers for one call of bwd_core (char * so that one struct serves both dtypes).
-    int lstm, n_x, n_a, m, T, ldcn, P, ldwa, ldwx, lddwa, lddwx, small_max, dc_given
+    int lstm, n_x, n_a, m, T, ldcn, P, ldwa, ldwx, lddwa, lddwx, mode, dc_given
+    Py_ssize_t npanel
     char *dat
     char *x
     char *g
@@ -263,6 +301,7 @@ cdef struct Args:
     char *wa
     char *wx
     char *wat
+    char *panel
     char *dx
     char *dwa
     char *dwx
@@ -279,17 +318,18 @@ cdef void run_core(int typenum, Args *a) noexcept nogil:
         bwd_core[float](a.lstm, a.n_x, a.n_a, a.m, a.T, <float *> a.dat, <float *> a.x,
                         <float *> a.g, <float *> a.cn, a.ldcn, <float *> a.prev, a.P,
                         <float *> a.wa, a.ldwa, <float *> a.wx, a.ldwx, <float *> a.wat,
+                        <float *> a.panel, a.mode,
                         <float *> a.dx, <float *> a.dwa, a.lddwa, <float *> a.dwx, a.lddwx,
                         <float *> a.db, <float *> a.da0, <float *> a.dc0, <float *> a.d,
-                        <float *> a.dap, <float *> a.dc, a.dc_given, a.small_max)
+                        <float *> a.dap, <float *> a.dc, a.dc_given)
     else:
         bwd_core[double](a.lstm, a.n_x, a.n_a, a.m, a.T, <double *> a.dat, <double *> a.x,
                          <double *> a.g, <double *> a.cn, a.ldcn, <double *> a.prev, a.P,
                          <double *> a.wa, a.ldwa, <double *> a.wx, a.ldwx, <double *> a.wat,
+                         <double *> a.panel, a.mode,
                          <double *> a.dx, <double *> a.dwa, a.lddwa, <double *> a.dwx,
                          a.lddwx, <double *> a.db, <double *> a.da0, <double *> a.dc0,
-                         <double *> a.d, <double *> a.dap, <double *> a.dc, a.dc_given,
-                         a.small_max)
+                         <double *> a.d, <double *> a.dap, <double *> a.dc, a.dc_given)
 
 
 cdef void prepare(int typenum, Args *a, char *da, char *s, int lds, char *a0, char *c0,
@@ -310,16 +350,21 @@ cdef void prepare(int typenum, Args *a, char *da, char *s, int lds, char *a0, ch
         if make_prev:
             shift_states(<float *> s, <float *> a0, <float *> c0, a.n_a, a.m, a.T, lds,
                          <float *> a.prev)
-        if a.wat != NULL:
+        if a.mode != MODE_GEMM:
             transpose(<float *> a.wa, G, a.n_a, a.ldwa, <float *> a.wat, G)
+        if a.mode == MODE_PANEL:
+            fr_panel_pack_f(a.n_a, G, <const float **> &a.wat, a.n_a, G, <float *> a.panel)
     else:
         if da != NULL:
             transpose(<double *> da, a.n_a, mT, mT, <double *> a.dat, a.n_a)
         if make_prev:
             shift_states(<double *> s, <double *> a0, <double *> c0, a.n_a, a.m, a.T, lds,
                          <double *> a.prev)
-        if a.wat != NULL:
+        if a.mode != MODE_GEMM:
             transpose(<double *> a.wa, G, a.n_a, a.ldwa, <double *> a.wat, G)
+        if a.mode == MODE_PANEL:
+            fr_panel_pack_d(a.n_a, G, <const double **> &a.wat, a.n_a, G,
+                            <double *> a.panel)
 
 
 # ------------------------------------------------------------------ argument checks
@@ -387,10 +432,34 @@ cdef char *work_split(char *base, Py_ssize_t *offset, Py_ssize_t n, Py_ssize_t i
     return p
 
 
+cdef void set_mode(Args *a, int typenum, int small_max):
+    # The recurrent product's path for this call (see MODE_*), and the panel's size.
+    cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, n
+    a.npanel = 0
+    a.wat = a.panel = NULL
+    if a.m <= small_max:
+        a.mode = MODE_SMALL
+        return
+    a.mode = MODE_GEMM
+    if a.T < 2 or not _core.panel_gemm_enabled():
+        return
+    if typenum == cnp.NPY_FLOAT32:
+        n = fr_panel_size_f(a.n_a, G)
+        if n * 4 > PANEL_MAX_BYTES:
+            return
+    else:
+        n = fr_panel_size_d(a.n_a, G)
+        if n * 8 > PANEL_MAX_BYTES:
+            return
+    if n > 0:
+        a.mode, a.npanel = MODE_PANEL, n
+
+
 cdef Py_ssize_t work_elems(Args *a, bint make_prev, bint da_given, bint copy_w):
     cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T
     return (mT * G + 2 * a.m * a.n_a + (mT * a.n_a if da_given else 0)
-            + (mT * a.P if make_prev else 0) + (a.n_a * G if a.wat != NULL else 0)
+            + (mT * a.P if make_prev else 0) + (a.n_a * G if a.mode != MODE_GEMM else 0)
+            + a.npanel
             + (G * (a.n_a + a.n_x) if copy_w else 0))
 
 
@@ -404,8 +473,10 @@ cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev, bint 
         a.dat = work_split(base, &off, mT * a.n_a, item)
     if make_prev:
         a.prev = work_split(base, &off, mT * a.P, item)
-    if a.wat != NULL:
+    if a.mode != MODE_GEMM:
         a.wat = work_split(base, &off, a.n_a * G, item)
+    if a.mode == MODE_PANEL:
+        a.panel = work_split(base, &off, a.npanel, item)
     if copy_w:
         wblock[0] = work_split(base, &off, G * (a.n_a + a.n_x), item)
 
@@ -413,7 +484,7 @@ cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev, bint 
 # ------------------------------------------------------------------ entry points
 
 def rnn_backward(object da, object x, object h, object prev, object a0, object waa,
-                 object wax, int small_max):
+                 object wax, int small_max, list scratch=None):
     """Basic-RNN backward pass over a sequence, the GIL released throughout.
 
     Parameters (all exactly C-contiguous, aligned, native arrays of one float dtype)
@@ -424,6 +495,8 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     a0 : (n_a, m) IN.  waa : (n_a, n_a), wax : (n_a, n_x) IN.
     small_max : batches of at most this many examples use the small-batch kernel for the
         recurrent product.
+    scratch : a list of one slot in which the work buffer is kept between calls (one list
+        per thread), or None.
 
     Returns
     -------
@@ -455,11 +528,11 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     if ha is None or a0a is None or wa is None or wx is None:
         return None
     cdef Args a
-    a.lstm, a.n_x, a.n_a, a.m, a.T, a.small_max = 0, n_x, n_a, m, T, small_max
+    a.lstm, a.n_x, a.n_a, a.m, a.T = 0, n_x, n_a, m, T
     a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 0, n_a, n_a, n_x, n_a, n_x
     a.x, a.g, a.cn = cnp.PyArray_BYTES(xa), cnp.PyArray_BYTES(ha), NULL
     a.wa, a.wx = cnp.PyArray_BYTES(wa), cnp.PyArray_BYTES(wx)
-    a.wat = <char *> 1 if m <= small_max else NULL  # marks "needed"; set by split_work
+    set_mode(&a, typenum, small_max)
     cdef bint make_prev = pa is None
     if not make_prev:
         a.prev = cnp.PyArray_BYTES(pa)
@@ -470,7 +543,8 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     cdef cnp.ndarray db = empty(1, n_a, 0, 0, typenum)
     a.dx, a.da0, a.dc0 = cnp.PyArray_BYTES(dx), cnp.PyArray_BYTES(da0), NULL
     a.dwa, a.dwx, a.db = cnp.PyArray_BYTES(dwa), cnp.PyArray_BYTES(dwx), cnp.PyArray_BYTES(db)
-    cdef cnp.ndarray work = empty(1, work_elems(&a, make_prev, True, False), 0, 0, typenum)
+    cdef cnp.ndarray work = scratch_array(scratch, 0, work_elems(&a, make_prev, True, False),
+                                          typenum)
     split_work(&a, cnp.PyArray_BYTES(work), cnp.PyArray_ITEMSIZE(work), make_prev, True,
                False, NULL)
     cdef char *dap = cnp.PyArray_BYTES(daa)
@@ -506,7 +580,8 @@ cdef int lstm_weights(object w, int typenum, Py_ssize_t n_a, Py_ssize_t K, char 
 
 
 def lstm_backward(object da, object x, object z, object s, object prev, object a0,
-                  object c0, object w, int small_max, object dc_next=None):
+                  object c0, object w, int small_max, object dc_next=None,
+                  list scratch=None):
     """LSTM backward pass over a sequence, the GIL released throughout.
 
     Parameters (all exactly C-contiguous, aligned, native arrays of one float dtype)
@@ -521,6 +596,7 @@ def lstm_backward(object da, object x, object z, object s, object prev, object a
         block (4n_a, n_a + n_x) IN.
     small_max : as for :func:`rnn_backward`.
     dc_next : (n_a, m) IN, the gradient reaching the last cell state, or None for zeros.
+    scratch : as for :func:`rnn_backward`.
 
     Returns
     -------
@@ -569,11 +645,11 @@ def lstm_backward(object da, object x, object z, object s, object prev, object a
         return None
     cdef Args a
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(daa), k
-    a.lstm, a.n_x, a.n_a, a.m, a.T, a.small_max = 1, n_x, n_a, m, T, small_max
+    a.lstm, a.n_x, a.n_a, a.m, a.T = 1, n_x, n_a, m, T
     a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 2 * n_a, 2 * n_a, K, K, K, K
     a.x, a.g = cnp.PyArray_BYTES(xa), cnp.PyArray_BYTES(za)
     a.cn = cnp.PyArray_BYTES(sa) + n_a * item
-    a.wat = <char *> 1 if m <= small_max else NULL
+    set_mode(&a, typenum, small_max)
     cdef bint make_prev = pa is None
     if not make_prev:
         a.prev = cnp.PyArray_BYTES(pa)
@@ -585,8 +661,8 @@ def lstm_backward(object da, object x, object z, object s, object prev, object a
     a.dx, a.da0, a.dc0 = cnp.PyArray_BYTES(dx), cnp.PyArray_BYTES(da0), cnp.PyArray_BYTES(dc0)
     a.dwa, a.dwx = cnp.PyArray_BYTES(dw), cnp.PyArray_BYTES(dw) + n_a * item
     a.db = cnp.PyArray_BYTES(db)
-    cdef cnp.ndarray work = empty(1, work_elems(&a, make_prev, True, not merged), 0, 0,
-                                  typenum)
+    cdef cnp.ndarray work = scratch_array(scratch, 0,
+                                          work_elems(&a, make_prev, True, not merged), typenum)
     cdef char *wblock = NULL
     split_work(&a, cnp.PyArray_BYTES(work), item, make_prev, True, not merged, &wblock)
     if merged:
@@ -655,11 +731,11 @@ def rnn_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
         raise ValueError("kernel: arrays of the wrong shape, dtype or layout")
     check_model_arrays(y, targets, n_y, m, T, typenum)
     cdef Args a
-    a.lstm, a.n_x, a.n_a, a.m, a.T, a.small_max = 0, n_x, n_a, m, T, small_max
+    a.lstm, a.n_x, a.n_a, a.m, a.T = 0, n_x, n_a, m, T
     a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 0, n_a, n_a, n_x, n_a, n_x
     a.x, a.g, a.cn = cnp.PyArray_BYTES(x), cnp.PyArray_BYTES(h), NULL
     a.wa, a.wx = cnp.PyArray_BYTES(waa), cnp.PyArray_BYTES(wax)
-    a.wat = <char *> 1 if m <= small_max else NULL
+    set_mode(&a, typenum, small_max)
     cdef cnp.ndarray dx = empty(3, n_x, m, T, typenum)  # the input gradient is not returned
     cdef cnp.ndarray da0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dwa = empty(2, n_a, n_a, 0, typenum)
@@ -716,12 +792,12 @@ def lstm_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     check_model_arrays(y, targets, n_y, m, T, typenum)
     cdef Args a
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(wy)
-    a.lstm, a.n_x, a.n_a, a.m, a.T, a.small_max = 1, n_x, n_a, m, T, small_max
+    a.lstm, a.n_x, a.n_a, a.m, a.T = 1, n_x, n_a, m, T
     a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 2 * n_a, 2 * n_a, K, K, K, K
     a.x, a.g = cnp.PyArray_BYTES(x), cnp.PyArray_BYTES(z)
     a.cn = cnp.PyArray_BYTES(s) + n_a * item
     a.wa, a.wx = cnp.PyArray_BYTES(w), cnp.PyArray_BYTES(w) + n_a * item
-    a.wat = <char *> 1 if m <= small_max else NULL
+    set_mode(&a, typenum, small_max)
     cdef cnp.ndarray dx = empty(3, n_x, m, T, typenum)
     cdef cnp.ndarray da0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dc0 = empty(2, n_a, m, 0, typenum)
