@@ -83,7 +83,8 @@ class _Model:
         return params
 
     def _cell_options(self):
-        """Keyword options of the reference cell (the GRU's ``reset_after``)."""
+        """Keyword options of the reference cell (the RNN's ``nonlinearity``, the GRU's
+        ``reset_after``)."""
         return {}
 
     def _kernel(self, x, states, n_threads=1, active=None):
@@ -113,8 +114,9 @@ class _Model:
         example's length) and the list of final states (a, and c for an LSTM), each (n_a, m):
         every example's state after its own last step.
 
-        The kernel runs over all T_x steps of every example: a step past an example's length
-        cannot change its earlier steps, so the padding is computed and then zeroed, and the
+        The kernel runs over all T_x steps of every example (the GRU overrides this to skip
+        the padding): a step past an example's length cannot change its earlier steps, so
+        the padding is computed and then zeroed, and the
         reverse direction reads each example's steps reversed within its own length (one
         gather of the input, and of the outputs back) -- no per-example loop.
         """
