@@ -112,21 +112,23 @@ class _Model:
         return params
 
     def _cell_options(self):
-        """Keyword options of the reference cell (the GRU's ``reset_after``)."""
+        """Keyword options of the reference cell (the RNN's ``nonlinearity``, the GRU's
+        ``reset_after``)."""
         return {}
 
-    def _kernel(self, x, states, n_threads=1):
+    def _kernel(self, x, states, n_threads=1, active=None):
         """Run the kernel on validated inputs; returns a, y (None without an output layer)
-        and c (None unless an LSTM), each (rows, m, T_x)."""
+        and c (None unless an LSTM), each (rows, m, T_x).  ``active``: GRU only (see
+        GRU._sequence)."""
         p = self._packed
-        fast = self._try(x, states, True, n_threads)
+        fast = self._try(x, states, True, n_threads, active)
         if fast is not None:  # one thread: the per-thread work buffers are reused
             a, y, c = fast[0], fast[1], fast[2] if self._kind == "lstm" else None
         elif self._kind == "rnn":
             a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity)
             c = None
         elif self._kind == "gru":
-            a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after)
+            a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after, active)
             c = None
         else:
             a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads)
@@ -141,8 +143,9 @@ class _Model:
         example's length) and the list of final states (a, and c for an LSTM), each (n_a, m):
         every example's state after its own last step.
 
-        The kernel runs over all T_x steps of every example: a step past an example's length
-        cannot change its earlier steps, so the padding is computed and then zeroed, and the
+        The kernel runs over all T_x steps of every example (the GRU overrides this to skip
+        the padding): a step past an example's length cannot change its earlier steps, so
+        the padding is computed and then zeroed, and the
         reverse direction reads each example's steps reversed within its own length (one
         gather of the input, and of the outputs back) -- no per-example loop.
         """
@@ -196,9 +199,10 @@ class _Model:
                             self._reference_parameters(), **self._cell_options())))
         return got
 
-    def _try(self, x, states, sequence, n_threads=1):
+    def _try(self, x, states, sequence, n_threads=1, active=None):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
-        already what the kernel takes, on one thread and outside checked mode; else None."""
+        already what the kernel takes, on one thread and outside checked mode; else None.
+        ``active``: GRU only (see GRU._sequence)."""
         if (_api.threads_count(n_threads) != 1 or _checked.is_checked()
                 or getattr(self, "nonlinearity", "tanh") != "tanh"):
             return None
@@ -207,7 +211,7 @@ class _Model:
         if self._kind == "gru":
             return _core.try_packed_gru(x, states[0], p.w[0], p.w[1], p.b[0], p.b[1], p.wy,
                                         p.by, sequence, self.reset_after,
-                                        _api.SMALL_BATCH_MAX_M, scratch)
+                                        _api.SMALL_BATCH_MAX_M, scratch, active)
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch)
@@ -495,18 +499,16 @@ class GRU(_Model):
         a0 = np.ascontiguousarray(states[0][:, perm])
         # active[t]: the examples longer than t
         active = (m - np.cumsum(np.bincount(L, minlength=T + 1))[:T]).astype(np.intc)
-        a, y, _, _ = _api.run_gru(self._packed, xs, a0, n_threads, self.reset_after, active)
+        a, y, _ = self._kernel(xs, [a0], n_threads, active)
         cols = np.arange(m)
         inv = np.empty_like(perm)
         inv[perm] = cols
         last = a[:, cols, L - 1][:, inv]
         back = (inv[:, None] * T + steps[inv]).ravel()
         a = _take_columns(a, back)  # zero past each length: the kernel zeroed those states
-        if self._packed.head:
+        if y is not None:
             y = _take_columns(y, back)
             y[:, t >= lengths[:, None]] = 0
-        else:
-            y = None
         return a, y, None, [last]
 
     def forward(self, x, a0=None, *, lengths=None, n_threads=1):

@@ -17,8 +17,9 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = ["RNN_WEIGHTS", "LSTM_WEIGHTS", "GRU_WEIGHTS", "WEIGHTS", "GATE_COUNT", "Dims",
-           "validate", "validate_parameters", "check_inputs", "check_lengths", "result_dtype",
-           "CACHE_ITEMS", "validate_backward", "check_targets", "check_gradients"]
+           "validate", "validate_parameters", "check_inputs", "check_lengths",
+           "check_layer_states", "validate_head", "result_dtype", "CACHE_ITEMS",
+           "validate_backward", "check_targets", "check_gradients"]
 
 INT_MAX = 2**31 - 1
 

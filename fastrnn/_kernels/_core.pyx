@@ -1171,6 +1171,23 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> work + base if panel else NULL, reset_after, active, j0, small_max)
 
 
+cdef int check_active(cnp.ndarray active, Py_ssize_t T, Py_ssize_t m) except -1:
+    # None, or T non-increasing C ints in [0, m] (see gru_forward)
+    if active is None:
+        return 0
+    if (cnp.PyArray_TYPE(active) != cnp.NPY_INT or not cnp.PyArray_IS_C_CONTIGUOUS(active)
+            or cnp.PyArray_NDIM(active) != 1 or active.shape[0] != T):
+        raise ValueError(f"kernel argument active: expected a C-contiguous int array of "
+                         f"shape ({T},)")
+    cdef const int *act = <const int *> cnp.PyArray_DATA(active)
+    cdef Py_ssize_t t
+    for t in range(T):
+        if act[t] < 0 or act[t] > m or (t and act[t] > act[t - 1]):
+            raise ValueError("kernel argument active: expected non-increasing counts "
+                             f"in [0, {m}]")
+    return 0
+
+
 def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
                 cnp.ndarray wh not None, cnp.ndarray bx not None, cnp.ndarray bh not None,
                 cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None,
@@ -1212,18 +1229,8 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check(z, "z", typenum, True, 3, m, T, 3 * n_a)
     check(s, "s", typenum, True, 3, m, T, n_a)
     check_sizes(n_x, 3 * n_a, n_a, n_y, m, T, j0, j1)
-    cdef const int *act = NULL
-    cdef Py_ssize_t t
-    if active is not None:
-        if (cnp.PyArray_TYPE(active) != cnp.NPY_INT or not cnp.PyArray_IS_C_CONTIGUOUS(active)
-                or cnp.PyArray_NDIM(active) != 1 or active.shape[0] != T):
-            raise ValueError(f"kernel argument active: expected a C-contiguous int array of "
-                             f"shape ({T},)")
-        act = <const int *> cnp.PyArray_DATA(active)
-        for t in range(T):
-            if act[t] < 0 or act[t] > m or (t and act[t] > act[t - 1]):
-                raise ValueError("kernel argument active: expected non-increasing counts "
-                                 f"in [0, {m}]")
+    check_active(active, T, m)
+    cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
     cdef Py_ssize_t npanel = (panel_elems(typenum, 3 * n_a, n_a, j1 - j0, T, small_max)
@@ -1241,7 +1248,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
 
 cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *bx, char *bh,
                     cnp.ndarray wy, char *by, bint sequence, bint reset_after, int small_max,
-                    list scratch=None):
+                    list scratch=None, const int *active=NULL):
     # Allocate the outputs and run the GRU core on accepted arrays; returns (a, y, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     cdef int typenum = cnp.PyArray_TYPE(xa)
@@ -1266,7 +1273,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *b
                      cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
-                     NULL, small_max)
+                     active, small_max)
     return a, y, z, s
 
 
@@ -1323,12 +1330,12 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
 def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh not None,
                    cnp.ndarray bx not None, cnp.ndarray bh not None, cnp.ndarray wy not None,
                    cnp.ndarray by not None, bint sequence, bint reset_after, int small_max,
-                   list scratch=None):
+                   list scratch=None, cnp.ndarray active=None):
     """:func:`try_gru` for a packed model (fastrnn.GRU): ``wx`` (3n_a, n_x), ``wh``
     (3n_a, n_a), ``bx``, ``bh`` (3n_a,) the stacked gates, ``wy`` (n_y, n_a) with n_y = 0
     for no output layer; ``a0`` None means zeros; ``scratch`` as for
-    :func:`try_packed_rnn`.  Returns ``(a, y, z, s)``, z and s being scratch memory, or
-    None."""
+    :func:`try_packed_rnn`; ``active`` as for :func:`gru_forward`.  Returns
+    ``(a, y, z, s)``, z and s being scratch memory, or None."""
     cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1], n_y = wy.shape[0]
     if cnp.PyArray_NDIM(wx) != 2:
@@ -1348,9 +1355,11 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
     if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
         return None
+    check_active(active, T, m)
     return gru_call(xa, a0a, cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
                     cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy, cnp.PyArray_BYTES(by),
-                    sequence, reset_after, small_max, scratch)
+                    sequence, reset_after, small_max, scratch,
+                    NULL if active is None else <const int *> cnp.PyArray_DATA(active))
 
 
 # ------------------------------------------------------------------ basic RNN with ReLU
