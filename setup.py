@@ -6,6 +6,7 @@ Environment switches (build time):
   FASTRNN_NATIVE=1  add -march=native (opt-in for local builds; wheels must not assume it: the
                     element-wise passes already pick AVX-512 / AVX2 / SSE2 at run time).
 """
+import glob
 import os
 
 import numpy
@@ -14,7 +15,16 @@ from setuptools import Extension, setup
 
 
 def _flag(name):
-    return os.environ.get(name, "").strip() not in ("", "0")
+    """A build switch from the environment, spelt as FASTRNN_CHECKED is (fastrnn/_checked.py):
+    1/true/yes/on or 0/false/no/off/empty, any letter case; anything else stops the build
+    (an "off" that switched the debug build on would go unnoticed)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SystemExit(f"setup.py: environment variable {name}={os.environ[name]!r} is neither "
+                     f"on (1, true, yes, on) nor off (0, false, no, off, empty)")
 
 
 DEBUG = _flag("FASTRNN_DEBUG")
@@ -29,16 +39,24 @@ else:
 if _flag("FASTRNN_NATIVE"):
     compile_args.append("-march=native")
 
-extensions = [
-    Extension(
-        "fastrnn._kernels._core",
-        ["fastrnn/_kernels/_core.pyx"],
-        include_dirs=[numpy.get_include(), "fastrnn/_kernels"],
+def _extension(pyx):
+    """The extension built from one .pyx: fastrnn/_kernels/_core.pyx -> fastrnn._kernels._core."""
+    return Extension(
+        os.path.splitext(pyx)[0].replace("/", "."),
+        [pyx],
+        include_dirs=[numpy.get_include(), os.path.dirname(pyx)],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                        ("FASTRNN_DEBUG_BUILD", "1" if DEBUG else "0")],
         extra_compile_args=compile_args,
     )
-]
+
+
+# Every .pyx under fastrnn/ is one compiled module (a new kernel file needs no entry here).
+# Relative, '/'-separated paths: setup.py runs from its own directory.
+extensions = [_extension(pyx) for pyx in sorted(glob.glob("fastrnn/**/*.pyx", recursive=True))]
+if not extensions:
+    raise SystemExit("setup.py: no fastrnn/**/*.pyx found (run from the source tree or an "
+                     "unpacked sdist)")
 
 setup(
     ext_modules=cythonize(

@@ -1,14 +1,18 @@
 """pytest-benchmark suite settings: pinned threads, checked mode off, machine info.
 
-Run from the repository root (fastrnn importable: installed, or ``python -m pytest``)::
+Run with fastrnn installed (``pip install ".[bench]"``, or ``pip install -e .``)::
 
-    python -m pytest bench --benchmark-only
-    python -m pytest bench --benchmark-only -k "mid and lstm"  --benchmark-group-by=group
+    pytest bench --benchmark-only
+    pytest bench --benchmark-only -k "mid and lstm"  --benchmark-group-by=group
+
+(``pytest``, not ``python -m pytest``: the latter puts the current directory first on
+``sys.path``, so from a source checkout it would import the unbuilt sources.)
 
 BLAS is held at ``FASTRNN_BENCH_THREADS`` threads (default 1) with threadpoolctl, and so is
 PyTorch (``torch.set_num_threads``) when it is installed.  Each benchmark's ``extra_info``
 holds ``threadpoolctl.threadpool_info()`` (which OpenBLAS kernel runs, with how many
-threads), the values of ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``, the case and its FLOPs.
+threads), the SIMD level, the variables that change what runs (``FASTRNN_SIMD``,
+``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``, ...), the case and its FLOPs.
 """
 import os
 
@@ -16,6 +20,7 @@ import pytest
 
 import fastrnn
 from fastrnn import _bench
+from fastrnn._bench.environment import env_vars
 
 THREADS = int(os.environ.get("FASTRNN_BENCH_THREADS", "1"))
 
@@ -48,8 +53,7 @@ def blas_extra_info(benchmark, pinned_threads):
     benchmark.extra_info["threadpool_info"] = _bench.blas_info()
     benchmark.extra_info["threads"] = pinned_threads
     benchmark.extra_info["simd_level"] = _core.simd_level()
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        benchmark.extra_info[var] = os.environ.get(var, "unset")
+    benchmark.extra_info.update(env_vars())
     return benchmark
 
 
@@ -58,5 +62,4 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
     machine_info["fastrnn_simd_level"] = _core.simd_level()
     machine_info["threadpool_info"] = _bench.blas_info()
-    machine_info["openblas_env"] = {var: os.environ.get(var, "unset")
-                                    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    machine_info["env"] = env_vars()

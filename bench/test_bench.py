@@ -1,4 +1,4 @@
-"""The public benchmark suite (DESIGN §6) under pytest-benchmark.
+"""The public benchmark suite under pytest-benchmark.
 
 One benchmark group per shape x model x dtype (``lesson-lstm-float32``, ...), holding:
 
@@ -7,7 +7,10 @@ One benchmark group per shape x model x dtype (``lesson-lstm-float32``, ...), ho
 - ``reference``: ``fastrnn.reference``, the lessons' numpy code (1-3 rounds at the large
   shapes, where one call takes most of a second);
 - ``torch``: ``nn.RNN``/``nn.LSTM`` (cells for ``stream``) + ``nn.Linear`` + softmax under
-  ``torch.inference_mode()``, skipped when PyTorch is not installed.
+  ``torch.inference_mode()``, skipped when PyTorch is not installed;
+- ``ort``: ONNX Runtime running the ONNX ``RNN``/``LSTM`` operator + MatMul/Add/Softmax
+  (float32 only: its recurrent kernels refuse float64), skipped when onnxruntime is not
+  installed.
 
 Inputs, the implementations and the PyTorch weight conversion come from ``fastrnn._bench``
 (the same code as ``python -m fastrnn bench``).  Each implementation's outputs are checked
@@ -21,9 +24,9 @@ import pytest
 from fastrnn import _bench
 from fastrnn._selfcheck import TOLERANCES
 
-ROLES = ("fastrnn", "model", "reference", "torch")
+ROLES = ("fastrnn", "model", "reference", "torch", "ort")
 CASES = [(s, m, d, r) for s in _bench.SHAPES for m in _bench.MODELS for d in _bench.DTYPES
-         for r in ROLES]
+         for r in ROLES if not (r == "ort" and d == "float64")]
 # Rounds of the reference where one call takes most of a second.
 REFERENCE_ROUNDS = 3
 
@@ -43,8 +46,12 @@ def _impl(shape, model, dtype, role, n_threads=1):
     case = _case(shape, model, dtype)
     cell = shape in _bench.CELL_SHAPES
     if role == "torch":
-        pytest.importorskip("torch")   # the optional peer
+        pytest.importorskip("torch", reason="PyTorch is an optional peer")
         return _bench.torch_impl(model, case, cell=cell)
+    if role == "ort":
+        pytest.importorskip("onnxruntime", reason="ONNX Runtime is an optional peer")
+        pytest.importorskip("onnx", reason="ONNX Runtime's graphs are built with onnx")
+        return _bench.ort_impl(model, case, cell=cell, threads=n_threads)
     impls = _bench.fastrnn_impls(model, case, cell=cell, n_threads=n_threads)
     return next(i for i in impls if i.role == role)
 

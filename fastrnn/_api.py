@@ -3,13 +3,17 @@
 This module is the only caller of ``fastrnn._kernels``.  See ``fastrnn.reference`` for the
 specification each function reproduces.
 """
+from __future__ import annotations
+
 import contextlib
 import operator
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastrnn import _checked, reference
 from fastrnn._kernels import _core
@@ -18,6 +22,10 @@ from fastrnn._validation import validate
 
 __all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward",
            "gru_cell_forward", "gru_forward"]
+
+# Type aliases of the public signatures: results are float32 or float64 arrays.
+Array = NDArray[np.floating]
+Parameters = Mapping[str, ArrayLike]
 
 # Batches of at most this many examples (per thread) take the small-batch kernel for the
 # recurrent product instead of BLAS gemm.  Measured (LSTM, one thread, OpenBLAS SkylakeX):
@@ -71,6 +79,18 @@ def _pool(n):
         if _POOL is None or _POOL._max_workers < n:
             _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastrnn")
         return _POOL
+
+
+def _forget_pool_in_child():
+    """After fork: the child has the parent's pool object but none of its worker threads
+    (fork copies only the calling thread), so work submitted to it would wait forever; and
+    the lock may have been held by another parent thread.  Start from nothing."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def threads_count(n_threads):
@@ -212,12 +232,15 @@ class StepCaches(Sequence):
     them: no reference cycle, so dropping the caches frees their buffers at once.)
     """
 
-    __slots__ = ("_n", "_build", "_memo")
+    __slots__ = ("_n", "_build", "_memo", "source")
 
-    def __init__(self, n, build):
+    def __init__(self, n, build, source=None):
         self._n = n
         self._build = build
         self._memo = {}
+        # What the steps are built from: (z, s, x, a0, c0, parameters), the forward's
+        # private buffers (s, c0 None for an RNN), which a backward pass reads directly.
+        self.source = source
 
     def __len__(self):
         return self._n
@@ -263,18 +286,17 @@ def _cache_equal(p, q):
 def _rnn_caches(z, x, a0, parameters):
     # The states come from the kernel's private state buffer z, so changing the returned
     # ``a`` in place does not reach the caches (as in the reference, where they are separate).
-    x = np.asarray(x)
+    # ``x`` is the array the kernel read (an array-like is converted once, by validation).
 
     def build(caches, t):
         return (z[:, t, :].T, a0 if t == 0 else caches[t - 1][0], x[:, :, t], parameters)
 
-    return StepCaches(z.shape[1], build)
+    return StepCaches(z.shape[1], build, (z, None, x, a0, None, parameters))
 
 
 def _lstm_caches(z, s, x, a0, c0, parameters):
     # Gates and states are views of the kernel's private buffers z and s (see _rnn_caches).
     # c0 None: the zero initial cell state of lstm_forward, made when step 0 is first read.
-    x = np.asarray(x)
     m, _, n_a = s.shape
     n_a //= 2
 
@@ -286,7 +308,7 @@ def _lstm_caches(z, s, x, a0, c0, parameters):
         return (s[:, t, :n_a].T, s[:, t, n_a:].T, a_prev, c_prev, *gates(z, t), x[:, :, t],
                 parameters)
 
-    return StepCaches(s.shape[1], build)
+    return StepCaches(s.shape[1], build, (z, s, x, a0, c0, parameters))
 
 
 def _gru_caches(z, s, x, a0, parameters):
@@ -311,7 +333,8 @@ def _check(function, got, reference_call):
 
 
 def _f64(arr):
-    return np.asarray(arr, dtype=np.float64)
+    with np.errstate(all="ignore"):  # long double beyond the float64 range: +-inf, as in as_c
+        return np.asarray(arr, dtype=np.float64)
 
 
 def _f64_params(weights):
@@ -372,7 +395,8 @@ def _outputs(names, values):
     return {k: v for k, v in zip(names, values) if v is not None}
 
 
-def rnn_cell_forward(xt, a_prev, parameters):
+def rnn_cell_forward(xt: ArrayLike, a_prev: ArrayLike, parameters: Parameters
+                     ) -> tuple[Array, Array, tuple]:
     """One step of the basic RNN (drop-in for the lessons' ``rnn_cell_forward``).
 
     Parameters
@@ -404,7 +428,8 @@ def rnn_cell_forward(xt, a_prev, parameters):
     return a_next, yt_pred, (a_next, a_prev, xt, parameters)
 
 
-def rnn_forward(x, a0, parameters):
+def rnn_forward(x: ArrayLike, a0: ArrayLike, parameters: Parameters
+                ) -> tuple[Array, Array, tuple[Sequence[tuple], ArrayLike]]:
     """The basic RNN over a sequence (drop-in for the lessons' ``rnn_forward``).
 
     Parameters
@@ -431,10 +456,11 @@ def rnn_forward(x, a0, parameters):
         _check("rnn_forward", _outputs(("a", "y_pred"), (a, y)),
                lambda: _outputs(("a", "y_pred"), reference.rnn_forward(
                    _f64(x_in), _f64(a_in), _f64_params(weights))[:2]))
-    return a, y, (_rnn_caches(z, x, a0, parameters), x)
+    return a, y, (_rnn_caches(z, x_in, a0, parameters), x)
 
 
-def lstm_cell_forward(xt, a_prev, c_prev, parameters):
+def lstm_cell_forward(xt: ArrayLike, a_prev: ArrayLike, c_prev: ArrayLike,
+                      parameters: Parameters) -> tuple[Array, Array, Array, tuple]:
     """One step of the LSTM (drop-in for the lessons' ``lstm_cell_forward``).
 
     Parameters
@@ -465,7 +491,8 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
     return a_next, c_next, yt_pred, cache
 
 
-def lstm_forward(x, a0, parameters):
+def lstm_forward(x: ArrayLike, a0: ArrayLike, parameters: Parameters
+                 ) -> tuple[Array, Array, Array, tuple[Sequence[tuple], ArrayLike]]:
     """The LSTM over a sequence (drop-in for the lessons' ``lstm_forward``).
 
     Parameters
@@ -492,7 +519,7 @@ def lstm_forward(x, a0, parameters):
         _check("lstm_forward", _outputs(("a", "y", "c"), (a, y, c)),
                lambda: _outputs(("a", "y", "c"), reference.lstm_forward(
                    _f64(x_in), _f64(a_in), _f64_params(weights))[:3]))
-    return a, y, c, (_lstm_caches(z, s, x, a0, None, parameters), x)
+    return a, y, c, (_lstm_caches(z, s, x_in, a0, None, parameters), x)
 
 
 def gru_cell_forward(xt, a_prev, parameters, *, reset_after=True):
@@ -557,4 +584,4 @@ def gru_forward(x, a0, parameters, *, reset_after=True):
         _check("gru_forward", _outputs(("a", "y_pred"), (a, y)),
                lambda: _outputs(("a", "y_pred"), reference.gru_forward(
                    _f64(x_in), _f64(a_in), _f64_params(weights), reset_after)[:2]))
-    return a, y, (_gru_caches(z, s, x, a0, parameters), x)
+    return a, y, (_gru_caches(z, s, x_in, a0, parameters), x)

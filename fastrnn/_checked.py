@@ -1,13 +1,18 @@
 """Checked mode: run the reference beside every public call and compare.
 
 Switched on by ``fastrnn.set_checked(True)``, by the context manager ``fastrnn.checked()``, or
-for a whole process by the environment variable ``FASTRNN_CHECKED=1`` (read at import).  The
+for a whole process by the environment variable ``FASTRNN_CHECKED`` (read at import: ``1``,
+``true``, ``yes``, ``on`` switch it on; ``0``, ``false``, ``no``, ``off`` or empty leave it off,
+in any letter case; anything else is an error).  The
 switch is a context variable, so a ``with checked():`` block affects only its own thread (or
 asyncio task).
 """
+from __future__ import annotations
+
 import contextlib
 import contextvars
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -21,18 +26,39 @@ TOLERANCES = {
 }
 
 
-def _env_flag():
-    return os.environ.get("FASTRNN_CHECKED", "").strip().lower() not in ("", "0", "false", "no")
+ENV_TRUE = ("1", "true", "yes", "on")
+ENV_FALSE = ("0", "false", "no", "off", "")
 
 
-_STATE = contextvars.ContextVar("fastrnn_checked", default=(_env_flag(), None))
+def env_flag(value: str | None) -> bool:
+    """The switch an environment value ``FASTRNN_CHECKED=value`` stands for (None: unset).
+
+    Raises ValueError naming the variable for a value that is neither a true nor a false
+    spelling: a misspelt "off" must not switch checked mode on, nor a misspelt "on" off.
+    """
+    if value is None:
+        return False
+    word = value.strip().lower()
+    if word in ENV_TRUE:
+        return True
+    if word in ENV_FALSE:
+        return False
+    raise ValueError(
+        f"environment variable FASTRNN_CHECKED={value!r} is neither on "
+        f"({', '.join(ENV_TRUE)}) nor off ({', '.join(repr(w) if not w else w for w in ENV_FALSE)}; "
+        f"any letter case); set one of these or unset it")
+
+
+_STATE = contextvars.ContextVar(
+    "fastrnn_checked", default=(env_flag(os.environ.get("FASTRNN_CHECKED")), None))
 
 
 class CheckError(AssertionError):
     """A fastrnn result disagrees with the reference beyond the dtype's tolerance."""
 
 
-def set_checked(enabled=True, *, rtol=None, atol=None):
+def set_checked(enabled: bool = True, *, rtol: float | None = None,
+                atol: float | None = None) -> None:
     """Switch checked mode on or off for the current context (thread).
 
     Parameters
@@ -45,13 +71,14 @@ def set_checked(enabled=True, *, rtol=None, atol=None):
     _STATE.set((bool(enabled), tol))
 
 
-def is_checked():
+def is_checked() -> bool:
     """True when public calls are being checked against the reference."""
     return _STATE.get()[0]
 
 
 @contextlib.contextmanager
-def checked(enabled=True, *, rtol=None, atol=None):
+def checked(enabled: bool = True, *, rtol: float | None = None,
+            atol: float | None = None) -> Iterator[None]:
     """Context manager: checked mode (on by default) inside the ``with`` block."""
     tol = None if rtol is None and atol is None else {"rtol": rtol, "atol": atol}
     token = _STATE.set((bool(enabled), tol))
@@ -75,7 +102,11 @@ def compare(function, got, want, dtype):
 
     ``got`` and ``want`` are dicts name -> array.  NaN must match NaN; +-inf must match exactly.
     """
-    tol = tolerance(dtype)
+    with np.errstate(all="ignore"):  # inf - inf and the like; not the caller's error state
+        _compare(function, got, want, dtype, tolerance(dtype))
+
+
+def _compare(function, got, want, dtype, tol):
     for name, g in got.items():
         w = np.asarray(want[name], dtype=np.float64)
         g = np.asarray(g, dtype=np.float64)
@@ -86,8 +117,7 @@ def compare(function, got, want, dtype):
         if not ok.all():
             bad = np.argwhere(~ok)
             idx = tuple(int(i) for i in bad[0])
-            with np.errstate(invalid="ignore"):
-                diff = np.abs(g - w)
+            diff = np.abs(g - w)
             finite = diff[np.isfinite(diff)]
             worst = float(finite.max()) if finite.size else float("nan")
             raise CheckError(

@@ -1,9 +1,13 @@
 """Reusable models: weights validated and packed once, for repeated and streaming calls."""
+from __future__ import annotations
+
 import threading
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
-from fastrnn import _api, _checked, reference
+from fastrnn import _api, _checked, _training, reference
+from fastrnn._api import Array, Parameters
 from fastrnn._kernels import _core
 from fastrnn._packing import GATES, GRU_GATES, all_finite, pack
 from fastrnn._validation import (GATE_COUNT, GRU_WEIGHTS, LSTM_WEIGHTS, RNN_WEIGHTS,
@@ -17,7 +21,7 @@ class _Model:
     _kind = None
     _weights = None
 
-    def __init__(self, parameters, dtype=None):
+    def __init__(self, parameters: Parameters, dtype: DTypeLike | None = None) -> None:
         weights, dims = validate_parameters(parameters, self._weights)
         if dtype is None:
             dtype = result_dtype(list(weights.values()))
@@ -58,6 +62,25 @@ class _Model:
         options = "".join(f", {k}={v!r}" for k, v in self._cell_options().items())
         return (f"fastrnn.{type(self).__name__}(n_x={self.n_x}, n_a={self.n_a}, "
                 f"n_y={n_y}, dtype={self.dtype.name}{options})")
+
+    def parameters(self):
+        """The weights as the lessons' ``parameters`` dict (new arrays, the model's dtype)."""
+        return _training.parameters(self)
+
+    def apply_gradients(self, grads, lr, clip=None):
+        """Gradient-descent step in place: ``W -= lr * clip(grads["d" + key])`` for every
+        parameter key (as :meth:`loss_and_grads` returns them; other keys are ignored).
+
+        Parameters
+        ----------
+        grads : mapping
+            ``"d" + key`` for every parameter key, each of that parameter's shape.
+        lr : float
+            Learning rate.
+        clip : float, optional
+            Clip every gradient value to ``[-clip, clip]`` first (the lessons' ``clip``).
+        """
+        _training.apply_gradients(self, grads, lr, clip)
 
     def save(self, path):
         """Write the model to ``path``: an ``.npz`` of its parameters under the lessons' keys
@@ -233,7 +256,8 @@ class RNN(_Model):
     _kind = "rnn"
     _weights = RNN_WEIGHTS
 
-    def __init__(self, parameters, dtype=None, *, nonlinearity="tanh"):
+    def __init__(self, parameters: Parameters, dtype: DTypeLike = None, *,
+                 nonlinearity: str = "tanh") -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -246,7 +270,9 @@ class RNN(_Model):
     def _cell_options(self):
         return {} if self.nonlinearity == "tanh" else {"nonlinearity": self.nonlinearity}
 
-    def forward(self, x, a0=None, *, lengths=None, n_threads=1):
+    def forward(self, x: ArrayLike, a0: ArrayLike | None = None, *,
+                lengths: ArrayLike | None = None, n_threads: int = 1
+                ) -> tuple[Array, Array | None]:
         """Run a sequence.
 
         Parameters
@@ -273,7 +299,27 @@ class RNN(_Model):
         a, y, _ = self._run_forward(x, [("a0", a0)], lengths, n_threads)
         return a, y
 
-    def step(self, xt, state=None):
+    def loss_and_grads(self, x, targets, a0=None):
+        """Summed cross-entropy over a sequence and the gradients of every parameter.
+
+        Parameters
+        ----------
+        x : array_like (n_x, m, T_x)
+        targets : integer array_like (m, T_x)
+            Class index in [0, n_y) of every example and step.
+        a0 : array_like (n_a, m), optional
+            Initial hidden state; zeros when omitted.
+
+        Returns
+        -------
+        loss : float
+            ``-sum_{j,t} log y_pred[targets[j, t], j, t]`` (summed, not averaged).
+        grads : dict
+            ``dWax, dWaa, dWya, dba, dby`` (the parameters' shapes) and ``da0`` (n_a, m).
+        """
+        return _training.loss_and_grads(self, x, targets, (a0,))
+
+    def step(self, xt: ArrayLike, state: ArrayLike | None = None) -> tuple[Array, Array]:
         """Advance one step.
 
         Parameters
@@ -314,7 +360,9 @@ class LSTM(_Model):
     _kind = "lstm"
     _weights = LSTM_WEIGHTS
 
-    def forward(self, x, a0=None, c0=None, *, lengths=None, n_threads=1):
+    def forward(self, x: ArrayLike, a0: ArrayLike | None = None, c0: ArrayLike | None = None,
+                *, lengths: ArrayLike | None = None, n_threads: int = 1
+                ) -> tuple[Array, Array | None, Array]:
         """Run a sequence.
 
         Parameters
@@ -338,7 +386,30 @@ class LSTM(_Model):
         a, y, c = self._run_forward(x, [("a0", a0), ("c0", c0)], lengths, n_threads)
         return a, y, c
 
-    def step(self, xt, state=None):
+    def loss_and_grads(self, x, targets, a0=None, c0=None):
+        """Summed cross-entropy over a sequence and the gradients of every parameter.
+
+        Parameters
+        ----------
+        x : array_like (n_x, m, T_x)
+        targets : integer array_like (m, T_x)
+            Class index in [0, n_y) of every example and step.
+        a0, c0 : array_like (n_a, m), optional
+            Initial hidden and cell state; zeros when omitted.
+
+        Returns
+        -------
+        loss : float
+            ``-sum_{j,t} log y[targets[j, t], j, t]`` (summed, not averaged).
+        grads : dict
+            ``dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo, dWy, dby`` (the parameters' shapes)
+            and ``da0``, ``dc0`` (n_a, m).
+        """
+        return _training.loss_and_grads(self, x, targets, (a0, c0))
+
+    def step(self, xt: ArrayLike,
+             state: tuple[ArrayLike, ArrayLike] | None = None
+             ) -> tuple[tuple[Array, Array], Array]:
         """Advance one step.
 
         Parameters

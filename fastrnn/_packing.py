@@ -48,17 +48,82 @@ class Packed:
         self.w, self.b, self.wy, self.by, self.blocks = w, b, wy, by, blocks
         self.head = head
 
+    def __reduce__(self):
+        # Every protocol (0 and 1 refuse __slots__ without this) and copy.deepcopy.  Each
+        # memory owner is pickled once and every field as a view of it, so a merged LSTM's
+        # gate views stay views (not copies at twice the size) after the round trip.
+        roots, fields = [], []
+        for name in self.__slots__:
+            fields.append(_encode(getattr(self, name), roots))
+        return (_unpickle_packed, (roots, tuple(fields)))
+
+
+def _root(arr):
+    """The ndarray that owns (or first wraps) the memory ``arr`` views."""
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return arr
+
+
+def _address(arr):
+    return arr.__array_interface__["data"][0]
+
+
+def _encode(value, roots):
+    """A field of :class:`Packed` (an array, a tuple of them, or a plain value such as None or
+    a flag) with its arrays as ("array", root index, byte offset, dtype, shape, strides); new
+    roots go to ``roots``."""
+    if not isinstance(value, (tuple, np.ndarray)):
+        return ("value", value)
+    if isinstance(value, tuple):
+        return ("tuple", tuple(_encode(v, roots) for v in value))
+    root = _root(value)
+    index = next((k for k, r in enumerate(roots) if r is root), None)
+    if index is None:
+        index = len(roots)
+        roots.append(root)
+    return ("array", index, _address(value) - _address(root), value.dtype, value.shape,
+            value.strides)
+
+
+def _decode(value, roots):
+    if value[0] == "value":
+        return value[1]
+    if value[0] == "tuple":
+        return tuple(_decode(v, roots) for v in value[1])
+    _, index, offset, dtype, shape, strides = value
+    return np.ndarray(shape, dtype, buffer=roots[index], offset=offset, strides=strides)
+
+
+def _unpickle_packed(roots, fields):
+    """Rebuild a :class:`Packed` pickled by ``Packed.__reduce__``.
+
+    The roots may arrive in any alignment and byte order (pickle protocol 5 hands out-of-band
+    buffers over as they were received, at any address): the kernels take aligned,
+    native-order arrays only, so such a root is copied, keeping its memory layout so the
+    recorded offsets and strides still hold.
+    """
+    native = []
+    for root in roots:
+        if not root.dtype.isnative:
+            root = root.astype(root.dtype.newbyteorder("="), order="K")
+        elif not root.flags.aligned:
+            root = root.copy(order="K")
+        native.append(root)
+    return Packed(*(_decode(f, native) for f in fields))
+
 
 def as_c(arr, dtype, copy=False):
     """``arr`` as an aligned C-contiguous array of ``dtype``: the caller's array itself when it
     already is one (unless ``copy``).  A float64 value beyond the float32 range becomes +-inf, the
-    honest float32 value, without a numpy warning."""
+    honest float32 value, and one below it 0 or subnormal, whatever the caller's numpy error
+    state (``np.seterr``) says: these are fastrnn's conversions, not the caller's."""
     if arr.dtype == dtype:
         if copy:
             return np.array(arr, order="C", copy=True)
         out = np.ascontiguousarray(arr)
         return out if out.flags.aligned else out.copy()  # a new array is aligned
-    with np.errstate(over="ignore"):
+    with np.errstate(all="ignore"):
         return np.array(arr, dtype=dtype, order="C", copy=True)
 
 
@@ -66,7 +131,7 @@ def _stack(arrays, dtype):
     """The arrays stacked into one new block; returns it and its per-array row views."""
     n = arrays[0].shape[0]
     block = np.empty((len(arrays) * n,) + arrays[0].shape[1:], dtype=dtype)  # C order
-    with np.errstate(over="ignore"):
+    with np.errstate(all="ignore"):  # see as_c
         for k, arr in enumerate(arrays):
             block[k * n:(k + 1) * n] = arr
     return block, tuple(block[k * n:(k + 1) * n] for k in range(len(arrays)))

@@ -1,10 +1,12 @@
 """``python -m fastrnn check``: every public call against the numpy reference.
 
-Runs the six drop-in functions (outputs and the arrays in their caches), the packed
-models' ``forward`` and ``step`` (``RNN`` with tanh and ReLU, ``LSTM``, ``GRU``) and two-layer bidirectional
-``Stack``s of each kind (random lengths and initial states, the GRU with the reset gate
-after and before its product, against the reference's
-``layer_forward`` composed layer by layer) on random inputs over a spread of shapes:
+Runs the six drop-in forward functions (outputs and the arrays in their caches), the packed
+models' ``forward`` and ``step`` (``RNN`` with tanh and ReLU, ``LSTM``, ``GRU``), two-layer
+bidirectional ``Stack``s of each kind (random lengths and initial states, the GRU with the reset
+gate after and before its product, against the reference's ``layer_forward`` composed layer by
+layer), the four drop-in backward passes (on fastrnn's own caches and, every other shape, on
+the same caches as a plain list) and the models' ``loss_and_grads`` on random inputs over a
+spread of shapes:
 unequal sizes (square shapes hide transposes), sizes of 1, a longer sequence, every path
 of the recurrent product in turn (the small-batch kernel, the packed-panel GEMM, BLAS gemm:
 ``fastrnn._api.recurrent_path``), saturating weights, batch-parallel threads, both dtypes.
@@ -63,7 +65,9 @@ SATURATED_T32 = 2
 
 FUNCTIONS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward",
              "gru_cell_forward", "gru_forward", "RNN.forward", "RNN.step", "LSTM.forward",
-             "LSTM.step", "GRU.forward", "GRU.step", "Stack.forward")
+             "LSTM.step", "GRU.forward", "GRU.step", "Stack.forward",
+             "rnn_cell_backward", "rnn_backward", "lstm_cell_backward", "lstm_backward",
+             "RNN.loss_and_grads", "LSTM.loss_and_grads")
 MODELS = ("rnn", "lstm", "gru")
 
 
@@ -203,6 +207,10 @@ class Case:
         self.c0 = rng.standard_normal((n_a, m)).astype(dtype)
         self.xt = np.ascontiguousarray(self.x[:, :, 0])
         self.zeros = np.zeros((n_a, m))
+        # drawn last, so that the forward checks' inputs do not depend on them
+        self.da = rng.standard_normal((n_a, m, T)).astype(dtype)
+        self.dc = rng.standard_normal((n_a, m)).astype(dtype)
+        self.targets = rng.integers(0, n_y, size=(m, T))
         self.rng = rng
 
 
@@ -301,6 +309,75 @@ def _check_lstm_model_step(t, c, tol):
         _compare_all(t, f"{c.label} step {s}",
                      {"a_next": state[0], "c_next": state[1], "yt_pred": yt},
                      {"a_next": ra, "c_next": rc, "yt_pred": ry}, tol, c.dtype)
+
+
+def _f64_cache(cache):
+    return tuple({k: _f64(v) for k, v in a.items()} if isinstance(a, dict) else _f64(a)
+                 for a in cache)
+
+
+def _ref_backward(name, upstream, caches, sequence=True):
+    """reference.<name> in float64 on the same cache values that fastrnn's backward got
+    (its own forward's): the backward is compared on its own inputs, the forward has rows
+    of its own (near saturation, 1 - a**2 of a float32 a close to 1 is only good to a few
+    percent, whichever code computes the backward)."""
+    if sequence:
+        caches = ([_f64_cache(c) for c in caches[0]], None)
+    else:
+        caches = _f64_cache(caches)
+    with np.errstate(all="ignore"):
+        return getattr(reference, name)(*[_f64(u) for u in upstream], caches)
+
+
+def _compare_grads(t, what, got, want, tol, dtype):
+    t.check(what, list(got) == list(want), f"keys {list(got)}, expected {list(want)}")
+    _compare_all(t, what, got, {k: want[k] for k in got if k in want}, tol, dtype)
+
+
+def _check_rnn_cell_backward(t, c, tol):
+    da = np.ascontiguousarray(c.da[:, :, 0])
+    cache = fastrnn.rnn_cell_forward(c.xt, c.a0, c.p)[2]
+    got = fastrnn.rnn_cell_backward(da, cache)
+    want = _ref_backward("rnn_cell_backward", (da,), cache, sequence=False)
+    _compare_grads(t, c.label, got, want, tol, c.dtype)
+
+
+def _check_rnn_backward(t, c, tol):
+    caches = fastrnn.rnn_forward(c.x, c.a0, c.p)[2]
+    if c.variant % 2:   # the same caches as a plain list: the validated, converted route
+        caches = (list(caches[0]), caches[1])
+    got = fastrnn.rnn_backward(c.da, caches)
+    want = _ref_backward("rnn_backward", (c.da,), caches)
+    _compare_grads(t, c.label, got, want, tol, c.dtype)
+
+
+def _check_lstm_cell_backward(t, c, tol):
+    da = np.ascontiguousarray(c.da[:, :, 0])
+    cache = fastrnn.lstm_cell_forward(c.xt, c.a0, c.c0, c.p)[3]
+    got = fastrnn.lstm_cell_backward(da, c.dc, cache)
+    want = _ref_backward("lstm_cell_backward", (da, c.dc), cache, sequence=False)
+    _compare_grads(t, c.label, got, want, tol, c.dtype)
+
+
+def _check_lstm_backward(t, c, tol):
+    caches = fastrnn.lstm_forward(c.x, c.a0, c.p)[3]
+    if c.variant % 2:
+        caches = (list(caches[0]), caches[1])
+    got = fastrnn.lstm_backward(c.da, caches)
+    want = _ref_backward("lstm_backward", (c.da,), caches)
+    _compare_grads(t, c.label, got, want, tol, c.dtype)
+
+
+def _check_model_loss_and_grads(t, c, tol, kind):
+    states = (c.a0,) if kind == "rnn" else (c.a0, c.c0)
+    net = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(c.p)
+    loss, got = net.loss_and_grads(c.x, c.targets, *states)
+    args = ([_f64(c.x), c.targets] + [_f64(v) for v in states]
+            + [{k: _f64(v) for k, v in c.p.items()}])
+    with np.errstate(all="ignore"):
+        want_loss, want = getattr(reference, f"{kind}_loss_and_grads")(*args)
+    t.compare(f"{c.label} loss", loss, want_loss, tol)
+    _compare_grads(t, c.label, got, want, tol, c.dtype)
 
 
 def _reset_after(c):
@@ -415,6 +492,13 @@ CHECKS = {
     "RNN.step": ("rnn", _check_rnn_model_step),
     "LSTM.forward": ("lstm", _check_lstm_model_forward),
     "LSTM.step": ("lstm", _check_lstm_model_step),
+    "rnn_cell_backward": ("rnn", _check_rnn_cell_backward),
+    "rnn_backward": ("rnn", _check_rnn_backward),
+    "lstm_cell_backward": ("lstm", _check_lstm_cell_backward),
+    "lstm_backward": ("lstm", _check_lstm_backward),
+    "RNN.loss_and_grads": ("rnn", lambda t, c, tol: _check_model_loss_and_grads(t, c, tol, "rnn")),
+    "LSTM.loss_and_grads": ("lstm",
+                            lambda t, c, tol: _check_model_loss_and_grads(t, c, tol, "lstm")),
 }
 
 
@@ -455,11 +539,11 @@ def _run_case(tallies, case, model, d, tol, label):
 
 
 def format_table(tallies):
-    hdr = (f"{'function':<18} {'dtype':<8} {'cases':>5} {'max abs err':>12} "
+    hdr = (f"{'function':<19} {'dtype':<8} {'cases':>5} {'max abs err':>12} "
            f"{'max rel err':>12}  result")
     lines = [hdr, "-" * len(hdr)]
     for (f, d), t in tallies.items():
-        lines.append(f"{f:<18} {d:<8} {t.cases:>5} {t.max_abs:>12.2e} {t.max_rel:>12.2e}  "
+        lines.append(f"{f:<19} {d:<8} {t.cases:>5} {t.max_abs:>12.2e} {t.max_rel:>12.2e}  "
                      f"{'pass' if t.ok else 'FAIL'}")
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""The specification: the step-by-step numpy forward passes, literally.
+"""The specification: the step-by-step numpy forward and backward passes, literally.
 
 This module is what every fastrnn kernel is checked against.  It follows the lessons'
 functions line by line (examples are columns; a sequence has time on its last axis) and is
@@ -27,6 +27,12 @@ __all__ = [
     "rnn_forward",
     "lstm_cell_forward",
     "lstm_forward",
+    "rnn_cell_backward",
+    "rnn_backward",
+    "lstm_cell_backward",
+    "lstm_backward",
+    "rnn_loss_and_grads",
+    "lstm_loss_and_grads",
     "gru_cell_forward",
     "gru_forward",
     "layer_forward",
@@ -199,6 +205,308 @@ def lstm_forward(x, a0, parameters):
 
     caches = (caches, x)
     return a, y, c, caches
+
+
+# ------------------------------------------------------------------ backward passes
+
+def rnn_cell_backward(da_next, cache):
+    """Backward pass of one basic-RNN step.
+
+    The output layer is not backpropagated (the lessons' convention): ``da_next`` is the
+    whole gradient of the loss with respect to ``a_next``.
+
+    Parameters
+    ----------
+    da_next : ndarray (n_a, m)
+        Gradient of the loss with respect to ``a_next``.
+    cache : tuple (a_next, a_prev, xt, parameters), from :func:`rnn_cell_forward`
+
+    Returns
+    -------
+    gradients : dict
+        ``dxt`` (n_x, m), ``da_prev`` (n_a, m), ``dWax`` (n_a, n_x), ``dWaa`` (n_a, n_a),
+        ``dba`` (n_a, 1).
+    """
+    (a_next, a_prev, xt, parameters) = cache
+
+    Wax = parameters["Wax"]
+    Waa = parameters["Waa"]
+    Wya = parameters["Wya"]  # noqa: F841  (read as the lessons do; not backpropagated)
+    ba = parameters["ba"]  # noqa: F841
+    by = parameters["by"]  # noqa: F841
+
+    dtanh = da_next * (1 - a_next ** 2)
+
+    dxt = np.dot(Wax.T, dtanh)
+    dWax = np.dot(dtanh, xt.T)
+
+    da_prev = np.dot(Waa.T, dtanh)
+    dWaa = np.dot(dtanh, a_prev.T)
+
+    dba = np.sum(dtanh, axis=1, keepdims=True)
+
+    gradients = {"dxt": dxt, "da_prev": da_prev, "dWax": dWax, "dWaa": dWaa, "dba": dba}
+    return gradients
+
+
+def rnn_backward(da, caches):
+    """Backward pass of the basic RNN over a sequence (backpropagation through time).
+
+    Parameters
+    ----------
+    da : ndarray (n_a, m, T_x)
+        Upstream gradient of every hidden state.  T_x is read from ``da``: it may cover
+        fewer steps than ``caches``, and then only the first T_x caches are used.
+    caches : tuple (list of cell caches, x), from :func:`rnn_forward`
+
+    Returns
+    -------
+    gradients : dict
+        ``dx`` (n_x, m, T_x), ``da0`` (n_a, m), ``dWax`` (n_a, n_x), ``dWaa`` (n_a, n_a),
+        ``dba`` (n_a, 1).
+    """
+    (caches, x) = caches
+    (a1, a0, x1, parameters) = caches[0]
+
+    n_a, m, T_x = da.shape
+    n_x, m = x1.shape
+
+    dx = np.zeros((n_x, m, T_x))
+    dWax = np.zeros((n_a, n_x))
+    dWaa = np.zeros((n_a, n_a))
+    dba = np.zeros((n_a, 1))
+    da0 = np.zeros((n_a, m))
+    da_prevt = np.zeros((n_a, m))
+
+    for t in reversed(range(T_x)):
+        # step t gets the upstream gradient plus what flows back from step t + 1
+        gradients = rnn_cell_backward(da[:, :, t] + da_prevt, caches[t])
+        dxt, da_prevt, dWaxt, dWaat, dbat = (gradients["dxt"], gradients["da_prev"],
+                                              gradients["dWax"], gradients["dWaa"],
+                                              gradients["dba"])
+        dx[:, :, t] = dxt
+        dWax += dWaxt
+        dWaa += dWaat
+        dba += dbat
+
+    da0 = da_prevt
+
+    gradients = {"dx": dx, "da0": da0, "dWax": dWax, "dWaa": dWaa, "dba": dba}
+    return gradients
+
+
+def lstm_cell_backward(da_next, dc_next, cache):
+    """Backward pass of one LSTM step.
+
+    With ``g = dc_next + da_next * ot * (1 - tanh(c_next)**2)`` (the whole gradient reaching
+    ``c_next``; the lessons write it out in each gate's formula):
+    ``dot = da_next * tanh(c_next) * ot * (1 - ot)``, ``dcct = g * it * (1 - cct**2)``,
+    ``dit = g * cct * it * (1 - it)``, ``dft = g * c_prev * ft * (1 - ft)``,
+    ``dc_prev = g * ft``; the gate weights act on ``concat = [a_prev; xt]``, so
+    ``dW_k = d_k @ concat.T`` and ``da_prev``, ``dxt`` are the two row blocks of
+    ``sum_k W_k.T @ d_k``.
+
+    Parameters
+    ----------
+    da_next, dc_next : ndarray (n_a, m)
+        Gradients of the loss with respect to ``a_next`` and ``c_next``.
+    cache : tuple (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)
+
+    Returns
+    -------
+    gradients : dict
+        ``dxt`` (n_x, m), ``da_prev``, ``dc_prev`` (n_a, m), ``dWf``, ``dWi``, ``dWc``,
+        ``dWo`` (n_a, n_a + n_x), ``dbf``, ``dbi``, ``dbc``, ``dbo`` (n_a, 1).
+    """
+    (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters) = cache
+
+    n_x, m = xt.shape
+    n_a, m = a_next.shape
+
+    tanh_c = np.tanh(c_next)
+    g = dc_next + da_next * ot * (1 - tanh_c ** 2)
+
+    dot = da_next * tanh_c * ot * (1 - ot)
+    dcct = g * it * (1 - cct ** 2)
+    dit = g * cct * it * (1 - it)
+    dft = g * c_prev * ft * (1 - ft)
+
+    concat = np.zeros((n_a + n_x, m))
+    concat[:n_a, :] = a_prev
+    concat[n_a:, :] = xt
+
+    dWf = np.dot(dft, concat.T)
+    dWi = np.dot(dit, concat.T)
+    dWc = np.dot(dcct, concat.T)
+    dWo = np.dot(dot, concat.T)
+    dbf = np.sum(dft, axis=1, keepdims=True)
+    dbi = np.sum(dit, axis=1, keepdims=True)
+    dbc = np.sum(dcct, axis=1, keepdims=True)
+    dbo = np.sum(dot, axis=1, keepdims=True)
+
+    dconcat = (np.dot(parameters["Wf"].T, dft) + np.dot(parameters["Wi"].T, dit)
+               + np.dot(parameters["Wc"].T, dcct) + np.dot(parameters["Wo"].T, dot))
+    da_prev = dconcat[:n_a, :]
+    dxt = dconcat[n_a:, :]
+    dc_prev = g * ft
+
+    gradients = {"dxt": dxt, "da_prev": da_prev, "dc_prev": dc_prev, "dWf": dWf, "dbf": dbf,
+                 "dWi": dWi, "dbi": dbi, "dWc": dWc, "dbc": dbc, "dWo": dWo, "dbo": dbo}
+    return gradients
+
+
+def lstm_backward(da, caches):
+    """Backward pass of the LSTM over a sequence (backpropagation through time).
+
+    Parameters
+    ----------
+    da : ndarray (n_a, m, T_x)
+        Upstream gradient of every hidden state; T_x is read from ``da`` (it may cover fewer
+        steps than ``caches``: only the first T_x caches are used).  The cell gradient
+        starts at zero after the last step.
+    caches : tuple (list of cell caches, x), from :func:`lstm_forward`
+
+    Returns
+    -------
+    gradients : dict
+        ``dx`` (n_x, m, T_x), ``da0`` (n_a, m), ``dWf``, ``dWi``, ``dWc``, ``dWo``
+        (n_a, n_a + n_x), ``dbf``, ``dbi``, ``dbc``, ``dbo`` (n_a, 1).
+    """
+    (caches, x) = caches
+    (a1, c1, a0, c0, f1, i1, cc1, o1, x1, parameters) = caches[0]
+
+    n_a, m, T_x = da.shape
+    n_x, m = x1.shape
+
+    dx = np.zeros((n_x, m, T_x))
+    da0 = np.zeros((n_a, m))
+    da_prevt = np.zeros((n_a, m))
+    dc_prevt = np.zeros((n_a, m))
+    dWf = np.zeros((n_a, n_a + n_x))
+    dWi = np.zeros((n_a, n_a + n_x))
+    dWc = np.zeros((n_a, n_a + n_x))
+    dWo = np.zeros((n_a, n_a + n_x))
+    dbf = np.zeros((n_a, 1))
+    dbi = np.zeros((n_a, 1))
+    dbc = np.zeros((n_a, 1))
+    dbo = np.zeros((n_a, 1))
+
+    for t in reversed(range(T_x)):
+        gradients = lstm_cell_backward(da[:, :, t] + da_prevt, dc_prevt, caches[t])
+        da_prevt = gradients["da_prev"]
+        dc_prevt = gradients["dc_prev"]
+        dx[:, :, t] = gradients["dxt"]
+        dWf += gradients["dWf"]
+        dWi += gradients["dWi"]
+        dWc += gradients["dWc"]
+        dWo += gradients["dWo"]
+        dbf += gradients["dbf"]
+        dbi += gradients["dbi"]
+        dbc += gradients["dbc"]
+        dbo += gradients["dbo"]
+
+    da0 = da_prevt
+
+    gradients = {"dx": dx, "da0": da0, "dWf": dWf, "dbf": dbf, "dWi": dWi, "dbi": dbi,
+                 "dWc": dWc, "dbc": dbc, "dWo": dWo, "dbo": dbo}
+    return gradients
+
+
+# ------------------------------------------------------------------ whole-model training
+# (fastrnn's, not the lessons': the loss and the output layer are backpropagated too)
+
+def _output_layer_backward(y, targets, a, Wy):
+    """Summed cross-entropy of the softmax outputs y (n_y, m, T_x) against integer targets
+    (m, T_x), and its gradients: dWy, dby and da (n_a, m, T_x) for the hidden states."""
+    n_y, m, T_x = y.shape
+    loss = 0.0
+    dWy = np.zeros(Wy.shape)
+    dby = np.zeros((n_y, 1))
+    da = np.zeros((Wy.shape[1], m, T_x))
+    for t in range(T_x):
+        dz = np.array(y[:, :, t], dtype=np.float64)
+        for j in range(m):
+            loss -= np.log(y[targets[j, t], j, t])
+            dz[targets[j, t], j] -= 1
+        dWy += np.dot(dz, a[:, :, t].T)
+        dby += np.sum(dz, axis=1, keepdims=True)
+        da[:, :, t] = np.dot(Wy.T, dz)
+    return loss, dWy, dby, da
+
+
+def rnn_loss_and_grads(x, targets, a0, parameters):
+    """Summed cross-entropy of the basic RNN and its gradients for every parameter.
+
+    Parameters
+    ----------
+    x : ndarray (n_x, m, T_x)
+    targets : integer ndarray (m, T_x) of class indices in [0, n_y)
+    a0 : ndarray (n_a, m)
+    parameters : dict, as for :func:`rnn_cell_forward`
+
+    Returns
+    -------
+    loss : float
+        ``-sum_{j,t} log y_pred[targets[j, t], j, t]``
+    grads : dict
+        ``dWax, dWaa, dWya, dba, dby`` (the shapes of the parameters) and ``da0`` (n_a, m).
+    """
+    a, y_pred, (caches, _) = rnn_forward(x, a0, parameters)
+    loss, dWya, dby, da = _output_layer_backward(y_pred, targets, a, parameters["Wya"])
+    # rnn_backward's loop, which also holds for T_x = 0 (rnn_backward reads caches[0])
+    grads = {k: np.zeros(np.shape(parameters[k[1:]])) for k in ("dWax", "dWaa", "dba")}
+    da_prevt = np.zeros(np.shape(a0))
+    for t in reversed(range(x.shape[2])):
+        gradients = rnn_cell_backward(da[:, :, t] + da_prevt, caches[t])
+        da_prevt = gradients["da_prev"]
+        for k in grads:
+            grads[k] += gradients[k]
+    grads = {"dWax": grads["dWax"], "dWaa": grads["dWaa"], "dWya": dWya, "dba": grads["dba"],
+             "dby": dby, "da0": da_prevt}
+    return loss, grads
+
+
+def lstm_loss_and_grads(x, targets, a0, c0, parameters):
+    """Summed cross-entropy of the LSTM (from the states a0, c0) and its gradients.
+
+    Parameters
+    ----------
+    x : ndarray (n_x, m, T_x)
+    targets : integer ndarray (m, T_x) of class indices in [0, n_y)
+    a0, c0 : ndarray (n_a, m)
+    parameters : dict, as for :func:`lstm_cell_forward`
+
+    Returns
+    -------
+    loss : float
+    grads : dict
+        ``dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo, dWy, dby`` and ``da0``, ``dc0`` (n_a, m).
+    """
+    n_x, m, T_x = x.shape
+    n_y, n_a = parameters["Wy"].shape
+    a = np.zeros((n_a, m, T_x))
+    y = np.zeros((n_y, m, T_x))
+    caches = []
+    a_next, c_next = a0, c0
+    for t in range(T_x):
+        a_next, c_next, y[:, :, t], cache = lstm_cell_forward(x[:, :, t], a_next, c_next,
+                                                               parameters)
+        a[:, :, t] = a_next
+        caches.append(cache)
+    loss, dWy, dby, da = _output_layer_backward(y, targets, a, parameters["Wy"])
+
+    grads = {k: np.zeros(np.shape(parameters[k[1:]]))
+             for k in ("dWf", "dbf", "dWi", "dbi", "dWc", "dbc", "dWo", "dbo")}
+    da_prevt = np.zeros((n_a, m))
+    dc_prevt = np.zeros((n_a, m))
+    for t in reversed(range(T_x)):
+        gradients = lstm_cell_backward(da[:, :, t] + da_prevt, dc_prevt, caches[t])
+        da_prevt = gradients["da_prev"]
+        dc_prevt = gradients["dc_prev"]
+        for k in grads:
+            grads[k] += gradients[k]
+    grads.update({"dWy": dWy, "dby": dby, "da0": da_prevt, "dc0": dc_prevt})
+    return loss, grads
 
 
 def gru_cell_forward(xt, a_prev, parameters, reset_after=True):

@@ -1,7 +1,8 @@
 """Checked mode (DESIGN §2): every public call also runs the reference and raises
 ``fastrnn.CheckError`` (an AssertionError) naming the output that disagrees beyond the dtype's
 tolerance.  Switched by ``set_checked``, the ``checked()`` context manager, or
-``FASTRNN_CHECKED=1`` in the environment (read at import).
+``FASTRNN_CHECKED`` in the environment (read at import: 1/true/yes/on, 0/false/no/off or
+empty, any case; anything else is an error).
 
 Discrepancies are injected on either side: the kernel side by wrapping
 ``fastrnn._api.run_rnn`` / ``run_lstm`` (and perturbing one entry of one output), the reference
@@ -343,3 +344,45 @@ def test_environment_variable_off(value):
     lines = _run_script(value)
     assert lines[0] == "checked False"
     assert lines[1] == "raised none"
+
+
+# The usual spellings, in any letter case and with surrounding blanks; an empty value is off.
+ENV_ON = ["1", "true", "True", "TRUE", "yes", "Yes", "on", "ON", " on "]
+ENV_OFF = ["0", "false", "False", "no", "NO", "off", "Off", "", "  "]
+# Values that once switched checked mode on although they mean off, and other junk.
+ENV_BAD = ["none", "None", "0.0", "disabled", "enabled", "2", "-1", "y", "n", "offf", "t"]
+
+
+@pytest.mark.parametrize("value", ENV_ON)
+def test_environment_spellings_on(value):
+    assert fastrnn._checked.env_flag(value) is True
+
+
+@pytest.mark.parametrize("value", ENV_OFF + [None])
+def test_environment_spellings_off(value):
+    assert fastrnn._checked.env_flag(value) is False
+
+
+@pytest.mark.parametrize("value", ENV_BAD)
+def test_environment_other_values_are_an_error_naming_the_variable(value):
+    with pytest.raises(ValueError, match="FASTRNN_CHECKED") as info:
+        fastrnn._checked.env_flag(value)
+    assert repr(value) in str(info.value)
+
+
+def test_environment_variable_off_spelling_at_import():
+    """The import reads the variable through the same rule: "OFF" is off."""
+    lines = _run_script("OFF")
+    assert lines[0] == "checked False"
+
+
+def test_environment_variable_unknown_value_fails_the_import():
+    env = dict(os.environ, FASTRNN_CHECKED="disabled")
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(fastrnn.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [package_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    proc = subprocess.run([sys.executable, "-c", "import fastrnn"], env=env,
+                          capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
+    assert proc.returncode != 0
+    assert "FASTRNN_CHECKED='disabled'" in proc.stderr, proc.stderr

@@ -132,10 +132,108 @@ def test_main_requires_a_subcommand(capsys):
 
 # ------------------------------------------------------------------ bench
 
+BAD_BENCH_ARGS = [
+    (["--seed", "-1"], "--seed"),
+    (["--seed", "x"], "--seed"),
+    (["--repeat", "-2"], "--repeat"),
+    (["--repeat", "0"], "--repeat"),
+    (["--min-time", "nan"], "--min-time"),
+    (["--min-time", "-0.5"], "--min-time"),
+    (["--min-time", "inf"], "--min-time"),
+    (["--reference-budget", "-1"], "--reference-budget"),
+    (["--threads", "0"], "--threads"),
+    (["--shapes", "lesson,huge"], "huge"),
+    (["--models", "gru2"], "gru2"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--json", "/no/such/dir/o.json"], "/no/such/dir"),
+    (["--plot", "/no/such/dir/p.png"], "/no/such/dir"),
+    (["--plot", "p.txt"], ".png"),
+    (["--peers", "tensorflow"], "tensorflow"),
+    (["--n-a", "64"], "--sweep"),
+    (["--sweep", "--n-a", "0,64"], "--n-a"),
+    (["--sweep", "--batch", "x"], "--batch"),
+    (["--sweep", "--time-cap", "-1"], "--time-cap"),
+    (["--sweep", "--shapes", "mid"], "--sweep"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD_BENCH_ARGS,
+                         ids=[" ".join(a) for a, _ in BAD_BENCH_ARGS])
+def test_bench_rejects_bad_arguments_in_one_line_before_any_work(args, needle, capsys,
+                                                                 monkeypatch):
+    """Exit status 2 (1 means a failed check), one line on stderr naming the option, and
+    nothing run: the GEMM rate (the first work) is never measured."""
+    from fastrnn._bench import cli as bench_cli
+
+    def no_work(*a, **k):
+        raise AssertionError("work started before the arguments were checked")
+    monkeypatch.setattr(bench_cli, "gemm_rate", no_work)
+    monkeypatch.setattr(bench_cli, "environment", no_work)
+    try:
+        status = cli.main(["bench", *args])
+    except SystemExit as exc:
+        status = exc.code
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("fastrnn bench: error:") and needle in lines[0]
+
+
+def test_bench_json_into_a_missing_directory_fails_at_once_from_the_command(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = run_cli("bench", "--json", str(blocker / "o.json"))
+    assert proc.returncode == 2
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "--json" in proc.stderr
+    proc = run_cli("bench", "--plot", str(tmp_path))          # a directory, not a file
+    assert proc.returncode == 2 and "is a directory" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["check", "--seed", "-1"], ["check", "--dtype", "int8"],
+                                  ["nonsense"]])
+def test_check_and_main_reject_bad_arguments_in_one_line(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and ": error:" in err
+
+
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"fastrnn {fastrnn.__version__}"
+
+
+def test_help_lists_the_shapes_with_their_sizes_and_no_markup(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name, s in _bench.SHAPES.items():
+        line = next(ln for ln in out.splitlines() if ln.split()[:1] == [name])
+        assert [int(v) for v in line.split()[1:6]] == list(s), line
+    assert "``" not in out and "DESIGN" not in out
+    for args in (["--help"], ["check", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(args)
+        assert "``" not in capsys.readouterr().out
+
+
+def test_bench_output_cites_no_unshipped_document(capsys):
+    status = _bench.main(["--shapes", "lesson", "--models", "rnn", "--dtype", "float64",
+                          "--peers", "none", "--repeat", "1", "--min-time", "0", "--quick"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "DESIGN" not in out and "§" not in out
+
 def test_bench_quick_lesson_writes_json(tmp_path):
     path = tmp_path / "bench.json"
-    proc = run_cli("bench", "--quick", "--no-torch", "--shapes", "lesson", "--repeat", "2",
-                   "--min-time", "0.01", "--json", str(path))
+    proc = run_cli("bench", "--quick", "--peers", "none", "--shapes", "lesson", "--repeat",
+                   "2", "--min-time", "0.01", "--json", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "lesson" in proc.stderr                       # the progress line
     out = proc.stdout
@@ -144,11 +242,13 @@ def test_bench_quick_lesson_writes_json(tmp_path):
                  "Summary"):
         assert word in out, word
     data = json.loads(path.read_text())
+    assert data["kind"] == "suite" and data["status"] == 0 and data["mismatches"] == []
     env = data["environment"]
-    for key in ("date", "cpu", "simd_level", "blas", "numpy", "scipy", "torch", "threads"):
+    for key in ("date", "cpu", "simd_level", "blas", "numpy", "scipy", "torch",
+                "onnxruntime", "threads"):
         assert key in env
-    assert env["torch"] is None and env["threads"] == 1
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    assert env["torch"] is None and env["onnxruntime"] is None and env["threads"] == 1
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "FASTRNN_SIMD"):
         assert env["env"][var] == os.environ.get(var, "unset")
     assert any(lib["internal_api"] == "openblas" and lib["num_threads"] == 1
                and "architecture" in lib for lib in env["blas"])
@@ -162,11 +262,19 @@ def test_bench_quick_lesson_writes_json(tmp_path):
         rows = {r["role"]: r for r in res["impls"]}
         assert set(rows) == {"fastrnn", "model", "reference"}
         for r in rows.values():
-            assert 0 < r["min_s"] <= r["median_s"]
-            assert r["samples"] >= 2
+            assert r["timed"] and not r["mismatch"]
+            assert 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
+            assert r["spread"] == pytest.approx((r["max_s"] - r["min_s"]) / r["median_s"])
+            assert r["samples"] == len(r["times_s"]) >= 2
             assert r["gflops"] > 0 and 0 < r["frac_gemm"]
             assert r["ratio_vs_torch"] is None and r["max_abs_err_vs_torch"] is None
+            assert r["ratio_vs_ort"] is None
             assert r["speedup_vs_reference"] > 0
+        for role in ("fastrnn", "model"):
+            ref = rows[role]["ratios"]["reference"]
+            assert ref["min"] <= ref["median"] <= ref["max"]
+            assert rows[role]["speedup_vs_reference"] == pytest.approx(1 / ref["median"])
+            assert set(rows[role]["ratios"]) == {"reference"}
         assert rows["reference"]["speedup_vs_reference"] == pytest.approx(1.0)
         tol = _selfcheck.TOLERANCES[res["dtype"]]["atol"] * 10
         assert rows["fastrnn"]["max_abs_err_vs_reference"] <= tol
@@ -176,7 +284,7 @@ def test_bench_quick_lesson_writes_json(tmp_path):
 
 def test_bench_no_reference_and_one_dtype(capsys):
     status = _bench.main(["--shapes", "stream", "--models", "lstm", "--dtype", "float32",
-                          "--no-torch", "--no-reference", "--repeat", "2", "--min-time",
+                          "--peers", "none", "--no-reference", "--repeat", "2", "--min-time",
                           "0.005", "--quick"])
     assert status == 0
     out = capsys.readouterr().out
@@ -186,21 +294,15 @@ def test_bench_no_reference_and_one_dtype(capsys):
 
 def test_bench_plot_without_matplotlib_is_a_clear_error(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib fails
-    status = _bench.main(["--quick", "--shapes", "lesson", "--no-torch",
+    status = _bench.main(["--quick", "--shapes", "lesson", "--peers", "none",
                           "--plot", str(tmp_path / "p.png")])
     assert status == 2
     assert "matplotlib" in capsys.readouterr().err
     assert not (tmp_path / "p.png").exists()
 
 
-def test_bench_rejects_unknown_shapes(capsys):
-    with pytest.raises(SystemExit):
-        _bench.main(["--shapes", "lesson,huge"])
-    assert "huge" in capsys.readouterr().err
-
-
 def test_flops_formula():
-    # DESIGN §6: 2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x
+    # 2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x
     assert _bench.flops("rnn", (3, 5, 2, 10, 4)) == 2 * 5 * 8 * 40 + 2 * 2 * 5 * 40
     assert _bench.flops("lstm", (3, 5, 2, 10, 4)) == 2 * 4 * 5 * 8 * 40 + 2 * 2 * 5 * 40
 
@@ -269,7 +371,7 @@ def test_torch_weights_rnn_without_torch():
 @pytest.mark.parametrize("model", ["rnn", "lstm"])
 @pytest.mark.parametrize("cell", [False, True], ids=["sequence", "cell"])
 def test_torch_peer_matches_the_reference(model, dtype, cell):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional peer")
     case = _bench.make_case(model, (7, 6, 4, 3, 5), _bench.DTYPES[dtype], seed=2)
     impl = _bench.torch_impl(model, case, cell=cell)
     with torch.inference_mode():
@@ -286,15 +388,16 @@ def test_torch_peer_matches_the_reference(model, dtype, cell):
 
 
 def test_bench_with_torch_reports_the_ratio(capsys):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="PyTorch is an optional peer")
     status = _bench.main(["--quick", "--shapes", "lesson", "--models", "lstm", "--dtype",
-                          "float64", "--repeat", "2", "--min-time", "0.005"])
+                          "float64", "--repeat", "2", "--min-time", "0.005", "--peers",
+                          "torch"])
     assert status == 0
     out = capsys.readouterr().out
-    assert "torch nn.LSTM+Linear" in out
-    row = next(line for line in out.splitlines() if "fastrnn.lstm_forward" in line)
-    assert row.split()[-1] != "-"               # an error vs PyTorch is reported
-    assert float(row.split()[-1]) < 1e-10
+    row = next(line for line in out.splitlines() if "torch nn.LSTM+Linear" in line)
+    assert float(row.split()[-1]) < 1e-10       # PyTorch's outputs vs the drop-in's
+    summary = next(line for line in out.splitlines() if line.startswith("lesson    lstm"))
+    assert "fn/torch" in out and "(" in summary
 
 
 def test_bench_plot_writes_a_png_when_matplotlib_is_there(tmp_path, capsys):
@@ -304,8 +407,8 @@ def test_bench_plot_writes_a_png_when_matplotlib_is_there(tmp_path, capsys):
     except ImportError:
         have_matplotlib = False
     path = tmp_path / "speedups.png"
-    status = _bench.main(["--quick", "--shapes", "lesson", "--models", "rnn", "--no-torch",
-                          "--repeat", "2", "--min-time", "0.005", "--plot", str(path)])
+    status = _bench.main(["--quick", "--shapes", "lesson", "--models", "rnn", "--peers",
+                          "none", "--repeat", "2", "--min-time", "0.005", "--plot", str(path)])
     if have_matplotlib:
         assert status == 0
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

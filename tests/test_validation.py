@@ -194,8 +194,8 @@ def test_misshapen_weight(function, key, shape):
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_output_weight_defines_sizes(function):
-    """The output weight (Wya / Wy) gives n_y and n_a, as in the lessons' forward functions:
-    a wrong one is reported as an inconsistency with the other weights, naming n_a/n_y."""
+    """The output weight (Wya / Wy) gives n_y (n_a comes from a0): a wrong one is reported
+    as an inconsistency with a0 or the other weights, naming n_a/n_y."""
     key = "Wya" if _kind(function) == "rnn" else "Wy"
     for shape, sym in (((N_Y, N_A + 1), "n_a"), ((N_Y + 1, N_A), "n_y")):
         args = base(function)
@@ -390,3 +390,77 @@ def test_lists_and_integers_are_valid(function, monkeypatch):
                            for n in ARGS[function]])
     for g, w in zip(got[:-1], want[:-1]):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11)
+
+
+# ------------------------------------------------------------------ who is blamed
+
+def test_transposed_input_is_not_blamed_on_the_weights():
+    """The report's case: rnn_forward(x.transpose(1, 0, 2), a0, p) once said
+    ``parameters['Wax'] must have shape (n_a, n_x) = (5, 10), got (5, 3)`` without saying that
+    n_x came from x.  Now the message says where every size came from and which transpose of
+    x fits."""
+    args = base("rnn_forward")
+    args["x"] = args["x"].transpose(1, 0, 2)  # (m, n_x, T_x)
+    text = check_raises("rnn_forward", args, ValueError, "a0", "from x.shape[1]",
+                        "x.transpose(1, 0, 2)")
+    assert "parameters['Wax']" not in text
+
+
+LAYOUTS = [((2, 1, 0), "x.transpose(2, 1, 0)", "PyTorch"),
+           ((1, 2, 0), "x.transpose(2, 0, 1)", "batch-first")]
+
+
+@pytest.mark.parametrize("axes,fix,name", LAYOUTS, ids=["pytorch", "batch_first"])
+@pytest.mark.parametrize("function", ["rnn_forward", "lstm_forward"])
+def test_common_layouts_get_a_hint(function, axes, fix, name):
+    """x in PyTorch's (T_x, m, n_x) or batch-first (m, T_x, n_x) layout: the message names
+    the layout and the transpose that gives (n_x, m, T_x)."""
+    args = base(function)
+    args["x"] = np.ascontiguousarray(args["x"].transpose(axes))
+    text = check_raises(function, args, ValueError, "x", fix, name)
+    assert "from x.shape" in text or "the parameters agree" in text, text
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_messages_say_where_each_size_came_from(function):
+    """A weight that disagrees with x and a0 is blamed, with the sources of n_a and n_x."""
+    key = "Wax" if _kind(function) == "rnn" else "Wf"
+    args = base(function)
+    args["parameters"] = dict(args["parameters"])
+    w = args["parameters"][key]
+    args["parameters"][key] = np.zeros((w.shape[0] + 1, w.shape[1]))
+    x_name, a_name = ARGS[function][:2]
+    check_raises(function, args, ValueError, key, f"n_a = {N_A} from {a_name}.shape[0]",
+                 f"n_x = {N_X} from {x_name}.shape[0]")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_state_disagreeing_with_agreeing_parameters_is_blamed(function):
+    """a0 with n_a + 1 rows: all the parameters agree on n_a, so a0 is what is wrong (not
+    the first weight that disagrees with it); a transposed state is named as such."""
+    a_name = ARGS[function][1]
+    args = base(function)
+    args[a_name] = np.zeros((N_A + 1, M))
+    text = check_raises(function, args, ValueError, a_name, "as the parameters agree")
+    assert "parameters[" in text  # the sources of n_a
+    args[a_name] = np.zeros((M, N_A))
+    check_raises(function, args, ValueError, a_name, f"pass {a_name}.T")
+
+
+@pytest.mark.parametrize("function", ["lstm_forward", "lstm_cell_forward"])
+def test_input_disagreeing_with_agreeing_gates_is_blamed(function):
+    """The four LSTM gates agree on n_x: an x with another n_x is blamed."""
+    x_name = ARGS[function][0]
+    args = base(function)
+    args[x_name] = np.concatenate([args[x_name], args[x_name]], axis=0)
+    check_raises(function, args, ValueError, x_name, f"n_x = {N_X}", "parameters agree")
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM"])
+def test_models_say_sizes_come_from_the_model(kind):
+    function = "rnn_forward" if kind == "RNN" else "lstm_forward"
+    args = base(function)
+    model = getattr(fastrnn, kind)(args["parameters"])
+    with pytest.raises(ValueError, match=re.escape("x.transpose(2, 1, 0)")) as info:
+        model.forward(np.ascontiguousarray(args["x"].transpose(2, 1, 0)))
+    assert "from the model" in message(info.value)

@@ -804,16 +804,20 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
                     sequence, small_max)
 
 
-cdef int check_packed(tuple arrays, int typenum) except -1:
-    # A model's packed weights: C-contiguous, aligned, native, one float dtype (pack() makes
-    # them so; checked because the kernels walk them as such).
-    cdef cnp.ndarray arr
-    for arr in arrays:
-        if (cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISCARRAY_RO(arr)
-                or not cnp.PyArray_ISNOTSWAPPED(arr) or cnp.PyArray_NDIM(arr) > 2):
-            raise ValueError("packed weights must be C-contiguous, aligned arrays of one "
-                             "float dtype")
-    return 0
+cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:
+    # A model's output layer and scratch list, checked before any size is read from them:
+    # private entry points or not, no argument may make a kernel read out of bounds.
+    # Returns the dtype's typenum.
+    cdef int typenum = cnp.PyArray_TYPE(wy)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"packed weights must be float32 or float64, got {wy.dtype}")
+    if cnp.PyArray_NDIM(wy) != 2:
+        raise ValueError(f"packed wy must be 2-d (n_y, n_a), got shape {(<object> wy).shape}")
+    check(wy, "wy", typenum, False, 2, wy.shape[0], wy.shape[1])
+    check(by, "by", typenum, False, 1, wy.shape[0])
+    if scratch is not None and len(<list> scratch) < 3:
+        raise ValueError("scratch must be a list of 3 slots")
+    return typenum
 
 
 def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa not None,
@@ -823,13 +827,17 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     contiguous; ``a0`` None means zeros; ``scratch`` a list of 3 slots in which the model
     keeps its work buffers between calls (one list per thread).  Returns ``(a, y, z)``, z
     being scratch memory, or None."""
-    cdef int typenum = cnp.PyArray_TYPE(wy)
-    check_packed((wx, wa, b, wy, by), typenum)
+    cdef int typenum = check_packed(wy, by, scratch)
+    cdef Py_ssize_t n_a = wy.shape[1]
+    if cnp.PyArray_NDIM(wx) != 2:
+        raise ValueError(f"packed wx must be 2-d (n_a, n_x), got shape {(<object> wx).shape}")
+    check(wx, "wx", typenum, False, 2, n_a, wx.shape[1])
+    check(wa, "wa", typenum, False, 2, n_a, n_a)
+    check(b, "b", typenum, False, 1, n_a)
     cdef cnp.ndarray xa = exact_input(x, sequence)
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != wx.shape[1]:
         return None
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    cdef Py_ssize_t n_a = wa.shape[0]
     if not sizes_fit(n_x, n_a, n_a, wy.shape[0], m, T):
         return None
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
@@ -914,11 +922,14 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     (4n_a,) the merged gate block, already checked and contiguous; ``a0``/``c0`` None mean
     zeros; ``scratch`` as for :func:`try_packed_rnn`.  Returns ``(a, y, c, z, s)``, z and s
     being scratch memory, or None."""
-    cdef int typenum = cnp.PyArray_TYPE(wy)
-    check_packed((w, b, wy, by), typenum)
-    if cnp.PyArray_NDIM(w) != 2 or w.shape[0] != 4 * wy.shape[1] or b.shape[0] != w.shape[0]:
-        raise ValueError("packed LSTM block: expected w (4n_a, n_a + n_x) and b (4n_a,)")
-    cdef Py_ssize_t n_a = wy.shape[1], n_x = w.shape[1] - n_a, k
+    cdef int typenum = check_packed(wy, by, scratch)
+    cdef Py_ssize_t n_a = wy.shape[1], n_x, k
+    if cnp.PyArray_NDIM(w) != 2 or w.shape[1] < n_a:
+        raise ValueError(f"packed LSTM block w must be (4n_a, n_a + n_x) with n_a = {n_a}, got "
+                         f"shape {(<object> w).shape}")
+    n_x = w.shape[1] - n_a
+    check(w, "w", typenum, False, 2, 4 * n_a, n_a + n_x)
+    check(b, "b", typenum, False, 1, 4 * n_a)
     cdef cnp.ndarray xa = exact_input(x, sequence)
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
         return None
@@ -1318,15 +1329,14 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     for no output layer; ``a0`` None means zeros; ``scratch`` as for
     :func:`try_packed_rnn`.  Returns ``(a, y, z, s)``, z and s being scratch memory, or
     None."""
-    cdef int typenum = cnp.PyArray_TYPE(wy)
-    check_packed((wx, wh, bx, bh, wy, by), typenum)
+    cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1], n_y = wy.shape[0]
-    if (cnp.PyArray_NDIM(wx) != 2 or cnp.PyArray_NDIM(wh) != 2 or wx.shape[0] != 3 * n_a
-            or wh.shape[0] != 3 * n_a or wh.shape[1] != n_a or cnp.PyArray_NDIM(bx) != 1
-            or cnp.PyArray_NDIM(bh) != 1 or bx.shape[0] != 3 * n_a or bh.shape[0] != 3 * n_a
-            or cnp.PyArray_NDIM(by) != 1 or by.shape[0] != n_y):
-        raise ValueError("packed GRU blocks: expected wx (3n_a, n_x), wh (3n_a, n_a), "
-                         "bx, bh (3n_a,), wy (n_y, n_a), by (n_y,)")
+    if cnp.PyArray_NDIM(wx) != 2:
+        raise ValueError(f"packed wx must be 2-d (3n_a, n_x), got shape {(<object> wx).shape}")
+    check(wx, "wx", typenum, False, 2, 3 * n_a, wx.shape[1])
+    check(wh, "wh", typenum, False, 2, 3 * n_a, n_a)
+    check(bx, "bx", typenum, False, 1, 3 * n_a)
+    check(bh, "bh", typenum, False, 1, 3 * n_a)
     cdef Py_ssize_t n_x = wx.shape[1]
     cdef cnp.ndarray xa = exact_input(x, sequence)
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:

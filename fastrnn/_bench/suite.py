@@ -1,0 +1,157 @@
+"""One case of the public suite: check every implementation's outputs, then time them."""
+import sys
+
+
+from fastrnn._bench.cases import CELL_SHAPES, DTYPES, REFERENCE_BUDGET, SHAPES, make_case
+from fastrnn._bench.impls import FASTRNN_ROLES, PEERS, max_abs_diff
+from fastrnn._bench.timing import measure_interleaved, ratio_stats
+
+# The largest |difference| from the float64 reference (or, without it, from fastrnn's
+# drop-in function) an implementation may show and still be timed and compared: a sanity
+# bound that a wrong gate order or a missing bias (errors of order 0.1) cannot pass, loose
+# enough for float32 rounding over the suite's longest sequences.  Beyond it the row says
+# MISMATCH and ``fastrnn bench`` exits with status 1.
+MATCH_ATOL = {"float64": 1e-8, "float32": 1e-3}
+
+
+def _progress_printer(stream=None):
+    stream = sys.stderr if stream is None else stream
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    width = [0]
+
+    def show(msg, final=False):
+        if tty:
+            pad = max(0, width[0] - len(msg))
+            stream.write("\r" + msg + " " * pad + ("\n" if final else ""))
+            width[0] = 0 if final else len(msg)
+        else:
+            stream.write(msg + "\n")
+        stream.flush()
+    return show
+
+
+def timing_stats(timing, fl, peak):
+    """The JSON fields of one :class:`~fastrnn._bench.timing.Timing` of a call of ``fl``
+    FLOPs, against the GEMM rate ``peak`` (GFLOP/s)."""
+    med = timing.median
+    q1, q3 = timing.quartiles
+    gflops = fl / med / 1e9
+    return {"median_s": med, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1, "min_s": timing.min,
+            "max_s": timing.max, "spread": (timing.max - timing.min) / med,
+            "times_s": list(timing.times), "samples": len(timing.times),
+            "calls_per_sample": timing.number, "gflops": gflops,
+            "frac_gemm": gflops / peak if peak else None}
+
+
+def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budget,
+                   progress=None, prefix="", fl=1, peak=None):
+    """Call every implementation once (its outputs are checked), then time those that match.
+
+    ``want``: the float64 reference's outputs; None: the outputs of the "reference"
+    implementation when it runs in float64, else the drop-in function's outputs are the
+    baseline of the check.  fastrnn's implementations and the peers are
+    timed in interleaved rounds (paired ratios, see
+    :func:`~fastrnn._bench.timing.measure_interleaved`): ``repeat`` rounds of samples of
+    about ``min_time / repeat`` seconds each; the reference takes part in the first rounds
+    only, within ``reference_budget`` seconds (at least one sample).
+
+    Returns
+    -------
+    list of dict
+        One row per implementation (the ``impls`` of the JSON result).
+    """
+    outs, rows = {}, []
+    for impl in impls:
+        if progress:
+            progress(f"{prefix}{impl.label}: first call")
+        with impl.context():
+            outs[impl.role] = impl.outputs(impl.call())   # untimed first call: warm-up
+            impl.call()
+    if want is None and dtype_name == "float64" and "reference" in outs:
+        want = outs["reference"]
+    base = want if want is not None else outs.get("fastrnn")
+    tol = MATCH_ATOL[dtype_name]
+    for impl in impls:
+        got = outs[impl.role]
+        err_ref = None if want is None else max_abs_diff(got, want)
+        err_fn = max_abs_diff(got, outs["fastrnn"]) if impl.role != "fastrnn" else None
+        err = max_abs_diff(got, base) if base is not None else 0.0
+        rows.append({"role": impl.role, "label": impl.label,
+                     "max_abs_err_vs_reference": err_ref,
+                     "max_abs_err_vs_fastrnn": err_fn,
+                     "max_abs_err_vs_torch": (max_abs_diff(got, outs["torch"])
+                                              if "torch" in outs and impl.role != "torch"
+                                              else None),
+                     "mismatch": bool(err is not None and not err <= tol)})
+    timed = [impl for impl, row in zip(impls, rows) if not row["mismatch"]]
+    if progress and timed:
+        progress(f"{prefix}timing {', '.join(i.role for i in timed)} in {repeat} rounds")
+    timings = measure_interleaved(
+        {i.role: (i.call, i.context) + ((reference_budget,) if i.role == "reference" else ())
+         for i in timed}, rounds=repeat, sample_target=max(1e-3, min_time / repeat))
+    for row in rows:
+        t = timings.get(row["role"])
+        row["timed"] = t is not None
+        if t is None:
+            row.update(median_s=None, gflops=None, frac_gemm=None)
+        else:
+            row.update(timing_stats(t, fl, peak))
+        row["ratios"] = {}
+        for other in ("reference",) + PEERS:
+            if t is not None and other in timings and other != row["role"]:
+                row["ratios"][other] = ratio_stats(t, timings[other])
+        r = row["ratios"]
+        row["speedup_vs_reference"] = (1 / r["reference"]["median"] if "reference" in r
+                                       else 1.0 if row["role"] == "reference" and t else None)
+        for peer in PEERS:
+            row[f"ratio_vs_{peer}"] = (r[peer]["median"] if peer in r
+                                       else 1.0 if row["role"] == peer and t else None)
+    return rows
+
+
+def run_case(shape_name, model, dtype_name, opts, peers=(), peaks=None, progress=None,
+             prefix="", workload="forward"):
+    """Check and time one case of the public suite; returns its result (see the JSON
+    written by ``--json``).
+
+    ``peers``: the peers to time ("torch", "ort"; ONNX Runtime only for float32).
+    ``opts``: ``seed``, ``threads``, ``repeat``, ``min_time``, ``reference_budget``,
+    ``no_reference``.  ``workload``: a name in
+    :data:`~fastrnn._bench.workloads.WORKLOADS` (default the forward pass).
+    """
+    from fastrnn._bench.workloads import workload as get_workload
+
+    work = get_workload(workload)
+    shape = SHAPES[shape_name]
+    cell = shape_name in CELL_SHAPES
+    dtype = DTYPES[dtype_name]
+    case = make_case(model, shape, dtype, opts.seed)
+    fl = work.flops(model, shape)
+    impls = work.impls(model, case, cell, opts.threads, peers)
+    if opts.no_reference:
+        impls = [i for i in impls if i.role != "reference"]
+    tag = f"{shape_name} {model} {dtype_name}" + ("" if work.name == "forward"
+                                                 else f" {work.name}")
+    want = None
+    if not opts.no_reference and (dtype_name != "float64"
+                                  or not any(i.role == "reference" for i in impls)):
+        if progress:
+            progress(f"{prefix}{tag}: float64 reference outputs")
+        want = work.want(model, case, cell)
+    budget = REFERENCE_BUDGET if opts.reference_budget is None else opts.reference_budget
+    rows = check_and_time(impls, dtype_name, want, repeat=opts.repeat, min_time=opts.min_time,
+                          reference_budget=budget, progress=progress,
+                          prefix=f"{prefix}{tag}: ", fl=fl,
+                          peak=(peaks or {}).get(dtype_name))
+    return {"shape": shape_name, "dims": shape._asdict(), "model": model, "dtype": dtype_name,
+            "workload": work.name, "calls": "cell" if cell else "sequence", "flops": fl,
+            "impls": rows}
+
+
+def best_fastrnn(res):
+    """The fastest of fastrnn's rows of a case result (for the GEMM fraction)."""
+    rows = [r for r in res["impls"] if r["role"] in FASTRNN_ROLES and r["timed"]]
+    return max(rows, key=lambda r: r["gflops"]) if rows else None
+
+
+__all__ = ["MATCH_ATOL", "run_case", "check_and_time", "timing_stats", "best_fastrnn"]

@@ -1,0 +1,122 @@
+"""Whole-model training: loss and gradients of a packed model, in-place weight updates.
+
+The forward pass runs the model's own kernel (weights packed once, buffers kept between
+calls); the output layer's backward pass (softmax and cross-entropy together), the loss and
+backpropagation through time then run in one compiled call that reads the forward's gate and
+state buffers (fastrnn._kernels._backward).  Updates change the packed weights in place.
+"""
+import numbers
+
+import numpy as np
+
+from fastrnn import _api, _checked, reference
+from fastrnn._kernels import _backward as _bk
+from fastrnn._packing import GATES, as_c
+from fastrnn._validation import check_gradients, check_targets
+
+__all__ = ["loss_and_grads", "apply_gradients", "parameters"]
+
+
+def _scratch(model):
+    """The model's per-thread work buffer list for the backward kernel."""
+    return model._scratch.__dict__.setdefault("train", [None])
+
+
+def _reference(model, x, targets, states):
+    """reference.<kind>_loss_and_grads in float64 on the model's (packed) weights."""
+    params = model._reference_parameters()
+    f64 = [np.asarray(v, dtype=np.float64) for v in (x,) + tuple(states)]
+    with np.errstate(all="ignore"):
+        if model._kind == "rnn":
+            return reference.rnn_loss_and_grads(f64[0], targets, f64[1], params)
+        return reference.lstm_loss_and_grads(f64[0], targets, f64[1], f64[2], params)
+
+
+def loss_and_grads(model, x, targets, states):
+    """Summed cross-entropy of ``model`` on (x, targets) and the gradients of every
+    parameter and initial state; see RNN.loss_and_grads / LSTM.loss_and_grads."""
+    lstm = model._kind == "lstm"
+    names = [("x", x), ("a0", states[0])] + ([("c0", states[1])] if lstm else [])
+    m, arrays = model._inputs(names, sequence=True)
+    x, states = arrays[0], arrays[1:]
+    T = x.shape[2]
+    tg = check_targets(targets, m, T, model.n_y)
+    if 0 in (m, T, model.n_a):
+        # nothing to backpropagate through time: the reference's zeros (and, without
+        # hidden units, the output bias's gradient) at no cost worth a kernel
+        loss, grads = _reference(model, x, tg, states)
+        return float(loss), {k: np.asarray(v, dtype=model.dtype) for k, v in grads.items()}
+    p = model._packed
+    small = _api.SMALL_BATCH_MAX_M
+    out = model._try(x, tuple(states), True)
+    if lstm:
+        a, y, c, z, s = out if out is not None else _api.run_lstm(p, x, *states)
+        loss, dW, db, dwy, dby, da0, dc0 = _bk.lstm_loss_backward(
+            y, tg, x, z, s, states[0], states[1], p.blocks[0], p.wy, small, _scratch(model))
+        n_a = model.n_a
+        grads = {}
+        for g in ("f", "i", "c", "o"):
+            k = GATES.index(g)
+            grads["dW" + g] = dW[k * n_a:(k + 1) * n_a]
+            grads["db" + g] = db[k * n_a:(k + 1) * n_a].reshape(n_a, 1)
+        grads.update({"dWy": dwy, "dby": dby.reshape(-1, 1), "da0": da0, "dc0": dc0})
+    else:
+        a, y, z = out if out is not None else _api.run_rnn(p, x, states[0])
+        loss, dwx, dwa, dwy, db, dby, da0 = _bk.rnn_loss_backward(
+            y, tg, x, z, states[0], p.w[0], p.w[1], p.wy, small, _scratch(model))
+        grads = {"dWax": dwx, "dWaa": dwa, "dWya": dwy, "dba": db.reshape(-1, 1),
+                 "dby": dby.reshape(-1, 1), "da0": da0}
+    if _checked.is_checked():
+        want_loss, want = _reference(model, x, tg, states)
+        got = {"loss": np.asarray(loss, dtype=model.dtype), **grads}
+        _checked.compare(f"{type(model).__name__}.loss_and_grads", got,
+                         {"loss": want_loss, **want}, model.dtype)
+    return float(loss), grads
+
+
+def _parameter_views(model):
+    """(key, packed array, lessons' shape) of every parameter, the packed arrays being the
+    model's own (updates through them change the model)."""
+    p = model._packed
+    n_a, n_y = model.n_a, model.n_y
+    if model._kind == "rnn":
+        return [("Wax", p.w[0], p.w[0].shape), ("Waa", p.w[1], p.w[1].shape),
+                ("Wya", p.wy, p.wy.shape), ("ba", p.b, (n_a, 1)), ("by", p.by, (n_y, 1))]
+    views = []
+    for g in ("f", "i", "c", "o"):
+        k = GATES.index(g)
+        views += [("W" + g, p.w[k], p.w[k].shape), ("b" + g, p.b[k], (n_a, 1))]
+    return views + [("Wy", p.wy, p.wy.shape), ("by", p.by, (n_y, 1))]
+
+
+def parameters(model):
+    """The model's weights as the lessons' ``parameters`` dict (new arrays)."""
+    return {key: np.array(w, copy=True).reshape(shape)
+            for key, w, shape in _parameter_views(model)}
+
+
+def _real(value, name, positive):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def apply_gradients(model, grads, lr, clip=None):
+    """``W -= lr * clip(dW)`` for every parameter, in place on the packed weights."""
+    lr = _real(lr, "lr", positive=False)
+    clip = 0.0 if clip is None else _real(clip, "clip", positive=True)
+    views = _parameter_views(model)
+    arrays = check_gradients(grads, [(key, shape) for key, _, shape in views])
+    converted = [(w, as_c(arrays[key], model.dtype).reshape(w.shape)) for key, w, _ in views]
+    nonfinite = 0
+    for w, g in converted:
+        bad = _bk.sgd_update(w, g, lr, clip)
+        if any(w is v for v in model._packed.w):
+            nonfinite += bad
+    # the forward flushes subnormal inputs only while every weight is finite
+    model._finite = nonfinite == 0

@@ -1,0 +1,276 @@
+"""The benchmark's pieces: the ONNX Runtime peer, paired timing and ratios, the floor, the
+sweep, the table of model kinds.  No test here asserts a time or a speed: only shapes,
+orders of events and outputs."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fastrnn import _bench, reference
+from fastrnn._bench import kinds, peer_ort, sweep, timing
+from fastrnn._bench.suite import check_and_time
+
+
+def _sig(v):
+    return 1 / (1 + np.exp(-v))
+
+
+# ------------------------------------------------------------------ ONNX weights
+
+def _onnx_lstm_step(w, xt, h, c):
+    """The ONNX LSTM operator's equations (gates i, o, f, c; B = [Wb, Rb]) in numpy."""
+    n_a = w["R"].shape[2]
+    z = w["W"][0] @ xt + w["R"][0] @ h + (w["B"][0, :4 * n_a] + w["B"][0, 4 * n_a:])[:, None]
+    i, o, f, g = np.split(z, 4)
+    c1 = _sig(f) * c + _sig(i) * np.tanh(g)
+    return _sig(o) * np.tanh(c1), c1
+
+
+def _onnx_out(w, h):
+    return reference.softmax(w["Wy"] @ h + w["by"][:, None])
+
+
+def test_onnx_weights_lstm_gate_order_without_onnx():
+    rng = np.random.default_rng(0)
+    p = _bench.lstm_params(rng, 3, 5, 2)
+    xt, a, c = (rng.standard_normal((n, 4)) for n in (3, 5, 5))
+    w = peer_ort.onnx_weights_lstm(p)
+    assert w["W"].shape == (1, 20, 3) and w["R"].shape == (1, 20, 5)
+    assert w["B"].shape == (1, 40) and not w["B"][0, 20:].any()
+    h1, c1 = _onnx_lstm_step(w, xt, a, c)
+    a_ref, c_ref, y_ref, _ = reference.lstm_cell_forward(xt, a, c, p)
+    np.testing.assert_allclose(h1, a_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(c1, c_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(_onnx_out(w, h1), y_ref, rtol=1e-12, atol=1e-14)
+
+
+def test_onnx_weights_rnn_without_onnx():
+    rng = np.random.default_rng(1)
+    p = _bench.rnn_params(rng, 3, 5, 2)
+    xt, a = rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
+    w = peer_ort.onnx_weights_rnn(p)
+    n_a = 5
+    h1 = np.tanh(w["W"][0] @ xt + w["R"][0] @ a
+                 + (w["B"][0, :n_a] + w["B"][0, n_a:])[:, None])
+    a_ref, y_ref, _ = reference.rnn_cell_forward(xt, a, p)
+    np.testing.assert_allclose(h1, a_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(_onnx_out(w, h1), y_ref, rtol=1e-12, atol=1e-14)
+
+
+def test_onnx_lstm_mutant_gate_order_fails(monkeypatch):
+    """Two gates swapped in the conversion: the numpy ONNX step no longer matches."""
+    rng = np.random.default_rng(2)
+    p = _bench.lstm_params(rng, 3, 5, 2)
+    xt, a, c = (rng.standard_normal((n, 4)) for n in (3, 5, 5))
+    monkeypatch.setattr(peer_ort, "ONNX_GATES", ("i", "f", "o", "c"))
+    h1, _ = _onnx_lstm_step(peer_ort.onnx_weights_lstm(p), xt, a, c)
+    a_ref = reference.lstm_cell_forward(xt, a, c, p)[0]
+    assert np.max(np.abs(h1 - a_ref)) > 1e-3
+
+
+# ------------------------------------------------------------------ ONNX Runtime
+
+def _ort():
+    pytest.importorskip("onnx", reason="ONNX Runtime is an optional peer")
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is an optional peer")
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", [False, True], ids=["sequence", "cell"])
+def test_ort_peer_matches_the_reference(model, cell):
+    _ort()
+    case = _bench.make_case(model, (7, 6, 4, 3, 5), np.float32, seed=2)
+    impl = _bench.ort_impl(model, case, cell=cell)
+    got = impl.outputs(impl.call())
+    want = _bench.reference_outputs(model, case, cell=cell)
+    assert {"a", "y"} <= set(got) <= set(want)
+    if model == "lstm":
+        assert ("c" if cell else "c_T") in got
+    for key in got:
+        assert got[key].shape == want[key].shape, key
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_ort_peer_is_float32_only():
+    _ort()
+    p = _bench.rnn_params(np.random.default_rng(0), 3, 4, 2)
+    with pytest.raises(ValueError, match="float32"):
+        peer_ort.build_graph("rnn", p, np.float64)
+    case64 = _bench.make_case("rnn", (3, 4, 2, 2, 3), np.float64)
+    assert [i.role for i in _bench.peer_impls("rnn", case64, peers=("ort",))] == []
+
+
+def test_a_wrong_peer_is_a_mismatch_not_timed(monkeypatch):
+    """ONNX gates in the wrong order: the row says MISMATCH, is not timed, and is the only
+    one flagged."""
+    _ort()
+    monkeypatch.setattr(peer_ort, "ONNX_GATES", ("i", "f", "o", "c"))
+    case = _bench.make_case("lstm", (7, 6, 4, 3, 5), np.float32, seed=2)
+    impls = (_bench.fastrnn_impls("lstm", case)[:2]
+             + _bench.peer_impls("lstm", case, peers=("ort",)))
+    rows = check_and_time(impls, "float32", _bench.reference_outputs("lstm", case),
+                          repeat=2, min_time=0.0, reference_budget=0.0)
+    by = {r["role"]: r for r in rows}
+    assert by["ort"]["mismatch"] and not by["ort"]["timed"]
+    assert by["ort"]["max_abs_err_vs_reference"] > 1e-3
+    for role in ("fastrnn", "model"):
+        assert by[role]["timed"] and not by[role]["mismatch"]
+        assert "ort" not in by[role]["ratios"] and by[role]["ratio_vs_ort"] is None
+
+
+def test_bench_exits_1_on_a_mismatch(monkeypatch, capsys):
+    _ort()
+    monkeypatch.setattr(peer_ort, "ONNX_GATES", ("o", "i", "f", "c"))
+    status = _bench.main(["--quick", "--shapes", "lesson", "--models", "lstm", "--dtype",
+                          "float32", "--peers", "ort", "--repeat", "1", "--min-time", "0",
+                          "--reference-budget", "0"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "MISMATCH" in out
+    row = next(line for line in out.splitlines() if "onnxruntime LSTM" in line)
+    assert "not timed" in row and row.rstrip().endswith("MISMATCH")
+
+
+# ------------------------------------------------------------------ timing
+
+def test_measure_interleaved_takes_one_sample_of_each_per_round():
+    log = []
+    fns = {name: (lambda name=name: log.append(name), timing.contextlib.nullcontext)
+           for name in "abc"}
+    result = timing.measure_interleaved(fns, rounds=4, sample_target=0.0)
+    assert all(t.number == 1 and len(t.times) == 4 for t in result.values())
+    assert log[:3] == ["a", "b", "c"]                  # calibration, one call each
+    rounds = [log[3 + 3 * r: 6 + 3 * r] for r in range(4)]
+    assert rounds == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert len(log) == 15
+
+
+def test_ratio_stats_paired_and_unpaired():
+    a = timing.Timing([2.0, 3.0, 4.0], 1)
+    b = timing.Timing([1.0, 2.0, 1.0], 1)
+    paired = timing.ratio_stats(a, b)
+    assert paired == {"median": 2.0, "min": 1.5, "max": 4.0}
+    unpaired = timing.ratio_stats(a, b, paired=False)
+    assert unpaired == {"median": 3.0, "min": 1.0, "max": 4.0}
+    c = timing.Timing([1.0, 0.5], 1)     # a budget-limited callable: its first rounds
+    assert timing.ratio_stats(a, c) == {"median": 4.0, "min": 2.0, "max": 6.0}
+
+
+def test_read_floor_is_a_positive_time():
+    for dtype in (np.float32, np.float64):
+        f = timing.read_floor(dtype, 4 * 16, 16, repeat=2, sample_target=1e-4)
+        assert 0 < f < 1 and math.isfinite(f)
+
+
+# ------------------------------------------------------------------ kinds
+
+def test_every_kind_plugs_in_its_calls_and_conversions():
+    import fastrnn
+
+    for name, k in kinds.KINDS.items():
+        assert k.name == name and kinds.kind(name) is k and kinds.kind(k) is k
+        for fn in (name + "_forward", name + "_cell_forward"):
+            assert callable(getattr(fastrnn, fn)) and callable(getattr(reference, fn))
+        assert hasattr(getattr(fastrnn, k.model), "step")
+        p = k.params(np.random.default_rng(0), 3, 4, 2)
+        w = k.torch_weights(p)
+        assert w["weight_hh"].shape == (k.gates * 4, 4) and w["weight_ih"].shape[1] == 3
+        o = k.onnx_weights(p)
+        assert o["W"].shape == (1, k.gates * 4, 3) and o["B"].shape == (1, 2 * k.gates * 4)
+    with pytest.raises(ValueError, match="unknown model kind"):
+        kinds.kind("transformer")
+
+
+# ------------------------------------------------------------------ sweep
+
+def test_sweep_dims_and_T():
+    assert sweep.sweep_dims(1, 3, 10) == (1, 1, 1, 3, 10)
+    assert sweep.sweep_dims(192, 4, 50) == (96, 192, 96, 4, 50)
+    T = sweep.choose_T("rnn", 8, 2, np.float32)
+    lo, hi = sweep.T_RANGE
+    assert lo <= T <= hi
+    assert len(str(T).rstrip("0")) <= 2                # two significant digits
+
+
+def test_sweep_from_the_command_writes_cells_grids_and_floors(tmp_path, capsys):
+    path = tmp_path / "sweep.json"
+    status = _bench.main(["--sweep", "--quick", "--n-a", "8,12", "--batch", "1,9", "--models", "lstm",
+                          "--peers", "none", "--repeat", "2", "--time-cap", "0.5",
+                          "--json", str(path)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "packed model time per step / floor" in out
+    data = json.loads(path.read_text())
+    assert data["kind"] == "sweep" and data["status"] == 0
+    assert data["settings"]["n_a"] == [8, 12] and data["settings"]["m"] == [1, 9]
+    cells = {(c["n_a"], c["m"]): c for c in data["sweep"]}
+    assert set(cells) == {(8, 1), (8, 9), (12, 1), (12, 9)}
+    for (n_a, m), c in cells.items():
+        assert c["dims"] == {"n_x": n_a // 2, "n_a": n_a, "n_y": n_a // 2, "m": m,
+                             "T_x": c["T_x"]}
+        assert c["model"] == "lstm" and c["dtype"] == "float32"
+        assert {r["role"] for r in c["impls"]} == {"fastrnn", "model"}
+        assert all(r["timed"] and r["max_abs_err_vs_reference"] < 1e-3 for r in c["impls"])
+        if m <= sweep.FLOOR_MAX_M:
+            assert c["floor_s"] > 0
+            assert c["step_over_floor"] == pytest.approx(c["step_s"] / c["floor_s"])
+        else:
+            assert c["floor_s"] is None and c["step_over_floor"] is None
+
+
+def test_sweep_grid_text():
+    cells = [{"model": "rnn", "dtype": "float32", "n_a": n, "m": m, "step_over_floor": None,
+              "impls": [{"role": "model", "ratios": {"torch": {"median": n / m, "min": 0,
+                                                               "max": 9}}}]}
+             for n in (2, 4) for m in (1, 2)]
+    text = sweep.format_grids(cells, ["torch"])
+    lines = text.splitlines()
+    title = next(k for k, line in enumerate(lines) if "packed model time / torch" in line)
+    assert lines[title + 1].split() == ["n_a", "/", "m", "1", "2"]
+    assert lines[title + 2].split() == ["2", "2.00", "1.00"]
+    assert lines[title + 3].split() == ["4", "4.00", "2.00"]
+
+
+# ------------------------------------------------------------------ plots
+
+def _fake_row(role, speedups):
+    ratios = {b: {"median": 1 / v, "min": 0.8 / v, "max": 1.25 / v} for b, v in speedups.items()}
+    return {"role": role, "timed": True, "ratios": ratios}
+
+
+def test_plot_suite_and_sweep_write_images(tmp_path):
+    pytest.importorskip("matplotlib", reason="plots are optional (fastrnn[plot])")
+    from fastrnn._bench import plot
+
+    results = [{"shape": s, "model": mo, "dtype": d,
+                "impls": [_fake_row(role, {"reference": 30.0 * (k + 1), "torch": 0.7 + k,
+                                           **({"ort": 1.5} if d == "float32" else {})})
+                          for role in ("fastrnn", "model")]}
+               for k, s in enumerate(("lesson", "big")) for mo in ("rnn", "lstm")
+               for d in ("float64", "float32")]
+    for suffix in ("png", "svg"):
+        path = tmp_path / f"suite.{suffix}"
+        plot.plot_suite(results, str(path))
+        assert path.stat().st_size > 1000
+    cells = [{"model": "lstm", "dtype": "float32", "n_a": n, "m": m,
+              "step_over_floor": 2.0 if m <= 8 else None,
+              "impls": [_fake_row(role, {"torch": n / m, "ort": m / n})
+                        for role in ("fastrnn", "model")]}
+             for n in (32, 64) for m in (1, 16)]
+    path = tmp_path / "sweep.png"
+    plot.plot_sweep(cells, str(path), ["torch", "ort"])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot.plot_suite([{"shape": "lesson", "model": "rnn", "dtype": "float64",
+                          "impls": [{"role": "fastrnn", "timed": True, "ratios": {}}]}],
+                        str(tmp_path / "empty.png"))
+
+
+def test_a_budget_limits_a_callable_to_the_first_rounds():
+    log = []
+    fns = {"fast": (lambda: log.append("fast"), timing.contextlib.nullcontext),
+           "slow": (lambda: log.append("slow"), timing.contextlib.nullcontext, 0.0)}
+    result = timing.measure_interleaved(fns, rounds=3, sample_target=0.0)
+    assert len(result["fast"].times) == 3 and len(result["slow"].times) == 1
+    assert log == ["fast", "slow", "fast", "slow", "fast", "fast"]
