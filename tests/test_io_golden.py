@@ -38,7 +38,7 @@ def spec_of(config, w):
         return _torch.spec_from_state(kind, state, num_layers=config["num_layers"],
                                       bidirectional=config["bidirectional"],
                                       nonlinearity=config["nonlinearity"], head=head,
-                                      dtype=dtype)
+                                      cell=config.get("cell", False), dtype=dtype)
     if config["framework"] == "keras":
         dirs = [(w[f"{d}/kernel"], w[f"{d}/recurrent_kernel"], w[f"{d}/bias"])
                 for d in range(config["directions"])]
@@ -95,8 +95,9 @@ def test_golden_mutants_fail(path, monkeypatch):
     if config["kind"] != "rnn":
         table, orders = MUTANTS[f"{config['framework']} gate order"]
         mutants.append(lambda mp: mp.setitem(table, config["kind"], orders[config["kind"]]))
-    if config["framework"] == "torch" and "bias_hh_l0" in w:
-        mutants.append(lambda mp: w.__setitem__("bias_hh_l0", 0 * w["bias_hh_l0"]))
+    for bias in ("bias_hh_l0", "bias_hh"):
+        if config["framework"] == "torch" and bias in w:
+            mutants.append(lambda mp, b=bias: w.__setitem__(b, 0 * w[b]))
     if config["framework"] == "onnx":
         mutants.append(lambda mp: w.__setitem__("B", np.concatenate(
             [w["B"][:, :w["B"].shape[1] // 2], 0 * w["B"][:, w["B"].shape[1] // 2:]], axis=1)))

@@ -213,3 +213,25 @@ def test_dropout_accepted():
     want = keras_run(layer, x)  # a call outside training does no dropout
     a, _, (h, c) = fastrnn.from_keras(layer).forward(x)
     assert_same((a, h, c), want, np.float64, "dropout")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_keras_mask_is_lengths(kind, bidirectional):
+    """A Keras mask over trailing padding is forward's lengths: the same states at every
+    valid step and the same final states (Keras repeats the last valid output over the
+    padding of a one-direction layer, where fastrnn gives 0)."""
+    layer = make(kind, 3, 4, bidirectional=bidirectional, dtype=np.float32)
+    x = np.random.default_rng(8).standard_normal((3, 3, 6)).astype(np.float32)
+    L = np.array([6, 2, 4])
+    valid = np.arange(6)[None, :] < L[:, None]
+    out = [_keras._to_numpy(o) for o in layer(np.ascontiguousarray(x.transpose(1, 2, 0)),
+                                               mask=valid)]
+    a, _, state = fastrnn.from_keras(layer).forward(x, lengths=L)
+    np.testing.assert_allclose(a[:, valid], out[0].transpose(2, 0, 1)[:, valid],
+                               **TOL[np.float32])
+    assert np.all(a[:, ~valid] == 0)
+    h_n = state[0] if kind == "lstm" else state
+    k = 2 if kind == "lstm" else 1
+    for d in range(2 if bidirectional else 1):
+        np.testing.assert_allclose(h_n[d], out[1 + d * k].T, **TOL[np.float32])

@@ -143,6 +143,13 @@ def test_bad_files(tmp_path):
     np.savez(tmp_path / "missing.npz", **arrays)
     with pytest.raises(ValueError, match="missing the array 'Wza'"):
         fastrnn.load(tmp_path / "missing.npz")
+    for bad in ({"format": "fastrnn", "version": 1, "model": "Stack", "kind": "gru",
+                 "dtype": "float64", "layers": [3]},
+                {"format": "fastrnn", "version": 1, "model": "Imported", "dtype": "float64"},
+                ["fastrnn"]):
+        np.savez(tmp_path / "bad.npz", __fastrnn__=np.array(json.dumps(bad)))
+        with pytest.raises(ValueError, match="fastrnn"):
+            fastrnn.load(tmp_path / "bad.npz")
     with pytest.raises(TypeError, match="model must be a fastrnn model"):
         fastrnn.io.save({"Wax": 1}, tmp_path / "x.npz")
 

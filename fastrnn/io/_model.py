@@ -11,7 +11,7 @@ import numpy as np
 import fastrnn
 from fastrnn import _api, _checked, reference
 from fastrnn._validation import GATE_COUNT, check_inputs, check_layer_states, check_lengths
-from fastrnn.io._spec import Spec
+from fastrnn.io._spec import HEAD_KEYS, Spec
 
 __all__ = ["Imported"]
 
@@ -33,6 +33,8 @@ class Imported:
     def __init__(self, spec):
         if not isinstance(spec, Spec):
             raise TypeError(f"spec must be a fastrnn.io.Spec, got {type(spec).__name__}")
+        if spec.directions == ("reverse",) and (spec.num_layers != 1 or spec.head is not None):
+            raise ValueError("a reverse-only model has one layer and no head")
         self.spec = spec
         cls = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[spec.kind]
         self._cls = cls
@@ -44,14 +46,12 @@ class Imported:
         if spec.directions == ("reverse",):
             # one reverse direction (ONNX direction="reverse"): no Stack layer for it
             self._reverse = dirs[0][0]
-            if spec.num_layers != 1 or spec.head is not None:
-                raise ValueError("a reverse-only model has one layer and no head")
             self._stack = None
         else:
             head = None
-            if spec.head is not None:
-                W, b = spec.head.values()
-                head = {"Wy": W, "by": b}
+            if spec.head is not None:  # the Stack's head keys, whatever the cell kind
+                wk, bk = HEAD_KEYS[spec.kind]
+                head = {"Wy": spec.head[wk], "by": spec.head[bk]}
             self._stack = fastrnn.Stack(
                 [d[0] if len(d) == 1 else fastrnn.Bidirectional(*d) for d in dirs], head=head)
         self._cell = None  # built by the first step()

@@ -121,11 +121,15 @@ def load(path):
         except ValueError as exc:
             raise ValueError(f"{path!r}: unreadable fastrnn header: {exc}") from None
         arrays = {k: f[k] for k in f.files if k != HEADER}
-    if header.get("format") != "fastrnn" or not isinstance(header.get("version"), int):
+    if not isinstance(header, dict) or header.get("format") != "fastrnn" \
+            or not isinstance(header.get("version"), int):
         raise ValueError(f"{path!r} is not a fastrnn model file (header {header})")
     if header["version"] > FORMAT_VERSION:
         raise ValueError(f"{path!r} has format version {header['version']}; this fastrnn "
                          f"reads versions up to {FORMAT_VERSION}: upgrade fastrnn")
+    missing = [k for k in ("kind", "dtype", "model") if k not in header]
+    if missing:
+        raise ValueError(f"{path!r}: the fastrnn header lacks {missing} (header {header})")
     kind, dtype, model = header["kind"], header["dtype"], header["model"]
 
     def get(key):
@@ -142,8 +146,12 @@ def load(path):
     if model in ("RNN", "LSTM", "GRU"):
         return cls(arrays, dtype=dtype)
     if model in ("Stack", "Bidirectional"):
+        counts = header.get("layers")
+        if not isinstance(counts, list) or not counts or any(D not in (1, 2) for D in counts):
+            raise ValueError(f"{path!r}: the fastrnn header's 'layers' must list each layer's "
+                             f"directions (1 or 2), got {counts!r}")
         layers = []
-        for l, D in enumerate(header["layers"]):
+        for l, D in enumerate(counts):
             dirs = [cls({k: get(_key(k, l, d)) for k in KEYS[kind]}, dtype=dtype)
                     for d in ("forward", "reverse")[:D]]
             layers.append(dirs[0] if D == 1 else fastrnn.Bidirectional(*dirs))
@@ -153,10 +161,15 @@ def load(path):
         return fastrnn.Stack(layers, head=head)
     if model != "Imported":
         raise ValueError(f"{path!r} holds a {model!r} model, which this fastrnn cannot load")
-    directions = tuple(header["directions"])
+    try:
+        directions, n_layers = tuple(header["directions"]), int(header["layers"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path!r}: the fastrnn header lacks valid 'directions' and 'layers' "
+                         f"(header {header})") from None
     layers = [[{k: get(_key(k, l, d)) for k in KEYS[kind]} for d in directions]
-              for l in range(header["layers"])]
-    head = {k: get(k) for k in HEAD_KEYS[kind]} if header["head"] else None
+              for l in range(n_layers)]
+    head = {k: get(k) for k in HEAD_KEYS[kind]} if header.get("head") else None
     return Imported(Spec(kind, layers, directions=directions,
-                         activation=header["activation"], head=head, cell=header["cell"],
+                         activation=header.get("activation", "tanh"), head=head,
+                         cell=header.get("cell", False),
                          reset_after=bool(header.get("reset_after", True)), dtype=dtype))

@@ -79,6 +79,34 @@ def torch_case(name, kind, dtype, *, num_layers=1, bidirectional=False, bias=Tru
            "c_n": None if cn is None else cn.numpy().transpose(0, 2, 1)})
 
 
+def torch_cell_case(name, kind, dtype, seed=0):
+    """A cell run step by step over a sequence (the importer's cell path, cell=True)."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n_x, n_a, m, T = 3, 4, 2, 4
+    cls = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[kind]
+    cell = cls(n_x, n_a).to(torch.float64 if dtype == "float64" else torch.float32)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    h0 = rng.standard_normal((1, n_a, m)).astype(dtype)
+    state = torch.from_numpy(h0[0].T.copy())
+    if kind == "lstm":
+        state = (state, torch.zeros_like(state))
+    a = np.zeros((n_a, m, T), dtype=dtype)
+    with torch.no_grad():
+        for t in range(T):
+            state = cell(torch.from_numpy(x[:, :, t].T.copy()), state)
+            a[:, :, t] = (state[0] if kind == "lstm" else state).numpy().T
+    config = {"framework": "torch", "kind": kind, "dtype": dtype, "num_layers": 1,
+              "bidirectional": False, "nonlinearity": "tanh", "cell": True,
+              "torch": torch.__version__}
+    hn = state[0] if kind == "lstm" else state
+    write(name, config, {k: v.numpy() for k, v in cell.state_dict().items()},
+          {"x": x, "h0": h0}, {"a": a, "h_n": hn.numpy().T[None],
+                               "c_n": state[1].numpy().T[None] if kind == "lstm" else None})
+
+
 def keras_case(name, kind, *, bidirectional=False, reset_after=True, seed=0):
     import keras
 
@@ -161,6 +189,7 @@ def main():
     torch_case("torch_rnn_2layer_nobias_f64", "rnn", "float64", num_layers=2, bias=False,
                states=True, head=2)
     torch_case("torch_rnn_relu_f64", "rnn", "float64", nonlinearity="relu", bidirectional=True)
+    torch_cell_case("torch_lstmcell_f64", "lstm", "float64")
     keras_case("keras_gru_bidir", "gru", bidirectional=True)
     keras_case("keras_lstm", "lstm")
     onnx_case("onnx_lstm_bidir", "lstm", "bidirectional")
