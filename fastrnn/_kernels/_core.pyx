@@ -42,21 +42,37 @@ DEBUG_BUILD = bool(FASTRNN_DEBUG_BUILD)
 
 cdef extern from "_vmath.h" nogil:
     const char *fr_simd_level()
-    unsigned int fr_denormals_off()
-    void fr_denormals_restore(unsigned int old)
+    int fr_cpu_isa()
+    int fr_active_isa()
+    int fr_set_isa(int level)
     void fr_exp_inplace_d(double *x, Py_ssize_t n)
     void fr_exp_inplace_f(float *x, Py_ssize_t n)
     void fr_sigmoid_inplace_d(double *x, Py_ssize_t n)
     void fr_sigmoid_inplace_f(float *x, Py_ssize_t n)
     void fr_tanh_inplace_d(double *x, Py_ssize_t n)
     void fr_tanh_inplace_f(float *x, Py_ssize_t n)
-    void fr_lstm_pointwise_d(double *g, const double *c_prev, double *c, double *h,
-                             Py_ssize_t n)
-    void fr_lstm_pointwise_f(float *g, const float *c_prev, float *c, float *h, Py_ssize_t n)
+    Py_ssize_t fr_tanh_state_d(double *x, Py_ssize_t n)
+    Py_ssize_t fr_tanh_state_f(float *x, Py_ssize_t n)
+    void fr_flush_d(double *x, Py_ssize_t n)
+    void fr_flush_f(float *x, Py_ssize_t n)
+    int fr_all_finite_d(const double *x, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld)
+    int fr_all_finite_f(const float *x, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld)
+    Py_ssize_t fr_lstm_pointwise_d(double *g, const double *c_prev, double *c, double *h,
+                                   Py_ssize_t n)
+    Py_ssize_t fr_lstm_pointwise_f(float *g, const float *c_prev, float *c, float *h,
+                                   Py_ssize_t n)
     void fr_softmax_cols_d(double *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
     void fr_softmax_cols_f(float *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
     Py_ssize_t fr_count_subnormal_d(const double *x, Py_ssize_t n)
     Py_ssize_t fr_count_subnormal_f(const float *x, Py_ssize_t n)
+    void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
+                           Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
+                           Py_ssize_t zrs, Py_ssize_t zcs)
+    void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
+                           Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
+                           Py_ssize_t zrs, Py_ssize_t zcs)
+
+cdef extern from "_gemm.h" nogil:
     int fr_panel_available()
     Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
     Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
@@ -68,12 +84,6 @@ cdef extern from "_vmath.h" nogil:
                          const double *H, Py_ssize_t ldh, double *Z, Py_ssize_t ldz)
     void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *P,
                          const float *H, Py_ssize_t ldh, float *Z, Py_ssize_t ldz)
-    void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
-                           Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
-                           Py_ssize_t zrs, Py_ssize_t zcs)
-    void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
-                           Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
-                           Py_ssize_t zrs, Py_ssize_t zcs)
 
 
 # ------------------------------------------------------------------ fused dispatch helpers
@@ -85,12 +95,35 @@ cdef inline void v_tanh(floating *x, Py_ssize_t n) noexcept nogil:
         fr_tanh_inplace_d(x, n)
 
 
-cdef inline void v_lstm_pointwise(floating *g, const floating *c_prev, floating *c,
-                                  floating *h, Py_ssize_t n) noexcept nogil:
+cdef inline Py_ssize_t v_lstm_pointwise(floating *g, const floating *c_prev, floating *c,
+                                        floating *h, Py_ssize_t n) noexcept nogil:
+    # returns how many of the new h are subnormal (see flush_state)
     if floating is float:
-        fr_lstm_pointwise_f(g, c_prev, c, h, n)
+        return fr_lstm_pointwise_f(g, c_prev, c, h, n)
     else:
-        fr_lstm_pointwise_d(g, c_prev, c, h, n)
+        return fr_lstm_pointwise_d(g, c_prev, c, h, n)
+
+
+cdef inline Py_ssize_t v_tanh_state(floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fr_tanh_state_f(x, n)
+    else:
+        return fr_tanh_state_d(x, n)
+
+
+cdef inline bint v_all_finite(const floating *x, Py_ssize_t rows, Py_ssize_t cols,
+                              Py_ssize_t ld) noexcept nogil:
+    if floating is float:
+        return fr_all_finite_f(x, rows, cols, ld)
+    else:
+        return fr_all_finite_d(x, rows, cols, ld)
+
+
+cdef inline void v_flush(floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_flush_f(x, n)
+    else:
+        fr_flush_d(x, n)
 
 
 cdef inline void v_softmax_cols(floating *y, Py_ssize_t n_rows, Py_ssize_t n_cols,
@@ -147,17 +180,17 @@ cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
                       int ldz, int small_max) noexcept nogil:
     # z (rows, m) += W (rows, K) @ H (K, m); z and H column-major (one example per column),
     # W row-major with row stride ldw, i.e. column-major (K, rows) -> 'T' for BLAS.
-    # Up to small_max columns take the small-batch kernel, which reads W once for every four
-    # columns: OpenBLAS's gemm repacks W on every call, and m gemv calls read it m times.
-    # Larger batches take the packed-panel GEMM when W was packed for it (panel not NULL),
+    # W packed for the panel GEMM (panel not NULL: see panel_elems) takes it, at any m; else
+    # up to small_max columns take the small-batch kernel, which reads W once for every four
+    # columns (OpenBLAS's gemm repacks W on every call, and m gemv calls read it m times);
     # else BLAS gemm.
-    if m <= small_max:
-        small_acc(rows, m, K, w, ldw, h, ldh, z, 1, ldz)
-    elif panel != NULL:
+    if panel != NULL:
         if floating is float:
             fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz)
         else:
             fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz)
+    elif m <= small_max:
+        small_acc(rows, m, K, w, ldw, h, ldh, z, 1, ldz)
     else:
         gemm_acc(c'T', c'N', rows, m, K, w, ldw, h, ldh, z, ldz)
 
@@ -214,7 +247,7 @@ cdef void rnn_core(
     cdef int ldz = T * n_a
     cdef Py_ssize_t t, j, i
     cdef floating *zt
-    cdef unsigned int mxcsr = fr_denormals_off()
+    cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
 
     # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) -> 'T',
     # X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
@@ -235,7 +268,15 @@ cdef void rnn_core(
         else:
             product_acc(n_a, m, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
         for j in range(m):
-            v_tanh(zt + j * ldz, n_a)
+            if v_tanh_state(zt + j * ldz, n_a):
+                # A subnormal state is stored as 0 (no slow paths for a decaying state, no
+                # flush-to-zero mode, which would also flush intermediate results) unless
+                # a weight it multiplies is inf or NaN: there tiny * inf is the
+                # reference's inf, 0 * inf would be NaN.
+                if flush_a < 0:
+                    flush_a = v_all_finite(wa, n_a, n_a, n_a) and v_all_finite(wy, n_y, n_a, n_a)
+                if flush_a:
+                    v_flush(zt + j * ldz, n_a)
 
     # a (n_a, m*T) = Z^T, Z seen as row-major (m*T, n_a).
     transpose(z, mT, n_a, n_a, a, ld_a)
@@ -247,7 +288,6 @@ cdef void rnn_core(
     else:
         gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
-    fr_denormals_restore(mxcsr)
 
 
 cdef void lstm_core(
@@ -284,7 +324,7 @@ cdef void lstm_core(
     cdef int ldh
     cdef Py_ssize_t t, j, i, k, col
     cdef floating *zt
-    cdef unsigned int mxcsr = fr_denormals_off()
+    cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
 
     # Z (4n_a, m*T) = W_x @ X + b, W_x = the input columns W_k[:, n_a:] of the gates (row
     # stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.  Merged: one GEMM.
@@ -337,9 +377,9 @@ cdef void lstm_core(
             h_prev, ldh = st - S, lds
         if fused:
             pass
-        elif merged or (panel != NULL and m > small_max):
+        elif merged or panel != NULL:
             # one product for all gates: w[0] spans them when merged; unmerged, only the
-            # panel does (product_acc takes the panel path above small_max)
+            # panel does (product_acc takes it whenever it is there)
             product_acc(G, m, n_a, w[0], ldw, panel, h_prev, ldh, zt, ldz, small_max)
         else:
             for k in range(4):
@@ -347,7 +387,15 @@ cdef void lstm_core(
                             small_max)
         for j in range(m):
             c_prev = cw + j * n_a if t == 0 else st - S + j * lds + n_a
-            v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a)
+            if v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a):
+                # subnormal h: see rnn_core (the cell state is flushed in the pass itself)
+                if flush_h < 0:
+                    flush_h = 1 if v_all_finite(wy, n_y, n_a, n_a) else 0
+                    for k in range(4):
+                        if not v_all_finite(w[k], n_a, n_a, ldw):
+                            flush_h = 0
+                if flush_h:
+                    v_flush(st + j * lds, n_a)
         if mT <= SMALL_COLS:
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
@@ -361,7 +409,6 @@ cdef void lstm_core(
         # column-major (n_a, m*T) with leading dimension 2n_a -> 'T'.
         gemm_acc(c'T', c'N', mT, n_y, n_a, s, S, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
-    fr_denormals_restore(mxcsr)
 
 
 # ------------------------------------------------------------------ running the cores
@@ -377,16 +424,17 @@ cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
     return states * ms * n_a + ms * T * n_x
 
 
-cdef bint USE_PANEL = fr_panel_available()
+cdef bint USE_PANEL = True
 
 
 def set_panel_gemm(bint enabled):
-    """Use the packed-panel GEMM for the recurrent product of batches above the small-batch
-    size (only where the CPU has AVX-512; elsewhere this is always off), or BLAS gemm.
-    Returns the previous setting.  For benchmarks and tests."""
+    """Use the packed-panel GEMM for the recurrent product of a sequence (where the active
+    SIMD level has its micro-kernels: AVX2 or AVX-512), or not (then the small-batch kernel
+    up to ``small_max`` examples, BLAS gemm above).  Returns the previous setting.  For
+    benchmarks and tests."""
     global USE_PANEL
     previous = USE_PANEL
-    USE_PANEL = enabled and fr_panel_available()
+    USE_PANEL = enabled
     return previous
 
 
@@ -398,16 +446,18 @@ cdef enum:
 
 
 def panel_gemm_enabled():
-    """True when batches above the small-batch size use the packed-panel GEMM."""
-    return bool(USE_PANEL)
+    """True when sequences use the packed-panel GEMM for their recurrent product (enabled,
+    and the active SIMD level has it)."""
+    return bool(USE_PANEL and fr_panel_available())
 
 
 cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize_t ms,
                             Py_ssize_t T, int small_max) noexcept nogil:
-    # Work for the packed recurrent block, when the panel GEMM will run: a batch above the
-    # small-batch size, at least two steps (packing costs about one product), a block that
-    # stays in cache.
-    if not USE_PANEL or T < 2 or ms <= small_max:
+    # Work for the packed recurrent block, when the panel GEMM will run: at least two steps
+    # (packing costs about one product), a block that stays in cache.  Any batch size: the
+    # panel kernel reads the packed block once per step for up to 8 (AVX-512) / 3 (AVX2)
+    # examples, in one contiguous stream per panel.
+    if not USE_PANEL or not fr_panel_available() or T < 2:
         return 0
     cdef Py_ssize_t n
     if typenum == cnp.NPY_FLOAT32:
@@ -955,8 +1005,58 @@ def count_subnormal(cnp.ndarray x not None):
 
 
 def simd_level():
-    """The instruction set the dispatched element-wise passes run with on this CPU."""
+    """The instruction set the dispatched kernels run with (the active level), in words."""
     return fr_simd_level().decode()
+
+
+#: Names of the SIMD levels, lowest first (FASTRNN_SIMD takes one of them).
+SIMD_LEVELS = ("sse2", "avx2", "avx512")
+
+
+def simd():
+    """The active SIMD level: one of ``SIMD_LEVELS`` (``"sse2"`` also where there is no
+    run-time dispatch at all)."""
+    return SIMD_LEVELS[fr_active_isa()]
+
+
+def simd_available():
+    """The SIMD levels this CPU (and this build) can run, lowest first."""
+    return SIMD_LEVELS[:fr_cpu_isa() + 1]
+
+
+def set_simd(str level):
+    """Make ``level`` (one of ``simd_available()``) the active SIMD level of every dispatched
+    kernel: the activations and element-wise passes, the small-batch kernel and the panel
+    GEMM.  Returns the previous level.  For tests and benchmarks: not while kernels run."""
+    if level not in SIMD_LEVELS:
+        raise ValueError(f"SIMD level must be one of {SIMD_LEVELS}, got {level!r}")
+    previous = fr_set_isa(SIMD_LEVELS.index(level))
+    if previous < 0:
+        raise ValueError(f"SIMD level {level!r} is not supported by this CPU or build "
+                         f"(available: {', '.join(simd_available())})")
+    return SIMD_LEVELS[previous]
+
+
+def _simd_from_environment():
+    # FASTRNN_SIMD=avx512|avx2|sse2 forces a level (case-insensitive; empty or "auto": the
+    # CPU's best); anything else, or a level the CPU lacks, warns and keeps the best.
+    import os
+    import warnings
+    raw = os.environ.get("FASTRNN_SIMD", "")
+    value = raw.strip().lower()
+    if value in ("", "auto"):
+        return
+    if value not in SIMD_LEVELS:
+        warnings.warn(f"FASTRNN_SIMD={raw!r} is not one of auto, {', '.join(SIMD_LEVELS)}; "
+                      f"using {simd()}", RuntimeWarning, stacklevel=2)
+        return
+    if fr_set_isa(SIMD_LEVELS.index(value)) < 0:
+        warnings.warn(f"FASTRNN_SIMD={raw!r}: this CPU or build only has "
+                      f"{', '.join(simd_available())}; using {simd()}", RuntimeWarning,
+                      stacklevel=2)
+
+
+_simd_from_environment()
 
 
 def activation(str name, cnp.ndarray v):
