@@ -113,3 +113,26 @@ def test_fastrnn_simd_rejects_unknown_values():
     got, err = _simd_in_subprocess("avx1024")
     assert got == _core.simd_available()[-1]
     assert "FASTRNN_SIMD='avx1024' is not one of auto, sse2, avx2, avx512" in err
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_model_reuses_its_packed_block_across_calls(kind, dtype):
+    """A model packs its recurrent block once per thread and reuses it: calls of other batch
+    sizes and lengths, at every SIMD level and path, in any order, still match the
+    reference."""
+    n_x, n_a, n_y = 3, 41, 2
+    rng = np.random.default_rng(5)
+    p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, n_y, dtype=dtype)
+    model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
+    for level in _core.simd_available()[::-1] + _core.simd_available():
+        previous = _core.set_simd(level)
+        try:
+            for m, T in [(3, 4), (1, 2), (9, 3), (3, 4)]:
+                x = rng.standard_normal((n_x, m, T)).astype(dtype)
+                a0 = rng.standard_normal((n_a, m)).astype(dtype)
+                want = ref(kind + "_forward", x, a0, p)
+                for g, w in zip(model.forward(x, a0), want[:-1]):
+                    assert_close(g, w, dtype)
+        finally:
+            _core.set_simd(previous)

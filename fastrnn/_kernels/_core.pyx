@@ -242,6 +242,7 @@ cdef void rnn_core(
         floating *h0,                        # WORK     (m, n_a): a0 transposed
         floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
         floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
+        bint pack,                           # IN       pack Waa into panel (else it is packed)
         int small_max) noexcept nogil:
     cdef int mT = m * T
     cdef int ldz = T * n_a
@@ -257,7 +258,7 @@ cdef void rnn_core(
     for j in range(m):
         for i in range(n_a):
             h0[j * n_a + i] = a0[i * lda0 + j]
-    if panel != NULL:
+    if panel != NULL and pack:
         panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
 
     for t in range(T):
@@ -311,6 +312,7 @@ cdef void lstm_core(
         floating *xt,                        # WORK     see work_size
         floating *panel,                     # WORK     the gates' W_a packed for the panel
                                              #          GEMM, or NULL
+        bint pack,                           # IN       pack W_a into panel (else it is packed)
         int small_max) noexcept nogil:
     cdef int G = 4 * n_a
     cdef int S = 2 * n_a
@@ -362,7 +364,7 @@ cdef void lstm_core(
             h[j * n_a + i] = a0[i * lda0 + j]
             cw[j * n_a + i] = c0[i * ldc0 + j]
     fill_rows(y, by, n_y, mT, ld_y)
-    if panel != NULL:
+    if panel != NULL and pack:
         # the four gates' recurrent columns as one packed block, merged or not
         panel_pack(G, n_a, w, n_a, ldw, panel)
 
@@ -471,10 +473,12 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
                        char *a, char *y, char *z, char *work, bint panel,
-                       int small_max) noexcept nogil:
+                       int small_max, char *packed=NULL, bint fill=False) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements, plus panel_elems(...) when ``panel`` (decided once, by the
-    # caller that sized work: USE_PANEL may change meanwhile).
+    # caller that sized work: USE_PANEL may change meanwhile).  ``packed``: a separate buffer
+    # of panel_elems(...) for the packed block instead, holding it already (a model's cached
+    # panel) unless ``fill``.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T
     cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x)
     if typenum == cnp.NPY_FLOAT32:
@@ -483,21 +487,23 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> wx, <float *> wa, <float *> b, <float *> wy, <float *> by,
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
             <float *> work, <float *> work + ms * n_a,
-            <float *> work + base if panel else NULL, small_max)
+            <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
+            packed == NULL or fill, small_max)
     else:
         rnn_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
             <double *> wx, <double *> wa, <double *> b, <double *> wy, <double *> by,
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
             <double *> work, <double *> work + ms * n_a,
-            <double *> work + base if panel else NULL, small_max)
+            <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
+            packed == NULL or fill, small_max)
 
 
 cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                         Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                         char *x, char *a0, char *c0, char **w, char **b, char *wy, char *by,
                         char *a, char *c, char *y, char *z, char *s, char *work,
-                        bint panel, int small_max) noexcept nogil:
+                        bint panel, int small_max, char *packed=NULL, bint fill=False) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
     # consecutive row blocks of one array.  work: work_size(2, ...) (+ panel_elems(...)).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
@@ -521,7 +527,8 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <float *> a + off, m * T, <float *> c + off, m * T, <float *> y + off, m * T,
             <float *> z + off * 4 * n_a, <float *> s + off * 2 * n_a,
             <float *> work, <float *> work + hc, <float *> work + 2 * hc,
-            <float *> work + base if panel else NULL, small_max)
+            <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
+            packed == NULL or fill, small_max)
     else:
         for k in range(4):
             wd[k] = <double *> w[k]
@@ -532,7 +539,8 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <double *> a + off, m * T, <double *> c + off, m * T, <double *> y + off, m * T,
             <double *> z + off * 4 * n_a, <double *> s + off * 2 * n_a,
             <double *> work, <double *> work + hc, <double *> work + 2 * hc,
-            <double *> work + base if panel else NULL, small_max)
+            <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
+            packed == NULL or fill, small_max)
 
 
 # ------------------------------------------------------------------ checked entry points
@@ -759,6 +767,25 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
     return arr
 
 
+cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int typenum,
+                              bint *fill):
+    # A model's packed recurrent block, kept in scratch[3] = (key, array) between calls (its
+    # weights never change): packed on the first call of a thread only (fill set).
+    cdef cnp.npy_intp dims[1]
+    while len(scratch) < 4:
+        scratch.append(None)
+    key = (key, npanel, typenum)
+    entry = scratch[3]
+    if entry is not None and entry[0] == key:
+        fill[0] = False
+        return entry[1]
+    dims[0] = npanel
+    cdef cnp.ndarray arr = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    scratch[3] = (key, arr)
+    fill[0] = True
+    return arr
+
+
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
                     list scratch=None):
@@ -777,14 +804,19 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     npanel = panel_elems(typenum, n_a, n_a, m, T, small_max)
-    dims[0] = work_size(1, m, T, n_a, n_x) + npanel
+    cdef bint fill = False
+    cdef char *packed = NULL
+    if scratch is not None and npanel:
+        packed = cnp.PyArray_BYTES(cached_panel(
+            scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel, typenum, &fill))
+    dims[0] = work_size(1, m, T, n_a, n_x) + (0 if packed != NULL else npanel)
     cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      b, cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a),
                      cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(work),
-                     npanel > 0, small_max)
+                     npanel > 0, small_max, packed, fill)
     return a, y, z
 
 
@@ -807,14 +839,19 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[2] = 2 * n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
-    dims[0] = work_size(2, m, T, n_a, n_x) + npanel
+    cdef bint fill = False
+    cdef char *packed = NULL
+    if scratch is not None and npanel:
+        packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wp[0], npanel, typenum,
+                                                &fill))
+    dims[0] = work_size(2, m, T, n_a, n_x) + (0 if packed != NULL else npanel)
     cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                       cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
                       cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(c),
                       cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s),
-                      cnp.PyArray_BYTES(work), npanel > 0, small_max)
+                      cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill)
     return a, y, c, z, s
 
 

@@ -51,18 +51,18 @@ static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K)               
 static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,               \
                                 ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
 {                                                                                             \
-    const ptrdiff_t mr = FR_PANEL_BYTES / sizeof(T);                                          \
-    for (ptrdiff_t p = 0; p * mr < rows; ++p)                                                 \
-        for (ptrdiff_t r = 0; r < mr; ++r) {                                                  \
-            ptrdiff_t row = p * mr + r;                                                       \
-            T *dst = P + p * K * mr + r;                                                      \
-            if (row < rows) {                                                                 \
-                const T *src = W[row / block_rows] + (row % block_rows) * ldw;                \
-                for (ptrdiff_t k = 0; k < K; ++k) dst[k * mr] = src[k];                       \
-            } else {                                                                          \
-                for (ptrdiff_t k = 0; k < K; ++k) dst[k * mr] = 0;                            \
-            }                                                                                 \
+    enum { MR = FR_PANEL_BYTES / sizeof(T) };                                                 \
+    for (ptrdiff_t p = 0; p * MR < rows; ++p) {                                               \
+        /* the panel's rows (NULL past the end), then k-major writes in one stream */         \
+        const T *src[MR];                                                                     \
+        for (ptrdiff_t r = 0; r < MR; ++r) {                                                  \
+            ptrdiff_t row = p * MR + r;                                                       \
+            src[r] = row < rows ? W[row / block_rows] + (row % block_rows) * ldw : NULL;      \
         }                                                                                     \
+        T *dst = P + p * K * MR;                                                              \
+        for (ptrdiff_t k = 0; k < K; ++k)                                                     \
+            for (ptrdiff_t r = 0; r < MR; ++r) dst[k * MR + r] = src[r] ? src[r][k] : (T)0;   \
+    }                                                                                         \
 }
 
 FR_DEFINE_PANEL_PACK(double, d)
@@ -90,8 +90,11 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
     for (ptrdiff_t k = 0; k < kc; ++k) {                                                      \
         VT w[P * RV];                                                                         \
         for (int p = 0; p < P; ++p)                                                           \
-            for (int v = 0; v < RV; ++v)                                                      \
-                memcpy(&w[p * RV + v], Pp + p * ps + k * MR + v * V, sizeof(VT));             \
+            for (int v = 0; v < RV; ++v) {                                                    \
+                VT t;                                                                         \
+                memcpy(&t, Pp + p * ps + k * MR + v * V, sizeof t);                           \
+                w[p * RV + v] = t;                                                            \
+            }                                                                                 \
         for (int j = 0; j < N; ++j) {                                                         \
             T b = H[j * ldh + k];                                                             \
             for (int q = 0; q < P * RV; ++q) acc[q][j] += w[q] * b;                           \
@@ -109,9 +112,10 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
                     memcpy(zc + v * V, &z, sizeof z);                                         \
                 }                                                                             \
             } else if (nr > 0) {                                                              \
-                T tmp[MR];                                                                    \
-                for (int v = 0; v < RV; ++v) memcpy(tmp + v * V, &acc[p * RV + v][j], sizeof(VT)); \
-                for (ptrdiff_t r = 0; r < nr; ++r) zc[r] += tmp[r];                           \
+                for (int v = 0; v < RV && v * V < nr; ++v) {                                  \
+                    VT t = acc[p * RV + v][j]; /* a copy: acc itself stays in registers */    \
+                    for (int r = 0; r < V && v * V + r < nr; ++r) zc[v * V + r] += t[r];      \
+                }                                                                             \
             }                                                                                 \
         }                                                                                     \
     }                                                                                         \
