@@ -326,7 +326,7 @@ cdef void lstm_core(
     cdef int ldh
     cdef Py_ssize_t t, j, i, k, col
     cdef floating *zt
-    cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
+    cdef int flush_h = -1  # as flush_a in rnn_core
 
     # Z (4n_a, m*T) = W_x @ X + b, W_x = the input columns W_k[:, n_a:] of the gates (row
     # stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.  Merged: one GEMM.
@@ -390,14 +390,15 @@ cdef void lstm_core(
         for j in range(m):
             c_prev = cw + j * n_a if t == 0 else st - S + j * lds + n_a
             if v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a):
-                # subnormal h: see rnn_core (the cell state is flushed in the pass itself)
+                # subnormal c or h: both stored as 0, under the same condition as in
+                # rnn_core (c meets only gates and tanh, but tanh(c) makes h)
                 if flush_h < 0:
                     flush_h = 1 if v_all_finite(wy, n_y, n_a, n_a) else 0
                     for k in range(4):
                         if not v_all_finite(w[k], n_a, n_a, ldw):
                             flush_h = 0
                 if flush_h:
-                    v_flush(st + j * lds, n_a)
+                    v_flush(st + j * lds, 2 * n_a)
         if mT <= SMALL_COLS:
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.

@@ -283,13 +283,10 @@ FR_MULTI(int, fr_all_finite_##SFX, (const T *x, ptrdiff_t rows, ptrdiff_t cols, 
          (x, rows, cols, ld))                                                                 \
 /* One LSTM step for one example.  g holds the 4n pre-activations in the packed gate order   \
  * [f, i, o, c] (c: the candidate, the lessons' cct); they are replaced by their activations \
- * (kept for the caches).  Writes c = f * c_prev + i * cct and h = o * tanh(c).              \
- * No flush-to-zero mode: every product is IEEE (a subnormal forget gate times a huge c_prev \
- * is the reference's finite value, not 0).  A subnormal cell state is stored as 0: it only  \
- * ever meets gates (finite or NaN) and tanh, so nothing but its tiny value changes, and a   \
- * decaying state leaves the subnormal range after one step instead of dragging every later \
- * step through slow paths.  Returns how many h are subnormal (the caller decides; see the   \
- * cores). */                                                                                 \
+ * (kept for the caches).  Writes c = f * c_prev + i * cct and h = o * tanh(c).  No          \
+ * flush-to-zero mode: every product is IEEE (a subnormal forget gate times a huge c_prev is \
+ * the reference's finite value, not 0).  Returns how many of the new c and h are subnormal  \
+ * (the caller flushes them where that cannot change a result: see the cores). */           \
 FR_INLINE ptrdiff_t fr_lstm_pointwise_##SFX##_impl(T *g, const T *c_prev, T *c, T *h,        \
                                                    ptrdiff_t n)                               \
 {                                                                                             \
@@ -299,11 +296,11 @@ FR_INLINE ptrdiff_t fr_lstm_pointwise_##SFX##_impl(T *g, const T *c_prev, T *c, 
     const T *f = g, *i = g + n, *o = g + 2 * n, *cc = g + 3 * n;                              \
     for (ptrdiff_t k = 0; k < n; ++k) {                                                       \
         T cn = f[k] * c_prev[k] + i[k] * cc[k];                                               \
-        cn = FR_FABS_##SFX(cn) < FR_TINY_##SFX ? cn * 0 : cn;                                \
-        c[k] = cn;                                                                            \
         T hn = o[k] * fr_tanh_##SFX(cn);                                                      \
+        c[k] = cn;                                                                            \
         h[k] = hn;                                                                            \
-        sub += (FR_FABS_##SFX(hn) < FR_TINY_##SFX) & (hn != 0);                              \
+        sub += ((FR_FABS_##SFX(cn) < FR_TINY_##SFX) & (cn != 0))                              \
+             | ((FR_FABS_##SFX(hn) < FR_TINY_##SFX) & (hn != 0));                             \
     }                                                                                         \
     return sub;                                                                               \
 }                                                                                             \
