@@ -25,6 +25,8 @@ from libc.string cimport memcpy
 
 from fastrnn._kernels._blas cimport gemm_acc
 
+import threading
+
 import numpy as np
 
 cnp.import_array()
@@ -768,6 +770,25 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
     return arr
 
 
+# Per-thread work buffers of the drop-in calls (models keep their own): the transposed initial
+# states and the packed recurrent block are scratch that no output refers to, and a large
+# fresh array costs a page fault per 4 KiB on first touch.  One buffer per thread, the size
+# of the largest work the thread needed so far.
+_ARENA = threading.local()
+
+
+cdef cnp.ndarray arena_work(Py_ssize_t n, int typenum):
+    # At least n elements of typenum from this thread's arena (the first n are used).
+    cdef cnp.ndarray buf = getattr(_ARENA, "work", None)
+    cdef cnp.npy_intp dims[1]
+    cdef Py_ssize_t nbytes = n * (4 if typenum == cnp.NPY_FLOAT32 else 8)
+    if buf is None or cnp.PyArray_NBYTES(buf) < nbytes:
+        dims[0] = max(nbytes, 1)
+        buf = cnp.PyArray_EMPTY(1, dims, cnp.NPY_UINT8, 0)
+        _ARENA.work = buf
+    return buf
+
+
 cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int typenum,
                               bint *fill):
     # A model's packed recurrent block, kept in scratch[3] = (key, array) between calls (its
@@ -811,7 +832,8 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
         packed = cnp.PyArray_BYTES(cached_panel(
             scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel, typenum, &fill))
     dims[0] = work_size(1, m, T, n_a, n_x) + (0 if packed != NULL else npanel)
-    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
+    cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
+                             else arena_work(dims[0], typenum))
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
@@ -846,7 +868,8 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
         packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wp[0], npanel, typenum,
                                                 &fill))
     dims[0] = work_size(2, m, T, n_a, n_x) + (0 if packed != NULL else npanel)
-    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
+    cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
+                             else arena_work(dims[0], typenum))
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                       cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
