@@ -1,11 +1,17 @@
-"""The three recurrent-product paths of the kernels, each against the reference.
+"""The three recurrent-product paths of the kernels, each against the reference, at every
+SIMD level this CPU has.
 
-Per step the recurrent product goes to the small-batch kernel (m <= SMALL_BATCH_MAX_M), to the
-packed-panel GEMM (larger batches, at least two steps, CPU with AVX-512) or to BLAS gemm.
-Shapes are chosen to hit the panel kernel's edges: rows not a multiple of its panel height
-(16 doubles / 32 floats), batches not a multiple of its 8 columns, and n_a above its k-block
-of 256.
+Per step the recurrent product goes to the packed-panel GEMM (sequences of at least two
+steps, SIMD level AVX2 or AVX-512), to the small-batch kernel (m <= SMALL_BATCH_MAX_M) or to
+BLAS gemm.  Shapes are chosen to hit the panel kernel's edges: rows not a multiple of its
+panel height (16 doubles / 32 floats), every column count of its tiles (1-8 columns at
+AVX-512, 1-3 at AVX2, with 1-4 panels at a time and the panels left over), batches not a
+multiple of its tile width, and n_a above its k-block of 256.
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -13,18 +19,36 @@ import fastrnn
 from fastrnn._kernels import _core
 from _util import assert_close, lstm_params, ref, rnn_params
 
+
+@pytest.fixture(params=_core.SIMD_LEVELS)
+def simd_level(request):
+    """Run the test once per SIMD level (skipped where the CPU lacks it)."""
+    if request.param not in _core.simd_available():
+        pytest.skip(f"this CPU has no {request.param}")
+    previous = _core.set_simd(request.param)
+    try:
+        yield request.param
+    finally:
+        _core.set_simd(previous)
+
 SHAPES = [  # n_x, n_a, n_y, m, T
     (3, 7, 2, 5, 4),
     (5, 13, 3, 9, 3),
     (4, 37, 2, 17, 2),
     (6, 300, 3, 11, 2),
+    (3, 37, 2, 1, 3),
+    (4, 45, 3, 2, 2),
+    (5, 70, 2, 3, 3),
+    (2, 41, 3, 4, 2),
+    (3, 23, 2, 6, 3),
+    (2, 50, 2, 7, 2),
 ]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
-def test_recurrent_path_matches_reference(recurrent_path, kind, dtype, shape):
+def test_recurrent_path_matches_reference(simd_level, recurrent_path, kind, dtype, shape):
     n_x, n_a, n_y, m, T = shape
     rng = np.random.default_rng(n_a * 31 + m)
     p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, n_y, dtype=dtype)
@@ -39,11 +63,76 @@ def test_recurrent_path_matches_reference(recurrent_path, kind, dtype, shape):
         assert_close(g, w, dtype)
 
 
-def test_panel_gemm_follows_the_cpu():
-    """The panel GEMM can only be switched on where the CPU has AVX-512, and is on there by
-    default."""
+def test_panel_gemm_follows_the_simd_level():
+    """The panel GEMM runs where the active SIMD level has its micro-kernels (AVX2, AVX-512)
+    and is on there by default."""
     previous = _core.set_panel_gemm(True)
     try:
-        assert previous == _core.panel_gemm_enabled() == ("AVX-512" in _core.simd_level())
+        assert previous is True or previous == 1
+        assert _core.panel_gemm_enabled() == (_core.simd() in ("avx2", "avx512"))
     finally:
         _core.set_panel_gemm(previous)
+
+
+def test_simd_levels_can_be_chosen():
+    best = _core.simd()
+    assert best == _core.simd_available()[-1]
+    for level in _core.simd_available():
+        previous = _core.set_simd(level)
+        try:
+            assert _core.simd() == level
+            assert level.replace("avx512", "AVX-512").replace("avx2", "AVX2").replace(
+                "sse2", "SSE2") in _core.simd_level() or "portable" in _core.simd_level()
+        finally:
+            assert _core.set_simd(previous) == level
+    with pytest.raises(ValueError, match="SIMD level must be one of"):
+        _core.set_simd("neon")
+    assert _core.simd() == best
+
+
+def _simd_in_subprocess(value):
+    env = dict(os.environ, FASTRNN_SIMD=value)
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "from fastrnn._kernels import _core; print(_core.simd())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, cwd=os.path.dirname(os.path.abspath(__file__)), check=True)
+    return done.stdout.strip(), done.stderr
+
+
+@pytest.mark.parametrize("value", ["sse2", "AVX2", " avx512 "])
+def test_fastrnn_simd_forces_the_level(value):
+    level = value.strip().lower()
+    got, err = _simd_in_subprocess(value)
+    if level in _core.simd_available():
+        assert got == level and "FASTRNN_SIMD" not in err
+    else:  # a level the CPU lacks: a warning naming the variable, the best level kept
+        assert got == _core.simd_available()[-1] and "FASTRNN_SIMD" in err
+
+
+def test_fastrnn_simd_rejects_unknown_values():
+    got, err = _simd_in_subprocess("avx1024")
+    assert got == _core.simd_available()[-1]
+    assert "FASTRNN_SIMD='avx1024' is not one of auto, sse2, avx2, avx512" in err
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_model_reuses_its_packed_block_across_calls(kind, dtype):
+    """A model packs its recurrent block once per thread and reuses it: calls of other batch
+    sizes and lengths, at every SIMD level and path, in any order, still match the
+    reference."""
+    n_x, n_a, n_y = 3, 41, 2
+    rng = np.random.default_rng(5)
+    p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, n_y, dtype=dtype)
+    model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
+    for level in _core.simd_available()[::-1] + _core.simd_available():
+        previous = _core.set_simd(level)
+        try:
+            for m, T in [(3, 4), (1, 2), (9, 3), (3, 4)]:
+                x = rng.standard_normal((n_x, m, T)).astype(dtype)
+                a0 = rng.standard_normal((n_a, m)).astype(dtype)
+                want = ref(kind + "_forward", x, a0, p)
+                for g, w in zip(model.forward(x, a0), want[:-1]):
+                    assert_close(g, w, dtype)
+        finally:
+            _core.set_simd(previous)

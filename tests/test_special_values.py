@@ -466,3 +466,120 @@ def test_float32_model_from_huge_float64_weights_does_not_warn(kind):
     assert mdt == np.float32
     assert_same_specials(got, want, np.float32, what=f"{kind} forward")
 
+
+
+# ------------------------------------------------------------------ exponent-range edges
+#
+# The kernels run without a flush-to-zero mode: intermediate results are IEEE, so a subnormal
+# intermediate keeps its value.  Stored states that are subnormal become 0 only where that
+# cannot change the NaN/inf pattern (every weight they multiply is finite).
+
+# A forget-gate pre-activation whose sigmoid is subnormal (not 0: exp(-x) still finite), and
+# a cell state large enough that the product is of order 1.
+SUBNORMAL_GATE = {np.float64: -709.0, np.float32: -87.6}
+HUGE_STATE = {np.float64: 1e308, np.float32: 3e38}
+EDGE_TINY = {np.float64: (1e-10, 1e-300), np.float32: (1e-10, 1e-30)}  # product subnormal
+
+
+def _lstm_gate_case(dtype, c_value, n_x=2, n_a=3, n_y=2, m=2):
+    """Forget gate sigmoid(SUBNORMAL_GATE) on unit 0, input gate 0: c_next = f * c_prev."""
+    rng = np.random.default_rng(7)
+    p = lstm_params(rng, n_x, n_a, n_y, dtype=dtype)
+    p = {k: v.copy() for k, v in p.items()}
+    p["Wf"][0] = 0
+    p["bf"][0] = SUBNORMAL_GATE[dtype]
+    p["Wi"][0] = 0
+    p["bi"][0] = -1e4  # sigmoid: exactly 0
+    c_prev = rng.standard_normal((n_a, m)).astype(dtype)
+    c_prev[0] = c_value
+    xt = rng.standard_normal((n_x, m)).astype(dtype)
+    a_prev = rng.standard_normal((n_a, m)).astype(dtype)
+    return xt, a_prev, c_prev, p
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("c_value", ["huge", "+inf", "-inf"])
+def test_subnormal_forget_gate_times_huge_cell_state(c_value, dtype, recurrent_path):
+    """f = sigmoid(-709) (float64) is subnormal; f * 1e308 is about 1.2, f * inf is inf.
+    A flush-to-zero mode would give 0 and NaN."""
+    c0 = {"huge": HUGE_STATE[dtype], "+inf": np.inf, "-inf": -np.inf}[c_value]
+    xt, a_prev, c_prev, p = _lstm_gate_case(dtype, c0)
+    inputs = {"xt": xt, "a_prev": a_prev, "c_prev": c_prev}
+    got = run_fast("lstm_cell_forward", inputs, p)
+    want = run_ref("lstm_cell_forward", inputs, p)
+    if c_value == "huge":
+        assert np.all((np.abs(want[1][0]) > 0.1) & np.isfinite(want[1][0]))
+    else:
+        assert np.all(np.isinf(want[1][0]))
+    assert_same_specials(got, want, dtype, what=f"subnormal forget gate, c_prev {c_value}")
+    # a packed model's step and sequence (one step, c0 given) take the same kernels
+    model = fastrnn.LSTM(p)
+    (a1, c1), y1 = model.step(xt, (a_prev, c_prev))
+    assert_same_specials((a1, c1, y1), want, dtype, what="LSTM.step")
+    a, y, c = model.forward(xt[:, :, None], a_prev, c_prev)
+    assert_same_specials((a[:, :, 0], c[:, :, 0], y[:, :, 0]), want, dtype,
+                         what="LSTM.forward")
+
+
+def _underflow_case(kind, dtype, n_x=2, n_a=3, n_y=2, m=2, T_x=4):
+    """Unit 0's state is subnormal at every step (a tiny weight times a tiny input); unit 1
+    is driven by an infinite recurrent weight on unit 0: the reference's inf * tiny = inf
+    saturates it, where a state flushed to 0 would give 0 * inf = NaN."""
+    rng = np.random.default_rng(11)
+    s, e = EDGE_TINY[dtype]
+    x = rng.standard_normal((n_x, m, T_x)).astype(dtype)
+    x[0] = e
+    a0 = np.ones((n_a, m), dtype=dtype)
+    if kind == "rnn":
+        p = rnn_params(rng, n_x, n_a, n_y, dtype=dtype)
+        p = {k: v.copy() for k, v in p.items()}
+        p["Wax"][0] = 0
+        p["Wax"][0, 0] = s
+        p["ba"][0] = 0
+        p["Waa"][:] = 0
+        p["Waa"][1, 0] = np.inf
+        return x, a0, p
+    p = lstm_params(rng, n_x, n_a, n_y, dtype=dtype)
+    p = {k: v.copy() for k, v in p.items()}
+    for g in "fioc":
+        p["W" + g][:, :n_a] = 0  # no recurrence but the one below
+    p["Wf"][1, 0] = np.inf       # unit 1's forget gate reads unit 0's hidden state
+    p["bf"][0], p["bi"][0], p["bo"][0] = -1e4, 0, 1e4    # f = 0, i = 1/2, o = 1
+    p["Wc"][0] = 0
+    p["Wc"][0, n_a] = s
+    p["bc"][0] = 0               # cct = tanh(s * e): subnormal, so are c and h
+    return x, a0, p
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_underflowing_state_times_inf_weight_keeps_reference_pattern(kind, dtype,
+                                                                     recurrent_path):
+    x, a0, p = _underflow_case(kind, dtype)
+    name = kind + "_forward"
+    inputs = {"x": x, "a0": a0}
+    want = run_ref(name, inputs, p)
+    tiny_state = want[0][0, :, 1:]
+    assert np.all((tiny_state != 0) & (np.abs(tiny_state) < np.finfo(dtype).tiny))
+    assert not np.isnan(want[0]).any()
+    got = run_fast(name, inputs, p)
+    assert_same_specials(got, want, dtype, what=f"{name}: underflowing state, inf weight")
+    model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
+    assert_same_specials(model.forward(x, a0), want, dtype, what=f"{kind} model")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_underflowing_state_with_finite_weights_is_stored_as_zero(kind, dtype,
+                                                                  recurrent_path):
+    """With every weight finite, a subnormal state is stored as 0 (no slow paths on a
+    decaying state): within the tolerance of the reference's tiny value."""
+    x, a0, p = _underflow_case(kind, dtype)
+    key = "Waa" if kind == "rnn" else "Wf"
+    p[key][1, 0] = 2.0
+    name = kind + "_forward"
+    inputs = {"x": x, "a0": a0}
+    want = run_ref(name, inputs, p)
+    got = run_fast(name, inputs, p)
+    assert np.all(got[0][0, :, 1:] == 0)
+    assert_same_specials(got, want, dtype, what=f"{name}: underflowing state")

@@ -12,6 +12,18 @@ from fastrnn._kernels import _core
 DTYPES = [np.float32, np.float64]
 
 
+@pytest.fixture(params=_core.SIMD_LEVELS)
+def simd_level(request):
+    """Run the test once per SIMD level (skipped where the CPU lacks it)."""
+    if request.param not in _core.simd_available():
+        pytest.skip(f"this CPU has no {request.param}")
+    previous = _core.set_simd(request.param)
+    try:
+        yield request.param
+    finally:
+        _core.set_simd(previous)
+
+
 def truth(name, x):
     """Accurate values in extended precision (x87 long double where numpy has it)."""
     v = np.asarray(x, dtype=np.longdouble)
@@ -32,7 +44,7 @@ def sample(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("name", ["exp", "sigmoid", "tanh"])
-def test_within_three_ulp(name, dtype):
+def test_within_three_ulp(simd_level, name, dtype):
     x = sample(dtype)
     if name == "exp":  # keep results normal and finite
         x = x[np.abs(x) < (80 if dtype == np.float32 else 700)]
@@ -46,7 +58,7 @@ def test_within_three_ulp(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_special_values(dtype):
+def test_special_values(simd_level, dtype):
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=dtype)
     exp = _core.activation("exp", x)
     sig = _core.activation("sigmoid", x)
@@ -58,7 +70,7 @@ def test_special_values(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_exp_over_the_whole_range(dtype):
+def test_exp_over_the_whole_range(simd_level, dtype):
     """Within 3 ulp wherever the result is a normal finite number (up to the overflow
     threshold and down to the smallest normal number); 0 below, +inf above."""
     info = np.finfo(dtype)
@@ -77,7 +89,7 @@ def test_exp_over_the_whole_range(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_exp_never_subnormal_and_overflows_to_inf(dtype):
+def test_exp_never_subnormal_and_overflows_to_inf(simd_level, dtype):
     info = np.finfo(dtype)
     lo = np.log(np.float64(info.tiny))
     x = np.linspace(lo - 50, lo + 1, 5001).astype(dtype)

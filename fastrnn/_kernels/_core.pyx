@@ -25,6 +25,8 @@ from libc.string cimport memcpy
 
 from fastrnn._kernels._blas cimport gemm_acc
 
+import threading
+
 import numpy as np
 
 cnp.import_array()
@@ -42,21 +44,37 @@ DEBUG_BUILD = bool(FASTRNN_DEBUG_BUILD)
 
 cdef extern from "_vmath.h" nogil:
     const char *fr_simd_level()
-    unsigned int fr_denormals_off()
-    void fr_denormals_restore(unsigned int old)
+    int fr_cpu_isa()
+    int fr_active_isa()
+    int fr_set_isa(int level)
     void fr_exp_inplace_d(double *x, Py_ssize_t n)
     void fr_exp_inplace_f(float *x, Py_ssize_t n)
     void fr_sigmoid_inplace_d(double *x, Py_ssize_t n)
     void fr_sigmoid_inplace_f(float *x, Py_ssize_t n)
     void fr_tanh_inplace_d(double *x, Py_ssize_t n)
     void fr_tanh_inplace_f(float *x, Py_ssize_t n)
-    void fr_lstm_pointwise_d(double *g, const double *c_prev, double *c, double *h,
-                             Py_ssize_t n)
-    void fr_lstm_pointwise_f(float *g, const float *c_prev, float *c, float *h, Py_ssize_t n)
+    Py_ssize_t fr_tanh_state_d(double *x, Py_ssize_t n)
+    Py_ssize_t fr_tanh_state_f(float *x, Py_ssize_t n)
+    void fr_flush_d(double *x, Py_ssize_t n)
+    void fr_flush_f(float *x, Py_ssize_t n)
+    int fr_all_finite_d(const double *x, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld)
+    int fr_all_finite_f(const float *x, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld)
+    Py_ssize_t fr_lstm_pointwise_d(double *g, const double *c_prev, double *c, double *h,
+                                   Py_ssize_t n)
+    Py_ssize_t fr_lstm_pointwise_f(float *g, const float *c_prev, float *c, float *h,
+                                   Py_ssize_t n)
     void fr_softmax_cols_d(double *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
     void fr_softmax_cols_f(float *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
     Py_ssize_t fr_count_subnormal_d(const double *x, Py_ssize_t n)
     Py_ssize_t fr_count_subnormal_f(const float *x, Py_ssize_t n)
+    void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
+                           Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
+                           Py_ssize_t zrs, Py_ssize_t zcs)
+    void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
+                           Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
+                           Py_ssize_t zrs, Py_ssize_t zcs)
+
+cdef extern from "_gemm.h" nogil:
     int fr_panel_available()
     Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
     Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
@@ -68,12 +86,6 @@ cdef extern from "_vmath.h" nogil:
                          const double *H, Py_ssize_t ldh, double *Z, Py_ssize_t ldz)
     void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *P,
                          const float *H, Py_ssize_t ldh, float *Z, Py_ssize_t ldz)
-    void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
-                           Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
-                           Py_ssize_t zrs, Py_ssize_t zcs)
-    void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
-                           Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
-                           Py_ssize_t zrs, Py_ssize_t zcs)
 
 
 # ------------------------------------------------------------------ fused dispatch helpers
@@ -85,12 +97,56 @@ cdef inline void v_tanh(floating *x, Py_ssize_t n) noexcept nogil:
         fr_tanh_inplace_d(x, n)
 
 
-cdef inline void v_lstm_pointwise(floating *g, const floating *c_prev, floating *c,
-                                  floating *h, Py_ssize_t n) noexcept nogil:
+cdef inline Py_ssize_t v_lstm_pointwise(floating *g, const floating *c_prev, floating *c,
+                                        floating *h, Py_ssize_t n) noexcept nogil:
+    # returns how many of the new h are subnormal (see flush_state)
     if floating is float:
-        fr_lstm_pointwise_f(g, c_prev, c, h, n)
+        return fr_lstm_pointwise_f(g, c_prev, c, h, n)
     else:
-        fr_lstm_pointwise_d(g, c_prev, c, h, n)
+        return fr_lstm_pointwise_d(g, c_prev, c, h, n)
+
+
+cdef inline Py_ssize_t v_tanh_state(floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fr_tanh_state_f(x, n)
+    else:
+        return fr_tanh_state_d(x, n)
+
+
+cdef inline bint v_all_finite(const floating *x, Py_ssize_t rows, Py_ssize_t cols,
+                              Py_ssize_t ld) noexcept nogil:
+    if floating is float:
+        return fr_all_finite_f(x, rows, cols, ld)
+    else:
+        return fr_all_finite_d(x, rows, cols, ld)
+
+
+cdef inline void v_flush(floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_flush_f(x, n)
+    else:
+        fr_flush_d(x, n)
+
+
+cdef inline void flush_if_subnormal(floating *h, Py_ssize_t n, int *flush,
+                                    const floating *w1, Py_ssize_t rows1, Py_ssize_t cols1,
+                                    const floating *w2, Py_ssize_t rows2,
+                                    Py_ssize_t cols2) noexcept nogil:
+    # A state with subnormal values is stored with them as 0 (no slow paths for a decaying
+    # state, no flush-to-zero mode, which would also flush intermediate results) unless a
+    # weight it multiplies (w1, w2) is inf or NaN: there tiny * inf is the reference's inf,
+    # 0 * inf would be NaN.  *flush: -1 undecided (weights checked at the first subnormal).
+    cdef Py_ssize_t count
+    if floating is float:
+        count = fr_count_subnormal_f(h, n)
+    else:
+        count = fr_count_subnormal_d(h, n)
+    if count == 0:
+        return
+    if flush[0] < 0:
+        flush[0] = v_all_finite(w1, rows1, cols1, cols1) and v_all_finite(w2, rows2, cols2, cols2)
+    if flush[0]:
+        v_flush(h, n)
 
 
 cdef inline void v_softmax_cols(floating *y, Py_ssize_t n_rows, Py_ssize_t n_cols,
@@ -147,17 +203,17 @@ cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
                       int ldz, int small_max) noexcept nogil:
     # z (rows, m) += W (rows, K) @ H (K, m); z and H column-major (one example per column),
     # W row-major with row stride ldw, i.e. column-major (K, rows) -> 'T' for BLAS.
-    # Up to small_max columns take the small-batch kernel, which reads W once for every four
-    # columns: OpenBLAS's gemm repacks W on every call, and m gemv calls read it m times.
-    # Larger batches take the packed-panel GEMM when W was packed for it (panel not NULL),
+    # W packed for the panel GEMM (panel not NULL: see panel_elems) takes it, at any m; else
+    # up to small_max columns take the small-batch kernel, which reads W once for every four
+    # columns (OpenBLAS's gemm repacks W on every call, and m gemv calls read it m times);
     # else BLAS gemm.
-    if m <= small_max:
-        small_acc(rows, m, K, w, ldw, h, ldh, z, 1, ldz)
-    elif panel != NULL:
+    if panel != NULL:
         if floating is float:
             fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz)
         else:
             fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz)
+    elif m <= small_max:
+        small_acc(rows, m, K, w, ldw, h, ldh, z, 1, ldz)
     else:
         gemm_acc(c'T', c'N', rows, m, K, w, ldw, h, ldh, z, ldz)
 
@@ -209,12 +265,13 @@ cdef void rnn_core(
         floating *h0,                        # WORK     (m, n_a): a0 transposed
         floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
         floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
+        bint pack,                           # IN       pack Waa into panel (else it is packed)
         int small_max) noexcept nogil:
     cdef int mT = m * T
     cdef int ldz = T * n_a
     cdef Py_ssize_t t, j, i
     cdef floating *zt
-    cdef unsigned int mxcsr = fr_denormals_off()
+    cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
 
     # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) -> 'T',
     # X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
@@ -224,7 +281,7 @@ cdef void rnn_core(
     for j in range(m):
         for i in range(n_a):
             h0[j * n_a + i] = a0[i * lda0 + j]
-    if panel != NULL:
+    if panel != NULL and pack:
         panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
 
     for t in range(T):
@@ -235,7 +292,15 @@ cdef void rnn_core(
         else:
             product_acc(n_a, m, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
         for j in range(m):
-            v_tanh(zt + j * ldz, n_a)
+            if v_tanh_state(zt + j * ldz, n_a):
+                # A subnormal state is stored as 0 (no slow paths for a decaying state, no
+                # flush-to-zero mode, which would also flush intermediate results) unless
+                # a weight it multiplies is inf or NaN: there tiny * inf is the
+                # reference's inf, 0 * inf would be NaN.
+                if flush_a < 0:
+                    flush_a = v_all_finite(wa, n_a, n_a, n_a) and v_all_finite(wy, n_y, n_a, n_a)
+                if flush_a:
+                    v_flush(zt + j * ldz, n_a)
 
     # a (n_a, m*T) = Z^T, Z seen as row-major (m*T, n_a).
     transpose(z, mT, n_a, n_a, a, ld_a)
@@ -247,7 +312,6 @@ cdef void rnn_core(
     else:
         gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
-    fr_denormals_restore(mxcsr)
 
 
 cdef void lstm_core(
@@ -271,6 +335,7 @@ cdef void lstm_core(
         floating *xt,                        # WORK     see work_size
         floating *panel,                     # WORK     the gates' W_a packed for the panel
                                              #          GEMM, or NULL
+        bint pack,                           # IN       pack W_a into panel (else it is packed)
         int small_max) noexcept nogil:
     cdef int G = 4 * n_a
     cdef int S = 2 * n_a
@@ -284,7 +349,7 @@ cdef void lstm_core(
     cdef int ldh
     cdef Py_ssize_t t, j, i, k, col
     cdef floating *zt
-    cdef unsigned int mxcsr = fr_denormals_off()
+    cdef int flush_h = -1  # as flush_a in rnn_core
 
     # Z (4n_a, m*T) = W_x @ X + b, W_x = the input columns W_k[:, n_a:] of the gates (row
     # stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.  Merged: one GEMM.
@@ -322,7 +387,7 @@ cdef void lstm_core(
             h[j * n_a + i] = a0[i * lda0 + j]
             cw[j * n_a + i] = c0[i * ldc0 + j]
     fill_rows(y, by, n_y, mT, ld_y)
-    if panel != NULL:
+    if panel != NULL and pack:
         # the four gates' recurrent columns as one packed block, merged or not
         panel_pack(G, n_a, w, n_a, ldw, panel)
 
@@ -337,9 +402,9 @@ cdef void lstm_core(
             h_prev, ldh = st - S, lds
         if fused:
             pass
-        elif merged or (panel != NULL and m > small_max):
+        elif merged or panel != NULL:
             # one product for all gates: w[0] spans them when merged; unmerged, only the
-            # panel does (product_acc takes the panel path above small_max)
+            # panel does (product_acc takes it whenever it is there)
             product_acc(G, m, n_a, w[0], ldw, panel, h_prev, ldh, zt, ldz, small_max)
         else:
             for k in range(4):
@@ -347,7 +412,16 @@ cdef void lstm_core(
                             small_max)
         for j in range(m):
             c_prev = cw + j * n_a if t == 0 else st - S + j * lds + n_a
-            v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a)
+            if v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a):
+                # subnormal c or h: both stored as 0, under the same condition as in
+                # rnn_core (c meets only gates and tanh, but tanh(c) makes h)
+                if flush_h < 0:
+                    flush_h = 1 if v_all_finite(wy, n_y, n_a, n_a) else 0
+                    for k in range(4):
+                        if not v_all_finite(w[k], n_a, n_a, ldw):
+                            flush_h = 0
+                if flush_h:
+                    v_flush(st + j * lds, 2 * n_a)
         if mT <= SMALL_COLS:
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
@@ -361,7 +435,6 @@ cdef void lstm_core(
         # column-major (n_a, m*T) with leading dimension 2n_a -> 'T'.
         gemm_acc(c'T', c'N', mT, n_y, n_a, s, S, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
-    fr_denormals_restore(mxcsr)
 
 
 # ------------------------------------------------------------------ running the cores
@@ -377,16 +450,17 @@ cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
     return states * ms * n_a + ms * T * n_x
 
 
-cdef bint USE_PANEL = fr_panel_available()
+cdef bint USE_PANEL = True
 
 
 def set_panel_gemm(bint enabled):
-    """Use the packed-panel GEMM for the recurrent product of batches above the small-batch
-    size (only where the CPU has AVX-512; elsewhere this is always off), or BLAS gemm.
-    Returns the previous setting.  For benchmarks and tests."""
+    """Use the packed-panel GEMM for the recurrent product of a sequence (where the active
+    SIMD level has its micro-kernels: AVX2 or AVX-512), or not (then the small-batch kernel
+    up to ``small_max`` examples, BLAS gemm above).  Returns the previous setting.  For
+    benchmarks and tests."""
     global USE_PANEL
     previous = USE_PANEL
-    USE_PANEL = enabled and fr_panel_available()
+    USE_PANEL = enabled
     return previous
 
 
@@ -398,16 +472,18 @@ cdef enum:
 
 
 def panel_gemm_enabled():
-    """True when batches above the small-batch size use the packed-panel GEMM."""
-    return bool(USE_PANEL)
+    """True when sequences use the packed-panel GEMM for their recurrent product (enabled,
+    and the active SIMD level has it)."""
+    return bool(USE_PANEL and fr_panel_available())
 
 
 cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize_t ms,
                             Py_ssize_t T, int small_max) noexcept nogil:
-    # Work for the packed recurrent block, when the panel GEMM will run: a batch above the
-    # small-batch size, at least two steps (packing costs about one product), a block that
-    # stays in cache.
-    if not USE_PANEL or T < 2 or ms <= small_max:
+    # Work for the packed recurrent block, when the panel GEMM will run: at least two steps
+    # (packing costs about one product), a block that stays in cache.  Any batch size: the
+    # panel kernel reads the packed block once per step for up to 8 (AVX-512) / 3 (AVX2)
+    # examples, in one contiguous stream per panel.
+    if not USE_PANEL or not fr_panel_available() or T < 2:
         return 0
     cdef Py_ssize_t n
     if typenum == cnp.NPY_FLOAT32:
@@ -421,10 +497,12 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
                        char *a, char *y, char *z, char *work, bint panel,
-                       int small_max) noexcept nogil:
+                       int small_max, char *packed=NULL, bint fill=False) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements, plus panel_elems(...) when ``panel`` (decided once, by the
-    # caller that sized work: USE_PANEL may change meanwhile).
+    # caller that sized work: USE_PANEL may change meanwhile).  ``packed``: a separate buffer
+    # of panel_elems(...) for the packed block instead, holding it already (a model's cached
+    # panel) unless ``fill``.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T
     cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x)
     if typenum == cnp.NPY_FLOAT32:
@@ -433,21 +511,23 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> wx, <float *> wa, <float *> b, <float *> wy, <float *> by,
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
             <float *> work, <float *> work + ms * n_a,
-            <float *> work + base if panel else NULL, small_max)
+            <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
+            packed == NULL or fill, small_max)
     else:
         rnn_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
             <double *> wx, <double *> wa, <double *> b, <double *> wy, <double *> by,
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
             <double *> work, <double *> work + ms * n_a,
-            <double *> work + base if panel else NULL, small_max)
+            <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
+            packed == NULL or fill, small_max)
 
 
 cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                         Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                         char *x, char *a0, char *c0, char **w, char **b, char *wy, char *by,
                         char *a, char *c, char *y, char *z, char *s, char *work,
-                        bint panel, int small_max) noexcept nogil:
+                        bint panel, int small_max, char *packed=NULL, bint fill=False) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
     # consecutive row blocks of one array.  work: work_size(2, ...) (+ panel_elems(...)).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
@@ -471,7 +551,8 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <float *> a + off, m * T, <float *> c + off, m * T, <float *> y + off, m * T,
             <float *> z + off * 4 * n_a, <float *> s + off * 2 * n_a,
             <float *> work, <float *> work + hc, <float *> work + 2 * hc,
-            <float *> work + base if panel else NULL, small_max)
+            <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
+            packed == NULL or fill, small_max)
     else:
         for k in range(4):
             wd[k] = <double *> w[k]
@@ -482,7 +563,8 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <double *> a + off, m * T, <double *> c + off, m * T, <double *> y + off, m * T,
             <double *> z + off * 4 * n_a, <double *> s + off * 2 * n_a,
             <double *> work, <double *> work + hc, <double *> work + 2 * hc,
-            <double *> work + base if panel else NULL, small_max)
+            <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
+            packed == NULL or fill, small_max)
 
 
 # ------------------------------------------------------------------ checked entry points
@@ -709,6 +791,44 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
     return arr
 
 
+# Per-thread work buffers of the drop-in calls (models keep their own): the transposed initial
+# states and the packed recurrent block are scratch that no output refers to, and a large
+# fresh array costs a page fault per 4 KiB on first touch.  One buffer per thread, the size
+# of the largest work the thread needed so far.
+_ARENA = threading.local()
+
+
+cdef cnp.ndarray arena_work(Py_ssize_t n, int typenum):
+    # At least n elements of typenum from this thread's arena (the first n are used).
+    cdef cnp.ndarray buf = getattr(_ARENA, "work", None)
+    cdef cnp.npy_intp dims[1]
+    cdef Py_ssize_t nbytes = n * (4 if typenum == cnp.NPY_FLOAT32 else 8)
+    if buf is None or cnp.PyArray_NBYTES(buf) < nbytes:
+        dims[0] = max(nbytes, 1)
+        buf = cnp.PyArray_EMPTY(1, dims, cnp.NPY_UINT8, 0)
+        _ARENA.work = buf
+    return buf
+
+
+cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int typenum,
+                              bint *fill):
+    # A model's packed recurrent block, kept in scratch[3] = (key, array) between calls (its
+    # weights never change): packed on the first call of a thread only (fill set).
+    cdef cnp.npy_intp dims[1]
+    while len(scratch) < 4:
+        scratch.append(None)
+    key = (key, npanel, typenum)
+    entry = scratch[3]
+    if entry is not None and entry[0] == key:
+        fill[0] = False
+        return entry[1]
+    dims[0] = npanel
+    cdef cnp.ndarray arr = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    scratch[3] = (key, arr)
+    fill[0] = True
+    return arr
+
+
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
                     list scratch=None):
@@ -727,14 +847,20 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     npanel = panel_elems(typenum, n_a, n_a, m, T, small_max)
-    dims[0] = work_size(1, m, T, n_a, n_x) + npanel
-    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
+    cdef bint fill = False
+    cdef char *packed = NULL
+    if scratch is not None and npanel:
+        packed = cnp.PyArray_BYTES(cached_panel(
+            scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel, typenum, &fill))
+    dims[0] = work_size(1, m, T, n_a, n_x) + (0 if packed != NULL else npanel)
+    cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
+                             else arena_work(dims[0], typenum))
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      b, cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a),
                      cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(work),
-                     npanel > 0, small_max)
+                     npanel > 0, small_max, packed, fill)
     return a, y, z
 
 
@@ -757,14 +883,20 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[2] = 2 * n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
-    dims[0] = work_size(2, m, T, n_a, n_x) + npanel
-    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
+    cdef bint fill = False
+    cdef char *packed = NULL
+    if scratch is not None and npanel:
+        packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wp[0], npanel, typenum,
+                                                &fill))
+    dims[0] = work_size(2, m, T, n_a, n_x) + (0 if packed != NULL else npanel)
+    cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
+                             else arena_work(dims[0], typenum))
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                       cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
                       cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(c),
                       cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s),
-                      cnp.PyArray_BYTES(work), npanel > 0, small_max)
+                      cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill)
     return a, y, c, z, s
 
 
@@ -966,8 +1098,58 @@ def count_subnormal(cnp.ndarray x not None):
 
 
 def simd_level():
-    """The instruction set the dispatched element-wise passes run with on this CPU."""
+    """The instruction set the dispatched kernels run with (the active level), in words."""
     return fr_simd_level().decode()
+
+
+#: Names of the SIMD levels, lowest first (FASTRNN_SIMD takes one of them).
+SIMD_LEVELS = ("sse2", "avx2", "avx512")
+
+
+def simd():
+    """The active SIMD level: one of ``SIMD_LEVELS`` (``"sse2"`` also where there is no
+    run-time dispatch at all)."""
+    return SIMD_LEVELS[fr_active_isa()]
+
+
+def simd_available():
+    """The SIMD levels this CPU (and this build) can run, lowest first."""
+    return SIMD_LEVELS[:fr_cpu_isa() + 1]
+
+
+def set_simd(str level):
+    """Make ``level`` (one of ``simd_available()``) the active SIMD level of every dispatched
+    kernel: the activations and element-wise passes, the small-batch kernel and the panel
+    GEMM.  Returns the previous level.  For tests and benchmarks: not while kernels run."""
+    if level not in SIMD_LEVELS:
+        raise ValueError(f"SIMD level must be one of {SIMD_LEVELS}, got {level!r}")
+    previous = fr_set_isa(SIMD_LEVELS.index(level))
+    if previous < 0:
+        raise ValueError(f"SIMD level {level!r} is not supported by this CPU or build "
+                         f"(available: {', '.join(simd_available())})")
+    return SIMD_LEVELS[previous]
+
+
+def _simd_from_environment():
+    # FASTRNN_SIMD=avx512|avx2|sse2 forces a level (case-insensitive; empty or "auto": the
+    # CPU's best); anything else, or a level the CPU lacks, warns and keeps the best.
+    import os
+    import warnings
+    raw = os.environ.get("FASTRNN_SIMD", "")
+    value = raw.strip().lower()
+    if value in ("", "auto"):
+        return
+    if value not in SIMD_LEVELS:
+        warnings.warn(f"FASTRNN_SIMD={raw!r} is not one of auto, {', '.join(SIMD_LEVELS)}; "
+                      f"using {simd()}", RuntimeWarning, stacklevel=2)
+        return
+    if fr_set_isa(SIMD_LEVELS.index(value)) < 0:
+        warnings.warn(f"FASTRNN_SIMD={raw!r}: this CPU or build only has "
+                      f"{', '.join(simd_available())}; using {simd()}", RuntimeWarning,
+                      stacklevel=2)
+
+
+_simd_from_environment()
 
 
 def activation(str name, cnp.ndarray v):
@@ -1080,7 +1262,7 @@ cdef void gru_core(
     cdef const floating *h_prev
     cdef floating *zt
     cdef floating *st
-    cdef unsigned int mxcsr = fr_denormals_off()
+    cdef int flush_h = -1
 
     fill_columns(z, bx, G, mT)
     input_projection(G, mT, n_x, wx, n_x, x, ldx, z, G, xt)
@@ -1113,6 +1295,7 @@ cdef void gru_core(
             for j in range(mt):
                 v_gru_pointwise(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds,
                                 n_a)
+                flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, G, n_a, wy, n_y, n_a)
         else:
             product_acc(2 * n_a, mt, n_a, wh, n_a, NULL, h_prev, ldh, hg, G, small_max)
             for j in range(mt):
@@ -1121,6 +1304,7 @@ cdef void gru_core(
                         small_max)
             for j in range(mt):
                 v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
+                flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, G, n_a, wy, n_y, n_a)
 
     # a (n_a, m*T) = S^T, S seen as row-major (m*T, n_a).
     transpose(s, mT, n_a, n_a, a, ld_a)
@@ -1132,7 +1316,6 @@ cdef void gru_core(
         else:
             gemm_acc(c'T', c'N', mT, n_y, n_a, s, n_a, wy, n_a, y, ld_y)
         v_softmax_cols(y, n_y, mT, ld_y)
-    fr_denormals_restore(mxcsr)
 
 
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
@@ -1387,7 +1570,7 @@ cdef void relu_rnn_core(
     cdef int ldz = T * n_a
     cdef Py_ssize_t t, j, i
     cdef floating *zt
-    cdef unsigned int mxcsr = fr_denormals_off()
+    cdef int flush_a = -1
     fill_columns(z, b, n_a, mT)
     input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt)
     for j in range(m):
@@ -1403,6 +1586,7 @@ cdef void relu_rnn_core(
             product_acc(n_a, m, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
         for j in range(m):
             v_relu(zt + j * ldz, n_a)
+            flush_if_subnormal(zt + j * ldz, n_a, &flush_a, wa, n_a, n_a, wy, n_y, n_a)
     transpose(z, mT, n_a, n_a, a, ld_a)
     fill_rows(y, by, n_y, mT, ld_y)
     if mT <= SMALL_COLS:
@@ -1410,7 +1594,6 @@ cdef void relu_rnn_core(
     else:
         gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
-    fr_denormals_restore(mxcsr)
 
 
 def relu_rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,

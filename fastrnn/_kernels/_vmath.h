@@ -3,9 +3,9 @@
  *
  * Every exported function works on contiguous arrays and is a plain loop over inline,
  * branch-free scalar code, so that GCC vectorises it.  On x86-64 with GCC each function is
- * compiled three times (x86-64-v4 = AVX-512, x86-64-v3 = AVX2+FMA, baseline SSE2) and the
- * loader picks the best clone for the running CPU (function multi-versioning); elsewhere the
- * portable loop is compiled once.  Nothing here may be built with -ffast-math: the rounding
+ * compiled three times (x86-64-v4 = AVX-512, x86-64-v3 = AVX2+FMA, baseline SSE2) and calls
+ * the version of the active level (FR_MULTI: the best the CPU has, or a lower one forced
+ * with FASTRNN_SIMD); elsewhere the portable loop is compiled once.  Nothing here may be built with -ffast-math: the rounding
  * trick in fr_expm1_parts and NaN propagation through the clamps both rely on IEEE semantics.
  *
  * Accuracy (checked by tests/test_vmath.py against numpy in float64):
@@ -30,14 +30,12 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && (__GNUC__ >= 12) && !defined(FASTRNN_NO_DISPATCH)
-#define FR_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define FR_HAVE_DISPATCH 1
 #else
-#define FR_DISPATCH
 #define FR_HAVE_DISPATCH 0
 #endif
 
-/* Helpers are force-inlined so that each dispatched clone compiles them for its own
+/* Helpers are force-inlined so that each dispatched version compiles them for its own
  * instruction set (a separate copy would be built for the baseline target only). */
 #if defined(__GNUC__)
 #define FR_INLINE static inline __attribute__((always_inline))
@@ -45,48 +43,73 @@
 #define FR_INLINE static inline
 #endif
 
-#if defined(__SSE2__) || defined(__x86_64__)
-#include <xmmintrin.h>
-#define FR_HAVE_MXCSR 1
-#else
-#define FR_HAVE_MXCSR 0
-#endif
+/* ---------------------------------------------------------------- instruction-set levels
+ *
+ * Every dispatched function is compiled once per level (x86-64-v4 = AVX-512, x86-64-v3 =
+ * AVX2+FMA, the SSE2 baseline) and calls the version of the active level, fr_isa.  That is
+ * the best level the CPU supports unless fr_set_isa lowered it (FASTRNN_SIMD, read when the
+ * module is imported; tests and benchmarks use it to run every level on one machine). */
+#define FR_ISA_SSE2 0
+#define FR_ISA_AVX2 1
+#define FR_ISA_AVX512 2
 
-/* Name of the instruction set the dispatched functions run with on this CPU. */
-static const char *fr_simd_level(void)
+static int fr_cpu_isa(void)
 {
 #if FR_HAVE_DISPATCH
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
-    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2+FMA)";
-    return "x86-64 baseline (SSE2)";
+    if (__builtin_cpu_supports("x86-64-v4")) return FR_ISA_AVX512;
+    if (__builtin_cpu_supports("x86-64-v3")) return FR_ISA_AVX2;
+#endif
+    return FR_ISA_SSE2;
+}
+
+static int fr_isa = -1;  /* the active level; -1 until first asked */
+
+static int fr_active_isa(void)
+{
+    if (fr_isa < 0) fr_isa = fr_cpu_isa();
+    return fr_isa;
+}
+
+/* Make `level` the active one; returns the previous level, or -1 (nothing changed) when the
+ * CPU does not support it.  Not meant to run while a kernel runs on another thread. */
+static int fr_set_isa(int level)
+{
+    int old = fr_active_isa();
+    if (level < FR_ISA_SSE2 || level > fr_cpu_isa()) return -1;
+    fr_isa = level;
+    return old;
+}
+
+/* FR_MULTI(R, name, (params), (args)) defines R name(params) from an FR_INLINE
+ * name##_impl(params): one version per level and a switch on the active level. */
+#if FR_HAVE_DISPATCH
+#define FR_MULTI(R, name, params, args)                                                       \
+__attribute__((target("arch=x86-64-v4"))) static R name##_v4 params { return name##_impl args; } \
+__attribute__((target("arch=x86-64-v3"))) static R name##_v3 params { return name##_impl args; } \
+static R name##_v1 params { return name##_impl args; }                                        \
+static R name params                                                                          \
+{                                                                                             \
+    int level = fr_active_isa();                                                              \
+    return level == FR_ISA_AVX512 ? name##_v4 args                                            \
+         : level == FR_ISA_AVX2 ? name##_v3 args : name##_v1 args;                            \
+}
+#else
+#define FR_MULTI(R, name, params, args)                                                       \
+static R name params { return name##_impl args; }
+#endif
+
+/* Name of the active instruction-set level. */
+static const char *fr_simd_level(void)
+{
+#if FR_HAVE_DISPATCH
+    switch (fr_active_isa()) {
+    case FR_ISA_AVX512: return "x86-64-v4 (AVX-512)";
+    case FR_ISA_AVX2: return "x86-64-v3 (AVX2+FMA)";
+    default: return "x86-64 baseline (SSE2)";
+    }
 #else
     return "portable (no run-time dispatch)";
-#endif
-}
-
-/* Flush-to-zero for the calling thread while a kernel runs: a decaying state must not fall
- * into the 100-cycle subnormal paths.  Not denormals-are-zero: reading a subnormal input as 0
- * would turn tiny * inf into NaN where the reference gives inf (subnormal inputs are flushed
- * beforehand instead, only where that cannot change a result's NaN/inf pattern; see
- * fastrnn/_packing.py).  Returns the old state. */
-static unsigned int fr_denormals_off(void)
-{
-#if FR_HAVE_MXCSR
-    unsigned int old = _mm_getcsr();
-    _mm_setcsr(old | 0x8000u);
-    return old;
-#else
-    return 0u;
-#endif
-}
-
-static void fr_denormals_restore(unsigned int old)
-{
-#if FR_HAVE_MXCSR
-    _mm_setcsr(old);
-#else
-    (void)old;
 #endif
 }
 
@@ -205,42 +228,92 @@ FR_INLINE float fr_tanh_f(float x)
 
 /* ---------------------------------------------------------------- array passes (dispatched) */
 
+/* Smallest normal number of each type: below it (and not 0) a value is subnormal. */
+#define FR_TINY_d 2.2250738585072014e-308
+#define FR_TINY_f 1.17549435e-38f
+#define FR_FABS_d __builtin_fabs
+#define FR_FABS_f __builtin_fabsf
+
 #define FR_DEFINE_PASSES(T, SFX)                                                              \
-FR_DISPATCH static void fr_exp_inplace_##SFX(T *x, ptrdiff_t n)                               \
+FR_INLINE void fr_exp_inplace_##SFX##_impl(T *x, ptrdiff_t n)                                 \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_exp_##SFX(x[k]);                              \
 }                                                                                             \
-FR_DISPATCH static void fr_sigmoid_inplace_##SFX(T *x, ptrdiff_t n)                           \
+FR_MULTI(void, fr_exp_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                             \
+FR_INLINE void fr_sigmoid_inplace_##SFX##_impl(T *x, ptrdiff_t n)                             \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_sigmoid_##SFX(x[k]);                          \
 }                                                                                             \
-FR_DISPATCH static void fr_tanh_inplace_##SFX(T *x, ptrdiff_t n)                              \
+FR_MULTI(void, fr_sigmoid_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
+FR_INLINE void fr_tanh_inplace_##SFX##_impl(T *x, ptrdiff_t n)                                \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_tanh_##SFX(x[k]);                             \
 }                                                                                             \
+FR_MULTI(void, fr_tanh_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                            \
+/* The RNN's state pass: x := tanh(x); returns how many results are subnormal (the caller    \
+ * flushes them when that cannot change a later result's NaN/inf pattern). */                \
+FR_INLINE ptrdiff_t fr_tanh_state_##SFX##_impl(T *x, ptrdiff_t n)                             \
+{                                                                                             \
+    ptrdiff_t sub = 0;                                                                        \
+    for (ptrdiff_t k = 0; k < n; ++k) {                                                       \
+        T v = fr_tanh_##SFX(x[k]);                                                            \
+        x[k] = v;                                                                             \
+        sub += (FR_FABS_##SFX(v) < FR_TINY_##SFX) & (v != 0);                                \
+    }                                                                                         \
+    return sub;                                                                               \
+}                                                                                             \
+FR_MULTI(ptrdiff_t, fr_tanh_state_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
+/* Subnormal values of x := 0 (sign kept). */                                                 \
+FR_INLINE void fr_flush_##SFX##_impl(T *x, ptrdiff_t n)                                       \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < n; ++k)                                                         \
+        x[k] = FR_FABS_##SFX(x[k]) < FR_TINY_##SFX ? x[k] * 0 : x[k];                        \
+}                                                                                             \
+FR_MULTI(void, fr_flush_##SFX, (T *x, ptrdiff_t n), (x, n))                                   \
+/* 1 when the rows x cols block of x (row stride ld) holds no inf or NaN. */                 \
+FR_INLINE int fr_all_finite_##SFX##_impl(const T *x, ptrdiff_t rows, ptrdiff_t cols,         \
+                                         ptrdiff_t ld)                                        \
+{                                                                                             \
+    int bad = 0;                                                                              \
+    for (ptrdiff_t r = 0; r < rows; ++r)                                                      \
+        for (ptrdiff_t k = 0; k < cols; ++k) bad |= (x[r * ld + k] - x[r * ld + k]) != 0;    \
+    return !bad;                                                                              \
+}                                                                                             \
+FR_MULTI(int, fr_all_finite_##SFX, (const T *x, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld),\
+         (x, rows, cols, ld))                                                                 \
 /* One LSTM step for one example.  g holds the 4n pre-activations in the packed gate order   \
  * [f, i, o, c] (c: the candidate, the lessons' cct); they are replaced by their activations \
- * (kept for the caches).  Writes c = f * c_prev + i * cct and h = o * tanh(c). */           \
-FR_DISPATCH static void fr_lstm_pointwise_##SFX(T *g, const T *c_prev, T *c, T *h,            \
-                                                ptrdiff_t n)                                  \
+ * (kept for the caches).  Writes c = f * c_prev + i * cct and h = o * tanh(c).  No          \
+ * flush-to-zero mode: every product is IEEE (a subnormal forget gate times a huge c_prev is \
+ * the reference's finite value, not 0).  Returns how many of the new c and h are subnormal  \
+ * (the caller flushes them where that cannot change a result: see the cores). */           \
+FR_INLINE ptrdiff_t fr_lstm_pointwise_##SFX##_impl(T *g, const T *c_prev, T *c, T *h,        \
+                                                   ptrdiff_t n)                               \
 {                                                                                             \
+    ptrdiff_t sub = 0;                                                                        \
     for (ptrdiff_t k = 0; k < 3 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k]);                      \
     for (ptrdiff_t k = 3 * n; k < 4 * n; ++k) g[k] = fr_tanh_##SFX(g[k]);                     \
     const T *f = g, *i = g + n, *o = g + 2 * n, *cc = g + 3 * n;                              \
     for (ptrdiff_t k = 0; k < n; ++k) {                                                       \
         T cn = f[k] * c_prev[k] + i[k] * cc[k];                                               \
+        T hn = o[k] * fr_tanh_##SFX(cn);                                                      \
         c[k] = cn;                                                                            \
-        h[k] = o[k] * fr_tanh_##SFX(cn);                                                      \
+        h[k] = hn;                                                                            \
+        sub += ((FR_FABS_##SFX(cn) < FR_TINY_##SFX) & (cn != 0))                              \
+             | ((FR_FABS_##SFX(hn) < FR_TINY_##SFX) & (hn != 0));                             \
     }                                                                                         \
+    return sub;                                                                               \
 }                                                                                             \
+FR_MULTI(ptrdiff_t, fr_lstm_pointwise_##SFX, (T *g, const T *c_prev, T *c, T *h, ptrdiff_t n),\
+         (g, c_prev, c, h, n))                                                                \
 /* Softmax of every column of the row-major (n_rows, n_cols) matrix y (row stride ld),       \
  * each column shifted by its own maximum.  NaN in a column makes the whole column NaN and   \
  * +inf makes it NaN, as numpy's max/exp/sum do.  Columns go in blocks so the per-column     \
  * maxima and sums live on the stack and the inner loops run along contiguous rows; a lone   \
  * column (a streaming step) is gathered into a contiguous buffer instead, so exp still runs \
  * vectorised. */                                                                             \
-FR_DISPATCH static void fr_softmax_cols_##SFX(T *y, ptrdiff_t n_rows, ptrdiff_t n_cols,       \
-                                              ptrdiff_t ld)                                   \
+FR_INLINE void fr_softmax_cols_##SFX##_impl(T *y, ptrdiff_t n_rows, ptrdiff_t n_cols,        \
+                                             ptrdiff_t ld)                                    \
 {                                                                                             \
     enum { B = 256 };                                                                         \
     T mx[B], sm[B];                                                                           \
@@ -288,13 +361,15 @@ FR_DISPATCH static void fr_softmax_cols_##SFX(T *y, ptrdiff_t n_rows, ptrdiff_t 
             for (ptrdiff_t k = 0; k < nb; ++k) row[k] *= sm[k];                               \
         }                                                                                     \
     }                                                                                         \
-}
+}                                                                                             \
+FR_MULTI(void, fr_softmax_cols_##SFX, (T *y, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld), \
+         (y, n_rows, n_cols, ld))
 
 FR_DEFINE_PASSES(double, d)
 FR_DEFINE_PASSES(float, f)
 
 /* Number of subnormal values in x (a cheap, vectorised scan). */
-FR_DISPATCH static ptrdiff_t fr_count_subnormal_d(const double *x, ptrdiff_t n)
+FR_INLINE ptrdiff_t fr_count_subnormal_d_impl(const double *x, ptrdiff_t n)
 {
     ptrdiff_t count = 0;
     for (ptrdiff_t k = 0; k < n; ++k) {
@@ -304,7 +379,7 @@ FR_DISPATCH static ptrdiff_t fr_count_subnormal_d(const double *x, ptrdiff_t n)
     return count;
 }
 
-FR_DISPATCH static ptrdiff_t fr_count_subnormal_f(const float *x, ptrdiff_t n)
+FR_INLINE ptrdiff_t fr_count_subnormal_f_impl(const float *x, ptrdiff_t n)
 {
     ptrdiff_t count = 0;
     for (ptrdiff_t k = 0; k < n; ++k) {
@@ -313,6 +388,9 @@ FR_DISPATCH static ptrdiff_t fr_count_subnormal_f(const float *x, ptrdiff_t n)
     }
     return count;
 }
+
+FR_MULTI(ptrdiff_t, fr_count_subnormal_d, (const double *x, ptrdiff_t n), (x, n))
+FR_MULTI(ptrdiff_t, fr_count_subnormal_f, (const float *x, ptrdiff_t n), (x, n))
 
 /* ---------------------------------------------------------------- small-batch products */
 
@@ -425,10 +503,10 @@ FR_INLINE void fr_panel_##SFX##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W,   
 FR_DEFINE_PANEL(T, SFX, 2, 4)                                                                 \
 FR_DEFINE_PANEL(T, SFX, 4, 2)                                                                 \
 FR_DEFINE_PANEL(T, SFX, 8, 1)                                                                 \
-FR_DISPATCH static void fr_small_matmul_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K,       \
-                                              const T *W, ptrdiff_t ldw, const T *H,          \
-                                              ptrdiff_t ldh, T *Z, ptrdiff_t zrs,             \
-                                              ptrdiff_t zcs)                                  \
+FR_INLINE void fr_small_matmul_##SFX##_impl(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K,        \
+                                             const T *W, ptrdiff_t ldw, const T *H,           \
+                                             ptrdiff_t ldh, T *Z, ptrdiff_t zrs,              \
+                                             ptrdiff_t zcs)                                   \
 {                                                                                             \
     ptrdiff_t j = 0;                                                                          \
     for (; j + 4 <= m; j += 4)                                                                \
@@ -439,124 +517,13 @@ FR_DISPATCH static void fr_small_matmul_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdi
     }                                                                                         \
     if (j < m)                                                                                \
         fr_panel_##SFX##_1(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);         \
-}
+}                                                                                             \
+FR_MULTI(void, fr_small_matmul_##SFX, (ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *W,  \
+         ptrdiff_t ldw, const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t zrs, ptrdiff_t zcs),       \
+         (rows, m, K, W, ldw, H, ldh, Z, zrs, zcs))
 
 FR_DEFINE_SMALL(double, d)
 FR_DEFINE_SMALL(float, f)
-
-/* ---------------------------------------------------------------- packed recurrent GEMM */
-
-/* The recurrent product of a batch, Z (rows, m) += W (rows, K) @ H (K, m) with Z and H
- * column-major, against W packed once per call: OpenBLAS's gemm re-packs W on every call,
- * i.e. on every time step, and reaches about half its square-GEMM rate on this skinny shape.
- * W is packed into panels of FR_MR rows, each stored k-major (FR_MR consecutive values per
- * k, rows past the end zero); the micro-kernel keeps an FR_MR x FR_NR block of Z in
- * registers (2 x 8 AVX-512 vectors), streaming one panel row-pair and FR_NR broadcasts of H
- * per k, in blocks of FR_KC values of k so that a panel block stays in L1.
- * Only compiled for x86-64-v4 (AVX-512) and used when the CPU has it
- * (fr_panel_available); elsewhere the kernels call BLAS gemm. */
-#define FR_NR 8
-#define FR_KC 256
-
-#if FR_HAVE_DISPATCH
-static int fr_panel_available(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("x86-64-v4");
-}
-
-#define FR_DEFINE_PANEL_GEMM(T, SFX, V)                                                        \
-static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K)                             \
-{                                                                                             \
-    return (rows + 2 * V - 1) / (2 * V) * (2 * V) * K;                                        \
-}                                                                                             \
-/* Pack rows x K of W into panels; W's rows come from blocks of block_rows rows each (the  \
- * LSTM's four gate matrices, or one block), all with row stride ldw. */                      \
-static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,               \
-                                ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
-{                                                                                             \
-    const ptrdiff_t mr = 2 * V;                                                               \
-    for (ptrdiff_t p = 0; p * mr < rows; ++p)                                                 \
-        for (ptrdiff_t r = 0; r < mr; ++r) {                                                  \
-            ptrdiff_t row = p * mr + r;                                                       \
-            const T *src = row < rows ? W[row / block_rows] + (row % block_rows) * ldw     \
-                                      : NULL;                                                 \
-            for (ptrdiff_t k = 0; k < K; ++k)                                                 \
-                P[(p * K + k) * mr + r] = src ? src[k] : (T)0;                                \
-        }                                                                                     \
-}                                                                                             \
-typedef T fr_pv_##SFX __attribute__((vector_size(64)));                                       \
-__attribute__((target("arch=x86-64-v4")))                                                     \
-static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
-                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz)               \
-{                                                                                             \
-    const ptrdiff_t mr = 2 * V;                                                               \
-    for (ptrdiff_t k0 = 0; k0 < K; k0 += FR_KC) {                                             \
-        ptrdiff_t kc = K - k0 < FR_KC ? K - k0 : FR_KC;                                       \
-        for (ptrdiff_t p = 0; p * mr < rows; ++p) {                                           \
-            const T *Pp = P + (p * K + k0) * mr;                                              \
-            ptrdiff_t nrows = rows - p * mr < mr ? rows - p * mr : mr;                        \
-            for (ptrdiff_t j0 = 0; j0 < m; j0 += FR_NR) {                                     \
-                ptrdiff_t nr = m - j0 < FR_NR ? m - j0 : FR_NR;                               \
-                const T *Hj = H + j0 * ldh + k0;                                              \
-                fr_pv_##SFX lo[FR_NR], hi[FR_NR];                                             \
-                for (int j = 0; j < FR_NR; ++j) {                                             \
-                    lo[j] = (fr_pv_##SFX){0};                                                 \
-                    hi[j] = (fr_pv_##SFX){0};                                                 \
-                }                                                                             \
-                /* a full tile gets its own copy of the loop: with a constant FR_NR the  \
-                 * compiler keeps all 16 accumulators in registers; the edge tile cannot */ \
-                if (nr == FR_NR) {                                                            \
-                    for (ptrdiff_t k = 0; k < kc; ++k) {                                      \
-                        fr_pv_##SFX a0, a1;                                                   \
-                        memcpy(&a0, Pp + k * mr, sizeof a0);                                  \
-                        memcpy(&a1, Pp + k * mr + V, sizeof a1);                              \
-                        for (int j = 0; j < FR_NR; ++j) {                                     \
-                            T b = Hj[j * ldh + k];                                            \
-                            lo[j] += a0 * b;                                                  \
-                            hi[j] += a1 * b;                                                  \
-                        }                                                                     \
-                    }                                                                         \
-                } else {                                                                      \
-                    for (ptrdiff_t k = 0; k < kc; ++k) {                                      \
-                        fr_pv_##SFX a0, a1;                                                   \
-                        memcpy(&a0, Pp + k * mr, sizeof a0);                                  \
-                        memcpy(&a1, Pp + k * mr + V, sizeof a1);                              \
-                        for (ptrdiff_t j = 0; j < nr; ++j) {                                  \
-                            T b = Hj[j * ldh + k];                                            \
-                            lo[j] += a0 * b;                                                  \
-                            hi[j] += a1 * b;                                                  \
-                        }                                                                     \
-                    }                                                                         \
-                }                                                                             \
-                for (ptrdiff_t j = 0; j < nr; ++j) {                                          \
-                    T *zc = Z + (j0 + j) * ldz + p * mr;                                      \
-                    T acc[2 * V];                                                             \
-                    memcpy(acc, &lo[j], sizeof lo[j]);                                        \
-                    memcpy(acc + V, &hi[j], sizeof hi[j]);                                    \
-                    for (ptrdiff_t r = 0; r < nrows; ++r) zc[r] += acc[r];                    \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
-}
-
-FR_DEFINE_PANEL_GEMM(double, d, 8)
-FR_DEFINE_PANEL_GEMM(float, f, 16)
-#else
-static int fr_panel_available(void) { return 0; }
-#define FR_DEFINE_PANEL_STUBS(T, SFX)                                                         \
-static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K)                            \
-{ (void)rows; (void)K; return 0; }                                                            \
-static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,               \
-                                ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
-{ (void)rows; (void)K; (void)W; (void)block_rows; (void)ldw; (void)P; }                       \
-static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
-                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz)               \
-{ (void)rows; (void)m; (void)K; (void)P; (void)H; (void)ldh; (void)Z; (void)ldz; }
-FR_DEFINE_PANEL_STUBS(double, d)
-FR_DEFINE_PANEL_STUBS(float, f)
-#endif
 
 /* ---------------------------------------------------------------- GRU (PyTorch/Keras default) */
 
@@ -566,15 +533,15 @@ FR_DEFINE_PANEL_STUBS(float, f)
  * caches).  The reset gate scales the recurrent term of the candidate after its bias:
  * n = tanh(g_n + r * hg_n); h = (1 - z) * n + z * h_prev. */
 #define FR_DEFINE_GRU(T, SFX)                                                                 \
-FR_DISPATCH static void fr_gru_pointwise_##SFX(T *g, const T *hg, const T *h_prev, T *h,      \
-                                               ptrdiff_t n)                                   \
+FR_INLINE void fr_gru_pointwise_##SFX##_impl(T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n)                                   \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k] + hg[k]);              \
     T *r = g, *z = g + n, *nn = g + 2 * n;                                                    \
     const T *hn = hg + 2 * n;                                                                 \
     for (ptrdiff_t k = 0; k < n; ++k) nn[k] = fr_tanh_##SFX(nn[k] + r[k] * hn[k]);            \
     for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
-}
+} \
+FR_MULTI(void, fr_gru_pointwise_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), (g, hg, h_prev, h, n))
 FR_DEFINE_GRU(double, d)
 FR_DEFINE_GRU(float, f)
 
@@ -584,30 +551,31 @@ FR_DEFINE_GRU(float, f)
  * and writes rh = r * h_prev; the second, with hg[2n:3n] = W_n rh + b_n, activates n and
  * writes h. */
 #define FR_DEFINE_GRU_BEFORE(T, SFX)                                                          \
-FR_DISPATCH static void fr_gru_gates_rh_##SFX(T *g, const T *hg, const T *h_prev, T *rh,      \
-                                              ptrdiff_t n)                                    \
+FR_INLINE void fr_gru_gates_rh_##SFX##_impl(T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n)                                    \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k] + hg[k]);              \
     for (ptrdiff_t k = 0; k < n; ++k) rh[k] = g[k] * h_prev[k];                               \
-}                                                                                             \
-FR_DISPATCH static void fr_gru_candidate_##SFX(T *g, const T *hg, const T *h_prev, T *h,      \
-                                               ptrdiff_t n)                                   \
+} \
+FR_MULTI(void, fr_gru_gates_rh_##SFX, (T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n), (g, hg, h_prev, rh, n))                                                                                             \
+FR_INLINE void fr_gru_candidate_##SFX##_impl(T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n)                                   \
 {                                                                                             \
     T *z = g + n, *nn = g + 2 * n;                                                            \
     const T *hn = hg + 2 * n;                                                                 \
     for (ptrdiff_t k = 0; k < n; ++k) nn[k] = fr_tanh_##SFX(nn[k] + hn[k]);                   \
     for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
-}
+} \
+FR_MULTI(void, fr_gru_candidate_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), (g, hg, h_prev, h, n))
 FR_DEFINE_GRU_BEFORE(double, d)
 FR_DEFINE_GRU_BEFORE(float, f)
 
 /* ReLU in place (the basic RNN with nonlinearity "relu", as PyTorch's nn.RNN offers):
  * max(x, 0), NaN kept. */
 #define FR_DEFINE_RELU(T, SFX)                                                                \
-FR_DISPATCH static void fr_relu_inplace_##SFX(T *x, ptrdiff_t n)                              \
+FR_INLINE void fr_relu_inplace_##SFX##_impl(T *x, ptrdiff_t n)                              \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = x[k] < (T)0 ? (T)0 : x[k];                       \
-}
+} \
+FR_MULTI(void, fr_relu_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))
 FR_DEFINE_RELU(double, d)
 FR_DEFINE_RELU(float, f)
 

@@ -1,0 +1,209 @@
+/*
+ * Packed-panel GEMM for the recurrent product (and any Z += W @ H whose W is reused):
+ *
+ *     Z (rows, m) += W (rows, K) @ H (K, m),   Z and H column-major, W packed once.
+ *
+ * OpenBLAS's gemm re-packs W on every call, i.e. on every time step, and runs this skinny
+ * shape at about half its square-GEMM rate; m gemv calls read W m times.  Here W is packed
+ * once per call (fr_panel_pack) into panels of FR_MR rows, 128 bytes of rows per k (16
+ * doubles, 32 floats), each panel stored k-major, rows past the end zero.  The micro-kernels
+ * keep a block of P panels x N columns of Z in registers and stream the panels once per
+ * step, broadcasting one value of H per column and k:
+ *
+ *   - small batches (m up to NR) run as one column tile, several panels at a time so that
+ *     each loaded row vector feeds as many accumulators as the registers allow: the whole
+ *     recurrent block is read exactly once per step, one contiguous stream per panel;
+ *   - larger batches go in column tiles of NR, with K blocked by FR_KC so a panel block is
+ *     reused from L1 across the tiles.
+ *
+ * The layout is the same for every instruction-set level; the micro-kernels exist for
+ * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
+ * AVX2+FMA (4 vectors of 32 bytes, 16 registers: up to 12).  At the SSE2 level the kernels
+ * use the small-batch kernel or BLAS instead (fr_panel_available() is 0).  Accumulation is
+ * in k order per row and column, with fused multiply-adds.
+ */
+#ifndef FASTRNN_GEMM_H
+#define FASTRNN_GEMM_H
+
+#include "_vmath.h"
+
+#define FR_PANEL_BYTES 128
+#define FR_KC 256
+
+/* 1 when the active level has panel micro-kernels. */
+static int fr_panel_available(void)
+{
+#if FR_HAVE_DISPATCH && defined(__GNUC__)
+    return fr_active_isa() >= FR_ISA_AVX2;
+#else
+    return 0;
+#endif
+}
+
+#define FR_DEFINE_PANEL_PACK(T, SFX)                                                          \
+static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K)                             \
+{                                                                                             \
+    const ptrdiff_t mr = FR_PANEL_BYTES / sizeof(T);                                          \
+    return (rows + mr - 1) / mr * mr * K;                                                     \
+}                                                                                             \
+/* Pack rows x K of W into panels; W's rows come from blocks of block_rows rows each (the  \
+ * LSTM's four gate matrices, or one block), all with row stride ldw. */                      \
+static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,               \
+                                ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
+{                                                                                             \
+    enum { MR = FR_PANEL_BYTES / sizeof(T) };                                                 \
+    for (ptrdiff_t p = 0; p * MR < rows; ++p) {                                               \
+        /* the panel's rows (NULL past the end), then k-major writes in one stream */         \
+        const T *src[MR];                                                                     \
+        for (ptrdiff_t r = 0; r < MR; ++r) {                                                  \
+            ptrdiff_t row = p * MR + r;                                                       \
+            src[r] = row < rows ? W[row / block_rows] + (row % block_rows) * ldw : NULL;      \
+        }                                                                                     \
+        T *dst = P + p * K * MR;                                                              \
+        for (ptrdiff_t k = 0; k < K; ++k)                                                     \
+            for (ptrdiff_t r = 0; r < MR; ++r) dst[k * MR + r] = src[r] ? src[r][k] : (T)0;   \
+    }                                                                                         \
+}
+
+FR_DEFINE_PANEL_PACK(double, d)
+FR_DEFINE_PANEL_PACK(float, f)
+
+#if FR_HAVE_DISPATCH && defined(__GNUC__)
+
+typedef double fr_z8d __attribute__((vector_size(64)));
+typedef float fr_z16f __attribute__((vector_size(64)));
+typedef double fr_y4d __attribute__((vector_size(32)));
+typedef float fr_y8f __attribute__((vector_size(32)));
+
+/* Micro-kernel: Z[:, 0:N] of the P panels at Pp (panel stride ps) += panels @ H[:, 0:N], k
+ * in [0, kc).  nrows: rows of Z left from the first panel's first row (edge panels store
+ * only their real rows).  VT is the level's vector type, RV of them per panel row. */
+#define FR_PG_TILE(T, SFX, TAG, VT, P, N)                                                     \
+FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdiff_t ps,      \
+                                               const T *H, ptrdiff_t ldh, T *Z,              \
+                                               ptrdiff_t ldz, ptrdiff_t nrows)               \
+{                                                                                             \
+    enum { V = sizeof(VT) / sizeof(T), RV = FR_PANEL_BYTES / sizeof(VT), MR = V * RV };      \
+    VT acc[P * RV][N];                                                                        \
+    for (int q = 0; q < P * RV; ++q)                                                          \
+        for (int j = 0; j < N; ++j) acc[q][j] = (VT){0};                                      \
+    for (ptrdiff_t k = 0; k < kc; ++k) {                                                      \
+        VT w[P * RV];                                                                         \
+        for (int p = 0; p < P; ++p)                                                           \
+            for (int v = 0; v < RV; ++v) {                                                    \
+                VT t;                                                                         \
+                memcpy(&t, Pp + p * ps + k * MR + v * V, sizeof t);                           \
+                w[p * RV + v] = t;                                                            \
+            }                                                                                 \
+        for (int j = 0; j < N; ++j) {                                                         \
+            T b = H[j * ldh + k];                                                             \
+            for (int q = 0; q < P * RV; ++q) acc[q][j] += w[q] * b;                           \
+        }                                                                                     \
+    }                                                                                         \
+    for (int p = 0; p < P; ++p) {                                                             \
+        ptrdiff_t nr = nrows - p * MR;                                                        \
+        for (int j = 0; j < N; ++j) {                                                         \
+            T *zc = Z + j * ldz + p * MR;                                                     \
+            if (nr >= MR) {                                                                   \
+                for (int v = 0; v < RV; ++v) {                                                \
+                    VT z;                                                                     \
+                    memcpy(&z, zc + v * V, sizeof z);                                         \
+                    z += acc[p * RV + v][j];                                                  \
+                    memcpy(zc + v * V, &z, sizeof z);                                         \
+                }                                                                             \
+            } else if (nr > 0) {                                                              \
+                for (int v = 0; v < RV && v * V < nr; ++v) {                                  \
+                    VT t = acc[p * RV + v][j]; /* a copy: acc itself stays in registers */    \
+                    for (int r = 0; r < V && v * V + r < nr; ++r) zc[v * V + r] += t[r];      \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+}
+
+/* All panels against one column tile of N columns, P panels at a time (then one by one). */
+#define FR_PG_COLS(TAG, SFX, P, N)                                                            \
+    case N: {                                                                                 \
+        ptrdiff_t p = 0;                                                                      \
+        for (; p + P <= np; p += P)                                                           \
+            fr_pg_##TAG##_##SFX##_##P##x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,   \
+                                            rows - p * mr);                                   \
+        for (; p < np; ++p)                                                                   \
+            fr_pg_##TAG##_##SFX##_1x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,       \
+                                        rows - p * mr);                                       \
+        break;                                                                                \
+    }
+
+#define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR)                                            \
+__attribute__((target(TARGET)))                                                               \
+static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K,             \
+                                        const T *P, const T *H, ptrdiff_t ldh, T *Z,          \
+                                        ptrdiff_t ldz)                                        \
+{                                                                                             \
+    const ptrdiff_t mr = FR_PANEL_BYTES / sizeof(T), np = (rows + mr - 1) / mr, ps = K * mr;  \
+    /* one column tile: no K blocking (each Z value is updated once) */                       \
+    const ptrdiff_t kb = m <= NR ? K : FR_KC;                                                 \
+    for (ptrdiff_t k0 = 0; k0 < K; k0 += kb) {                                                \
+        ptrdiff_t kc = K - k0 < kb ? K - k0 : kb;                                             \
+        const T *Pk = P + k0 * mr;                                                            \
+        for (ptrdiff_t j0 = 0; j0 < m; j0 += NR) {                                            \
+            const T *Hj = H + j0 * ldh + k0;                                                  \
+            T *Zj = Z + j0 * ldz;                                                             \
+            switch (m - j0 < NR ? m - j0 : NR) {
+#define FR_PG_DRIVER_TAIL                                                                     \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+}
+
+/* AVX-512: 2 vectors per panel row, NR = 8 columns; P chosen so that 2*P*N <= 24. */
+#define FR_DEFINE_PG_AVX512(T, SFX, VT)                                                       \
+FR_PG_TILE(T, SFX, v4, VT, 1, 1) FR_PG_TILE(T, SFX, v4, VT, 4, 1)                             \
+FR_PG_TILE(T, SFX, v4, VT, 1, 2) FR_PG_TILE(T, SFX, v4, VT, 4, 2)                             \
+FR_PG_TILE(T, SFX, v4, VT, 1, 3) FR_PG_TILE(T, SFX, v4, VT, 4, 3)                             \
+FR_PG_TILE(T, SFX, v4, VT, 1, 4) FR_PG_TILE(T, SFX, v4, VT, 3, 4)                             \
+FR_PG_TILE(T, SFX, v4, VT, 1, 5) FR_PG_TILE(T, SFX, v4, VT, 2, 5)                             \
+FR_PG_TILE(T, SFX, v4, VT, 1, 6) FR_PG_TILE(T, SFX, v4, VT, 2, 6)                             \
+FR_PG_TILE(T, SFX, v4, VT, 1, 7)                                                              \
+FR_PG_TILE(T, SFX, v4, VT, 1, 8)                                                              \
+FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", 8)                                            \
+    FR_PG_COLS(v4, SFX, 4, 1) FR_PG_COLS(v4, SFX, 4, 2) FR_PG_COLS(v4, SFX, 4, 3)             \
+    FR_PG_COLS(v4, SFX, 3, 4) FR_PG_COLS(v4, SFX, 2, 5) FR_PG_COLS(v4, SFX, 2, 6)             \
+    FR_PG_COLS(v4, SFX, 1, 7) FR_PG_COLS(v4, SFX, 1, 8)                                       \
+FR_PG_DRIVER_TAIL
+
+/* AVX2+FMA: 4 vectors per panel row, NR = 3 columns; 4*P*N <= 12. */
+#define FR_DEFINE_PG_AVX2(T, SFX, VT)                                                         \
+FR_PG_TILE(T, SFX, v3, VT, 1, 1) FR_PG_TILE(T, SFX, v3, VT, 3, 1)                             \
+FR_PG_TILE(T, SFX, v3, VT, 1, 2)                                                              \
+FR_PG_TILE(T, SFX, v3, VT, 1, 3)                                                              \
+FR_PG_DRIVER_HEAD(T, SFX, v3, "arch=x86-64-v3", 3)                                            \
+    FR_PG_COLS(v3, SFX, 3, 1) FR_PG_COLS(v3, SFX, 1, 2) FR_PG_COLS(v3, SFX, 1, 3)             \
+FR_PG_DRIVER_TAIL
+
+/* FR_PG_COLS with P = 1 repeats the remainder loop harmlessly (it never runs). */
+FR_DEFINE_PG_AVX512(double, d, fr_z8d)
+FR_DEFINE_PG_AVX512(float, f, fr_z16f)
+FR_DEFINE_PG_AVX2(double, d, fr_y4d)
+FR_DEFINE_PG_AVX2(float, f, fr_y8f)
+
+#define FR_DEFINE_PANEL_GEMM(T, SFX)                                                          \
+static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
+                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz)               \
+{                                                                                             \
+    if (fr_active_isa() >= FR_ISA_AVX512)                                                     \
+        fr_panel_gemm_v4_##SFX(rows, m, K, P, H, ldh, Z, ldz);                                \
+    else                                                                                      \
+        fr_panel_gemm_v3_##SFX(rows, m, K, P, H, ldh, Z, ldz);                                \
+}
+#else
+#define FR_DEFINE_PANEL_GEMM(T, SFX)                                                          \
+static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
+                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz)               \
+{ (void)rows; (void)m; (void)K; (void)P; (void)H; (void)ldh; (void)Z; (void)ldz; }
+#endif
+
+FR_DEFINE_PANEL_GEMM(double, d)
+FR_DEFINE_PANEL_GEMM(float, f)
+
+#endif /* FASTRNN_GEMM_H */
