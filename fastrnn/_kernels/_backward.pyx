@@ -33,8 +33,6 @@ from fastrnn._kernels import _core
 cnp.import_array()
 
 cdef extern from "_backward.h" nogil:
-    unsigned int fr_denormals_off()
-    void fr_denormals_restore(unsigned int old)
     void fr_rnn_bwd_pointwise_d(const double *da, const double *dap, const double *h,
                                 double *d, Py_ssize_t n)
     void fr_rnn_bwd_pointwise_f(const float *da, const float *dap, const float *h, float *d,
@@ -207,7 +205,6 @@ cdef void bwd_core(
     cdef int ldd = T * G
     cdef Py_ssize_t t, j, col
     cdef const floating *cp
-    cdef unsigned int mxcsr = fr_denormals_off()
     memset(dap, 0, m * n_a * sizeof(floating))
     if lstm and not dc_given:
         memset(dc, 0, m * n_a * sizeof(floating))  # the cell gradient starts at zero
@@ -249,7 +246,6 @@ cdef void bwd_core(
     gemm(c'T', c'T', mT, n_x, G, d, G, wx, ldwx, 0, dx, mT)
     memset(db, 0, G * sizeof(floating))
     sum_columns(d, G, mT, G, db)
-    fr_denormals_restore(mxcsr)
 
 
 cdef double output_core(
@@ -268,7 +264,6 @@ cdef double output_core(
     cdef double loss = 0
     cdef Py_ssize_t col, r
     cdef floating acc
-    cdef unsigned int mxcsr = fr_denormals_off()
     for col in range(mT):
         loss -= log(<double> y[targets[col] * mT + col])
         y[targets[col] * mT + col] -= 1
@@ -283,7 +278,6 @@ cdef double output_core(
     # dat (n_a, m*T) column-major = Wy^T (n_a, n_y) @ dY (n_y, m*T): Wy row-major = column-
     # major (n_a, n_y) -> 'N'; dY column-major (m*T, n_y) -> 'T'.
     gemm(c'N', c'T', n_a, mT, n_y, wy, n_a, y, mT, 0, dat, n_a)
-    fr_denormals_restore(mxcsr)
     return loss
 
 
