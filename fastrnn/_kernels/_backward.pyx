@@ -53,6 +53,8 @@ cdef extern from "_backward.h" nogil:
     void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
                            Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
                            Py_ssize_t zrs, Py_ssize_t zcs)
+
+cdef extern from "_gemm.h" nogil:
     Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
     Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
     void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double **W,
