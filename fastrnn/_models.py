@@ -41,6 +41,11 @@ class _Model:
         # the next call of that shape: see fastrnn._kernels._core.scratch_array.
         self._scratch = threading.local()
 
+    def _weights_changed(self):
+        """Drop what every thread keeps derived from the weights (the packed recurrent block
+        cached with the work buffers): called after the weights change in place."""
+        self._scratch = threading.local()
+
     def __getstate__(self):
         # Pickles without the per-thread work buffers (a thread-local cannot be pickled).
         state = dict(self.__dict__)

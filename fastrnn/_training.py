@@ -150,3 +150,4 @@ def apply_gradients(model, grads, lr, clip=None):
             nonfinite += bad
     # the forward flushes subnormal inputs only while every weight is finite
     model._finite = nonfinite == 0
+    model._weights_changed()

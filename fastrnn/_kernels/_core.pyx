@@ -812,8 +812,9 @@ cdef cnp.ndarray arena_work(Py_ssize_t n, int typenum):
 
 cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int typenum,
                               bint *fill):
-    # A model's packed recurrent block, kept in scratch[3] = (key, array) between calls (its
-    # weights never change): packed on the first call of a thread only (fill set).
+    # A model's packed recurrent block, kept in scratch[3] = (key, array) between calls: packed
+    # on the first call of a thread only (fill set).  A model whose weights change in place
+    # (apply_gradients) drops its scratch lists, and with them this cache.
     cdef cnp.npy_intp dims[1]
     while len(scratch) < 4:
         scratch.append(None)
