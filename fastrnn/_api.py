@@ -27,16 +27,19 @@ __all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward
 Array = NDArray[np.floating]
 Parameters = Mapping[str, ArrayLike]
 
-# Batches of at most this many examples (per thread) take the small-batch kernel for the
-# recurrent product instead of BLAS gemm.  Measured (LSTM, one thread, OpenBLAS SkylakeX):
-# the small kernel wins up to m = 4 (e.g. 0.4-0.8x the gemm time at n_a = 256..512) and
-# loses from m = 8 on.
+# Where the packed-panel GEMM does not run (a single step, SIMD level SSE2, a recurrent block
+# above 16 MiB), batches of at most this many examples (per thread) take the small-batch
+# kernel for the recurrent product instead of BLAS gemm.  Measured (LSTM, one thread,
+# OpenBLAS SkylakeX): the small kernel wins up to m = 4 (e.g. 0.4-0.8x the gemm time at
+# n_a = 256..512) and loses from m = 8 on.  Where the panel GEMM runs it takes every batch
+# size: measured 0.6-1.0x the small kernel's time at m = 1..8 (n_a = 128..512, AVX-512 and
+# AVX2) and 0.6-0.85x BLAS gemm's at m = 16..64 (mid, fastrnns, big).
 SMALL_BATCH_MAX_M = 4
 
 _GATE_INDEX = {g: k for k, g in enumerate(GATES)}
 
-# The kernels' recurrent-product paths: the small-batch kernel, the packed-panel GEMM (CPUs
-# with AVX-512; BLAS gemm elsewhere), BLAS gemm.
+# The kernels' recurrent-product paths: the small-batch kernel, the packed-panel GEMM (SIMD
+# level AVX2 or AVX-512; the small kernel or BLAS gemm elsewhere), BLAS gemm.
 RECURRENT_PATHS = ("small", "panel", "blas")
 
 

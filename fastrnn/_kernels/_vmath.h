@@ -26,6 +26,13 @@
 /* 64-byte vector types only live inside force-inlined helpers and single functions; GCC's
  * note that their calling convention differs between instruction sets does not apply. */
 #pragma GCC diagnostic ignored "-Wpsabi"
+/* The activations are branch-free selects (clamps, overflow and underflow ends).  AVX-512
+ * vectorises them with masked instructions; for AVX2 and SSE2 GCC must compute both sides of
+ * each select, which it refuses while it assumes the program may read the floating-point
+ * exception flags (-ftrapping-math, the default): the loops then stay scalar, several times
+ * slower.  Nothing reads those flags here, and results are unchanged (this is not
+ * -ffast-math: IEEE rounding, NaN and inf semantics all hold). */
+#pragma GCC optimize("no-trapping-math")
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
@@ -234,6 +241,21 @@ FR_INLINE float fr_tanh_f(float x)
 #define FR_FABS_d __builtin_fabs
 #define FR_FABS_f __builtin_fabsf
 
+/* Number of subnormal values in x, in its own loop (folded into a loop that also computes,
+ * the count keeps GCC from vectorising it). */
+#define FR_DEFINE_NSUB(T, SFX)                                                                \
+FR_INLINE ptrdiff_t fr_nsub_##SFX(const T *x, ptrdiff_t n)                                    \
+{                                                                                             \
+    ptrdiff_t count = 0;                                                                      \
+    for (ptrdiff_t k = 0; k < n; ++k) {                                                       \
+        T a = FR_FABS_##SFX(x[k]);                                                            \
+        count += (a < FR_TINY_##SFX) & (a != 0);                                              \
+    }                                                                                         \
+    return count;                                                                             \
+}
+FR_DEFINE_NSUB(double, d)
+FR_DEFINE_NSUB(float, f)
+
 #define FR_DEFINE_PASSES(T, SFX)                                                              \
 FR_INLINE void fr_exp_inplace_##SFX##_impl(T *x, ptrdiff_t n)                                 \
 {                                                                                             \
@@ -254,13 +276,8 @@ FR_MULTI(void, fr_tanh_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))              
  * flushes them when that cannot change a later result's NaN/inf pattern). */                \
 FR_INLINE ptrdiff_t fr_tanh_state_##SFX##_impl(T *x, ptrdiff_t n)                             \
 {                                                                                             \
-    ptrdiff_t sub = 0;                                                                        \
-    for (ptrdiff_t k = 0; k < n; ++k) {                                                       \
-        T v = fr_tanh_##SFX(x[k]);                                                            \
-        x[k] = v;                                                                             \
-        sub += (FR_FABS_##SFX(v) < FR_TINY_##SFX) & (v != 0);                                \
-    }                                                                                         \
-    return sub;                                                                               \
+    for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_tanh_##SFX(x[k]);                             \
+    return fr_nsub_##SFX(x, n);                                                               \
 }                                                                                             \
 FR_MULTI(ptrdiff_t, fr_tanh_state_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
 /* Subnormal values of x := 0 (sign kept). */                                                 \
@@ -287,22 +304,20 @@ FR_MULTI(int, fr_all_finite_##SFX, (const T *x, ptrdiff_t rows, ptrdiff_t cols, 
  * flush-to-zero mode: every product is IEEE (a subnormal forget gate times a huge c_prev is \
  * the reference's finite value, not 0).  Returns how many of the new c and h are subnormal  \
  * (the caller flushes them where that cannot change a result: see the cores). */           \
-FR_INLINE ptrdiff_t fr_lstm_pointwise_##SFX##_impl(T *g, const T *c_prev, T *c, T *h,        \
-                                                   ptrdiff_t n)                               \
+FR_INLINE ptrdiff_t fr_lstm_pointwise_##SFX##_impl(T *restrict g, const T *restrict c_prev,  \
+                                                   T *restrict c, T *restrict h, ptrdiff_t n) \
 {                                                                                             \
-    ptrdiff_t sub = 0;                                                                        \
     for (ptrdiff_t k = 0; k < 3 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k]);                      \
     for (ptrdiff_t k = 3 * n; k < 4 * n; ++k) g[k] = fr_tanh_##SFX(g[k]);                     \
-    const T *f = g, *i = g + n, *o = g + 2 * n, *cc = g + 3 * n;                              \
-    for (ptrdiff_t k = 0; k < n; ++k) {                                                       \
-        T cn = f[k] * c_prev[k] + i[k] * cc[k];                                               \
-        T hn = o[k] * fr_tanh_##SFX(cn);                                                      \
-        c[k] = cn;                                                                            \
-        h[k] = hn;                                                                            \
-        sub += ((FR_FABS_##SFX(cn) < FR_TINY_##SFX) & (cn != 0))                              \
-             | ((FR_FABS_##SFX(hn) < FR_TINY_##SFX) & (hn != 0));                             \
-    }                                                                                         \
-    return sub;                                                                               \
+    /* restrict: c, h, c_prev and g never overlap, and GCC gives up vectorising this loop \
+     * when it has to check every pair of its seven arrays at run time */                    \
+    const T *restrict f = g, *restrict i = g + n, *restrict o = g + 2 * n;                    \
+    const T *restrict cc = g + 3 * n;                                                         \
+    /* three simple loops: GCC vectorises each (the fused one stays scalar for AVX2) */      \
+    for (ptrdiff_t k = 0; k < n; ++k) c[k] = f[k] * c_prev[k] + i[k] * cc[k];                 \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] = fr_tanh_##SFX(c[k]);                             \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] *= o[k];                                           \
+    return fr_nsub_##SFX(c, n) + fr_nsub_##SFX(h, n);                                         \
 }                                                                                             \
 FR_MULTI(ptrdiff_t, fr_lstm_pointwise_##SFX, (T *g, const T *c_prev, T *c, T *h, ptrdiff_t n),\
          (g, c_prev, c, h, n))                                                                \
