@@ -53,9 +53,25 @@ def _ready_inputs(model, x, states):
     return out
 
 
+def _trainable(model, what, head=True):
+    """Refuse the models whose gradients are not implemented: only the lessons' cells (tanh
+    RNN, LSTM), and for the loss, only with an output layer."""
+    name = f"{type(model).__name__}.{what}"
+    if model._kind not in ("rnn", "lstm"):
+        raise TypeError(f"{name}: training is implemented for the lessons' RNN and LSTM, not "
+                        f"for a {model._kind.upper()}")
+    if head and getattr(model, "nonlinearity", "tanh") != "tanh":
+        raise ValueError(f"{name}: the backward pass is the lessons' tanh RNN's, got "
+                         f"nonlinearity={model.nonlinearity!r}")
+    if head and not model.has_head:
+        raise ValueError(f"{name} needs an output layer (the loss is the cross-entropy of its "
+                         f"softmax); this model was built without one")
+
+
 def loss_and_grads(model, x, targets, states):
     """Summed cross-entropy of ``model`` on (x, targets) and the gradients of every
     parameter and initial state; see RNN.loss_and_grads / LSTM.loss_and_grads."""
+    _trainable(model, "loss_and_grads")
     lstm = model._kind == "lstm"
     arrays = _ready_inputs(model, x, states)
     out = model._try(arrays[0], tuple(arrays[1:]), True) if arrays is not None else None
@@ -109,17 +125,23 @@ def _parameter_views(model):
     p = model._packed
     n_a, n_y = model.n_a, model.n_y
     if model._kind == "rnn":
-        return [("Wax", p.w[0], p.w[0].shape), ("Waa", p.w[1], p.w[1].shape),
-                ("Wya", p.wy, p.wy.shape), ("ba", p.b, (n_a, 1)), ("by", p.by, (n_y, 1))]
-    views = []
-    for g in ("f", "i", "c", "o"):
-        k = GATES.index(g)
-        views += [("W" + g, p.w[k], p.w[k].shape), ("b" + g, p.b[k], (n_a, 1))]
-    return views + [("Wy", p.wy, p.wy.shape), ("by", p.by, (n_y, 1))]
+        views = [("Wax", p.w[0], p.w[0].shape), ("Waa", p.w[1], p.w[1].shape),
+                 ("Wya", p.wy, p.wy.shape), ("ba", p.b, (n_a, 1)), ("by", p.by, (n_y, 1))]
+    else:
+        views = []
+        for g in ("f", "i", "c", "o"):
+            k = GATES.index(g)
+            views += [("W" + g, p.w[k], p.w[k].shape), ("b" + g, p.b[k], (n_a, 1))]
+        views += [("Wy", p.wy, p.wy.shape), ("by", p.by, (n_y, 1))]
+    if not model.has_head:  # the output layer's arrays are only a stand-in
+        views = [v for v in views if v[0] not in ("Wya", "Wy", "by")]
+    return views
 
 
 def parameters(model):
     """The model's weights as the lessons' ``parameters`` dict (new arrays)."""
+    if model._kind not in ("rnn", "lstm"):  # the other cells' keys, from their packing
+        return {k: v.astype(model.dtype) for k, v in model._reference_parameters().items()}
     return {key: np.array(w, copy=True).reshape(shape)
             for key, w, shape in _parameter_views(model)}
 
@@ -137,6 +159,7 @@ def _real(value, name, positive):
 
 def apply_gradients(model, grads, lr, clip=None):
     """``W -= lr * clip(dW)`` for every parameter, in place on the packed weights."""
+    _trainable(model, "apply_gradients", head=False)
     lr = _real(lr, "lr", positive=False)
     clip = 0.0 if clip is None else _real(clip, "clip", positive=True)
     views = _parameter_views(model)

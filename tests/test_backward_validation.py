@@ -161,3 +161,35 @@ def test_bad_gradients_and_learning_rate(kind):
     # nothing was changed by the refused calls
     for k, v in model.parameters().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+def test_models_without_a_backward_are_refused():
+    rng = np.random.default_rng(1)
+    p = rnn_params(rng, N_X, N_A, N_Y, np.float64)
+    x, targets = rng.standard_normal((N_X, M, T)), np.zeros((M, T), dtype=int)
+    relu = fastrnn.RNN(p, nonlinearity="relu")
+    with pytest.raises(ValueError, match="nonlinearity='relu'"):
+        relu.loss_and_grads(x, targets)
+    headless = fastrnn.RNN({k: v for k, v in p.items() if k not in ("Wya", "by")})
+    with pytest.raises(ValueError, match="needs an output layer"):
+        headless.loss_and_grads(x, targets)
+    assert set(headless.parameters()) == {"Wax", "Waa", "ba"}
+    grads = {"d" + k: np.ones_like(v) for k, v in headless.parameters().items()}
+    headless.apply_gradients(grads, 0.5)
+    np.testing.assert_array_equal(headless.parameters()["Waa"], p["Waa"] - 0.5)
+    gru = fastrnn.GRU(_gru_params(rng))
+    assert not hasattr(gru, "loss_and_grads")
+    with pytest.raises(TypeError, match="not for a GRU"):
+        gru.apply_gradients({}, 0.1)
+    assert all(v.dtype == np.float64 for v in gru.parameters().values())
+
+
+def _gru_params(rng):
+    p = {}
+    for g in "rzn":
+        p[f"W{g}x"] = rng.standard_normal((N_A, N_X))
+        p[f"W{g}a"] = rng.standard_normal((N_A, N_A))
+        p[f"b{g}x"] = rng.standard_normal((N_A, 1))
+        p[f"b{g}a"] = rng.standard_normal((N_A, 1))
+    p["Wy"], p["by"] = rng.standard_normal((N_Y, N_A)), rng.standard_normal((N_Y, 1))
+    return p

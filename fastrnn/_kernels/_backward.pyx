@@ -191,7 +191,8 @@ cdef void bwd_core(
         const floating *wat,                 # IN   W_a^T (n_a, G) row-major (MODE_SMALL)
         const floating *panel,               # IN   W_a^T packed (MODE_PANEL)
         int mode,                            # IN   the recurrent product's path
-        floating *dx,                        # OUT  dx (n_x, m*T) row-major
+        floating *dx,                        # OUT  dx (n_x, m*T) row-major, or NULL: not
+                                             #      wanted (a model's loss_and_grads)
         floating *dwa, int lddwa,            # OUT  dW_a (G, n_a), row stride lddwa
         floating *dwx, int lddwx,            # OUT  dW_x (G, n_x), row stride lddwx
         floating *db,                        # OUT  db (G,)
@@ -245,7 +246,8 @@ cdef void bwd_core(
     gemm(c'T', c'T', n_x, G, mT, x, mT, d, G, 0, dwx, lddwx)
     # dx (n_x, m*T) row-major = column-major (m*T, n_x) = d^T (m*T, G) @ W_x (G, n_x);
     # W_x row-major (G, n_x) = column-major (n_x, G) -> 'T'.
-    gemm(c'T', c'T', mT, n_x, G, d, G, wx, ldwx, 0, dx, mT)
+    if dx != NULL:
+        gemm(c'T', c'T', mT, n_x, G, d, G, wx, ldwx, 0, dx, mT)
     memset(db, 0, G * sizeof(floating))
     sum_columns(d, G, mT, G, db)
 
@@ -732,14 +734,13 @@ def rnn_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     a.x, a.g, a.cn = cnp.PyArray_BYTES(x), cnp.PyArray_BYTES(h), NULL
     a.wa, a.wx = cnp.PyArray_BYTES(waa), cnp.PyArray_BYTES(wax)
     set_mode(&a, typenum, small_max)
-    cdef cnp.ndarray dx = empty(3, n_x, m, T, typenum)  # the input gradient is not returned
     cdef cnp.ndarray da0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dwa = empty(2, n_a, n_a, 0, typenum)
     cdef cnp.ndarray dwx = empty(2, n_a, n_x, 0, typenum)
     cdef cnp.ndarray db = empty(1, n_a, 0, 0, typenum)
     cdef cnp.ndarray dwy = empty(2, n_y, n_a, 0, typenum)
     cdef cnp.ndarray dby = empty(1, n_y, 0, 0, typenum)
-    a.dx, a.da0, a.dc0 = cnp.PyArray_BYTES(dx), cnp.PyArray_BYTES(da0), NULL
+    a.dx, a.da0, a.dc0 = NULL, cnp.PyArray_BYTES(da0), NULL
     a.dwa, a.dwx, a.db = cnp.PyArray_BYTES(dwa), cnp.PyArray_BYTES(dwx), cnp.PyArray_BYTES(db)
     cdef Py_ssize_t n = work_elems(&a, True, True, False)
     cdef cnp.ndarray work = scratch_array(scratch, 0, n, typenum)
@@ -794,14 +795,13 @@ def lstm_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     a.cn = cnp.PyArray_BYTES(s) + n_a * item
     a.wa, a.wx = cnp.PyArray_BYTES(w), cnp.PyArray_BYTES(w) + n_a * item
     set_mode(&a, typenum, small_max)
-    cdef cnp.ndarray dx = empty(3, n_x, m, T, typenum)
     cdef cnp.ndarray da0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dc0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dw = empty(2, G, K, 0, typenum)
     cdef cnp.ndarray db = empty(1, G, 0, 0, typenum)
     cdef cnp.ndarray dwy = empty(2, n_y, n_a, 0, typenum)
     cdef cnp.ndarray dby = empty(1, n_y, 0, 0, typenum)
-    a.dx, a.da0, a.dc0 = cnp.PyArray_BYTES(dx), cnp.PyArray_BYTES(da0), cnp.PyArray_BYTES(dc0)
+    a.dx, a.da0, a.dc0 = NULL, cnp.PyArray_BYTES(da0), cnp.PyArray_BYTES(dc0)
     a.dwa, a.dwx = cnp.PyArray_BYTES(dw), cnp.PyArray_BYTES(dw) + n_a * item
     a.db = cnp.PyArray_BYTES(db)
     cdef Py_ssize_t n = work_elems(&a, True, True, False)
