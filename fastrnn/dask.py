@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import math
 import threading
+import time
 
 import numpy as np
 
@@ -212,10 +213,13 @@ def _result_specs(model, dtype, n_x, T_x, constant, per_example):
 
 def _run_chunk(model, x, constant, specs, names, *values):
     """One task: model.forward on a chunk of examples, with single-threaded BLAS."""
+    global _FORWARD_CPU
     kwargs = dict(constant)
     kwargs.update(zip(names, values))
     with _single_threaded_blas():
+        start = time.thread_time()
         out = model.forward(x, **kwargs)
+        _FORWARD_CPU += time.thread_time() - start
     out = (out,) if isinstance(out, np.ndarray) else tuple(out)
     m = x.shape[1]
     for k, (arr, spec) in enumerate(zip(out, specs)):
@@ -225,6 +229,15 @@ def _run_chunk(model, x, constant, specs, names, *values):
                                f"{getattr(arr, 'shape', None)} on a chunk of {m} examples, "
                                f"expected {want}")
     return out
+
+
+# CPU seconds this process's tasks have spent in model.forward (n_threads=1: on the task's
+# thread), for the benchmark's overhead figure (fastrnn._dask_bench).
+_FORWARD_CPU = 0.0
+
+
+def _forward_cpu():
+    return _FORWARD_CPU
 
 
 _BLAS_LOCK = threading.Lock()
