@@ -267,7 +267,9 @@ def test_bench_quick_lesson_writes_json(tmp_path):
             assert r["timed"] and not r["mismatch"]
             assert 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
             assert r["spread"] == pytest.approx((r["max_s"] - r["min_s"]) / r["median_s"])
-            assert r["samples"] == len(r["times_s"]) >= 2
+            # every round times fastrnn; the reference joins the rounds its time budget
+            # allows, at least one (on a busy machine, only one)
+            assert r["samples"] == len(r["times_s"]) >= (1 if r["role"] == "reference" else 2)
             assert r["gflops"] > 0 and 0 < r["frac_gemm"]
             assert r["ratio_vs_torch"] is None and r["max_abs_err_vs_torch"] is None
             assert r["ratio_vs_ort"] is None
