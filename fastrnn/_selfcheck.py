@@ -13,7 +13,7 @@ of the recurrent product in turn (the small-batch kernel, the packed-panel GEMM,
 float32 results are compared with the float64 reference run on the same (float32) values.
 Prints one row per function and dtype; the exit status is 0 when all pass.
 
-Tolerances (DESIGN §5): float64 ``rtol=1e-9, atol=1e-11``; float32 ``rtol=1e-4,
+Tolerances (README, "Numerical contract"): float64 ``rtol=1e-9, atol=1e-11``; float32 ``rtol=1e-4,
 atol=1e-5``.  A value passes when ``|got - want| <= atol + rtol * |want|`` (NaN must meet
 NaN).  The relative error column is ``|got - want| / |want|`` where ``|want| > atol``.
 """
@@ -31,7 +31,7 @@ from fastrnn._bench import make_params
 __all__ = ["TOLERANCES", "SHAPES", "QUICK_SHAPES", "FUNCTIONS", "run_checks", "main",
            "add_arguments"]
 
-# DESIGN §5, the same tolerances as checked mode's, by dtype name.
+# The same tolerances as checked mode's, by dtype name.
 TOLERANCES = {np.dtype(d).name: tol for d, tol in _checked.TOLERANCES.items()}
 
 # (n_x, n_a, n_y, m, T_x): deliberately unequal, with sizes of 1 and a longer sequence.

@@ -7,7 +7,7 @@ from fastrnn import reference
 # contractive recurrence, so long sequences stay comparable); the benchmark uses the same.
 from fastrnn._bench import lstm_params, rnn_params  # noqa: F401
 
-# DESIGN §5: tight enough that a wrong gate order, a transposed weight or a missing bias
+# Tight enough that a wrong gate order, a transposed weight or a missing bias
 # fails (tests/test_equivalence.py proves it with mutants).
 TOL = {
     np.dtype(np.float64): {"rtol": 1e-9, "atol": 1e-11},

@@ -1,4 +1,4 @@
-"""The caches: structure, identities and values as in the spec (DESIGN §1, §2).
+"""The caches: structure, identities and values as in the spec.
 
 ``caches`` of a sequence call is ``(list of the T_x cell caches, x)``; fastrnn builds the list
 lazily, so these tests check that it behaves like the reference's list (len, indexing with

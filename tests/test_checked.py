@@ -1,4 +1,4 @@
-"""Checked mode (DESIGN §2): every public call also runs the reference and raises
+"""Checked mode: every public call also runs the reference and raises
 ``fastrnn.CheckError`` (an AssertionError) naming the output that disagrees beyond the dtype's
 tolerance.  Switched by ``set_checked``, the ``checked()`` context manager, or
 ``FASTRNN_CHECKED`` in the environment (read at import: 1/true/yes/on, 0/false/no/off or

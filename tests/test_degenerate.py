@@ -1,5 +1,4 @@
-"""Degenerate and overflowing sizes (DESIGN §2 "Errors", §7 "zero-size and int-overflowing sizes
-are handled" in validation).
+"""Degenerate and overflowing sizes.
 
 - T_x = 0, m = 0, n_x = 0, n_a = 0, alone and in every combination: whatever the reference
   returns (empty arrays of the right shapes, or real values such as softmax(by) when n_a = 0),

@@ -1,4 +1,4 @@
-"""The dtype policy (DESIGN §2): float32 and float64 are computed natively; the result is
+"""The dtype policy: float32 and float64 are computed natively; the result is
 float32 only when every floating input is float32, else float64; integer input is accepted as
 float64 (and gives the float64 result of the same values).
 """

@@ -1,4 +1,4 @@
-"""Equivalence of the four drop-in functions with the numpy reference (DESIGN §1, §5).
+"""Equivalence of the four drop-in functions with the numpy reference.
 
 Every comparison passes the tolerances of ``_util.TOL`` by keyword: float64 results against
 the float64 reference at rtol=1e-9, atol=1e-11; float32 results against the float64
@@ -28,11 +28,11 @@ OUTPUTS = {
 
 # (n_x, n_a, n_y, m, T_x).  Deliberately unequal sizes: square shapes hide transposes.
 SHAPES = {
-    "lesson": (3, 5, 2, 10, 4),        # DESIGN §6 public suite
-    "charlm": (27, 100, 27, 1, 50),    # DESIGN §6 public suite
-    "stream": (64, 64, 64, 1, 1),      # DESIGN §6 public suite (latency)
-    "deepbench": (512, 512, 64, 4, 25),  # DESIGN §6 public suite
-    "mid": (128, 256, 128, 32, 100),   # DESIGN §6 public suite
+    "lesson": (3, 5, 2, 10, 4),        # the benchmark suite
+    "charlm": (27, 100, 27, 1, 50),    # the benchmark suite
+    "stream": (64, 64, 64, 1, 1),      # the benchmark suite (latency)
+    "deepbench": (512, 512, 64, 4, 25),  # the benchmark suite
+    "mid": (128, 256, 128, 32, 100),   # the benchmark suite
     "unequal": (7, 11, 5, 6, 9),
     "all_ones": (1, 1, 1, 1, 1),
     "n_x=1": (1, 6, 3, 5, 4),
@@ -263,7 +263,7 @@ def test_large_logits_softmax(function, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_nan_inf_pattern(function, dtype, recurrent_path):
-    """NaN and +-inf in: the same NaN/+-inf pattern out as the reference (DESIGN §5)."""
+    """NaN and +-inf in: the same NaN/+-inf pattern out as the reference."""
     args, p = make_case(function, (3, 5, 4, 6, 5), dtype, seed=8)
     args = [np.array(a) for a in args]
     x = args[0]

@@ -1,5 +1,4 @@
-"""Fuzzing every public call with junk (DESIGN §2 "Errors": nothing crashes, every bad input is
-a ValueError/TypeError/KeyError with a message naming the argument).
+"""Fuzzing every public call with junk.
 
 Hypothesis builds a consistent call (sizes n_x, n_a, n_y, m, T_x from 0 up, odd and unequal)
 and then mutates any part of it: arrays of another dtype (bool, complex, object, str, int8,

@@ -1,4 +1,4 @@
-"""NaN, +-inf, huge finite and subnormal values (DESIGN §2, §4, §5).
+"""NaN, +-inf, huge finite and subnormal values.
 
 - NaN and +-inf anywhere in the inputs, states or weights give the reference's NaN/+-inf
   pattern exactly (masks compared element by element), the finite rest within tolerance.

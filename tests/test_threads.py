@@ -1,5 +1,4 @@
-"""Threads (DESIGN §2 checked mode per thread, §4 "Threads: release the GIL so callers can run
-batches in parallel", batch-parallel models).
+"""Threads.
 
 - Many Python threads calling at once (on shared and on distinct inputs) get exactly the
   serial results, bit for bit, for all four drop-in functions, both dtypes and both recurrent

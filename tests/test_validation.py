@@ -1,4 +1,4 @@
-"""Input validation (DESIGN §2, "Errors"): every malformed input is a ValueError, TypeError or
+"""Input validation: every malformed input is a ValueError, TypeError or
 KeyError raised before any kernel runs, whose message names the argument, the expected shape
 (with the symbolic names n_x, n_a, n_y, m, T_x) and what was given.
 
@@ -365,7 +365,7 @@ def test_ragged_list(function, arg):
 @pytest.mark.parametrize("function,arg", [("rnn_forward", "x"), ("lstm_cell_forward", "c_prev"),
                                           ("rnn_cell_forward", "ba"), ("lstm_forward", "Wi")])
 def test_ragged_list_message_gives_expected_shape(function, arg):
-    """DESIGN §2: the message names the expected shape with the symbolic names, also when
+    """The message names the expected shape with the symbolic names, also when
     the given value is not even a rectangular array."""
     check_raises(function, _apply_ragged(function, arg), ValueError, arg, SYMBOLIC[arg])
 
