@@ -55,6 +55,8 @@ cdef extern from "_vmath.h" nogil:
     void fr_tanh_inplace_f(float *x, Py_ssize_t n)
     Py_ssize_t fr_tanh_state_d(double *x, Py_ssize_t n)
     Py_ssize_t fr_tanh_state_f(float *x, Py_ssize_t n)
+    void fr_relu_inplace_d(double *x, Py_ssize_t n)
+    void fr_relu_inplace_f(float *x, Py_ssize_t n)
     void fr_flush_d(double *x, Py_ssize_t n)
     void fr_flush_f(float *x, Py_ssize_t n)
     int fr_all_finite_d(const double *x, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld)
@@ -95,6 +97,13 @@ cdef inline void v_tanh(floating *x, Py_ssize_t n) noexcept nogil:
         fr_tanh_inplace_f(x, n)
     else:
         fr_tanh_inplace_d(x, n)
+
+
+cdef inline void v_relu(floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fr_relu_inplace_f(x, n)
+    else:
+        fr_relu_inplace_d(x, n)
 
 
 cdef inline Py_ssize_t v_lstm_pointwise(floating *g, const floating *c_prev, floating *c,
@@ -266,7 +275,9 @@ cdef void rnn_core(
         floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
         floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
         bint pack,                           # IN       pack Waa into panel (else it is packed)
-        int small_max) noexcept nogil:
+        int small_max,
+        bint relu) noexcept nogil:          # IN       max(z, 0) instead of tanh (PyTorch's
+                                             #          nonlinearity="relu")
     cdef int mT = m * T
     cdef int ldz = T * n_a
     cdef Py_ssize_t t, j, i
@@ -292,7 +303,10 @@ cdef void rnn_core(
         else:
             product_acc(n_a, m, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
         for j in range(m):
-            if v_tanh_state(zt + j * ldz, n_a):
+            if relu:
+                v_relu(zt + j * ldz, n_a)
+                flush_if_subnormal(zt + j * ldz, n_a, &flush_a, wa, n_a, n_a, wy, n_y, n_a)
+            elif v_tanh_state(zt + j * ldz, n_a):
                 # A subnormal state is stored as 0 (no slow paths for a decaying state, no
                 # flush-to-zero mode, which would also flush intermediate results) unless
                 # a weight it multiplies is inf or NaN: there tiny * inf is the
@@ -497,7 +511,8 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
                        char *a, char *y, char *z, char *work, bint panel,
-                       int small_max, char *packed=NULL, bint fill=False) noexcept nogil:
+                       int small_max, char *packed=NULL, bint fill=False,
+                       bint relu=False) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements, plus panel_elems(...) when ``panel`` (decided once, by the
     # caller that sized work: USE_PANEL may change meanwhile).  ``packed``: a separate buffer
@@ -512,7 +527,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
             <float *> work, <float *> work + ms * n_a,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, small_max)
+            packed == NULL or fill, small_max, relu)
     else:
         rnn_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -520,7 +535,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
             <double *> work, <double *> work + ms * n_a,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, small_max)
+            packed == NULL or fill, small_max, relu)
 
 
 cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -618,7 +633,8 @@ cdef int check_ndims(cnp.ndarray a0, cnp.ndarray wy) except -1:
 def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
                 cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
-                cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max):
+                cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max,
+                bint relu=False):
     """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -629,6 +645,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     z : (m, T, n_a) OUT: the hidden states again, time-major (for the caches).
     small_max : batch slices of at most this many examples use the small-batch kernel for
         the recurrent product instead of BLAS gemm.
+    relu : max(z, 0) instead of tanh (PyTorch's ``nonlinearity="relu"``).
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -655,7 +672,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(work), npanel > 0, small_max)
+                     cnp.PyArray_BYTES(work), npanel > 0, small_max, NULL, False, relu)
 
 
 def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
@@ -1546,106 +1563,3 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
                     NULL if active is None else <const int *> cnp.PyArray_DATA(active))
 
 
-# ------------------------------------------------------------------ basic RNN with ReLU
-
-cdef extern from "_vmath.h" nogil:
-    void fr_relu_inplace_d(double *x, Py_ssize_t n)
-    void fr_relu_inplace_f(float *x, Py_ssize_t n)
-
-
-cdef inline void v_relu(floating *x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        fr_relu_inplace_f(x, n)
-    else:
-        fr_relu_inplace_d(x, n)
-
-
-cdef void relu_rnn_core(
-        int n_x, int n_a, int n_y, int m, int T,
-        const floating *x, int ldx, const floating *a0, int lda0, const floating *wx,
-        const floating *wa, const floating *b, const floating *wy, const floating *by,
-        floating *a, int ld_a, floating *y, int ld_y, floating *z, floating *h0,
-        floating *xt, floating *panel, int small_max) noexcept nogil:
-    # rnn_core with a = max(Waa a_prev + Wax x + ba, 0) (arguments as there).
-    cdef int mT = m * T
-    cdef int ldz = T * n_a
-    cdef Py_ssize_t t, j, i
-    cdef floating *zt
-    cdef int flush_a = -1
-    fill_columns(z, b, n_a, mT)
-    input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt)
-    for j in range(m):
-        for i in range(n_a):
-            h0[j * n_a + i] = a0[i * lda0 + j]
-    if panel != NULL:
-        panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
-    for t in range(T):
-        zt = z + t * n_a
-        if t == 0:
-            product_acc(n_a, m, n_a, wa, n_a, panel, h0, n_a, zt, ldz, small_max)
-        else:
-            product_acc(n_a, m, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
-        for j in range(m):
-            v_relu(zt + j * ldz, n_a)
-            flush_if_subnormal(zt + j * ldz, n_a, &flush_a, wa, n_a, n_a, wy, n_y, n_a)
-    transpose(z, mT, n_a, n_a, a, ld_a)
-    fill_rows(y, by, n_y, mT, ld_y)
-    if mT <= SMALL_COLS:
-        small_acc(n_y, mT, n_a, wy, n_a, z, n_a, y, ld_y, 1)
-    else:
-        gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
-    v_softmax_cols(y, n_y, mT, ld_y)
-
-
-def relu_rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx not None,
-                     cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
-                     cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
-                     cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max):
-    """:func:`rnn_forward` with ReLU in place of tanh (PyTorch's nonlinearity="relu")."""
-    cdef int typenum = check_typenum(x)
-    check_ndims(a0, wy)
-    cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
-    cdef Py_ssize_t n_a = a0.shape[0], n_y = wy.shape[0]
-    check(x, "x", typenum, False, 3, n_x, m, T)
-    check(a0, "a0", typenum, False, 2, n_a, m)
-    check(wx, "wx", typenum, False, 2, n_a, n_x)
-    check(wa, "wa", typenum, False, 2, n_a, n_a)
-    check(b, "b", typenum, False, 1, n_a)
-    check(wy, "wy", typenum, False, 2, n_y, n_a)
-    check(by, "by", typenum, False, 1, n_y)
-    check(a, "a", typenum, True, 3, n_a, m, T)
-    check(y, "y", typenum, True, 3, n_y, m, T)
-    check(z, "z", typenum, True, 3, m, T, n_a)
-    check_sizes(n_x, n_a, n_a, n_y, m, T, j0, j1)
-    if j1 == j0 or T == 0:
-        return
-    cdef Py_ssize_t ms = j1 - j0, off = j0 * T
-    cdef Py_ssize_t npanel = panel_elems(typenum, n_a, n_a, ms, T, small_max)
-    cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x)
-    cdef cnp.ndarray work = np.empty(base + npanel, dtype=x.dtype)
-    cdef char *w = cnp.PyArray_BYTES(work)
-    cdef char *xp = cnp.PyArray_BYTES(x)
-    cdef char *a0p = cnp.PyArray_BYTES(a0)
-    cdef char *wxp = cnp.PyArray_BYTES(wx)
-    cdef char *wap = cnp.PyArray_BYTES(wa)
-    cdef char *bp = cnp.PyArray_BYTES(b)
-    cdef char *wyp = cnp.PyArray_BYTES(wy)
-    cdef char *byp = cnp.PyArray_BYTES(by)
-    cdef char *ap = cnp.PyArray_BYTES(a)
-    cdef char *yp = cnp.PyArray_BYTES(y)
-    cdef char *zp = cnp.PyArray_BYTES(z)
-    with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            relu_rnn_core[float](
-                n_x, n_a, n_y, ms, T, <float *> xp + off, m * T, <float *> a0p + j0, m,
-                <float *> wxp, <float *> wap, <float *> bp, <float *> wyp, <float *> byp,
-                <float *> ap + off, m * T, <float *> yp + off, m * T, <float *> zp + off * n_a,
-                <float *> w, <float *> w + ms * n_a,
-                <float *> w + base if npanel else NULL, small_max)
-        else:
-            relu_rnn_core[double](
-                n_x, n_a, n_y, ms, T, <double *> xp + off, m * T, <double *> a0p + j0, m,
-                <double *> wxp, <double *> wap, <double *> bp, <double *> wyp, <double *> byp,
-                <double *> ap + off, m * T, <double *> yp + off, m * T,
-                <double *> zp + off * n_a, <double *> w, <double *> w + ms * n_a,
-                <double *> w + base if npanel else NULL, small_max)
