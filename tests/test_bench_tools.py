@@ -69,6 +69,68 @@ def test_onnx_lstm_mutant_gate_order_fails(monkeypatch):
     assert np.max(np.abs(h1 - a_ref)) > 1e-3
 
 
+# ------------------------------------------------------------------ GRU weights
+
+def _gru_step(W, R, bx, bh, xt, h, order):
+    """A GRU step in PyTorch's / ONNX's (linear_before_reset=1) formulation, from stacked
+    blocks whose gates come in ``order`` (PyTorch "rzn", ONNX "zrn")."""
+    gx = dict(zip(order, np.split(W @ xt + bx[:, None], 3)))
+    gh = dict(zip(order, np.split(R @ h + bh[:, None], 3)))
+    r, z = _sig(gx["r"] + gh["r"]), _sig(gx["z"] + gh["z"])
+    n = np.tanh(gx["n"] + r * gh["n"])
+    return (1 - z) * n + z * h
+
+
+def _gru_case(seed):
+    rng = np.random.default_rng(seed)
+    p = _bench.gru_params(rng, 3, 5, 2)
+    return p, rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
+
+
+def test_torch_weights_gru_gate_order_without_torch():
+    from fastrnn._bench import peer_torch
+    p, xt, a = _gru_case(3)
+    w = peer_torch.torch_weights_gru(p)
+    assert w["weight_ih"].shape == (15, 3) and w["weight_hh"].shape == (15, 5)
+    assert w["bias_ih"].shape == w["bias_hh"].shape == (15,)
+    h1 = _gru_step(w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"], xt, a, "rzn")
+    a_ref, y_ref, _ = reference.gru_cell_forward(xt, a, p)
+    np.testing.assert_allclose(h1, a_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        reference.softmax(w["weight_out"] @ h1 + w["bias_out"][:, None]), y_ref,
+        rtol=1e-12, atol=1e-14)
+
+
+def test_onnx_weights_gru_gate_order_without_onnx():
+    p, xt, a = _gru_case(4)
+    w = peer_ort.onnx_weights_gru(p)
+    assert w["W"].shape == (1, 15, 3) and w["R"].shape == (1, 15, 5)
+    assert w["B"].shape == (1, 30)
+    h1 = _gru_step(w["W"][0], w["R"][0], w["B"][0, :15], w["B"][0, 15:], xt, a, "zrn")
+    a_ref, y_ref, _ = reference.gru_cell_forward(xt, a, p)
+    np.testing.assert_allclose(h1, a_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(_onnx_out(w, h1), y_ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("gates", [("r", "z", "n"), ("z", "n", "r")])
+def test_onnx_gru_mutant_gate_order_fails(monkeypatch, gates):
+    """r and z swapped (PyTorch's order given to ONNX), or the candidate moved."""
+    p, xt, a = _gru_case(5)
+    monkeypatch.setattr(peer_ort, "ONNX_GRU_GATES", gates)
+    w = peer_ort.onnx_weights_gru(p)
+    h1 = _gru_step(w["W"][0], w["R"][0], w["B"][0, :15], w["B"][0, 15:], xt, a, "zrn")
+    assert np.max(np.abs(h1 - reference.gru_cell_forward(xt, a, p)[0])) > 1e-3
+
+
+def test_torch_gru_mutant_gate_order_fails(monkeypatch):
+    from fastrnn._bench import peer_torch
+    p, xt, a = _gru_case(6)
+    monkeypatch.setattr(peer_torch, "TORCH_GRU_GATES", ("z", "r", "n"))
+    w = peer_torch.torch_weights_gru(p)
+    h1 = _gru_step(w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"], xt, a, "rzn")
+    assert np.max(np.abs(h1 - reference.gru_cell_forward(xt, a, p)[0])) > 1e-3
+
+
 # ------------------------------------------------------------------ ONNX Runtime
 
 def _ort():
@@ -76,7 +138,7 @@ def _ort():
     pytest.importorskip("onnxruntime", reason="ONNX Runtime is an optional peer")
 
 
-@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("cell", [False, True], ids=["sequence", "cell"])
 def test_ort_peer_matches_the_reference(model, cell):
     _ort()
@@ -117,6 +179,29 @@ def test_a_wrong_peer_is_a_mismatch_not_timed(monkeypatch):
     for role in ("fastrnn", "model"):
         assert by[role]["timed"] and not by[role]["mismatch"]
         assert "ort" not in by[role]["ratios"] and by[role]["ratio_vs_ort"] is None
+
+
+@pytest.mark.parametrize("peer", ["torch", "ort"])
+@pytest.mark.parametrize("cell", [False, True], ids=["sequence", "cell"])
+def test_a_gru_peer_with_swapped_gates_is_a_mismatch(monkeypatch, peer, cell):
+    """The GRU peers run for real with r and z swapped in their weight conversion: MISMATCH,
+    not timed; fastrnn's rows are timed."""
+    from fastrnn._bench import peer_torch
+    if peer == "ort":
+        _ort()
+        monkeypatch.setattr(peer_ort, "ONNX_GRU_GATES", ("r", "z", "n"))
+    else:
+        pytest.importorskip("torch", reason="PyTorch is an optional peer")
+        monkeypatch.setattr(peer_torch, "TORCH_GRU_GATES", ("z", "r", "n"))
+    case = _bench.make_case("gru", (7, 6, 4, 3, 5), np.float32, seed=2)
+    impls = (_bench.fastrnn_impls("gru", case, cell=cell)[:2]
+             + _bench.peer_impls("gru", case, cell=cell, peers=(peer,)))
+    rows = check_and_time(impls, "float32", _bench.reference_outputs("gru", case, cell=cell),
+                          repeat=1, min_time=0.0, reference_budget=0.0)
+    by = {r["role"]: r for r in rows}
+    assert by[peer]["mismatch"] and not by[peer]["timed"]
+    assert by[peer]["max_abs_err_vs_reference"] > 1e-3
+    assert all(by[role]["timed"] and not by[role]["mismatch"] for role in ("fastrnn", "model"))
 
 
 def test_bench_exits_1_on_a_mismatch(monkeypatch, capsys):

@@ -257,7 +257,8 @@ def test_bench_quick_lesson_writes_json(tmp_path):
     assert set(data["gemm"]) == {"float64", "float32"}
     assert all(v["gflops"] > 0 for v in data["gemm"].values())
     cases = {(r["shape"], r["model"], r["dtype"]) for r in data["results"]}
-    assert cases == {("lesson", m, d) for m in ("rnn", "lstm") for d in ("float64", "float32")}
+    assert cases == {("lesson", m, d) for m in _bench.MODELS for d in ("float64", "float32")}
+    assert "gru" in _bench.MODELS and "fastrnn.GRU.forward" in out
     for res in data["results"]:
         assert res["dims"] == {"n_x": 3, "n_a": 5, "n_y": 2, "m": 10, "T_x": 4}
         assert res["flops"] == _bench.flops(res["model"], _bench.SHAPES["lesson"])
@@ -370,7 +371,7 @@ def test_torch_weights_rnn_without_torch():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("cell", [False, True], ids=["sequence", "cell"])
 def test_torch_peer_matches_the_reference(model, dtype, cell):
     torch = pytest.importorskip("torch", reason="PyTorch is an optional peer")

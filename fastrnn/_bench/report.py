@@ -169,8 +169,8 @@ def format_footer(data):
         f"median over the rounds{ref}; seed {s['seed']}")
     lines.append(
         "columns: xref = reference time / this time; GFLOP/s counts GEMM work only, "
-        "2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x FLOPs (G = 1 RNN, 4 LSTM); err ref = max "
-        "|difference| from the float64 reference, err fn = from the drop-in function "
+        "2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x FLOPs (G = 1 RNN, 4 LSTM, 3 GRU); "
+        "err ref = max |difference| from the float64 reference, err fn = from the drop-in function "
         "(LSTM sequences vs a peer: a, y and the last c); MISMATCH = beyond "
         + ", ".join(f"{k} {v:g}" for k, v in data["match_atol"].items()) + ": not timed")
     env = data["environment"]
@@ -180,7 +180,7 @@ def format_footer(data):
             "recurrent module + nn.Linear + softmax under torch.inference_mode()")
     if env.get("onnxruntime"):
         lines.append(
-            "ONNX Runtime: one graph (RNN/LSTM operator + MatMul + Add + Softmax), inputs in "
+            "ONNX Runtime: one graph (RNN/LSTM/GRU operator + MatMul + Add + Softmax), inputs in "
             "(T_x, m, n) prepared outside the timed region; float32 only (n/a: float64)")
     return "\n".join(lines)
 
