@@ -1,6 +1,7 @@
 """The benchmark's pieces: the ONNX Runtime peer, paired timing and ratios, the floor, the
 sweep, the table of model kinds.  No test here asserts a time or a speed: only shapes,
 orders of events and outputs."""
+import dataclasses
 import json
 import math
 
@@ -383,3 +384,77 @@ def test_a_new_workload_plugs_in_as_one_entry(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert status == 0
     assert "lesson/twice rnn" in out and "lesson    rnn" in out
+
+
+# ------------------------------------------------------------------ train workload
+
+def test_train_workload_from_the_command(tmp_path, capsys):
+    """--workloads train: backward, forward, loss_and_grads and the reference's backward,
+    checked against the float64 reference; no cell shape, no kind without a backward."""
+    path = tmp_path / "train.json"
+    status = _bench.main(["--quick", "--shapes", "lesson,stream", "--workloads", "train",
+                          "--peers", "none", "--repeat", "2", "--min-time", "0",
+                          "--reference-budget", "0", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Summary, train" in out and "bwd/fwd" in out and "Summary: median" not in out
+    data = json.loads(path.read_text())
+    assert {(r["shape"], r["model"], r["workload"]) for r in data["results"]} == {
+        ("lesson", m, "train") for m in ("rnn", "lstm")}
+    for res in data["results"]:
+        by = {r["role"]: r for r in res["impls"]}
+        assert set(by) == {"fastrnn", "forward", "model", "reference"}
+        assert by["fastrnn"]["label"] == f"fastrnn.{res['model']}_backward"
+        for r in by.values():
+            assert r["timed"] and not r["mismatch"]
+            # every row was checked against the float64 reference
+            assert r["max_abs_err_vs_reference"] < (1e-9 if res["dtype"] == "float64" else 1e-5)
+        assert set(by["fastrnn"]["ratios"]) == {"reference", "forward"}
+        assert set(by["reference"]["ratios"]) == {"fastrnn"}
+        assert by["model"]["ratios"] == {}                   # no peer: no ratio
+    assert data["memory"] == []
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+def test_train_a_wrong_backward_is_a_mismatch(monkeypatch, model):
+    """The drop-in backward with its bias gradient dropped: MISMATCH, not timed."""
+    import fastrnn
+    from fastrnn._bench import training
+
+    real = getattr(fastrnn, model + "_backward")
+
+    def dropped(da, caches):
+        grads = real(da, caches)
+        key = "dba" if model == "rnn" else "dbf"
+        return {**grads, key: np.zeros_like(grads[key])}
+    monkeypatch.setattr(fastrnn, model + "_backward", dropped)
+    case = _bench.make_case(model, (7, 6, 4, 3, 5), np.float32, seed=2)
+    rows = check_and_time(training.train_impls(model, case, False, 1, ()), "float32",
+                          training.train_want(model, case), repeat=1, min_time=0.0,
+                          reference_budget=0.0)
+    by = {r["role"]: r for r in rows}
+    assert by["fastrnn"]["mismatch"] and not by["fastrnn"]["timed"]
+    assert not any(by[role]["mismatch"] for role in ("forward", "model", "reference"))
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+def test_train_torch_autograd_matches_and_a_mutant_does_not(monkeypatch, model):
+    pytest.importorskip("torch", reason="PyTorch is an optional peer")
+    from fastrnn._bench import peer_torch, training
+
+    case = _bench.make_case(model, (7, 6, 4, 3, 5), np.float64, seed=2)
+    want = training.train_want(model, case)
+    torch_row = training.train_impls(model, case, False, 1, ("torch",))[-1]
+    got = torch_row.outputs(torch_row.call())
+    assert {"lg_loss", "lg_weight_ih", "lg_weight_hh", "lg_da0"} <= set(got)
+    for key in got:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-11, err_msg=key)
+    if model == "lstm":
+        monkeypatch.setattr(peer_torch, "TORCH_GATES", ("f", "i", "c", "o"))
+    else:   # the output layer's bias dropped
+        real = peer_torch.torch_weights_rnn
+        monkeypatch.setitem(kinds.KINDS, "rnn", dataclasses.replace(
+            kinds.KINDS["rnn"], torch_weights=lambda p: {
+                **real(p), "bias_out": 0 * real(p)["bias_out"]}))
+    bad = training.train_impls(model, case, False, 1, ("torch",))[-1]
+    assert _bench.max_abs_diff(bad.outputs(bad.call()), want) > 1e-3

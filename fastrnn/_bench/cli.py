@@ -308,9 +308,9 @@ def run(opts, out=None):
         for res in results for r in res["impls"] if r["mismatch"]]
     status = 1 if data["mismatches"] else 0
     if not opts.sweep:
-        print(format_summary(data["results"], opts.peers), file=out)
+        print(format_summary(data["results"], opts.peers, WORKLOADS), file=out)
         print("", file=out)
-    print(format_footer(data), file=out)
+    print(format_footer(data, WORKLOADS), file=out)
     load = settings["load_average_end"]
     note = ""
     if load is not None:
@@ -341,14 +341,14 @@ def _run_suite(opts, dtypes, peaks, progress, out, data):
     shapes = opts.shapes or list(QUICK_SHAPES if opts.quick else SHAPES)
     print(format_table_header(), file=out, flush=True)
     todo = [(s, m, d, w) for s in shapes for w in opts.workloads for m in opts.models
-            for d in dtypes]
+            for d in dtypes if WORKLOADS[w].applies(m, s)]
     results = []
     for k, (s, m, d, w) in enumerate(todo, 1):
         results.append(run_case(s, m, d, opts, opts.peers, peaks, progress,
                                 prefix=f"[{k}/{len(todo)}] ", workload=w))
         print(format_case(results[-1]), file=out, flush=True)
     memory = []
-    if "big" in shapes:
+    if "big" in shapes and "forward" in opts.workloads:
         for m in opts.models:
             for d in dtypes:
                 for which in ("fastrnn", "model"):
