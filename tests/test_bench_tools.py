@@ -458,3 +458,39 @@ def test_train_torch_autograd_matches_and_a_mutant_does_not(monkeypatch, model):
                 **real(p), "bias_out": 0 * real(p)["bias_out"]}))
     bad = training.train_impls(model, case, False, 1, ("torch",))[-1]
     assert _bench.max_abs_diff(bad.outputs(bad.call()), want) > 1e-3
+
+
+# ------------------------------------------------------------------ compose workload
+
+def test_compose_workload_from_the_command(tmp_path, capsys):
+    path = tmp_path / "compose.json"
+    status = _bench.main(["--quick", "--shapes", "lesson,charlm", "--workloads", "compose",
+                          "--models", "gru", "--dtype", "float64", "--peers", "none",
+                          "--repeat", "2", "--min-time", "0", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0 and "Summary, compose" in out and "len/padded" in out
+    data = json.loads(path.read_text())
+    res, = data["results"]                               # charlm is not a compose shape
+    assert (res["shape"], res["model"], res["workload"]) == ("lesson", "gru", "compose")
+    by = {r["role"]: r for r in res["impls"]}
+    assert set(by) == {"fastrnn", "layers", "bidir", "bidir2", "directions", "lengths"}
+    for r in by.values():
+        assert r["timed"] and not r["mismatch"] and r["max_abs_err_vs_reference"] < 1e-12
+    assert set(by["fastrnn"]["ratios"]) == {"layers"}
+    assert set(by["bidir2"]["ratios"]) == {"directions"}
+    assert set(by["lengths"]["ratios"]) == {"bidir"}
+
+
+def test_compose_directions_swapped_is_a_mismatch(monkeypatch):
+    import fastrnn
+    from fastrnn._bench import compose
+
+    real = fastrnn.Bidirectional
+    monkeypatch.setattr(fastrnn, "Bidirectional", lambda f, b: real(b, f))
+    case = _bench.make_case("lstm", (3, 5, 2, 4, 6), np.float64, seed=1)
+    rows = check_and_time(compose.compose_impls("lstm", case, False, 1, ()), "float64",
+                          compose.compose_want("lstm", case), repeat=1, min_time=0.0,
+                          reference_budget=0.0)
+    by = {r["role"]: r for r in rows}
+    assert all(by[role]["mismatch"] for role in ("bidir", "bidir2", "lengths"))
+    assert not any(by[role]["mismatch"] for role in ("fastrnn", "layers", "directions"))

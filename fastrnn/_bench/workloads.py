@@ -20,6 +20,8 @@ from typing import Callable, Optional
 
 from fastrnn._bench.cases import flops
 from fastrnn._bench.impls import fastrnn_impls, peer_impls, reference_outputs
+from fastrnn._bench.compose import applies as compose_applies
+from fastrnn._bench.compose import compose_flops, compose_impls, compose_want
 from fastrnn._bench.training import applies as train_applies
 from fastrnn._bench.training import train_flops, train_impls, train_want
 
@@ -64,6 +66,18 @@ WORKLOADS = {
              "checks compare the loss and the weight gradients divided by m*T_x (sums over "
              "the columns), dx and da0 as they are; PyTorch: forward + summed "
              "cross_entropy + loss.backward() (autograd), torch.set_num_threads(--threads)"),
+    "compose": Workload(
+        "compose", "fastrnn.Stack of 2 layers vs the sum of its layers' times; "
+        "fastrnn.Bidirectional on 1 and 2 threads vs the sum of its directions' times; "
+        "lengths vs the padded call (shapes lesson, mid, fastrnns)", compose_impls,
+        compose_want, compose_flops, applies=compose_applies,
+        baselines={"fastrnn": ("layers",), "bidir": ("directions",),
+                   "bidir2": ("directions",), "lengths": ("bidir",)},
+        summary=(("stack/sum", "fastrnn", "layers"), ("bidir/sum", "bidir", "directions"),
+                 ("2 thr/sum", "bidir2", "directions"), ("len/padded", "lengths", "bidir")),
+        note="layers without an output layer (n_x -> n_a -> n_a; both directions n_x -> "
+             "n_a); lengths drawn in [T_x/2, T_x], the longest T_x; GFLOP/s counts two "
+             "layers' GEMM work"),
 }
 
 
