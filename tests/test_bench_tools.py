@@ -408,7 +408,8 @@ def test_train_workload_from_the_command(tmp_path, capsys):
         for r in by.values():
             assert r["timed"] and not r["mismatch"]
             # every row was checked against the float64 reference
-            assert r["max_abs_err_vs_reference"] < (1e-9 if res["dtype"] == "float64" else 1e-5)
+            tol = 1e-9 if res["dtype"] == "float64" else 1e-5
+            assert r["max_abs_err_vs_reference"] < tol
         assert set(by["fastrnn"]["ratios"]) == {"reference", "forward"}
         assert set(by["reference"]["ratios"]) == {"fastrnn"}
         assert by["model"]["ratios"] == {}                   # no peer: no ratio

@@ -32,14 +32,14 @@ def applies(model, shape_name):
     return shape_name in COMPOSE_SHAPES
 
 
-def compose_inputs(case):
-    """The layers' parameters (no output layer) and the lengths of a case, made once and kept
-    in ``case``: ``{"L1", "L2", "F", "B"}`` and ``lengths`` (m,)."""
+def compose_inputs(model, case):
+    """The layers' parameters (no output layer) and the lengths of a case of ``model``, made
+    once and kept in ``case``: ``{"L1", "L2", "F", "B"}`` and ``lengths`` (m,)."""
     if "layers" not in case:
         x = case["x"]
         n_x, m, T_x = x.shape
         n_a = case["a0"].shape[0]
-        k = kind(case["model"])
+        k = kind(model)
         rng = np.random.default_rng(7)
 
         def params(n_in):
@@ -61,8 +61,7 @@ def compose_impls(model, case, cell, n_threads, peers):
     """The ``compose`` workload's :class:`~fastrnn._bench.impls.Impl` list (module
     docstring); ``n_threads`` and the peers are not used (the roles fix their threads)."""
     k = kind(model)
-    case["model"] = k.name
-    layers, lengths = compose_inputs(case)
+    layers, lengths = compose_inputs(k, case)
     x = case["x"]
     x_rev = np.ascontiguousarray(x[:, :, ::-1])
     net = {name: getattr(fastrnn, k.model)(p) for name, p in layers.items()}
@@ -82,9 +81,9 @@ def compose_impls(model, case, cell, n_threads, peers):
              lambda res: {"stack_h": res[0]}),
         Impl("layers", f"2 x {k.model}.forward (sum)", two_layers,
              lambda res: {"stack_h": res[0]}),
-        Impl("bidir", f"Bidirectional.forward", lambda: bidir.forward(x),
+        Impl("bidir", "Bidirectional.forward", lambda: bidir.forward(x),
              lambda res: {"bidir_h": res[0]}),
-        Impl("bidir2", f"Bidirectional.forward(n_threads=2)",
+        Impl("bidir2", "Bidirectional.forward(n_threads=2)",
              lambda: bidir.forward(x, n_threads=2), lambda res: {"bidir_h": res[0]}),
         Impl("directions", f"2 x {k.model}.forward (sum)", two_directions, directions_out),
         Impl("lengths", "Bidirectional.forward(lengths)",
@@ -96,8 +95,7 @@ def compose_want(model, case, cell=False):
     """The float64 reference's outputs of the ``compose`` workload (``reference.layer_forward``
     layer by layer, direction by direction)."""
     k = kind(model)
-    case["model"] = k.name
-    layers, lengths = compose_inputs(case)
+    layers, lengths = compose_inputs(k, case)
     p = {name: {key: np.asarray(v, np.float64) for key, v in q.items()}
          for name, q in layers.items()}
     x = np.asarray(case["x"], np.float64)

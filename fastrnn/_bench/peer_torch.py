@@ -1,8 +1,8 @@
 """The PyTorch peer: ``parameters`` in PyTorch's layout, and modules doing the same work.
 
-``torch.nn.RNN(tanh)``/``LSTM``/``GRU`` (``RNNCell``/``LSTMCell``/``GRUCell`` for single steps) + ``nn.Linear`` +
-softmax, under ``torch.inference_mode()``.  PyTorch is optional: nothing here imports it at
-module import time.
+``torch.nn.RNN(tanh)``/``LSTM``/``GRU`` (``RNNCell``/``LSTMCell``/``GRUCell`` for single
+steps) + ``nn.Linear`` + softmax, under ``torch.inference_mode()``. PyTorch is optional:
+nothing here imports it at module import time.
 """
 import numpy as np
 

@@ -219,8 +219,8 @@ def format_footer(data, workloads=None):
     lines.append(
         "columns: xref = reference time / this time; GFLOP/s counts GEMM work only, "
         "2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x FLOPs (G = 1 RNN, 4 LSTM, 3 GRU); "
-        "err ref = max |difference| from the float64 reference, err fn = from the drop-in function "
-        "(LSTM sequences vs a peer: a, y and the last c); MISMATCH = beyond "
+        "err ref = max |difference| from the float64 reference, err fn = from the drop-in "
+        "function (LSTM sequences vs a peer: a, y and the last c); MISMATCH = beyond "
         + ", ".join(f"{k} {v:g}" for k, v in data["match_atol"].items()) + ": not timed")
     ran = {res.get("workload", "forward") for res in data.get("results", [])}
     for name in sorted(ran - {"forward"}):
