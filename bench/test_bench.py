@@ -2,15 +2,17 @@
 
 One benchmark group per shape x model x dtype (``lesson-lstm-float32``, ...), holding:
 
-- ``fastrnn``: the drop-in ``rnn_forward``/``lstm_forward`` (``*_cell_forward`` for ``stream``);
-- ``model``: ``fastrnn.RNN``/``LSTM`` packed once, ``.forward`` (``.step`` for ``stream``);
+- ``fastrnn``: the drop-in ``rnn_forward``/``lstm_forward``/``gru_forward``
+  (``*_cell_forward`` for ``stream``);
+- ``model``: ``fastrnn.RNN``/``LSTM``/``GRU`` packed once, ``.forward`` (``.step`` for
+  ``stream``);
 - ``reference``: ``fastrnn.reference``, the lessons' numpy code (1-3 rounds at the large
   shapes, where one call takes most of a second);
-- ``torch``: ``nn.RNN``/``nn.LSTM`` (cells for ``stream``) + ``nn.Linear`` + softmax under
-  ``torch.inference_mode()``, skipped when PyTorch is not installed;
-- ``ort``: ONNX Runtime running the ONNX ``RNN``/``LSTM`` operator + MatMul/Add/Softmax
-  (float32 only: its recurrent kernels refuse float64), skipped when onnxruntime is not
-  installed.
+- ``torch``: ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (cells for ``stream``) + ``nn.Linear`` +
+  softmax under ``torch.inference_mode()``, skipped when PyTorch is not installed;
+- ``ort``: ONNX Runtime running the ONNX ``RNN``/``LSTM``/``GRU`` operator +
+  MatMul/Add/Softmax (float32 only: its recurrent kernels refuse float64), skipped when
+  onnxruntime is not installed.
 
 Inputs, the implementations and the PyTorch weight conversion come from ``fastrnn._bench``
 (the same code as ``python -m fastrnn bench``).  Each implementation's outputs are checked

@@ -1,6 +1,7 @@
 """The benchmark's pieces: the ONNX Runtime peer, paired timing and ratios, the floor, the
 sweep, the table of model kinds.  No test here asserts a time or a speed: only shapes,
 orders of events and outputs."""
+import dataclasses
 import json
 import math
 
@@ -69,6 +70,68 @@ def test_onnx_lstm_mutant_gate_order_fails(monkeypatch):
     assert np.max(np.abs(h1 - a_ref)) > 1e-3
 
 
+# ------------------------------------------------------------------ GRU weights
+
+def _gru_step(W, R, bx, bh, xt, h, order):
+    """A GRU step in PyTorch's / ONNX's (linear_before_reset=1) formulation, from stacked
+    blocks whose gates come in ``order`` (PyTorch "rzn", ONNX "zrn")."""
+    gx = dict(zip(order, np.split(W @ xt + bx[:, None], 3)))
+    gh = dict(zip(order, np.split(R @ h + bh[:, None], 3)))
+    r, z = _sig(gx["r"] + gh["r"]), _sig(gx["z"] + gh["z"])
+    n = np.tanh(gx["n"] + r * gh["n"])
+    return (1 - z) * n + z * h
+
+
+def _gru_case(seed):
+    rng = np.random.default_rng(seed)
+    p = _bench.gru_params(rng, 3, 5, 2)
+    return p, rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
+
+
+def test_torch_weights_gru_gate_order_without_torch():
+    from fastrnn._bench import peer_torch
+    p, xt, a = _gru_case(3)
+    w = peer_torch.torch_weights_gru(p)
+    assert w["weight_ih"].shape == (15, 3) and w["weight_hh"].shape == (15, 5)
+    assert w["bias_ih"].shape == w["bias_hh"].shape == (15,)
+    h1 = _gru_step(w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"], xt, a, "rzn")
+    a_ref, y_ref, _ = reference.gru_cell_forward(xt, a, p)
+    np.testing.assert_allclose(h1, a_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        reference.softmax(w["weight_out"] @ h1 + w["bias_out"][:, None]), y_ref,
+        rtol=1e-12, atol=1e-14)
+
+
+def test_onnx_weights_gru_gate_order_without_onnx():
+    p, xt, a = _gru_case(4)
+    w = peer_ort.onnx_weights_gru(p)
+    assert w["W"].shape == (1, 15, 3) and w["R"].shape == (1, 15, 5)
+    assert w["B"].shape == (1, 30)
+    h1 = _gru_step(w["W"][0], w["R"][0], w["B"][0, :15], w["B"][0, 15:], xt, a, "zrn")
+    a_ref, y_ref, _ = reference.gru_cell_forward(xt, a, p)
+    np.testing.assert_allclose(h1, a_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(_onnx_out(w, h1), y_ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("gates", [("r", "z", "n"), ("z", "n", "r")])
+def test_onnx_gru_mutant_gate_order_fails(monkeypatch, gates):
+    """r and z swapped (PyTorch's order given to ONNX), or the candidate moved."""
+    p, xt, a = _gru_case(5)
+    monkeypatch.setattr(peer_ort, "ONNX_GRU_GATES", gates)
+    w = peer_ort.onnx_weights_gru(p)
+    h1 = _gru_step(w["W"][0], w["R"][0], w["B"][0, :15], w["B"][0, 15:], xt, a, "zrn")
+    assert np.max(np.abs(h1 - reference.gru_cell_forward(xt, a, p)[0])) > 1e-3
+
+
+def test_torch_gru_mutant_gate_order_fails(monkeypatch):
+    from fastrnn._bench import peer_torch
+    p, xt, a = _gru_case(6)
+    monkeypatch.setattr(peer_torch, "TORCH_GRU_GATES", ("z", "r", "n"))
+    w = peer_torch.torch_weights_gru(p)
+    h1 = _gru_step(w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"], xt, a, "rzn")
+    assert np.max(np.abs(h1 - reference.gru_cell_forward(xt, a, p)[0])) > 1e-3
+
+
 # ------------------------------------------------------------------ ONNX Runtime
 
 def _ort():
@@ -76,7 +139,7 @@ def _ort():
     pytest.importorskip("onnxruntime", reason="ONNX Runtime is an optional peer")
 
 
-@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("cell", [False, True], ids=["sequence", "cell"])
 def test_ort_peer_matches_the_reference(model, cell):
     _ort()
@@ -117,6 +180,29 @@ def test_a_wrong_peer_is_a_mismatch_not_timed(monkeypatch):
     for role in ("fastrnn", "model"):
         assert by[role]["timed"] and not by[role]["mismatch"]
         assert "ort" not in by[role]["ratios"] and by[role]["ratio_vs_ort"] is None
+
+
+@pytest.mark.parametrize("peer", ["torch", "ort"])
+@pytest.mark.parametrize("cell", [False, True], ids=["sequence", "cell"])
+def test_a_gru_peer_with_swapped_gates_is_a_mismatch(monkeypatch, peer, cell):
+    """The GRU peers run for real with r and z swapped in their weight conversion: MISMATCH,
+    not timed; fastrnn's rows are timed."""
+    from fastrnn._bench import peer_torch
+    if peer == "ort":
+        _ort()
+        monkeypatch.setattr(peer_ort, "ONNX_GRU_GATES", ("r", "z", "n"))
+    else:
+        pytest.importorskip("torch", reason="PyTorch is an optional peer")
+        monkeypatch.setattr(peer_torch, "TORCH_GRU_GATES", ("z", "r", "n"))
+    case = _bench.make_case("gru", (7, 6, 4, 3, 5), np.float32, seed=2)
+    impls = (_bench.fastrnn_impls("gru", case, cell=cell)[:2]
+             + _bench.peer_impls("gru", case, cell=cell, peers=(peer,)))
+    rows = check_and_time(impls, "float32", _bench.reference_outputs("gru", case, cell=cell),
+                          repeat=1, min_time=0.0, reference_budget=0.0)
+    by = {r["role"]: r for r in rows}
+    assert by[peer]["mismatch"] and not by[peer]["timed"]
+    assert by[peer]["max_abs_err_vs_reference"] > 1e-3
+    assert all(by[role]["timed"] and not by[role]["mismatch"] for role in ("fastrnn", "model"))
 
 
 def test_bench_exits_1_on_a_mismatch(monkeypatch, capsys):
@@ -298,3 +384,114 @@ def test_a_new_workload_plugs_in_as_one_entry(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert status == 0
     assert "lesson/twice rnn" in out and "lesson    rnn" in out
+
+
+# ------------------------------------------------------------------ train workload
+
+def test_train_workload_from_the_command(tmp_path, capsys):
+    """--workloads train: backward, forward, loss_and_grads and the reference's backward,
+    checked against the float64 reference; no cell shape, no kind without a backward."""
+    path = tmp_path / "train.json"
+    status = _bench.main(["--quick", "--shapes", "lesson,stream", "--workloads", "train",
+                          "--peers", "none", "--repeat", "2", "--min-time", "0",
+                          "--reference-budget", "0", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Summary, train" in out and "bwd/fwd" in out and "Summary: median" not in out
+    data = json.loads(path.read_text())
+    assert {(r["shape"], r["model"], r["workload"]) for r in data["results"]} == {
+        ("lesson", m, "train") for m in ("rnn", "lstm")}
+    for res in data["results"]:
+        by = {r["role"]: r for r in res["impls"]}
+        assert set(by) == {"fastrnn", "forward", "model", "reference"}
+        assert by["fastrnn"]["label"] == f"fastrnn.{res['model']}_backward"
+        for r in by.values():
+            assert r["timed"] and not r["mismatch"]
+            # every row was checked against the float64 reference
+            tol = 1e-9 if res["dtype"] == "float64" else 1e-5
+            assert r["max_abs_err_vs_reference"] < tol
+        assert set(by["fastrnn"]["ratios"]) == {"reference", "forward"}
+        assert set(by["reference"]["ratios"]) == {"fastrnn"}
+        assert by["model"]["ratios"] == {}                   # no peer: no ratio
+    assert data["memory"] == []
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+def test_train_a_wrong_backward_is_a_mismatch(monkeypatch, model):
+    """The drop-in backward with its bias gradient dropped: MISMATCH, not timed."""
+    import fastrnn
+    from fastrnn._bench import training
+
+    real = getattr(fastrnn, model + "_backward")
+
+    def dropped(da, caches):
+        grads = real(da, caches)
+        key = "dba" if model == "rnn" else "dbf"
+        return {**grads, key: np.zeros_like(grads[key])}
+    monkeypatch.setattr(fastrnn, model + "_backward", dropped)
+    case = _bench.make_case(model, (7, 6, 4, 3, 5), np.float32, seed=2)
+    rows = check_and_time(training.train_impls(model, case, False, 1, ()), "float32",
+                          training.train_want(model, case), repeat=1, min_time=0.0,
+                          reference_budget=0.0)
+    by = {r["role"]: r for r in rows}
+    assert by["fastrnn"]["mismatch"] and not by["fastrnn"]["timed"]
+    assert not any(by[role]["mismatch"] for role in ("forward", "model", "reference"))
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+def test_train_torch_autograd_matches_and_a_mutant_does_not(monkeypatch, model):
+    pytest.importorskip("torch", reason="PyTorch is an optional peer")
+    from fastrnn._bench import peer_torch, training
+
+    case = _bench.make_case(model, (7, 6, 4, 3, 5), np.float64, seed=2)
+    want = training.train_want(model, case)
+    torch_row = training.train_impls(model, case, False, 1, ("torch",))[-1]
+    got = torch_row.outputs(torch_row.call())
+    assert {"lg_loss", "lg_weight_ih", "lg_weight_hh", "lg_da0"} <= set(got)
+    for key in got:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-11, err_msg=key)
+    if model == "lstm":
+        monkeypatch.setattr(peer_torch, "TORCH_GATES", ("f", "i", "c", "o"))
+    else:   # the output layer's bias dropped
+        real = peer_torch.torch_weights_rnn
+        monkeypatch.setitem(kinds.KINDS, "rnn", dataclasses.replace(
+            kinds.KINDS["rnn"], torch_weights=lambda p: {
+                **real(p), "bias_out": 0 * real(p)["bias_out"]}))
+    bad = training.train_impls(model, case, False, 1, ("torch",))[-1]
+    assert _bench.max_abs_diff(bad.outputs(bad.call()), want) > 1e-3
+
+
+# ------------------------------------------------------------------ compose workload
+
+def test_compose_workload_from_the_command(tmp_path, capsys):
+    path = tmp_path / "compose.json"
+    status = _bench.main(["--quick", "--shapes", "lesson,charlm", "--workloads", "compose",
+                          "--models", "gru", "--dtype", "float64", "--peers", "none",
+                          "--repeat", "2", "--min-time", "0", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0 and "Summary, compose" in out and "len/padded" in out
+    data = json.loads(path.read_text())
+    res, = data["results"]                               # charlm is not a compose shape
+    assert (res["shape"], res["model"], res["workload"]) == ("lesson", "gru", "compose")
+    by = {r["role"]: r for r in res["impls"]}
+    assert set(by) == {"fastrnn", "layers", "bidir", "bidir2", "directions", "lengths"}
+    for r in by.values():
+        assert r["timed"] and not r["mismatch"] and r["max_abs_err_vs_reference"] < 1e-12
+    assert set(by["fastrnn"]["ratios"]) == {"layers"}
+    assert set(by["bidir2"]["ratios"]) == {"directions"}
+    assert set(by["lengths"]["ratios"]) == {"bidir"}
+
+
+def test_compose_directions_swapped_is_a_mismatch(monkeypatch):
+    import fastrnn
+    from fastrnn._bench import compose
+
+    real = fastrnn.Bidirectional
+    monkeypatch.setattr(fastrnn, "Bidirectional", lambda f, b: real(b, f))
+    case = _bench.make_case("lstm", (3, 5, 2, 4, 6), np.float64, seed=1)
+    rows = check_and_time(compose.compose_impls("lstm", case, False, 1, ()), "float64",
+                          compose.compose_want("lstm", case), repeat=1, min_time=0.0,
+                          reference_budget=0.0)
+    by = {r["role"]: r for r in rows}
+    assert all(by[role]["mismatch"] for role in ("bidir", "bidir2", "lengths"))
+    assert not any(by[role]["mismatch"] for role in ("fastrnn", "layers", "directions"))

@@ -155,6 +155,13 @@ BAD_BENCH_ARGS = [
     (["--sweep", "--time-cap", "-1"], "--time-cap"),
     (["--sweep", "--shapes", "mid"], "--sweep"),
     (["--workloads", "inference"], "inference"),
+    (["--workers", "2"], "--dask"),
+    (["--chunk", "8"], "--dask"),
+    (["--dask", "--workers", "0"], "--workers"),
+    (["--dask", "--sweep"], "--sweep"),
+    (["--dask", "--workloads", "train"], "--workloads"),
+    (["--dask", "--shapes", "lesson"], "lesson"),
+    (["--dask", "--models", "gru"], "gru"),
 ]
 
 
@@ -180,6 +187,40 @@ def test_bench_rejects_bad_arguments_in_one_line_before_any_work(args, needle, c
     lines = captured.err.splitlines()
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("fastrnn bench: error:") and needle in lines[0]
+
+
+def test_bench_dask_without_dask_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)     # import fails
+    status = cli.main(["bench", "--dask"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert "--dask needs dask and distributed" in err and "pip install" in err
+
+
+def test_bench_dask_runs_tiny(monkeypatch, tmp_path, capsys):
+    """fastrnn bench --dask on one worker, a data set of two chunks, the overhead sweep off
+    (--quick): the table and the JSON (no time is asserted)."""
+    pytest.importorskip("dask.array", reason="dask is optional")
+    pytest.importorskip("distributed", reason="dask's distributed is optional")
+    import functools
+
+    from fastrnn import _dask_bench
+    monkeypatch.setattr(_dask_bench, "_task_overhead",
+                        functools.partial(_dask_bench._task_overhead, n_tasks=4))
+    path = tmp_path / "dask.json"
+    status = cli.main(["bench", "--dask", "--quick", "--shapes", "mid", "--models", "rnn",
+                       "--workers", "1", "--chunk", "4", "--sequences", "8",
+                       "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "fastrnn.dask: 1 worker processes" in out
+    row = next(line for line in out.splitlines() if line.startswith("mid"))
+    assert row.split()[:5] == ["mid", "rnn", "float32", "8", "4"]
+    data = json.loads(path.read_text())
+    assert data["kind"] == "dask" and data["status"] == 0
+    case, = data["dask"]["cases"]
+    assert (case["shape"], case["kind"], case["m"], case["chunk"]) == ("mid", "rnn", 8, 4)
+    assert case["one_process_s"] > 0 and case["dask_s"] > 0 and data["dask"]["sweep"] == []
 
 
 def test_bench_json_into_a_missing_directory_fails_at_once_from_the_command(tmp_path):
@@ -257,7 +298,8 @@ def test_bench_quick_lesson_writes_json(tmp_path):
     assert set(data["gemm"]) == {"float64", "float32"}
     assert all(v["gflops"] > 0 for v in data["gemm"].values())
     cases = {(r["shape"], r["model"], r["dtype"]) for r in data["results"]}
-    assert cases == {("lesson", m, d) for m in ("rnn", "lstm") for d in ("float64", "float32")}
+    assert cases == {("lesson", m, d) for m in _bench.MODELS for d in ("float64", "float32")}
+    assert "gru" in _bench.MODELS and "fastrnn.GRU.forward" in out
     for res in data["results"]:
         assert res["dims"] == {"n_x": 3, "n_a": 5, "n_y": 2, "m": 10, "T_x": 4}
         assert res["flops"] == _bench.flops(res["model"], _bench.SHAPES["lesson"])
@@ -372,7 +414,7 @@ def test_torch_weights_rnn_without_torch():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("model", ["rnn", "lstm"])
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("cell", [False, True], ids=["sequence", "cell"])
 def test_torch_peer_matches_the_reference(model, dtype, cell):
     torch = pytest.importorskip("torch", reason="PyTorch is an optional peer")

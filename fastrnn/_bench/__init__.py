@@ -3,14 +3,14 @@
 Every case of the public suite (a shape x a model kind x float64/float32) checks, then
 times, on the same arrays:
 
-- the drop-in function (``rnn_forward``/``lstm_forward``; for ``stream`` the
+- the drop-in function (``rnn_forward``/``lstm_forward``/``gru_forward``; for ``stream`` the
   ``*_cell_forward`` call), which validates and packs the weights on every call;
-- the packed model (``fastrnn.RNN``/``LSTM``: ``.forward``; for ``stream`` ``.step``);
+- the packed model (``fastrnn.RNN``/``LSTM``/``GRU``: ``.forward``; for ``stream`` ``.step``);
 - the reference (``fastrnn.reference``, the lessons' numpy code);
-- PyTorch when it is importable: ``nn.RNN(tanh)``/``nn.LSTM`` + ``nn.Linear`` + softmax
-  (``nn.RNNCell``/``nn.LSTMCell`` for ``stream``) under ``torch.inference_mode()``;
+- PyTorch when it is importable: ``nn.RNN(tanh)``/``nn.LSTM``/``nn.GRU`` + ``nn.Linear`` +
+  softmax (the ``*Cell`` modules for ``stream``) under ``torch.inference_mode()``;
 - ONNX Runtime when onnx and onnxruntime are importable (float32 only): the ONNX
-  ``RNN``/``LSTM`` operator + MatMul/Add/Softmax, one graph, sequential execution.
+  ``RNN``/``LSTM``/``GRU`` operator + MatMul/Add/Softmax, one graph, sequential execution.
 
 The peers get weights converted from the same parameters; their inputs are converted to
 their ``(T_x, m, n)`` layout outside the timed region.  Every output is compared with the
@@ -37,7 +37,7 @@ floor, GEMM rates), ``environment``, ``memory``, ``suite`` (check and time one c
 """
 from fastrnn._bench.cases import (
     CELL_SHAPES, DTYPES, LARGE_SHAPES, QUICK_SHAPES, REFERENCE_BUDGET, SHAPES, Shape, flops,
-    lstm_params, make_case, make_params, rnn_params)
+    gru_params, lstm_params, make_case, make_params, rnn_params)
 from fastrnn._bench.kinds import KINDS, MODELS, Kind, kind
 from fastrnn._bench.cli import add_arguments, main, run
 from fastrnn._bench.environment import blas_info, environment
@@ -56,7 +56,8 @@ __all__ = [
     "Kind", "KINDS", "kind", "Workload", "WORKLOADS", "PEERS", "ONNX_GATES", "build_graph",
     "import_ort", "ort_peer", "ort_impl", "peer_impls", "Shape", "SHAPES", "CELL_SHAPES",
     "QUICK_SHAPES", "LARGE_SHAPES", "MODELS", "DTYPES", "REFERENCE_BUDGET", "TORCH_GATES",
-    "rnn_params", "lstm_params", "make_params", "make_case", "flops", "torch_weights",
+    "rnn_params", "lstm_params", "gru_params", "make_params", "make_case", "flops",
+    "torch_weights",
     "import_torch", "build_torch", "torch_peer", "Impl", "fastrnn_impls", "torch_impl",
     "reference_outputs", "max_abs_diff", "Timing", "measure", "gemm_rate", "environment",
     "blas_info", "peak_memory", "plot_suite", "plot_sweep", "run", "main", "add_arguments",

@@ -77,6 +77,28 @@ def lstm_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
     return {k: v.astype(dtype) for k, v in p.items()}
 
 
+def gru_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
+    """Random GRU ``parameters``, scaled as in :func:`rnn_params` (gates r, z, n).
+
+    Returns
+    -------
+    dict
+        ``Wrx``, ``Wzx``, ``Wnx`` (n_a, n_x); ``Wra``, ``Wza``, ``Wna`` (n_a, n_a); ``brx``,
+        ``bzx``, ``bnx``, ``bra``, ``bza``, ``bna`` (n_a, 1); ``Wy`` (n_y, n_a); ``by``
+        (n_y, 1), all of ``dtype``.
+    """
+    s = 1.0 / math.sqrt(max(n_a + n_x, 1)) if scale is None else scale
+    p = {}
+    for g in "rzn":
+        p[f"W{g}x"] = rng.standard_normal((n_a, n_x)) * s
+        p[f"W{g}a"] = rng.standard_normal((n_a, n_a)) * s
+        p[f"b{g}x"] = rng.standard_normal((n_a, 1)) * bias
+        p[f"b{g}a"] = rng.standard_normal((n_a, 1)) * bias
+    p["Wy"] = rng.standard_normal((n_y, n_a)) * s
+    p["by"] = rng.standard_normal((n_y, 1)) * bias
+    return {k: v.astype(dtype) for k, v in p.items()}
+
+
 def _kind(model):
     from fastrnn._bench.kinds import kind   # the table of kinds imports this module
     return kind(model)
@@ -84,7 +106,7 @@ def _kind(model):
 
 def make_params(model, rng, n_x, n_a, n_y, dtype=np.float64, **kwargs):
     """Random parameters of a model kind ("rnn": :func:`rnn_params`, "lstm":
-    :func:`lstm_params`, ...)."""
+    :func:`lstm_params`, "gru": :func:`gru_params`)."""
     return _kind(model).params(rng, n_x, n_a, n_y, dtype, **kwargs)
 
 
@@ -112,7 +134,7 @@ def make_case(model, shape, dtype, seed=0):
 def flops(model, shape):
     """GEMM FLOPs of one forward pass, 2 per multiply-add.
 
-    ``2*G*n_a*(n_a + n_x)*m*T_x + 2*n_y*n_a*m*T_x`` with G gate blocks (1 RNN, 4 LSTM).
+    ``2*G*n_a*(n_a + n_x)*m*T_x + 2*n_y*n_a*m*T_x`` with G gate blocks (1 RNN, 4 LSTM, 3 GRU).
     """
     n_x, n_a, n_y, m, T_x = shape
     G = _kind(model).gates

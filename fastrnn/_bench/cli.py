@@ -26,6 +26,9 @@ from fastrnn._bench.timing import gemm_rate, torch_gemm_rate
 from fastrnn._bench.workloads import WORKLOADS
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+# fastrnn bench --dask: the shapes and kinds fastrnn._dask_bench runs
+DASK_SHAPES = ("mid", "fastrnns")
+DASK_MODELS = ("rnn", "lstm")
 
 
 class Parser(argparse.ArgumentParser):
@@ -129,8 +132,9 @@ def add_arguments(parser):
     parser.add_argument("--shapes", type=lambda s: _parse_list(s, list(SHAPES), "shape"),
                         metavar="LIST", help="comma-separated shapes (listed below; default all)")
     parser.add_argument("--models", type=lambda s: _parse_list(s, list(MODELS), "model"),
-                        default=list(MODELS), metavar="LIST",
-                        help=f"comma-separated model kinds: {','.join(MODELS)} (default all)")
+                        default=None, metavar="LIST",
+                        help=f"comma-separated model kinds: {','.join(MODELS)} (default all; "
+                             f"--dask: {','.join(DASK_MODELS)})")
     parser.add_argument("--workloads",
                         type=lambda s: _parse_list(s, list(WORKLOADS), "workload"),
                         default=["forward"], metavar="LIST",
@@ -171,6 +175,19 @@ def add_arguments(parser):
     parser.add_argument("--time-cap", type=seconds, default=None, metavar="SECONDS",
                         help=f"--sweep: about how long the whole sweep may take (default "
                              f"{sweep_mod.TIME_CAP:g}, --quick 60)")
+    parser.add_argument("--dask", action="store_true",
+                        help="run the Dask benchmark instead of the suite: fastrnn.dask.forward "
+                             "on worker processes against one process (shapes "
+                             + ",".join(DASK_SHAPES) + "; models rnn,lstm; default float32), "
+                             "and the per-chunk overhead over chunk sizes (not with --quick); "
+                             "needs dask[distributed]")
+    parser.add_argument("--workers", type=int_at_least(1), default=None, metavar="N",
+                        help="--dask: worker processes, one thread each (default 2)")
+    parser.add_argument("--chunk", type=int_at_least(1), default=None, metavar="N",
+                        help="--dask: sequences per chunk (default 64)")
+    parser.add_argument("--sequences", type=int_at_least(1), default=None, metavar="N",
+                        help="--dask: sequences in the data set (default: about 4 s of one "
+                             "process, --quick 1 s)")
     parser.add_argument("--json", metavar="FILE", help="write all results and the "
                         "environment to FILE")
     parser.add_argument("--plot", metavar="FILE.png",
@@ -204,6 +221,10 @@ def _options_problem(opts):
     except ImportError:
         return ("needs threadpoolctl to pin and report the BLAS threads "
                 "(pip install threadpoolctl, or fastrnn[bench])")
+    problem = _dask_problem(opts)
+    if problem:
+        return problem
+    opts.models = opts.models or list(MODELS)
     if opts.sweep and opts.shapes:
         return "--shapes and --sweep exclude each other (the sweep has its own grid)"
     if opts.sweep and opts.workloads != ["forward"]:
@@ -247,6 +268,63 @@ def _options_problem(opts):
     return None
 
 
+def _dask_problem(opts):
+    """Why the --dask options cannot run (a sentence), or None."""
+    for name in ("workers", "chunk", "sequences"):
+        if getattr(opts, name) is not None and not opts.dask:
+            return f"--{name} needs --dask"
+    if not opts.dask:
+        return None
+    for option, given in (("--sweep", opts.sweep), ("--plot", opts.plot),
+                          ("--workloads", opts.workloads != ["forward"]),
+                          ("--no-reference", opts.no_reference), ("--peers", opts.peers),
+                          ("--no-torch", opts.no_torch)):
+        if given:
+            return f"--dask and {option} exclude each other"
+    bad = [s for s in opts.shapes or () if s not in DASK_SHAPES]
+    if bad:
+        return f"--dask runs the shapes {', '.join(DASK_SHAPES)}, not {', '.join(bad)}"
+    opts.models = opts.models or list(DASK_MODELS)
+    bad = [m for m in opts.models if m not in DASK_MODELS]
+    if bad:
+        return f"--dask runs the models {', '.join(DASK_MODELS)}, not {', '.join(bad)}"
+    try:
+        import dask.array  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        return ("--dask needs dask and distributed, which are not installed "
+                "(pip install \"dask[distributed]\")")
+    opts.dtype = opts.dtype or "float32"
+    return None
+
+
+def _run_dask(opts, out):
+    """``fastrnn bench --dask``: fastrnn._dask_bench's run, its table, the JSON."""
+    from fastrnn import _dask_bench
+
+    progress = _progress_printer()
+    models = opts.models
+    dtypes = ["float64", "float32"] if opts.dtype == "both" else [opts.dtype]
+    t_start = time.perf_counter()
+    result = _dask_bench.run(
+        opts.shapes or list(DASK_SHAPES), models, dtypes, workers=opts.workers or 2,
+        chunk=opts.chunk or 64, sequences=opts.sequences,
+        target_seconds=1.0 if opts.quick else 4.0, sweep=not opts.quick,
+        repeat=opts.repeat or (1 if opts.quick else 3), progress=progress)
+    progress(f"done in {time.perf_counter() - t_start:.0f} s", final=True)
+    print(_dask_bench.format_table(result), file=out, flush=True)
+    if opts.json:
+        data = {"kind": "dask", "status": 0, "dask": result,
+                "settings": {"workers": result["workers"], "chunk": opts.chunk or 64,
+                             "quick": bool(opts.quick), "dtypes": dtypes, "models": models}}
+        try:
+            with open(opts.json, "w") as f:
+                json.dump(json_safe(data), f, indent=1)
+        except OSError as exc:
+            return _usage_error(f"--json {opts.json}: {exc}")
+    return 0
+
+
 def run(opts, out=None):
     """Run the benchmark described by parsed options; print the report; return the exit
     status (0 done, 1 a MISMATCH, 2 bad options)."""
@@ -256,6 +334,8 @@ def run(opts, out=None):
     from threadpoolctl import threadpool_limits
 
     out = sys.stdout if out is None else out
+    if opts.dask:
+        return _run_dask(opts, out)
     dtypes = ["float64", "float32"] if opts.dtype == "both" else [opts.dtype]
     torch = import_torch() if "torch" in opts.peers else None
     ort = import_ort() if "ort" in opts.peers else None
@@ -308,9 +388,9 @@ def run(opts, out=None):
         for res in results for r in res["impls"] if r["mismatch"]]
     status = 1 if data["mismatches"] else 0
     if not opts.sweep:
-        print(format_summary(data["results"], opts.peers), file=out)
+        print(format_summary(data["results"], opts.peers, WORKLOADS), file=out)
         print("", file=out)
-    print(format_footer(data), file=out)
+    print(format_footer(data, WORKLOADS), file=out)
     load = settings["load_average_end"]
     note = ""
     if load is not None:
@@ -341,14 +421,14 @@ def _run_suite(opts, dtypes, peaks, progress, out, data):
     shapes = opts.shapes or list(QUICK_SHAPES if opts.quick else SHAPES)
     print(format_table_header(), file=out, flush=True)
     todo = [(s, m, d, w) for s in shapes for w in opts.workloads for m in opts.models
-            for d in dtypes]
+            for d in dtypes if WORKLOADS[w].applies(m, s)]
     results = []
     for k, (s, m, d, w) in enumerate(todo, 1):
         results.append(run_case(s, m, d, opts, opts.peers, peaks, progress,
                                 prefix=f"[{k}/{len(todo)}] ", workload=w))
         print(format_case(results[-1]), file=out, flush=True)
     memory = []
-    if "big" in shapes:
+    if "big" in shapes and "forward" in opts.workloads:
         for m in opts.models:
             for d in dtypes:
                 for which in ("fastrnn", "model"):

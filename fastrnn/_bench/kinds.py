@@ -5,7 +5,7 @@ parameters, the fastrnn calls (``fastrnn.<name>_forward``, ``fastrnn.<name>_cell
 the packed model ``fastrnn.<Model>`` with ``.forward``/``.step``; the reference's functions
 of the same names), the PyTorch module and the ONNX operator with their weight conversions.
 
-Adding a kind (a GRU, say) is one :class:`Kind` entry in :data:`KINDS`, given its
+Adding a kind is one :class:`Kind` entry in :data:`KINDS`, given its
 parameter generator and the two weight conversions (``parameters`` -> PyTorch's
 ``weight_ih``/``weight_hh``/``bias_ih``/``bias_hh``/``weight_out``/``bias_out``, and
 -> ONNX's ``W``/``R``/``B``/``Wy``/``by``), as long as its calls follow the RNN's or the
@@ -46,8 +46,10 @@ KINDS = {
                 onnx_attributes={"activations": ["Tanh"]}),
     "lstm": Kind("lstm", "LSTM", 4, True, cases.lstm_params, "LSTM",
                  peer_torch.torch_weights_lstm, "LSTM", peer_ort.onnx_weights_lstm),
-    # "gru": Kind("gru", "GRU", 3, False, cases.gru_params, "GRU", peer_torch.torch_weights_gru,
-    #             "GRU", peer_ort.onnx_weights_gru, onnx_attributes={"linear_before_reset": 1}),
+    # PyTorch's formulation (b_hn inside the reset product): fastrnn's default reset_after=True,
+    # ONNX's linear_before_reset=1
+    "gru": Kind("gru", "GRU", 3, False, cases.gru_params, "GRU", peer_torch.torch_weights_gru,
+                "GRU", peer_ort.onnx_weights_gru, onnx_attributes={"linear_before_reset": 1}),
 }
 MODELS = tuple(KINDS)
 

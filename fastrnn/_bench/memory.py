@@ -6,13 +6,14 @@ import numpy as np
 
 import fastrnn
 from fastrnn._bench.cases import Shape, make_case
+from fastrnn._bench.kinds import kind
 
 
 def peak_memory(model, shape, dtype, seed=0, which="fastrnn"):
     """Peak traced memory (bytes) of one forward call, with what it must hold.
 
     tracemalloc sees numpy's array allocations.  The expected floor is the outputs plus
-    one gate buffer of ``G*n_a*m*T_x`` elements (G = 1 RNN, 4 LSTM).
+    one gate buffer of ``G*n_a*m*T_x`` elements (G = 1 RNN, 4 LSTM, 3 GRU).
 
     Parameters
     ----------
@@ -29,7 +30,7 @@ def peak_memory(model, shape, dtype, seed=0, which="fastrnn"):
     case = make_case(model, shape, dtype, seed)
     p, x, a0 = case["parameters"], case["x"], case["a0"]
     if which == "model":
-        net = (fastrnn.RNN if model == "rnn" else fastrnn.LSTM)(p)
+        net = getattr(fastrnn, kind(model).model)(p)
 
         def call():
             return net.forward(x, a0)
@@ -40,14 +41,14 @@ def peak_memory(model, shape, dtype, seed=0, which="fastrnn"):
             return fn(x, a0, p)
     call()   # warm-up outside tracing
     gc.collect()
-    G = 1 if model == "rnn" else 4
+    G = kind(model).gates
     tracemalloc.start()
     try:
         res = call()
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    n_out = 2 if model == "rnn" else 3
+    n_out = 3 if kind(model).cell_state else 2
     out_bytes = sum(np.asarray(r).nbytes for r in res[:n_out])
     del res
     itemsize = np.dtype(dtype).itemsize

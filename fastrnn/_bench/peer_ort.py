@@ -1,6 +1,6 @@
 """The ONNX Runtime peer: the same work as one ONNX graph, run by ONNX Runtime.
 
-The graph (built with ``onnx.helper``): the ONNX ``RNN``/``LSTM`` operator over the whole
+The graph (built with ``onnx.helper``): the ONNX ``RNN``/``LSTM``/``GRU`` operator over the whole
 sequence (``X`` in ONNX's ``(T_x, m, n_x)`` layout, initial states as inputs, weights as
 initializers), then ``MatMul``/``Add``/``Softmax`` for the output layer.  A single step (the
 ``stream`` shape) is the same graph with ``T_x = 1``.  One intra-op thread per benchmark
@@ -41,6 +41,27 @@ def onnx_weights_lstm(parameters):
     return {"W": np.concatenate([w[:, n_a:] for w in mats])[None],
             "R": np.concatenate([w[:, :n_a] for w in mats])[None],
             "B": np.concatenate([bias, np.zeros_like(bias)])[None],
+            "Wy": p["Wy"], "by": p["by"].reshape(-1)}
+
+
+# ONNX stacks the GRU gates as z, r, h (h is the candidate, our "n").
+ONNX_GRU_GATES = ("z", "r", "n")
+
+
+def onnx_weights_gru(parameters):
+    """GRU ``parameters`` as ONNX ``GRU`` inputs, gates in ONNX's order z, r, h, for
+    ``linear_before_reset=1`` (fastrnn's ``reset_after=True``).
+
+    ``W`` (1, 3 n_a, n_x) = [Wzx; Wrx; Wnx], ``R`` (1, 3 n_a, n_a) = [Wza; Wra; Wna], ``B``
+    (1, 6 n_a) = [bzx, brx, bnx, bza, bra, bna] (the recurrent biases are kept apart: the
+    candidate's is scaled by the reset gate); ``Wy`` (n_y, n_a), ``by`` (n_y,).
+    """
+    p = {k: np.asarray(v) for k, v in parameters.items()}
+    g = ONNX_GRU_GATES
+    return {"W": np.concatenate([p[f"W{k}x"] for k in g])[None],
+            "R": np.concatenate([p[f"W{k}a"] for k in g])[None],
+            "B": np.concatenate([p[f"b{k}x"].reshape(-1) for k in g]
+                                + [p[f"b{k}a"].reshape(-1) for k in g])[None],
             "Wy": p["Wy"], "by": p["by"].reshape(-1)}
 
 

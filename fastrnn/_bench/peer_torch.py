@@ -1,8 +1,8 @@
 """The PyTorch peer: ``parameters`` in PyTorch's layout, and modules doing the same work.
 
-``torch.nn.RNN(tanh)``/``LSTM`` (``RNNCell``/``LSTMCell`` for single steps) + ``nn.Linear`` +
-softmax, under ``torch.inference_mode()``.  PyTorch is optional: nothing here imports it at
-module import time.
+``torch.nn.RNN(tanh)``/``LSTM``/``GRU`` (``RNNCell``/``LSTMCell``/``GRUCell`` for single
+steps) + ``nn.Linear`` + softmax, under ``torch.inference_mode()``. PyTorch is optional:
+nothing here imports it at module import time.
 """
 import numpy as np
 
@@ -38,6 +38,24 @@ def torch_weights_lstm(parameters):
     return {"weight_ih": np.concatenate([w[:, n_a:] for w in mats]),
             "weight_hh": np.concatenate([w[:, :n_a] for w in mats]),
             "bias_ih": bias, "bias_hh": np.zeros_like(bias), **_out(p, "Wy", "by")}
+
+
+# PyTorch stacks the GRU gates as r, z, n, fastrnn's own order; b_hn stays inside the reset
+# product, which is fastrnn's reset_after=True.
+TORCH_GRU_GATES = ("r", "z", "n")
+
+
+def torch_weights_gru(parameters):
+    """GRU ``parameters`` in PyTorch's layout: ``weight_ih = [Wrx; Wzx; Wnx]`` (3 n_a, n_x),
+    ``weight_hh = [Wra; Wza; Wna]`` (3 n_a, n_a), ``bias_ih = [brx, bzx, bnx]``, ``bias_hh =
+    [bra, bza, bna]`` (both biases kept: ``bna`` is scaled by the reset gate)."""
+    p = {k: np.asarray(v) for k, v in parameters.items()}
+    g = TORCH_GRU_GATES
+    return {"weight_ih": np.concatenate([p[f"W{k}x"] for k in g]),
+            "weight_hh": np.concatenate([p[f"W{k}a"] for k in g]),
+            "bias_ih": np.concatenate([p[f"b{k}x"].reshape(-1) for k in g]),
+            "bias_hh": np.concatenate([p[f"b{k}a"].reshape(-1) for k in g]),
+            **_out(p, "Wy", "by")}
 
 
 def torch_weights(model, parameters):

@@ -1,5 +1,6 @@
 """The text report: the suite's tables and summary, the footer; the JSON encoding."""
 import math
+import re
 
 import numpy as np
 
@@ -86,8 +87,53 @@ def _summary_columns(peers):
     return cols
 
 
-def format_summary(results, peers=PEERS):
-    """One line per case: the median times, and fastrnn's ratios with their spread."""
+def format_summary(results, peers=PEERS, workloads=None):
+    """One line per case: the median times, and fastrnn's ratios with their spread.
+
+    ``workloads`` (name -> :class:`~fastrnn._bench.workloads.Workload`): a workload with
+    its own ``summary`` columns gets a table of its own after the forward pass's.
+    """
+    workloads = workloads or {}
+    own = {}
+    for res in results:
+        work = workloads.get(res.get("workload", "forward"))
+        if work is not None and work.summary:
+            own.setdefault(work.name, (work, []))[1].append(res)
+    plain = [res for res in results if res.get("workload", "forward") not in own]
+    tables = [_format_summary(plain, peers)] if plain or not own else []
+    tables += [_format_own_summary(work, rows) for work, rows in own.values()]
+    return "\n\n".join(tables)
+
+
+def _format_own_summary(work, results):
+    """The summary of a workload with its own ratio columns (``work.summary``)."""
+    roles = []
+    for res in results:
+        roles += [r["role"] for r in res["impls"] if r["role"] not in roles]
+    labels = {}
+    for res in results:
+        for r in res["impls"]:
+            label = re.sub(rf"\b{res['model']}_", "*_", r["label"])
+            labels.setdefault(r["role"], re.sub(rf"\b{res['model'].upper()}\b", "*", label))
+    lines = [f"Summary, {work.name}: median times; ratios with their spread over the timed "
+             f"rounds (min-max). " + "; ".join(f"{role} = {labels[role]}" for role in roles)
+             + "; " + ", ".join(f"{title} = {role} time / {base} time"
+                                for title, role, base in work.summary)]
+    hdr = (f"{'shape':<9} {'model':<5} {'dtype':<7} " + "".join(f"{r:>9} " for r in roles)
+           + "".join(f"{c[0] + ' (min-max)':>19} " for c in work.summary))
+    lines += [hdr, "-" * len(hdr)]
+    for res in results:
+        by = {r["role"]: r for r in res["impls"]}
+        times = "".join(f"{fmt_time(by[r]['median_s']) if r in by else 'n/a':>9} "
+                        for r in roles)
+        cells = "".join(
+            f"{fmt_ratio(by[role]['ratios'].get(base) if role in by else None):>19} "
+            for _, role, base in work.summary)
+        lines.append(f"{res['shape']:<9} {res['model']:<5} {res['dtype']:<7} {times}{cells}")
+    return "\n".join(lines)
+
+
+def _format_summary(results, peers):
     peers = [p for p in peers
              if any(r["role"] == p for res in results for r in res["impls"])]
     lines = [
@@ -144,7 +190,10 @@ def format_shapes(names):
         f"{n} {tuple(SHAPES[n])}" for n in names)
 
 
-def format_footer(data):
+def format_footer(data, workloads=None):
+    """The notes under the tables: GEMM rate, shapes, memory, timing, columns, peers; a line
+    for each workload other than the forward pass that ran (``workloads``: name ->
+    :class:`~fastrnn._bench.workloads.Workload`)."""
     s = data["settings"]
     lines = [f"GEMM rate (scipy.linalg.blas, same threads, median of {s['gemm_repeat']}): "
              + format_gemm(data["gemm"])]
@@ -169,10 +218,15 @@ def format_footer(data):
         f"median over the rounds{ref}; seed {s['seed']}")
     lines.append(
         "columns: xref = reference time / this time; GFLOP/s counts GEMM work only, "
-        "2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x FLOPs (G = 1 RNN, 4 LSTM); err ref = max "
-        "|difference| from the float64 reference, err fn = from the drop-in function "
-        "(LSTM sequences vs a peer: a, y and the last c); MISMATCH = beyond "
+        "2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x FLOPs (G = 1 RNN, 4 LSTM, 3 GRU); "
+        "err ref = max |difference| from the float64 reference, err fn = from the drop-in "
+        "function (LSTM sequences vs a peer: a, y and the last c); MISMATCH = beyond "
         + ", ".join(f"{k} {v:g}" for k, v in data["match_atol"].items()) + ": not timed")
+    ran = {res.get("workload", "forward") for res in data.get("results", [])}
+    for name in sorted(ran - {"forward"}):
+        note = getattr((workloads or {}).get(name), "note", "")
+        if note:
+            lines.append(f"{name}: {note}")
     env = data["environment"]
     if env.get("torch"):
         lines.append(
@@ -180,7 +234,7 @@ def format_footer(data):
             "recurrent module + nn.Linear + softmax under torch.inference_mode()")
     if env.get("onnxruntime"):
         lines.append(
-            "ONNX Runtime: one graph (RNN/LSTM operator + MatMul + Add + Softmax), inputs in "
+            "ONNX Runtime: one graph (RNN/LSTM/GRU operator + MatMul + Add + Softmax), inputs in "
             "(T_x, m, n) prepared outside the timed region; float32 only (n/a: float64)")
     return "\n".join(lines)
 

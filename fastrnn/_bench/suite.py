@@ -44,16 +44,18 @@ def timing_stats(timing, fl, peak):
 
 
 def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budget,
-                   progress=None, prefix="", fl=1, peak=None):
+                   progress=None, prefix="", fl=1, peak=None, baselines=None):
     """Call every implementation once (its outputs are checked), then time those that match.
 
     ``want``: the float64 reference's outputs; None: the outputs of the "reference"
     implementation when it runs in float64, else the drop-in function's outputs are the
-    baseline of the check.  fastrnn's implementations and the peers are
-    timed in interleaved rounds (paired ratios, see
+    baseline of the check.  fastrnn's implementations and the peers are timed in
+    interleaved rounds (paired ratios, see
     :func:`~fastrnn._bench.timing.measure_interleaved`): ``repeat`` rounds of samples of
     about ``min_time / repeat`` seconds each; the reference takes part in the first rounds
-    only, within ``reference_budget`` seconds (at least one sample).
+    only, within ``reference_budget`` seconds (at least one sample).  Each row's
+    ``ratios`` are against the roles ``baselines[role]`` (default: the reference and the
+    peers).
 
     Returns
     -------
@@ -98,7 +100,9 @@ def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budge
         else:
             row.update(timing_stats(t, fl, peak))
         row["ratios"] = {}
-        for other in ("reference",) + PEERS:
+        others = (("reference",) + PEERS if baselines is None
+                  else baselines.get(row["role"], ()))
+        for other in others:
             if t is not None and other in timings and other != row["role"]:
                 row["ratios"][other] = ratio_stats(t, timings[other])
         r = row["ratios"]
@@ -134,8 +138,9 @@ def run_case(shape_name, model, dtype_name, opts, peers=(), peaks=None, progress
     tag = f"{shape_name} {model} {dtype_name}" + ("" if work.name == "forward"
                                                  else f" {work.name}")
     want = None
-    if not opts.no_reference and (dtype_name != "float64"
-                                  or not any(i.role == "reference" for i in impls)):
+    # a workload of its own outputs is always checked against the float64 reference's
+    if work.name != "forward" or not opts.no_reference and (
+            dtype_name != "float64" or not any(i.role == "reference" for i in impls)):
         if progress:
             progress(f"{prefix}{tag}: float64 reference outputs")
         want = work.want(model, case, cell)
@@ -143,7 +148,7 @@ def run_case(shape_name, model, dtype_name, opts, peers=(), peaks=None, progress
     rows = check_and_time(impls, dtype_name, want, repeat=opts.repeat, min_time=opts.min_time,
                           reference_budget=budget, progress=progress,
                           prefix=f"{prefix}{tag}: ", fl=fl,
-                          peak=(peaks or {}).get(dtype_name))
+                          peak=(peaks or {}).get(dtype_name), baselines=work.baselines)
     return {"shape": shape_name, "dims": shape._asdict(), "model": model, "dtype": dtype_name,
             "workload": work.name, "calls": "cell" if cell else "sequence", "flops": fl,
             "impls": rows}
