@@ -149,7 +149,8 @@ def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh"):
     a = np.empty((n_a, m, T), dtype=dtype)
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, n_a), dtype=dtype)
-    kernel = functools.partial(_core.rnn_forward, relu=nonlinearity == "relu")
+    kernel = (_core.rnn_forward if nonlinearity == "tanh"
+              else functools.partial(_core.rnn_forward, relu=True))
     _run(kernel, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
                   a, y, z), m, n_threads, m * T * n_a * (n_a + n_x + n_y))
     return a, y, z
