@@ -219,7 +219,7 @@ def test_bench_dask_runs_tiny(monkeypatch, tmp_path, capsys):
     assert data["kind"] == "dask" and data["status"] == 0
     case, = data["dask"]["cases"]
     assert (case["shape"], case["kind"], case["m"], case["chunk"]) == ("mid", "rnn", 8, 4)
-    assert case["one_process_s"] > 0 and case["dask_s"] > 0 and data["dask"]["sweep"] == []
+    assert case["wall_one"] > 0 and case["wall_dask"] > 0 and data["dask"]["sweep"] == []
 
 
 def test_bench_json_into_a_missing_directory_fails_at_once_from_the_command(tmp_path):
