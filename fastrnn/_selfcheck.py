@@ -26,7 +26,7 @@ import numpy as np
 
 import fastrnn
 from fastrnn import _api, _checked, reference
-from fastrnn._bench import make_params
+from fastrnn._bench import gru_params, make_params
 
 __all__ = ["TOLERANCES", "SHAPES", "QUICK_SHAPES", "FUNCTIONS", "run_checks", "main",
            "add_arguments"]
@@ -69,23 +69,6 @@ FUNCTIONS = ("rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forwa
              "rnn_cell_backward", "rnn_backward", "lstm_cell_backward", "lstm_backward",
              "RNN.loss_and_grads", "LSTM.loss_and_grads")
 MODELS = ("rnn", "lstm", "gru")
-
-
-def gru_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
-    """Random GRU ``parameters``, scaled as ``fastrnn._bench.rnn_params``: ``W?x`` (n_a, n_x),
-    ``W?a`` (n_a, n_a), ``b?x``, ``b?a`` (n_a, 1) for the gates r, z, n; ``Wy`` (n_y, n_a)
-    and ``by`` (n_y, 1) unless ``n_y`` is 0 (no output layer)."""
-    s = 1.0 / math.sqrt(max(n_a + n_x, 1)) if scale is None else scale
-    p = {}
-    for g in "rzn":
-        p[f"W{g}x"] = rng.standard_normal((n_a, n_x)) * s
-        p[f"W{g}a"] = rng.standard_normal((n_a, n_a)) * s
-        p[f"b{g}x"] = rng.standard_normal((n_a, 1)) * bias
-        p[f"b{g}a"] = rng.standard_normal((n_a, 1)) * bias
-    if n_y:
-        p["Wy"] = rng.standard_normal((n_y, n_a)) * s
-        p["by"] = rng.standard_normal((n_y, 1)) * bias
-    return {k: v.astype(dtype) for k, v in p.items()}
 
 
 def _params(model, rng, n_x, n_a, n_y, dtype, **kwargs):

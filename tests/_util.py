@@ -50,7 +50,7 @@ GRU_KEYS = ("Wrx", "Wzx", "Wnx", "Wra", "Wza", "Wna", "brx", "bzx", "bnx", "bra"
 
 
 # Random GRU parameters, scaled as above (n_y = 0: no output layer); the self-check's copy.
-from fastrnn._selfcheck import gru_params  # noqa: E402
+from fastrnn._bench import gru_params  # noqa: E402
 
 
 def layer_params(kind, rng, n_x, n_a, n_y=0, dtype=np.float64, **kwargs):

@@ -85,7 +85,7 @@ def gru_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
     dict
         ``Wrx``, ``Wzx``, ``Wnx`` (n_a, n_x); ``Wra``, ``Wza``, ``Wna`` (n_a, n_a); ``brx``,
         ``bzx``, ``bnx``, ``bra``, ``bza``, ``bna`` (n_a, 1); ``Wy`` (n_y, n_a); ``by``
-        (n_y, 1), all of ``dtype``.
+        (n_y, 1) unless ``n_y`` is 0 (no output layer), all of ``dtype``.
     """
     s = 1.0 / math.sqrt(max(n_a + n_x, 1)) if scale is None else scale
     p = {}
@@ -94,8 +94,9 @@ def gru_params(rng, n_x, n_a, n_y, dtype=np.float64, scale=None, bias=1.0):
         p[f"W{g}a"] = rng.standard_normal((n_a, n_a)) * s
         p[f"b{g}x"] = rng.standard_normal((n_a, 1)) * bias
         p[f"b{g}a"] = rng.standard_normal((n_a, 1)) * bias
-    p["Wy"] = rng.standard_normal((n_y, n_a)) * s
-    p["by"] = rng.standard_normal((n_y, 1)) * bias
+    if n_y:
+        p["Wy"] = rng.standard_normal((n_y, n_a)) * s
+        p["by"] = rng.standard_normal((n_y, 1)) * bias
     return {k: v.astype(dtype) for k, v in p.items()}
 
 
