@@ -41,6 +41,18 @@ class _Model:
         # the next call of that shape: see fastrnn._kernels._core.scratch_array.
         self._scratch = threading.local()
 
+    def _one_state_step(self, xt, state, reference_cell):
+        """``step`` of a model whose state is one array (RNN, GRU): the compiled fast path,
+        or validation and the kernel; checked against ``reference_cell`` in checked mode."""
+        fast = self._try(xt, (state,), False)
+        if fast is not None:
+            return fast[0], (fast[1] if self.has_head else None)
+        m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
+        a, y, _ = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev])
+        return self._verify("step", ("a_next", "yt_pred"),
+                            (a[:, :, 0], None if y is None else y[:, :, 0]),
+                            reference_cell, xt, a_prev)
+
     def _weights_changed(self):
         """Drop what every thread keeps derived from the weights (the packed recurrent block
         cached with the work buffers): called after the weights change in place."""
@@ -343,14 +355,7 @@ class RNN(_Model):
             The new state, to pass as ``state`` to the next call.
         yt_pred : ndarray (n_y, m), or None without an output layer
         """
-        fast = self._try(xt, (state,), False)
-        if fast is not None:
-            return fast[0], (fast[1] if self.has_head else None)
-        m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
-        a, y, _ = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev])
-        return self._verify("step", ("a_next", "yt_pred"),
-                            (a[:, :, 0], None if y is None else y[:, :, 0]),
-                            reference.rnn_cell_forward, xt, a_prev)
+        return self._one_state_step(xt, state, reference.rnn_cell_forward)
 
 
 class LSTM(_Model):
@@ -553,14 +558,7 @@ class GRU(_Model):
         a_next : ndarray (n_a, m)
         yt_pred : ndarray (n_y, m), or None without an output layer
         """
-        fast = self._try(xt, (state,), False)
-        if fast is not None:
-            return fast[0], (fast[1] if self.has_head else None)
-        m, (xt, a_prev) = self._inputs([("xt", xt), ("state", state)], sequence=False)
-        a, y, _ = self._kernel(xt.reshape(self.n_x, m, 1), [a_prev])
-        return self._verify("step", ("a_next", "yt_pred"),
-                            (a[:, :, 0], None if y is None else y[:, :, 0]),
-                            reference.gru_cell_forward, xt, a_prev)
+        return self._one_state_step(xt, state, reference.gru_cell_forward)
 
 
 def _reversal(lengths, m, T):
