@@ -41,6 +41,16 @@ class _Model:
         # the next call of that shape: see fastrnn._kernels._core.scratch_array.
         self._scratch = threading.local()
 
+    def _one_state_forward(self, x, a0, lengths, n_threads):
+        """``forward`` of a model whose state is one array (RNN, GRU): the compiled fast path
+        when it can take the call, else the validated route."""
+        if lengths is None:
+            fast = self._try(x, (a0,), True, n_threads)
+            if fast is not None:
+                return fast[0], (fast[1] if self.has_head else None)
+        a, y, _ = self._run_forward(x, [("a0", a0)], lengths, n_threads)
+        return a, y
+
     def _one_state_step(self, xt, state, reference_cell):
         """``step`` of a model whose state is one array (RNN, GRU): the compiled fast path,
         or validation and the kernel; checked against ``reference_cell`` in checked mode."""
@@ -313,12 +323,7 @@ class RNN(_Model):
         a : ndarray (n_a, m, T_x)
         y_pred : ndarray (n_y, m, T_x), or None without an output layer
         """
-        if lengths is None:
-            fast = self._try(x, (a0,), True, n_threads)
-            if fast is not None:
-                return fast[0], (fast[1] if self.has_head else None)
-        a, y, _ = self._run_forward(x, [("a0", a0)], lengths, n_threads)
-        return a, y
+        return self._one_state_forward(x, a0, lengths, n_threads)
 
     def loss_and_grads(self, x, targets, a0=None):
         """Summed cross-entropy over a sequence and the gradients of every parameter.
@@ -537,12 +542,7 @@ class GRU(_Model):
         a : ndarray (n_a, m, T_x)
         y_pred : ndarray (n_y, m, T_x), or None without an output layer
         """
-        if lengths is None:
-            fast = self._try(x, (a0,), True, n_threads)
-            if fast is not None:
-                return fast[0], (fast[1] if self.has_head else None)
-        a, y, _ = self._run_forward(x, [("a0", a0)], lengths, n_threads)
-        return a, y
+        return self._one_state_forward(x, a0, lengths, n_threads)
 
     def step(self, xt, state=None):
         """Advance one step.
