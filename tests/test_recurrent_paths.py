@@ -63,6 +63,25 @@ def test_recurrent_path_matches_reference(simd_level, recurrent_path, kind, dtyp
         assert_close(g, w, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind, n_a", [("rnn", 1030), ("lstm", 515)])
+def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype):
+    """A recurrent block of more than 4 MiB (float32 and float64 alike) goes through the
+    panel GEMM in blocks of rows, each prefetched while the previous one works: rows that
+    are not a multiple of the panel height, a k-range past one k-block, 11 columns (a full
+    tile and a partial one)."""
+    n_x, n_y, m, T = 3, 2, 11, 2
+    rng = np.random.default_rng(n_a)
+    p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, n_y, dtype=dtype)
+    assert (n_a if kind == "rnn" else 4 * n_a) * n_a * np.dtype(dtype).itemsize > 4 << 20
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    want = ref(kind + "_forward", x, a0, p)
+    model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
+    for g, w in zip(model.forward(x, a0), want[:-1]):
+        assert_close(g, w, dtype)
+
+
 def test_panel_gemm_follows_the_simd_level():
     """The panel GEMM runs where the active SIMD level has its micro-kernels (AVX2, AVX-512)
     and is on there by default."""
