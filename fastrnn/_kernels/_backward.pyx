@@ -28,6 +28,8 @@ from libc.math cimport log
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+from fastrnn._kernels._transpose cimport transpose
+
 from fastrnn._kernels import _core
 
 cnp.import_array()
@@ -90,19 +92,6 @@ cdef inline void gemm(char transa, char transb, int M, int N, int K, const float
     else:
         dgemm(&transa, &transb, &M, &N, &K, &one, <double *> A, &lda, <double *> B, &ldb,
               &beta, C, &ldc)
-
-
-cdef void transpose(const floating *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
-                    floating *dst, Py_ssize_t ldd) noexcept nogil:
-    # dst[c, r] = src[r, c]; 32 x 32 tiles keep both sides in cache.
-    cdef Py_ssize_t r0, c0, r, c, r1, c1
-    for r0 in range(0, rows, 32):
-        r1 = min(r0 + 32, rows)
-        for c0 in range(0, cols, 32):
-            c1 = min(c0 + 32, cols)
-            for c in range(c0, c1):
-                for r in range(r0, r1):
-                    dst[c * ldd + r] = src[r * lds + c]
 
 
 cdef void shift_states(const floating *s, const floating *a0, const floating *c0,

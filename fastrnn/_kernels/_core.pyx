@@ -24,6 +24,7 @@ from libc.limits cimport INT_MAX
 from libc.string cimport memcpy
 
 from fastrnn._kernels._blas cimport gemm_acc
+from fastrnn._kernels._transpose cimport transpose
 
 import threading
 
@@ -182,19 +183,6 @@ cdef void fill_rows(floating *y, const floating *b, Py_ssize_t n_rows, Py_ssize_
     for r in range(n_rows):
         for k in range(n_cols):
             y[r * ld + k] = b[r]
-
-
-cdef void transpose(const floating *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
-                    floating *dst, Py_ssize_t ldd) noexcept nogil:
-    # dst[c, r] = src[r, c]; 32 x 32 tiles keep both sides in cache.
-    cdef Py_ssize_t r0, c0, r, c, r1, c1
-    for r0 in range(0, rows, 32):
-        r1 = min(r0 + 32, rows)
-        for c0 in range(0, cols, 32):
-            c1 = min(c0 + 32, cols)
-            for c in range(c0, c1):
-                for r in range(r0, r1):
-                    dst[c * ldd + r] = src[r * lds + c]
 
 
 cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
