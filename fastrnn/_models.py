@@ -226,10 +226,11 @@ class _Model:
                             self._reference_parameters(), **self._cell_options())))
         return got
 
-    def _try(self, x, states, sequence, n_threads=1, active=None):
+    def _try(self, x, states, sequence, n_threads=1, active=None, caches=False):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, on one thread and outside checked mode; else None.
-        ``active``: GRU only (see GRU._sequence)."""
+        ``active``: GRU only (see GRU._sequence).  ``caches``: the LSTM's gate and state
+        buffers are wanted (training); without, they may come back as None."""
         if (_api.threads_count(n_threads) != 1 or _checked.is_checked()
                 or getattr(self, "nonlinearity", "tanh") != "tanh"):
             return None
@@ -243,7 +244,7 @@ class _Model:
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch)
         return _core.try_packed_lstm(x, states[0], states[1], p.blocks[0], p.blocks[1], p.wy,
-                                     p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch)
+                                     p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch, caches)
 
     def _inputs(self, inputs, sequence):
         """Validate inputs against the model; states given as None become zeros.

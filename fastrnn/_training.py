@@ -74,7 +74,7 @@ def loss_and_grads(model, x, targets, states):
     _trainable(model, "loss_and_grads")
     lstm = model._kind == "lstm"
     arrays = _ready_inputs(model, x, states)
-    out = model._try(arrays[0], tuple(arrays[1:]), True) if arrays is not None else None
+    out = model._try(arrays[0], tuple(arrays[1:]), True, caches=True) if arrays is not None else None
     if out is None:
         names = [("x", x), ("a0", states[0])] + ([("c0", states[1])] if lstm else [])
         _, arrays = model._inputs(names, sequence=True)
@@ -93,7 +93,7 @@ def loss_and_grads(model, x, targets, states):
     p = model._packed
     small = _api.SMALL_BATCH_MAX_M
     if out is None:
-        out = model._try(x, tuple(states), True)
+        out = model._try(x, tuple(states), True, caches=True)
     if lstm:
         a, y, c, z, s = out if out is not None else _api.run_lstm(p, x, *states)
         loss, dW, db, dwy, dby, da0, dc0 = _bk.lstm_loss_backward(

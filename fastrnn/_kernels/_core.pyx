@@ -195,6 +195,16 @@ cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
         fr_small_matmul_d(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
 
 
+cdef inline void panel_acc(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const floating *panel,
+                           const floating *h, Py_ssize_t ldh, floating *z,
+                           Py_ssize_t ldz) noexcept nogil:
+    # z (rows, m) += W (rows, K) @ H (K, m) with W packed in panel (see product_acc).
+    if floating is float:
+        fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz)
+    else:
+        fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz)
+
+
 cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
                       const floating *panel, const floating *h, int ldh, floating *z,
                       int ldz, int small_max) noexcept nogil:
@@ -205,10 +215,7 @@ cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
     # columns (OpenBLAS's gemm repacks W on every call, and m gemv calls read it m times);
     # else BLAS gemm.
     if panel != NULL:
-        if floating is float:
-            fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz)
-        else:
-            fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz)
+        panel_acc(rows, m, K, panel, h, ldh, z, ldz)
     elif m <= small_max:
         small_acc(rows, m, K, w, ldw, h, ldh, z, 1, ldz)
     else:
@@ -316,6 +323,13 @@ cdef void rnn_core(
     v_softmax_cols(y, n_y, mT, ld_y)
 
 
+# States go out in blocks of this many steps: each block of a column's [a_t, c_t] rows is
+# transposed into a and c while it is still in cache (whole 64-byte lines of a and c for
+# float32), instead of one transpose of every state from memory after the loop.
+cdef enum:
+    STATE_BLOCK = 16
+
+
 cdef void lstm_core(
         int n_x, int n_a, int n_y, int m, int T,
         const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
@@ -331,89 +345,119 @@ cdef void lstm_core(
         floating *c, int ld_c,               # OUT  c   (n_a, m*T), row stride ld_c
         floating *y, int ld_y,               # OUT  y   (n_y, m*T), row stride ld_y
         floating *z,                         # OUT  z   (m, T, 4n_a): activated gates
+                                             #      (ring: WORK (m, 4n_a), one step)
         floating *s,                         # OUT  s   (m, T, 2n_a): [a_t, c_t] per column
+                                             #      (ring: WORK (m, STATE_BLOCK, 2n_a))
         floating *h,                         # WORK     (m, n_a): a0 transposed
         floating *cw,                        # WORK     (m, n_a): c0 transposed
-        floating *xt,                        # WORK     see work_size
-        floating *panel,                     # WORK     the gates' W_a packed for the panel
-                                             #          GEMM, or NULL
-        bint pack,                           # IN       pack W_a into panel (else it is packed)
+        floating *xt,                        # WORK     see lstm_work_size
+        floating *panel,                     # WORK     the gates' W_a, then W_x, packed for
+                                             #          the panel GEMM (lstm_panel_elems), or
+                                             #          NULL
+        bint pack,                           # IN       pack them into panel (else packed)
+        bint ring,                           # IN       z and s are the ring buffers above
+                                             #          (inference: no caches); panel only
         int small_max) noexcept nogil:
     cdef int G = 4 * n_a
     cdef int S = 2 * n_a
-    cdef int lds = T * S
-    cdef const floating *h_prev
-    cdef const floating *c_prev
-    cdef floating *st
+    cdef int K = n_a + n_x
     cdef int ldw = n_a + n_x
     cdef int mT = m * T
-    cdef int ldz = T * G
+    cdef int ldz = G if ring else T * G
+    cdef int lds = STATE_BLOCK * S if ring else T * S
     cdef int ldh
-    cdef Py_ssize_t t, j, i, k, col
+    cdef const floating *h_prev
+    cdef const floating *c_prev
+    cdef const floating *wx[4]
+    cdef floating *st
     cdef floating *zt
+    cdef floating *sb
+    cdef Py_ssize_t ldxt = <Py_ssize_t> T * n_x  # X^T (m, T, n_x): one column per (j, t)
+    cdef floating *bias = xt + m * ldxt  # panel path: the gates' biases, one column
+    cdef floating *panel_x = NULL
+    cdef Py_ssize_t t, j, i, k, col, t0
     cdef int flush_h = -1  # as flush_a in rnn_core
-
-    # Z (4n_a, m*T) = W_x @ X + b, W_x = the input columns W_k[:, n_a:] of the gates (row
-    # stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.  Merged: one GEMM.
     # A single step of a few examples (a streaming cell call) makes one product over the
     # whole rows [W_a | W_x] with concat = [a_prev; xt], as the lessons write it, instead of
     # an input projection and a recurrent product: one pass over W, half the reductions.
     cdef bint fused = T == 1 and m <= SMALL_COLS
-    cdef int K = n_a + n_x
-    if merged:
-        fill_columns(z, b[0], G, mT)
-    else:
-        for col in range(mT):
+
+    if panel != NULL:
+        # Per step, Z_t = b + W_x X_t + W_a A_{t-1}: both products by the panel GEMM from
+        # blocks packed once (a model keeps them between calls), X_t a slice of X^T (m*T,
+        # n_x).  Nothing is computed ahead of the loop, so Z_t is written while in cache
+        # (and with ``ring``, Z is that one step).
+        if floating is float:
+            panel_x = panel + fr_panel_size_f(G, n_a)
+        else:
+            panel_x = panel + fr_panel_size_d(G, n_a)
+        if pack:
+            panel_pack(G, n_a, w, n_a, ldw, panel)
             for k in range(4):
-                for i in range(n_a):
-                    z[col * G + k * n_a + i] = b[k][i]
-    if fused:
-        for j in range(m):
-            for i in range(n_a):
-                xt[j * K + i] = a0[i * lda0 + j]
-            for i in range(n_x):
-                xt[j * K + n_a + i] = x[i * ldx + j]
+                wx[k] = w[k] + n_a
+            panel_pack(G, n_x, wx, n_a, ldw, panel_x)
+        transpose(x, n_x, mT, ldx, xt, n_x)
+        for k in range(4):
+            memcpy(bias + k * n_a, b[0] + k * n_a if merged else b[k], n_a * sizeof(floating))
+    else:
+        # Z (4n_a, m*T) = W_x @ X + b ahead of the loop, W_x = the input columns W_k[:, n_a:]
+        # of the gates (row stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.
+        # Merged: one GEMM.
         if merged:
-            small_acc(G, m, K, w[0], ldw, xt, K, z, 1, G)
+            fill_columns(z, b[0], G, mT)
+        else:
+            for col in range(mT):
+                for k in range(4):
+                    for i in range(n_a):
+                        z[col * G + k * n_a + i] = b[k][i]
+        if fused:
+            for j in range(m):
+                for i in range(n_a):
+                    xt[j * K + i] = a0[i * lda0 + j]
+                for i in range(n_x):
+                    xt[j * K + n_a + i] = x[i * ldx + j]
+            if merged:
+                small_acc(G, m, K, w[0], ldw, xt, K, z, 1, G)
+            else:
+                for k in range(4):
+                    small_acc(n_a, m, K, w[k], ldw, xt, K, z + k * n_a, 1, G)
+        elif merged:
+            input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt)
         else:
             for k in range(4):
-                small_acc(n_a, m, K, w[k], ldw, xt, K, z + k * n_a, 1, G)
-    elif merged:
-        input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt)
-    else:
-        for k in range(4):
-            input_projection(n_a, mT, n_x, w[k] + n_a, ldw, x, ldx, z + k * n_a, G, xt)
+                input_projection(n_a, mT, n_x, w[k] + n_a, ldw, x, ldx, z + k * n_a, G, xt)
 
     for j in range(m):
         for i in range(n_a):
             h[j * n_a + i] = a0[i * lda0 + j]
             cw[j * n_a + i] = c0[i * ldc0 + j]
     fill_rows(y, by, n_y, mT, ld_y)
-    if panel != NULL and pack:
-        # the four gates' recurrent columns as one packed block, merged or not
-        panel_pack(G, n_a, w, n_a, ldw, panel)
 
     for t in range(T):
-        zt = z + t * G
-        st = s + t * S
-        # Z_t (4n_a, m) += W_a (4n_a, n_a) @ A_{t-1} (n_a, m), W_a = the columns W_k[:, :n_a];
-        # A_{t-1} is h (t = 0) or the a-half of S_{t-1} (column-major, leading dim T*2n_a).
+        zt = z if ring else z + t * G
+        st = s + (t % STATE_BLOCK if ring else t) * S
+        # A_{t-1}, C_{t-1}: a0, c0 (t = 0) or the halves of the previous step's states
+        # (column-major, leading dimension lds; with ``ring`` the previous slot).
         if t == 0:
             h_prev, ldh = h, n_a
         else:
-            h_prev, ldh = st - S, lds
-        if fused:
+            h_prev = s + ((t - 1) % STATE_BLOCK if ring else t - 1) * S
+            ldh = lds
+        if panel != NULL:
+            for j in range(m):
+                memcpy(zt + j * ldz, bias, G * sizeof(floating))
+            panel_acc(G, m, n_x, panel_x, xt + t * n_x, ldxt, zt, ldz)
+            panel_acc(G, m, n_a, panel, h_prev, ldh, zt, ldz)
+        elif fused:
             pass
-        elif merged or panel != NULL:
-            # one product for all gates: w[0] spans them when merged; unmerged, only the
-            # panel does (product_acc takes it whenever it is there)
-            product_acc(G, m, n_a, w[0], ldw, panel, h_prev, ldh, zt, ldz, small_max)
+        elif merged:
+            product_acc(G, m, n_a, w[0], ldw, NULL, h_prev, ldh, zt, ldz, small_max)
         else:
             for k in range(4):
                 product_acc(n_a, m, n_a, w[k], ldw, NULL, h_prev, ldh, zt + k * n_a, ldz,
                             small_max)
         for j in range(m):
-            c_prev = cw + j * n_a if t == 0 else st - S + j * lds + n_a
+            c_prev = cw + j * n_a if t == 0 else h_prev + j * ldh + n_a
             if v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a):
                 # subnormal c or h: both stored as 0, under the same condition as in
                 # rnn_core (c meets only gates and tanh, but tanh(c) makes h)
@@ -428,14 +472,18 @@ cdef void lstm_core(
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
             small_acc(n_y, m, n_a, wy, n_a, st, lds, y + t, ld_y, T)
+        if t % STATE_BLOCK == STATE_BLOCK - 1 or t == T - 1:
+            # a, c[:, j, t0:t+1] = the halves of the block's states, transposed.
+            t0 = t - t % STATE_BLOCK
+            sb = s if ring else s + t0 * S
+            for j in range(m):
+                transpose(sb + j * lds, t - t0 + 1, n_a, S, a + j * T + t0, ld_a)
+                transpose(sb + j * lds + n_a, t - t0 + 1, n_a, S, c + j * T + t0, ld_c)
 
-    # a, c (n_a, m*T) = the halves of S^T, S seen as row-major (m*T, 2n_a).
-    transpose(s, mT, n_a, S, a, ld_a)
-    transpose(s + n_a, mT, n_a, S, c, ld_c)
     if mT > SMALL_COLS:
-        # Y^T (m*T, n_y) += A^T (m*T, n_a) @ Wy^T (n_a, n_y); the a-half of S is
-        # column-major (n_a, m*T) with leading dimension 2n_a -> 'T'.
-        gemm_acc(c'T', c'N', mT, n_y, n_a, s, S, wy, n_a, y, ld_y)
+        # Y^T (m*T, n_y) += A^T (m*T, n_a) @ Wy^T (n_a, n_y); a row-major (n_a, m*T) is
+        # A^T column-major, Wy row-major is Wy^T column-major.
+        gemm_acc(c'N', c'N', mT, n_y, n_a, a, ld_a, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
 
 
@@ -450,6 +498,15 @@ cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
     if states == 2 and T == 1:
         return states * ms * n_a + ms * (n_a + n_x)
     return states * ms * n_a + ms * T * n_x
+
+
+cdef inline Py_ssize_t lstm_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
+                                      Py_ssize_t n_x, bint panel) noexcept nogil:
+    # lstm_core's work before the panel: a0, c0 transposed (2 (ms, n_a)); with the panel
+    # GEMM, X^T (ms*T, n_x) and the gates' biases (4n_a); else as work_size(2, ...).
+    if panel:
+        return 2 * ms * n_a + ms * T * n_x + 4 * n_a
+    return work_size(2, ms, T, n_a, n_x)
 
 
 cdef bint USE_PANEL = True
@@ -495,6 +552,17 @@ cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize
     return n if n * 8 <= PANEL_MAX_BYTES else 0
 
 
+cdef Py_ssize_t lstm_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
+                                 Py_ssize_t T, int small_max) noexcept nogil:
+    # The LSTM's packed blocks when the panel GEMM takes its recurrent product: W_a (4n_a,
+    # n_a) and W_x (4n_a, n_x) of the gates, one after the other; else 0.
+    if panel_elems(typenum, 4 * n_a, n_a, ms, T, small_max) == 0:
+        return 0
+    if typenum == cnp.NPY_FLOAT32:
+        return fr_panel_size_f(4 * n_a, n_a + n_x)
+    return fr_panel_size_d(4 * n_a, n_a + n_x)
+
+
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
@@ -530,12 +598,15 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
                         Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                         char *x, char *a0, char *c0, char **w, char **b, char *wy, char *by,
                         char *a, char *c, char *y, char *z, char *s, char *work,
-                        bint panel, int small_max, char *packed=NULL, bint fill=False) noexcept nogil:
+                        bint panel, int small_max, char *packed=NULL, bint fill=False,
+                        bint ring=False) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
-    # consecutive row blocks of one array.  work: work_size(2, ...) (+ panel_elems(...)).
+    # consecutive row blocks of one array.  work: lstm_work_size(..., panel) (+
+    # lstm_panel_elems(...)).  ``ring`` (panel only, whole batch): z and s are lstm_core's
+    # ring buffers, not caches.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
-    cdef Py_ssize_t base = work_size(2, ms, T, n_a, n_x)
+    cdef Py_ssize_t base = lstm_work_size(ms, T, n_a, n_x, panel or packed != NULL)
     cdef bint merged = True
     cdef const float *wf[4]
     cdef const float *bf[4]
@@ -555,7 +626,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <float *> z + off * 4 * n_a, <float *> s + off * 2 * n_a,
             <float *> work, <float *> work + hc, <float *> work + 2 * hc,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, small_max)
+            packed == NULL or fill, ring, small_max)
     else:
         for k in range(4):
             wd[k] = <double *> w[k]
@@ -567,7 +638,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <double *> z + off * 4 * n_a, <double *> s + off * 2 * n_a,
             <double *> work, <double *> work + hc, <double *> work + 2 * hc,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, small_max)
+            packed == NULL or fill, ring, small_max)
 
 
 # ------------------------------------------------------------------ checked entry points
@@ -711,8 +782,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     check_sizes(n_x, 4 * n_a, n_a, n_y, m, T, j0, j1)
     if j1 == j0 or T == 0:
         return
-    cdef Py_ssize_t npanel = panel_elems(typenum, 4 * n_a, n_a, j1 - j0, T, small_max)
-    cdef cnp.ndarray work = np.empty(work_size(2, j1 - j0, T, n_a, n_x) + npanel,
+    cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, j1 - j0, T, small_max)
+    cdef cnp.ndarray work = np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, npanel > 0) + npanel,
                                      dtype=x.dtype)
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
@@ -872,9 +943,11 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
 
 cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp, char **bp,
                      cnp.ndarray wy, char *by, bint sequence, int small_max,
-                     Py_ssize_t npanel, list scratch=None):
+                     Py_ssize_t npanel, list scratch=None, bint caches=True):
     # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
+    # Without ``caches``, where the panel GEMM runs, z and s are the core's ring buffers
+    # (one step of gates, STATE_BLOCK steps of states) and come back as None.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -885,16 +958,17 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     cdef cnp.ndarray c = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
     dims[0] = n_y
     cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    dims[0], dims[1], dims[2] = m, T, 4 * n_a
+    cdef bint ring = npanel > 0 and not caches
+    dims[0], dims[1], dims[2] = m, 1 if ring else T, 4 * n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
-    dims[2] = 2 * n_a
+    dims[1], dims[2] = STATE_BLOCK if ring else T, 2 * n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
     cdef bint fill = False
     cdef char *packed = NULL
     if scratch is not None and npanel:
         packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wp[0], npanel, typenum,
                                                 &fill))
-    dims[0] = work_size(2, m, T, n_a, n_x) + (0 if packed != NULL else npanel)
+    dims[0] = lstm_work_size(m, T, n_a, n_x, npanel > 0) + (0 if packed != NULL else npanel)
     cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
                              else arena_work(dims[0], typenum))
     with nogil:
@@ -902,7 +976,9 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
                       cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
                       cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(c),
                       cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s),
-                      cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill)
+                      cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill, ring)
+    if ring:
+        return a, y, c, None, None
     return a, y, c, z, s
 
 
@@ -1031,11 +1107,10 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
     cdef cnp.npy_intp dims[2]
     cdef cnp.ndarray wblock, bblock
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa), wbytes = n_a * (n_a + n_x) * item
-    cdef Py_ssize_t npanel = panel_elems(typenum, 4 * n_a, n_a, m, T, small_max)
+    cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, m, T, small_max)
     if sequence and not npanel:
         # Pack once per call: the gates as consecutive row blocks of one array (with the
-        # panel GEMM, the recurrent columns are packed into the panel instead, and the input
-        # projection takes one GEMM per gate).
+        # panel GEMM, the gates are packed into the panels instead).
         dims[0], dims[1] = 4 * n_a, n_a + n_x
         wblock = cnp.PyArray_EMPTY(2, dims, typenum, 0)
         dims[0] = 4 * n_a
@@ -1055,11 +1130,12 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
 
 def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
                     cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
-                    bint sequence, int small_max, list scratch=None):
+                    bint sequence, int small_max, list scratch=None, bint caches=True):
     """:func:`try_lstm` for a packed model (fastrnn.LSTM): ``w`` (4n_a, n_a + n_x) and ``b``
     (4n_a,) the merged gate block, already checked and contiguous; ``a0``/``c0`` None mean
     zeros; ``scratch`` as for :func:`try_packed_rnn`.  Returns ``(a, y, c, z, s)``, z and s
-    being scratch memory, or None."""
+    being scratch memory (the backward's inputs), or None.  ``caches=False`` (inference):
+    z and s may be None, the kernel then keeps one step of gates and a few of states."""
     cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1], n_x, k
     if cnp.PyArray_NDIM(w) != 2 or w.shape[1] < n_a:
@@ -1086,7 +1162,7 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
         wp[k] = cnp.PyArray_BYTES(w) + k * n_a * (n_a + n_x) * item
         bp[k] = cnp.PyArray_BYTES(b) + k * n_a * item
     return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
-                     panel_elems(typenum, 4 * n_a, n_a, m, T, small_max), scratch)
+                     lstm_panel_elems(typenum, n_a, n_x, m, T, small_max), scratch, caches)
 
 
 # ------------------------------------------------------------------ test and report hooks

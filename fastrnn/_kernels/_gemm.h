@@ -15,10 +15,11 @@
  *     recurrent block is read exactly once per step, one contiguous stream per panel;
  *   - larger batches go in column tiles of NR, with K blocked by FR_KC so a panel block is
  *     reused from cache across the tiles.  A packed block larger than FR_BLOCK_ABOVE bytes
- *     (more than the caches keep from one step to the next) also goes in blocks of rows of
- *     about FR_MC_BYTES, each reused across all column tiles while the next block is
- *     prefetched (measured on AMD Zen 4, float32, m = 64: 4096 x 1024 rows x K from 80 to
- *     89 GFLOP/s, 2048 x 1024 from 80 to 98; no change at 2048 x 512 and below).
+ *     (more than the caches keep from one step to the next, next to the LSTM's other
+ *     block) also goes in blocks of rows of about FR_MC_BYTES, each reused across all
+ *     column tiles while the next block is prefetched (measured on AMD Zen 4, float32,
+ *     m = 64: one block of 4096 x 1024 rows x K from 80 to 89 GFLOP/s, 2048 x 1024 from 80
+ *     to 98; the LSTM at `fastrnns`, two 4 MiB blocks per step, 350 -> 300 ms).
  *
  * The layout is the same for every instruction-set level; the micro-kernels exist for
  * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
@@ -30,11 +31,12 @@
 #define FASTRNN_GEMM_H
 
 #include "_vmath.h"
+#include "_transpose.h"
 
 #define FR_PANEL_BYTES 128
 #define FR_KC 256
 #define FR_MC_BYTES (128 * 1024)
-#define FR_BLOCK_ABOVE (4 * 1024 * 1024)
+#define FR_BLOCK_ABOVE (2 * 1024 * 1024)
 
 /* 1 when the active level has panel micro-kernels. */
 static int fr_panel_available(void)
@@ -53,21 +55,27 @@ static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K)               
     return (rows + mr - 1) / mr * mr * K;                                                     \
 }                                                                                             \
 /* Pack rows x K of W into panels; W's rows come from blocks of block_rows rows each (the  \
- * LSTM's four gate matrices, or one block), all with row stride ldw. */                      \
+ * LSTM's four gate matrices, or one block), all with row stride ldw.  A panel is the      \
+ * transpose of its MR rows (several runs where it straddles blocks), zeros past the end.  \
+ */                                                                                           \
 static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,               \
                                 ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
 {                                                                                             \
     enum { MR = FR_PANEL_BYTES / sizeof(T) };                                                 \
     for (ptrdiff_t p = 0; p * MR < rows; ++p) {                                               \
-        /* the panel's rows (NULL past the end), then k-major writes in one stream */         \
-        const T *src[MR];                                                                     \
-        for (ptrdiff_t r = 0; r < MR; ++r) {                                                  \
-            ptrdiff_t row = p * MR + r;                                                       \
-            src[r] = row < rows ? W[row / block_rows] + (row % block_rows) * ldw : NULL;      \
-        }                                                                                     \
         T *dst = P + p * K * MR;                                                              \
-        for (ptrdiff_t k = 0; k < K; ++k)                                                     \
-            for (ptrdiff_t r = 0; r < MR; ++r) dst[k * MR + r] = src[r] ? src[r][k] : (T)0;   \
+        for (ptrdiff_t r = 0, run; r < MR; r += run) {                                        \
+            ptrdiff_t row = p * MR + r, in_block = row % block_rows;                          \
+            if (row >= rows) {                                                                \
+                for (ptrdiff_t k = 0; k < K; ++k)                                             \
+                    for (ptrdiff_t q = r; q < MR; ++q) dst[k * MR + q] = 0;                   \
+                break;                                                                        \
+            }                                                                                 \
+            run = MR - r;                                                                     \
+            run = run < block_rows - in_block ? run : block_rows - in_block;                  \
+            run = run < rows - row ? run : rows - row;                                        \
+            fr_transpose_##SFX(W[row / block_rows] + in_block * ldw, run, K, ldw, dst + r, MR); \
+        }                                                                                     \
     }                                                                                         \
 }
 
