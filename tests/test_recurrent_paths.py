@@ -155,3 +155,43 @@ def test_model_reuses_its_packed_block_across_calls(kind, dtype):
                     assert_close(g, w, dtype)
         finally:
             _core.set_simd(previous)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("m, T", [(11, 5), (3, 19), (1, 4)])
+def test_lstm_kernel_runs_only_the_active_examples(simd_level, recurrent_path, dtype, m, T):
+    """Variable lengths in the LSTM kernel: the batch sorted longest first, ``active[t]``
+    examples run at step t; each example's states match the reference run on its own
+    steps, and are 0 past its length (ties, length 1 and the full length included)."""
+    n_x, n_a, n_y = 4, 37, 3
+    rng = np.random.default_rng(m * 100 + T)
+    p = lstm_params(rng, n_x, n_a, n_y, dtype=dtype)
+    lengths = np.sort(rng.integers(1, T + 1, size=m))[::-1].copy()
+    lengths[0] = T
+    lengths[-1] = 1
+    if m > 3:
+        lengths[1] = lengths[2]  # a tie
+    active = (m - np.cumsum(np.bincount(lengths, minlength=T + 1))[:T]).astype(np.intc)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    c0 = np.zeros((n_a, m), dtype=dtype)  # the lessons' LSTM starts from c = 0
+    from fastrnn._packing import pack
+    from fastrnn._validation import LSTM_WEIGHTS, validate_parameters
+    pk = pack("lstm", validate_parameters(p, LSTM_WEIGHTS)[0], np.dtype(dtype), merge=True)
+    out = {k: np.full(s, np.nan, dtype=dtype) for k, s in
+           dict(a=(n_a, m, T), c=(n_a, m, T), y=(n_y, m, T), z=(m, T, 4 * n_a),
+                s=(m, T, 2 * n_a)).items()}
+    for j0, j1 in [(0, m), (0, m // 2), (m // 2, m)]:  # whole batch and thread slices
+        _core.lstm_forward(x, a0, c0, pk.w, pk.b, pk.wy, pk.by, out["a"], out["c"], out["y"],
+                           out["z"], out["s"], j0, j1, 4, active)
+    for j, L in enumerate(lengths):
+        want = fastrnn.reference.lstm_forward(
+            x[:, j:j + 1, :L].astype(np.float64), a0[:, j:j + 1].astype(np.float64),
+            {k: v.astype(np.float64) for k, v in p.items()})
+        assert_close(out["a"][:, j:j + 1, :L], want[0], dtype)
+        assert_close(out["c"][:, j:j + 1, :L], want[2], dtype)
+        assert not out["a"][:, j, L:].any() and not out["c"][:, j, L:].any()
+    bad = np.array([m] * (T - 1) + [m + 1], np.intc)
+    with pytest.raises(ValueError, match="active"):
+        _core.lstm_forward(x, a0, c0, pk.w, pk.b, pk.wy, pk.by, out["a"], out["c"],
+                           out["y"], out["z"], out["s"], 0, m, 4, bad)

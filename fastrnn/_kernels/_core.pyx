@@ -21,7 +21,7 @@ disjoint slices of one call for the whole sequence.
 cimport numpy as cnp
 from cython cimport floating
 from libc.limits cimport INT_MAX
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from fastrnn._kernels._blas cimport gemm_acc
 from fastrnn._kernels._transpose cimport transpose
@@ -357,8 +357,13 @@ cdef void lstm_core(
         bint pack,                           # IN       pack them into panel (else packed)
         bint ring,                           # IN       z and s are the ring buffers above
                                              #          (inference: no caches); panel only
+        const int *active,                   # IN   (T,) or NULL: at step t only the first
+        Py_ssize_t act0,                     #      active[t] - act0 columns run (as gru_core)
         int small_max) noexcept nogil:
+    # Variable lengths as in gru_core: the batch sorted by length, longest first; the
+    # columns past active[t] skip the step's products and pass and get zero states.
     cdef int G = 4 * n_a
+    cdef Py_ssize_t mt = m
     cdef int S = 2 * n_a
     cdef int K = n_a + n_x
     cdef int ldw = n_a + n_x
@@ -436,6 +441,8 @@ cdef void lstm_core(
     for t in range(T):
         zt = z if ring else z + t * G
         st = s + (t % STATE_BLOCK if ring else t) * S
+        if active != NULL:
+            mt = min(max(active[t] - act0, 0), m)
         # A_{t-1}, C_{t-1}: a0, c0 (t = 0) or the halves of the previous step's states
         # (column-major, leading dimension lds; with ``ring`` the previous slot).
         if t == 0:
@@ -443,20 +450,24 @@ cdef void lstm_core(
         else:
             h_prev = s + ((t - 1) % STATE_BLOCK if ring else t - 1) * S
             ldh = lds
-        if panel != NULL:
-            for j in range(m):
+        if mt == 0:
+            pass
+        elif panel != NULL:
+            for j in range(mt):
                 memcpy(zt + j * ldz, bias, G * sizeof(floating))
-            panel_acc(G, m, n_x, panel_x, xt + t * n_x, ldxt, zt, ldz)
-            panel_acc(G, m, n_a, panel, h_prev, ldh, zt, ldz)
+            panel_acc(G, mt, n_x, panel_x, xt + t * n_x, ldxt, zt, ldz)
+            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz)
         elif fused:
             pass
         elif merged:
-            product_acc(G, m, n_a, w[0], ldw, NULL, h_prev, ldh, zt, ldz, small_max)
+            product_acc(G, mt, n_a, w[0], ldw, NULL, h_prev, ldh, zt, ldz, small_max)
         else:
             for k in range(4):
-                product_acc(n_a, m, n_a, w[k], ldw, NULL, h_prev, ldh, zt + k * n_a, ldz,
+                product_acc(n_a, mt, n_a, w[k], ldw, NULL, h_prev, ldh, zt + k * n_a, ldz,
                             small_max)
-        for j in range(m):
+        for j in range(mt, m):
+            memset(st + j * lds, 0, S * sizeof(floating))
+        for j in range(mt):
             c_prev = cw + j * n_a if t == 0 else h_prev + j * ldh + n_a
             if v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a):
                 # subnormal c or h: both stored as 0, under the same condition as in
@@ -599,7 +610,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
                         char *x, char *a0, char *c0, char **w, char **b, char *wy, char *by,
                         char *a, char *c, char *y, char *z, char *s, char *work,
                         bint panel, int small_max, char *packed=NULL, bint fill=False,
-                        bint ring=False) noexcept nogil:
+                        bint ring=False, const int *active=NULL) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
     # consecutive row blocks of one array.  work: lstm_work_size(..., panel) (+
     # lstm_panel_elems(...)).  ``ring`` (panel only, whole batch): z and s are lstm_core's
@@ -626,7 +637,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <float *> z + off * 4 * n_a, <float *> s + off * 2 * n_a,
             <float *> work, <float *> work + hc, <float *> work + 2 * hc,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, ring, small_max)
+            packed == NULL or fill, ring, active, j0, small_max)
     else:
         for k in range(4):
             wd[k] = <double *> w[k]
@@ -638,7 +649,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <double *> z + off * 4 * n_a, <double *> s + off * 2 * n_a,
             <double *> work, <double *> work + hc, <double *> work + 2 * hc,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, ring, small_max)
+            packed == NULL or fill, ring, active, j0, small_max)
 
 
 # ------------------------------------------------------------------ checked entry points
@@ -738,7 +749,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                  tuple w not None, tuple b not None, cnp.ndarray wy not None,
                  cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray c not None,
                  cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
-                 Py_ssize_t j0, Py_ssize_t j1, int small_max):
+                 Py_ssize_t j0, Py_ssize_t j1, int small_max, cnp.ndarray active=None):
     """LSTM over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -754,6 +765,9 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     s : (m, T, 2n_a) OUT: [a_t, c_t] of every step, time-major (for the caches).
     small_max : batch slices of at most this many examples use the small-batch kernel for
         the recurrent product instead of BLAS gemm.
+    active : None, or (T,) C int IN, as for :func:`gru_forward`: the batch sorted by length,
+        longest first; at step t only the first active[t] examples run, the others' states
+        are set to 0.
     """
     cdef int typenum = check_typenum(x)
     if len(w) != 4 or len(b) != 4:
@@ -780,6 +794,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     check(z, "z", typenum, True, 3, m, T, 4 * n_a)
     check(s, "s", typenum, True, 3, m, T, 2 * n_a)
     check_sizes(n_x, 4 * n_a, n_a, n_y, m, T, j0, j1)
+    check_active(active, T, m)
+    cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
     cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, j1 - j0, T, small_max)
@@ -790,7 +806,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                       cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(c0), wp, bp,
                       cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
                       cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, small_max)
+                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, small_max,
+                      NULL, False, False, act)
 
 
 # ------------------------------------------------------------------ the drop-in fast path
@@ -943,7 +960,8 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
 
 cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp, char **bp,
                      cnp.ndarray wy, char *by, bint sequence, int small_max,
-                     Py_ssize_t npanel, list scratch=None, bint caches=True):
+                     Py_ssize_t npanel, list scratch=None, bint caches=True,
+                     const int *active=NULL):
     # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # Without ``caches``, where the panel GEMM runs, z and s are the core's ring buffers
@@ -976,7 +994,8 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
                       cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
                       cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(c),
                       cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s),
-                      cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill, ring)
+                      cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill, ring,
+                      active)
     if ring:
         return a, y, c, None, None
     return a, y, c, z, s
@@ -1130,12 +1149,14 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
 
 def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
                     cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
-                    bint sequence, int small_max, list scratch=None, bint caches=True):
+                    bint sequence, int small_max, list scratch=None, bint caches=True,
+                    cnp.ndarray active=None):
     """:func:`try_lstm` for a packed model (fastrnn.LSTM): ``w`` (4n_a, n_a + n_x) and ``b``
     (4n_a,) the merged gate block, already checked and contiguous; ``a0``/``c0`` None mean
     zeros; ``scratch`` as for :func:`try_packed_rnn`.  Returns ``(a, y, c, z, s)``, z and s
     being scratch memory (the backward's inputs), or None.  ``caches=False`` (inference):
-    z and s may be None, the kernel then keeps one step of gates and a few of states."""
+    z and s may be None, the kernel then keeps one step of gates and a few of states.
+    ``active`` as for :func:`lstm_forward`."""
     cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1], n_x, k
     if cnp.PyArray_NDIM(w) != 2 or w.shape[1] < n_a:
@@ -1161,8 +1182,10 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     for k in range(4):
         wp[k] = cnp.PyArray_BYTES(w) + k * n_a * (n_a + n_x) * item
         bp[k] = cnp.PyArray_BYTES(b) + k * n_a * item
+    check_active(active, T, m)
     return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
-                     lstm_panel_elems(typenum, n_a, n_x, m, T, small_max), scratch, caches)
+                     lstm_panel_elems(typenum, n_a, n_x, m, T, small_max), scratch, caches,
+                     NULL if active is None else <const int *> cnp.PyArray_DATA(active))
 
 
 # ------------------------------------------------------------------ test and report hooks
