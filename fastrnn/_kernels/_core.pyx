@@ -351,9 +351,8 @@ cdef void lstm_core(
         floating *h,                         # WORK     (m, n_a): a0 transposed
         floating *cw,                        # WORK     (m, n_a): c0 transposed
         floating *xt,                        # WORK     see lstm_work_size
-        floating *panel,                     # WORK     the gates' W_a, then W_x, packed for
-                                             #          the panel GEMM (lstm_panel_elems), or
-                                             #          NULL
+        floating *panel,                     # WORK     the gates' [W_a | W_x] packed for the
+                                             #          panel GEMM (lstm_panel_elems), or NULL
         bint pack,                           # IN       pack them into panel (else packed)
         bint ring,                           # IN       z and s are the ring buffers above
                                              #          (inference: no caches); panel only
@@ -373,13 +372,14 @@ cdef void lstm_core(
     cdef int ldh
     cdef const floating *h_prev
     cdef const floating *c_prev
-    cdef const floating *wx[4]
     cdef floating *st
     cdef floating *zt
     cdef floating *sb
-    cdef Py_ssize_t ldxt = <Py_ssize_t> T * n_x  # X^T (m, T, n_x): one column per (j, t)
-    cdef floating *bias = xt + m * ldxt  # panel path: the gates' biases, one column
-    cdef floating *panel_x = NULL
+    # panel path work: X^T (m*T, n_x), one column per (j, t); the gates' biases (4n_a); the
+    # step's concat = [a_prev; xt] (m, n_a + n_x)
+    cdef floating *bias = xt + <Py_ssize_t> mT * n_x
+    cdef floating *cat = bias + G
+    cdef floating *catj
     cdef Py_ssize_t t, j, i, k, col, t0
     cdef int flush_h = -1  # as flush_a in rnn_core
     # A single step of a few examples (a streaming cell call) makes one product over the
@@ -388,19 +388,12 @@ cdef void lstm_core(
     cdef bint fused = T == 1 and m <= SMALL_COLS
 
     if panel != NULL:
-        # Per step, Z_t = b + W_x X_t + W_a A_{t-1}: both products by the panel GEMM from
-        # blocks packed once (a model keeps them between calls), X_t a slice of X^T (m*T,
-        # n_x).  Nothing is computed ahead of the loop, so Z_t is written while in cache
-        # (and with ``ring``, Z is that one step).
-        if floating is float:
-            panel_x = panel + fr_panel_size_f(G, n_a)
-        else:
-            panel_x = panel + fr_panel_size_d(G, n_a)
+        # Per step, Z_t = b + [W_a | W_x] @ [A_{t-1}; X_t] as the lessons write it: one panel
+        # GEMM over the gates' whole rows, packed once (a model keeps them between calls),
+        # on the step's concat, copied from the states and X^T.  Nothing is computed ahead
+        # of the loop, so Z_t is written while in cache (with ``ring``, Z is that one step).
         if pack:
-            panel_pack(G, n_a, w, n_a, ldw, panel)
-            for k in range(4):
-                wx[k] = w[k] + n_a
-            panel_pack(G, n_x, wx, n_a, ldw, panel_x)
+            panel_pack(G, K, w, n_a, ldw, panel)
         transpose(x, n_x, mT, ldx, xt, n_x)
         for k in range(4):
             memcpy(bias + k * n_a, b[0] + k * n_a if merged else b[k], n_a * sizeof(floating))
@@ -454,9 +447,11 @@ cdef void lstm_core(
             pass
         elif panel != NULL:
             for j in range(mt):
+                catj = cat + j * K
+                memcpy(catj, h_prev + j * ldh, n_a * sizeof(floating))
+                memcpy(catj + n_a, xt + (j * T + t) * n_x, n_x * sizeof(floating))
                 memcpy(zt + j * ldz, bias, G * sizeof(floating))
-            panel_acc(G, mt, n_x, panel_x, xt + t * n_x, ldxt, zt, ldz)
-            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz)
+            panel_acc(G, mt, K, panel, cat, K, zt, ldz)
         elif fused:
             pass
         elif merged:
@@ -514,9 +509,10 @@ cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
 cdef inline Py_ssize_t lstm_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
                                       Py_ssize_t n_x, bint panel) noexcept nogil:
     # lstm_core's work before the panel: a0, c0 transposed (2 (ms, n_a)); with the panel
-    # GEMM, X^T (ms*T, n_x) and the gates' biases (4n_a); else as work_size(2, ...).
+    # GEMM, X^T (ms*T, n_x), the gates' biases (4n_a) and a concat (ms, n_a + n_x); else as
+    # work_size(2, ...).
     if panel:
-        return 2 * ms * n_a + ms * T * n_x + 4 * n_a
+        return 2 * ms * n_a + ms * T * n_x + 4 * n_a + ms * (n_a + n_x)
     return work_size(2, ms, T, n_a, n_x)
 
 
@@ -565,8 +561,8 @@ cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize
 
 cdef Py_ssize_t lstm_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
                                  Py_ssize_t T, int small_max) noexcept nogil:
-    # The LSTM's packed blocks when the panel GEMM takes its recurrent product: W_a (4n_a,
-    # n_a) and W_x (4n_a, n_x) of the gates, one after the other; else 0.
+    # The LSTM's packed block when the panel GEMM takes its recurrent product: the gates'
+    # whole rows [W_a | W_x] (4n_a, n_a + n_x); else 0.
     if panel_elems(typenum, 4 * n_a, n_a, ms, T, small_max) == 0:
         return 0
     if typenum == cnp.NPY_FLOAT32:
