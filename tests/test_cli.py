@@ -459,3 +459,16 @@ def test_bench_plot_writes_a_png_when_matplotlib_is_there(tmp_path, capsys):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert status == 2 and "matplotlib" in capsys.readouterr().err
+
+
+def test_bench_with_threads_reports_the_parallel_ceiling(tmp_path):
+    """With --threads above 1 the report measures the same GEMM on one thread too, and says
+    what threads can gain on this machine at best (the ratio of the two rates)."""
+    path = tmp_path / "bench.json"
+    proc = run_cli("bench", "--quick", "--peers", "none", "--shapes", "lesson", "--models",
+                   "rnn", "--dtype", "float32", "--threads", "2", "--repeat", "2",
+                   "--min-time", "0.01", "--json", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "parallel ceiling (this rate / the same GEMM on one thread): float32 " in proc.stdout
+    gemm = json.loads(path.read_text())["gemm"]["float32"]
+    assert gemm["gflops"] > 0 and gemm["one_thread_gflops"] > 0

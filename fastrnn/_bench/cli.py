@@ -358,6 +358,10 @@ def run(opts, out=None):
                 progress(f"GEMM rate: {'sgemm' if d == 'float32' else 'dgemm'} n={gemm_n[d]}")
                 gemm[d] = {"n": gemm_n[d], "gflops": gemm_rate(DTYPES[d], gemm_n[d],
                                                                gemm_repeat)}
+                if opts.threads > 1:
+                    with threadpool_limits(1):
+                        gemm[d]["one_thread_gflops"] = gemm_rate(DTYPES[d], gemm_n[d],
+                                                                 gemm_repeat)
                 if torch is not None:
                     progress(f"GEMM rate: torch.mm {d} n={gemm_n[d]}")
                     gemm[d]["torch_gflops"] = torch_gemm_rate(torch, DTYPES[d], gemm_n[d],

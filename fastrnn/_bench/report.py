@@ -177,6 +177,12 @@ def format_gemm(gemm):
     if any("torch_gflops" in v for v in gemm.values()):
         text += ("   (PyTorch's own torch.mm, not the limit used for %GEMM: "
                  + ", ".join(f"{k} {v['torch_gflops']:.1f}" for k, v in gemm.items()) + ")")
+    if any("one_thread_gflops" in v for v in gemm.values()):
+        # what threads can gain on this machine at best (on a VM whose vCPUs share a core's
+        # floating-point units this is near 1 whatever the vCPU count says)
+        text += ("   parallel ceiling (this rate / the same GEMM on one thread): "
+                 + ", ".join(f"{k} {v['gflops'] / v['one_thread_gflops']:.2f}x"
+                             for k, v in gemm.items()))
     return text
 
 
