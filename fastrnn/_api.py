@@ -136,6 +136,17 @@ def _run(kernel, args, m, n_threads, work):
             f.result()
 
 
+def run_slices(run, n):
+    """Call ``run(k)`` for every k in range(n): k = 0 on the calling thread, the others on
+    the pool (a kernel's slices of one call, each releasing the GIL)."""
+    futures = [_pool(n - 1).submit(run, k) for k in range(1, n)]
+    try:
+        run(0)
+    finally:
+        for f in futures:
+            f.result()
+
+
 def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh"):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y and the state buffer.
 

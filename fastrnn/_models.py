@@ -228,10 +228,12 @@ class _Model:
 
     def _try(self, x, states, sequence, n_threads=1, active=None, caches=False):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
-        already what the kernel takes, on one thread and outside checked mode; else None.
+        already what the kernel takes, outside checked mode (on one thread; the LSTM also on
+        several); else None.
         ``active``: GRU only (see GRU._sequence).  ``caches``: the LSTM's gate and state
         buffers are wanted (training); without, they may come back as None."""
-        if (_api.threads_count(n_threads) != 1 or _checked.is_checked()
+        n_threads = _api.threads_count(n_threads)
+        if ((n_threads != 1 and self._kind != "lstm") or _checked.is_checked()
                 or getattr(self, "nonlinearity", "tanh") != "tanh"):
             return None
         p = self._packed
@@ -243,8 +245,12 @@ class _Model:
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch)
+        # several threads: the batch in slices, each on its own thread (None where the
+        # kernel cannot split this call: the general threaded route then runs it)
         return _core.try_packed_lstm(x, states[0], states[1], p.blocks[0], p.blocks[1], p.wy,
-                                     p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch, caches)
+                                     p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch, caches,
+                                     None, n_threads, _api.run_slices,
+                                     _api._MIN_THREADED_WORK)
 
     def _inputs(self, inputs, sequence):
         """Validate inputs against the model; states given as None become zeros.

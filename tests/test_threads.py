@@ -403,6 +403,30 @@ def test_model_n_threads_2_matches_n_threads_1(kind, dtype, m, recurrent_path):
                          err_msg=f"{kind} forward, n_threads={n} vs 1, m={m}")
 
 
+@pytest.mark.parametrize("m", [2, 13])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_lstm_model_slices_on_threads_match_the_reference(dtype, m, recurrent_path):
+    """An LSTM call large enough for threads (the batch in slices, each slice on its own
+    thread with its own ring buffers, the packed block shared): n_threads = 2 and 3 give the
+    reference's result, call after call (buffers reused), with a0 and c0 given or not."""
+    n_x, n_a, n_y, T = 20, 96, 7, 20
+    assert m * T * n_a * (4 * (n_a + n_x) + n_y) >= fastrnn._api._MIN_THREADED_WORK or m == 2
+    rng = np.random.default_rng(m)
+    p = lstm_params(rng, n_x, n_a, n_y, dtype=dtype)
+    model = fastrnn.LSTM(p)
+    x = rng.standard_normal((n_x, m, 2 * T if m == 2 else T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    want = reference.lstm_forward(x.astype(np.float64), a0.astype(np.float64),
+                                  {k: v.astype(np.float64) for k, v in p.items()})
+    for n in (2, 3, 2):
+        a, y, c = model.forward(x, a0, n_threads=n)
+        assert_close(a, want[0], dtype)
+        assert_close(y, want[1], dtype)
+        assert_close(c, want[2], dtype)
+    zero_a0 = model.forward(x, n_threads=2)
+    assert_close(zero_a0[0], model.forward(x, np.zeros_like(a0))[0].astype(np.float64), dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
 def test_shared_model_used_concurrently_gives_serial_results(kind, dtype, recurrent_path,

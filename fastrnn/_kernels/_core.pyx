@@ -609,9 +609,10 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
                         bint ring=False, const int *active=NULL) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
     # consecutive row blocks of one array.  work: lstm_work_size(..., panel) (+
-    # lstm_panel_elems(...)).  ``ring`` (panel only, whole batch): z and s are lstm_core's
-    # ring buffers, not caches.
+    # lstm_panel_elems(...)).  ``ring`` (panel only): z and s are lstm_core's ring buffers
+    # for these ms = j1 - j0 columns (the slice's own), not caches.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
+    cdef Py_ssize_t zoff = 0 if ring else off * 4 * n_a, soff = 0 if ring else off * 2 * n_a
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
     cdef Py_ssize_t base = lstm_work_size(ms, T, n_a, n_x, panel or packed != NULL)
     cdef bint merged = True
@@ -630,7 +631,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
             <float *> c0 + j0, m, wf, bf, merged, <float *> wy, <float *> by,
             <float *> a + off, m * T, <float *> c + off, m * T, <float *> y + off, m * T,
-            <float *> z + off * 4 * n_a, <float *> s + off * 2 * n_a,
+            <float *> z + zoff, <float *> s + soff,
             <float *> work, <float *> work + hc, <float *> work + 2 * hc,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
             packed == NULL or fill, ring, active, j0, small_max)
@@ -642,7 +643,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
             <double *> c0 + j0, m, wd, bd, merged, <double *> wy, <double *> by,
             <double *> a + off, m * T, <double *> c + off, m * T, <double *> y + off, m * T,
-            <double *> z + off * 4 * n_a, <double *> s + off * 2 * n_a,
+            <double *> z + zoff, <double *> s + soff,
             <double *> work, <double *> work + hc, <double *> work + 2 * hc,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
             packed == NULL or fill, ring, active, j0, small_max)
@@ -954,14 +955,104 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     return a, y, z
 
 
+cdef void pack_lstm(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, char **wp,
+                    char *panel) noexcept nogil:
+    # The gates' rows [W_a | W_x] into the panel of lstm_panel_elems(...) elements.
+    cdef const float *wf[4]
+    cdef const double *wd[4]
+    cdef int k
+    for k in range(4):
+        wf[k] = <const float *> wp[k]
+        wd[k] = <const double *> wp[k]
+    if typenum == cnp.NPY_FLOAT32:
+        panel_pack(4 * n_a, n_a + n_x, wf, n_a, n_a + n_x, <float *> panel)
+    else:
+        panel_pack(4 * n_a, n_a + n_x, wd, n_a, n_a + n_x, <double *> panel)
+
+
+cdef list slice_buffers(list scratch, int typenum, Py_ssize_t n_a, Py_ssize_t n_x,
+                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t n):
+    # The batch in n near-equal slices, each with its own ring buffers and work:
+    # [(j0, j1, z, s, work)], kept in scratch[4] for the next call of the same sizes.
+    while len(scratch) < 5:
+        scratch.append(None)
+    key = (typenum, n_a, n_x, m, T, n)
+    if scratch[4] is not None and scratch[4][0] == key:
+        return scratch[4][1]
+    cdef list out = []
+    cdef Py_ssize_t k, j0, j1
+    dtype = np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64
+    for k in range(n):
+        j0, j1 = m * k // n, m * (k + 1) // n
+        out.append((j0, j1, np.empty((j1 - j0, 1, 4 * n_a), dtype),
+                    np.empty((j1 - j0, STATE_BLOCK, 2 * n_a), dtype),
+                    np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, True), dtype)))
+    scratch[4] = (key, out)
+    return out
+
+
+cdef class LstmSlices:
+    # One LSTM call split over the batch for several threads: run(k) runs slice k with the
+    # GIL released, on the slice's own ring buffers and the shared, already packed block.
+    cdef int typenum
+    cdef Py_ssize_t small_max
+    cdef const int *active
+    cdef char *wp[4]
+    cdef char *bp[4]
+    cdef char *by
+    cdef char *packed
+    cdef cnp.ndarray x, a0, c0, wy, a, c, y
+    cdef list slices
+
+    def __cinit__(self):
+        self.active = NULL
+
+    cdef void stay_with(self, cnp.ndarray x, cnp.ndarray a0, cnp.ndarray c0, cnp.ndarray wy,
+                        cnp.ndarray a, cnp.ndarray c, cnp.ndarray y):
+        self.x, self.a0, self.c0, self.wy, self.a, self.c, self.y = x, a0, c0, wy, a, c, y
+
+    def run(self, Py_ssize_t k):
+        j0, j1, z, s, work = self.slices[k]
+        cdef Py_ssize_t n_x = self.x.shape[0], m = self.x.shape[1], T = self.x.shape[2]
+        cdef Py_ssize_t n_y = self.wy.shape[0], n_a = self.wy.shape[1]
+        cdef Py_ssize_t i0 = j0, i1 = j1
+        cdef char *zp = cnp.PyArray_BYTES(<cnp.ndarray> z)
+        cdef char *sp = cnp.PyArray_BYTES(<cnp.ndarray> s)
+        cdef char *wkp = cnp.PyArray_BYTES(<cnp.ndarray> work)
+        with nogil:
+            run_lstm_core(self.typenum, n_x, n_a, n_y, m, T, i0, i1,
+                          cnp.PyArray_BYTES(self.x), cnp.PyArray_BYTES(self.a0),
+                          cnp.PyArray_BYTES(self.c0), self.wp, self.bp,
+                          cnp.PyArray_BYTES(self.wy), self.by, cnp.PyArray_BYTES(self.a),
+                          cnp.PyArray_BYTES(self.c), cnp.PyArray_BYTES(self.y), zp, sp, wkp,
+                          True, self.small_max, self.packed, False, True, self.active)
+
+
+cdef LstmSlices LstmSlices_new(cnp.ndarray x, cnp.ndarray a0, cnp.ndarray c0, char **wp,
+                               char **bp, cnp.ndarray wy, char *by, cnp.ndarray a,
+                               cnp.ndarray c, cnp.ndarray y, char *packed, int small_max,
+                               const int *active, list slices):
+    cdef LstmSlices job = LstmSlices.__new__(LstmSlices)
+    cdef int k
+    job.typenum = cnp.PyArray_TYPE(x)
+    job.stay_with(x, a0, c0, wy, a, c, y)
+    for k in range(4):
+        job.wp[k], job.bp[k] = wp[k], bp[k]
+    job.by, job.packed, job.small_max, job.active = by, packed, small_max, active
+    job.slices = slices
+    return job
+
+
 cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp, char **bp,
                      cnp.ndarray wy, char *by, bint sequence, int small_max,
                      Py_ssize_t npanel, list scratch=None, bint caches=True,
-                     const int *active=NULL):
+                     const int *active=NULL, Py_ssize_t n_slices=1, object runner=None):
     # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # Without ``caches``, where the panel GEMM runs, z and s are the core's ring buffers
-    # (one step of gates, STATE_BLOCK steps of states) and come back as None.
+    # (one step of gates, STATE_BLOCK steps of states) and come back as None; then
+    # ``n_slices`` > 1 splits the batch into that many slices, run by
+    # ``runner(run, n_slices)`` (which calls run(k) once for every k, on its threads).
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -982,6 +1073,13 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     if scratch is not None and npanel:
         packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wp[0], npanel, typenum,
                                                 &fill))
+    if ring and packed != NULL and n_slices > 1:
+        if fill:  # packed here, once: the slices only read it
+            pack_lstm(typenum, n_a, n_x, wp, packed)
+        runner(LstmSlices_new(xa, a0a, c0a, wp, bp, wy, by, a, c, y, packed, small_max, active,
+                              slice_buffers(scratch, typenum, n_a, n_x, m, T, n_slices)).run,
+               n_slices)
+        return a, y, c, None, None
     dims[0] = lstm_work_size(m, T, n_a, n_x, npanel > 0) + (0 if packed != NULL else npanel)
     cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
                              else arena_work(dims[0], typenum))
@@ -1146,13 +1244,18 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
 def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
                     cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
                     bint sequence, int small_max, list scratch=None, bint caches=True,
-                    cnp.ndarray active=None):
+                    cnp.ndarray active=None, Py_ssize_t n_threads=1, object runner=None,
+                    double min_threaded_work=0):
     """:func:`try_lstm` for a packed model (fastrnn.LSTM): ``w`` (4n_a, n_a + n_x) and ``b``
     (4n_a,) the merged gate block, already checked and contiguous; ``a0``/``c0`` None mean
     zeros; ``scratch`` as for :func:`try_packed_rnn`.  Returns ``(a, y, c, z, s)``, z and s
     being scratch memory (the backward's inputs), or None.  ``caches=False`` (inference):
     z and s may be None, the kernel then keeps one step of gates and a few of states.
-    ``active`` as for :func:`lstm_forward`."""
+    ``active`` as for :func:`lstm_forward`.  ``n_threads`` > 1 (without caches): the batch is
+    split into that many slices (fewer when m is smaller, one when the call has fewer than
+    ``min_threaded_work`` multiply-adds) run by ``runner(run, n)``, which calls run(k) for
+    every k in range(n) on its threads; returns None when this path cannot split the call
+    (then the caller's own threaded route runs it)."""
     cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1], n_x, k
     if cnp.PyArray_NDIM(w) != 2 or w.shape[1] < n_a:
@@ -1179,9 +1282,16 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
         wp[k] = cnp.PyArray_BYTES(w) + k * n_a * (n_a + n_x) * item
         bp[k] = cnp.PyArray_BYTES(b) + k * n_a * item
     check_active(active, T, m)
+    cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, m, T, small_max)
+    cdef Py_ssize_t n_slices = min(n_threads, m)
+    if m * T * n_a * (4.0 * (n_a + n_x) + wy.shape[0]) < min_threaded_work:
+        n_slices = 1
+    if n_slices > 1 and (caches or npanel == 0 or scratch is None or runner is None):
+        return None
     return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
-                     lstm_panel_elems(typenum, n_a, n_x, m, T, small_max), scratch, caches,
-                     NULL if active is None else <const int *> cnp.PyArray_DATA(active))
+                     npanel, scratch, caches,
+                     NULL if active is None else <const int *> cnp.PyArray_DATA(active),
+                     n_slices, runner)
 
 
 # ------------------------------------------------------------------ test and report hooks
