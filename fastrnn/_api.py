@@ -136,10 +136,11 @@ def _run(kernel, args, m, n_threads, work):
             f.result()
 
 
-def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh"):
+def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y and the state buffer.
 
     The state buffer z (m, T_x, n_a) holds the hidden states again, time-major.
+    ``active``: as for :func:`run_gru`.
 
     ``x`` and ``a0`` must already be C-contiguous arrays of the packed dtype.
     """
@@ -149,8 +150,10 @@ def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh"):
     a = np.empty((n_a, m, T), dtype=dtype)
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, n_a), dtype=dtype)
-    kernel = (_core.rnn_forward if nonlinearity == "tanh"
-              else functools.partial(_core.rnn_forward, relu=True))
+    options = {"relu": True} if nonlinearity == "relu" else {}
+    if active is not None:
+        options["active"] = active
+    kernel = functools.partial(_core.rnn_forward, **options) if options else _core.rnn_forward
     _run(kernel, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
                   a, y, z), m, n_threads, m * T * n_a * (n_a + n_x + n_y))
     return a, y, z

@@ -20,6 +20,9 @@ __all__ = ["RNN", "LSTM", "GRU"]
 class _Model:
     _kind = None
     _weights = None
+    # True for the kinds whose kernel takes ``active`` (the examples still running at each
+    # step of a batch sorted by length) and so skips the padding: see _sorted_sequence.
+    _skips_padding = False
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike | None = None) -> None:
         weights, dims = validate_parameters(parameters, self._weights)
@@ -145,14 +148,15 @@ class _Model:
 
     def _kernel(self, x, states, n_threads=1, active=None):
         """Run the kernel on validated inputs; returns a, y (None without an output layer)
-        and c (None unless an LSTM), each (rows, m, T_x).  ``active``: GRU only (see
-        GRU._sequence)."""
+        and c (None unless an LSTM), each (rows, m, T_x).  ``active``: the examples still
+        running at each step of a batch sorted by length (see :class:`_ByLength`); only
+        for the kinds whose kernel takes it (``_skips_padding``)."""
         p = self._packed
         fast = self._try(x, states, True, n_threads, active)
         if fast is not None:  # one thread: the per-thread work buffers are reused
             a, y, c = fast[0], fast[1], fast[2] if self._kind == "lstm" else None
         elif self._kind == "rnn":
-            a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity)
+            a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity, active)
             c = None
         elif self._kind == "gru":
             a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after, active)
@@ -170,13 +174,17 @@ class _Model:
         example's length) and the list of final states (a, and c for an LSTM), each (n_a, m):
         every example's state after its own last step.
 
-        The kernel runs over all T_x steps of every example (the GRU overrides this to skip
-        the padding): a step past an example's length cannot change its earlier steps, so
-        the padding is computed and then zeroed, and the
-        reverse direction reads each example's steps reversed within its own length (one
-        gather of the input, and of the outputs back) -- no per-example loop.
+        With lengths below T_x, a kind whose kernel skips the padding (``_skips_padding``)
+        runs the batch sorted by length (see :class:`_ByLength`).  Otherwise the kernel runs
+        over all T_x steps of every example: a step past an example's length cannot change
+        its earlier steps, so the padding is computed and then zeroed, and the reverse
+        direction reads each example's steps reversed within its own length (one gather of
+        the input, and of the outputs back) -- no per-example loop.
         """
         m, T = x.shape[1], x.shape[2]
+        if (self._skips_padding and lengths is not None and m and T
+                and lengths.min() < T):
+            return self._sorted_sequence(x, states, lengths, reverse, n_threads)
         if reverse:
             order = _reversal(lengths, m, T)
             x = _reorder(x, order)
@@ -198,6 +206,22 @@ class _Model:
                     if o is not None:
                         o[:, pad] = 0
         return outs[0], outs[1], outs[2], last
+
+    def _sorted_sequence(self, x, states, lengths, reverse, n_threads):
+        """:meth:`_sequence` with the padding skipped: the batch goes in longest first (one
+        gather, which also reverses each example within its length for the reverse
+        direction), each step runs only the examples still going, and the outputs come back
+        with one more gather.  Any number of states (a; a and c)."""
+        order = _ByLength(lengths, x.shape[2], reverse)
+        a, y, c = self._kernel(order.gather(x), [order.sort(v) for v in states], n_threads,
+                               order.active)
+        # the kernel zeroed the states past each length; the predictions there are not
+        # meaningful until zeroed here
+        last = [order.last(v) for v in (a, c) if v is not None]
+        a, y, c = (None if v is None else order.scatter(v) for v in (a, y, c))
+        if y is not None:
+            y[:, order.padding] = 0
+        return a, y, c, last
 
     def _run_forward(self, x, states, lengths, n_threads):
         """The validated route of ``forward``: returns a, y, c (see :meth:`_sequence`)."""
@@ -229,9 +253,8 @@ class _Model:
     def _try(self, x, states, sequence, n_threads=1, active=None):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, on one thread and outside checked mode; else None.
-        ``active``: GRU only (see GRU._sequence)."""
-        if (_api.threads_count(n_threads) != 1 or _checked.is_checked()
-                or getattr(self, "nonlinearity", "tanh") != "tanh"):
+        ``active``: as for :meth:`_kernel`."""
+        if _api.threads_count(n_threads) != 1 or _checked.is_checked():
             return None
         p = self._packed
         scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
@@ -241,7 +264,8 @@ class _Model:
                                         _api.SMALL_BATCH_MAX_M, scratch, active)
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
-                                        sequence, _api.SMALL_BATCH_MAX_M, scratch)
+                                        sequence, _api.SMALL_BATCH_MAX_M, scratch,
+                                        self.nonlinearity == "relu", active)
         return _core.try_packed_lstm(x, states[0], states[1], p.blocks[0], p.blocks[1], p.wy,
                                      p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch)
 
@@ -286,6 +310,7 @@ class RNN(_Model):
 
     _kind = "rnn"
     _weights = RNN_WEIGHTS
+    _skips_padding = True
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike = None, *,
                  nonlinearity: str = "tanh") -> None:
@@ -489,6 +514,7 @@ class GRU(_Model):
 
     _kind = "gru"
     _weights = GRU_WEIGHTS
+    _skips_padding = True
 
     def __init__(self, parameters, dtype=None, *, reset_after=True):
         self.reset_after = _api._flag(reset_after, "reset_after")
@@ -496,35 +522,6 @@ class GRU(_Model):
 
     def _cell_options(self):
         return {"reset_after": self.reset_after}
-
-    def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1):
-        """As :meth:`_Model._sequence`; with lengths below T_x the kernel skips the padding:
-        the batch goes in longest first (one gather, which also reverses each example within
-        its length for the reverse direction) and each step runs only the examples still
-        going; the outputs come back with one more gather."""
-        n_x, m, T = x.shape
-        if lengths is None or m == 0 or T == 0 or lengths.min() == T:
-            return super()._sequence(x, states, lengths, reverse, n_threads)
-        perm = np.argsort(-lengths, kind="stable")
-        L = lengths[perm]
-        t = np.arange(T, dtype=np.intp)[None, :]
-        steps = (np.where(t < L[:, None], L[:, None] - 1 - t, t) if reverse
-                 else np.broadcast_to(t, (m, T)))
-        xs = _take_columns(x, (perm[:, None] * T + steps).ravel())
-        a0 = np.ascontiguousarray(states[0][:, perm])
-        # active[t]: the examples longer than t
-        active = (m - np.cumsum(np.bincount(L, minlength=T + 1))[:T]).astype(np.intc)
-        a, y, _ = self._kernel(xs, [a0], n_threads, active)
-        cols = np.arange(m)
-        inv = np.empty_like(perm)
-        inv[perm] = cols
-        last = a[:, cols, L - 1][:, inv]
-        back = (inv[:, None] * T + steps[inv]).ravel()
-        a = _take_columns(a, back)  # zero past each length: the kernel zeroed those states
-        if y is not None:
-            y = _take_columns(y, back)
-            y[:, t >= lengths[:, None]] = 0
-        return a, y, None, [last]
 
     def forward(self, x, a0=None, *, lengths=None, n_threads=1):
         """Run a sequence.
@@ -559,6 +556,47 @@ class GRU(_Model):
         yt_pred : ndarray (n_y, m), or None without an output layer
         """
         return self._one_state_step(xt, state, reference.gru_cell_forward)
+
+
+class _ByLength:
+    """A batch sorted by length, longest first, for a kernel that skips the padding.
+
+    ``active`` (T_x,) C ints: how many examples are still running at each step (the
+    kernels' ``active``).  :meth:`gather` puts a (rows, m, T_x) sequence in the kernel's
+    order (example k is the k-th longest; for the reverse direction each example's steps
+    are reversed within its own length, the padding left after them) and :meth:`scatter`
+    puts the kernel's outputs back; :meth:`sort` orders an initial state (rows, m) and
+    :meth:`last` picks each example's state after its own last step from a kernel output,
+    in the caller's order.  ``padding`` (m, T_x) is True past each example's length.
+    One vectorised gather per array, whatever the number of states.
+    """
+
+    def __init__(self, lengths, T, reverse):
+        m = len(lengths)
+        self._perm = perm = np.argsort(-lengths, kind="stable")
+        self._sorted = L = lengths[perm]
+        t = np.arange(T, dtype=np.intp)[None, :]
+        steps = (np.where(t < L[:, None], L[:, None] - 1 - t, t) if reverse
+                 else np.broadcast_to(t, (m, T)))
+        self._inv = inv = np.empty_like(perm)
+        inv[perm] = np.arange(m)
+        self._forth = (perm[:, None] * T + steps).ravel()
+        self._back = (inv[:, None] * T + steps[inv]).ravel()
+        # active[t]: the examples longer than t
+        self.active = (m - np.cumsum(np.bincount(L, minlength=T + 1))[:T]).astype(np.intc)
+        self.padding = t >= lengths[:, None]
+
+    def gather(self, seq):
+        return _take_columns(seq, self._forth)
+
+    def scatter(self, seq):
+        return _take_columns(seq, self._back)
+
+    def sort(self, state):
+        return np.ascontiguousarray(state[:, self._perm])
+
+    def last(self, seq):
+        return seq[:, np.arange(len(self._perm)), self._sorted - 1][:, self._inv]
 
 
 def _reversal(lengths, m, T):

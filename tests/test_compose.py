@@ -461,6 +461,145 @@ def test_relu_rnn_matches_reference_and_torch(dtype, n_y):
     assert_close(a, f64(out.numpy().transpose(2, 1, 0)), dtype)
 
 
+# ------------------------------------------------------------------ lengths in the RNN kernel
+
+RNN_LENGTHS = {  # T_x, lengths
+    "ties": (8, [3, 8, 1, 5, 8, 2, 7, 1, 4]),  # ties at T_x and at 1, every mt from 9 to 1
+    "all_T": (6, [6, 6, 6]),                   # the padded call
+    "all_short": (6, [4, 4, 4, 4]),            # every example ends before T_x
+    "m=1": (5, [2]),
+    "m=1_T": (5, [5]),
+    "ones": (4, [1, 1, 4]),                    # a single step for most examples
+}
+
+
+def _rnn_lengths_case(name, dtype, n_y, rng):
+    T, lengths = RNN_LENGTHS[name]
+    lengths = np.array(lengths)
+    n_x, n_a, m = 5, 37, len(lengths)  # n_a not a multiple of the panel height
+    p = layer_params("rnn", rng, n_x, n_a, n_y, dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    x[:, np.arange(T)[None, :] >= lengths[:, None]] = np.nan  # never reaches a result
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    return p, x, a0, lengths
+
+
+@pytest.mark.parametrize("name", RNN_LENGTHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_lengths_skip_the_padding(simd_level, recurrent_path, monkeypatch, dtype, name):
+    # The RNN runs only the examples still going at each step (batch sorted by length):
+    # both directions, tanh and ReLU, with and without an output layer, one and two threads,
+    # NaN in the padding, every SIMD level and recurrent path, against the reference one
+    # example and one step at a time.
+    from fastrnn import _models
+    rng = np.random.default_rng(15)
+    seen = []
+    real = _models._Model._kernel
+
+    def spy(self, x, states, n_threads=1, active=None):
+        seen.append(active)
+        return real(self, x, states, n_threads, active)
+
+    monkeypatch.setattr(_models._Model, "_kernel", spy)
+    for nonlinearity, n_y in (("tanh", 3), ("relu", 0)):
+        p, x, a0, lengths = _rnn_lengths_case(name, dtype, n_y, rng)
+        model = fastrnn.RNN(p, nonlinearity=nonlinearity)
+        for reverse in (False, True):
+            want = reference.layer_forward("rnn", f64(x), f64(p), lengths, reverse, f64(a0),
+                                           nonlinearity=nonlinearity)
+            for n_threads in (1, 2):
+                seen.clear()
+                a, y, _, (last,) = model._sequence(x, [a0], lengths, reverse, n_threads)
+                # the padding is skipped exactly when some example ends before T_x
+                assert [v is not None for v in seen] == [lengths.min() < x.shape[2]]
+                assert_close(a, want[0], dtype)
+                assert_close(last, want[3], dtype)
+                if n_y:
+                    assert_close(y, want[1], dtype)
+                else:
+                    assert y is None
+        a, y = model.forward(x, a0, lengths=lengths)
+        assert_close(a, reference.layer_forward("rnn", f64(x), f64(p), lengths, False,
+                                                f64(a0), nonlinearity=nonlinearity)[0], dtype)
+        assert not np.isnan(a).any() and (y is None or not np.isnan(y).any())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_kernel_active_slices(simd_level, recurrent_path, dtype):
+    # The kernel's ``active`` over a sorted batch, run as one call and as two slices (the
+    # second starts at example j0 = 4 of the whole batch, as a second thread does): the same
+    # bits; the padding's states are 0; bad counts are refused before any work.
+    from fastrnn._kernels import _core
+    rng = np.random.default_rng(16)
+    n_x, n_a, n_y, m, T = 3, 21, 2, 9, 7
+    p = layer_params("rnn", rng, n_x, n_a, n_y, dtype)
+    lengths = np.array([7, 7, 6, 5, 5, 3, 2, 1, 1])
+    active = (lengths[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.intc)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    weights = [p["Wax"], p["Waa"], p["ba"][:, 0].copy(), p["Wya"], p["by"][:, 0].copy()]
+
+    def run(slices, **options):
+        out = [np.full(s, -1, dtype) for s in [(n_a, m, T), (n_y, m, T), (m, T, n_a)]]
+        for j0, j1 in slices:
+            _core.rnn_forward(x, a0, *weights, *out, j0, j1, _api.SMALL_BATCH_MAX_M,
+                              active=active, **options)
+        return out
+    from fastrnn import _api
+    for relu in (False, True):
+        whole = run([(0, m)], relu=relu)
+        split = run([(0, 4), (4, m)], relu=relu)
+        for w, s in zip(whole, split):
+            np.testing.assert_array_equal(w, s)
+        pad = np.arange(T)[None, :] >= lengths[:, None]
+        assert (whole[0][:, pad] == 0).all() and (whole[2][pad] == 0).all()
+        want = reference.layer_forward("rnn", f64(x), f64(p), lengths, False, f64(a0),
+                                       nonlinearity="relu" if relu else "tanh")
+        assert_close(whole[0], want[0], dtype)
+        assert_close(whole[1][:, ~pad], want[1][:, ~pad], dtype)
+    out = [np.zeros(s, dtype) for s in [(n_a, m, T), (n_y, m, T), (m, T, n_a)]]
+    for bad in (np.array([9, 9, 8, 10, 5, 3, 1], np.intc), np.array([9, 9, 8, 5, 3, 1, -1], np.intc),
+                np.array([9, 9, 8, 5, 3, 1], np.intc), active.astype(np.int64)):
+        with pytest.raises(ValueError, match="active"):
+            _core.rnn_forward(x, a0, *weights, *out, 0, m, 4, active=bad)
+        with pytest.raises(ValueError, match="active"):
+            _core.try_packed_rnn(x, a0, *weights, True, 4, [None] * 3, False, bad)
+    assert (out[0] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["ties", "m=1", "ones"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_lengths_match_torch(dtype, name):
+    # pack_padded_sequence through a bidirectional torch.nn.RNN (tanh and ReLU): outputs and
+    # final states of both directions.
+    torch = pytest.importorskip("torch", reason="torch is the optional peer for lengths")
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    rng = np.random.default_rng(17)
+    for nonlinearity in ("tanh", "relu"):
+        pf, x, a0, lengths = _rnn_lengths_case(name, dtype, 0, rng)
+        pb = layer_params("rnn", rng, x.shape[0], pf["Waa"].shape[0], 0, dtype)
+        n_x, n_a = pf["Wax"].shape[1], pf["Waa"].shape[0]
+        h0 = np.stack([a0, rng.standard_normal(a0.shape).astype(dtype)])
+        layer = fastrnn.Bidirectional(fastrnn.RNN(pf, nonlinearity=nonlinearity),
+                                      fastrnn.RNN(pb, nonlinearity=nonlinearity))
+        module = torch.nn.RNN(n_x, n_a, nonlinearity=nonlinearity, bidirectional=True).to(tdtype)
+        with torch.no_grad():
+            for sfx, p in (("_l0", pf), ("_l0_reverse", pb)):
+                getattr(module, "weight_ih" + sfx).copy_(torch.tensor(p["Wax"]))
+                getattr(module, "weight_hh" + sfx).copy_(torch.tensor(p["Waa"]))
+                getattr(module, "bias_ih" + sfx).copy_(torch.tensor(p["ba"][:, 0]))
+                getattr(module, "bias_hh" + sfx).zero_()
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                torch.tensor(np.nan_to_num(x).transpose(2, 1, 0).copy()), torch.tensor(lengths),
+                enforce_sorted=False)
+            out, hn = module(packed, torch.tensor(h0.transpose(0, 2, 1).copy()))
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[2])
+        for n_threads in (1, 2):
+            h, _, state = layer.forward(x, lengths, h0, n_threads=n_threads)
+            assert_close(h, f64(out.numpy().transpose(2, 1, 0)), dtype)
+            assert_close(state, f64(hn.numpy().transpose(0, 2, 1)), dtype)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_empty_batches_and_sequences(kind):
     rng = np.random.default_rng(13)

@@ -264,11 +264,18 @@ cdef void rnn_core(
         floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
         bint pack,                           # IN       pack Waa into panel (else it is packed)
         int small_max,
-        bint relu) noexcept nogil:          # IN       max(z, 0) instead of tanh (PyTorch's
+        bint relu,                           # IN       max(z, 0) instead of tanh (PyTorch's
                                              #          nonlinearity="relu")
+        const int *active,                   # IN   (T,) or NULL: at step t only the first
+        Py_ssize_t act0) noexcept nogil:     #      active[t] - act0 columns run (see below)
+    # Variable lengths, as in gru_core: with the batch sorted by length, longest first,
+    # ``active[t]`` (non-increasing) examples of the whole batch are still running at step t;
+    # this slice starts at example act0.  The others' recurrent products and activations are
+    # skipped and their states set to 0 (the input projection and the output layer still
+    # run over every column: one GEMM each; the caller zeroes the padding's predictions).
     cdef int mT = m * T
     cdef int ldz = T * n_a
-    cdef Py_ssize_t t, j, i
+    cdef Py_ssize_t t, j, i, mt
     cdef floating *zt
     cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
 
@@ -285,12 +292,20 @@ cdef void rnn_core(
 
     for t in range(T):
         zt = z + t * n_a
-        # Z_t (n_a, m) += Waa (n_a, n_a) @ A_{t-1} (n_a, m); A_{t-1} is h0 or Z_{t-1}.
+        mt = m
+        if active != NULL:
+            mt = min(max(active[t] - act0, 0), m)
+            for j in range(mt, m):
+                for i in range(n_a):
+                    zt[j * ldz + i] = 0
+            if mt == 0:
+                continue
+        # Z_t (n_a, mt) += Waa (n_a, n_a) @ A_{t-1} (n_a, mt); A_{t-1} is h0 or Z_{t-1}.
         if t == 0:
-            product_acc(n_a, m, n_a, wa, n_a, panel, h0, n_a, zt, ldz, small_max)
+            product_acc(n_a, mt, n_a, wa, n_a, panel, h0, n_a, zt, ldz, small_max)
         else:
-            product_acc(n_a, m, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
-        for j in range(m):
+            product_acc(n_a, mt, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
+        for j in range(mt):
             if relu:
                 v_relu(zt + j * ldz, n_a)
                 flush_if_subnormal(zt + j * ldz, n_a, &flush_a, wa, n_a, n_a, wy, n_y, n_a)
@@ -500,12 +515,12 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
                        char *a, char *y, char *z, char *work, bint panel,
                        int small_max, char *packed=NULL, bint fill=False,
-                       bint relu=False) noexcept nogil:
+                       bint relu=False, const int *active=NULL) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements, plus panel_elems(...) when ``panel`` (decided once, by the
     # caller that sized work: USE_PANEL may change meanwhile).  ``packed``: a separate buffer
     # of panel_elems(...) for the packed block instead, holding it already (a model's cached
-    # panel) unless ``fill``.
+    # panel) unless ``fill``.  ``active``: see rnn_forward.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T
     cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x)
     if typenum == cnp.NPY_FLOAT32:
@@ -515,7 +530,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
             <float *> work, <float *> work + ms * n_a,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, small_max, relu)
+            packed == NULL or fill, small_max, relu, active, j0)
     else:
         rnn_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -523,7 +538,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
             <double *> work, <double *> work + ms * n_a,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, small_max, relu)
+            packed == NULL or fill, small_max, relu, active, j0)
 
 
 cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -622,7 +637,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
                 cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
                 cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max,
-                bint relu=False):
+                bint relu=False, cnp.ndarray active=None):
     """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -634,6 +649,10 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     small_max : batch slices of at most this many examples use the small-batch kernel for
         the recurrent product instead of BLAS gemm.
     relu : max(z, 0) instead of tanh (PyTorch's ``nonlinearity="relu"``).
+    active : None, or (T,) C int IN: for a batch sorted by length, longest first, the number
+        of examples still running at each step (non-increasing, in [0, m]); the others'
+        steps are skipped and their states (a and z) set to 0.  Their predictions are then
+        not meaningful (the caller zeroes them).
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -650,6 +669,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check(y, "y", typenum, True, 3, n_y, m, T)
     check(z, "z", typenum, True, 3, m, T, n_a)
     check_sizes(n_x, n_a, n_a, n_y, m, T, j0, j1)
+    check_active(active, T, m)
+    cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
     cdef Py_ssize_t npanel = panel_elems(typenum, n_a, n_a, j1 - j0, T, small_max)
@@ -660,7 +681,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(work), npanel > 0, small_max, NULL, False, relu)
+                     cnp.PyArray_BYTES(work), npanel > 0, small_max, NULL, False, relu, act)
 
 
 def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
@@ -837,7 +858,7 @@ cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int t
 
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
-                    list scratch=None):
+                    list scratch=None, bint relu=False, const int *active=NULL):
     cdef Py_ssize_t npanel
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
     # With ``scratch`` (3 slots), z and the work buffer are reused from the previous call.
@@ -866,7 +887,7 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      b, cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a),
                      cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(work),
-                     npanel > 0, small_max, packed, fill)
+                     npanel > 0, small_max, packed, fill, relu, active)
     return a, y, z
 
 
@@ -960,11 +981,12 @@ cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:
 
 def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa not None,
                    cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
-                   bint sequence, int small_max, list scratch=None):
+                   bint sequence, int small_max, list scratch=None, bint relu=False,
+                   cnp.ndarray active=None):
     """:func:`try_rnn` for a packed model (fastrnn.RNN): its weights, already checked and
     contiguous; ``a0`` None means zeros; ``scratch`` a list of 3 slots in which the model
-    keeps its work buffers between calls (one list per thread).  Returns ``(a, y, z)``, z
-    being scratch memory, or None."""
+    keeps its work buffers between calls (one list per thread); ``relu`` and ``active`` as
+    for :func:`rnn_forward`.  Returns ``(a, y, z)``, z being scratch memory, or None."""
     cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1]
     if cnp.PyArray_NDIM(wx) != 2:
@@ -981,8 +1003,10 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
     if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
         return None
+    check_active(active, T, m)
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
-                    sequence, small_max, scratch)
+                    sequence, small_max, scratch, relu,
+                    NULL if active is None else <const int *> cnp.PyArray_DATA(active))
 
 
 _LSTM_GATE_KEYS = (("Wf", "bf"), ("Wi", "bi"), ("Wo", "bo"), ("Wc", "bc"))  # GATES order
