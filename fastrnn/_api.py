@@ -136,23 +136,27 @@ def _run(kernel, args, m, n_threads, work):
             f.result()
 
 
-def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None):
+def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None, reverse=False,
+            out=None):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y and the state buffer.
 
     The state buffer z (m, T_x, n_a) holds the hidden states again, time-major.
-    ``active``: as for :func:`run_gru`.
+    ``active``: as for :func:`run_gru`; ``reverse``: run the steps backwards (see
+    fastrnn._kernels._core.rnn_forward); ``out``: a C-contiguous (n_a, m, T_x) array for a.
 
     ``x`` and ``a0`` must already be C-contiguous arrays of the packed dtype.
     """
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
     dtype = packed.wy.dtype
-    a = np.empty((n_a, m, T), dtype=dtype)
+    a = np.empty((n_a, m, T), dtype=dtype) if out is None else out
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, n_a), dtype=dtype)
     options = {"relu": True} if nonlinearity == "relu" else {}
     if active is not None:
         options["active"] = active
+    if reverse:
+        options["reverse"] = True
     kernel = functools.partial(_core.rnn_forward, **options) if options else _core.rnn_forward
     _run(kernel, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
                   a, y, z), m, n_threads, m * T * n_a * (n_a + n_x + n_y))

@@ -23,6 +23,10 @@ class _Model:
     # True for the kinds whose kernel takes ``active`` (the examples still running at each
     # step of a batch sorted by length) and so skips the padding: see _sorted_sequence.
     _skips_padding = False
+    # True for the kinds whose kernel also takes ``reverse`` (it runs the steps backwards
+    # itself: no reversed copies of the input and outputs) and ``out`` (it writes its hidden
+    # states into a given array, e.g. a bidirectional layer's half: no copy).
+    _runs_backwards = False
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike | None = None) -> None:
         weights, dims = validate_parameters(parameters, self._weights)
@@ -146,17 +150,19 @@ class _Model:
         ``reset_after``)."""
         return {}
 
-    def _kernel(self, x, states, n_threads=1, active=None):
+    def _kernel(self, x, states, n_threads=1, active=None, reverse=False, out=None):
         """Run the kernel on validated inputs; returns a, y (None without an output layer)
         and c (None unless an LSTM), each (rows, m, T_x).  ``active``: the examples still
-        running at each step of a batch sorted by length (see :class:`_ByLength`); only
-        for the kinds whose kernel takes it (``_skips_padding``)."""
+        running at each step of a batch sorted by length (see :class:`_Lengths`); only
+        for the kinds whose kernel takes it (``_skips_padding``).  ``reverse``, ``out``:
+        only for the kinds with ``_runs_backwards``."""
         p = self._packed
-        fast = self._try(x, states, True, n_threads, active)
+        fast = self._try(x, states, True, n_threads, active, reverse, out)
         if fast is not None:  # one thread: the per-thread work buffers are reused
             a, y, c = fast[0], fast[1], fast[2] if self._kind == "lstm" else None
         elif self._kind == "rnn":
-            a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity, active)
+            a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity, active,
+                                   reverse, out)
             c = None
         elif self._kind == "gru":
             a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after, active)
@@ -165,62 +171,89 @@ class _Model:
             a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads)
         return a, (y if p.head else None), c
 
-    def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1):
+    def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1, out=None):
         """One direction over validated inputs, with ``lengths`` (validated, or None).
 
         ``x`` (n_x, m, T_x) and ``states`` (a list of (n_a, m)) are C-contiguous arrays of
-        the model's dtype.  ``reverse`` reads each example backwards from its own last step.
+        the model's dtype; ``lengths`` an (m,) intp array, or a :class:`_Lengths` of it (made
+        once per call and shared by every layer and direction of a stack).  ``reverse``
+        reads each example backwards from its own last step.  ``out``: None, or a
+        C-contiguous (n_a, m, T_x) array to hold a (a bidirectional layer's half).
         Returns a, y, c (as :meth:`_kernel`, in the input's time order, zero past each
         example's length) and the list of final states (a, and c for an LSTM), each (n_a, m):
         every example's state after its own last step.
 
         With lengths below T_x, a kind whose kernel skips the padding (``_skips_padding``)
-        runs the batch sorted by length (see :class:`_ByLength`).  Otherwise the kernel runs
-        over all T_x steps of every example: a step past an example's length cannot change
-        its earlier steps, so the padding is computed and then zeroed, and the reverse
-        direction reads each example's steps reversed within its own length (one gather of
-        the input, and of the outputs back) -- no per-example loop.
+        runs the batch sorted by length (see :meth:`_sorted_sequence`).  Otherwise the kernel
+        runs over all T_x steps of every example: a step past an example's length cannot
+        change its earlier steps, so the padding is computed and then zeroed, and the
+        reverse direction reads each example's steps reversed within its own length (one
+        gather of the input, and of the outputs back, unless the kernel runs backwards
+        itself: ``_runs_backwards``) -- no per-example loop.
         """
         m, T = x.shape[1], x.shape[2]
-        if (self._skips_padding and lengths is not None and m and T
-                and lengths.min() < T):
-            return self._sorted_sequence(x, states, lengths, reverse, n_threads)
+        if lengths is not None and not isinstance(lengths, _Lengths):
+            lengths = _Lengths(lengths, T)
+        if self._skips_padding and lengths is not None and m and T and not lengths.full:
+            a, y, c, last = self._sorted_sequence(x, states, lengths, reverse, n_threads, out)
+        elif self._runs_backwards and (lengths is None or lengths.full):
+            a, y, c = self._kernel(x, states, n_threads, None, reverse, out)
+            # the final states: after step 0 backwards, after step T_x - 1 forwards
+            end = 0 if reverse else T - 1
+            last = ([np.array(v) for v in states] if T == 0 else
+                    [np.array(v[:, :, end]) for v in (a, c) if v is not None])
+        else:
+            a, y, c, last = self._padded_sequence(x, states, lengths, reverse, n_threads)
+        if out is not None and a is not out:
+            out[...] = a
+            a = out
+        return a, y, c, last
+
+    def _padded_sequence(self, x, states, lengths, reverse, n_threads):
+        """:meth:`_sequence` over every step of every example (``lengths`` a
+        :class:`_Lengths` or None), the padding zeroed afterwards."""
+        m, T = x.shape[1], x.shape[2]
+        values = None if lengths is None else lengths.values
         if reverse:
-            order = _reversal(lengths, m, T)
+            order = _reversal(values, m, T)
             x = _reorder(x, order)
         a, y, c = self._kernel(x, states, n_threads)
         # the final states are the kernel's, at each example's last step it read
         if T == 0:  # no step: the final states are the initial ones
             last = [np.array(v) for v in states]
         else:
-            last_t = np.full(m, T - 1, dtype=np.intp) if lengths is None else lengths - 1
+            last_t = np.full(m, T - 1, dtype=np.intp) if values is None else values - 1
             cols = np.arange(m)
             last = [a[:, cols, last_t]] + ([c[:, cols, last_t]] if c is not None else [])
         outs = [a, y, c]
         if reverse:
             outs = [None if o is None else _reorder(o, order) for o in outs]
-        if lengths is not None:
-            pad = np.arange(T)[None, :] >= lengths[:, None]  # (m, T_x)
-            if pad.any():
-                for o in outs:
-                    if o is not None:
-                        o[:, pad] = 0
+        if lengths is not None and not lengths.full:
+            for o in outs:
+                if o is not None:
+                    o[:, lengths.padding] = 0
         return outs[0], outs[1], outs[2], last
 
-    def _sorted_sequence(self, x, states, lengths, reverse, n_threads):
-        """:meth:`_sequence` with the padding skipped: the batch goes in longest first (one
-        gather, which also reverses each example within its length for the reverse
-        direction), each step runs only the examples still going, and the outputs come back
-        with one more gather.  Any number of states (a; a and c)."""
-        order = _ByLength(lengths, x.shape[2], reverse)
-        a, y, c = self._kernel(order.gather(x), [order.sort(v) for v in states], n_threads,
-                               order.active)
+    def _sorted_sequence(self, x, states, lengths, reverse, n_threads, out):
+        """:meth:`_sequence` with the padding skipped (``lengths`` a :class:`_Lengths`): the
+        batch goes in longest first (one copy, which also reverses each example within its
+        length for the reverse direction unless the kernel runs backwards itself; none when
+        the batch is already in that order), each step runs only the examples still going,
+        and the outputs come back with one more copy (into ``out`` when given).  Any number
+        of states (a; a and c)."""
+        backwards = reverse and self._runs_backwards  # the kernel reverses; the copies don't
+        flip = reverse and not backwards
+        direct = out is not None and self._runs_backwards and lengths.in_order and not flip
+        a, y, c = self._kernel(lengths.gather(x, flip), [lengths.sort(v) for v in states],
+                               n_threads, lengths.active, backwards, out if direct else None)
         # the kernel zeroed the states past each length; the predictions there are not
         # meaningful until zeroed here
-        last = [order.last(v) for v in (a, c) if v is not None]
-        a, y, c = (None if v is None else order.scatter(v) for v in (a, y, c))
+        last = [lengths.last(v, backwards) for v in (a, c) if v is not None]
+        if not direct:
+            a = lengths.scatter(a, flip, out)
+        y, c = (None if v is None else lengths.scatter(v, flip) for v in (y, c))
         if y is not None:
-            y[:, order.padding] = 0
+            y[:, lengths.padding] = 0
         return a, y, c, last
 
     def _run_forward(self, x, states, lengths, n_threads):
@@ -250,10 +283,10 @@ class _Model:
                             self._reference_parameters(), **self._cell_options())))
         return got
 
-    def _try(self, x, states, sequence, n_threads=1, active=None):
+    def _try(self, x, states, sequence, n_threads=1, active=None, reverse=False, out=None):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, on one thread and outside checked mode; else None.
-        ``active``: as for :meth:`_kernel`."""
+        ``active``, ``reverse``, ``out``: as for :meth:`_kernel`."""
         if _api.threads_count(n_threads) != 1 or _checked.is_checked():
             return None
         p = self._packed
@@ -265,7 +298,7 @@ class _Model:
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch,
-                                        self.nonlinearity == "relu", active)
+                                        self.nonlinearity == "relu", active, reverse, out)
         return _core.try_packed_lstm(x, states[0], states[1], p.blocks[0], p.blocks[1], p.wy,
                                      p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch)
 
@@ -311,6 +344,7 @@ class RNN(_Model):
     _kind = "rnn"
     _weights = RNN_WEIGHTS
     _skips_padding = True
+    _runs_backwards = True
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike = None, *,
                  nonlinearity: str = "tanh") -> None:
@@ -558,45 +592,59 @@ class GRU(_Model):
         return self._one_state_step(xt, state, reference.gru_cell_forward)
 
 
-class _ByLength:
-    """A batch sorted by length, longest first, for a kernel that skips the padding.
+class _Lengths:
+    """Validated lengths of a batch and what the kernels need of them, computed once per call
+    and shared by every layer and direction.
 
-    ``active`` (T_x,) C ints: how many examples are still running at each step (the
-    kernels' ``active``).  :meth:`gather` puts a (rows, m, T_x) sequence in the kernel's
-    order (example k is the k-th longest; for the reverse direction each example's steps
-    are reversed within its own length, the padding left after them) and :meth:`scatter`
+    ``values`` the (m,) intp lengths; ``padding`` (m, T_x) True past each example's length;
+    ``full`` True when no example ends before T_x.  For a kernel that skips the padding the
+    batch goes in sorted by length, longest first (``in_order``: it already is): ``active``
+    (T_x,) C ints counts the examples still running at each step (the kernels' ``active``);
+    :meth:`gather` puts a (rows, m, T_x) sequence in that order (with ``flip``, each
+    example's steps reversed within its own length, the padding left after them: the
+    reverse direction's input for a kernel that cannot run backwards) and :meth:`scatter`
     puts the kernel's outputs back; :meth:`sort` orders an initial state (rows, m) and
     :meth:`last` picks each example's state after its own last step from a kernel output,
-    in the caller's order.  ``padding`` (m, T_x) is True past each example's length.
-    One vectorised gather per array, whatever the number of states.
+    in the caller's order.  Any number of states; no per-example loop.
     """
 
-    def __init__(self, lengths, T, reverse):
-        m = len(lengths)
-        self._perm = perm = np.argsort(-lengths, kind="stable")
-        self._sorted = L = lengths[perm]
-        t = np.arange(T, dtype=np.intp)[None, :]
-        steps = (np.where(t < L[:, None], L[:, None] - 1 - t, t) if reverse
-                 else np.broadcast_to(t, (m, T)))
-        self._inv = inv = np.empty_like(perm)
-        inv[perm] = np.arange(m)
-        self._forth = (perm[:, None] * T + steps).ravel()
-        self._back = (inv[:, None] * T + steps[inv]).ravel()
+    def __init__(self, values, T):
+        m = len(values)
+        self.values = values
+        self.padding = np.arange(T)[None, :] >= values[:, None]
+        self.full = not m or int(values.min()) == T
+        self._order = order = np.argsort(-values, kind="stable")
+        self._sorted = values[order]
+        self.in_order = bool((order == np.arange(m)).all())
+        self._inverse = np.argsort(order)
         # active[t]: the examples longer than t
-        self.active = (m - np.cumsum(np.bincount(L, minlength=T + 1))[:T]).astype(np.intc)
-        self.padding = t >= lengths[:, None]
+        self.active = (m - np.cumsum(np.bincount(self._sorted, minlength=T + 1))[:T]
+                       ).astype(np.intc)
 
-    def gather(self, seq):
-        return _take_columns(seq, self._forth)
+    def gather(self, seq, flip):
+        if self.in_order and not flip:
+            return seq
+        out = np.empty_like(seq)
+        _core.permute_steps(seq, out, self._order, self._sorted, flip, False)
+        return out
 
-    def scatter(self, seq):
-        return _take_columns(seq, self._back)
+    def scatter(self, seq, flip, out=None):
+        if self.in_order and not flip and out is None:
+            return seq
+        if out is None:
+            out = np.empty_like(seq)
+        _core.permute_steps(seq, out, self._order, self._sorted, flip, True)
+        return out
 
     def sort(self, state):
-        return np.ascontiguousarray(state[:, self._perm])
+        return state if self.in_order else np.ascontiguousarray(state[:, self._order])
 
-    def last(self, seq):
-        return seq[:, np.arange(len(self._perm)), self._sorted - 1][:, self._inv]
+    def last(self, seq, at_start):
+        """Each example's state after its last step, from a kernel output in sorted order:
+        at step 0 when the kernel ran backwards (``at_start``), else at its length - 1."""
+        last = (seq[:, :, 0] if at_start
+                else seq[:, np.arange(len(self._order)), self._sorted - 1])
+        return np.array(last) if self.in_order else last[:, self._inverse]
 
 
 def _reversal(lengths, m, T):

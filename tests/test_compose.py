@@ -378,9 +378,9 @@ def test_bidirectional_directions_run_on_two_threads(monkeypatch):
     events = []
     real = _models._Model._sequence
 
-    def spy(self, x, states, lengths=None, reverse=False, n_threads=1):
+    def spy(self, x, states, lengths=None, reverse=False, n_threads=1, out=None):
         events.append(("backward" if reverse else "forward", threading.get_ident()))
-        return real(self, x, states, lengths, reverse, n_threads)
+        return real(self, x, states, lengths, reverse, n_threads, out)
 
     monkeypatch.setattr(_models._Model, "_sequence", spy)
     stack.forward(x, n_threads=2)
@@ -470,6 +470,7 @@ RNN_LENGTHS = {  # T_x, lengths
     "m=1": (5, [2]),
     "m=1_T": (5, [5]),
     "ones": (4, [1, 1, 4]),                    # a single step for most examples
+    "in_order": (7, [7, 6, 6, 4, 2, 1]),       # already longest first: no copy forwards
 }
 
 
@@ -496,9 +497,9 @@ def test_rnn_lengths_skip_the_padding(simd_level, recurrent_path, monkeypatch, d
     seen = []
     real = _models._Model._kernel
 
-    def spy(self, x, states, n_threads=1, active=None):
+    def spy(self, x, states, n_threads=1, active=None, reverse=False, out=None):
         seen.append(active)
-        return real(self, x, states, n_threads, active)
+        return real(self, x, states, n_threads, active, reverse, out)
 
     monkeypatch.setattr(_models._Model, "_kernel", spy)
     for nonlinearity, n_y in (("tanh", 3), ("relu", 0)):
@@ -507,11 +508,14 @@ def test_rnn_lengths_skip_the_padding(simd_level, recurrent_path, monkeypatch, d
         for reverse in (False, True):
             want = reference.layer_forward("rnn", f64(x), f64(p), lengths, reverse, f64(a0),
                                            nonlinearity=nonlinearity)
-            for n_threads in (1, 2):
+            for n_threads, out in ((1, None), (2, None), (1, True), (2, True)):
+                if out:  # a bidirectional layer's half
+                    out = np.full((2,) + a0.shape + x.shape[2:], np.nan, dtype)[1]
                 seen.clear()
-                a, y, _, (last,) = model._sequence(x, [a0], lengths, reverse, n_threads)
+                a, y, _, (last,) = model._sequence(x, [a0], lengths, reverse, n_threads, out)
                 # the padding is skipped exactly when some example ends before T_x
                 assert [v is not None for v in seen] == [lengths.min() < x.shape[2]]
+                assert out is None or a is out
                 assert_close(a, want[0], dtype)
                 assert_close(last, want[3], dtype)
                 if n_y:
@@ -526,9 +530,10 @@ def test_rnn_lengths_skip_the_padding(simd_level, recurrent_path, monkeypatch, d
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_rnn_kernel_active_slices(simd_level, recurrent_path, dtype):
-    # The kernel's ``active`` over a sorted batch, run as one call and as two slices (the
-    # second starts at example j0 = 4 of the whole batch, as a second thread does): the same
-    # bits; the padding's states are 0; bad counts are refused before any work.
+    # The kernel's ``active`` over a sorted batch, forwards and backwards (each example from
+    # its own last step, from its a0), run as one call and as two slices (the second starts
+    # at example j0 = 4 of the whole batch, as a second thread does): the same bits; the
+    # padding's states are 0; bad counts are refused before any work.
     from fastrnn._kernels import _core
     rng = np.random.default_rng(16)
     n_x, n_a, n_y, m, T = 3, 21, 2, 9, 7
@@ -546,14 +551,14 @@ def test_rnn_kernel_active_slices(simd_level, recurrent_path, dtype):
                               active=active, **options)
         return out
     from fastrnn import _api
-    for relu in (False, True):
-        whole = run([(0, m)], relu=relu)
-        split = run([(0, 4), (4, m)], relu=relu)
+    for relu, reverse in ((False, False), (True, False), (False, True), (True, True)):
+        whole = run([(0, m)], relu=relu, reverse=reverse)
+        split = run([(0, 4), (4, m)], relu=relu, reverse=reverse)
         for w, s in zip(whole, split):
             np.testing.assert_array_equal(w, s)
         pad = np.arange(T)[None, :] >= lengths[:, None]
         assert (whole[0][:, pad] == 0).all() and (whole[2][pad] == 0).all()
-        want = reference.layer_forward("rnn", f64(x), f64(p), lengths, False, f64(a0),
+        want = reference.layer_forward("rnn", f64(x), f64(p), lengths, reverse, f64(a0),
                                        nonlinearity="relu" if relu else "tanh")
         assert_close(whole[0], want[0], dtype)
         assert_close(whole[1][:, ~pad], want[1][:, ~pad], dtype)
@@ -564,7 +569,44 @@ def test_rnn_kernel_active_slices(simd_level, recurrent_path, dtype):
             _core.rnn_forward(x, a0, *weights, *out, 0, m, 4, active=bad)
         with pytest.raises(ValueError, match="active"):
             _core.try_packed_rnn(x, a0, *weights, True, 4, [None] * 3, False, bad)
+    for bad in (out[0][:, :, :-1], out[0].astype(np.float16), out[0][::-1]):
+        with pytest.raises(ValueError, match="out"):
+            _core.try_packed_rnn(x, a0, *weights, True, 4, [None] * 3, False, None, True, bad)
     assert (out[0] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_permute_steps_sorts_and_restores_the_batch(dtype):
+    # The copy into the kernels' order (longest first; the backward direction reversed
+    # within each length) against the same permutation written with numpy indexing, and
+    # back; bad orders and lengths are refused before any copy.
+    from fastrnn._kernels import _core
+    rng = np.random.default_rng(18)
+    rows, m, T = 3, 6, 5
+    src = rng.standard_normal((rows, m, T)).astype(dtype)
+    order = np.array([4, 0, 5, 2, 1, 3], dtype=np.intp)
+    lengths = np.array([5, 5, 4, 2, 1, 1], dtype=np.intp)
+    t = np.arange(T)
+    for reverse in (False, True):
+        want = np.empty_like(src)
+        for k in range(m):
+            steps = np.where(t < lengths[k], lengths[k] - 1 - t, t) if reverse else t
+            want[:, k] = src[:, order[k]][:, steps]
+        got = np.full_like(src, np.nan)
+        _core.permute_steps(src, got, order, lengths, reverse, False)
+        np.testing.assert_array_equal(got, want)
+        back = np.full_like(src, np.nan)
+        _core.permute_steps(got, back, order, lengths, reverse, True)
+        np.testing.assert_array_equal(back, src)
+    dst = np.zeros_like(src)
+    for bad_order, bad_lengths in ((order + 1, lengths), (order, lengths + 1),
+                                   (order - 1, lengths), (order[:5], lengths),
+                                   (order.astype(np.int32), lengths)):
+        with pytest.raises(ValueError, match="permute_steps"):
+            _core.permute_steps(src, dst, bad_order, bad_lengths, True, False)
+    with pytest.raises(ValueError, match="dst"):
+        _core.permute_steps(src, dst[:, :, :4], order, lengths, True, False)
+    assert (dst == 0).all()
 
 
 @pytest.mark.parametrize("name", ["ties", "m=1", "ones"])
