@@ -75,7 +75,10 @@ class Bidirectional:
 
     def forward(self, x, lengths=None, h0=None, c0=None, *, n_threads=1):
         """Run both directions; as :meth:`Stack.forward` for a stack of this one layer."""
-        return Stack([self]).forward(x, lengths, h0, c0, n_threads=n_threads)
+        stack = self.__dict__.get("_stack")
+        if stack is None:  # made once (the layer is immutable): a few microseconds per call
+            stack = self._stack = Stack([self])
+        return stack.forward(x, lengths, h0, c0, n_threads=n_threads)
 
     def _run(self, x, lengths, states, n_threads):
         """Both directions on validated input, each writing its rows of the output (no
@@ -86,7 +89,9 @@ class Bidirectional:
         n = _api.threads_count(n_threads)
         h = np.empty((fwd.n_a + bwd.n_a,) + x.shape[1:], dtype=fwd.dtype)
         out_f, out_b = h[:fwd.n_a], h[fwd.n_a:]
-        if n >= 2:
+        n_x, m, T = x.shape
+        work = m * T * sum(GATE_COUNT[d._kind] * d.n_a * (d.n_a + n_x) for d in self.directions)
+        if n >= 2 and work >= _api._MIN_THREADED_WORK:  # else the hand-off costs more
             future = _api._pool(1).submit(bwd._sequence, x, states[1], lengths, True,
                                           max(1, n // 2), out_b)
             try:

@@ -171,11 +171,13 @@ def test_stack_matches_reference(kind, dtype, bidirectional):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bidirectional_two_threads_is_bitwise_one_thread(dtype):
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_bidirectional_two_threads_is_bitwise_one_thread(dtype, kind):
+    # (enough work for the second thread: see test_bidirectional_directions_run_on_two_threads)
     rng = np.random.default_rng(3)
-    stack, _, _ = _make_stack("gru", rng, 6, 8, 1, True, dtype)
+    stack, _, _ = _make_stack(kind, rng, 6, 64, 1, True, dtype)
     layer = stack.layers[0]
-    x, lengths = _x_lengths(rng, 6, 5, 11, dtype)
+    x, lengths = _x_lengths(rng, 6, 5, 90, dtype)
     one = layer.forward(x, lengths)
     two = layer.forward(x, lengths, n_threads=2)
     np.testing.assert_array_equal(one[0], two[0])
@@ -367,14 +369,18 @@ def test_checked_mode_catches_disagreement(monkeypatch, dtype):
                 call()
 
 
-def test_bidirectional_directions_run_on_two_threads(monkeypatch):
+@pytest.mark.parametrize("kind", KINDS)
+def test_bidirectional_directions_run_on_two_threads(monkeypatch, kind):
     # With n_threads=2 the backward direction is handed to a second thread before the
-    # forward one starts on the calling thread (events, not times, are asserted).
+    # forward one starts on the calling thread (events, not times, are asserted); a layer
+    # with less work than a hand-off costs stays on the calling thread.
     import threading
-    from fastrnn import _models
+    from fastrnn import _api, _models
     rng = np.random.default_rng(10)
-    stack, _, _ = _make_stack("gru", rng, 3, 4, 1, True, np.float64)
-    x = rng.standard_normal((3, 2, 5))
+    n_x, n_a, m, T = 3, 48, 8, 80
+    stack, _, _ = _make_stack(kind, rng, n_x, n_a, 1, True, np.float64)
+    assert m * T * 2 * n_a * (n_a + n_x) >= _api._MIN_THREADED_WORK  # even for the RNN
+    x = rng.standard_normal((n_x, m, T))
     events = []
     real = _models._Model._sequence
 
@@ -390,6 +396,9 @@ def test_bidirectional_directions_run_on_two_threads(monkeypatch):
     assert directions["backward"] != threading.get_ident()
     events.clear()
     stack.forward(x)
+    assert dict(events) == {"forward": threading.get_ident(), "backward": threading.get_ident()}
+    events.clear()
+    stack.forward(x[:, :1, :2], n_threads=2)
     assert dict(events) == {"forward": threading.get_ident(), "backward": threading.get_ident()}
 
 
