@@ -1,6 +1,7 @@
 """Reusable models: weights validated and packed once, for repeated and streaming calls."""
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -609,17 +610,21 @@ class _Lengths:
     """
 
     def __init__(self, values, T):
-        m = len(values)
         self.values = values
-        self.padding = np.arange(T)[None, :] >= values[:, None]
-        self.full = not m or int(values.min()) == T
-        self._order = order = np.argsort(-values, kind="stable")
-        self._sorted = values[order]
-        self.in_order = bool((order == np.arange(m)).all())
-        self._inverse = np.argsort(order)
-        # active[t]: the examples longer than t
-        self.active = (m - np.cumsum(np.bincount(self._sorted, minlength=T + 1))[:T]
-                       ).astype(np.intc)
+        self._T = T
+        # one counting sort (compiled: a few microseconds whatever m and T_x)
+        self._order, self._sorted, self.active, self.in_order = (
+            _core.sort_lengths(values, T) if len(values) else
+            (values, values, np.zeros(T, dtype=np.intc), True))
+        self.full = not len(values) or int(self._sorted[-1]) == T
+
+    @functools.cached_property
+    def padding(self):
+        return np.arange(self._T)[None, :] >= self.values[:, None]
+
+    @functools.cached_property
+    def _inverse(self):
+        return np.argsort(self._order)
 
     def gather(self, seq, flip):
         if self.in_order and not flip:

@@ -584,6 +584,27 @@ def test_rnn_kernel_active_slices(simd_level, recurrent_path, dtype):
     assert (out[0] == 0).all()
 
 
+def test_sort_lengths_is_a_stable_sort_longest_first():
+    # The counting sort behind the kernels' ``active`` against numpy's stable argsort, with
+    # ties, lengths of 1 and of T_x, m = 1, a batch already in order; bad lengths refused.
+    from fastrnn._kernels import _core
+    rng = np.random.default_rng(19)
+    cases = [rng.integers(1, T + 1, size=m) for T in (1, 3, 8) for m in (1, 2, 9)
+             for _ in range(5)] + [np.array([7, 7, 3, 1]), np.array([2, 2]), np.array([1])]
+    for v in cases:
+        v = v.astype(np.intp)
+        T = int(v.max()) + (len(v) % 2)  # some batches have no example of length T_x
+        order, srt, active, in_order = _core.sort_lengths(v, T)
+        np.testing.assert_array_equal(order, np.argsort(-v, kind="stable"))
+        np.testing.assert_array_equal(srt, v[order])
+        np.testing.assert_array_equal(active, (v[None, :] > np.arange(T)[:, None]).sum(axis=1))
+        assert active.dtype == np.intc and active.shape == (T,)
+        assert in_order == bool((np.diff(v) <= 0).all())
+    for bad in (np.array([0, 1], np.intp), np.array([4, 1], np.intp), np.array([1, 2], np.int32)):
+        with pytest.raises(ValueError, match="sort_lengths"):
+            _core.sort_lengths(bad, 3)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_permute_steps_sorts_and_restores_the_batch(dtype):
     # The copy into the kernels' order (longest first; the backward direction reversed

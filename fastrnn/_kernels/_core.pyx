@@ -1041,6 +1041,55 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
 
 # ------------------------------------------------------------------ batches sorted by length
 
+def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
+    """A batch's order by length, longest first, for the kernels' ``active``: one counting
+    sort (stable: ties keep their order), O(m + T).
+
+    Parameters
+    ----------
+    lengths : (m,) intp IN, each in [1, T].
+
+    Returns
+    -------
+    order : (m,) intp: sorted example k is example order[k].
+    sorted : (m,) intp: the length of sorted example k (non-increasing).
+    active : (T,) C int: how many examples are longer than t, at each step t.
+    in_order : bool: the batch already is in that order (order is 0, 1, ..., m - 1).
+    """
+    if (cnp.PyArray_TYPE(lengths) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(lengths)
+            or cnp.PyArray_NDIM(lengths) != 1):
+        raise ValueError("sort_lengths: lengths must be a C-contiguous 1-d intp array")
+    cdef Py_ssize_t m = lengths.shape[0], j, t, L, run = 0
+    cdef const Py_ssize_t *v = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
+    cdef bint in_order = True
+    for j in range(m):
+        if not 1 <= v[j] <= T:
+            raise ValueError(f"sort_lengths: lengths must be in [1, {T}]")
+        if j and v[j] > v[j - 1]:
+            in_order = False
+    cdef cnp.ndarray order = np.empty(m, dtype=np.intp)
+    cdef cnp.ndarray srt = np.empty(m, dtype=np.intp)
+    cdef cnp.ndarray active = np.empty(T, dtype=np.intc)
+    cdef cnp.ndarray start = np.zeros(T + 2, dtype=np.intp)
+    cdef Py_ssize_t *o = <Py_ssize_t *> cnp.PyArray_DATA(order)
+    cdef Py_ssize_t *so = <Py_ssize_t *> cnp.PyArray_DATA(srt)
+    cdef int *act = <int *> cnp.PyArray_DATA(active)
+    cdef Py_ssize_t *pos = <Py_ssize_t *> cnp.PyArray_DATA(start)
+    for j in range(m):
+        pos[v[j]] += 1  # count of each length
+    for L in range(T, 0, -1):  # first sorted position of each length, longest first
+        run, pos[L] = run + pos[L], run
+    for t in range(T):  # examples longer than t: all of them, then those before length t
+        act[t] = <int> (m if t == 0 else pos[t])
+    for j in range(m):
+        L = v[j]
+        o[pos[L]] = j
+        so[pos[L]] = L
+        pos[L] += 1
+    return order, srt, active, in_order
+
+
+
 cdef void permute_steps_core(const floating *src, floating *dst, Py_ssize_t rows,
                              Py_ssize_t m, Py_ssize_t T, const Py_ssize_t *order,
                              const Py_ssize_t *lengths, bint reverse,
