@@ -71,6 +71,15 @@ class _Model:
                             (a[:, :, 0], None if y is None else y[:, :, 0]),
                             reference_cell, xt, a_prev)
 
+    def _buffer(self, name, shape):
+        """A work array of the model's dtype and ``shape``, this thread's, kept between calls
+        (whatever it held is overwritten)."""
+        arrays = self._scratch.__dict__.setdefault("arrays", {})
+        arr = arrays.get(name)
+        if arr is None or arr.shape != shape:
+            arr = arrays[name] = np.empty(shape, dtype=self.dtype)
+        return arr
+
     def _weights_changed(self):
         """Drop what every thread keeps derived from the weights (the packed recurrent block
         cached with the work buffers): called after the weights change in place."""
@@ -244,13 +253,18 @@ class _Model:
         of states (a; a and c)."""
         backwards = reverse and self._runs_backwards  # the kernel reverses; the copies don't
         flip = reverse and not backwards
-        direct = out is not None and self._runs_backwards and lengths.in_order and not flip
-        a, y, c = self._kernel(lengths.gather(x, flip), [lengths.sort(v) for v in states],
-                               n_threads, lengths.active, backwards, out if direct else None)
+        in_place = lengths.in_order and not flip  # the kernel's order is the caller's
+        # the sorted input, and the sorted states before they are put back, are work arrays
+        # kept between calls (a fresh large array costs a page fault per 4 KiB)
+        xs = x if in_place else lengths.gather(x, flip, self._buffer("x", x.shape))
+        a_out = out if in_place else self._buffer("a", (self.n_a,) + x.shape[1:])
+        a, y, c = self._kernel(xs, [lengths.sort(v) for v in states], n_threads,
+                               lengths.active, backwards,
+                               a_out if self._runs_backwards else None)
         # the kernel zeroed the states past each length; the predictions there are not
         # meaningful until zeroed here
         last = [lengths.last(v, backwards) for v in (a, c) if v is not None]
-        if not direct:
+        if a is not out:
             a = lengths.scatter(a, flip, out)
         y, c = (None if v is None else lengths.scatter(v, flip) for v in (y, c))
         if y is not None:
@@ -626,10 +640,11 @@ class _Lengths:
     def _inverse(self):
         return np.argsort(self._order)
 
-    def gather(self, seq, flip):
+    def gather(self, seq, flip, out=None):
         if self.in_order and not flip:
             return seq
-        out = np.empty_like(seq)
+        if out is None:
+            out = np.empty_like(seq)
         _core.permute_steps(seq, out, self._order, self._sorted, flip, False)
         return out
 
