@@ -147,31 +147,39 @@ def run_slices(run, n):
             f.result()
 
 
-def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh"):
+def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None, reverse=False,
+            out=None):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y and the state buffer.
 
     The state buffer z (m, T_x, n_a) holds the hidden states again, time-major.
+    ``active``: as for :func:`run_gru`; ``reverse``: run the steps backwards (see
+    fastrnn._kernels._core.rnn_forward); ``out``: a C-contiguous (n_a, m, T_x) array for a.
 
     ``x`` and ``a0`` must already be C-contiguous arrays of the packed dtype.
     """
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
     dtype = packed.wy.dtype
-    a = np.empty((n_a, m, T), dtype=dtype)
+    a = np.empty((n_a, m, T), dtype=dtype) if out is None else out
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, n_a), dtype=dtype)
-    kernel = (_core.rnn_forward if nonlinearity == "tanh"
-              else functools.partial(_core.rnn_forward, relu=True))
+    options = {"relu": True} if nonlinearity == "relu" else {}
+    if active is not None:
+        options["active"] = active
+    if reverse:
+        options["reverse"] = True
+    kernel = functools.partial(_core.rnn_forward, **options) if options else _core.rnn_forward
     _run(kernel, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
                   a, y, z), m, n_threads, m * T * n_a * (n_a + n_x + n_y))
     return a, y, z
 
 
-def run_lstm(packed, x, a0, c0, n_threads=1):
+def run_lstm(packed, x, a0, c0, n_threads=1, active=None):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y, c, z and s.
 
     The gate buffer z (m, T_x, 4n_a) holds the activated gates in the order of ``GATES``; the
-    state buffer s (m, T_x, 2n_a) holds [a_t, c_t] again, time-major.
+    state buffer s (m, T_x, 2n_a) holds [a_t, c_t] again, time-major.  ``active`` as for
+    :func:`run_gru`.
     """
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
@@ -181,8 +189,9 @@ def run_lstm(packed, x, a0, c0, n_threads=1):
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, 4 * n_a), dtype=dtype)
     s = np.empty((m, T, 2 * n_a), dtype=dtype)
-    _run(_core.lstm_forward, (x, a0, c0, packed.w, packed.b, packed.wy, packed.by,
-                              a, c, y, z, s), m, n_threads, m * T * n_a * (4 * (n_a + n_x) + n_y))
+    _run(functools.partial(_core.lstm_forward, active=active),
+         (x, a0, c0, packed.w, packed.b, packed.wy, packed.by, a, c, y, z, s), m, n_threads,
+         m * T * n_a * (4 * (n_a + n_x) + n_y))
     return a, y, c, z, s
 
 

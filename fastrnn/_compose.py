@@ -9,7 +9,7 @@ kernels as the single models (see ``fastrnn._models._Model._sequence``).
 import numpy as np
 
 from fastrnn import _api, _checked, reference
-from fastrnn._models import _Model
+from fastrnn._models import _Lengths, _Model
 from fastrnn._packing import as_c
 from fastrnn._validation import (GATE_COUNT, check_inputs, check_layer_states, check_lengths,
                                  validate_head)
@@ -75,26 +75,34 @@ class Bidirectional:
 
     def forward(self, x, lengths=None, h0=None, c0=None, *, n_threads=1):
         """Run both directions; as :meth:`Stack.forward` for a stack of this one layer."""
-        return Stack([self]).forward(x, lengths, h0, c0, n_threads=n_threads)
+        stack = self.__dict__.get("_stack")
+        if stack is None:  # made once (the layer is immutable): a few microseconds per call
+            stack = self._stack = Stack([self])
+        return stack.forward(x, lengths, h0, c0, n_threads=n_threads)
 
     def _run(self, x, lengths, states, n_threads):
-        """Both directions on validated input; with n_threads >= 2 the backward direction
-        runs on a second thread (the kernels release the GIL), each direction splitting its
-        batch over half the threads."""
+        """Both directions on validated input, each writing its rows of the output (no
+        concatenation afterwards); with n_threads >= 2 the backward direction runs on a
+        second thread (the kernels release the GIL), each direction splitting its batch over
+        half the threads."""
         fwd, bwd = self.directions
         n = _api.threads_count(n_threads)
-        if n >= 2:
+        h = np.empty((fwd.n_a + bwd.n_a,) + x.shape[1:], dtype=fwd.dtype)
+        out_f, out_b = h[:fwd.n_a], h[fwd.n_a:]
+        n_x, m, T = x.shape
+        work = m * T * sum(GATE_COUNT[d._kind] * d.n_a * (d.n_a + n_x) for d in self.directions)
+        if n >= 2 and work >= _api._MIN_THREADED_WORK:  # else the hand-off costs more
             future = _api._pool(1).submit(bwd._sequence, x, states[1], lengths, True,
-                                          max(1, n // 2))
+                                          max(1, n // 2), out_b)
             try:
-                out_f = fwd._sequence(x, states[0], lengths, False, max(1, n - n // 2))
+                last_f = fwd._sequence(x, states[0], lengths, False, max(1, n - n // 2),
+                                       out_f)[3]
             finally:
-                out_b = future.result()
+                last_b = future.result()[3]
         else:
-            out_f = fwd._sequence(x, states[0], lengths, False, 1)
-            out_b = bwd._sequence(x, states[1], lengths, True, 1)
-        h = np.concatenate([out_f[0], out_b[0]], axis=0)
-        return h, [out_f[3], out_b[3]]
+            last_f = fwd._sequence(x, states[0], lengths, False, 1, out_f)[3]
+            last_b = bwd._sequence(x, states[1], lengths, True, 1, out_b)[3]
+        return h, [last_f, last_b]
 
 
 class Stack:
@@ -206,6 +214,8 @@ class Stack:
         _api.threads_count(n_threads)
 
         (x_c,) = _api.kernel_inputs([x_arr], self.dtype, self._finite)
+        # what the kernels need of the lengths, once for every layer and direction
+        steps = None if lengths is None else _Lengths(lengths, T)
         finals = []
         h, k = x_c, 0
         for layer in self.layers:
@@ -216,12 +226,12 @@ class Stack:
                                          else (h0s[k],))])
                 k += 1
             if isinstance(layer, Bidirectional):
-                h, last = layer._run(h, lengths, states, n_threads)
+                h, last = layer._run(h, steps, states, n_threads)
             else:
-                out = layer._sequence(h, states[0], lengths, False, n_threads)
+                out = layer._sequence(h, states[0], steps, False, n_threads)
                 h, last = out[0], [out[3]]
             finals.extend(last)
-        y = self._apply_head(h, lengths)
+        y = self._apply_head(h, steps)
         state = _state(finals, self.kind)
         if _checked.is_checked():
             names = ("h", "y", "h_n", "c_n")
@@ -232,6 +242,7 @@ class Stack:
         return h, y, state
 
     def _apply_head(self, h, lengths):
+        # lengths: a _Lengths, or None
         if self._head is None:
             return None
         wy, by = self._head
@@ -244,7 +255,7 @@ class Stack:
             np.exp(y, out=y)
             y /= y.sum(axis=0, keepdims=True)
         if lengths is not None:
-            y[:, np.arange(T)[None, :] >= lengths[:, None]] = 0
+            y[:, lengths.padding] = 0
         return y
 
     def _reference(self, x, lengths, h0s, c0s):

@@ -1,6 +1,7 @@
 """Reusable models: weights validated and packed once, for repeated and streaming calls."""
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -20,6 +21,13 @@ __all__ = ["RNN", "LSTM", "GRU"]
 class _Model:
     _kind = None
     _weights = None
+    # True for the kinds whose kernel takes ``active`` (the examples still running at each
+    # step of a batch sorted by length) and so skips the padding: see _sorted_sequence.
+    _skips_padding = False
+    # True for the kinds whose kernel also takes ``reverse`` (it runs the steps backwards
+    # itself: no reversed copies of the input and outputs) and ``out`` (it writes its hidden
+    # states into a given array, e.g. a bidirectional layer's half: no copy).
+    _runs_backwards = False
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike | None = None) -> None:
         weights, dims = validate_parameters(parameters, self._weights)
@@ -62,6 +70,15 @@ class _Model:
         return self._verify("step", ("a_next", "yt_pred"),
                             (a[:, :, 0], None if y is None else y[:, :, 0]),
                             reference_cell, xt, a_prev)
+
+    def _buffer(self, name, shape):
+        """A work array of the model's dtype and ``shape``, this thread's, kept between calls
+        (whatever it held is overwritten)."""
+        arrays = self._scratch.__dict__.setdefault("arrays", {})
+        arr = arrays.get(name)
+        if arr is None or arr.shape != shape:
+            arr = arrays[name] = np.empty(shape, dtype=self.dtype)
+        return arr
 
     def _weights_changed(self):
         """Drop what every thread keeps derived from the weights (the packed recurrent block
@@ -143,61 +160,116 @@ class _Model:
         ``reset_after``)."""
         return {}
 
-    def _kernel(self, x, states, n_threads=1, active=None):
+    def _kernel(self, x, states, n_threads=1, active=None, reverse=False, out=None):
         """Run the kernel on validated inputs; returns a, y (None without an output layer)
-        and c (None unless an LSTM), each (rows, m, T_x).  ``active``: GRU only (see
-        GRU._sequence)."""
+        and c (None unless an LSTM), each (rows, m, T_x).  ``active``: the examples still
+        running at each step of a batch sorted by length (see :class:`_Lengths`); only
+        for the kinds whose kernel takes it (``_skips_padding``).  ``reverse``, ``out``:
+        only for the kinds with ``_runs_backwards``."""
         p = self._packed
-        fast = self._try(x, states, True, n_threads, active)
+        fast = self._try(x, states, True, n_threads, active, reverse, out)
         if fast is not None:  # one thread: the per-thread work buffers are reused
             a, y, c = fast[0], fast[1], fast[2] if self._kind == "lstm" else None
         elif self._kind == "rnn":
-            a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity)
+            a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity, active,
+                                   reverse, out)
             c = None
         elif self._kind == "gru":
             a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after, active)
             c = None
         else:
-            a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads)
+            a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads, active)
         return a, (y if p.head else None), c
 
-    def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1):
+    def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1, out=None):
         """One direction over validated inputs, with ``lengths`` (validated, or None).
 
         ``x`` (n_x, m, T_x) and ``states`` (a list of (n_a, m)) are C-contiguous arrays of
-        the model's dtype.  ``reverse`` reads each example backwards from its own last step.
+        the model's dtype; ``lengths`` an (m,) intp array, or a :class:`_Lengths` of it (made
+        once per call and shared by every layer and direction of a stack).  ``reverse``
+        reads each example backwards from its own last step.  ``out``: None, or a
+        C-contiguous (n_a, m, T_x) array to hold a (a bidirectional layer's half).
         Returns a, y, c (as :meth:`_kernel`, in the input's time order, zero past each
         example's length) and the list of final states (a, and c for an LSTM), each (n_a, m):
         every example's state after its own last step.
 
-        The kernel runs over all T_x steps of every example (the GRU overrides this to skip
-        the padding): a step past an example's length cannot change its earlier steps, so
-        the padding is computed and then zeroed, and the
+        With lengths below T_x, a kind whose kernel skips the padding (``_skips_padding``)
+        runs the batch sorted by length (see :meth:`_sorted_sequence`).  Otherwise the kernel
+        runs over all T_x steps of every example: a step past an example's length cannot
+        change its earlier steps, so the padding is computed and then zeroed, and the
         reverse direction reads each example's steps reversed within its own length (one
-        gather of the input, and of the outputs back) -- no per-example loop.
+        gather of the input, and of the outputs back, unless the kernel runs backwards
+        itself: ``_runs_backwards``) -- no per-example loop.
         """
         m, T = x.shape[1], x.shape[2]
+        if lengths is not None and not isinstance(lengths, _Lengths):
+            lengths = _Lengths(lengths, T)
+        if self._skips_padding and lengths is not None and m and T and not lengths.full:
+            a, y, c, last = self._sorted_sequence(x, states, lengths, reverse, n_threads, out)
+        elif self._runs_backwards and (lengths is None or lengths.full):
+            a, y, c = self._kernel(x, states, n_threads, None, reverse, out)
+            # the final states: after step 0 backwards, after step T_x - 1 forwards
+            end = 0 if reverse else T - 1
+            last = ([np.array(v) for v in states] if T == 0 else
+                    [np.array(v[:, :, end]) for v in (a, c) if v is not None])
+        else:
+            a, y, c, last = self._padded_sequence(x, states, lengths, reverse, n_threads)
+        if out is not None and a is not out:
+            out[...] = a
+            a = out
+        return a, y, c, last
+
+    def _padded_sequence(self, x, states, lengths, reverse, n_threads):
+        """:meth:`_sequence` over every step of every example (``lengths`` a
+        :class:`_Lengths` or None), the padding zeroed afterwards."""
+        m, T = x.shape[1], x.shape[2]
+        values = None if lengths is None else lengths.values
         if reverse:
-            order = _reversal(lengths, m, T)
+            order = _reversal(values, m, T)
             x = _reorder(x, order)
         a, y, c = self._kernel(x, states, n_threads)
         # the final states are the kernel's, at each example's last step it read
         if T == 0:  # no step: the final states are the initial ones
             last = [np.array(v) for v in states]
         else:
-            last_t = np.full(m, T - 1, dtype=np.intp) if lengths is None else lengths - 1
+            last_t = np.full(m, T - 1, dtype=np.intp) if values is None else values - 1
             cols = np.arange(m)
             last = [a[:, cols, last_t]] + ([c[:, cols, last_t]] if c is not None else [])
         outs = [a, y, c]
         if reverse:
             outs = [None if o is None else _reorder(o, order) for o in outs]
-        if lengths is not None:
-            pad = np.arange(T)[None, :] >= lengths[:, None]  # (m, T_x)
-            if pad.any():
-                for o in outs:
-                    if o is not None:
-                        o[:, pad] = 0
+        if lengths is not None and not lengths.full:
+            for o in outs:
+                if o is not None:
+                    o[:, lengths.padding] = 0
         return outs[0], outs[1], outs[2], last
+
+    def _sorted_sequence(self, x, states, lengths, reverse, n_threads, out):
+        """:meth:`_sequence` with the padding skipped (``lengths`` a :class:`_Lengths`): the
+        batch goes in longest first (one copy, which also reverses each example within its
+        length for the reverse direction unless the kernel runs backwards itself; none when
+        the batch is already in that order), each step runs only the examples still going,
+        and the outputs come back with one more copy (into ``out`` when given).  Any number
+        of states (a; a and c)."""
+        backwards = reverse and self._runs_backwards  # the kernel reverses; the copies don't
+        flip = reverse and not backwards
+        in_place = lengths.in_order and not flip  # the kernel's order is the caller's
+        # the sorted input, and the sorted states before they are put back, are work arrays
+        # kept between calls (a fresh large array costs a page fault per 4 KiB)
+        xs = x if in_place else lengths.gather(x, flip, self._buffer("x", x.shape))
+        a_out = out if in_place else self._buffer("a", (self.n_a,) + x.shape[1:])
+        a, y, c = self._kernel(xs, [lengths.sort(v) for v in states], n_threads,
+                               lengths.active, backwards,
+                               a_out if self._runs_backwards else None)
+        # the kernel zeroed the states past each length; the predictions there are not
+        # meaningful until zeroed here
+        last = [lengths.last(v, backwards) for v in (a, c) if v is not None]
+        if a is not out:
+            a = lengths.scatter(a, flip, out)
+        y, c = (None if v is None else lengths.scatter(v, flip) for v in (y, c))
+        if y is not None:
+            y[:, lengths.padding] = 0
+        return a, y, c, last
 
     def _run_forward(self, x, states, lengths, n_threads):
         """The validated route of ``forward``: returns a, y, c (see :meth:`_sequence`)."""
@@ -226,15 +298,16 @@ class _Model:
                             self._reference_parameters(), **self._cell_options())))
         return got
 
-    def _try(self, x, states, sequence, n_threads=1, active=None, caches=False):
+    def _try(self, x, states, sequence, n_threads=1, active=None, reverse=False, out=None,
+             caches=False):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, outside checked mode (on one thread; the LSTM also on
         several); else None.
-        ``active``: GRU only (see GRU._sequence).  ``caches``: the LSTM's gate and state
-        buffers are wanted (training); without, they may come back as None."""
+        ``active``, ``reverse``, ``out``: as for :meth:`_kernel` (the LSTM: ``active``
+        only).  ``caches``: the LSTM's gate and state buffers are wanted (training); without,
+        they may come back as None."""
         n_threads = _api.threads_count(n_threads)
-        if ((n_threads != 1 and self._kind != "lstm") or _checked.is_checked()
-                or getattr(self, "nonlinearity", "tanh") != "tanh"):
+        if (n_threads != 1 and self._kind != "lstm") or _checked.is_checked():
             return None
         p = self._packed
         scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
@@ -244,12 +317,15 @@ class _Model:
                                         _api.SMALL_BATCH_MAX_M, scratch, active)
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
-                                        sequence, _api.SMALL_BATCH_MAX_M, scratch)
+                                        sequence, _api.SMALL_BATCH_MAX_M, scratch,
+                                        self.nonlinearity == "relu", active, reverse, out)
+        if reverse or out is not None:
+            return None
         # several threads: the batch in slices, each on its own thread (None where the
         # kernel cannot split this call: the general threaded route then runs it)
         return _core.try_packed_lstm(x, states[0], states[1], p.blocks[0], p.blocks[1], p.wy,
                                      p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch, caches,
-                                     None, n_threads, _api.run_slices,
+                                     active, n_threads, _api.run_slices,
                                      _api._MIN_THREADED_WORK)
 
     def _inputs(self, inputs, sequence):
@@ -293,6 +369,8 @@ class RNN(_Model):
 
     _kind = "rnn"
     _weights = RNN_WEIGHTS
+    _skips_padding = True
+    _runs_backwards = True
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike = None, *,
                  nonlinearity: str = "tanh") -> None:
@@ -385,6 +463,7 @@ class LSTM(_Model):
 
     _kind = "lstm"
     _weights = LSTM_WEIGHTS
+    _skips_padding = True
 
     def forward(self, x: ArrayLike, a0: ArrayLike | None = None, c0: ArrayLike | None = None,
                 *, lengths: ArrayLike | None = None, n_threads: int = 1
@@ -496,6 +575,7 @@ class GRU(_Model):
 
     _kind = "gru"
     _weights = GRU_WEIGHTS
+    _skips_padding = True
 
     def __init__(self, parameters, dtype=None, *, reset_after=True):
         self.reset_after = _api._flag(reset_after, "reset_after")
@@ -503,35 +583,6 @@ class GRU(_Model):
 
     def _cell_options(self):
         return {"reset_after": self.reset_after}
-
-    def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1):
-        """As :meth:`_Model._sequence`; with lengths below T_x the kernel skips the padding:
-        the batch goes in longest first (one gather, which also reverses each example within
-        its length for the reverse direction) and each step runs only the examples still
-        going; the outputs come back with one more gather."""
-        n_x, m, T = x.shape
-        if lengths is None or m == 0 or T == 0 or lengths.min() == T:
-            return super()._sequence(x, states, lengths, reverse, n_threads)
-        perm = np.argsort(-lengths, kind="stable")
-        L = lengths[perm]
-        t = np.arange(T, dtype=np.intp)[None, :]
-        steps = (np.where(t < L[:, None], L[:, None] - 1 - t, t) if reverse
-                 else np.broadcast_to(t, (m, T)))
-        xs = _take_columns(x, (perm[:, None] * T + steps).ravel())
-        a0 = np.ascontiguousarray(states[0][:, perm])
-        # active[t]: the examples longer than t
-        active = (m - np.cumsum(np.bincount(L, minlength=T + 1))[:T]).astype(np.intc)
-        a, y, _ = self._kernel(xs, [a0], n_threads, active)
-        cols = np.arange(m)
-        inv = np.empty_like(perm)
-        inv[perm] = cols
-        last = a[:, cols, L - 1][:, inv]
-        back = (inv[:, None] * T + steps[inv]).ravel()
-        a = _take_columns(a, back)  # zero past each length: the kernel zeroed those states
-        if y is not None:
-            y = _take_columns(y, back)
-            y[:, t >= lengths[:, None]] = 0
-        return a, y, None, [last]
 
     def forward(self, x, a0=None, *, lengths=None, n_threads=1):
         """Run a sequence.
@@ -566,6 +617,66 @@ class GRU(_Model):
         yt_pred : ndarray (n_y, m), or None without an output layer
         """
         return self._one_state_step(xt, state, reference.gru_cell_forward)
+
+
+class _Lengths:
+    """Validated lengths of a batch and what the kernels need of them, computed once per call
+    and shared by every layer and direction.
+
+    ``values`` the (m,) intp lengths; ``padding`` (m, T_x) True past each example's length;
+    ``full`` True when no example ends before T_x.  For a kernel that skips the padding the
+    batch goes in sorted by length, longest first (``in_order``: it already is): ``active``
+    (T_x,) C ints counts the examples still running at each step (the kernels' ``active``);
+    :meth:`gather` puts a (rows, m, T_x) sequence in that order (with ``flip``, each
+    example's steps reversed within its own length, the padding left after them: the
+    reverse direction's input for a kernel that cannot run backwards) and :meth:`scatter`
+    puts the kernel's outputs back; :meth:`sort` orders an initial state (rows, m) and
+    :meth:`last` picks each example's state after its own last step from a kernel output,
+    in the caller's order.  Any number of states; no per-example loop.
+    """
+
+    def __init__(self, values, T):
+        self.values = values
+        self._T = T
+        # one counting sort (compiled: a few microseconds whatever m and T_x)
+        self._order, self._sorted, self.active, self.in_order = (
+            _core.sort_lengths(values, T) if len(values) else
+            (values, values, np.zeros(T, dtype=np.intc), True))
+        self.full = not len(values) or int(self._sorted[-1]) == T
+
+    @functools.cached_property
+    def padding(self):
+        return np.arange(self._T)[None, :] >= self.values[:, None]
+
+    @functools.cached_property
+    def _inverse(self):
+        return np.argsort(self._order)
+
+    def gather(self, seq, flip, out=None):
+        if self.in_order and not flip:
+            return seq
+        if out is None:
+            out = np.empty_like(seq)
+        _core.permute_steps(seq, out, self._order, self._sorted, flip, False)
+        return out
+
+    def scatter(self, seq, flip, out=None):
+        if self.in_order and not flip and out is None:
+            return seq
+        if out is None:
+            out = np.empty_like(seq)
+        _core.permute_steps(seq, out, self._order, self._sorted, flip, True)
+        return out
+
+    def sort(self, state):
+        return state if self.in_order else np.ascontiguousarray(state[:, self._order])
+
+    def last(self, seq, at_start):
+        """Each example's state after its last step, from a kernel output in sorted order:
+        at step 0 when the kernel ran backwards (``at_start``), else at its length - 1."""
+        last = (seq[:, :, 0] if at_start
+                else seq[:, np.arange(len(self._order)), self._sorted - 1])
+        return np.array(last) if self.in_order else last[:, self._inverse]
 
 
 def _reversal(lengths, m, T):

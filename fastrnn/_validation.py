@@ -101,25 +101,24 @@ STATE = ("n_a", "m")
 def _as_array(value, name, symbols, dims):
     """``value`` as an ndarray of real numbers (no copy when it already is one); errors name
     the expected shape ``symbols`` (with the sizes ``dims`` already implies)."""
-    expected = _shape_text(symbols, dims)
     if value is None:
-        raise TypeError(f"{name} must be an array of real numbers of shape {expected}, "
-                        f"got None")
+        raise TypeError(f"{name} must be an array of real numbers of shape "
+                        f"{_shape_text(symbols, dims)}, got None")
     if isinstance(value, np.ndarray):
         arr = value
     else:
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name} must be an array of shape {expected}, but could not be "
-                             f"read as an array: {exc}") from None
+            raise ValueError(f"{name} must be an array of shape {_shape_text(symbols, dims)}, "
+                             f"but could not be read as an array: {exc}") from None
     kind = arr.dtype.kind
     if kind not in "fiu":
         what = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(
             kind, str(arr.dtype))
         raise TypeError(
             f"{name} must hold real numbers (float32, float64 or integers) of shape "
-            f"{expected}, got {what} data (dtype {arr.dtype})")
+            f"{_shape_text(symbols, dims)}, got {what} data (dtype {arr.dtype})")
     return arr
 
 

@@ -7,6 +7,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from _util import RECURRENT_PATHS, recurrent_path as _force_path  # noqa: E402
+from fastrnn._kernels import _core  # noqa: E402
 
 
 @pytest.fixture(params=RECURRENT_PATHS)
@@ -14,3 +15,15 @@ def recurrent_path(request):
     """Run the test once per recurrent-product path of the kernels (see _util)."""
     with _force_path(request.param):
         yield request.param
+
+
+@pytest.fixture(params=_core.SIMD_LEVELS)
+def simd_level(request):
+    """Run the test once per SIMD level (skipped where the CPU lacks it)."""
+    if request.param not in _core.simd_available():
+        pytest.skip(f"this CPU has no {request.param}")
+    previous = _core.set_simd(request.param)
+    try:
+        yield request.param
+    finally:
+        _core.set_simd(previous)

@@ -171,11 +171,13 @@ def test_stack_matches_reference(kind, dtype, bidirectional):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bidirectional_two_threads_is_bitwise_one_thread(dtype):
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_bidirectional_two_threads_is_bitwise_one_thread(dtype, kind):
+    # (enough work for the second thread: see test_bidirectional_directions_run_on_two_threads)
     rng = np.random.default_rng(3)
-    stack, _, _ = _make_stack("gru", rng, 6, 8, 1, True, dtype)
+    stack, _, _ = _make_stack(kind, rng, 6, 64, 1, True, dtype)
     layer = stack.layers[0]
-    x, lengths = _x_lengths(rng, 6, 5, 11, dtype)
+    x, lengths = _x_lengths(rng, 6, 5, 90, dtype)
     one = layer.forward(x, lengths)
     two = layer.forward(x, lengths, n_threads=2)
     np.testing.assert_array_equal(one[0], two[0])
@@ -367,20 +369,24 @@ def test_checked_mode_catches_disagreement(monkeypatch, dtype):
                 call()
 
 
-def test_bidirectional_directions_run_on_two_threads(monkeypatch):
+@pytest.mark.parametrize("kind", KINDS)
+def test_bidirectional_directions_run_on_two_threads(monkeypatch, kind):
     # With n_threads=2 the backward direction is handed to a second thread before the
-    # forward one starts on the calling thread (events, not times, are asserted).
+    # forward one starts on the calling thread (events, not times, are asserted); a layer
+    # with less work than a hand-off costs stays on the calling thread.
     import threading
-    from fastrnn import _models
+    from fastrnn import _api, _models
     rng = np.random.default_rng(10)
-    stack, _, _ = _make_stack("gru", rng, 3, 4, 1, True, np.float64)
-    x = rng.standard_normal((3, 2, 5))
+    n_x, n_a, m, T = 3, 48, 8, 80
+    stack, _, _ = _make_stack(kind, rng, n_x, n_a, 1, True, np.float64)
+    assert m * T * 2 * n_a * (n_a + n_x) >= _api._MIN_THREADED_WORK  # even for the RNN
+    x = rng.standard_normal((n_x, m, T))
     events = []
     real = _models._Model._sequence
 
-    def spy(self, x, states, lengths=None, reverse=False, n_threads=1):
+    def spy(self, x, states, lengths=None, reverse=False, n_threads=1, out=None):
         events.append(("backward" if reverse else "forward", threading.get_ident()))
-        return real(self, x, states, lengths, reverse, n_threads)
+        return real(self, x, states, lengths, reverse, n_threads, out)
 
     monkeypatch.setattr(_models._Model, "_sequence", spy)
     stack.forward(x, n_threads=2)
@@ -390,6 +396,9 @@ def test_bidirectional_directions_run_on_two_threads(monkeypatch):
     assert directions["backward"] != threading.get_ident()
     events.clear()
     stack.forward(x)
+    assert dict(events) == {"forward": threading.get_ident(), "backward": threading.get_ident()}
+    events.clear()
+    stack.forward(x[:, :1, :2], n_threads=2)
     assert dict(events) == {"forward": threading.get_ident(), "backward": threading.get_ident()}
 
 
@@ -459,6 +468,208 @@ def test_relu_rnn_matches_reference_and_torch(dtype, n_y):
         out, _ = module(torch.tensor(x.transpose(2, 1, 0).copy()),
                         torch.tensor(a0.T.copy())[None])
     assert_close(a, f64(out.numpy().transpose(2, 1, 0)), dtype)
+
+
+# ------------------------------------------------------------------ lengths in the RNN kernel
+
+RNN_LENGTHS = {  # T_x, lengths
+    "ties": (8, [3, 8, 1, 5, 8, 2, 7, 1, 4]),  # ties at T_x and at 1, every mt from 9 to 1
+    "all_T": (6, [6, 6, 6]),                   # the padded call
+    "all_short": (6, [4, 4, 4, 4]),            # every example ends before T_x
+    "m=1": (5, [2]),
+    "m=1_T": (5, [5]),
+    "ones": (4, [1, 1, 4]),                    # a single step for most examples
+    "in_order": (7, [7, 6, 6, 4, 2, 1]),       # already longest first: no copy forwards
+}
+
+
+def _rnn_lengths_case(name, dtype, n_y, rng):
+    T, lengths = RNN_LENGTHS[name]
+    lengths = np.array(lengths)
+    n_x, n_a, m = 5, 37, len(lengths)  # n_a not a multiple of the panel height
+    p = layer_params("rnn", rng, n_x, n_a, n_y, dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    x[:, np.arange(T)[None, :] >= lengths[:, None]] = np.nan  # never reaches a result
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    return p, x, a0, lengths
+
+
+@pytest.mark.parametrize("name", RNN_LENGTHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_lengths_skip_the_padding(simd_level, recurrent_path, monkeypatch, dtype, name):
+    # The RNN runs only the examples still going at each step (batch sorted by length):
+    # both directions, tanh and ReLU, with and without an output layer, one and two threads,
+    # NaN in the padding, every SIMD level and recurrent path, against the reference one
+    # example and one step at a time.
+    from fastrnn import _models
+    rng = np.random.default_rng(15)
+    seen = []
+    real = _models._Model._kernel
+
+    def spy(self, x, states, n_threads=1, active=None, reverse=False, out=None):
+        seen.append(active)
+        return real(self, x, states, n_threads, active, reverse, out)
+
+    monkeypatch.setattr(_models._Model, "_kernel", spy)
+    for nonlinearity, n_y in (("tanh", 3), ("relu", 0)):
+        p, x, a0, lengths = _rnn_lengths_case(name, dtype, n_y, rng)
+        model = fastrnn.RNN(p, nonlinearity=nonlinearity)
+        for reverse in (False, True):
+            want = reference.layer_forward("rnn", f64(x), f64(p), lengths, reverse, f64(a0),
+                                           nonlinearity=nonlinearity)
+            for n_threads, out in ((1, None), (2, None), (1, True), (2, True)):
+                if out:  # a bidirectional layer's half
+                    out = np.full((2,) + a0.shape + x.shape[2:], np.nan, dtype)[1]
+                seen.clear()
+                a, y, _, (last,) = model._sequence(x, [a0], lengths, reverse, n_threads, out)
+                # the padding is skipped exactly when some example ends before T_x
+                assert [v is not None for v in seen] == [lengths.min() < x.shape[2]]
+                assert out is None or a is out
+                assert_close(a, want[0], dtype)
+                assert_close(last, want[3], dtype)
+                if n_y:
+                    assert_close(y, want[1], dtype)
+                else:
+                    assert y is None
+        a, y = model.forward(x, a0, lengths=lengths)
+        assert_close(a, reference.layer_forward("rnn", f64(x), f64(p), lengths, False,
+                                                f64(a0), nonlinearity=nonlinearity)[0], dtype)
+        assert not np.isnan(a).any() and (y is None or not np.isnan(y).any())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_kernel_active_slices(simd_level, recurrent_path, dtype):
+    # The kernel's ``active`` over a sorted batch, forwards and backwards (each example from
+    # its own last step, from its a0), run as one call and as two slices (the second starts
+    # at example j0 = 4 of the whole batch, as a second thread does): the same bits; the
+    # padding's states are 0; bad counts are refused before any work.
+    from fastrnn._kernels import _core
+    rng = np.random.default_rng(16)
+    n_x, n_a, n_y, m, T = 3, 21, 2, 9, 7
+    p = layer_params("rnn", rng, n_x, n_a, n_y, dtype)
+    lengths = np.array([7, 7, 6, 5, 5, 3, 2, 1, 1])
+    active = (lengths[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.intc)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    weights = [p["Wax"], p["Waa"], p["ba"][:, 0].copy(), p["Wya"], p["by"][:, 0].copy()]
+
+    def run(slices, **options):
+        out = [np.full(s, -1, dtype) for s in [(n_a, m, T), (n_y, m, T), (m, T, n_a)]]
+        for j0, j1 in slices:
+            _core.rnn_forward(x, a0, *weights, *out, j0, j1, _api.SMALL_BATCH_MAX_M,
+                              active=active, **options)
+        return out
+    from fastrnn import _api
+    for relu, reverse in ((False, False), (True, False), (False, True), (True, True)):
+        whole = run([(0, m)], relu=relu, reverse=reverse)
+        split = run([(0, 4), (4, m)], relu=relu, reverse=reverse)
+        for w, s in zip(whole, split):
+            np.testing.assert_array_equal(w, s)
+        pad = np.arange(T)[None, :] >= lengths[:, None]
+        assert (whole[0][:, pad] == 0).all() and (whole[2][pad] == 0).all()
+        want = reference.layer_forward("rnn", f64(x), f64(p), lengths, reverse, f64(a0),
+                                       nonlinearity="relu" if relu else "tanh")
+        assert_close(whole[0], want[0], dtype)
+        assert_close(whole[1][:, ~pad], want[1][:, ~pad], dtype)
+    out = [np.zeros(s, dtype) for s in [(n_a, m, T), (n_y, m, T), (m, T, n_a)]]
+    for bad in (np.array([9, 9, 8, 10, 5, 3, 1], np.intc), np.array([9, 9, 8, 5, 3, 1, -1], np.intc),
+                np.array([9, 9, 8, 5, 3, 1], np.intc), active.astype(np.int64)):
+        with pytest.raises(ValueError, match="active"):
+            _core.rnn_forward(x, a0, *weights, *out, 0, m, 4, active=bad)
+        with pytest.raises(ValueError, match="active"):
+            _core.try_packed_rnn(x, a0, *weights, True, 4, [None] * 3, False, bad)
+    for bad in (out[0][:, :, :-1], out[0].astype(np.float16), out[0][::-1]):
+        with pytest.raises(ValueError, match="out"):
+            _core.try_packed_rnn(x, a0, *weights, True, 4, [None] * 3, False, None, True, bad)
+    assert (out[0] == 0).all()
+
+
+def test_sort_lengths_is_a_stable_sort_longest_first():
+    # The counting sort behind the kernels' ``active`` against numpy's stable argsort, with
+    # ties, lengths of 1 and of T_x, m = 1, a batch already in order; bad lengths refused.
+    from fastrnn._kernels import _core
+    rng = np.random.default_rng(19)
+    cases = [rng.integers(1, T + 1, size=m) for T in (1, 3, 8) for m in (1, 2, 9)
+             for _ in range(5)] + [np.array([7, 7, 3, 1]), np.array([2, 2]), np.array([1])]
+    for v in cases:
+        v = v.astype(np.intp)
+        T = int(v.max()) + (len(v) % 2)  # some batches have no example of length T_x
+        order, srt, active, in_order = _core.sort_lengths(v, T)
+        np.testing.assert_array_equal(order, np.argsort(-v, kind="stable"))
+        np.testing.assert_array_equal(srt, v[order])
+        np.testing.assert_array_equal(active, (v[None, :] > np.arange(T)[:, None]).sum(axis=1))
+        assert active.dtype == np.intc and active.shape == (T,)
+        assert in_order == bool((np.diff(v) <= 0).all())
+    for bad in (np.array([0, 1], np.intp), np.array([4, 1], np.intp), np.array([1, 2], np.int32)):
+        with pytest.raises(ValueError, match="sort_lengths"):
+            _core.sort_lengths(bad, 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_permute_steps_sorts_and_restores_the_batch(dtype):
+    # The copy into the kernels' order (longest first; the backward direction reversed
+    # within each length) against the same permutation written with numpy indexing, and
+    # back; bad orders and lengths are refused before any copy.
+    from fastrnn._kernels import _core
+    rng = np.random.default_rng(18)
+    rows, m, T = 3, 6, 5
+    src = rng.standard_normal((rows, m, T)).astype(dtype)
+    order = np.array([4, 0, 5, 2, 1, 3], dtype=np.intp)
+    lengths = np.array([5, 5, 4, 2, 1, 1], dtype=np.intp)
+    t = np.arange(T)
+    for reverse in (False, True):
+        want = np.empty_like(src)
+        for k in range(m):
+            steps = np.where(t < lengths[k], lengths[k] - 1 - t, t) if reverse else t
+            want[:, k] = src[:, order[k]][:, steps]
+        got = np.full_like(src, np.nan)
+        _core.permute_steps(src, got, order, lengths, reverse, False)
+        np.testing.assert_array_equal(got, want)
+        back = np.full_like(src, np.nan)
+        _core.permute_steps(got, back, order, lengths, reverse, True)
+        np.testing.assert_array_equal(back, src)
+    dst = np.zeros_like(src)
+    for bad_order, bad_lengths in ((order + 1, lengths), (order, lengths + 1),
+                                   (order - 1, lengths), (order[:5], lengths),
+                                   (order.astype(np.int32), lengths)):
+        with pytest.raises(ValueError, match="permute_steps"):
+            _core.permute_steps(src, dst, bad_order, bad_lengths, True, False)
+    with pytest.raises(ValueError, match="dst"):
+        _core.permute_steps(src, dst[:, :, :4], order, lengths, True, False)
+    assert (dst == 0).all()
+
+
+@pytest.mark.parametrize("name", ["ties", "m=1", "ones"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_lengths_match_torch(dtype, name):
+    # pack_padded_sequence through a bidirectional torch.nn.RNN (tanh and ReLU): outputs and
+    # final states of both directions.
+    torch = pytest.importorskip("torch", reason="torch is the optional peer for lengths")
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    rng = np.random.default_rng(17)
+    for nonlinearity in ("tanh", "relu"):
+        pf, x, a0, lengths = _rnn_lengths_case(name, dtype, 0, rng)
+        pb = layer_params("rnn", rng, x.shape[0], pf["Waa"].shape[0], 0, dtype)
+        n_x, n_a = pf["Wax"].shape[1], pf["Waa"].shape[0]
+        h0 = np.stack([a0, rng.standard_normal(a0.shape).astype(dtype)])
+        layer = fastrnn.Bidirectional(fastrnn.RNN(pf, nonlinearity=nonlinearity),
+                                      fastrnn.RNN(pb, nonlinearity=nonlinearity))
+        module = torch.nn.RNN(n_x, n_a, nonlinearity=nonlinearity, bidirectional=True).to(tdtype)
+        with torch.no_grad():
+            for sfx, p in (("_l0", pf), ("_l0_reverse", pb)):
+                getattr(module, "weight_ih" + sfx).copy_(torch.tensor(p["Wax"]))
+                getattr(module, "weight_hh" + sfx).copy_(torch.tensor(p["Waa"]))
+                getattr(module, "bias_ih" + sfx).copy_(torch.tensor(p["ba"][:, 0]))
+                getattr(module, "bias_hh" + sfx).zero_()
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                torch.tensor(np.nan_to_num(x).transpose(2, 1, 0).copy()), torch.tensor(lengths),
+                enforce_sorted=False)
+            out, hn = module(packed, torch.tensor(h0.transpose(0, 2, 1).copy()))
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[2])
+        for n_threads in (1, 2):
+            h, _, state = layer.forward(x, lengths, h0, n_threads=n_threads)
+            assert_close(h, f64(out.numpy().transpose(2, 1, 0)), dtype)
+            assert_close(state, f64(hn.numpy().transpose(0, 2, 1)), dtype)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -20,17 +20,6 @@ from fastrnn._kernels import _core
 from _util import assert_close, lstm_params, ref, rnn_params
 
 
-@pytest.fixture(params=_core.SIMD_LEVELS)
-def simd_level(request):
-    """Run the test once per SIMD level (skipped where the CPU lacks it)."""
-    if request.param not in _core.simd_available():
-        pytest.skip(f"this CPU has no {request.param}")
-    previous = _core.set_simd(request.param)
-    try:
-        yield request.param
-    finally:
-        _core.set_simd(previous)
-
 SHAPES = [  # n_x, n_a, n_y, m, T
     (3, 7, 2, 5, 4),
     (5, 13, 3, 9, 3),

@@ -271,12 +271,25 @@ cdef void rnn_core(
         floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
         bint pack,                           # IN       pack Waa into panel (else it is packed)
         int small_max,
-        bint relu) noexcept nogil:          # IN       max(z, 0) instead of tanh (PyTorch's
+        bint relu,                           # IN       max(z, 0) instead of tanh (PyTorch's
                                              #          nonlinearity="relu")
+        const int *active,                   # IN   (T,) or NULL: at step t only the first
+        Py_ssize_t act0,                     #      active[t] - act0 columns run (see below)
+        bint reverse) noexcept nogil:        # IN   run the steps from T - 1 down to 0
+    # Variable lengths, as in gru_core: with the batch sorted by length, longest first,
+    # ``active[t]`` (non-increasing) examples of the whole batch are still running at step t;
+    # this slice starts at example act0.  The others' recurrent products and activations are
+    # skipped and their states set to 0 (the input projection and the output layer still
+    # run over every column: one GEMM each; the caller zeroes the padding's predictions).
+    # ``reverse`` (a backward direction) runs the steps backwards in place: no reversed copy
+    # of x or of the outputs.  With ``active`` each example then starts at its own last step
+    # t = length - 1, from h0: the columns joining at step t read their previous state from
+    # slot t + 1 (padding, zero), which holds their h0 for the product only.
     cdef int mT = m * T
     cdef int ldz = T * n_a
-    cdef Py_ssize_t t, j, i
+    cdef Py_ssize_t s, t, j, i, mt, mp = 0
     cdef floating *zt
+    cdef floating *hp
     cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
 
     # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) -> 'T',
@@ -290,14 +303,33 @@ cdef void rnn_core(
     if panel != NULL and pack:
         panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
 
-    for t in range(T):
+    for s in range(T):
+        t = T - 1 - s if reverse else s
         zt = z + t * n_a
-        # Z_t (n_a, m) += Waa (n_a, n_a) @ A_{t-1} (n_a, m); A_{t-1} is h0 or Z_{t-1}.
-        if t == 0:
-            product_acc(n_a, m, n_a, wa, n_a, panel, h0, n_a, zt, ldz, small_max)
+        hp = zt + n_a if reverse else zt - n_a  # the previous step's states (s > 0)
+        mt = m
+        if active != NULL:
+            mt = min(max(active[t] - act0, 0), m)
+            for j in range(mt, m):
+                for i in range(n_a):
+                    zt[j * ldz + i] = 0
+            if mt == 0:
+                continue
+            if reverse and s > 0:
+                mp = min(max(active[t + 1] - act0, 0), m)
+                for j in range(mp, mt):
+                    memcpy(hp + j * ldz, h0 + j * n_a, n_a * sizeof(floating))
+        # Z_t (n_a, mt) += Waa (n_a, n_a) @ A_prev (n_a, mt); A_prev is h0 or the states of
+        # the previous step.
+        if s == 0:
+            product_acc(n_a, mt, n_a, wa, n_a, panel, h0, n_a, zt, ldz, small_max)
         else:
-            product_acc(n_a, m, n_a, wa, n_a, panel, zt - n_a, ldz, zt, ldz, small_max)
-        for j in range(m):
+            product_acc(n_a, mt, n_a, wa, n_a, panel, hp, ldz, zt, ldz, small_max)
+            if active != NULL and reverse:
+                for j in range(mp, mt):  # back to padding
+                    for i in range(n_a):
+                        hp[j * ldz + i] = 0
+        for j in range(mt):
             if relu:
                 v_relu(zt + j * ldz, n_a)
                 flush_if_subnormal(zt + j * ldz, n_a, &flush_a, wa, n_a, n_a, wy, n_y, n_a)
@@ -603,12 +635,13 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
                        char *a, char *y, char *z, char *work, bint panel,
                        int small_max, char *packed=NULL, bint fill=False,
-                       bint relu=False) noexcept nogil:
+                       bint relu=False, const int *active=NULL,
+                       bint reverse=False) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements, plus panel_elems(...) when ``panel`` (decided once, by the
     # caller that sized work: USE_PANEL may change meanwhile).  ``packed``: a separate buffer
     # of panel_elems(...) for the packed block instead, holding it already (a model's cached
-    # panel) unless ``fill``.
+    # panel) unless ``fill``.  ``active``, ``reverse``: see rnn_forward.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T
     cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x)
     if typenum == cnp.NPY_FLOAT32:
@@ -618,7 +651,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
             <float *> work, <float *> work + ms * n_a,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, small_max, relu)
+            packed == NULL or fill, small_max, relu, active, j0, reverse)
     else:
         rnn_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -626,7 +659,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
             <double *> work, <double *> work + ms * n_a,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, small_max, relu)
+            packed == NULL or fill, small_max, relu, active, j0, reverse)
 
 
 cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -732,7 +765,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
                 cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
                 cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max,
-                bint relu=False):
+                bint relu=False, cnp.ndarray active=None, bint reverse=False):
     """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -744,6 +777,13 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     small_max : batch slices of at most this many examples use the small-batch kernel for
         the recurrent product instead of BLAS gemm.
     relu : max(z, 0) instead of tanh (PyTorch's ``nonlinearity="relu"``).
+    active : None, or (T,) C int IN: for a batch sorted by length, longest first, the number
+        of examples still running at each step (non-increasing, in [0, m]); the others'
+        steps are skipped and their states (a and z) set to 0.  Their predictions are then
+        not meaningful (the caller zeroes them).
+    reverse : run the steps backwards, from T - 1 to 0 (a backward direction; with
+        ``active``, each example from its own last step, starting from its a0), writing
+        every output at its own step: no reversed copies.
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -760,6 +800,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check(y, "y", typenum, True, 3, n_y, m, T)
     check(z, "z", typenum, True, 3, m, T, n_a)
     check_sizes(n_x, n_a, n_a, n_y, m, T, j0, j1)
+    check_active(active, T, m)
+    cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
     cdef Py_ssize_t npanel = panel_elems(typenum, n_a, n_a, j1 - j0, T, small_max)
@@ -770,7 +812,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(work), npanel > 0, small_max, NULL, False, relu)
+                     cnp.PyArray_BYTES(work), npanel > 0, small_max, NULL, False, relu, act,
+                     reverse)
 
 
 def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
@@ -953,17 +996,19 @@ cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int t
 
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
-                    list scratch=None):
+                    list scratch=None, bint relu=False, const int *active=NULL,
+                    bint reverse=False, cnp.ndarray out=None):
     cdef Py_ssize_t npanel
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
     # With ``scratch`` (3 slots), z and the work buffer are reused from the previous call.
+    # ``out``: a, checked by the caller, instead of a new array.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
     cdef cnp.npy_intp dims[3]
     cdef int nd = 3 if sequence else 2
     dims[0], dims[1], dims[2] = n_a, m, T
-    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    cdef cnp.ndarray a = out if out is not None else cnp.PyArray_EMPTY(nd, dims, typenum, 0)
     dims[0] = n_y
     cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
     dims[0], dims[1], dims[2] = m, T, n_a
@@ -982,7 +1027,7 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      b, cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a),
                      cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(work),
-                     npanel > 0, small_max, packed, fill)
+                     npanel > 0, small_max, packed, fill, relu, active, reverse)
     return a, y, z
 
 
@@ -1185,11 +1230,13 @@ cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:
 
 def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa not None,
                    cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
-                   bint sequence, int small_max, list scratch=None):
+                   bint sequence, int small_max, list scratch=None, bint relu=False,
+                   cnp.ndarray active=None, bint reverse=False, cnp.ndarray out=None):
     """:func:`try_rnn` for a packed model (fastrnn.RNN): its weights, already checked and
     contiguous; ``a0`` None means zeros; ``scratch`` a list of 3 slots in which the model
-    keeps its work buffers between calls (one list per thread).  Returns ``(a, y, z)``, z
-    being scratch memory, or None."""
+    keeps its work buffers between calls (one list per thread); ``relu``, ``active`` and
+    ``reverse`` as for :func:`rnn_forward`; ``out`` None, or the (n_a, m, T) array to write
+    a into (a sequence only).  Returns ``(a, y, z)``, z being scratch memory, or None."""
     cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1]
     if cnp.PyArray_NDIM(wx) != 2:
@@ -1206,8 +1253,139 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
     if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
         return None
+    check_active(active, T, m)
+    if out is not None:
+        if not sequence:
+            raise ValueError("kernel argument out: for a sequence only")
+        check(out, "out", typenum, True, 3, n_a, m, T)
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
-                    sequence, small_max, scratch)
+                    sequence, small_max, scratch, relu,
+                    NULL if active is None else <const int *> cnp.PyArray_DATA(active),
+                    reverse, out)
+
+
+# ------------------------------------------------------------------ batches sorted by length
+
+def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
+    """A batch's order by length, longest first, for the kernels' ``active``: one counting
+    sort (stable: ties keep their order), O(m + T).
+
+    Parameters
+    ----------
+    lengths : (m,) intp IN, each in [1, T].
+
+    Returns
+    -------
+    order : (m,) intp: sorted example k is example order[k].
+    sorted : (m,) intp: the length of sorted example k (non-increasing).
+    active : (T,) C int: how many examples are longer than t, at each step t.
+    in_order : bool: the batch already is in that order (order is 0, 1, ..., m - 1).
+    """
+    if (cnp.PyArray_TYPE(lengths) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(lengths)
+            or cnp.PyArray_NDIM(lengths) != 1):
+        raise ValueError("sort_lengths: lengths must be a C-contiguous 1-d intp array")
+    cdef Py_ssize_t m = lengths.shape[0], j, t, L, run = 0
+    cdef const Py_ssize_t *v = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
+    cdef bint in_order = True
+    for j in range(m):
+        if not 1 <= v[j] <= T:
+            raise ValueError(f"sort_lengths: lengths must be in [1, {T}]")
+        if j and v[j] > v[j - 1]:
+            in_order = False
+    cdef cnp.ndarray order = np.empty(m, dtype=np.intp)
+    cdef cnp.ndarray srt = np.empty(m, dtype=np.intp)
+    cdef cnp.ndarray active = np.empty(T, dtype=np.intc)
+    cdef cnp.ndarray start = np.zeros(T + 2, dtype=np.intp)
+    cdef Py_ssize_t *o = <Py_ssize_t *> cnp.PyArray_DATA(order)
+    cdef Py_ssize_t *so = <Py_ssize_t *> cnp.PyArray_DATA(srt)
+    cdef int *act = <int *> cnp.PyArray_DATA(active)
+    cdef Py_ssize_t *pos = <Py_ssize_t *> cnp.PyArray_DATA(start)
+    for j in range(m):
+        pos[v[j]] += 1  # count of each length
+    for L in range(T, 0, -1):  # first sorted position of each length, longest first
+        run, pos[L] = run + pos[L], run
+    for t in range(T):  # examples longer than t: all of them, then those before length t
+        act[t] = <int> (m if t == 0 else pos[t])
+    for j in range(m):
+        L = v[j]
+        o[pos[L]] = j
+        so[pos[L]] = L
+        pos[L] += 1
+    return order, srt, active, in_order
+
+
+
+cdef void permute_steps_core(const floating *src, floating *dst, Py_ssize_t rows,
+                             Py_ssize_t m, Py_ssize_t T, const Py_ssize_t *order,
+                             const Py_ssize_t *lengths, bint reverse,
+                             bint scatter) noexcept nogil:
+    # Row r, sorted example k: the T steps of example order[k], copied whole (memcpy), or with
+    # the first lengths[k] reversed.  gather: dst[r, k] <- src[r, order[k]]; scatter: the
+    # inverse, dst[r, order[k]] <- src[r, k] (reversing the first L steps is its own inverse).
+    cdef Py_ssize_t r, k, t, L
+    cdef const floating *s
+    cdef floating *d
+    for r in range(rows):
+        for k in range(m):
+            if scatter:
+                s = src + (r * m + k) * T
+                d = dst + (r * m + order[k]) * T
+            else:
+                s = src + (r * m + order[k]) * T
+                d = dst + (r * m + k) * T
+            if not reverse:
+                memcpy(d, s, T * sizeof(floating))
+                continue
+            L = lengths[k]
+            for t in range(L):
+                d[t] = s[L - 1 - t]
+            if L < T:
+                memcpy(d + L, s + L, (T - L) * sizeof(floating))
+
+
+def permute_steps(cnp.ndarray src not None, cnp.ndarray dst not None,
+                  cnp.ndarray order not None, cnp.ndarray lengths not None, bint reverse,
+                  bint scatter):
+    """Put a (rows, m, T) sequence in the order of a batch sorted by length (``scatter``
+    False: ``dst[:, k] = src[:, order[k]]``) or back (True: ``dst[:, order[k]] = src[:, k]``),
+    the GIL released.  With ``reverse`` the first ``lengths[k]`` steps of sorted example k
+    are reversed on the way (a backward direction reads each example from its own last
+    step); its padding stays in place.
+
+    Parameters
+    ----------
+    src, dst : (rows, m, T) C-contiguous float32/float64 arrays of one dtype (IN, OUT).
+    order : (m,) intp IN, each in [0, m): sorted example k is example order[k].
+    lengths : (m,) intp IN, each in [0, T]: the length of sorted example k.
+    """
+    cdef int typenum = cnp.PyArray_TYPE(src)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"permute_steps: src must be float32 or float64, got {src.dtype}")
+    if cnp.PyArray_NDIM(src) != 3:
+        raise ValueError("permute_steps: src must be 3-d (rows, m, T)")
+    cdef Py_ssize_t rows = src.shape[0], m = src.shape[1], T = src.shape[2], k
+    check(src, "src", typenum, False, 3, rows, m, T)
+    check(dst, "dst", typenum, True, 3, rows, m, T)
+    for arr, name in ((order, "order"), (lengths, "lengths")):
+        if (cnp.PyArray_TYPE(arr) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
+                or cnp.PyArray_NDIM(arr) != 1 or arr.shape[0] != m):
+            raise ValueError(f"permute_steps: {name} must be a C-contiguous intp array of "
+                             f"shape ({m},)")
+    cdef const Py_ssize_t *o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
+    cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
+    for k in range(m):
+        if not (0 <= o[k] < m and 0 <= L[k] <= T):
+            raise ValueError(f"permute_steps: order must be in [0, {m}) and lengths in "
+                             f"[0, {T}]")
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            permute_steps_core[float](<const float *> cnp.PyArray_DATA(src),
+                                      <float *> cnp.PyArray_DATA(dst), rows, m, T, o, L,
+                                      reverse, scatter)
+        else:
+            permute_steps_core[double](<const double *> cnp.PyArray_DATA(src),
+                                       <double *> cnp.PyArray_DATA(dst), rows, m, T, o, L,
+                                       reverse, scatter)
 
 
 _LSTM_GATE_KEYS = (("Wf", "bf"), ("Wi", "bi"), ("Wo", "bo"), ("Wc", "bc"))  # GATES order
