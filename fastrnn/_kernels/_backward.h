@@ -59,19 +59,23 @@ FR_MULTI(void, fr_sum_columns_##SFX, (const T *restrict d, ptrdiff_t rows, ptrdi
 /* P := the panels of fr_panel_gemm (_gemm.h) of the transpose of W, i.e. of the rows x K   \
  * matrix W^T, where W (K x rows) comes as blocks of block_k rows each (W[0], W[1], ...,    \
  * row stride ldw: the LSTM's four gate blocks, merged or not).  A panel holds MR rows of   \
- * W^T for every k, k-major: for each k, MR consecutive values of row k of W, so packing is \
- * one contiguous copy per (panel, k), without transposing W first. */                      \
+ * W^T for every k, k-major: for each k, MR consecutive values of row k of W.  So packing   \
+ * needs no transpose: each row of W is read once, front to back, and its MR-value pieces   \
+ * go to the panels (one sequential write stream per panel). */                            \
 static void fr_panel_pack_t_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,             \
                                   ptrdiff_t block_k, ptrdiff_t ldw, T *P)                     \
 {                                                                                             \
     enum { MR = FR_PANEL_BYTES / sizeof(T) };                                                 \
-    for (ptrdiff_t p = 0; p * MR < rows; ++p) {                                               \
-        const ptrdiff_t r0 = p * MR, nr = rows - r0 < MR ? rows - r0 : MR;                    \
-        T *dst = P + p * K * MR;                                                              \
-        for (ptrdiff_t k = 0; k < K; ++k) {                                                   \
-            const T *src = W[k / block_k] + (k % block_k) * ldw + r0;                         \
-            memcpy(dst + k * MR, src, (size_t)nr * sizeof(T));                                \
-            for (ptrdiff_t r = nr; r < MR; ++r) dst[k * MR + r] = 0;                          \
+    const ptrdiff_t full = rows / MR, tail = rows - full * MR;                                \
+    for (ptrdiff_t k = 0; k < K; ++k) {                                                       \
+        const T *src = W[k / block_k] + (k % block_k) * ldw;                                  \
+        T *dst = P + k * MR;                                                                  \
+        for (ptrdiff_t p = 0; p < full; ++p) /* fixed-size copies: vector moves */            \
+            memcpy(dst + p * K * MR, src + p * MR, MR * sizeof(T));                           \
+        if (tail) {                                                                           \
+            T *out = dst + full * K * MR;                                                     \
+            for (ptrdiff_t r = 0; r < tail; ++r) out[r] = src[full * MR + r];                 \
+            for (ptrdiff_t r = tail; r < MR; ++r) out[r] = 0;                                 \
         }                                                                                     \
     }                                                                                         \
 }
