@@ -9,9 +9,12 @@ Layout (all arrays C-contiguous, one dtype), as in the forward kernels (_core.py
 - the forward's state/gate buffers are (m, T, width): column (j, t) at (j*T + t)*width.
   RNN: h = a_t (width n_a).  LSTM: z = the activated gates [f, i, o, c] (width 4n_a) and
   s = [a_t, c_t] (width 2n_a).  ``prev`` (m, T, P) holds each column's previous hidden
-  state a_{t-1} (a0 at t = 0): built here by shifting the state buffer (fastrnn's own caches,
-  P = n_a; the LSTM's c_{t-1} is then read from s itself, c0 at t = 0), or given with
-  c_{t-1} below it (caches made by user code, P = 2n_a for the LSTM).
+  state a_{t-1} (a0 at t = 0).  RNN (P = n_a): built here by shifting the state buffer
+  (fastrnn's own caches) or given (caches made by user code).  LSTM (P = n_a + n_x): always
+  built here as the stacked [a_{t-1}; x_t] of every column, so that dW = d @ prev^T is one
+  GEMM (the gate gradients, 4n_a rows, are packed by BLAS once instead of twice); a_{t-1}
+  shifted from s, or copied from the [a_{t-1}; c_{t-1}] buffer (m, T, 2n_a) of user caches.
+  The LSTM's c_{t-1} is read from s itself (c0 at t = 0), or from that buffer.
 - the gradients of the gate pre-activations go to d (m, T, G), G = n_a or 4n_a, a
   column-major (G, m*T) matrix.  The upstream gradient dL/da_t is first written (transposed
   from da, or by the output layer's backward) into the first n_a rows of each column of d,
@@ -100,22 +103,30 @@ cdef inline void gemm(char transa, char transb, int M, int N, int K, const float
 
 
 cdef void shift_states(const floating *s, Py_ssize_t lds, const floating *a0,
-                       Py_ssize_t n_a, Py_ssize_t m, Py_ssize_t T,
-                       floating *prev) noexcept nogil:
-    # prev (m, T, n_a): column (j, t) := the first n_a values of column (j, t - 1) of the
-    # state buffer s (m, T, lds) (a_{t-1}); at t = 0 a0[:, j], a0 row-major (n_a, m).
+                       Py_ssize_t n_a, Py_ssize_t m, Py_ssize_t T, floating *prev,
+                       Py_ssize_t P) noexcept nogil:
+    # prev (m, T, P): the first n_a values of column (j, t) := those of column (j, t - 1) of
+    # the state buffer s (m, T, lds) (a_{t-1}); at t = 0 a0[:, j], a0 row-major (n_a, m).
     cdef Py_ssize_t j, i, t
     cdef floating *p
     for j in range(m):
-        p = prev + j * T * n_a
+        p = prev + j * T * P
         for i in range(n_a):
             p[i] = a0[i * m + j]
-        if lds == n_a:
+        if lds == n_a and P == n_a:
             if T > 1:
                 memcpy(p + n_a, s + j * T * n_a, (T - 1) * n_a * sizeof(floating))
         else:
             for t in range(1, T):
-                memcpy(p + t * n_a, s + (j * T + t - 1) * lds, n_a * sizeof(floating))
+                memcpy(p + t * P, s + (j * T + t - 1) * lds, n_a * sizeof(floating))
+
+
+cdef void copy_states(const floating *s, Py_ssize_t lds, Py_ssize_t n_a, Py_ssize_t n_cols,
+                      floating *prev, Py_ssize_t P) noexcept nogil:
+    # The first n_a values of every column: s (n_cols, lds) -> prev (n_cols, P).
+    cdef Py_ssize_t c
+    for c in range(n_cols):
+        memcpy(prev + c * P, s + c * lds, n_a * sizeof(floating))
 
 
 cdef inline void rnn_pointwise(floating *d, const floating *dap, const floating *h,
@@ -181,9 +192,11 @@ cdef void bwd_core(
         const floating *x,                   # IN   x (n_x, m*T) row-major
         const floating *g,                   # IN   (m, T, G): RNN a_t; LSTM gates [f,i,o,c]
         const floating *cn, int ldcn,        # IN   LSTM: c_t of column c at cn + c*ldcn
-        const floating *prev, int P,         # IN   (m, T, P): a_{t-1} [; c_{t-1}]
+        const floating *prev, int P,         # IN   (m, T, P): a_{t-1} (RNN), [a_{t-1}; x_t]
+                                             #      (LSTM, P = n_a + n_x)
         const floating *c0t,                 # IN   LSTM: c0 (m, n_a); not NULL: c_{t-1} is
-                                             #      read from cn (shifted), else from prev
+                                             #      read from cn (shifted), else from cpv
+        const floating *cpv, int ldcp,       # IN   LSTM: c_{t-1} of column c at cpv + c*ldcp
         const floating **wa, int ldwa,       # IN   W_a (G, n_a): blocks of n_a rows, row
                                              #      stride ldwa (1 block RNN, 4 LSTM)
         const floating **wx, int ldwx,       # IN   W_x (G, n_x): the same blocks
@@ -218,7 +231,7 @@ cdef void bwd_core(
             col = j * T + t
             if lstm:
                 if c0t == NULL:
-                    cp = prev + col * P + n_a
+                    cp = cpv + col * ldcp
                 elif t == 0:
                     cp = c0t + j * n_a
                 else:
@@ -247,11 +260,15 @@ cdef void bwd_core(
     if lstm:
         transpose(dc, m, n_a, n_a, dc0, m)
     # dW_a (G, n_a) row-major = column-major (n_a, G) = prev_a (n_a, m*T) @ d^T (m*T, G);
-    # prev_a column-major with leading dim P -> 'N', d column-major (G, m*T) -> 'T'.
-    gemm(c'N', c'T', n_a, G, mT, prev, P, d, G, 0, dwa, lddwa)
-    # dW_x (G, n_x) row-major = column-major (n_x, G) = X (n_x, m*T) @ d^T; X row-major
-    # (n_x, m*T) = column-major (m*T, n_x) -> 'T'.
-    gemm(c'T', c'T', n_x, G, mT, x, mT, d, G, 0, dwx, lddwx)
+    # prev_a column-major with leading dim P -> 'N', d column-major (G, m*T) -> 'T'.  The
+    # LSTM's prev is [a_{t-1}; x_t] and dW_x follows dW_a in each row: dW = [dW_a, dW_x] in one.
+    if lstm:
+        gemm(c'N', c'T', n_a + n_x, G, mT, prev, P, d, G, 0, dwa, lddwa)
+    else:
+        gemm(c'N', c'T', n_a, G, mT, prev, P, d, G, 0, dwa, lddwa)
+        # dW_x (G, n_x) row-major = column-major (n_x, G) = X (n_x, m*T) @ d^T; X row-major
+        # (n_x, m*T) = column-major (m*T, n_x) -> 'T'.
+        gemm(c'T', c'T', n_x, G, mT, x, mT, d, G, 0, dwx, lddwx)
     # dx (n_x, m*T) row-major = column-major (m*T, n_x) = d^T (m*T, G) @ W_x (G, n_x);
     # W_x row-major (G, n_x) = column-major (n_x, G) -> 'T'; one product per block of W_x
     # (accumulated) when the blocks are not one matrix.
@@ -311,6 +328,7 @@ cdef struct Args:
     char *cn
     char *prev
     char *c0t
+    char *cpv
     char *wa[4]
     char *wx[4]
     char *wat
@@ -330,7 +348,8 @@ cdef void run_core(int typenum, Args *a) noexcept nogil:
     if typenum == cnp.NPY_FLOAT32:
         bwd_core[float](a.lstm, a.n_x, a.n_a, a.m, a.T, <float *> a.x,
                         <float *> a.g, <float *> a.cn, a.ldcn, <float *> a.prev, a.P,
-                        <float *> a.c0t, <const float **> a.wa, a.ldwa,
+                        <float *> a.c0t, <float *> a.cpv, 2 * a.n_a,
+                        <const float **> a.wa, a.ldwa,
                         <const float **> a.wx, a.ldwx, a.merged, <float *> a.wat,
                         <float *> a.panel, a.mode,
                         <float *> a.dx, <float *> a.dwa, a.lddwa, <float *> a.dwx, a.lddwx,
@@ -339,7 +358,8 @@ cdef void run_core(int typenum, Args *a) noexcept nogil:
     else:
         bwd_core[double](a.lstm, a.n_x, a.n_a, a.m, a.T, <double *> a.x,
                          <double *> a.g, <double *> a.cn, a.ldcn, <double *> a.prev, a.P,
-                         <double *> a.c0t, <const double **> a.wa, a.ldwa,
+                         <double *> a.c0t, <double *> a.cpv, 2 * a.n_a,
+                         <const double **> a.wa, a.ldwa,
                          <const double **> a.wx, a.ldwx, a.merged, <double *> a.wat,
                          <double *> a.panel, a.mode,
                          <double *> a.dx, <double *> a.dwa, a.lddwa, <double *> a.dwx,
@@ -350,9 +370,10 @@ cdef void run_core(int typenum, Args *a) noexcept nogil:
 cdef void prepare_t(Args *a, floating *da, floating *s, int lds, floating *a0,
                     floating *c0, bint make_prev, floating *dcn) noexcept nogil:
     # Before the core: da (n_a, m*T) row-major -> the first n_a rows of each column of d;
-    # prev from the state buffer s (m, T, lds) and a0 when make_prev; c0 (n_a, m) -> c0t
-    # (m, n_a) when c0t is set; W_a^T packed into the panel, or transposed into wat; the
-    # initial cell gradient dcn (n_a, m) -> dc (m, n_a) when given.
+    # a_{t-1} of prev from the state buffer s (m, T, lds) and a0 when make_prev (else, for
+    # the LSTM, from the user's [a_{t-1}; c_{t-1}] at cpv - n_a); the LSTM's x_t below it;
+    # c0 (n_a, m) -> c0t (m, n_a) when c0t is set; W_a^T packed into the panel, or
+    # transposed into wat; the initial cell gradient dcn (n_a, m) -> dc (m, n_a) if given.
     cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T, k
     a.dc_given = dcn != NULL
     if dcn != NULL:
@@ -360,7 +381,12 @@ cdef void prepare_t(Args *a, floating *da, floating *s, int lds, floating *a0,
     if da != NULL:
         transpose(da, a.n_a, mT, mT, <floating *> a.d, G)
     if make_prev:
-        shift_states(s, lds, a0, a.n_a, a.m, a.T, <floating *> a.prev)
+        shift_states(s, lds, a0, a.n_a, a.m, a.T, <floating *> a.prev, a.P)
+    elif a.lstm:
+        copy_states(<floating *> a.cpv - a.n_a, 2 * a.n_a, a.n_a, mT, <floating *> a.prev,
+                    a.P)
+    if a.lstm:
+        transpose(<floating *> a.x, a.n_x, mT, mT, <floating *> a.prev + a.n_a, a.P)
     if a.c0t != NULL:
         transpose(c0, a.n_a, a.m, a.m, <floating *> a.c0t, a.n_a)
     if a.mode == MODE_PANEL:
@@ -480,11 +506,12 @@ cdef bint needs_wat(Args *a):
 
 
 cdef Py_ssize_t work_elems(Args *a, bint make_prev):
-    # make_prev: the call builds prev (m, T, n_a) from the state buffer (and, for the LSTM,
-    # reads c_{t-1} there, c0 from c0t (m, n_a)).
+    # make_prev: the call builds a_{t-1} from the state buffer (and the LSTM reads c_{t-1}
+    # there, c0 from c0t (m, n_a)).  The LSTM's prev (m, T, a.P) is always built.
     cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T
     return (mT * G + 2 * a.m * a.n_a
-            + ((mT * a.n_a + (a.m * a.n_a if a.lstm else 0)) if make_prev else 0)
+            + (mT * a.P if make_prev or a.lstm else 0)
+            + (a.m * a.n_a if make_prev and a.lstm else 0)
             + (a.n_a * G if needs_wat(a) else 0) + a.npanel)
 
 
@@ -494,10 +521,10 @@ cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev):
     a.dap = work_split(base, &off, a.m * a.n_a, item)
     a.dc = work_split(base, &off, a.m * a.n_a, item)
     a.c0t = NULL
-    if make_prev:
-        a.prev = work_split(base, &off, mT * a.n_a, item)
-        if a.lstm:
-            a.c0t = work_split(base, &off, a.m * a.n_a, item)
+    if make_prev or a.lstm:
+        a.prev = work_split(base, &off, mT * a.P, item)
+    if make_prev and a.lstm:
+        a.c0t = work_split(base, &off, a.m * a.n_a, item)
     if needs_wat(a):
         a.wat = work_split(base, &off, a.n_a * G, item)
     if a.mode == MODE_PANEL:
@@ -564,6 +591,7 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 0, n_a, n_a, n_x, n_a, n_x
     a.x, a.g, a.cn = cnp.PyArray_BYTES(xa), cnp.PyArray_BYTES(ha), NULL
     a.wa[0], a.wx[0], a.merged = cnp.PyArray_BYTES(wa), cnp.PyArray_BYTES(wx), 1
+    a.cpv = NULL
     set_mode(&a, typenum, small_max)
     cdef bint make_prev = pa is None
     if not make_prev:
@@ -677,14 +705,13 @@ def lstm_backward(object da, object x, object z, object s, object prev, object a
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(daa)
     cdef bint make_prev = pa is None
     a.lstm, a.n_x, a.n_a, a.m, a.T = 1, n_x, n_a, m, T
-    a.ldcn, a.P, a.lddwa, a.lddwx = 2 * n_a, n_a if make_prev else 2 * n_a, K, K
+    a.ldcn, a.P, a.lddwa, a.lddwx = 2 * n_a, K, K, K
     a.x, a.g = cnp.PyArray_BYTES(xa), cnp.PyArray_BYTES(za)
     a.cn = cnp.PyArray_BYTES(sa) + n_a * item
+    a.cpv = NULL if make_prev else cnp.PyArray_BYTES(pa) + n_a * item
     set_blocks(&a, wp, item)
     a.merged = merged
     set_mode(&a, typenum, small_max)
-    if not make_prev:
-        a.prev = cnp.PyArray_BYTES(pa)
     cdef cnp.ndarray dx = empty(3, n_x, m, T, typenum)
     cdef cnp.ndarray da0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dc0 = empty(2, n_a, m, 0, typenum)
@@ -761,6 +788,7 @@ def rnn_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 0, n_a, n_a, n_x, n_a, n_x
     a.x, a.g, a.cn = cnp.PyArray_BYTES(x), cnp.PyArray_BYTES(h), NULL
     a.wa[0], a.wx[0], a.merged = cnp.PyArray_BYTES(waa), cnp.PyArray_BYTES(wax), 1
+    a.cpv = NULL
     set_mode(&a, typenum, small_max)
     cdef cnp.ndarray da0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dwa = empty(2, n_a, n_a, 0, typenum)
@@ -817,9 +845,9 @@ def lstm_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     cdef Args a
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(wy)
     a.lstm, a.n_x, a.n_a, a.m, a.T = 1, n_x, n_a, m, T
-    a.ldcn, a.P, a.lddwa, a.lddwx = 2 * n_a, n_a, K, K
+    a.ldcn, a.P, a.lddwa, a.lddwx = 2 * n_a, K, K, K
     a.x, a.g = cnp.PyArray_BYTES(x), cnp.PyArray_BYTES(z)
-    a.cn = cnp.PyArray_BYTES(s) + n_a * item
+    a.cn, a.cpv = cnp.PyArray_BYTES(s) + n_a * item, NULL
     cdef char *wp[4]
     cdef Py_ssize_t k
     for k in range(4):
