@@ -470,6 +470,29 @@ def test_lstm_gate_blocks_of_one_array(dtype, recurrent_path):
         _compare(fastrnn.lstm_backward(da, caches), want, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_user_caches_whose_steps_do_not_chain(kind, dtype, recurrent_path):
+    """User-made caches are read as they are: each step's own a_prev (and c_prev), even
+    where it is not the previous step's a_next (c_next), as the reference reads them."""
+    n_x, n_a, n_y, m, T = 5, 7, 3, 4, 3
+    p, x, _, _, da, _ = _case(kind, (n_x, n_a, n_y, m, T), dtype, seed=5)
+    rng = np.random.default_rng(6)
+    steps = []
+    for t in range(T):
+        a_prev = rng.standard_normal((n_a, m)).astype(dtype)
+        if kind == "rnn":
+            steps.append(reference.rnn_cell_forward(x[:, :, t], a_prev, p)[-1])
+        else:
+            c_prev = rng.standard_normal((n_a, m)).astype(dtype)
+            steps.append(reference.lstm_cell_forward(x[:, :, t], a_prev, c_prev, p)[-1])
+    caches = (steps, x)
+    want = getattr(reference, kind + "_backward")(
+        f64(da), ([tuple(f64(a) for a in c[:-1]) + (f64(p),) for c in steps], f64(x)))
+    got = getattr(fastrnn, kind + "_backward")(da, caches)
+    _compare(got, want, _dtype_of(steps[0]))
+
+
 # ------------------------------------------------------------------ threads
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
