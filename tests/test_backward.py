@@ -11,6 +11,8 @@ import pytest
 
 import fastrnn
 from fastrnn import reference
+from fastrnn._kernels import _core
+from fastrnn._packing import GATES
 
 from _util import TOL, assert_close, f64, lstm_params, ref, rnn_params
 
@@ -399,6 +401,96 @@ def test_checked_mode_covers_backward(kind, monkeypatch):
     monkeypatch.setattr(kb, f"{kind}_loss_backward", wrong_loss)
     with fastrnn.checked(), pytest.raises(fastrnn.CheckError, match="loss_and_grads"):
         model.loss_and_grads(x, targets)
+
+
+# ------------------------------------------------------------------ kernel paths
+
+@pytest.fixture(params=_core.SIMD_LEVELS)
+def simd_level(request):
+    """Run the test once per SIMD level (skipped where the CPU lacks it)."""
+    if request.param not in _core.simd_available():
+        pytest.skip(f"this CPU has no {request.param}")
+    previous = _core.set_simd(request.param)
+    try:
+        yield request.param
+    finally:
+        _core.set_simd(previous)
+
+
+# The backward's recurrent product W_a^T d_t runs on W_a^T packed straight from W_a's rows
+# (panels of 32 floats / 16 doubles): n_a not a multiple of either (a zero-padded last
+# panel), several panels, exactly two panels; every column count of the panel tiles (1-8 at
+# AVX-512, 1-3 at AVX2) and more; two steps (the shortest sequence on the panel path).
+PATH_SHAPES = [  # (n_x, n_a, n_y, m, T_x)
+    (3, 37, 2, 1, 3),
+    (5, 64, 3, 2, 2),
+    (4, 45, 3, 5, 3),
+    (2, 19, 2, 9, 2),
+]
+
+
+@pytest.mark.parametrize("shape", PATH_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_backward_paths_at_every_simd_level(simd_level, recurrent_path, kind, dtype, shape):
+    p, x, a0, c0, da, targets = _case(kind, shape, dtype, seed=3)
+    fwd, bwd, rfwd, rbwd = _fns(kind)
+    want = ref_bwd(rbwd, rfwd, da, x, a0, p)
+    caches = fwd(x, a0, p)[-1]
+    fast = bwd(da, caches)
+    _compare(fast, want, dtype)
+    general = bwd(da, (list(caches[0]), caches[1]))
+    for k in fast:
+        np.testing.assert_array_equal(fast[k], general[k], err_msg=k)
+    model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
+    states = (a0,) if kind == "rnn" else (a0, c0)
+    loss, grads = model.loss_and_grads(x, targets, *states)
+    want_loss, want_g = _ref_model(kind, p, x, targets, a0, c0)
+    np.testing.assert_allclose(loss, want_loss, **TOL[np.dtype(dtype)])
+    _compare(grads, want_g, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_lstm_gate_blocks_of_one_array(dtype, recurrent_path):
+    """Gate matrices that are consecutive row blocks of one array, in the kernel's gate order,
+    are read as one matrix (one dx product, BLAS on W_a itself); separate ones block by
+    block.  Both give the reference's gradients."""
+    shape = (6, 11, 3, 5, 4)
+    p, x, a0, _, da, _ = _case("lstm", shape, dtype, seed=4)
+    want = ref_bwd("lstm_backward", "lstm_forward", da, x, a0, p)
+    block = np.concatenate([p["W" + g] for g in GATES])      # (4n_a, n_a + n_x)
+    n_a = shape[1]
+    merged = dict(p, **{"W" + g: block[k * n_a:(k + 1) * n_a] for k, g in enumerate(GATES)})
+    reversed_order = dict(merged)
+    block2 = np.concatenate([p["W" + g] for g in GATES[::-1]])
+    reversed_order.update({"W" + g: block2[(3 - k) * n_a:(4 - k) * n_a]
+                           for k, g in enumerate(GATES)})
+    for params in (p, merged, reversed_order):
+        caches = fastrnn.lstm_forward(x, a0, params)[-1]
+        _compare(fastrnn.lstm_backward(da, caches), want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_user_caches_whose_steps_do_not_chain(kind, dtype, recurrent_path):
+    """User-made caches are read as they are: each step's own a_prev (and c_prev), even
+    where it is not the previous step's a_next (c_next), as the reference reads them."""
+    n_x, n_a, n_y, m, T = 5, 7, 3, 4, 3
+    p, x, _, _, da, _ = _case(kind, (n_x, n_a, n_y, m, T), dtype, seed=5)
+    rng = np.random.default_rng(6)
+    steps = []
+    for t in range(T):
+        a_prev = rng.standard_normal((n_a, m)).astype(dtype)
+        if kind == "rnn":
+            steps.append(reference.rnn_cell_forward(x[:, :, t], a_prev, p)[-1])
+        else:
+            c_prev = rng.standard_normal((n_a, m)).astype(dtype)
+            steps.append(reference.lstm_cell_forward(x[:, :, t], a_prev, c_prev, p)[-1])
+    caches = (steps, x)
+    want = getattr(reference, kind + "_backward")(
+        f64(da), ([tuple(f64(a) for a in c[:-1]) + (f64(p),) for c in steps], f64(x)))
+    got = getattr(fastrnn, kind + "_backward")(da, caches)
+    _compare(got, want, _dtype_of(steps[0]))
 
 
 # ------------------------------------------------------------------ threads

@@ -5,18 +5,26 @@
 Layout (all arrays C-contiguous, one dtype), as in the forward kernels (_core.pyx):
 
 - x (n_x, m, T) and dx are row-major (n_x, m*T) matrices whose columns are the (example,
-  step) pairs j*T + t; the upstream gradient da (n_a, m, T) is transposed once into dat
-  (m, T, n_a), so that column (j, t) is a contiguous vector.
+  step) pairs j*T + t.
 - the forward's state/gate buffers are (m, T, width): column (j, t) at (j*T + t)*width.
   RNN: h = a_t (width n_a).  LSTM: z = the activated gates [f, i, o, c] (width 4n_a) and
-  s = [a_t, c_t] (width 2n_a).  ``prev`` (m, T, P) holds each column's previous state
-  ([a_{t-1}], or [a_{t-1}; c_{t-1}] for the LSTM), a0/c0 at t = 0: built here by shifting
-  the state buffer (fastrnn's own caches) or given (caches made by user code).
+  s = [a_t, c_t] (width 2n_a).  ``prev`` (m, T, P) holds each column's previous hidden
+  state a_{t-1} (a0 at t = 0).  RNN (P = n_a): built here by shifting the state buffer
+  (fastrnn's own caches) or given (caches made by user code).  LSTM (P = n_a + n_x): always
+  built here as the stacked [a_{t-1}; x_t] of every column, so that dW = d @ prev^T is one
+  GEMM (the gate gradients, 4n_a rows, are packed by BLAS once instead of twice); a_{t-1}
+  shifted from s, or copied from the [a_{t-1}; c_{t-1}] buffer (m, T, 2n_a) of user caches.
+  The LSTM's c_{t-1} is read from s itself (c0 at t = 0), or from that buffer.
 - the gradients of the gate pre-activations go to d (m, T, G), G = n_a or 4n_a, a
-  column-major (G, m*T) matrix.  Per step the only work is one fused element-wise pass per
-  example and the recurrent product dL/da_{t-1} = W_a^T d_t; the weight gradients
-  dW_a = d @ prev_a^T, dW_x = d @ X^T, db = row sums of d and dx = W_x^T @ d are single
-  GEMMs over all m*T columns after the loop.
+  column-major (G, m*T) matrix.  The upstream gradient dL/da_t is first written (transposed
+  from da, or by the output layer's backward) into the first n_a rows of each column of d,
+  where the fused element-wise pass reads it and writes the gate gradients over it.  Per step
+  the only work is that pass per example and the recurrent product dL/da_{t-1} = W_a^T d_t
+  (the packed panel GEMM on W_a^T packed straight from W_a's rows, or the small-batch
+  kernel, or BLAS); the weight gradients dW_a = d @ prev_a^T, dW_x = d @ X^T, db = row sums
+  of d and dx = W_x^T @ d are single GEMMs over all m*T columns after the loop.
+- W_a and W_x come as blocks of n_a rows (the LSTM's four gate matrices, one array or not):
+  nothing is copied to merge them.
 
 Entry points check their arrays and return None when one is not exactly what the kernel
 takes (the caller then validates and converts); the cores are nogil, noexcept and allocate
@@ -35,16 +43,16 @@ from fastrnn._kernels import _core
 cnp.import_array()
 
 cdef extern from "_backward.h" nogil:
-    void fr_rnn_bwd_pointwise_d(const double *da, const double *dap, const double *h,
-                                double *d, Py_ssize_t n)
-    void fr_rnn_bwd_pointwise_f(const float *da, const float *dap, const float *h, float *d,
-                                Py_ssize_t n)
-    void fr_lstm_bwd_pointwise_d(const double *da, const double *dap, double *dc,
-                                 const double *g, const double *cn, const double *cp,
-                                 double *d, Py_ssize_t n)
-    void fr_lstm_bwd_pointwise_f(const float *da, const float *dap, float *dc,
-                                 const float *g, const float *cn, const float *cp, float *d,
-                                 Py_ssize_t n)
+    void fr_rnn_bwd_pointwise_d(double *d, const double *dap, const double *h, Py_ssize_t n)
+    void fr_rnn_bwd_pointwise_f(float *d, const float *dap, const float *h, Py_ssize_t n)
+    void fr_lstm_bwd_pointwise_d(double *d, const double *dap, double *dc, const double *g,
+                                 const double *cn, const double *cp, Py_ssize_t n)
+    void fr_lstm_bwd_pointwise_f(float *d, const float *dap, float *dc, const float *g,
+                                 const float *cn, const float *cp, Py_ssize_t n)
+    void fr_panel_pack_t_d(Py_ssize_t rows, Py_ssize_t K, const double **W,
+                           Py_ssize_t block_k, Py_ssize_t ldw, double *P)
+    void fr_panel_pack_t_f(Py_ssize_t rows, Py_ssize_t K, const float **W,
+                           Py_ssize_t block_k, Py_ssize_t ldw, float *P)
     void fr_sum_columns_d(const double *d, Py_ssize_t rows, Py_ssize_t n_cols, Py_ssize_t ld,
                           double *s)
     void fr_sum_columns_f(const float *d, Py_ssize_t rows, Py_ssize_t n_cols, Py_ssize_t ld,
@@ -94,39 +102,48 @@ cdef inline void gemm(char transa, char transb, int M, int N, int K, const float
               &beta, C, &ldc)
 
 
-cdef void shift_states(const floating *s, const floating *a0, const floating *c0,
-                       Py_ssize_t n_a, Py_ssize_t m, Py_ssize_t T, Py_ssize_t P,
-                       floating *prev) noexcept nogil:
-    # prev (m, T, P): column (j, t) := column (j, t - 1) of s (m, T, P); at t = 0 the initial
-    # states a0[:, j] (and c0[:, j] below it when c0 is not NULL), a0, c0 row-major (n_a, m).
-    cdef Py_ssize_t j, i
+cdef void shift_states(const floating *s, Py_ssize_t lds, const floating *a0,
+                       Py_ssize_t n_a, Py_ssize_t m, Py_ssize_t T, floating *prev,
+                       Py_ssize_t P) noexcept nogil:
+    # prev (m, T, P): the first n_a values of column (j, t) := those of column (j, t - 1) of
+    # the state buffer s (m, T, lds) (a_{t-1}); at t = 0 a0[:, j], a0 row-major (n_a, m).
+    cdef Py_ssize_t j, i, t
     cdef floating *p
     for j in range(m):
         p = prev + j * T * P
         for i in range(n_a):
             p[i] = a0[i * m + j]
-        if c0 != NULL:
-            for i in range(n_a):
-                p[n_a + i] = c0[i * m + j]
-        if T > 1:
-            memcpy(p + P, s + j * T * P, (T - 1) * P * sizeof(floating))
+        if lds == n_a and P == n_a:
+            if T > 1:
+                memcpy(p + n_a, s + j * T * n_a, (T - 1) * n_a * sizeof(floating))
+        else:
+            for t in range(1, T):
+                memcpy(p + t * P, s + (j * T + t - 1) * lds, n_a * sizeof(floating))
 
 
-cdef inline void rnn_pointwise(const floating *da, const floating *dap, const floating *h,
-                               floating *d, Py_ssize_t n) noexcept nogil:
+cdef void copy_states(const floating *s, Py_ssize_t lds, Py_ssize_t n_a, Py_ssize_t n_cols,
+                      floating *prev, Py_ssize_t P) noexcept nogil:
+    # The first n_a values of every column: s (n_cols, lds) -> prev (n_cols, P).
+    cdef Py_ssize_t c
+    for c in range(n_cols):
+        memcpy(prev + c * P, s + c * lds, n_a * sizeof(floating))
+
+
+cdef inline void rnn_pointwise(floating *d, const floating *dap, const floating *h,
+                               Py_ssize_t n) noexcept nogil:
     if floating is float:
-        fr_rnn_bwd_pointwise_f(da, dap, h, d, n)
+        fr_rnn_bwd_pointwise_f(d, dap, h, n)
     else:
-        fr_rnn_bwd_pointwise_d(da, dap, h, d, n)
+        fr_rnn_bwd_pointwise_d(d, dap, h, n)
 
 
-cdef inline void lstm_pointwise(const floating *da, const floating *dap, floating *dc,
+cdef inline void lstm_pointwise(floating *d, const floating *dap, floating *dc,
                                 const floating *g, const floating *cn, const floating *cp,
-                                floating *d, Py_ssize_t n) noexcept nogil:
+                                Py_ssize_t n) noexcept nogil:
     if floating is float:
-        fr_lstm_bwd_pointwise_f(da, dap, dc, g, cn, cp, d, n)
+        fr_lstm_bwd_pointwise_f(d, dap, dc, g, cn, cp, n)
     else:
-        fr_lstm_bwd_pointwise_d(da, dap, dc, g, cn, cp, d, n)
+        fr_lstm_bwd_pointwise_d(d, dap, dc, g, cn, cp, n)
 
 
 cdef inline void sum_columns(const floating *d, Py_ssize_t rows, Py_ssize_t n_cols,
@@ -156,9 +173,11 @@ cdef inline void panel_acc(int rows, int m, int K, const floating *panel, const 
         fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz)
 
 
-# How the per-step recurrent product runs: BLAS gemm; the small-batch kernel, or the packed
-# panel GEMM, both on W_a^T (n_a, G) transposed once per call (the forward kernels' three
-# paths, picked the same way: fastrnn._api.SMALL_BATCH_MAX_M and the panel switch).
+# How the per-step recurrent product runs (the forward kernels' three paths, picked the same
+# way: the packed panel GEMM for sequences of two steps or more where the SIMD level has it;
+# else the small-batch kernel up to fastrnn._api.SMALL_BATCH_MAX_M examples, BLAS gemm above).
+# The panel is W_a^T packed straight from W_a's rows; the small kernel (and BLAS, when W_a is
+# in blocks) read W_a^T transposed once per call.
 cdef enum:
     MODE_GEMM = 0
     MODE_SMALL = 1
@@ -170,14 +189,19 @@ cdef enum:
 
 cdef void bwd_core(
         bint lstm, int n_x, int n_a, int m, int T,
-        const floating *dat,                 # IN   (m, T, n_a): dL/da_t per column
         const floating *x,                   # IN   x (n_x, m*T) row-major
         const floating *g,                   # IN   (m, T, G): RNN a_t; LSTM gates [f,i,o,c]
         const floating *cn, int ldcn,        # IN   LSTM: c_t of column c at cn + c*ldcn
-        const floating *prev, int P,         # IN   (m, T, P): [a_{t-1}] or [a_{t-1}; c_{t-1}]
-        const floating *wa, int ldwa,        # IN   W_a (G, n_a), row stride ldwa
-        const floating *wx, int ldwx,        # IN   W_x (G, n_x), row stride ldwx
-        const floating *wat,                 # IN   W_a^T (n_a, G) row-major (MODE_SMALL)
+        const floating *prev, int P,         # IN   (m, T, P): a_{t-1} (RNN), [a_{t-1}; x_t]
+                                             #      (LSTM, P = n_a + n_x)
+        const floating *c0t,                 # IN   LSTM: c0 (m, n_a); not NULL: c_{t-1} is
+                                             #      read from cn (shifted), else from cpv
+        const floating *cpv, int ldcp,       # IN   LSTM: c_{t-1} of column c at cpv + c*ldcp
+        const floating **wa, int ldwa,       # IN   W_a (G, n_a): blocks of n_a rows, row
+                                             #      stride ldwa (1 block RNN, 4 LSTM)
+        const floating **wx, int ldwx,       # IN   W_x (G, n_x): the same blocks
+        bint merged,                         # IN   the blocks are one (G, .) matrix
+        const floating *wat,                 # IN   W_a^T (n_a, G) row-major, or NULL
         const floating *panel,               # IN   W_a^T packed (MODE_PANEL)
         int mode,                            # IN   the recurrent product's path
         floating *dx,                        # OUT  dx (n_x, m*T) row-major, or NULL: not
@@ -187,7 +211,8 @@ cdef void bwd_core(
         floating *db,                        # OUT  db (G,)
         floating *da0,                       # OUT  (n_a, m) row-major
         floating *dc0,                       # OUT  (n_a, m) row-major (LSTM) or NULL
-        floating *d,                         # WORK (m, T, G): gate gradients
+        floating *d,                         # IN/WORK (m, T, G): dL/da_t in the first n_a
+                                             #      rows of each column in; gate gradients
         floating *dap,                       # WORK (m, n_a): dL/da_{t-1} carried back
         floating *dc,                        # WORK (m, n_a): dL/dc carried back (LSTM);
                                              #      IN when dc_given (else it starts at 0)
@@ -195,7 +220,7 @@ cdef void bwd_core(
     cdef int G = 4 * n_a if lstm else n_a
     cdef int mT = m * T
     cdef int ldd = T * G
-    cdef Py_ssize_t t, j, col
+    cdef Py_ssize_t t, j, col, k
     cdef const floating *cp
     memset(dap, 0, m * n_a * sizeof(floating))
     if lstm and not dc_given:
@@ -205,38 +230,55 @@ cdef void bwd_core(
         for j in range(m):
             col = j * T + t
             if lstm:
-                lstm_pointwise(dat + col * n_a, dap + j * n_a, dc + j * n_a, g + col * G,
-                               cn + col * ldcn, prev + col * P + n_a, d + col * G, n_a)
+                if c0t == NULL:
+                    cp = cpv + col * ldcp
+                elif t == 0:
+                    cp = c0t + j * n_a
+                else:
+                    cp = cn + (col - 1) * ldcn
+                lstm_pointwise(d + col * G, dap + j * n_a, dc + j * n_a, g + col * G,
+                               cn + col * ldcn, cp, n_a)
             else:
-                rnn_pointwise(dat + col * n_a, dap + j * n_a, g + col * n_a, d + col * n_a,
-                              n_a)
-        # dap (n_a, m) = W_a^T (n_a, G) @ d_t (G, m): W_a row-major (G, n_a) is the
-        # column-major (n_a, G) matrix W_a^T -> 'N'; d_t column-major, leading dim T*G.
-        # Few examples: the small-batch kernel on W_a^T row-major (reads it once for four);
-        # more: the panel GEMM on W_a^T packed once (OpenBLAS would repack it every step).
-        if mode == MODE_SMALL:
-            memset(dap, 0, m * n_a * sizeof(floating))
-            small_acc(n_a, m, G, wat, G, d + t * G, ldd, dap, 1, n_a)
-        elif mode == MODE_PANEL:
+                rnn_pointwise(d + col * n_a, dap + j * n_a, g + col * n_a, n_a)
+        # dap (n_a, m) = W_a^T (n_a, G) @ d_t (G, m), d_t column-major, leading dim T*G.
+        # The panel GEMM streams W_a^T once per step whatever m; the small-batch kernel reads
+        # W_a^T row-major once for four examples; BLAS: W_a row-major (G, n_a) is the
+        # column-major (n_a, G) W_a^T -> 'N' (one block), else W_a^T row-major -> 'T'.
+        if mode == MODE_PANEL:
             memset(dap, 0, m * n_a * sizeof(floating))
             panel_acc(n_a, m, G, panel, d + t * G, ldd, dap, n_a)
+        elif mode == MODE_SMALL:
+            memset(dap, 0, m * n_a * sizeof(floating))
+            small_acc(n_a, m, G, wat, G, d + t * G, ldd, dap, 1, n_a)
+        elif merged:
+            gemm(c'N', c'N', n_a, m, G, wa[0], ldwa, d + t * G, ldd, 0, dap, n_a)
         else:
-            gemm(c'N', c'N', n_a, m, G, wa, ldwa, d + t * G, ldd, 0, dap, n_a)
+            gemm(c'T', c'N', n_a, m, G, wat, G, d + t * G, ldd, 0, dap, n_a)
 
     # da0, dc0 (n_a, m) = the carried gradients, transposed.
     transpose(dap, m, n_a, n_a, da0, m)
     if lstm:
         transpose(dc, m, n_a, n_a, dc0, m)
     # dW_a (G, n_a) row-major = column-major (n_a, G) = prev_a (n_a, m*T) @ d^T (m*T, G);
-    # prev_a column-major with leading dim P -> 'N', d column-major (G, m*T) -> 'T'.
-    gemm(c'N', c'T', n_a, G, mT, prev, P, d, G, 0, dwa, lddwa)
-    # dW_x (G, n_x) row-major = column-major (n_x, G) = X (n_x, m*T) @ d^T; X row-major
-    # (n_x, m*T) = column-major (m*T, n_x) -> 'T'.
-    gemm(c'T', c'T', n_x, G, mT, x, mT, d, G, 0, dwx, lddwx)
+    # prev_a column-major with leading dim P -> 'N', d column-major (G, m*T) -> 'T'.  The
+    # LSTM's prev is [a_{t-1}; x_t] and dW_x follows dW_a in each row: dW = [dW_a, dW_x] in one.
+    if lstm:
+        gemm(c'N', c'T', n_a + n_x, G, mT, prev, P, d, G, 0, dwa, lddwa)
+    else:
+        gemm(c'N', c'T', n_a, G, mT, prev, P, d, G, 0, dwa, lddwa)
+        # dW_x (G, n_x) row-major = column-major (n_x, G) = X (n_x, m*T) @ d^T; X row-major
+        # (n_x, m*T) = column-major (m*T, n_x) -> 'T'.
+        gemm(c'T', c'T', n_x, G, mT, x, mT, d, G, 0, dwx, lddwx)
     # dx (n_x, m*T) row-major = column-major (m*T, n_x) = d^T (m*T, G) @ W_x (G, n_x);
-    # W_x row-major (G, n_x) = column-major (n_x, G) -> 'T'.
+    # W_x row-major (G, n_x) = column-major (n_x, G) -> 'T'; one product per block of W_x
+    # (accumulated) when the blocks are not one matrix.
     if dx != NULL:
-        gemm(c'T', c'T', mT, n_x, G, d, G, wx, ldwx, 0, dx, mT)
+        if merged:
+            gemm(c'T', c'T', mT, n_x, G, d, G, wx[0], ldwx, 0, dx, mT)
+        else:
+            for k in range(G // n_a):
+                gemm(c'T', c'T', mT, n_x, n_a, d + k * n_a, G, wx[k], ldwx,
+                     0 if k == 0 else 1, dx, mT)
     memset(db, 0, G * sizeof(floating))
     sum_columns(d, G, mT, G, db)
 
@@ -250,7 +292,8 @@ cdef double output_core(
         const floating *wy,                  # IN   Wy (n_y, n_a)
         floating *dwy,                       # OUT  dWy (n_y, n_a)
         floating *dby,                       # OUT  dby (n_y,)
-        floating *dat) noexcept nogil:       # OUT  (m, T, n_a): dL/da_t per column
+        floating *dat, int lddat) noexcept nogil:
+                                             # OUT  dL/da_t of column c at dat + c*lddat
     # The summed cross-entropy -sum log y[target] and the output layer's backward pass
     # (softmax and cross-entropy together: dL/d(logits) = y - onehot(target)).  Returns the
     # loss, accumulated in double.
@@ -268,9 +311,9 @@ cdef double output_core(
         for col in range(mT):
             acc = acc + y[r * mT + col]
         dby[r] = acc
-    # dat (n_a, m*T) column-major = Wy^T (n_a, n_y) @ dY (n_y, m*T): Wy row-major = column-
+    # dat (n_a, m*T) column-major (leading dim lddat) = Wy^T (n_a, n_y) @ dY (n_y, m*T): Wy row-major = column-
     # major (n_a, n_y) -> 'N'; dY column-major (m*T, n_y) -> 'T'.
-    gemm(c'N', c'T', n_a, mT, n_y, wy, n_a, y, mT, 0, dat, n_a)
+    gemm(c'N', c'T', n_a, mT, n_y, wy, n_a, y, mT, 0, dat, lddat)
     return loss
 
 
@@ -278,15 +321,16 @@ cdef double output_core(
 
 cdef struct Args:
     # Pointers for one call of bwd_core (char * so that one struct serves both dtypes).
-    int lstm, n_x, n_a, m, T, ldcn, P, ldwa, ldwx, lddwa, lddwx, mode, dc_given
+    int lstm, n_x, n_a, m, T, ldcn, P, ldwa, ldwx, lddwa, lddwx, mode, dc_given, merged
     Py_ssize_t npanel
-    char *dat
     char *x
     char *g
     char *cn
     char *prev
-    char *wa
-    char *wx
+    char *c0t
+    char *cpv
+    char *wa[4]
+    char *wx[4]
     char *wat
     char *panel
     char *dx
@@ -302,56 +346,70 @@ cdef struct Args:
 
 cdef void run_core(int typenum, Args *a) noexcept nogil:
     if typenum == cnp.NPY_FLOAT32:
-        bwd_core[float](a.lstm, a.n_x, a.n_a, a.m, a.T, <float *> a.dat, <float *> a.x,
+        bwd_core[float](a.lstm, a.n_x, a.n_a, a.m, a.T, <float *> a.x,
                         <float *> a.g, <float *> a.cn, a.ldcn, <float *> a.prev, a.P,
-                        <float *> a.wa, a.ldwa, <float *> a.wx, a.ldwx, <float *> a.wat,
+                        <float *> a.c0t, <float *> a.cpv, 2 * a.n_a,
+                        <const float **> a.wa, a.ldwa,
+                        <const float **> a.wx, a.ldwx, a.merged, <float *> a.wat,
                         <float *> a.panel, a.mode,
                         <float *> a.dx, <float *> a.dwa, a.lddwa, <float *> a.dwx, a.lddwx,
                         <float *> a.db, <float *> a.da0, <float *> a.dc0, <float *> a.d,
                         <float *> a.dap, <float *> a.dc, a.dc_given)
     else:
-        bwd_core[double](a.lstm, a.n_x, a.n_a, a.m, a.T, <double *> a.dat, <double *> a.x,
+        bwd_core[double](a.lstm, a.n_x, a.n_a, a.m, a.T, <double *> a.x,
                          <double *> a.g, <double *> a.cn, a.ldcn, <double *> a.prev, a.P,
-                         <double *> a.wa, a.ldwa, <double *> a.wx, a.ldwx, <double *> a.wat,
+                         <double *> a.c0t, <double *> a.cpv, 2 * a.n_a,
+                         <const double **> a.wa, a.ldwa,
+                         <const double **> a.wx, a.ldwx, a.merged, <double *> a.wat,
                          <double *> a.panel, a.mode,
                          <double *> a.dx, <double *> a.dwa, a.lddwa, <double *> a.dwx,
                          a.lddwx, <double *> a.db, <double *> a.da0, <double *> a.dc0,
                          <double *> a.d, <double *> a.dap, <double *> a.dc, a.dc_given)
 
 
-cdef void prepare(int typenum, Args *a, char *da, char *s, int lds, char *a0, char *c0,
-                  bint make_prev, char *dcn) noexcept nogil:
-    # Before the core: da (n_a, m*T) row-major -> dat (m*T, n_a); prev from the state buffer
-    # s (m, T, lds) and a0/c0 when make_prev; W_a^T for the small-batch path; the initial
-    # cell gradient dcn (n_a, m) -> dc (m, n_a) when given.
-    cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T
+cdef void prepare_t(Args *a, floating *da, floating *s, int lds, floating *a0,
+                    floating *c0, bint make_prev, floating *dcn) noexcept nogil:
+    # Before the core: da (n_a, m*T) row-major -> the first n_a rows of each column of d;
+    # a_{t-1} of prev from the state buffer s (m, T, lds) and a0 when make_prev (else, for
+    # the LSTM, from the user's [a_{t-1}; c_{t-1}] at cpv - n_a); the LSTM's x_t below it;
+    # c0 (n_a, m) -> c0t (m, n_a) when c0t is set; W_a^T packed into the panel, or
+    # transposed into wat; the initial cell gradient dcn (n_a, m) -> dc (m, n_a) if given.
+    cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T, k
     a.dc_given = dcn != NULL
     if dcn != NULL:
-        if typenum == cnp.NPY_FLOAT32:
-            transpose(<float *> dcn, a.n_a, a.m, a.m, <float *> a.dc, a.n_a)
+        transpose(dcn, a.n_a, a.m, a.m, <floating *> a.dc, a.n_a)
+    if da != NULL:
+        transpose(da, a.n_a, mT, mT, <floating *> a.d, G)
+    if make_prev:
+        shift_states(s, lds, a0, a.n_a, a.m, a.T, <floating *> a.prev, a.P)
+    elif a.lstm:
+        copy_states(<floating *> a.cpv - a.n_a, 2 * a.n_a, a.n_a, mT, <floating *> a.prev,
+                    a.P)
+    if a.lstm:
+        transpose(<floating *> a.x, a.n_x, mT, mT, <floating *> a.prev + a.n_a, a.P)
+    if a.c0t != NULL:
+        transpose(c0, a.n_a, a.m, a.m, <floating *> a.c0t, a.n_a)
+    if a.mode == MODE_PANEL:
+        if floating is float:
+            fr_panel_pack_t_f(a.n_a, G, <const float **> a.wa, a.n_a, a.ldwa,
+                              <float *> a.panel)
         else:
-            transpose(<double *> dcn, a.n_a, a.m, a.m, <double *> a.dc, a.n_a)
+            fr_panel_pack_t_d(a.n_a, G, <const double **> a.wa, a.n_a, a.ldwa,
+                              <double *> a.panel)
+    elif a.wat != NULL:
+        for k in range(G // a.n_a):
+            transpose(<floating *> a.wa[k], a.n_a, a.n_a, a.ldwa,
+                      <floating *> a.wat + k * a.n_a, G)
+
+
+cdef void prepare(int typenum, Args *a, char *da, char *s, int lds, char *a0, char *c0,
+                  bint make_prev, char *dcn) noexcept nogil:
     if typenum == cnp.NPY_FLOAT32:
-        if da != NULL:
-            transpose(<float *> da, a.n_a, mT, mT, <float *> a.dat, a.n_a)
-        if make_prev:
-            shift_states(<float *> s, <float *> a0, <float *> c0, a.n_a, a.m, a.T, lds,
-                         <float *> a.prev)
-        if a.mode != MODE_GEMM:
-            transpose(<float *> a.wa, G, a.n_a, a.ldwa, <float *> a.wat, G)
-        if a.mode == MODE_PANEL:
-            fr_panel_pack_f(a.n_a, G, <const float **> &a.wat, a.n_a, G, <float *> a.panel)
+        prepare_t[float](a, <float *> da, <float *> s, lds, <float *> a0, <float *> c0,
+                         make_prev, <float *> dcn)
     else:
-        if da != NULL:
-            transpose(<double *> da, a.n_a, mT, mT, <double *> a.dat, a.n_a)
-        if make_prev:
-            shift_states(<double *> s, <double *> a0, <double *> c0, a.n_a, a.m, a.T, lds,
-                         <double *> a.prev)
-        if a.mode != MODE_GEMM:
-            transpose(<double *> a.wa, G, a.n_a, a.ldwa, <double *> a.wat, G)
-        if a.mode == MODE_PANEL:
-            fr_panel_pack_d(a.n_a, G, <const double **> &a.wat, a.n_a, G,
-                            <double *> a.panel)
+        prepare_t[double](a, <double *> da, <double *> s, lds, <double *> a0, <double *> c0,
+                          make_prev, <double *> dcn)
 
 
 # ------------------------------------------------------------------ argument checks
@@ -420,52 +478,66 @@ cdef char *work_split(char *base, Py_ssize_t *offset, Py_ssize_t n, Py_ssize_t i
 
 
 cdef void set_mode(Args *a, int typenum, int small_max):
-    # The recurrent product's path for this call (see MODE_*), and the panel's size.
-    cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, n
+    # The recurrent product's path for this call (see MODE_*) and the panel's size; a.merged
+    # must be set.  As in the forward kernels: the panel GEMM takes a sequence (two steps or
+    # more: packing costs about one product) at any batch size when the SIMD level has it
+    # and the packed block stays within PANEL_MAX_BYTES.
+    cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, n = 0
     a.npanel = 0
     a.wat = a.panel = NULL
-    if a.m <= small_max:
-        a.mode = MODE_SMALL
-        return
-    a.mode = MODE_GEMM
-    if a.T < 2 or not _core.panel_gemm_enabled():
-        return
-    if typenum == cnp.NPY_FLOAT32:
-        n = fr_panel_size_f(a.n_a, G)
-        if n * 4 > PANEL_MAX_BYTES:
-            return
-    else:
-        n = fr_panel_size_d(a.n_a, G)
-        if n * 8 > PANEL_MAX_BYTES:
-            return
+    if a.T >= 2 and _core.panel_gemm_enabled():
+        if typenum == cnp.NPY_FLOAT32:
+            n = fr_panel_size_f(a.n_a, G)
+            n = n if n * 4 <= PANEL_MAX_BYTES else 0
+        else:
+            n = fr_panel_size_d(a.n_a, G)
+            n = n if n * 8 <= PANEL_MAX_BYTES else 0
     if n > 0:
         a.mode, a.npanel = MODE_PANEL, n
+    elif a.m <= small_max:
+        a.mode = MODE_SMALL
+    else:
+        a.mode = MODE_GEMM
 
 
-cdef Py_ssize_t work_elems(Args *a, bint make_prev, bint da_given, bint copy_w):
+cdef bint needs_wat(Args *a):
+    # W_a^T row-major: for the small-batch kernel, and for BLAS when W_a is in blocks.
+    return a.mode == MODE_SMALL or (a.mode == MODE_GEMM and not a.merged)
+
+
+cdef Py_ssize_t work_elems(Args *a, bint make_prev):
+    # make_prev: the call builds a_{t-1} from the state buffer (and the LSTM reads c_{t-1}
+    # there, c0 from c0t (m, n_a)).  The LSTM's prev (m, T, a.P) is always built.
     cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T
-    return (mT * G + 2 * a.m * a.n_a + (mT * a.n_a if da_given else 0)
-            + (mT * a.P if make_prev else 0) + (a.n_a * G if a.mode != MODE_GEMM else 0)
-            + a.npanel
-            + (G * (a.n_a + a.n_x) if copy_w else 0))
+    return (mT * G + 2 * a.m * a.n_a
+            + (mT * a.P if make_prev or a.lstm else 0)
+            + (a.m * a.n_a if make_prev and a.lstm else 0)
+            + (a.n_a * G if needs_wat(a) else 0) + a.npanel)
 
 
-cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev, bint da_given,
-                     bint copy_w, char **wblock):
+cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev):
     cdef Py_ssize_t off = 0, G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T
     a.d = work_split(base, &off, mT * G, item)
     a.dap = work_split(base, &off, a.m * a.n_a, item)
     a.dc = work_split(base, &off, a.m * a.n_a, item)
-    if da_given:
-        a.dat = work_split(base, &off, mT * a.n_a, item)
-    if make_prev:
+    a.c0t = NULL
+    if make_prev or a.lstm:
         a.prev = work_split(base, &off, mT * a.P, item)
-    if a.mode != MODE_GEMM:
+    if make_prev and a.lstm:
+        a.c0t = work_split(base, &off, a.m * a.n_a, item)
+    if needs_wat(a):
         a.wat = work_split(base, &off, a.n_a * G, item)
     if a.mode == MODE_PANEL:
         a.panel = work_split(base, &off, a.npanel, item)
-    if copy_w:
-        wblock[0] = work_split(base, &off, G * (a.n_a + a.n_x), item)
+
+
+cdef void set_blocks(Args *a, char **wp, Py_ssize_t item):
+    # The LSTM's four gate blocks (n_a, n_a + n_x) at wp[0..3]: W_a and W_x row blocks.
+    cdef Py_ssize_t k
+    for k in range(4):
+        a.wa[k] = wp[k]
+        a.wx[k] = wp[k] + a.n_a * item
+    a.ldwa = a.ldwx = a.n_a + a.n_x
 
 
 # ------------------------------------------------------------------ entry points
@@ -518,7 +590,8 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     a.lstm, a.n_x, a.n_a, a.m, a.T = 0, n_x, n_a, m, T
     a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 0, n_a, n_a, n_x, n_a, n_x
     a.x, a.g, a.cn = cnp.PyArray_BYTES(xa), cnp.PyArray_BYTES(ha), NULL
-    a.wa, a.wx = cnp.PyArray_BYTES(wa), cnp.PyArray_BYTES(wx)
+    a.wa[0], a.wx[0], a.merged = cnp.PyArray_BYTES(wa), cnp.PyArray_BYTES(wx), 1
+    a.cpv = NULL
     set_mode(&a, typenum, small_max)
     cdef bint make_prev = pa is None
     if not make_prev:
@@ -530,10 +603,8 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     cdef cnp.ndarray db = empty(1, n_a, 0, 0, typenum)
     a.dx, a.da0, a.dc0 = cnp.PyArray_BYTES(dx), cnp.PyArray_BYTES(da0), NULL
     a.dwa, a.dwx, a.db = cnp.PyArray_BYTES(dwa), cnp.PyArray_BYTES(dwx), cnp.PyArray_BYTES(db)
-    cdef cnp.ndarray work = scratch_array(scratch, 0, work_elems(&a, make_prev, True, False),
-                                          typenum)
-    split_work(&a, cnp.PyArray_BYTES(work), cnp.PyArray_ITEMSIZE(work), make_prev, True,
-               False, NULL)
+    cdef cnp.ndarray work = scratch_array(scratch, 0, work_elems(&a, make_prev), typenum)
+    split_work(&a, cnp.PyArray_BYTES(work), cnp.PyArray_ITEMSIZE(work), make_prev)
     cdef char *dap = cnp.PyArray_BYTES(daa)
     cdef char *hp = cnp.PyArray_BYTES(ha)
     cdef char *a0p = cnp.PyArray_BYTES(a0a)
@@ -576,8 +647,8 @@ def lstm_backward(object da, object x, object z, object s, object prev, object a
     da : (n_a, m, T) IN.  x : (n_x, m, T) IN.
     z : (m, T, 4n_a) IN, the activated gates [f, i, o, c] (the forward's gate buffer).
     s : (m, T, 2n_a) IN, [a_t, c_t] (the forward's state buffer; the c half is read).
-    prev : (m, T, 2n_a) IN, [a_{t-1}; c_{t-1}] of every column, or None: built from s, a0
-        and c0.
+    prev : (m, T, 2n_a) IN, [a_{t-1}; c_{t-1}] of every column, or None: a_{t-1} built
+        from s and a0, c_{t-1} read from s and c0.
     a0 : (n_a, m) IN.  c0 : (n_a, m) IN, or None for zeros.
     w : the four gate matrices (n_a, n_a + n_x) in the order f, i, o, c, or their merged
         block (4n_a, n_a + n_x) IN.
@@ -631,15 +702,16 @@ def lstm_backward(object da, object x, object z, object s, object prev, object a
     if merged < 0:
         return None
     cdef Args a
-    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(daa), k
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(daa)
+    cdef bint make_prev = pa is None
     a.lstm, a.n_x, a.n_a, a.m, a.T = 1, n_x, n_a, m, T
-    a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 2 * n_a, 2 * n_a, K, K, K, K
+    a.ldcn, a.P, a.lddwa, a.lddwx = 2 * n_a, K, K, K
     a.x, a.g = cnp.PyArray_BYTES(xa), cnp.PyArray_BYTES(za)
     a.cn = cnp.PyArray_BYTES(sa) + n_a * item
+    a.cpv = NULL if make_prev else cnp.PyArray_BYTES(pa) + n_a * item
+    set_blocks(&a, wp, item)
+    a.merged = merged
     set_mode(&a, typenum, small_max)
-    cdef bint make_prev = pa is None
-    if not make_prev:
-        a.prev = cnp.PyArray_BYTES(pa)
     cdef cnp.ndarray dx = empty(3, n_x, m, T, typenum)
     cdef cnp.ndarray da0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dc0 = empty(2, n_a, m, 0, typenum)
@@ -648,16 +720,8 @@ def lstm_backward(object da, object x, object z, object s, object prev, object a
     a.dx, a.da0, a.dc0 = cnp.PyArray_BYTES(dx), cnp.PyArray_BYTES(da0), cnp.PyArray_BYTES(dc0)
     a.dwa, a.dwx = cnp.PyArray_BYTES(dw), cnp.PyArray_BYTES(dw) + n_a * item
     a.db = cnp.PyArray_BYTES(db)
-    cdef cnp.ndarray work = scratch_array(scratch, 0,
-                                          work_elems(&a, make_prev, True, not merged), typenum)
-    cdef char *wblock = NULL
-    split_work(&a, cnp.PyArray_BYTES(work), item, make_prev, True, not merged, &wblock)
-    if merged:
-        wblock = wp[0]
-    else:
-        for k in range(4):
-            memcpy(wblock + k * n_a * K * item, wp[k], n_a * K * item)
-    a.wa, a.wx = wblock, wblock + n_a * item
+    cdef cnp.ndarray work = scratch_array(scratch, 0, work_elems(&a, make_prev), typenum)
+    split_work(&a, cnp.PyArray_BYTES(work), item, make_prev)
     cdef char *dap = cnp.PyArray_BYTES(daa)
     cdef char *sp = cnp.PyArray_BYTES(sa)
     cdef char *a0p = cnp.PyArray_BYTES(a0a)
@@ -682,13 +746,15 @@ cdef int check_model_arrays(cnp.ndarray y, cnp.ndarray targets, Py_ssize_t n_y,
 
 
 cdef double run_output(int typenum, int n_y, int n_a, int mT, char *y, Py_ssize_t *tg,
-                       char *hs, int ldh, char *wy, char *dwy, char *dby,
-                       char *dat) noexcept nogil:
+                       char *hs, int ldh, char *wy, char *dwy, char *dby, char *dat,
+                       int lddat) noexcept nogil:
     if typenum == cnp.NPY_FLOAT32:
         return output_core[float](n_y, n_a, mT, <float *> y, tg, <float *> hs, ldh,
-                                  <float *> wy, <float *> dwy, <float *> dby, <float *> dat)
+                                  <float *> wy, <float *> dwy, <float *> dby, <float *> dat,
+                                  lddat)
     return output_core[double](n_y, n_a, mT, <double *> y, tg, <double *> hs, ldh,
-                               <double *> wy, <double *> dwy, <double *> dby, <double *> dat)
+                               <double *> wy, <double *> dwy, <double *> dby, <double *> dat,
+                               lddat)
 
 
 def rnn_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
@@ -721,7 +787,8 @@ def rnn_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     a.lstm, a.n_x, a.n_a, a.m, a.T = 0, n_x, n_a, m, T
     a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 0, n_a, n_a, n_x, n_a, n_x
     a.x, a.g, a.cn = cnp.PyArray_BYTES(x), cnp.PyArray_BYTES(h), NULL
-    a.wa, a.wx = cnp.PyArray_BYTES(waa), cnp.PyArray_BYTES(wax)
+    a.wa[0], a.wx[0], a.merged = cnp.PyArray_BYTES(waa), cnp.PyArray_BYTES(wax), 1
+    a.cpv = NULL
     set_mode(&a, typenum, small_max)
     cdef cnp.ndarray da0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dwa = empty(2, n_a, n_a, 0, typenum)
@@ -731,10 +798,8 @@ def rnn_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     cdef cnp.ndarray dby = empty(1, n_y, 0, 0, typenum)
     a.dx, a.da0, a.dc0 = NULL, cnp.PyArray_BYTES(da0), NULL
     a.dwa, a.dwx, a.db = cnp.PyArray_BYTES(dwa), cnp.PyArray_BYTES(dwx), cnp.PyArray_BYTES(db)
-    cdef Py_ssize_t n = work_elems(&a, True, True, False)
-    cdef cnp.ndarray work = scratch_array(scratch, 0, n, typenum)
-    split_work(&a, cnp.PyArray_BYTES(work), cnp.PyArray_ITEMSIZE(work), True, True, False,
-               NULL)
+    cdef cnp.ndarray work = scratch_array(scratch, 0, work_elems(&a, True), typenum)
+    split_work(&a, cnp.PyArray_BYTES(work), cnp.PyArray_ITEMSIZE(work), True)
     cdef double loss
     cdef char *yp = cnp.PyArray_BYTES(y)
     cdef Py_ssize_t *tg = <Py_ssize_t *> cnp.PyArray_DATA(targets)
@@ -744,7 +809,8 @@ def rnn_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     cdef char *dwyp = cnp.PyArray_BYTES(dwy)
     cdef char *dbyp = cnp.PyArray_BYTES(dby)
     with nogil:
-        loss = run_output(typenum, n_y, n_a, m * T, yp, tg, hp, n_a, wyp, dwyp, dbyp, a.dat)
+        loss = run_output(typenum, n_y, n_a, m * T, yp, tg, hp, n_a, wyp, dwyp, dbyp, a.d,
+                          n_a)
         prepare(typenum, &a, NULL, hp, n_a, a0p, NULL, True, NULL)
         run_core(typenum, &a)
     return loss, dwx, dwa, dwy, db, dby, da0
@@ -779,10 +845,15 @@ def lstm_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     cdef Args a
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(wy)
     a.lstm, a.n_x, a.n_a, a.m, a.T = 1, n_x, n_a, m, T
-    a.ldcn, a.P, a.ldwa, a.ldwx, a.lddwa, a.lddwx = 2 * n_a, 2 * n_a, K, K, K, K
+    a.ldcn, a.P, a.lddwa, a.lddwx = 2 * n_a, K, K, K
     a.x, a.g = cnp.PyArray_BYTES(x), cnp.PyArray_BYTES(z)
-    a.cn = cnp.PyArray_BYTES(s) + n_a * item
-    a.wa, a.wx = cnp.PyArray_BYTES(w), cnp.PyArray_BYTES(w) + n_a * item
+    a.cn, a.cpv = cnp.PyArray_BYTES(s) + n_a * item, NULL
+    cdef char *wp[4]
+    cdef Py_ssize_t k
+    for k in range(4):
+        wp[k] = cnp.PyArray_BYTES(w) + k * n_a * K * item
+    set_blocks(&a, wp, item)
+    a.merged = 1
     set_mode(&a, typenum, small_max)
     cdef cnp.ndarray da0 = empty(2, n_a, m, 0, typenum)
     cdef cnp.ndarray dc0 = empty(2, n_a, m, 0, typenum)
@@ -793,9 +864,8 @@ def lstm_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     a.dx, a.da0, a.dc0 = NULL, cnp.PyArray_BYTES(da0), cnp.PyArray_BYTES(dc0)
     a.dwa, a.dwx = cnp.PyArray_BYTES(dw), cnp.PyArray_BYTES(dw) + n_a * item
     a.db = cnp.PyArray_BYTES(db)
-    cdef Py_ssize_t n = work_elems(&a, True, True, False)
-    cdef cnp.ndarray work = scratch_array(scratch, 0, n, typenum)
-    split_work(&a, cnp.PyArray_BYTES(work), item, True, True, False, NULL)
+    cdef cnp.ndarray work = scratch_array(scratch, 0, work_elems(&a, True), typenum)
+    split_work(&a, cnp.PyArray_BYTES(work), item, True)
     cdef double loss
     cdef char *yp = cnp.PyArray_BYTES(y)
     cdef Py_ssize_t *tg = <Py_ssize_t *> cnp.PyArray_DATA(targets)
@@ -806,8 +876,8 @@ def lstm_loss_backward(cnp.ndarray y not None, cnp.ndarray targets not None,
     cdef char *dwyp = cnp.PyArray_BYTES(dwy)
     cdef char *dbyp = cnp.PyArray_BYTES(dby)
     with nogil:
-        loss = run_output(typenum, n_y, n_a, m * T, yp, tg, sp, 2 * n_a, wyp, dwyp, dbyp,
-                          a.dat)
+        loss = run_output(typenum, n_y, n_a, m * T, yp, tg, sp, 2 * n_a, wyp, dwyp, dbyp, a.d,
+                          G)
         prepare(typenum, &a, NULL, sp, 2 * n_a, a0p, c0p, True, NULL)
         run_core(typenum, &a)
     return loss, dw, db, dwy, dby, da0, dc0
