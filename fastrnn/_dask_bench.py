@@ -42,6 +42,16 @@ __all__ = ["run", "format_table", "add_arguments", "main"]
 SHAPES = {"mid": (128, 256, 32, 100), "fastrnns": (512, 512, 64, 100)}
 SWEEP_CHUNKS = (1, 2, 4, 8, 16, 32, 64, 128)
 
+# The LocalCluster's settings: on a machine with as many cores as workers, the scheduler, the
+# nannies and the workers' own housekeeping compete with the tasks for the cores.  Idle, with
+# Dask's defaults, the cluster takes about 130 ms of CPU per second (the workers' statistical
+# profiler samples every thread every 10 ms; event-loop and system monitors tick every 20 and
+# 500 ms); with these, about 15 ms.
+QUIET = {"distributed.worker.profile.enabled": False,
+         "distributed.admin.tick.interval": "1s",
+         "distributed.admin.system-monitor.interval": "1s",
+         "distributed.worker.memory.monitor-interval": "1s"}
+
 
 def _shape(name):
     """(n_x, n_a, n_y, T_x) of a shape of ``SHAPES`` or of the benchmark suite."""
@@ -112,7 +122,7 @@ def _dask_time(client, model, x, repeat, warm_up=True):
     runs = []
     for k in range(0 if warm_up else 1, repeat + 1):
         gc.collect()
-        with _Clock(client) as clock:
+        with _Clock(client) as clock, client.as_current():  # forward scatters through it
             out = client.persist([r for r in fdask.forward(model, x) if r is not None])
             wait(out)
         del out
@@ -138,7 +148,7 @@ def _task_overhead(client, n_tasks):
 
 
 def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), *,
-        workers=2, chunk=64, sequences=None, target_seconds=4.0, sweep=True, sweep_m=None,
+        workers=2, chunk=None, sequences=None, target_seconds=4.0, sweep=True, sweep_m=None,
         repeat=3, empty_tasks=1000, scheduler=None, progress=None):
     """Run the Dask benchmark; returns ``{"cases": [...], "sweep": [...], ...}``.
 
@@ -148,7 +158,8 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
     kinds : "rnn" and/or "lstm"
     dtypes : "float32" and/or "float64"
     workers : number of worker processes of the LocalCluster (one thread each)
-    chunk : sequences per chunk for the throughput comparison
+    chunk : sequences per chunk for the throughput comparison; by default
+        ``fastrnn.dask.chunk_size`` (about 0.25 s of model.forward on one thread)
     sequences : m of the data set; by default as many chunks as make the one-process run
         last about ``target_seconds`` (at least 4 chunks per worker)
     sweep : run the chunk-size sweep (on ``sweep_m`` sequences; by default about a second
@@ -159,22 +170,30 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
         then not counted)
     progress : callable(str) told what runs, or None
     """
+    import dask
     import dask.array as da
     from distributed import Client, LocalCluster, wait
+
+    import fastrnn.dask as fdask
 
     say = progress or (lambda s: None)
     if scheduler:
         cluster, client = None, Client(scheduler)
         workers = len(client.scheduler_info()["workers"])
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=":0", silence_logs=40)
+        with dask.config.set(QUIET):  # read as the scheduler and the workers start
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None,
+                                   silence_logs=40)
         client = Client(cluster)
     result = {"cases": [], "sweep": [], "workers": workers, "task": None,
               "load_start": _load()}
     try:
         # the cluster's own CPU use while idle (heartbeats, monitors), per wall second: a run
-        # pays it for as long as it lasts, which on a busy machine is longer
+        # pays it for as long as it lasts, which on a busy machine is longer.  (After the
+        # workers have settled: they import and register for a while after they start.)
+        client.run(time.process_time)
+        time.sleep(1.0)
         with _Clock(client) as idle:
             time.sleep(2.0)
         result["idle_cpu"] = idle_rate = idle.cpu / idle.wall
@@ -188,29 +207,33 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
                     cls = fastrnn.RNN if kind == "rnn" else fastrnn.LSTM
                     model = cls(_params(kind, n_x, n_a, n_y), dtype=dtype)
                     rng = np.random.default_rng(1)
-                    probe = rng.standard_normal((n_x, chunk, T)).astype(dtype)
-                    per_chunk = _one_process_time(model, [probe], repeat=3)[1]
-                    n_chunks = max(4 * workers, math.ceil(target_seconds / per_chunk))
-                    m = sequences or n_chunks * chunk
-                    n_chunks = math.ceil(m / chunk)
-                    local = [rng.standard_normal((n_x, min(chunk, m - k * chunk), T))
+                    # (the shape of a data set of any size: a view of one number)
+                    c = chunk or fdask.chunk_size(
+                        model, np.broadcast_to(np.zeros((), dtype), (n_x, 2**30, T)))
+                    probe = rng.standard_normal((n_x, c, T)).astype(dtype)
+                    per_chunk = _one_process_time(model, [probe], repeat=1)[1]
+                    # a whole number of chunks per worker, so that they all finish together
+                    n_chunks = workers * max(2, math.ceil(target_seconds / per_chunk / workers))
+                    m = sequences or n_chunks * c
+                    n_chunks = math.ceil(m / c)
+                    local = [rng.standard_normal((n_x, min(c, m - k * c), T))
                              .astype(dtype) for k in range(n_chunks)]
                     wall_one, cpu_one = _one_process_time(model, local)
                     del local
                     x = client.persist(da.random.default_rng(2).standard_normal(
-                        (n_x, m, T), chunks=(-1, chunk, -1), dtype=dtype))
+                        (n_x, m, T), chunks=(-1, c, -1), dtype=dtype))
                     wait(x)  # the input is made before the clock starts
                     wall_dask, cpu_dask, cpu_fwd = _dask_time(client, model, x, repeat)
                     del x
                     result["cases"].append(_row(
-                        shape=name, kind=kind, dtype=dtype, m=m, chunk=chunk, chunks=n_chunks,
+                        shape=name, kind=kind, dtype=dtype, m=m, chunk=c, chunks=n_chunks,
                         workers=workers, wall_one=wall_one, cpu_one=cpu_one,
                         wall_dask=wall_dask, cpu_dask=cpu_dask, cpu_forward=cpu_fwd,
                         idle_rate=idle_rate))
                     if not sweep:
                         continue
                     # about a second of one-process work per chunk size
-                    m_sweep = sweep_m or int(min(max(chunk / per_chunk, 64), 1024))
+                    m_sweep = sweep_m or int(min(max(c / per_chunk, 64), 1024))
                     for c in SWEEP_CHUNKS:
                         if c > m_sweep:
                             break
@@ -312,7 +335,8 @@ def add_arguments(parser):
     parser.add_argument("--models", default="rnn,lstm", help="rnn, lstm or both")
     parser.add_argument("--dtypes", default="float32", help="float32, float64 or both")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--chunk", type=int, default=64, help="sequences per chunk")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="sequences per chunk (default: about 0.25 s of work)")
     parser.add_argument("--sequences", type=int, default=None,
                         help="sequences in the data set (default: ~4 s of one process)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the chunk-size sweep")
@@ -336,7 +360,7 @@ def main(argv=None):
     for dtype in args.dtypes.split(","):
         if dtype not in ("float32", "float64"):
             parser.error(f"--dtypes: unknown dtype {dtype!r} (known: float32, float64)")
-    if args.workers < 1 or args.chunk < 1 or (args.sequences is not None
+    if args.workers < 1 or (args.chunk is not None and args.chunk < 1) or (args.sequences is not None
                                               and args.sequences < 1):
         parser.error("--workers, --chunk and --sequences must be positive")
     result = run(args.shapes.split(","), args.models.split(","), args.dtypes.split(","),
