@@ -112,10 +112,46 @@ def _one_process_time(model, chunks, repeat=1):
     return statistics.median(walls), statistics.median(cpus)
 
 
+def _plain_worker(barrier, results, kind, shape, dtype, sizes, seed):
+    """One of the plain processes of :func:`_plain_processes_time`: model.forward over chunks
+    of ``sizes`` sequences, one after the other, timed from a start shared with the others."""
+    from fastrnn.dask import _single_threaded_blas
+    n_x, n_a, n_y, T = shape
+    cls = fastrnn.RNN if kind == "rnn" else fastrnn.LSTM
+    model = cls(_params(kind, n_x, n_a, n_y), dtype=dtype)
+    rng = np.random.default_rng(seed)
+    chunks = [rng.standard_normal((n_x, c, T)).astype(dtype) for c in sizes]
+    with _single_threaded_blas():
+        model.forward(chunks[0][:, :1], n_threads=1)  # warm up (work buffers, imports)
+        barrier.wait()
+        start = time.monotonic()
+        for x in chunks:
+            model.forward(x, n_threads=1)
+        results.put((start, time.monotonic()))
+
+
+def _plain_processes_time(kind, shape, dtype, sizes, workers):
+    """Wall seconds of ``workers`` plain processes (no Dask) splitting the chunks of ``sizes``
+    sequences between them, all started together: the machine's own limit on the speed-up
+    (shared caches, memory bandwidth, clock), which no scheduler can beat."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_plain_worker, args=(barrier, results, kind, shape, dtype,
+                                                     sizes[k::workers], 10 + k))
+             for k in range(workers)]
+    for p in procs:
+        p.start()
+    spans = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
 def _dask_time(client, model, x, repeat, warm_up=True):
-    """(wall, CPU, CPU in model.forward) seconds of fastrnn.dask.forward(model, x) persisted on
-    the workers: the run of median wall time of ``repeat`` runs, after a warm-up run
-    (imports, work buffers) if ``warm_up``."""
+    """(wall, CPU, CPU in model.forward, (fastest, slowest wall)) seconds of
+    fastrnn.dask.forward(model, x) persisted on the workers: the run of median wall time of
+    ``repeat`` runs, after a warm-up run (imports, work buffers) if ``warm_up``."""
     from distributed import wait
 
     import fastrnn.dask as fdask
@@ -128,7 +164,8 @@ def _dask_time(client, model, x, repeat, warm_up=True):
         del out
         if k:
             runs.append((clock.wall, clock.cpu, clock.forward_cpu))
-    return sorted(runs)[(len(runs) - 1) // 2]
+    runs.sort()
+    return runs[(len(runs) - 1) // 2] + ((runs[0][0], runs[-1][0]),)
 
 
 def _task_overhead(client, n_tasks):
@@ -149,7 +186,7 @@ def _task_overhead(client, n_tasks):
 
 def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), *,
         workers=2, chunk=None, sequences=None, target_seconds=4.0, sweep=True, sweep_m=None,
-        repeat=3, empty_tasks=1000, scheduler=None, progress=None):
+        repeat=3, empty_tasks=1000, scheduler=None, plain=True, progress=None):
     """Run the Dask benchmark; returns ``{"cases": [...], "sweep": [...], ...}``.
 
     Parameters
@@ -168,6 +205,8 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
     empty_tasks : tasks of the empty-task measurement (0: skip it)
     scheduler : address of an existing scheduler instead of a LocalCluster (its CPU time is
         then not counted)
+    plain : also time ``workers`` plain processes (no Dask) sharing the same chunks: the
+        speed-up the machine allows
     progress : callable(str) told what runs, or None
     """
     import dask
@@ -220,16 +259,19 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
                              .astype(dtype) for k in range(n_chunks)]
                     wall_one, cpu_one = _one_process_time(model, local)
                     del local
+                    wall_plain = (_plain_processes_time(
+                        kind, (n_x, n_a, n_y, T), dtype, [c] * n_chunks, workers)
+                        if plain else math.nan)
                     x = client.persist(da.random.default_rng(2).standard_normal(
                         (n_x, m, T), chunks=(-1, c, -1), dtype=dtype))
                     wait(x)  # the input is made before the clock starts
-                    wall_dask, cpu_dask, cpu_fwd = _dask_time(client, model, x, repeat)
+                    wall_dask, cpu_dask, cpu_fwd, walls = _dask_time(client, model, x, repeat)
                     del x
                     result["cases"].append(_row(
                         shape=name, kind=kind, dtype=dtype, m=m, chunk=c, chunks=n_chunks,
                         workers=workers, wall_one=wall_one, cpu_one=cpu_one,
                         wall_dask=wall_dask, cpu_dask=cpu_dask, cpu_forward=cpu_fwd,
-                        idle_rate=idle_rate))
+                        idle_rate=idle_rate, wall_plain=wall_plain, walls_dask=walls))
                     if not sweep:
                         continue
                     # about a second of one-process work per chunk size
@@ -247,13 +289,14 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
                         x = client.persist(da.random.default_rng(3).standard_normal(
                             (n_x, n_c * c, T), chunks=(-1, c, -1), dtype=dtype))
                         wait(x)
-                        wall_d, cpu_d, cpu_f = _dask_time(client, model, x, 1, warm_up=False)
+                        wall_d, cpu_d, cpu_f, walls = _dask_time(client, model, x, 1,
+                                                                 warm_up=False)
                         del x
                         result["sweep"].append(_row(
                             shape=name, kind=kind, dtype=dtype, m=n_c * c, chunk=c,
                             chunks=n_c, workers=workers, wall_one=wall_1, cpu_one=cpu_1,
                             wall_dask=wall_d, cpu_dask=cpu_d, cpu_forward=cpu_f,
-                            idle_rate=idle_rate))
+                            idle_rate=idle_rate, wall_plain=math.nan, walls_dask=walls))
     finally:
         client.close()
         if cluster is not None:
@@ -272,6 +315,8 @@ def _row(**r):
     r["one_rate"] = r["m"] / r["wall_one"]
     r["dask_rate"] = r["m"] / r["wall_dask"]
     r["speedup"] = r["wall_one"] / r["wall_dask"]
+    r["plain_speedup"] = r["wall_one"] / r["wall_plain"]
+    r["speedup_range"] = [r["wall_one"] / w for w in r["walls_dask"][::-1]]
     r["overhead"] = 1 - r["cpu_forward"] / r["cpu_dask"]
     r["overhead_ms"] = 1e3 * (r["cpu_dask"] - r["cpu_forward"]) / r["chunks"]
     r["idle_share"] = r["idle_rate"] * r["wall_dask"] / r["cpu_dask"]
@@ -285,15 +330,17 @@ def format_table(result):
     lines = [f"fastrnn.dask: {w} worker processes (1 thread each) vs one process "
              f"(1 thread); {os.cpu_count()} logical CPUs; load average "
              f"{result['load_start']} at the start, {result['load_end']} at the end",
-             "speed-up: measured wall-clock ratio; bound: workers x (1 - overhead), the "
-             "speed-up on otherwise idle cores;",
+             "speed-up: measured wall-clock ratio (median run; range: slowest and fastest "
+             "run); plain: the same chunks on",
+             f"{w} plain processes without Dask (the machine's limit); bound: workers x "
+             f"(1 - overhead), the speed-up on otherwise idle cores;",
              "overhead: share of the cluster's CPU time (workers and scheduler) outside "
              "model.forward, and its CPU ms per chunk;",
              f"idle: share of the cluster's CPU time its idle use would take over the run "
              f"({1e3 * result['idle_cpu']:.0f} ms per second here)",
              f"{'shape':9} {'model':5} {'dtype':7} {'m':>6} {'chunk':>5} {'1 proc seq/s':>12} "
-             f"{'dask seq/s':>11} {'speed-up':>8} {'bound':>6} {'overhead':>8} {'ms/chunk':>8} "
-             f"{'idle':>6}"]
+             f"{'dask seq/s':>11} {'speed-up':>8} {'range':>11} {'plain':>6} {'bound':>6} "
+             f"{'overhead':>8} {'ms/chunk':>8} {'idle':>6}"]
     for r in result["cases"]:
         lines.append(_line(r))
     if result.get("task") is not None:
@@ -317,7 +364,10 @@ def format_table(result):
 def _line(r):
     return (f"{r['shape']:9} {r['kind']:5} {r['dtype']:7} {r['m']:6d} {r['chunk']:5d} "
             f"{r['one_rate']:12.1f} {r['dask_rate']:11.1f} {r['speedup']:7.2f}x "
-            f"{r['cpu_speedup']:5.2f}x {100 * r['overhead']:7.1f}% {r['overhead_ms']:8.2f} "
+            f"{r['speedup_range'][0]:5.2f}-{r['speedup_range'][1]:4.2f}x "
+            + (f"{r['plain_speedup']:5.2f}x " if not math.isnan(r["plain_speedup"])
+               else f"{'-':>6} ")
+            + f"{r['cpu_speedup']:5.2f}x {100 * r['overhead']:7.1f}% {r['overhead_ms']:8.2f} "
             f"{100 * r['idle_share']:5.1f}%")
 
 

@@ -291,7 +291,7 @@ def test_benchmark_runs_on_a_given_scheduler(client):
     table are complete (the figures themselves are the benchmark's business, not a test's)."""
     from fastrnn import _dask_bench
     result = _dask_bench.run(["lesson"], ["rnn"], ["float64"], chunk=2, sequences=6,
-                             sweep_m=2, repeat=1, empty_tasks=2,
+                             sweep_m=2, repeat=1, empty_tasks=2, plain=False,
                              scheduler=client.scheduler.address)
     assert result["workers"] == 2
     [case] = result["cases"]
@@ -299,4 +299,13 @@ def test_benchmark_runs_on_a_given_scheduler(client):
     assert [r["chunk"] for r in result["sweep"]] == [1, 2]
     text = _dask_bench.format_table(result)
     assert "lesson" in text and "overhead under 5% from chunk" in text
-    assert len(text.splitlines()) == 5 + 1 + 1 + 1 + 2 + 1
+    assert len(text.splitlines()) == 6 + 1 + 1 + 1 + 2 + 1
+    assert case["speedup_range"][0] <= case["speedup"] <= case["speedup_range"][1]
+
+
+def test_benchmark_plain_processes_run():
+    """The benchmark's no-Dask reference: plain processes share the chunks and start
+    together (the wall time covers both; its value is the benchmark's business)."""
+    from fastrnn import _dask_bench
+    wall = _dask_bench._plain_processes_time("rnn", (3, 4, 2, 5), "float64", [2, 3, 1], 2)
+    assert wall > 0 and np.isfinite(wall)
