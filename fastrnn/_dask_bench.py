@@ -4,16 +4,21 @@ against one process, and the per-chunk overhead.
 For each case (a shape x RNN/LSTM x dtype):
 
 - **one process**: ``model.forward`` (one thread, single-threaded BLAS) over the chunks of
-  the data set, one after the other, in this process;
+  the data set, one after the other, in this process, keeping the results (the same work
+  as the Dask run's);
 - **Dask**: ``fastrnn.dask.forward`` on a cluster of worker processes (one thread each), the
   input already in the workers' memory (generated there by ``dask.array.random``), the
   results persisted on the workers (as before writing them out); the model travels in the
-  timed region.  The median of ``repeat`` runs after one warm-up run.
+  timed region.  The median of ``repeat`` runs after one warm-up run.  The chunk size is
+  ``fastrnn.dask.chunk_size``'s (about 0.25 s of work) unless given, and the chunks a whole
+  number per worker;
+- **plain**: the same chunks shared by as many plain processes (no Dask) started together:
+  what the machine allows (shared caches and memory bandwidth, clock);
 - **overhead**: the share of the cluster's CPU time (every worker process, and this process,
   which holds the client and a LocalCluster's scheduler) not spent in ``model.forward`` (whose
   CPU time the tasks count, fastrnn.dask._forward_cpu), and the speed-up it allows on idle
   cores (``workers * (1 - overhead)``).  It includes the cluster's idle CPU use (heartbeats,
-  monitors; measured over 2 s without tasks, and shown as the share it would take of the
+  monitors; measured over 2 s without tasks, once the workers have settled, and shown as the share it would take of the
   run) for as long as the run lasts, so other jobs on the machine, stretching the run,
   raise it: an upper bound.  The wall-clock throughputs are reported as measured.
 - **chunk-size sweep**: the same at chunk sizes 1 to 128 (about a second of work each), and
@@ -22,6 +27,8 @@ For each case (a shape x RNN/LSTM x dtype):
 
 The cluster's scheduler runs in this process (LocalCluster), so on a machine with as many
 cores as workers it competes with them: the figures are what a user of such a machine sees.
+The LocalCluster runs without a dashboard, without the workers' statistical profiler and with
+slower monitors (``QUIET``), which take most of an idle cluster's CPU otherwise.
 """
 import argparse
 import gc
@@ -99,14 +106,20 @@ class _Clock:
 
 def _one_process_time(model, chunks, repeat=1):
     """(wall, CPU) seconds of model.forward over ``chunks`` (arrays), one after the other,
-    on this thread with one-thread BLAS: medians of ``repeat`` runs."""
+    on this thread with one-thread BLAS: medians of ``repeat`` runs.  The results are kept
+    until the end of a run, as the Dask run keeps them (persisted on the workers): results
+    dropped at once would let each call reuse the last one's memory, and skip the page
+    faults of fresh memory (about 10% of an LSTM's time at the fastrnns shape), which any
+    run that keeps its results pays."""
     from fastrnn.dask import _single_threaded_blas
     walls, cpus = [], []
     with _single_threaded_blas():
         for _ in range(repeat):
+            kept = []
             with _Clock() as clock:
                 for x in chunks:
-                    model.forward(x, n_threads=1)
+                    kept.append(model.forward(x, n_threads=1))
+            del kept
             walls.append(clock.wall)
             cpus.append(clock.cpu)
     return statistics.median(walls), statistics.median(cpus)
