@@ -21,7 +21,7 @@ For each case (a shape x RNN/LSTM x dtype):
   monitors; measured over 2 s without tasks, once the workers have settled, and shown as the share it would take of the
   run) for as long as the run lasts, so other jobs on the machine, stretching the run,
   raise it: an upper bound.  The wall-clock throughputs are reported as measured.
-- **chunk-size sweep**: the same at chunk sizes 1 to 128 (about a second of work each), and
+- **chunk-size sweep**: the same at chunk sizes 1 to 512 (about a second of work each), and
   the smallest chunk size from which the overhead stays under 5%.  The CPU cost of an empty
   task is reported too.
 
@@ -47,7 +47,7 @@ __all__ = ["run", "format_table", "add_arguments", "main"]
 # name: (n_x, n_a, n_y, T_x) of the benchmark suite's shapes (m is chosen here: many more
 # sequences than the suite's batch, so the data set spans many chunks)
 SHAPES = {"mid": (128, 256, 32, 100), "fastrnns": (512, 512, 64, 100)}
-SWEEP_CHUNKS = (1, 2, 4, 8, 16, 32, 64, 128)
+SWEEP_CHUNKS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 # The LocalCluster's settings: on a machine with as many cores as workers, the scheduler, the
 # nannies and the workers' own housekeeping compete with the tasks for the cores.  Idle, with
@@ -95,24 +95,41 @@ class _Clock:
 
     def __enter__(self):
         self.cpu, self.forward_cpu = self._cpu()
+        self.busy = _machine_busy()
         self.wall = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self.wall
+        self.busy = _machine_busy() - self.busy
         cpu, forward = self._cpu()
         self.cpu, self.forward_cpu = cpu - self.cpu, forward - self.forward_cpu
+        # the share of the machine's CPU capacity other jobs took meanwhile (NaN if unknown)
+        self.others = max(0.0, self.busy - self.cpu) / (self.wall * (os.cpu_count() or 1))
+
+
+def _machine_busy():
+    """CPU seconds all processes of the machine have run so far (Linux: /proc/stat; else
+    NaN): other jobs on the machine stretch the wall times of the runs they overlap."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return math.nan
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _one_process_time(model, chunks, repeat=1):
     """(wall, CPU) seconds of model.forward over ``chunks`` (arrays), one after the other,
-    on this thread with one-thread BLAS: medians of ``repeat`` runs.  The results are kept
+    on this thread with one-thread BLAS: medians of ``repeat`` runs; and the largest share
+    of the machine other jobs took meanwhile.  The results are kept
     until the end of a run, as the Dask run keeps them (persisted on the workers): results
     dropped at once would let each call reuse the last one's memory, and skip the page
     faults of fresh memory (about 10% of an LSTM's time at the fastrnns shape), which any
     run that keeps its results pays."""
     from fastrnn.dask import _single_threaded_blas
-    walls, cpus = [], []
+    walls, cpus, others = [], [], []
     with _single_threaded_blas():
         for _ in range(repeat):
             kept = []
@@ -122,7 +139,8 @@ def _one_process_time(model, chunks, repeat=1):
             del kept
             walls.append(clock.wall)
             cpus.append(clock.cpu)
-    return statistics.median(walls), statistics.median(cpus)
+            others.append(clock.others)
+    return statistics.median(walls), statistics.median(cpus), max(others)
 
 
 def _plain_worker(barrier, results, kind, shape, dtype, sizes, seed):
@@ -164,7 +182,8 @@ def _plain_processes_time(kind, shape, dtype, sizes, workers):
 def _dask_time(client, model, x, repeat, warm_up=True):
     """(wall, CPU, CPU in model.forward, (fastest, slowest wall)) seconds of
     fastrnn.dask.forward(model, x) persisted on the workers: the run of median wall time of
-    ``repeat`` runs, after a warm-up run (imports, work buffers) if ``warm_up``."""
+    ``repeat`` runs, after a warm-up run (imports, work buffers) if ``warm_up``; and the
+    largest share of the machine other jobs took during a run."""
     from distributed import wait
 
     import fastrnn.dask as fdask
@@ -176,9 +195,10 @@ def _dask_time(client, model, x, repeat, warm_up=True):
             wait(out)
         del out
         if k:
-            runs.append((clock.wall, clock.cpu, clock.forward_cpu))
+            runs.append((clock.wall, clock.cpu, clock.forward_cpu, clock.others))
     runs.sort()
-    return runs[(len(runs) - 1) // 2] + ((runs[0][0], runs[-1][0]),)
+    return runs[(len(runs) - 1) // 2][:3] + ((runs[0][0], runs[-1][0]),
+                                             max(r[3] for r in runs))
 
 
 def _task_overhead(client, n_tasks):
@@ -242,9 +262,10 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
               "load_start": _load()}
     try:
         # the cluster's own CPU use while idle (heartbeats, monitors), per wall second: a run
-        # pays it for as long as it lasts, which on a busy machine is longer.  (After the
-        # workers have settled: they import and register for a while after they start.)
-        client.run(time.process_time)
+        # pays it for as long as it lasts, which on a busy machine is longer.  (Once the
+        # workers have settled and imported fastrnn.dask, which the clock's first reading
+        # makes them do: a quarter of a CPU-second each.)
+        _Clock(client)._cpu()
         time.sleep(1.0)
         with _Clock(client) as idle:
             time.sleep(2.0)
@@ -270,7 +291,7 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
                     n_chunks = math.ceil(m / c)
                     local = [rng.standard_normal((n_x, min(c, m - k * c), T))
                              .astype(dtype) for k in range(n_chunks)]
-                    wall_one, cpu_one = _one_process_time(model, local)
+                    wall_one, cpu_one, others_one = _one_process_time(model, local)
                     del local
                     wall_plain = (_plain_processes_time(
                         kind, (n_x, n_a, n_y, T), dtype, [c] * n_chunks, workers)
@@ -278,13 +299,15 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
                     x = client.persist(da.random.default_rng(2).standard_normal(
                         (n_x, m, T), chunks=(-1, c, -1), dtype=dtype))
                     wait(x)  # the input is made before the clock starts
-                    wall_dask, cpu_dask, cpu_fwd, walls = _dask_time(client, model, x, repeat)
+                    wall_dask, cpu_dask, cpu_fwd, walls, others = _dask_time(client, model, x,
+                                                                             repeat)
                     del x
                     result["cases"].append(_row(
                         shape=name, kind=kind, dtype=dtype, m=m, chunk=c, chunks=n_chunks,
                         workers=workers, wall_one=wall_one, cpu_one=cpu_one,
                         wall_dask=wall_dask, cpu_dask=cpu_dask, cpu_forward=cpu_fwd,
-                        idle_rate=idle_rate, wall_plain=wall_plain, walls_dask=walls))
+                        idle_rate=idle_rate, wall_plain=wall_plain, walls_dask=walls,
+                        others=max(others_one, others)))
                     if not sweep:
                         continue
                     # about a second of one-process work per chunk size
@@ -297,19 +320,20 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
                         chunks = [rng.standard_normal((n_x, c, T)).astype(dtype)
                                   for _ in range(min(n_c, 64))]
                         # one-process time of all n_c chunks, from (at most) 64 of them
-                        wall_1, cpu_1 = (t * n_c / len(chunks)
-                                         for t in _one_process_time(model, chunks))
+                        wall_1, cpu_1, others_1 = _one_process_time(model, chunks)
+                        wall_1, cpu_1 = (t * n_c / len(chunks) for t in (wall_1, cpu_1))
                         x = client.persist(da.random.default_rng(3).standard_normal(
                             (n_x, n_c * c, T), chunks=(-1, c, -1), dtype=dtype))
                         wait(x)
-                        wall_d, cpu_d, cpu_f, walls = _dask_time(client, model, x, 1,
-                                                                 warm_up=False)
+                        wall_d, cpu_d, cpu_f, walls, others = _dask_time(client, model, x, 1,
+                                                                         warm_up=False)
                         del x
                         result["sweep"].append(_row(
                             shape=name, kind=kind, dtype=dtype, m=n_c * c, chunk=c,
                             chunks=n_c, workers=workers, wall_one=wall_1, cpu_one=cpu_1,
                             wall_dask=wall_d, cpu_dask=cpu_d, cpu_forward=cpu_f,
-                            idle_rate=idle_rate, wall_plain=math.nan, walls_dask=walls))
+                            idle_rate=idle_rate, wall_plain=math.nan, walls_dask=walls,
+                            others=max(others_1, others)))
     finally:
         client.close()
         if cluster is not None:
@@ -350,10 +374,12 @@ def format_table(result):
              "overhead: share of the cluster's CPU time (workers and scheduler) outside "
              "model.forward, and its CPU ms per chunk;",
              f"idle: share of the cluster's CPU time its idle use would take over the run "
-             f"({1e3 * result['idle_cpu']:.0f} ms per second here)",
+             f"({1e3 * result['idle_cpu']:.0f} ms per second here);",
+             "others: the largest share of the machine's CPU other jobs took during the "
+             "case's timed runs (wall times are only comparable near 0%)",
              f"{'shape':9} {'model':5} {'dtype':7} {'m':>6} {'chunk':>5} {'1 proc seq/s':>12} "
              f"{'dask seq/s':>11} {'speed-up':>8} {'range':>11} {'plain':>6} {'bound':>6} "
-             f"{'overhead':>8} {'ms/chunk':>8} {'idle':>6}"]
+             f"{'overhead':>8} {'ms/chunk':>8} {'idle':>6} {'others':>6}"]
     for r in result["cases"]:
         lines.append(_line(r))
     if result.get("task") is not None:
@@ -381,7 +407,7 @@ def _line(r):
             + (f"{r['plain_speedup']:5.2f}x " if not math.isnan(r["plain_speedup"])
                else f"{'-':>6} ")
             + f"{r['cpu_speedup']:5.2f}x {100 * r['overhead']:7.1f}% {r['overhead_ms']:8.2f} "
-            f"{100 * r['idle_share']:5.1f}%")
+            f"{100 * r['idle_share']:5.1f}% {100 * r['others']:5.1f}%")
 
 
 def _load():

@@ -152,7 +152,7 @@ def chunk_size(model, x, *, seconds=CHUNK_SECONDS, **kwargs):
     """Sequences per chunk for which ``model.forward`` takes about ``seconds`` on one thread.
 
     A quick probe in this process (``model.forward`` on a few growing batches of random
-    sequences, one thread, single-threaded BLAS, about 0.1 s in all) measures the time per
+    sequences, one thread, single-threaded BLAS, 0.1-0.2 s in all) measures the time per
     sequence.  The default, a quarter of a second, keeps each task's overhead (a few
     milliseconds of scheduler and worker CPU) near 1-2%.  Rechunk with it:
     ``x = x.rechunk({1: fastrnn.dask.chunk_size(model, x)})``.
@@ -186,14 +186,17 @@ def chunk_size(model, x, *, seconds=CHUNK_SECONDS, **kwargs):
     probe_m, elapsed = 1, 0.0
     with _single_threaded_blas():
         model.forward(rng.standard_normal((n_x, 1, T_x)).astype(dtype), **kwargs)  # warm up
-        # double the batch until one call lasts 20 ms: the fixed cost of a call then weighs
-        # little in the time per sequence
+        # double the batch until a call lasts 20 ms, so that the fixed cost of a call weighs
+        # little in the time per sequence; the fastest of three calls, so that another job
+        # taking the core for a moment does not pass for the model's time
         while elapsed < 0.02 and probe_m < 4096:
             probe_m *= 2
             batch = rng.standard_normal((n_x, probe_m, T_x)).astype(dtype)
-            start = time.perf_counter()
-            model.forward(batch, **kwargs)
-            elapsed = time.perf_counter() - start
+            elapsed = math.inf
+            for _ in range(3):
+                start = time.perf_counter()
+                model.forward(batch, **kwargs)
+                elapsed = min(elapsed, time.perf_counter() - start)
     per_sequence = elapsed / probe_m
     return int(min(max(m, 1), max(1, round(seconds / per_sequence))))
 
