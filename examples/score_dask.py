@@ -5,8 +5,8 @@
     python examples/score_dask.py --scheduler tcp://10.0.0.5:8786   # a running cluster
 
 The data set (n_x, m, T_x) is generated on the workers (it never exists in this process) in
-chunks of ``--chunk`` sequences (by default fastrnn.dask.chunk_size's: about a quarter of a
-second of work each), scored with ``fastrnn.dask.forward`` (a progress bar shows
+chunks of ``--chunk`` sequences (by default fastrnn.dask.chunk_size's: about half a second
+of work each), scored with ``fastrnn.dask.forward`` (a progress bar shows
 the tasks), and reduced to one predicted class per sequence (the argmax of the last step's
 softmax), which comes back here.  Then the same computation runs in this process alone, with
 Dask's synchronous scheduler, for the throughput comparison, and the two answers are
@@ -46,7 +46,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     parser.add_argument("--m", type=int, default=4096, help="sequences in the data set")
     parser.add_argument("--chunk", type=int, default=None, help="sequences per chunk (task); "
-                        "default: fastrnn.dask.chunk_size's, about 0.25 s of work each")
+                        "default: fastrnn.dask.chunk_size's, about 0.5 s of work each")
     parser.add_argument("--shape", type=int, nargs=4, default=(128, 256, 32, 100),
                         metavar=("N_X", "N_A", "N_Y", "T_X"))
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))

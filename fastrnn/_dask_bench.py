@@ -10,7 +10,7 @@ For each case (a shape x RNN/LSTM x dtype):
   input already in the workers' memory (generated there by ``dask.array.random``), the
   results persisted on the workers (as before writing them out); the model travels in the
   timed region.  The median of ``repeat`` runs after one warm-up run.  The chunk size is
-  ``fastrnn.dask.chunk_size``'s (about 0.25 s of work) unless given, and the chunks a whole
+  ``fastrnn.dask.chunk_size``'s (about 0.5 s of work) unless given, and the chunks a whole
   number per worker;
 - **plain**: the same chunks shared by as many plain processes (no Dask) started together:
   what the machine allows (shared caches and memory bandwidth, clock);
@@ -188,17 +188,30 @@ def _dask_time(client, model, x, repeat, warm_up=True):
 
     import fastrnn.dask as fdask
     runs = []
+    settled = _n_keys(client)
     for k in range(0 if warm_up else 1, repeat + 1):
         gc.collect()
         with _Clock(client) as clock, client.as_current():  # forward scatters through it
             out = client.persist([r for r in fdask.forward(model, x) if r is not None])
             wait(out)
         del out
+        # the results released before the next run: freeing them is this run's work, not
+        # the next one's (the one-process run frees its results off the clock too)
+        for _ in range(100):
+            if _n_keys(client) <= settled:
+                break
+            time.sleep(0.02)
+        client.run(gc.collect)
         if k:
             runs.append((clock.wall, clock.cpu, clock.forward_cpu, clock.others))
     runs.sort()
     return runs[(len(runs) - 1) // 2][:3] + ((runs[0][0], runs[-1][0]),
                                              max(r[3] for r in runs))
+
+
+def _n_keys(client):
+    """The number of keys the scheduler knows."""
+    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
 
 
 def _task_overhead(client, n_tasks):
@@ -218,7 +231,7 @@ def _task_overhead(client, n_tasks):
 
 
 def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), *,
-        workers=2, chunk=None, sequences=None, target_seconds=4.0, sweep=True, sweep_m=None,
+        workers=2, chunk=None, sequences=None, target_seconds=6.0, sweep=True, sweep_m=None,
         repeat=3, empty_tasks=1000, scheduler=None, plain=True, progress=None):
     """Run the Dask benchmark; returns ``{"cases": [...], "sweep": [...], ...}``.
 
@@ -229,7 +242,7 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
     dtypes : "float32" and/or "float64"
     workers : number of worker processes of the LocalCluster (one thread each)
     chunk : sequences per chunk for the throughput comparison; by default
-        ``fastrnn.dask.chunk_size`` (about 0.25 s of model.forward on one thread)
+        ``fastrnn.dask.chunk_size`` (about 0.5 s of model.forward on one thread)
     sequences : m of the data set; by default as many chunks as make the one-process run
         last about ``target_seconds`` (at least 4 chunks per worker)
     sweep : run the chunk-size sweep (on ``sweep_m`` sequences; by default about a second
@@ -425,9 +438,9 @@ def add_arguments(parser):
     parser.add_argument("--dtypes", default="float32", help="float32, float64 or both")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--chunk", type=int, default=None,
-                        help="sequences per chunk (default: about 0.25 s of work)")
+                        help="sequences per chunk (default: about 0.5 s of work)")
     parser.add_argument("--sequences", type=int, default=None,
-                        help="sequences in the data set (default: ~4 s of one process)")
+                        help="sequences in the data set (default: ~6 s of one process)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the chunk-size sweep")
     parser.add_argument("--scheduler", default=None,
                         help="address of a running scheduler instead of a LocalCluster")

@@ -35,9 +35,10 @@ except ImportError as exc:  # pragma: no cover - exercised where dask is missing
 
 __all__ = ["forward", "chunk_size"]
 
-# seconds of model.forward per chunk that chunk_size aims at: a task costs the scheduler and
-# a worker a few milliseconds of CPU besides (the README's Dask section), so about 1-2%
-CHUNK_SECONDS = 0.25
+# seconds of model.forward per chunk that chunk_size aims at: a chunk costs the scheduler and
+# a worker about 10-25 ms of CPU besides (a task per chunk, and a light one per result kept;
+# the README's Dask section), so 2-5%
+CHUNK_SECONDS = 0.5
 
 
 def forward(model, x, **kwargs):
@@ -152,9 +153,9 @@ def chunk_size(model, x, *, seconds=CHUNK_SECONDS, **kwargs):
     """Sequences per chunk for which ``model.forward`` takes about ``seconds`` on one thread.
 
     A quick probe in this process (``model.forward`` on a few growing batches of random
-    sequences, one thread, single-threaded BLAS, 0.1-0.2 s in all) measures the time per
-    sequence.  The default, a quarter of a second, keeps each task's overhead (a few
-    milliseconds of scheduler and worker CPU) near 1-2%.  Rechunk with it:
+    sequences, one thread, single-threaded BLAS, 0.1-0.3 s in all) measures the time per
+    sequence.  The default, half a second, keeps each chunk's overhead (10-25 ms of
+    scheduler and worker CPU) at 2-5%.  Rechunk with it:
     ``x = x.rechunk({1: fastrnn.dask.chunk_size(model, x)})``.
 
     Parameters

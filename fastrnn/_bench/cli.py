@@ -184,11 +184,11 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=int_at_least(1), default=None, metavar="N",
                         help="--dask: worker processes, one thread each (default 2)")
     parser.add_argument("--chunk", type=int_at_least(1), default=None, metavar="N",
-                        help="--dask: sequences per chunk (default: about 0.25 s of "
+                        help="--dask: sequences per chunk (default: about 0.5 s of "
                              "model.forward on one thread, from a quick probe)")
     parser.add_argument("--sequences", type=int_at_least(1), default=None, metavar="N",
-                        help="--dask: sequences in the data set (default: about 4 s of one "
-                             "process, --quick 2 s)")
+                        help="--dask: sequences in the data set (default: about 6 s of one "
+                             "process, --quick 3 s)")
     parser.add_argument("--json", metavar="FILE", help="write all results and the "
                         "environment to FILE")
     parser.add_argument("--plot", metavar="FILE.png",
@@ -310,7 +310,7 @@ def _run_dask(opts, out):
     result = _dask_bench.run(
         opts.shapes or list(DASK_SHAPES), models, dtypes, workers=opts.workers or 2,
         chunk=opts.chunk, sequences=opts.sequences,
-        target_seconds=2.0 if opts.quick else 4.0, sweep=not opts.quick,
+        target_seconds=3.0 if opts.quick else 6.0, sweep=not opts.quick,
         repeat=opts.repeat or (1 if opts.quick else 3), progress=progress)
     progress(f"done in {time.perf_counter() - t_start:.0f} s", final=True)
     print(_dask_bench.format_table(result), file=out, flush=True)
