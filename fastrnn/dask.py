@@ -12,7 +12,8 @@ Example::
     import fastrnn, fastrnn.dask
 
     client = Client()                       # or Client("tcp://scheduler:8786")
-    x = da.from_zarr(...)                   # (n_x, m, T_x), chunked along m
+    x = da.from_zarr(...)                   # (n_x, m, T_x)
+    x = x.rechunk({0: -1, 1: fastrnn.dask.chunk_size(model, x), 2: -1})
     a, y, c = fastrnn.dask.forward(model, x)
     y.to_zarr(...)                          # or y.mean(axis=2).compute(), ...
 """
@@ -48,8 +49,10 @@ def forward(model, x, **kwargs):
     ----------
     model : a fastrnn model (fastrnn.RNN, fastrnn.LSTM, ...)
         Anything with ``forward(x, **kwargs)`` returning a tuple of arrays with the examples
-        on axis 1 (``(n, m, ...)``) or None.  It is put into the task graph once, so each
-        worker receives (and unpickles) it once, not once per chunk.
+        on axis 1 (``(n, m, ...)``) or None.  With a ``dask.distributed`` client as the
+        current scheduler it is sent to every worker at once (``client.scatter``, broadcast;
+        compute the results on that client); otherwise it is one node of the task graph.
+        Either way each worker receives (and unpickles) it once, not once per chunk.
     x : dask.array.Array (n_x, m, T_x)
         Real numbers (converted to the model's dtype on the workers).  Chunks along n_x or
         T_x are merged first (the recurrence needs whole sequences); the chunks along m are
@@ -67,6 +70,9 @@ def forward(model, x, **kwargs):
         Shaped like ``model.forward``'s results on the whole of ``x``, of the model's dtype,
         chunked along m like ``x`` (single chunks along every other axis); None where
         ``model.forward`` returns None.  (A single array if ``model.forward`` returns one.)
+        Each chunk of examples is one task, returning all the results at once; each result
+        picks its part of it in a light task of its own, which Dask fuses into the chunk's
+        task when that result alone is computed.
 
     Raises
     ------
