@@ -4,10 +4,11 @@
     python examples/score_dask.py --workers 4 --m 20000
     python examples/score_dask.py --scheduler tcp://10.0.0.5:8786   # a running cluster
 
-The data set (n_x, m, T_x) is generated on the workers in chunks of ``--chunk`` sequences
-(it never exists in this process), scored with ``fastrnn.dask.forward`` (a progress bar shows
+The data set (n_x, m, T_x) is generated on the workers (it never exists in this process) in
+chunks of ``--chunk`` sequences (by default fastrnn.dask.chunk_size's: about half a second
+of work each), scored with ``fastrnn.dask.forward`` (a progress bar shows
 the tasks), and reduced to one predicted class per sequence (the argmax of the last step's
-softmax), which comes back here.  Then the same graph runs in this process alone, with
+softmax), which comes back here.  Then the same computation runs in this process alone, with
 Dask's synchronous scheduler, for the throughput comparison, and the two answers are
 compared.
 """
@@ -44,7 +45,8 @@ def main():
                         "(default: start a LocalCluster on this machine)")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     parser.add_argument("--m", type=int, default=4096, help="sequences in the data set")
-    parser.add_argument("--chunk", type=int, default=64, help="sequences per chunk (task)")
+    parser.add_argument("--chunk", type=int, default=None, help="sequences per chunk (task); "
+                        "default: fastrnn.dask.chunk_size's, about 0.5 s of work each")
     parser.add_argument("--shape", type=int, nargs=4, default=(128, 256, 32, 100),
                         metavar=("N_X", "N_A", "N_Y", "T_X"))
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -62,13 +64,17 @@ def main():
     print(f"cluster: {n_workers} workers, dashboard {client.dashboard_link}")
 
     model = fastrnn.LSTM(lstm_parameters(n_x, n_a, n_y), dtype=args.dtype)
-    x = da.random.default_rng(1).standard_normal(
-        (n_x, args.m, T), chunks=(-1, args.chunk, -1), dtype=args.dtype)
+    # chunks long enough that a task's overhead (milliseconds) is small next to its work:
+    # chunk_size reads only the shape and dtype of the lazy array it is given
+    shape = (n_x, args.m, T)
+    chunk = args.chunk or fastrnn.dask.chunk_size(model, da.empty(shape, dtype=args.dtype))
+    x = da.random.default_rng(1).standard_normal(shape, chunks=(-1, chunk, -1),
+                                                 dtype=args.dtype)
     print(f"data set: x {x.shape} {x.dtype}, {x.nbytes / 2**20:.0f} MiB in "
-          f"{x.numblocks[1]} chunks of {args.chunk} sequences ({model})")
+          f"{x.numblocks[1]} chunks of {chunk} sequences ({model})")
 
     labels = score(model, x)
-    score(model, x[:, :args.chunk]).compute()  # warm-up: the workers import fastrnn
+    score(model, x[:, :chunk]).compute()  # warm-up: the workers import fastrnn
     t0 = time.perf_counter()
     future = client.compute(labels)
     progress(future)
@@ -80,7 +86,10 @@ def main():
 
     if not args.no_local:
         t0 = time.perf_counter()
-        want = dask.compute(score(model, x), scheduler="synchronous")[0]
+        # (the graph built under the synchronous scheduler: with the client current, forward
+        # sends the model to the cluster's workers, and the graph needs the cluster)
+        with dask.config.set(scheduler="synchronous"):
+            want = score(model, x).compute()
         t_local = time.perf_counter() - t0
         print(f"1 process: {args.m / t_local:9.1f} sequences/s ({t_local:.2f} s); "
               f"cluster speed-up {t_local / t_cluster:.2f}x; same classes: "

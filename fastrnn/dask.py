@@ -12,13 +12,15 @@ Example::
     import fastrnn, fastrnn.dask
 
     client = Client()                       # or Client("tcp://scheduler:8786")
-    x = da.from_zarr(...)                   # (n_x, m, T_x), chunked along m
+    x = da.from_zarr(...)                   # (n_x, m, T_x)
+    x = x.rechunk({0: -1, 1: fastrnn.dask.chunk_size(model, x), 2: -1})
     a, y, c = fastrnn.dask.forward(model, x)
     y.to_zarr(...)                          # or y.mean(axis=2).compute(), ...
 """
 import contextlib
 import inspect
 import math
+import sys
 import threading
 import time
 
@@ -27,11 +29,17 @@ import numpy as np
 try:
     import dask
     import dask.array as da
+    import dask.base
     from dask.base import tokenize
 except ImportError as exc:  # pragma: no cover - exercised where dask is missing
     raise ImportError('fastrnn.dask needs dask: pip install "fastrnn[dask]"') from exc
 
-__all__ = ["forward"]
+__all__ = ["forward", "chunk_size"]
+
+# seconds of model.forward per chunk that chunk_size aims at: a chunk costs the scheduler and
+# a worker about 10-25 ms of CPU besides (a task per chunk, and a light one per result kept;
+# the README's Dask section), so 2-5%
+CHUNK_SECONDS = 0.5
 
 
 def forward(model, x, **kwargs):
@@ -41,8 +49,10 @@ def forward(model, x, **kwargs):
     ----------
     model : a fastrnn model (fastrnn.RNN, fastrnn.LSTM, ...)
         Anything with ``forward(x, **kwargs)`` returning a tuple of arrays with the examples
-        on axis 1 (``(n, m, ...)``) or None.  It is put into the task graph once, so each
-        worker receives (and unpickles) it once, not once per chunk.
+        on axis 1 (``(n, m, ...)``) or None.  With a ``dask.distributed`` client as the
+        current scheduler it is sent to every worker at once (``client.scatter``, broadcast;
+        compute the results on that client); otherwise it is one node of the task graph.
+        Either way each worker receives (and unpickles) it once, not once per chunk.
     x : dask.array.Array (n_x, m, T_x)
         Real numbers (converted to the model's dtype on the workers).  Chunks along n_x or
         T_x are merged first (the recurrence needs whole sequences); the chunks along m are
@@ -60,6 +70,9 @@ def forward(model, x, **kwargs):
         Shaped like ``model.forward``'s results on the whole of ``x``, of the model's dtype,
         chunked along m like ``x`` (single chunks along every other axis); None where
         ``model.forward`` returns None.  (A single array if ``model.forward`` returns one.)
+        Each chunk of examples is one task, returning all the results at once; each result
+        picks its part of it in a light task of its own, which Dask fuses into the chunk's
+        task when that result alone is computed.
 
     Raises
     ------
@@ -89,32 +102,110 @@ def forward(model, x, **kwargs):
         constant["n_threads"] = 1
 
     specs, single = _result_specs(model, x.dtype, n_x, T_x, constant, per_example)
-    model_node = dask.delayed(model, name="fastrnn-model-" + tokenize(model), pure=True)
     names = tuple(per_example)
-    n_out = len(specs)
-    run = dask.delayed(_run_chunk, pure=True, nout=n_out)
-    x_blocks = x.to_delayed().reshape(-1)
-    kw_blocks = [per_example[name].to_delayed().reshape(-1) for name in names]
-    parts = [[] for _ in specs]
-    for j, mj in enumerate(m_chunks):
-        # an empty chunk (m = 0, or left by slicing) needs no task
-        out = None if mj == 0 else run(model_node, x_blocks[j], constant, specs, names,
-                                       *[blocks[j] for blocks in kw_blocks])
-        for k, spec in enumerate(specs):
-            if spec is not None:
-                shape = spec[0][:1] + (mj,) + spec[0][1:]
-                parts[k].append(da.empty(shape, dtype=spec[1], chunks=-1) if out is None
-                                else da.from_delayed(out[k], shape, dtype=spec[1]))
-    results = tuple(None if spec is None else _concatenate(parts[k], m_chunks)
-                    for k, spec in enumerate(specs))
+    model_node = _model_node(model)
+    token = tokenize(x, constant, names, *per_example.values(), model_node.key)
+    # One layer of one task per chunk of examples, which returns model.forward's results as
+    # one tuple (each array is made, and later sent, once); then one light layer per result
+    # picks its array out of the tuple, on the worker that holds it.  When only some results
+    # are used, Dask fuses the pick into the chunk's task.
+    # (blockwise's index letters: j is m; each other axis, a single chunk, a letter of its own)
+    letters = iter("abcdefghlnopqrstuvwxyz")
+    index_args = [x, "ijk"]
+    for name in names:
+        value = per_example[name]
+        index = [next(letters) for _ in range(value.ndim)]
+        index[0 if value.ndim == 1 else 1] = "j"
+        index_args += [value, "".join(index)]
+    runs = da.blockwise(_run_chunk, "j", model_node, None, *index_args[:2],
+                        constant, None, specs, None, names, None, *index_args[2:],
+                        name="fastrnn-forward-" + token, concatenate=True, dtype=object,
+                        meta=np.empty((0,), dtype=object))
+    results = []
+    for k, spec in enumerate(specs):
+        if spec is None:
+            results.append(None)
+            continue
+        shape, dtype = spec
+        results.append(da.map_blocks(
+            _pick, runs, k, name=f"fastrnn-forward-{k}-" + token, dtype=dtype,
+            new_axis=[0] + list(range(2, len(shape) + 1)),
+            chunks=((shape[0],), m_chunks) + tuple((n,) for n in shape[1:]),
+            meta=np.empty((0,) * (len(shape) + 1), dtype=dtype)))
+    results = tuple(results)
     return results[0] if single else results
 
 
-def _concatenate(parts, m_chunks):
-    """The chunks' results as one array chunked along axis 1 (m) as ``m_chunks``."""
-    out = da.concatenate(parts, axis=1)
-    # concatenate drops empty parts: keep x's empty chunks too (a no-op task each)
-    return out if out.chunks[1] == tuple(m_chunks) else out.rechunk({1: m_chunks})
+def _model_node(model):
+    """The model as the chunks' tasks receive it: with a distributed Client as the current
+    scheduler, a future of it sent once to every worker (so no task carries it and no worker
+    waits for another's copy); otherwise one node of the graph, which every task shares."""
+    distributed = sys.modules.get("distributed")  # no client without it
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    if distributed is not None and isinstance(client, distributed.Client):
+        # a key of its own (hash=False), and so results named anew: keys shared with an
+        # earlier call's, being released as its arrays are dropped, could be forgotten
+        # under this call's tasks
+        return client.scatter(model, broadcast=True, hash=False)
+    return dask.delayed(model, name="fastrnn-model-" + tokenize(model), pure=True)
+
+
+def _pick(results, k):
+    """Result k of a chunk's task."""
+    return results[k]
+
+
+def chunk_size(model, x, *, seconds=CHUNK_SECONDS, **kwargs):
+    """Sequences per chunk for which ``model.forward`` takes about ``seconds`` on one thread.
+
+    A quick probe in this process (``model.forward`` on a few growing batches of random
+    sequences, one thread, single-threaded BLAS, 0.1-0.3 s in all) measures the time per
+    sequence.  The default, half a second, keeps each chunk's overhead (10-25 ms of
+    scheduler and worker CPU) at 2-5%.  Rechunk with it:
+    ``x = x.rechunk({1: fastrnn.dask.chunk_size(model, x)})``.
+
+    Parameters
+    ----------
+    model : a fastrnn model (as for :func:`forward`)
+    x : dask.array.Array or numpy.ndarray (n_x, m, T_x)
+        Only its shape and dtype are used (nothing is computed).
+    seconds : float
+        The time per chunk to aim at (positive).
+    **kwargs
+        Constant keyword arguments for ``model.forward`` (per-example arrays are not
+        taken: the probe's batches have their own sizes).
+
+    Returns
+    -------
+    int
+        Between 1 and max(m, 1).
+    """
+    if not seconds > 0:
+        raise ValueError(f"seconds must be positive, got {seconds!r}")
+    if np.ndim(x) != 3 or any(math.isnan(n) for n in x.shape):
+        raise ValueError(f"x must have shape (n_x, m, T_x) with known sizes, got shape "
+                         f"{getattr(x, 'shape', None)}")
+    n_x, m, T_x = x.shape
+    if "n_threads" not in kwargs and _accepts(model, "n_threads"):
+        kwargs["n_threads"] = 1
+    rng = np.random.default_rng(0)
+    dtype = x.dtype if x.dtype.kind == "f" else np.float64
+    probe_m, elapsed = 1, 0.0
+    with _single_threaded_blas():
+        model.forward(rng.standard_normal((n_x, 1, T_x)).astype(dtype), **kwargs)  # warm up
+        # double the batch until a call lasts 20 ms, so that the fixed cost of a call weighs
+        # little in the time per sequence; the fastest of three calls, so that another job
+        # taking the core for a moment does not pass for the model's time
+        while elapsed < 0.02 and probe_m < 4096:
+            probe_m *= 2
+            batch = rng.standard_normal((n_x, probe_m, T_x)).astype(dtype)
+            elapsed = math.inf
+            for _ in range(3):
+                start = time.perf_counter()
+                model.forward(batch, **kwargs)
+                elapsed = min(elapsed, time.perf_counter() - start)
+    per_sequence = elapsed / probe_m
+    return int(min(max(m, 1), max(1, round(seconds / per_sequence))))
 
 
 # ------------------------------------------------------------------ checks (client side)
@@ -214,6 +305,10 @@ def _result_specs(model, dtype, n_x, T_x, constant, per_example):
 def _run_chunk(model, x, constant, specs, names, *values):
     """One task: model.forward on a chunk of examples, with single-threaded BLAS."""
     global _FORWARD_CPU
+    m = x.shape[1]
+    if m == 0:  # an empty chunk (m = 0, or left by slicing): nothing to run
+        return tuple(None if spec is None else np.empty(spec[0][:1] + (0,) + spec[0][1:],
+                                                          dtype=spec[1]) for spec in specs)
     kwargs = dict(constant)
     kwargs.update(zip(names, values))
     with _single_threaded_blas():
@@ -221,7 +316,6 @@ def _run_chunk(model, x, constant, specs, names, *values):
         out = model.forward(x, **kwargs)
         _FORWARD_CPU += time.thread_time() - start
     out = (out,) if isinstance(out, np.ndarray) else tuple(out)
-    m = x.shape[1]
     for k, (arr, spec) in enumerate(zip(out, specs)):
         want = None if spec is None else spec[0][:1] + (m,) + spec[0][1:]
         if (arr is None) != (spec is None) or (arr is not None and arr.shape != want):

@@ -139,24 +139,83 @@ def test_integer_input_is_converted_like_model_forward(client):
     assert_matches(dask.compute(*out), model.forward(xn), np.float32)
 
 
-def test_model_reaches_each_worker_once(client):
-    """The model is one node of the graph that every chunk's task depends on, so each worker
-    unpickles it once (or fetches it from the other once), however many chunks it runs."""
+def run_tasks(graph):
+    """The keys of the graph's tasks that run model.forward on a chunk."""
+    return [k for k, v in graph.items() if getattr(v, "func", None) is fdask._run_chunk]
+
+
+def test_model_is_scattered_to_each_worker_once(client):
+    """With a distributed client current, forward sends the model to every worker once
+    (no task carries it): each worker unpickles it once, however many chunks it runs."""
     model = make("lstm", np.float64, cls=CountingLSTM)
     n_chunks = 8
     x = da.from_array(data((N_X, 4 * n_chunks, T)), chunks=(-1, 4, -1))
+    before = client.run(unpickled)
     out = fdask.forward(model, x)
     graph = dict(out[0].__dask_graph__())
-    holders = [k for k, v in graph.items()
-               if isinstance(getattr(v, "value", v), CountingLSTM)]
-    assert len(holders) == 1
-    users = [k for k, v in graph.items() if holders[0] in getattr(v, "dependencies", ())]
-    assert len(users) == n_chunks
-    before = client.run(unpickled)
+    assert not [k for k, v in graph.items() if isinstance(getattr(v, "value", v), CountingLSTM)]
+    runs = run_tasks(graph)
+    assert len(runs) == n_chunks
+    model_keys = {dep for k in runs for dep in graph[k].dependencies if "LSTM" in str(dep)}
+    assert len(model_keys) == 1 and model_keys.isdisjoint(graph)  # a future, not a task
     dask.compute(*out)
     counts = {w: client.run(unpickled)[w] - before[w] for w in before}
-    assert len(counts) == 2 and all(c <= 1 for c in counts.values()), counts
-    assert sum(counts.values()) >= 1
+    assert len(counts) == 2 and all(c == 1 for c in counts.values()), counts
+
+
+def test_without_a_client_the_model_is_one_node_of_the_graph():
+    model = make("lstm", np.float64, cls=CountingLSTM)
+    n_chunks = 5
+    xn = data((N_X, 3 * n_chunks, T))
+    with dask.config.set(scheduler="sync"):
+        out = fdask.forward(model, da.from_array(xn, chunks=(-1, 3, -1)))
+        graph = dict(out[0].__dask_graph__())
+        holders = [k for k, v in graph.items()
+                   if isinstance(getattr(v, "value", v), CountingLSTM)]
+        assert len(holders) == 1
+        runs = run_tasks(graph)
+        assert len(runs) == n_chunks
+        assert all(holders[0] in graph[k].dependencies for k in runs)
+        assert_matches(dask.compute(*out), model.forward(xn), np.float64)
+
+
+def test_one_task_per_chunk_and_one_light_layer_per_result():
+    """The graph: x, one layer with one model.forward task per chunk of examples (returning
+    all results as one tuple), and one layer per result picking its array out of it; when
+    one result alone is computed, the pick fuses into the chunk's task."""
+    model = make("lstm", np.float32)
+    x = da.from_array(data(), chunks=(-1, 4, -1))  # 3 chunks along m
+    with dask.config.set(scheduler="sync"):
+        a, y, c = fdask.forward(model, x)
+    layers = dict(y.dask.layers)
+    ours = sorted(name for name in layers if name.startswith("fastrnn-forward-"))
+    assert len(ours) == 2 and {len(layers[name]) for name in ours} == {3}
+    assert set(layers) == set(ours) | {x.name, next(n for n in layers
+                                                    if n.startswith("fastrnn-model-"))}
+    (run_layer,) = set(ours) & set(a.dask.layers)  # the run layer, which a and y share
+    assert len(run_tasks(dict(layers[run_layer]))) == 3
+    (fused,) = dask.optimize(y)
+    fused_graph = dict(fused.__dask_graph__())
+    assert len([k for k in fused_graph if k[0] == fused.name]) == 3
+    assert len(run_tasks(fused_graph)) == 0  # model.forward runs inside the 3 tasks of y
+    np.testing.assert_allclose(fused.compute(scheduler="sync"), model.forward(data())[1],
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_chunk_size_from_a_probe():
+    model = make("lstm", np.float32)
+    for x in (da.zeros((N_X, 1000, T), chunks=(-1, 10, -1)), np.zeros((N_X, 1000, T))):
+        with no_tasks():
+            c = fdask.chunk_size(model, x)
+        assert isinstance(c, int) and 1 <= c <= 1000
+    # at the bounds: never more than m, never less than one
+    assert fdask.chunk_size(model, np.zeros((N_X, 3, T)), seconds=1e6) == 3
+    assert fdask.chunk_size(model, np.zeros((N_X, 0, T)), seconds=1e6) == 1
+    assert fdask.chunk_size(model, np.zeros((N_X, 1000, T)), seconds=1e-12) == 1
+    with pytest.raises(ValueError, match="seconds must be positive"):
+        fdask.chunk_size(model, np.zeros((N_X, 3, T)), seconds=0)
+    with pytest.raises(ValueError, match=r"\(n_x, m, T_x\)"):
+        fdask.chunk_size(model, np.zeros((N_X, 3)))
 
 
 def test_model_survives_the_clusters_pickling_routes(client):
@@ -232,7 +291,7 @@ def test_benchmark_runs_on_a_given_scheduler(client):
     table are complete (the figures themselves are the benchmark's business, not a test's)."""
     from fastrnn import _dask_bench
     result = _dask_bench.run(["lesson"], ["rnn"], ["float64"], chunk=2, sequences=6,
-                             sweep_m=2, repeat=1, empty_tasks=2,
+                             sweep_m=2, repeat=1, empty_tasks=2, plain=False,
                              scheduler=client.scheduler.address)
     assert result["workers"] == 2
     [case] = result["cases"]
@@ -240,4 +299,13 @@ def test_benchmark_runs_on_a_given_scheduler(client):
     assert [r["chunk"] for r in result["sweep"]] == [1, 2]
     text = _dask_bench.format_table(result)
     assert "lesson" in text and "overhead under 5% from chunk" in text
-    assert len(text.splitlines()) == 5 + 1 + 1 + 1 + 2 + 1
+    assert len(text.splitlines()) == 7 + 1 + 1 + 1 + 2 + 1
+    assert case["speedup_range"][0] <= case["speedup"] <= case["speedup_range"][1]
+
+
+def test_benchmark_plain_processes_run():
+    """The benchmark's no-Dask reference: plain processes share the chunks and start
+    together (the wall time covers both; its value is the benchmark's business)."""
+    from fastrnn import _dask_bench
+    wall = _dask_bench._plain_processes_time("rnn", (3, 4, 2, 5), "float64", [2, 3, 1], 2)
+    assert wall > 0 and np.isfinite(wall)

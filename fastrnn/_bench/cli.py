@@ -184,10 +184,11 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=int_at_least(1), default=None, metavar="N",
                         help="--dask: worker processes, one thread each (default 2)")
     parser.add_argument("--chunk", type=int_at_least(1), default=None, metavar="N",
-                        help="--dask: sequences per chunk (default 64)")
+                        help="--dask: sequences per chunk (default: about 0.5 s of "
+                             "model.forward on one thread, from a quick probe)")
     parser.add_argument("--sequences", type=int_at_least(1), default=None, metavar="N",
-                        help="--dask: sequences in the data set (default: about 4 s of one "
-                             "process, --quick 1 s)")
+                        help="--dask: sequences in the data set (default: about 6 s of one "
+                             "process, --quick 3 s)")
     parser.add_argument("--json", metavar="FILE", help="write all results and the "
                         "environment to FILE")
     parser.add_argument("--plot", metavar="FILE.png",
@@ -308,14 +309,14 @@ def _run_dask(opts, out):
     t_start = time.perf_counter()
     result = _dask_bench.run(
         opts.shapes or list(DASK_SHAPES), models, dtypes, workers=opts.workers or 2,
-        chunk=opts.chunk or 64, sequences=opts.sequences,
-        target_seconds=1.0 if opts.quick else 4.0, sweep=not opts.quick,
+        chunk=opts.chunk, sequences=opts.sequences,
+        target_seconds=3.0 if opts.quick else 6.0, sweep=not opts.quick,
         repeat=opts.repeat or (1 if opts.quick else 3), progress=progress)
     progress(f"done in {time.perf_counter() - t_start:.0f} s", final=True)
     print(_dask_bench.format_table(result), file=out, flush=True)
     if opts.json:
         data = {"kind": "dask", "status": 0, "dask": result,
-                "settings": {"workers": result["workers"], "chunk": opts.chunk or 64,
+                "settings": {"workers": result["workers"], "chunk": opts.chunk or "auto",
                              "quick": bool(opts.quick), "dtypes": dtypes, "models": models}}
         try:
             with open(opts.json, "w") as f:
