@@ -189,9 +189,10 @@ def run_lstm(packed, x, a0, c0, n_threads=1, active=None):
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, 4 * n_a), dtype=dtype)
     s = np.empty((m, T, 2 * n_a), dtype=dtype)
-    _run(functools.partial(_core.lstm_forward, active=active),
-         (x, a0, c0, packed.w, packed.b, packed.wy, packed.by, a, c, y, z, s), m, n_threads,
-         m * T * n_a * (4 * (n_a + n_x) + n_y))
+    kernel = (_core.lstm_forward if active is None
+              else functools.partial(_core.lstm_forward, active=active))
+    _run(kernel, (x, a0, c0, packed.w, packed.b, packed.wy, packed.by, a, c, y, z, s), m,
+         n_threads, m * T * n_a * (4 * (n_a + n_x) + n_y))
     return a, y, c, z, s
 
 
