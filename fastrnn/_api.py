@@ -148,12 +148,14 @@ def run_slices(run, n):
 
 
 def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None, reverse=False,
-            out=None):
+            out=None, z=None):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y and the state buffer.
 
     The state buffer z (m, T_x, n_a) holds the hidden states again, time-major.
     ``active``: as for :func:`run_gru`; ``reverse``: run the steps backwards (see
-    fastrnn._kernels._core.rnn_forward); ``out``: a C-contiguous (n_a, m, T_x) array for a.
+    fastrnn._kernels._core.rnn_forward); ``out``: a C-contiguous (n_a, m, T_x) array for a;
+    ``z``: one for the state buffer (a model's work array kept between calls: a fresh large
+    array costs a page fault per 4 KiB, in every thread at once).
 
     ``x`` and ``a0`` must already be C-contiguous arrays of the packed dtype.
     """
@@ -162,7 +164,7 @@ def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None, revers
     dtype = packed.wy.dtype
     a = np.empty((n_a, m, T), dtype=dtype) if out is None else out
     y = np.empty((n_y, m, T), dtype=dtype)
-    z = np.empty((m, T, n_a), dtype=dtype)
+    z = np.empty((m, T, n_a), dtype=dtype) if z is None else z
     options = {"relu": True} if nonlinearity == "relu" else {}
     if active is not None:
         options["active"] = active
@@ -196,7 +198,7 @@ def run_lstm(packed, x, a0, c0, n_threads=1, active=None):
     return a, y, c, z, s
 
 
-def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None):
+def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None, z=None, s=None):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y, z and s.
 
     ``active`` (None or (T_x,) C ints): for a batch sorted by length, longest first, how many
@@ -211,8 +213,8 @@ def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None):
     dtype = packed.wy.dtype
     a = np.empty((n_a, m, T), dtype=dtype)
     y = np.empty((n_y, m, T), dtype=dtype)
-    z = np.empty((m, T, 3 * n_a), dtype=dtype)
-    s = np.empty((m, T, n_a), dtype=dtype)
+    z = np.empty((m, T, 3 * n_a), dtype=dtype) if z is None else z
+    s = np.empty((m, T, n_a), dtype=dtype) if s is None else s
     wx, wa = packed.w
     bx, ba = packed.b
     _run(_core.gru_forward, (x, a0, wx, wa, bx, ba, packed.wy, packed.by, a, y, z, s,

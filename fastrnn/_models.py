@@ -167,15 +167,19 @@ class _Model:
         for the kinds whose kernel takes it (``_skips_padding``).  ``reverse``, ``out``:
         only for the kinds with ``_runs_backwards``."""
         p = self._packed
+        m, T = x.shape[1], x.shape[2]
         fast = self._try(x, states, True, n_threads, active, reverse, out)
         if fast is not None:  # one thread: the per-thread work buffers are reused
             a, y, c = fast[0], fast[1], fast[2] if self._kind == "lstm" else None
         elif self._kind == "rnn":
+            # the state and gate buffers are work arrays here (nothing returns them)
             a, y, _ = _api.run_rnn(p, x, states[0], n_threads, self.nonlinearity, active,
-                                   reverse, out)
+                                   reverse, out, self._buffer("z", (m, T, self.n_a)))
             c = None
         elif self._kind == "gru":
-            a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after, active)
+            a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after, active,
+                                      self._buffer("z", (m, T, 3 * self.n_a)),
+                                      self._buffer("s", (m, T, self.n_a)))
             c = None
         else:
             a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads, active)
