@@ -1003,6 +1003,22 @@ cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:
     return typenum
 
 
+cdef bint has_subnormal_released(cnp.ndarray arr):
+    # has_subnormal with the GIL released during the scan of a large array (the input of a
+    # bidirectional layer is scanned by both directions' threads at once).
+    if cnp.PyArray_SIZE(arr) < 65536:
+        return has_subnormal(arr)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(arr), count
+    cdef void *data = cnp.PyArray_DATA(arr)
+    cdef bint f32 = cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32
+    with nogil:
+        if f32:
+            count = fr_count_subnormal_f(<float *> data, n)
+        else:
+            count = fr_count_subnormal_d(<double *> data, n)
+    return count > 0
+
+
 def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa not None,
                    cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
                    bint sequence, int small_max, list scratch=None, bint relu=False,
@@ -1026,7 +1042,7 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     if not sizes_fit(n_x, n_a, n_a, wy.shape[0], m, T):
         return None
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
-    if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
+    if a0a is None or has_subnormal_released(xa) or has_subnormal(a0a):
         return None
     check_active(active, T, m)
     if out is not None:
