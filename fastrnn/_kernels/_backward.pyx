@@ -552,8 +552,9 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     x : (n_x, m, T) IN.  h : (m, T, n_a) IN, the hidden states a_t (the forward's buffer).
     prev : (m, T, n_a) IN, a_{t-1} of every column, or None: built from h and a0.
     a0 : (n_a, m) IN.  waa : (n_a, n_a), wax : (n_a, n_x) IN.
-    small_max : batches of at most this many examples use the small-batch kernel for the
-        recurrent product.
+    small_max : where the panel GEMM does not run (a single step, SIMD level SSE2, a packed
+        block above 16 MiB), batches of at most this many examples use the small-batch
+        kernel for the recurrent product, larger ones BLAS.
     scratch : a list of one slot in which the work buffer is kept between calls (one list
         per thread), or None.
 
