@@ -371,6 +371,11 @@ def _row(**r):
     r["overhead_ms"] = 1e3 * (r["cpu_dask"] - r["cpu_forward"]) / r["chunks"]
     r["idle_share"] = r["idle_rate"] * r["wall_dask"] / r["cpu_dask"]
     r["cpu_speedup"] = r["workers"] * (1 - r["overhead"])
+    # the speed-up if the cluster had its cores to itself and kept them busy: the one-process
+    # run's CPU time over the cluster's per worker (which counts the scheduler, the tasks'
+    # overhead, and model.forward running slower beside another one); CPU times hardly
+    # depend on other jobs, so this holds on a busy machine, where wall times do not
+    r["cpu_ratio"] = r["workers"] * r["cpu_one"] / r["cpu_dask"]
     return r
 
 
@@ -383,7 +388,9 @@ def format_table(result):
              "speed-up: measured wall-clock ratio (median run; range: slowest and fastest "
              "run); plain: the same chunks on",
              f"{w} plain processes without Dask (the machine's limit); bound: workers x "
-             f"(1 - overhead), the speed-up on otherwise idle cores;",
+             f"(1 - overhead); cpu: workers x one-process CPU time / cluster CPU time,",
+             "the speed-up on cores the cluster has to itself (from CPU times, which other "
+             "jobs hardly change);",
              "overhead: share of the cluster's CPU time (workers and scheduler) outside "
              "model.forward, and its CPU ms per chunk;",
              f"idle: share of the cluster's CPU time its idle use would take over the run "
@@ -391,7 +398,7 @@ def format_table(result):
              "others: the largest share of the machine's CPU other jobs took during the "
              "case's timed runs (wall times are only comparable near 0%)",
              f"{'shape':9} {'model':5} {'dtype':7} {'m':>6} {'chunk':>5} {'1 proc seq/s':>12} "
-             f"{'dask seq/s':>11} {'speed-up':>8} {'range':>11} {'plain':>6} {'bound':>6} "
+             f"{'dask seq/s':>11} {'speed-up':>8} {'range':>11} {'plain':>6} {'bound':>6} {'cpu':>6} "
              f"{'overhead':>8} {'ms/chunk':>8} {'idle':>6} {'others':>6}"]
     for r in result["cases"]:
         lines.append(_line(r))
@@ -419,7 +426,8 @@ def _line(r):
             f"{r['speedup_range'][0]:5.2f}-{r['speedup_range'][1]:4.2f}x "
             + (f"{r['plain_speedup']:5.2f}x " if not math.isnan(r["plain_speedup"])
                else f"{'-':>6} ")
-            + f"{r['cpu_speedup']:5.2f}x {100 * r['overhead']:7.1f}% {r['overhead_ms']:8.2f} "
+            + f"{r['cpu_speedup']:5.2f}x {r['cpu_ratio']:5.2f}x {100 * r['overhead']:7.1f}% "
+            f"{r['overhead_ms']:8.2f} "
             f"{100 * r['idle_share']:5.1f}% {100 * r['others']:5.1f}%")
 
 
