@@ -145,7 +145,8 @@ def _one_process_time(model, chunks, repeat=1):
 
 def _plain_worker(barrier, results, kind, shape, dtype, sizes, seed):
     """One of the plain processes of :func:`_plain_processes_time`: model.forward over chunks
-    of ``sizes`` sequences, one after the other, timed from a start shared with the others."""
+    of ``sizes`` sequences, one after the other, keeping the results, timed from a start
+    shared with the others."""
     from fastrnn.dask import _single_threaded_blas
     n_x, n_a, n_y, T = shape
     cls = fastrnn.RNN if kind == "rnn" else fastrnn.LSTM
@@ -156,9 +157,9 @@ def _plain_worker(barrier, results, kind, shape, dtype, sizes, seed):
         model.forward(chunks[0][:, :1], n_threads=1)  # warm up (work buffers, imports)
         barrier.wait()
         start = time.monotonic()
-        for x in chunks:
-            model.forward(x, n_threads=1)
+        kept = [model.forward(x, n_threads=1) for x in chunks]  # kept, as the others keep them
         results.put((start, time.monotonic()))
+        del kept
 
 
 def _plain_processes_time(kind, shape, dtype, sizes, workers):
