@@ -145,7 +145,8 @@ def _one_process_time(model, chunks, repeat=1):
 
 def _plain_worker(barrier, results, kind, shape, dtype, sizes, seed):
     """One of the plain processes of :func:`_plain_processes_time`: model.forward over chunks
-    of ``sizes`` sequences, one after the other, timed from a start shared with the others."""
+    of ``sizes`` sequences, one after the other, keeping the results, timed from a start
+    shared with the others."""
     from fastrnn.dask import _single_threaded_blas
     n_x, n_a, n_y, T = shape
     cls = fastrnn.RNN if kind == "rnn" else fastrnn.LSTM
@@ -156,9 +157,9 @@ def _plain_worker(barrier, results, kind, shape, dtype, sizes, seed):
         model.forward(chunks[0][:, :1], n_threads=1)  # warm up (work buffers, imports)
         barrier.wait()
         start = time.monotonic()
-        for x in chunks:
-            model.forward(x, n_threads=1)
+        kept = [model.forward(x, n_threads=1) for x in chunks]  # kept, as the others keep them
         results.put((start, time.monotonic()))
+        del kept
 
 
 def _plain_processes_time(kind, shape, dtype, sizes, workers):
@@ -371,6 +372,11 @@ def _row(**r):
     r["overhead_ms"] = 1e3 * (r["cpu_dask"] - r["cpu_forward"]) / r["chunks"]
     r["idle_share"] = r["idle_rate"] * r["wall_dask"] / r["cpu_dask"]
     r["cpu_speedup"] = r["workers"] * (1 - r["overhead"])
+    # the speed-up if the cluster had its cores to itself and kept them busy: the one-process
+    # run's CPU time over the cluster's per worker (which counts the scheduler, the tasks'
+    # overhead, and model.forward running slower beside another one); CPU times hardly
+    # depend on other jobs, so this holds on a busy machine, where wall times do not
+    r["cpu_ratio"] = r["workers"] * r["cpu_one"] / r["cpu_dask"]
     return r
 
 
@@ -383,7 +389,9 @@ def format_table(result):
              "speed-up: measured wall-clock ratio (median run; range: slowest and fastest "
              "run); plain: the same chunks on",
              f"{w} plain processes without Dask (the machine's limit); bound: workers x "
-             f"(1 - overhead), the speed-up on otherwise idle cores;",
+             f"(1 - overhead); cpu: workers x one-process CPU time / cluster CPU time,",
+             "the speed-up on cores the cluster has to itself (from CPU times, which other "
+             "jobs hardly change);",
              "overhead: share of the cluster's CPU time (workers and scheduler) outside "
              "model.forward, and its CPU ms per chunk;",
              f"idle: share of the cluster's CPU time its idle use would take over the run "
@@ -391,7 +399,7 @@ def format_table(result):
              "others: the largest share of the machine's CPU other jobs took during the "
              "case's timed runs (wall times are only comparable near 0%)",
              f"{'shape':9} {'model':5} {'dtype':7} {'m':>6} {'chunk':>5} {'1 proc seq/s':>12} "
-             f"{'dask seq/s':>11} {'speed-up':>8} {'range':>11} {'plain':>6} {'bound':>6} "
+             f"{'dask seq/s':>11} {'speed-up':>8} {'range':>11} {'plain':>6} {'bound':>6} {'cpu':>6} "
              f"{'overhead':>8} {'ms/chunk':>8} {'idle':>6} {'others':>6}"]
     for r in result["cases"]:
         lines.append(_line(r))
@@ -419,7 +427,8 @@ def _line(r):
             f"{r['speedup_range'][0]:5.2f}-{r['speedup_range'][1]:4.2f}x "
             + (f"{r['plain_speedup']:5.2f}x " if not math.isnan(r["plain_speedup"])
                else f"{'-':>6} ")
-            + f"{r['cpu_speedup']:5.2f}x {100 * r['overhead']:7.1f}% {r['overhead_ms']:8.2f} "
+            + f"{r['cpu_speedup']:5.2f}x {r['cpu_ratio']:5.2f}x {100 * r['overhead']:7.1f}% "
+            f"{r['overhead_ms']:8.2f} "
             f"{100 * r['idle_share']:5.1f}% {100 * r['others']:5.1f}%")
 
 

@@ -36,9 +36,9 @@ except ImportError as exc:  # pragma: no cover - exercised where dask is missing
 
 __all__ = ["forward", "chunk_size"]
 
-# seconds of model.forward per chunk that chunk_size aims at: a chunk costs the scheduler and
-# a worker about 10-25 ms of CPU besides (a task per chunk, and a light one per result kept;
-# the README's Dask section), so 2-5%
+# seconds of model.forward per chunk that chunk_size aims at: a task costs the scheduler and
+# a worker about 3 ms of CPU, and a chunk is one task plus a light one per result kept, with
+# each run's fixed costs spread over the chunks (the README's Dask section): about 5%
 CHUNK_SECONDS = 0.5
 
 
@@ -160,8 +160,8 @@ def chunk_size(model, x, *, seconds=CHUNK_SECONDS, **kwargs):
 
     A quick probe in this process (``model.forward`` on a few growing batches of random
     sequences, one thread, single-threaded BLAS, 0.1-0.3 s in all) measures the time per
-    sequence.  The default, half a second, keeps each chunk's overhead (10-25 ms of
-    scheduler and worker CPU) at 2-5%.  Rechunk with it:
+    sequence.  The default, half a second, keeps each chunk's overhead (a few milliseconds
+    of scheduler and worker CPU per task) near 5% or below.  Rechunk with it:
     ``x = x.rechunk({1: fastrnn.dask.chunk_size(model, x)})``.
 
     Parameters

@@ -299,7 +299,7 @@ def test_benchmark_runs_on_a_given_scheduler(client):
     assert [r["chunk"] for r in result["sweep"]] == [1, 2]
     text = _dask_bench.format_table(result)
     assert "lesson" in text and "overhead under 5% from chunk" in text
-    assert len(text.splitlines()) == 7 + 1 + 1 + 1 + 2 + 1
+    assert len(text.splitlines()) == 8 + 1 + 1 + 1 + 2 + 1
     assert case["speedup_range"][0] <= case["speedup"] <= case["speedup_range"][1]
 
 
