@@ -269,7 +269,9 @@ def run(shapes=("mid", "fastrnns"), kinds=("rnn", "lstm"), dtypes=("float32",), 
     else:
         with dask.config.set(QUIET):  # read as the scheduler and the workers start
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None,
+                                   # any free port for the scheduler's HTTP routes (its
+                                   # default, 8787, may be taken by another cluster)
+                                   host="127.0.0.1", dashboard_address=":0",
                                    silence_logs=40)
         client = Client(cluster)
     result = {"cases": [], "sweep": [], "workers": workers, "task": None,
