@@ -363,22 +363,25 @@ cdef enum:
     # See lstm_step_x.
     STEP_X_MIN_M = 8
     STEP_X_CACHE_BYTES = 768 * 1024
+    STEP_X_STREAM_BYTES = 8 * 1024 * 1024
 
 
 cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
                              Py_ssize_t n_x) noexcept nogil:
     # Does lstm_core's input projection go per step (panel path)?  Yes from STEP_X_MIN_M
-    # examples on (each weight then feeds that many multiply-adds per step), and for fewer
-    # unless the recurrent block alone stays in cache (about STEP_X_CACHE_BYTES of L2) while
-    # [W_a | W_x] would not: a small batch's step is a read of its weights, and reading W_x
-    # from further away every step costs more than the projection ahead of the loop.
-    # Measured on AMD Zen 4, float32, one example: n_a = 192 (n_x = 96) 0.73x -> 0.53x
-    # PyTorch's time with the projection ahead; n_a = 512 0.29x per step vs 0.24x ahead.
+    # examples on (each weight then feeds that many multiply-adds per step).  For fewer, a
+    # step is a read of its weights, and reading W_x every step too costs more than the
+    # projection ahead of the loop where it moves the read further away: when the recurrent
+    # block alone stays in cache (about STEP_X_CACHE_BYTES of L2) and [W_a | W_x] would not,
+    # and when [W_a | W_x] is beyond STEP_X_STREAM_BYTES (streamed from memory every step).
+    # Measured on AMD Zen 4, one example, float32: n_a = 192 (n_x = 96) 0.73x -> 0.53x
+    # PyTorch's time with the projection ahead; n_a = 512, 6 MiB, 0.24x per step vs 0.29x
+    # ahead; deepbench (m = 4) float64, 12 MiB: 17.2 ms per step vs 11.4 ms ahead.
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
+    cdef Py_ssize_t wa = 4 * n_a * n_a * item, whole = 4 * n_a * (n_a + n_x) * item
     if m >= STEP_X_MIN_M:
         return True
-    return not (4 * n_a * n_a * item <= STEP_X_CACHE_BYTES
-                < 4 * n_a * (n_a + n_x) * item)
+    return not (wa <= STEP_X_CACHE_BYTES < whole) and whole <= STEP_X_STREAM_BYTES
 
 
 cdef void lstm_core(
