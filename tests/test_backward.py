@@ -405,18 +405,6 @@ def test_checked_mode_covers_backward(kind, monkeypatch):
 
 # ------------------------------------------------------------------ kernel paths
 
-@pytest.fixture(params=_core.SIMD_LEVELS)
-def simd_level(request):
-    """Run the test once per SIMD level (skipped where the CPU lacks it)."""
-    if request.param not in _core.simd_available():
-        pytest.skip(f"this CPU has no {request.param}")
-    previous = _core.set_simd(request.param)
-    try:
-        yield request.param
-    finally:
-        _core.set_simd(previous)
-
-
 # The backward's recurrent product W_a^T d_t runs on W_a^T packed straight from W_a's rows
 # (panels of 32 floats / 16 doubles): n_a not a multiple of either (a zero-padded last
 # panel), several panels, exactly two panels; every column count of the panel tiles (1-8 at

@@ -12,18 +12,6 @@ from fastrnn._kernels import _core
 DTYPES = [np.float32, np.float64]
 
 
-@pytest.fixture(params=_core.SIMD_LEVELS)
-def simd_level(request):
-    """Run the test once per SIMD level (skipped where the CPU lacks it)."""
-    if request.param not in _core.simd_available():
-        pytest.skip(f"this CPU has no {request.param}")
-    previous = _core.set_simd(request.param)
-    try:
-        yield request.param
-    finally:
-        _core.set_simd(previous)
-
-
 def truth(name, x):
     """Accurate values in extended precision (x87 long double where numpy has it)."""
     v = np.asarray(x, dtype=np.longdouble)

@@ -254,6 +254,13 @@ cdef void input_projection(int rows, int mT, int n_x, const floating *w, int ldw
 
 # ------------------------------------------------------------------ nogil cores
 
+cdef inline Py_ssize_t running(const int *active, Py_ssize_t t, Py_ssize_t act0,
+                               Py_ssize_t m) noexcept nogil:
+    # Variable lengths (the cores' ``active``): how many of this slice's m columns, starting
+    # at example act0 of a batch sorted longest first, still run at step t.
+    return min(max(active[t] - act0, 0), m)
+
+
 cdef void rnn_core(
         int n_x, int n_a, int n_y, int m, int T,
         const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
@@ -309,14 +316,14 @@ cdef void rnn_core(
         hp = zt + n_a if reverse else zt - n_a  # the previous step's states (s > 0)
         mt = m
         if active != NULL:
-            mt = min(max(active[t] - act0, 0), m)
+            mt = running(active, t, act0, m)
             for j in range(mt, m):
                 for i in range(n_a):
                     zt[j * ldz + i] = 0
             if mt == 0:
                 continue
             if reverse and s > 0:
-                mp = min(max(active[t + 1] - act0, 0), m)
+                mp = running(active, t + 1, act0, m)
                 for j in range(mp, mt):
                     memcpy(hp + j * ldz, h0 + j * n_a, n_a * sizeof(floating))
         # Z_t (n_a, mt) += Waa (n_a, n_a) @ A_prev (n_a, mt); A_prev is h0 or the states of
@@ -496,7 +503,7 @@ cdef void lstm_core(
         zt = z if ring else z + t * G
         st = s + (t % STATE_BLOCK if ring else t) * S
         if active != NULL:
-            mt = min(max(active[t] - act0, 0), m)
+            mt = running(active, t, act0, m)
         # A_{t-1}, C_{t-1}: a0, c0 (t = 0) or the halves of the previous step's states
         # (column-major, leading dimension lds; with ``ring`` the previous slot).
         if t == 0:
@@ -1741,7 +1748,7 @@ cdef void gru_core(
             h_prev, ldh = st - n_a, lds
         mt = m
         if active != NULL:
-            mt = min(max(active[t] - act0, 0), m)
+            mt = running(active, t, act0, m)
             for j in range(mt, m):
                 for i in range(n_a):
                     st[j * lds + i] = 0
