@@ -36,6 +36,7 @@ from libc.math cimport log
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+from fastrnn._kernels._products cimport fr_panel_size_d, fr_panel_size_f, panel_acc, small_acc
 from fastrnn._kernels._transpose cimport transpose
 
 from fastrnn._kernels import _core
@@ -57,25 +58,6 @@ cdef extern from "_backward.h" nogil:
                           double *s)
     void fr_sum_columns_f(const float *d, Py_ssize_t rows, Py_ssize_t n_cols, Py_ssize_t ld,
                           float *s)
-    void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
-                           Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
-                           Py_ssize_t zrs, Py_ssize_t zcs)
-    void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
-                           Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
-                           Py_ssize_t zrs, Py_ssize_t zcs)
-
-cdef extern from "_gemm.h" nogil:
-    Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
-    Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
-    void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double **W,
-                         Py_ssize_t block_rows, Py_ssize_t ldw, double *P)
-    void fr_panel_pack_f(Py_ssize_t rows, Py_ssize_t K, const float **W,
-                         Py_ssize_t block_rows, Py_ssize_t ldw, float *P)
-    void fr_panel_gemm_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *P,
-                         const double *H, Py_ssize_t ldh, double *Z, Py_ssize_t ldz)
-    void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *P,
-                         const float *H, Py_ssize_t ldh, float *Z, Py_ssize_t ldz)
-
 
 # ------------------------------------------------------------------ BLAS and small helpers
 
@@ -154,25 +136,6 @@ cdef inline void sum_columns(const floating *d, Py_ssize_t rows, Py_ssize_t n_co
         fr_sum_columns_d(d, rows, n_cols, ld, s)
 
 
-cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
-                           const floating *h, int ldh, floating *z, Py_ssize_t zrs,
-                           Py_ssize_t zcs) noexcept nogil:
-    # z[r*zrs + j*zcs] += W[r, :] . H[:, j]; W row-major (rows, K), H column-major (K, m).
-    if floating is float:
-        fr_small_matmul_f(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
-    else:
-        fr_small_matmul_d(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
-
-
-cdef inline void panel_acc(int rows, int m, int K, const floating *panel, const floating *h,
-                           int ldh, floating *z, int ldz) noexcept nogil:
-    # z (rows, m) += P @ H against the packed panel P of a row-major (rows, K) matrix.
-    if floating is float:
-        fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz)
-    else:
-        fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz)
-
-
 # How the per-step recurrent product runs (the forward kernels' three paths, picked the same
 # way: the packed panel GEMM for sequences of two steps or more where the SIMD level has it;
 # else the small-batch kernel up to fastrnn._api.SMALL_BATCH_MAX_M examples, BLAS gemm above).
@@ -246,7 +209,7 @@ cdef void bwd_core(
         # column-major (n_a, G) W_a^T -> 'N' (one block), else W_a^T row-major -> 'T'.
         if mode == MODE_PANEL:
             memset(dap, 0, m * n_a * sizeof(floating))
-            panel_acc(n_a, m, G, panel, d + t * G, ldd, dap, n_a)
+            panel_acc(n_a, m, G, panel, d + t * G, ldd, dap, n_a, NULL)
         elif mode == MODE_SMALL:
             memset(dap, 0, m * n_a * sizeof(floating))
             small_acc(n_a, m, G, wat, G, d + t * G, ldd, dap, 1, n_a)

@@ -24,6 +24,8 @@ from libc.limits cimport INT_MAX
 from libc.string cimport memcpy, memset
 
 from fastrnn._kernels._blas cimport gemm_acc
+from fastrnn._kernels._products cimport (fr_panel_available, fr_panel_size_d,
+                                         fr_panel_size_f, panel_acc, panel_pack, small_acc)
 from fastrnn._kernels._transpose cimport transpose
 
 import threading
@@ -70,25 +72,6 @@ cdef extern from "_vmath.h" nogil:
     void fr_softmax_cols_f(float *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
     Py_ssize_t fr_count_subnormal_d(const double *x, Py_ssize_t n)
     Py_ssize_t fr_count_subnormal_f(const float *x, Py_ssize_t n)
-    void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
-                           Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
-                           Py_ssize_t zrs, Py_ssize_t zcs)
-    void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
-                           Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
-                           Py_ssize_t zrs, Py_ssize_t zcs)
-
-cdef extern from "_gemm.h" nogil:
-    int fr_panel_available()
-    Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
-    Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
-    void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double **W,
-                         Py_ssize_t block_rows, Py_ssize_t ldw, double *P)
-    void fr_panel_pack_f(Py_ssize_t rows, Py_ssize_t K, const float **W,
-                         Py_ssize_t block_rows, Py_ssize_t ldw, float *P)
-    void fr_panel_gemm_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *P,
-                         const double *H, Py_ssize_t ldh, double *Z, Py_ssize_t ldz)
-    void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *P,
-                         const float *H, Py_ssize_t ldh, float *Z, Py_ssize_t ldz)
 
 
 # ------------------------------------------------------------------ fused dispatch helpers
@@ -185,26 +168,6 @@ cdef void fill_rows(floating *y, const floating *b, Py_ssize_t n_rows, Py_ssize_
             y[r * ld + k] = b[r]
 
 
-cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
-                           const floating *h, int ldh, floating *z, Py_ssize_t zrs,
-                           Py_ssize_t zcs) noexcept nogil:
-    # z[r*zrs + j*zcs] += W[r, :] . H[:, j]; W row-major (rows, K), H column-major (K, m).
-    if floating is float:
-        fr_small_matmul_f(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
-    else:
-        fr_small_matmul_d(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
-
-
-cdef inline void panel_acc(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const floating *panel,
-                           const floating *h, Py_ssize_t ldh, floating *z,
-                           Py_ssize_t ldz) noexcept nogil:
-    # z (rows, m) += W (rows, K) @ H (K, m) with W packed in panel (see product_acc).
-    if floating is float:
-        fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz)
-    else:
-        fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz)
-
-
 cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
                       const floating *panel, const floating *h, int ldh, floating *z,
                       int ldz, int small_max) noexcept nogil:
@@ -215,21 +178,11 @@ cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
     # columns (OpenBLAS's gemm repacks W on every call, and m gemv calls read it m times);
     # else BLAS gemm.
     if panel != NULL:
-        panel_acc(rows, m, K, panel, h, ldh, z, ldz)
+        panel_acc(rows, m, K, panel, h, ldh, z, ldz, NULL)
     elif m <= small_max:
         small_acc(rows, m, K, w, ldw, h, ldh, z, 1, ldz)
     else:
         gemm_acc(c'T', c'N', rows, m, K, w, ldw, h, ldh, z, ldz)
-
-
-cdef inline void panel_pack(int rows, int K, const floating **w, int block_rows, int ldw,
-                            floating *panel) noexcept nogil:
-    # panel := rows x K of the weights, whose rows come in blocks of block_rows rows each
-    # (w[0], w[1], ...; the LSTM's gates, merged or not), for fr_panel_gemm.
-    if floating is float:
-        fr_panel_pack_f(rows, K, w, block_rows, ldw, panel)
-    else:
-        fr_panel_pack_d(rows, K, w, block_rows, ldw, panel)
 
 
 # The input projection and the output layer run over all m*T columns at once; only a handful
@@ -518,10 +471,9 @@ cdef void lstm_core(
                 catj = cat + j * K
                 memcpy(catj, h_prev + j * ldh, n_a * sizeof(floating))
                 memcpy(catj + n_a, xt + (j * T + t) * n_x, n_x * sizeof(floating))
-                memcpy(zt + j * ldz, bias, G * sizeof(floating))
-            panel_acc(G, mt, K, panel, cat, K, zt, ldz)
+            panel_acc(G, mt, K, panel, cat, K, zt, ldz, bias)
         elif panel != NULL:
-            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz)
+            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz, NULL)
         elif fused:
             pass
         elif merged:

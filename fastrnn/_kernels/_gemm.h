@@ -1,7 +1,10 @@
 /*
  * Packed-panel GEMM for the recurrent product (and any Z += W @ H whose W is reused):
  *
- *     Z (rows, m) += W (rows, K) @ H (K, m),   Z and H column-major, W packed once.
+ *     Z (rows, m) += W (rows, K) @ H (K, m),   Z and H column-major, W packed once,
+ *
+ * or, given a bias (rows,), Z = bias + W @ H in every column (K >= 1): the first K block
+ * stores bias + its sums, so Z is written before it is read and no caller copies the bias in.
  *
  * OpenBLAS's gemm re-packs W on every call, i.e. on every time step, and runs this skinny
  * shape at about half its square-GEMM rate; m gemv calls read W m times.  Here W is packed
@@ -97,7 +100,8 @@ typedef float fr_y8f __attribute__((vector_size(32)));
 #define FR_PG_TILE(T, SFX, TAG, VT, P, N)                                                     \
 FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdiff_t ps,      \
                                                const T *H, ptrdiff_t ldh, T *Z,              \
-                                               ptrdiff_t ldz, ptrdiff_t nrows, const T *pf)  \
+                                               ptrdiff_t ldz, ptrdiff_t nrows, const T *pf,  \
+                                               const T *bias)                                \
 {                                                                                             \
     enum { V = sizeof(VT) / sizeof(T), RV = FR_PANEL_BYTES / sizeof(VT), MR = V * RV };      \
     VT acc[P * RV][N];                                                                        \
@@ -121,17 +125,19 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
         ptrdiff_t nr = nrows - p * MR;                                                        \
         for (int j = 0; j < N; ++j) {                                                         \
             T *zc = Z + j * ldz + p * MR;                                                     \
+            const T *start = bias ? bias + p * MR : zc; /* Z = bias + acc, or Z += acc */    \
             if (nr >= MR) {                                                                   \
                 for (int v = 0; v < RV; ++v) {                                                \
                     VT z;                                                                     \
-                    memcpy(&z, zc + v * V, sizeof z);                                         \
+                    memcpy(&z, start + v * V, sizeof z);                                      \
                     z += acc[p * RV + v][j];                                                  \
                     memcpy(zc + v * V, &z, sizeof z);                                         \
                 }                                                                             \
             } else if (nr > 0) {                                                              \
                 for (int v = 0; v < RV && v * V < nr; ++v) {                                  \
                     VT t = acc[p * RV + v][j]; /* a copy: acc itself stays in registers */    \
-                    for (int r = 0; r < V && v * V + r < nr; ++r) zc[v * V + r] += t[r];      \
+                    for (int r = 0; r < V && v * V + r < nr; ++r)                             \
+                        zc[v * V + r] = start[v * V + r] + t[r];                              \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
@@ -146,21 +152,23 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
         ptrdiff_t p = 0;                                                                      \
         for (; p + P <= np; p += P, ++pfc)                                                    \
             fr_pg_##TAG##_##SFX##_##P##x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,   \
-                                            rows - p * mr, FR_PG_PREFETCH);                   \
+                                            rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS);       \
         for (; p < np; ++p, ++pfc)                                                            \
             fr_pg_##TAG##_##SFX##_1x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,       \
-                                        rows - p * mr, FR_PG_PREFETCH);                       \
+                                        rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS);           \
         break;                                                                                \
     }
 #define FR_PG_PREFETCH                                                                        \
     (pfc < pf_calls ? Pk + (np + pfc / 2) * ps + (pfc % 2) * kc * (64 / (ptrdiff_t)sizeof(*Pk))\
                     : Pk)
 
+#define FR_PG_BIAS (bk ? bk + p * mr : NULL)
+
 #define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR)                                            \
 __attribute__((target(TARGET)))                                                               \
 static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t m, ptrdiff_t K,         \
                                         const T *P, const T *H, ptrdiff_t ldh, T *Z,          \
-                                        ptrdiff_t ldz)                                        \
+                                        ptrdiff_t ldz, const T *bias)                         \
 {                                                                                             \
     const ptrdiff_t mr = FR_PANEL_BYTES / sizeof(T), all_np = (all_rows + mr - 1) / mr;       \
     const ptrdiff_t ps = K * mr;                                                              \
@@ -174,6 +182,7 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t m, ptrdiff
         for (ptrdiff_t p0 = 0; p0 < all_np; p0 += bp) {                                       \
             const ptrdiff_t np = all_np - p0 < bp ? all_np - p0 : bp, rows = all_rows - p0 * mr; \
             const T *Pk = P + p0 * ps + k0 * mr;                                              \
+            const T *bk = bias && k0 == 0 ? bias + p0 * mr : NULL;                            \
             const ptrdiff_t next = all_np - p0 - np < bp ? all_np - p0 - np : bp;             \
             const ptrdiff_t pf_calls = blocked ? 2 * next : 0;                                \
             ptrdiff_t pfc = 0;                                                                \
@@ -221,18 +230,20 @@ FR_DEFINE_PG_AVX2(float, f, fr_y8f)
 
 #define FR_DEFINE_PANEL_GEMM(T, SFX)                                                          \
 static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
-                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz)               \
+                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz,               \
+                                const T *bias)                                                \
 {                                                                                             \
     if (fr_active_isa() >= FR_ISA_AVX512)                                                     \
-        fr_panel_gemm_v4_##SFX(rows, m, K, P, H, ldh, Z, ldz);                                \
+        fr_panel_gemm_v4_##SFX(rows, m, K, P, H, ldh, Z, ldz, bias);                          \
     else                                                                                      \
-        fr_panel_gemm_v3_##SFX(rows, m, K, P, H, ldh, Z, ldz);                                \
+        fr_panel_gemm_v3_##SFX(rows, m, K, P, H, ldh, Z, ldz, bias);                          \
 }
 #else
 #define FR_DEFINE_PANEL_GEMM(T, SFX)                                                          \
 static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
-                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz)               \
-{ (void)rows; (void)m; (void)K; (void)P; (void)H; (void)ldh; (void)Z; (void)ldz; }
+                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz,               \
+                                const T *bias)                                                \
+{ (void)rows; (void)m; (void)K; (void)P; (void)H; (void)ldh; (void)Z; (void)ldz; (void)bias; }
 #endif
 
 FR_DEFINE_PANEL_GEMM(double, d)

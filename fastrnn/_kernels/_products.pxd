@@ -1,0 +1,57 @@
+# The products of the recurrences as fused-type shims, shared by the kernel modules: the
+# small-batch kernel of _vmath.h and the packed-panel GEMM of _gemm.h.
+from cython cimport floating
+
+cdef extern from "_vmath.h" nogil:
+    void fr_small_matmul_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *W,
+                           Py_ssize_t ldw, const double *H, Py_ssize_t ldh, double *Z,
+                           Py_ssize_t zrs, Py_ssize_t zcs)
+    void fr_small_matmul_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *W,
+                           Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
+                           Py_ssize_t zrs, Py_ssize_t zcs)
+
+cdef extern from "_gemm.h" nogil:
+    int fr_panel_available()
+    Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
+    Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
+    void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double **W,
+                         Py_ssize_t block_rows, Py_ssize_t ldw, double *P)
+    void fr_panel_pack_f(Py_ssize_t rows, Py_ssize_t K, const float **W,
+                         Py_ssize_t block_rows, Py_ssize_t ldw, float *P)
+    void fr_panel_gemm_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *P,
+                         const double *H, Py_ssize_t ldh, double *Z, Py_ssize_t ldz,
+                         const double *bias)
+    void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *P,
+                         const float *H, Py_ssize_t ldh, float *Z, Py_ssize_t ldz,
+                         const float *bias)
+
+
+cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
+                           const floating *h, int ldh, floating *z, Py_ssize_t zrs,
+                           Py_ssize_t zcs) noexcept nogil:
+    # z[r*zrs + j*zcs] += W[r, :] . H[:, j]; W row-major (rows, K), H column-major (K, m).
+    if floating is float:
+        fr_small_matmul_f(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
+    else:
+        fr_small_matmul_d(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
+
+
+cdef inline void panel_acc(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const floating *panel,
+                           const floating *h, Py_ssize_t ldh, floating *z, Py_ssize_t ldz,
+                           const floating *bias) noexcept nogil:
+    # z (rows, m) += W (rows, K) @ H (K, m), W packed in panel (panel_pack); with a bias
+    # (rows,) instead z = bias + W @ H in every column (K >= 1; z is not read).
+    if floating is float:
+        fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz, bias)
+    else:
+        fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz, bias)
+
+
+cdef inline void panel_pack(int rows, int K, const floating **w, int block_rows, int ldw,
+                            floating *panel) noexcept nogil:
+    # panel := rows x K of the weights, whose rows come in blocks of block_rows rows each
+    # (w[0], w[1], ...; the LSTM's gates, merged or not), for fr_panel_gemm.
+    if floating is float:
+        fr_panel_pack_f(rows, K, w, block_rows, ldw, panel)
+    else:
+        fr_panel_pack_d(rows, K, w, block_rows, ldw, panel)
