@@ -52,6 +52,7 @@ from fastrnn._backward import (  # noqa: E402
 from fastrnn._checked import CheckError, checked, is_checked, set_checked  # noqa: E402
 from fastrnn._compose import Bidirectional, Stack  # noqa: E402
 from fastrnn._models import GRU, LSTM, RNN  # noqa: E402
+from fastrnn._pool import release_memory  # noqa: E402
 from fastrnn.io import from_keras, from_onnx, from_torch, load  # noqa: E402
 
 __all__ = [
@@ -78,4 +79,5 @@ __all__ = [
     "from_keras",
     "from_onnx",
     "load",
+    "release_memory",
 ]

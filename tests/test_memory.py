@@ -210,11 +210,15 @@ def test_dropped_outputs_and_caches_are_freed_at_once(name):
 
 
 def test_caches_release_memory_when_dropped():
-    """A large lstm_forward with every cache item built holds tens of MiB; once the outputs and
-    the caches are dropped, that memory is released.  Measured with tracemalloc (numpy reports
-    its data buffers to it), which counts live allocations exactly, whatever the C allocator
-    keeps resident for reuse (test_1000_large_calls_leave_memory_flat covers residency)."""
+    """A large lstm_forward with every cache item built holds tens of MiB, cut from fastrnn's
+    pool of large arrays; once the outputs and the caches are dropped, all of that memory is
+    unused at once (no garbage collection) and ``fastrnn.release_memory()`` returns exactly
+    it.  Measured with tracemalloc (numpy reports its data buffers to it), which counts live
+    allocations exactly, whatever the C allocator keeps resident for reuse
+    (test_1000_large_calls_leave_memory_flat covers residency)."""
     import tracemalloc
+
+    from fastrnn import _pool
 
     one_output = 4 * 2**20
     for name in ("lstm_forward", "rnn_forward"):
@@ -222,6 +226,7 @@ def test_caches_release_memory_when_dropped():
         with threadpool_limits(1):
             for _ in range(3):  # warm-up
                 call(touch_caches=True)
+            fastrnn.release_memory()
             tracemalloc.start()
             try:
                 gc.collect()
@@ -229,16 +234,75 @@ def test_caches_release_memory_when_dropped():
                 out = call(touch_caches=True)
                 cache = out[N_OUT[name]]
                 held_items = [cache[0][t] for t in range(len(cache[0]))]
-                del out
                 holding = tracemalloc.get_traced_memory()[0]
-                del held_items, cache
-                after = tracemalloc.get_traced_memory()[0]  # no gc.collect: freed at once
+                pooled = _pool.held_bytes()
+                in_use = fastrnn.release_memory()  # every block is still in use
+                del out, held_items, cache
+                released = fastrnn.release_memory()  # no gc.collect: unused at once
+                after = tracemalloc.get_traced_memory()[0]
             finally:
                 tracemalloc.stop()
         print(f"\n{name} caches: traced {before / MiB:.1f} MiB, holding caches "
-              f"{holding / MiB:.1f} MiB, dropped {after / MiB:.1f} MiB")
+              f"{holding / MiB:.1f} MiB ({pooled / MiB:.1f} MiB pooled), released "
+              f"{released / MiB:.1f} MiB, then {after / MiB:.1f} MiB")
         # the caches really did hold memory (the states, for the LSTM the gate buffer, ...)
         assert holding - before > one_output
+        assert pooled > one_output and in_use == 0 and released == pooled
+        assert _pool.held_bytes() == 0
         assert after - before < one_output / 4, (
             f"{name}: {(after - before) / MiB:.1f} MiB still allocated after dropping the "
             f"outputs and caches")
+
+
+def test_pool_reuses_dropped_outputs_and_never_one_still_in_use():
+    """Large outputs of a call that were dropped are reused by the next call of the same size
+    (the pool does not grow); an output still referred to -- by itself, by a view of it, or by
+    a buffer made from it -- keeps its memory: the next calls write elsewhere."""
+    from fastrnn import _pool
+
+    fastrnn.release_memory()
+    call, _ = make_call("lstm_forward", *LARGE["lstm_forward"])
+    with threadpool_limits(1):
+        call()
+        held = _pool.held_bytes()
+        assert held >= 4 * 2**20
+        for _ in range(3):
+            call()
+        assert _pool.held_bytes() == held
+        a, y, c, _ = call()
+        keep = [a[:, 1:, ::2], memoryview(y), np.asarray(memoryview(c))]
+        want = [np.array(v) for v in keep]
+        del a, y, c
+        for _ in range(3):
+            out = call()
+            for v in keep:
+                assert not any(np.shares_memory(v, o) for o in out[:3])
+            del out
+        for v, w in zip(keep, want):
+            np.testing.assert_array_equal(np.asarray(v), w)
+        assert _pool.held_bytes() > held
+        del keep, v
+        assert fastrnn.release_memory() > 0
+
+
+def test_pool_keeps_at_most_its_limit_of_unused_memory(monkeypatch):
+    """Unused blocks beyond KEEP_BYTES go, least recently used first, when a new block is
+    made; a block is reused only for a request of half its size or more."""
+    from fastrnn import _pool
+
+    fastrnn.release_memory()
+    monkeypatch.setattr(_pool, "KEEP_BYTES", 3 * 2**20)
+    MB = 2**20
+    for n in (1 * MB, 2 * MB, 3 * MB):  # each dropped at once, none fits the next
+        _pool.empty((n // 8,), np.float64)
+    assert _pool.held_bytes() == 6 * MB  # 3 MiB unused until the next block is made
+    _pool.empty((5 * MB // 8,), np.float64)
+    # 6 MiB unused before the 5 MiB block: the 1 and 2 MiB blocks went, 3 MiB stay
+    assert _pool.held_bytes() == 3 * MB + 5 * MB
+    small = _pool.empty((MB // 8,), np.float64)  # the 3 MiB block is more than twice 1 MiB
+    # a new 1 MiB block, and 8 MiB unused: the 3 MiB block goes, then the 5 MiB one
+    assert _pool.held_bytes() == MB
+    assert fastrnn.release_memory() == 0  # in use
+    del small
+    assert fastrnn.release_memory() == MB
+    assert _pool.held_bytes() == 0

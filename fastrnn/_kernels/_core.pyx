@@ -32,6 +32,8 @@ import threading
 
 import numpy as np
 
+from fastrnn import _pool
+
 cnp.import_array()
 
 cdef extern from *:
@@ -895,6 +897,22 @@ cdef cnp.ndarray state_or_zeros(object v, int typenum, Py_ssize_t n_a, Py_ssize_
     return exact(v, typenum, 2, n_a, m)
 
 
+cdef Py_ssize_t POOL_MIN_BYTES = _pool.MIN_BYTES
+
+
+cdef cnp.ndarray new_array(int nd, cnp.npy_intp *dims, int typenum):
+    # An uninitialised float array that a call returns (an output, a cache's buffer): from
+    # fastrnn._pool when it is large (memory that stays mapped between calls, no fresh pages).
+    cdef Py_ssize_t nbytes = 4 if typenum == cnp.NPY_FLOAT32 else 8
+    cdef int k
+    for k in range(nd):
+        nbytes *= dims[k]
+    if nbytes < POOL_MIN_BYTES:
+        return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    return _pool.empty(tuple([dims[k] for k in range(nd)]),
+                       np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
+
+
 cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dims,
                                int typenum):
     # A new array, or with ``scratch`` (a model's per-thread buffers) the one kept in
@@ -911,7 +929,8 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
                     break
             else:
                 return arr
-    arr = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    arr = cnp.PyArray_EMPTY(nd, dims, typenum, 0) if scratch is not None else new_array(
+        nd, dims, typenum)
     if scratch is not None:
         scratch[slot] = arr
     return arr
@@ -970,9 +989,9 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef cnp.npy_intp dims[3]
     cdef int nd = 3 if sequence else 2
     dims[0], dims[1], dims[2] = n_a, m, T
-    cdef cnp.ndarray a = out if out is not None else cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    cdef cnp.ndarray a = out if out is not None else new_array(nd, dims, typenum)
     dims[0] = n_y
-    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    cdef cnp.ndarray y = new_array(nd, dims, typenum)
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     npanel = panel_elems(typenum, n_a, n_a, m, T, small_max)
@@ -1097,10 +1116,10 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     cdef cnp.npy_intp dims[3]
     cdef int nd = 3 if sequence else 2
     dims[0], dims[1], dims[2] = n_a, m, T
-    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    cdef cnp.ndarray c = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    cdef cnp.ndarray a = new_array(nd, dims, typenum)
+    cdef cnp.ndarray c = new_array(nd, dims, typenum)
     dims[0] = n_y
-    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    cdef cnp.ndarray y = new_array(nd, dims, typenum)
     # one decision for the whole call (its slices share the packed block)
     cdef bint step_x = lstm_step_x(typenum, m, n_a, n_x)
     cdef bint ring = npanel > 0 and not caches and step_x
@@ -1858,9 +1877,9 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *b
     cdef cnp.npy_intp dims[3]
     cdef int nd = 3 if sequence else 2
     dims[0], dims[1], dims[2] = n_a, m, T
-    cdef cnp.ndarray a = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    cdef cnp.ndarray a = new_array(nd, dims, typenum)
     dims[0] = n_y
-    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    cdef cnp.ndarray y = new_array(nd, dims, typenum)
     dims[0], dims[1], dims[2] = m, T, 3 * n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[2] = n_a
