@@ -29,7 +29,7 @@ Array = NDArray[np.floating]
 Parameters = Mapping[str, ArrayLike]
 
 # Where the packed-panel GEMM does not run (a single step, SIMD level SSE2, a recurrent block
-# above 16 MiB), batches of at most this many examples (per thread) take the small-batch
+# above 256 MiB), batches of at most this many examples (per thread) take the small-batch
 # kernel for the recurrent product instead of BLAS gemm.  Measured (LSTM, one thread,
 # OpenBLAS SkylakeX): the small kernel wins up to m = 4 (e.g. 0.4-0.8x the gemm time at
 # n_a = 256..512) and loses from m = 8 on.  Where the panel GEMM runs it takes every batch

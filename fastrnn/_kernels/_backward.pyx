@@ -36,7 +36,8 @@ from libc.math cimport log
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from fastrnn._kernels._products cimport fr_panel_size_d, fr_panel_size_f, panel_acc, small_acc
+from fastrnn._kernels._products cimport (PANEL_MAX_BYTES, fr_panel_size_d, fr_panel_size_f,
+                                         panel_acc, small_acc)
 from fastrnn._kernels._transpose cimport transpose
 
 from fastrnn._kernels import _core
@@ -145,7 +146,6 @@ cdef enum:
     MODE_GEMM = 0
     MODE_SMALL = 1
     MODE_PANEL = 2
-    PANEL_MAX_BYTES = 16 * 1024 * 1024  # as for the forward kernels
 
 
 # ------------------------------------------------------------------ nogil cores
@@ -516,7 +516,7 @@ def rnn_backward(object da, object x, object h, object prev, object a0, object w
     prev : (m, T, n_a) IN, a_{t-1} of every column, or None: built from h and a0.
     a0 : (n_a, m) IN.  waa : (n_a, n_a), wax : (n_a, n_x) IN.
     small_max : where the panel GEMM does not run (a single step, SIMD level SSE2, a packed
-        block above 16 MiB), batches of at most this many examples use the small-batch
+        block above 256 MiB), batches of at most this many examples use the small-batch
         kernel for the recurrent product, larger ones BLAS.
     scratch : a list of one slot in which the work buffer is kept between calls (one list
         per thread), or None.

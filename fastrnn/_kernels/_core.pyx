@@ -24,8 +24,9 @@ from libc.limits cimport INT_MAX
 from libc.string cimport memcpy, memset
 
 from fastrnn._kernels._blas cimport gemm_acc
-from fastrnn._kernels._products cimport (fr_panel_available, fr_panel_size_d,
-                                         fr_panel_size_f, panel_acc, panel_pack, small_acc)
+from fastrnn._kernels._products cimport (PANEL_MAX_BYTES, fr_panel_available,
+                                         fr_panel_size_d, fr_panel_size_f, panel_acc,
+                                         panel_pack, small_acc)
 from fastrnn._kernels._transpose cimport transpose
 
 import threading
@@ -552,13 +553,6 @@ def set_panel_gemm(bint enabled):
     previous = USE_PANEL
     USE_PANEL = enabled
     return previous
-
-
-cdef enum:
-    # Above this many bytes the packed block streams from memory every step, and OpenBLAS's
-    # own gemm was as fast or faster (measured: 4n_a x n_a = 4096 x 1024 float64, 32 MiB:
-    # 1.13x the BLAS time; 16 MiB and below: 0.5-1.0x).
-    PANEL_MAX_BYTES = 16 * 1024 * 1024
 
 
 def panel_gemm_enabled():

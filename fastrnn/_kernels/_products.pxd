@@ -10,6 +10,16 @@ cdef extern from "_vmath.h" nogil:
                            Py_ssize_t ldw, const float *H, Py_ssize_t ldh, float *Z,
                            Py_ssize_t zrs, Py_ssize_t zcs)
 
+cdef enum:
+    # The packed block is a copy of the recurrent weights (per thread for a model, in the
+    # thread's work buffer for a drop-in call): none above this many bytes.  Below, the panel
+    # GEMM beats OpenBLAS's gemm also where the block streams from memory every step (its
+    # row blocks prefetch the next one; measured on AMD Zen 4 against a 16 MiB limit: the
+    # LSTM at n_a = 1024, float64, m = 4: 94 -> 41 ms, m = 64: 521 -> 409 ms; the RNN at
+    # n_a = 4096, float32, m = 8: 170 -> 48 ms; the GRU at n_a = 2048, float32, m = 16: 85 ->
+    # 42 ms; no case slower).
+    PANEL_MAX_BYTES = 256 * 1024 * 1024
+
 cdef extern from "_gemm.h" nogil:
     int fr_panel_available()
     Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
