@@ -324,27 +324,27 @@ cdef void rnn_core(
 cdef enum:
     STATE_BLOCK = 16
     # See lstm_step_x.
-    STEP_X_MIN_M = 8
-    STEP_X_CACHE_BYTES = 768 * 1024
+    STEP_X_MIN_M = 4
     STEP_X_STREAM_BYTES = 8 * 1024 * 1024
+    STEP_X_STREAM_MIN_M = 16
 
 
 cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
                              Py_ssize_t n_x) noexcept nogil:
-    # Does lstm_core's input projection go per step (panel path)?  Yes from STEP_X_MIN_M
-    # examples on (each weight then feeds that many multiply-adds per step).  For fewer, a
-    # step is a read of its weights, and reading W_x every step too costs more than the
-    # projection ahead of the loop where it moves the read further away: when the recurrent
-    # block alone stays in cache (about STEP_X_CACHE_BYTES of L2) and [W_a | W_x] would not,
-    # and when [W_a | W_x] is beyond STEP_X_STREAM_BYTES (streamed from memory every step).
-    # Measured on AMD Zen 4, one example, float32: n_a = 192 (n_x = 96) 0.73x -> 0.53x
-    # PyTorch's time with the projection ahead; n_a = 512, 6 MiB, 0.24x per step vs 0.29x
-    # ahead; deepbench (m = 4) float64, 12 MiB: 17.2 ms per step vs 11.4 ms ahead.
+    # Does lstm_core's input projection go per step (panel path), or ahead of the loop?  Per
+    # step from STEP_X_MIN_M examples on: each weight then feeds that many multiply-adds per
+    # step, and the step's gates are written while in cache.  With fewer, a step is about a
+    # read of its weights, and reading W_x every step too costs more than one projection of
+    # every column ahead (from the same packed block).  A block beyond STEP_X_STREAM_BYTES
+    # streams from memory every step: ahead below STEP_X_STREAM_MIN_M examples.  Measured on
+    # AMD Zen 4, time per step / time ahead: m = 1 or 2, 1.05-1.38 (n_a = 64..1024, float32
+    # and float64); m = 3, 0.98-1.35; m = 4, 0.94-1.03; m = 8, 0.86-0.99; streamed blocks
+    # (n_a = 768..1536) at m = 8, 1.01-1.36, at m = 16, 0.97-1.01.
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
-    cdef Py_ssize_t wa = 4 * n_a * n_a * item, whole = 4 * n_a * (n_a + n_x) * item
-    if m >= STEP_X_MIN_M:
-        return True
-    return not (wa <= STEP_X_CACHE_BYTES < whole) and whole <= STEP_X_STREAM_BYTES
+    cdef Py_ssize_t whole = 4 * n_a * (n_a + n_x) * item
+    if m < STEP_X_MIN_M:
+        return False
+    return whole <= STEP_X_STREAM_BYTES or m >= STEP_X_STREAM_MIN_M
 
 
 cdef void lstm_core(
@@ -407,17 +407,25 @@ cdef void lstm_core(
     # an input projection and a recurrent product: one pass over W, half the reductions.
     cdef bint fused = T == 1 and m <= SMALL_COLS
 
-    if panel != NULL and step_x:
-        # Per step, Z_t = b + [W_a | W_x] @ [A_{t-1}; X_t] as the lessons write it: one panel
-        # GEMM over the gates' whole rows, packed once (a model keeps them between calls),
-        # on the step's concat, copied from the states and X^T.  Nothing is computed ahead
-        # of the loop, so Z_t is written while in cache (with ``ring``, Z is that one step).
-        # (Not for a small batch whose recurrent block alone stays in cache: lstm_step_x.)
+    if panel != NULL:
+        # The gates' whole rows [W_a | W_x] as one packed block (a model keeps it between
+        # calls), X^T and the biases.  With ``step_x``, per step Z_t = b + [W_a | W_x] @
+        # [A_{t-1}; X_t] as the lessons write it: one panel GEMM on the step's concat, copied
+        # from the states and X^T; nothing is computed ahead of the loop, so Z_t is written
+        # while in cache (with ``ring``, Z is that one step).  Else (a small batch whose
+        # recurrent block alone stays in cache, or a block streamed from memory:
+        # lstm_step_x) Z = b + W_x @ X ahead of the loop, every column at once, from the
+        # block's input columns, and per step Z_t += W_a @ A_{t-1} from its recurrent ones.
         if pack:
             panel_pack(G, K, w, n_a, ldw, panel)
         transpose(x, n_x, mT, ldx, xt, n_x)
         for k in range(4):
             memcpy(bias + k * n_a, b[0] + k * n_a if merged else b[k], n_a * sizeof(floating))
+        if not step_x:
+            if n_x > 0:
+                panel_acc(G, mT, n_x, panel, xt, n_x, z, G, bias, n_a, K)
+            else:
+                fill_columns(z, bias, G, mT)
     else:
         # Z (4n_a, m*T) = W_x @ X + b ahead of the loop, W_x = the input columns W_k[:, n_a:]
         # of the gates (row stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.
@@ -445,9 +453,6 @@ cdef void lstm_core(
         else:
             for k in range(4):
                 input_projection(n_a, mT, n_x, w[k] + n_a, ldw, x, ldx, z + k * n_a, G, xt)
-        if panel != NULL and pack:
-            # the four gates' recurrent columns as one packed block, merged or not
-            panel_pack(G, n_a, w, n_a, ldw, panel)
 
     for j in range(m):
         for i in range(n_a):
@@ -476,7 +481,7 @@ cdef void lstm_core(
                 memcpy(catj + n_a, xt + (j * T + t) * n_x, n_x * sizeof(floating))
             panel_acc(G, mt, K, panel, cat, K, zt, ldz, bias)
         elif panel != NULL:
-            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz, NULL)
+            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz, NULL, 0, K)
         elif fused:
             pass
         elif merged:
@@ -1124,9 +1129,8 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     cdef bint fill = False
     cdef char *packed = NULL
     if scratch is not None and npanel:
-        # W_a alone or [W_a | W_x]: a block packed one way is not reused the other way
-        packed = cnp.PyArray_BYTES(cached_panel(scratch, (<Py_ssize_t> wp[0], step_x), npanel,
-                                                typenum, &fill))
+        packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wp[0], npanel, typenum,
+                                                &fill))
     if n_slices > 1 and not (ring and packed != NULL):
         raise ValueError("lstm_call: only ring calls with a cached panel run in slices")
     if n_slices > 1:

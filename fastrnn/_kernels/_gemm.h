@@ -5,6 +5,8 @@
  *
  * or, given a bias (rows,), Z = bias + W @ H in every column (K >= 1): the first K block
  * stores bias + its sums, so Z is written before it is read and no caller copies the bias in.
+ * W may be columns [k0, k0 + K) of a block packed with Kp >= K columns: P then points at
+ * column k0 of the first panel (packed + k0 * rows per panel), Kp gives the panel stride.
  *
  * OpenBLAS's gemm re-packs W on every call, i.e. on every time step, and runs this skinny
  * shape at about half its square-GEMM rate; m gemv calls read W m times.  Here W is packed
@@ -164,17 +166,20 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
 
 #define FR_PG_BIAS (bk ? bk + p * mr : NULL)
 
-#define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR)                                            \
+#define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR, P1)                                         \
 __attribute__((target(TARGET)))                                                               \
 static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t m, ptrdiff_t K,         \
-                                        const T *P, const T *H, ptrdiff_t ldh, T *Z,          \
-                                        ptrdiff_t ldz, const T *bias)                         \
+                                        ptrdiff_t Kp, const T *P, const T *H, ptrdiff_t ldh,  \
+                                        T *Z, ptrdiff_t ldz, const T *bias)                   \
 {                                                                                             \
     const ptrdiff_t mr = FR_PANEL_BYTES / sizeof(T), all_np = (all_rows + mr - 1) / mr;       \
-    const ptrdiff_t ps = K * mr;                                                              \
+    const ptrdiff_t ps = Kp * mr;                                                             \
     /* one column tile: no K blocking (each Z value is updated once) */                       \
     const ptrdiff_t kb = m <= NR ? K : FR_KC;                                                 \
-    const int blocked = m > NR && all_rows * K * (ptrdiff_t)sizeof(T) > FR_BLOCK_ABOVE;      \
+    /* (a one-tile batch goes in row blocks only where its tile is one panel wide (m >= P1): \
+     * a block of one panel would split the wider tiles) */                                   \
+    const int blocked = (m > NR || m >= P1)                                                   \
+                        && all_rows * K * (ptrdiff_t)sizeof(T) > FR_BLOCK_ABOVE;              \
     for (ptrdiff_t k0 = 0; k0 < K; k0 += kb) {                                                \
         ptrdiff_t kc = K - k0 < kb ? K - k0 : kb;                                             \
         ptrdiff_t bp = blocked ? FR_MC_BYTES / (kc * FR_PANEL_BYTES) : all_np;                \
@@ -207,7 +212,7 @@ FR_PG_TILE(T, SFX, v4, VT, 1, 5) FR_PG_TILE(T, SFX, v4, VT, 2, 5)               
 FR_PG_TILE(T, SFX, v4, VT, 1, 6) FR_PG_TILE(T, SFX, v4, VT, 2, 6)                             \
 FR_PG_TILE(T, SFX, v4, VT, 1, 7)                                                              \
 FR_PG_TILE(T, SFX, v4, VT, 1, 8)                                                              \
-FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", 8)                                            \
+FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", 8, 7)                                            \
     FR_PG_COLS(v4, SFX, 4, 1) FR_PG_COLS(v4, SFX, 4, 2) FR_PG_COLS(v4, SFX, 4, 3)             \
     FR_PG_COLS(v4, SFX, 3, 4) FR_PG_COLS(v4, SFX, 2, 5) FR_PG_COLS(v4, SFX, 2, 6)             \
     FR_PG_COLS(v4, SFX, 1, 7) FR_PG_COLS(v4, SFX, 1, 8)                                       \
@@ -218,7 +223,7 @@ FR_PG_DRIVER_TAIL
 FR_PG_TILE(T, SFX, v3, VT, 1, 1) FR_PG_TILE(T, SFX, v3, VT, 3, 1)                             \
 FR_PG_TILE(T, SFX, v3, VT, 1, 2)                                                              \
 FR_PG_TILE(T, SFX, v3, VT, 1, 3)                                                              \
-FR_PG_DRIVER_HEAD(T, SFX, v3, "arch=x86-64-v3", 3)                                            \
+FR_PG_DRIVER_HEAD(T, SFX, v3, "arch=x86-64-v3", 3, 2)                                            \
     FR_PG_COLS(v3, SFX, 3, 1) FR_PG_COLS(v3, SFX, 1, 2) FR_PG_COLS(v3, SFX, 1, 3)             \
 FR_PG_DRIVER_TAIL
 
@@ -229,21 +234,24 @@ FR_DEFINE_PG_AVX2(double, d, fr_y4d)
 FR_DEFINE_PG_AVX2(float, f, fr_y8f)
 
 #define FR_DEFINE_PANEL_GEMM(T, SFX)                                                          \
-static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
-                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz,               \
+static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, ptrdiff_t Kp,       \
+                                const T *P, const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz,   \
                                 const T *bias)                                                \
 {                                                                                             \
     if (fr_active_isa() >= FR_ISA_AVX512)                                                     \
-        fr_panel_gemm_v4_##SFX(rows, m, K, P, H, ldh, Z, ldz, bias);                          \
+        fr_panel_gemm_v4_##SFX(rows, m, K, Kp, P, H, ldh, Z, ldz, bias);                      \
     else                                                                                      \
-        fr_panel_gemm_v3_##SFX(rows, m, K, P, H, ldh, Z, ldz, bias);                          \
+        fr_panel_gemm_v3_##SFX(rows, m, K, Kp, P, H, ldh, Z, ldz, bias);                      \
 }
 #else
 #define FR_DEFINE_PANEL_GEMM(T, SFX)                                                          \
-static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *P,         \
-                                const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz,               \
+static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, ptrdiff_t Kp,       \
+                                const T *P, const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz,   \
                                 const T *bias)                                                \
-{ (void)rows; (void)m; (void)K; (void)P; (void)H; (void)ldh; (void)Z; (void)ldz; (void)bias; }
+{                                                                                             \
+    (void)rows; (void)m; (void)K; (void)Kp; (void)P; (void)H; (void)ldh; (void)Z; (void)ldz;  \
+    (void)bias;                                                                               \
+}
 #endif
 
 FR_DEFINE_PANEL_GEMM(double, d)

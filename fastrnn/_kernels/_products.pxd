@@ -21,6 +21,7 @@ cdef enum:
     PANEL_MAX_BYTES = 256 * 1024 * 1024
 
 cdef extern from "_gemm.h" nogil:
+    enum: FR_PANEL_BYTES  # a panel's bytes per column: FR_PANEL_BYTES / itemsize rows
     int fr_panel_available()
     Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
     Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
@@ -28,12 +29,12 @@ cdef extern from "_gemm.h" nogil:
                          Py_ssize_t block_rows, Py_ssize_t ldw, double *P)
     void fr_panel_pack_f(Py_ssize_t rows, Py_ssize_t K, const float **W,
                          Py_ssize_t block_rows, Py_ssize_t ldw, float *P)
-    void fr_panel_gemm_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const double *P,
-                         const double *H, Py_ssize_t ldh, double *Z, Py_ssize_t ldz,
-                         const double *bias)
-    void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const float *P,
-                         const float *H, Py_ssize_t ldh, float *Z, Py_ssize_t ldz,
-                         const float *bias)
+    void fr_panel_gemm_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, Py_ssize_t Kp,
+                         const double *P, const double *H, Py_ssize_t ldh, double *Z,
+                         Py_ssize_t ldz, const double *bias)
+    void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, Py_ssize_t Kp,
+                         const float *P, const float *H, Py_ssize_t ldh, float *Z,
+                         Py_ssize_t ldz, const float *bias)
 
 
 cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
@@ -48,13 +49,19 @@ cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
 
 cdef inline void panel_acc(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const floating *panel,
                            const floating *h, Py_ssize_t ldh, floating *z, Py_ssize_t ldz,
-                           const floating *bias) noexcept nogil:
+                           const floating *bias, Py_ssize_t k0=0,
+                           Py_ssize_t Kp=-1) noexcept nogil:
     # z (rows, m) += W (rows, K) @ H (K, m), W packed in panel (panel_pack); with a bias
-    # (rows,) instead z = bias + W @ H in every column (K >= 1; z is not read).
+    # (rows,) instead z = bias + W @ H in every column (K >= 1; z is not read).  W may be
+    # columns [k0, k0 + K) of a block packed with Kp columns (default K).
+    if Kp < 0:
+        Kp = K
     if floating is float:
-        fr_panel_gemm_f(rows, m, K, panel, h, ldh, z, ldz, bias)
+        fr_panel_gemm_f(rows, m, K, Kp, panel + k0 * (FR_PANEL_BYTES // sizeof(float)), h,
+                        ldh, z, ldz, bias)
     else:
-        fr_panel_gemm_d(rows, m, K, panel, h, ldh, z, ldz, bias)
+        fr_panel_gemm_d(rows, m, K, Kp, panel + k0 * (FR_PANEL_BYTES // sizeof(double)), h,
+                        ldh, z, ldz, bias)
 
 
 cdef inline void panel_pack(int rows, int K, const floating **w, int block_rows, int ldw,
