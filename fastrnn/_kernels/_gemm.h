@@ -161,12 +161,12 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
         break;                                                                                \
     }
 #define FR_PG_PREFETCH                                                                        \
-    (pfc < pf_calls ? Pk + (np + pfc / 2) * ps + (pfc % 2) * kc * (64 / (ptrdiff_t)sizeof(*Pk))\
+    (pfc < pf_calls ? Pk + (np + pfc / 2) * ps + (pfc % 2) * kc * (64 / (ptrdiff_t)sizeof(*Pk)) \
                     : Pk)
 
 #define FR_PG_BIAS (bk ? bk + p * mr : NULL)
 
-#define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR, P1)                                         \
+#define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR, P1)                                        \
 __attribute__((target(TARGET)))                                                               \
 static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t m, ptrdiff_t K,         \
                                         ptrdiff_t Kp, const T *P, const T *H, ptrdiff_t ldh,  \
@@ -212,7 +212,7 @@ FR_PG_TILE(T, SFX, v4, VT, 1, 5) FR_PG_TILE(T, SFX, v4, VT, 2, 5)               
 FR_PG_TILE(T, SFX, v4, VT, 1, 6) FR_PG_TILE(T, SFX, v4, VT, 2, 6)                             \
 FR_PG_TILE(T, SFX, v4, VT, 1, 7)                                                              \
 FR_PG_TILE(T, SFX, v4, VT, 1, 8)                                                              \
-FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", 8, 7)                                            \
+FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", 8, 7)                                         \
     FR_PG_COLS(v4, SFX, 4, 1) FR_PG_COLS(v4, SFX, 4, 2) FR_PG_COLS(v4, SFX, 4, 3)             \
     FR_PG_COLS(v4, SFX, 3, 4) FR_PG_COLS(v4, SFX, 2, 5) FR_PG_COLS(v4, SFX, 2, 6)             \
     FR_PG_COLS(v4, SFX, 1, 7) FR_PG_COLS(v4, SFX, 1, 8)                                       \
@@ -223,7 +223,7 @@ FR_PG_DRIVER_TAIL
 FR_PG_TILE(T, SFX, v3, VT, 1, 1) FR_PG_TILE(T, SFX, v3, VT, 3, 1)                             \
 FR_PG_TILE(T, SFX, v3, VT, 1, 2)                                                              \
 FR_PG_TILE(T, SFX, v3, VT, 1, 3)                                                              \
-FR_PG_DRIVER_HEAD(T, SFX, v3, "arch=x86-64-v3", 3, 2)                                            \
+FR_PG_DRIVER_HEAD(T, SFX, v3, "arch=x86-64-v3", 3, 2)                                         \
     FR_PG_COLS(v3, SFX, 3, 1) FR_PG_COLS(v3, SFX, 1, 2) FR_PG_COLS(v3, SFX, 1, 3)             \
 FR_PG_DRIVER_TAIL
 
