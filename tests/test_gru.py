@@ -26,6 +26,7 @@ SHAPES = {
     "odd": (13, 17, 11, 9, 7),
     "headless": (4, 6, 0, 5, 6),
     "headless_ones": (1, 1, 0, 1, 1),
+    "no_input": (0, 6, 3, 4, 5),  # n_x = 0: the gates are their biases and the recurrence
 }
 
 

@@ -26,7 +26,7 @@ from libc.string cimport memcpy, memset
 from fastrnn._kernels._blas cimport gemm_acc
 from fastrnn._kernels._products cimport (PANEL_MAX_BYTES, fr_panel_available,
                                          fr_panel_size_d, fr_panel_size_f, panel_acc,
-                                         panel_pack, small_acc)
+                                         panel_pack, panel_size, small_acc)
 from fastrnn._kernels._transpose cimport transpose
 
 import threading
@@ -1653,6 +1653,16 @@ cdef inline void v_gru_candidate(floating *g, const floating *hg, const floating
         fr_gru_candidate_d(g, hg, h_prev, h, n)
 
 
+cdef inline void gru_states_out(const floating *s, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t m,
+                                Py_ssize_t n_a, Py_ssize_t T, floating *a,
+                                Py_ssize_t ld_a) noexcept nogil:
+    # a[:, j, t0:t1] = the states of steps t0:t1 of every column j, transposed from s (m, T,
+    # n_a) while they are still in cache (a block of at most STATE_BLOCK steps).
+    cdef Py_ssize_t j
+    for j in range(m):
+        transpose(s + (j * T + t0) * n_a, t1 - t0, n_a, n_a, a + j * T + t0, ld_a)
+
+
 cdef void gru_core(
         int n_x, int n_a, int n_y, int m, int T,
         const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
@@ -1670,8 +1680,11 @@ cdef void gru_core(
         floating *h,                         # WORK     (m, n_a): a0 transposed
         floating *hg,                        # WORK     (m, 3n_a): the recurrent terms
         floating *rh,                        # WORK     (m, n_a): r * h_prev (reset before)
-        floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
-        floating *panel,                     # WORK     W_a packed for the panel GEMM, or NULL
+        floating *xt,                        # WORK     (m*T, n_x): when m*T <= SMALL_COLS or
+                                             #          with the panel GEMM
+        floating *panel,                     # WORK     W_a then W_x packed for the panel
+                                             #          GEMM (gru_panel_elems), or NULL
+        bint pack,                           # IN       pack them into panel (else packed)
         bint reset_after,                    # IN       n = tanh(.. + r * (W_na h + b_na)),
                                              #          else tanh(.. + W_na (r * h) + b_na)
         const int *active,                   # IN   (T,) or NULL: at step t only the first
@@ -1699,16 +1712,31 @@ cdef void gru_core(
     cdef floating *st
     cdef int flush_h = -1
 
-    fill_columns(z, bx, G, mT)
-    input_projection(G, mT, n_x, wx, n_x, x, ldx, z, G, xt)
+    cdef floating *panel_x = NULL
+    if panel != NULL:
+        # W_a and W_x packed (a model keeps them between calls); Z = b_x + W_x @ X^T for
+        # every column at once from the second block, HG_t = b_a + W_a @ A_{t-1} per step
+        # from the first.
+        panel_x = panel + panel_size(G, n_a, panel)
+        if pack:
+            panel_pack(G, n_a, &wh, G, n_a, panel)
+            panel_pack(G, n_x, &wx, G, n_x, panel_x)
+        if n_x > 0:
+            transpose(x, n_x, mT, ldx, xt, n_x)
+            panel_acc(G, mT, n_x, panel_x, xt, n_x, z, G, bx)
+        else:
+            fill_columns(z, bx, G, mT)
+    else:
+        fill_columns(z, bx, G, mT)
+        input_projection(G, mT, n_x, wx, n_x, x, ldx, z, G, xt)
 
     for j in range(m):
         for i in range(n_a):
             h[j * n_a + i] = a0[i * lda0 + j]
-    if panel != NULL:
-        panel_pack(G, n_a, &wh, G, n_a, panel)
 
     for t in range(T):
+        if t and t % STATE_BLOCK == 0:
+            gru_states_out(s, t - STATE_BLOCK, t, m, n_a, T, a, ld_a)
         zt = z + t * G
         st = s + t * n_a
         if t == 0:
@@ -1724,9 +1752,13 @@ cdef void gru_core(
             if mt == 0:
                 continue
         # HG (3n_a, mt) = W_a (3n_a, n_a) @ A_{t-1} (n_a, mt) + b_a
-        fill_columns(hg, bh, G, mt)
+        if panel != NULL:
+            panel_acc(G, mt, n_a, panel, h_prev, ldh, hg, G, bh)
+        else:
+            fill_columns(hg, bh, G, mt)
         if reset_after:
-            product_acc(G, mt, n_a, wh, n_a, panel, h_prev, ldh, hg, G, small_max)
+            if panel == NULL:
+                product_acc(G, mt, n_a, wh, n_a, NULL, h_prev, ldh, hg, G, small_max)
             for j in range(mt):
                 v_gru_pointwise(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds,
                                 n_a)
@@ -1741,8 +1773,8 @@ cdef void gru_core(
                 v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
                 flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, G, n_a, wy, n_y, n_a)
 
-    # a (n_a, m*T) = S^T, S seen as row-major (m*T, n_a).
-    transpose(s, mT, n_a, n_a, a, ld_a)
+    if T:
+        gru_states_out(s, T - 1 - (T - 1) % STATE_BLOCK, T, m, n_a, T, a, ld_a)
     if n_y > 0:
         # Y^T (m*T, n_y) = S^T (m*T, n_a) @ Wy^T (n_a, n_y), + by (as in rnn_core).
         fill_rows(y, by, n_y, mT, ld_y)
@@ -1754,21 +1786,33 @@ cdef void gru_core(
 
 
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
-                                     Py_ssize_t n_x) noexcept nogil:
+                                     Py_ssize_t n_x, bint panel) noexcept nogil:
     # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), plus X^T (ms*T, n_x) when the small path
-    # takes it.
-    return 5 * ms * n_a + (ms * T * n_x if ms * T <= SMALL_COLS else 0)
+    # or the panel GEMM takes it.
+    return 5 * ms * n_a + (ms * T * n_x if ms * T <= SMALL_COLS or panel else 0)
+
+
+cdef Py_ssize_t gru_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
+                                Py_ssize_t T, int small_max, bint reset_after) noexcept nogil:
+    # The GRU's packed blocks when the panel GEMM takes its recurrent product (the reset
+    # gate after it only): W_a (3n_a, n_a), then W_x (3n_a, n_x); else 0.
+    if not reset_after or panel_elems(typenum, 3 * n_a, n_a, ms, T, small_max) == 0:
+        return 0
+    if typenum == cnp.NPY_FLOAT32:
+        return fr_panel_size_f(3 * n_a, n_a) + fr_panel_size_f(3 * n_a, n_x)
+    return fr_panel_size_d(3 * n_a, n_a) + fr_panel_size_d(3 * n_a, n_x)
 
 
 cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wh, char *bx, char *bh, char *wy,
                        char *by, char *a, char *y, char *z, char *s, char *work, bint panel,
-                       bint reset_after, const int *active, int small_max) noexcept nogil:
-    # As run_rnn_core: columns j0:j1 of whole arrays; work holds gru_work_size(...) elements
-    # (+ panel_elems(...) when ``panel``).
+                       bint reset_after, const int *active, int small_max,
+                       char *packed=NULL, bint fill=False) noexcept nogil:
+    # As run_rnn_core: columns j0:j1 of whole arrays; work holds gru_work_size(..., panel)
+    # elements (+ gru_panel_elems(...) when ``panel`` and no ``packed``).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
-    cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x)
+    cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, panel)
     if typenum == cnp.NPY_FLOAT32:
         gru_core[float](
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
@@ -1777,7 +1821,8 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> z + off * 3 * n_a, <float *> s + off * n_a,
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
             <float *> work + 5 * hc,
-            <float *> work + base if panel else NULL, reset_after, active, j0, small_max)
+            <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
+            packed == NULL or fill, reset_after, active, j0, small_max)
     else:
         gru_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -1786,7 +1831,8 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> z + off * 3 * n_a, <double *> s + off * n_a,
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
             <double *> work + 5 * hc,
-            <double *> work + base if panel else NULL, reset_after, active, j0, small_max)
+            <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
+            packed == NULL or fill, reset_after, active, j0, small_max)
 
 
 cdef int check_active(cnp.ndarray active, Py_ssize_t T, Py_ssize_t m) except -1:
@@ -1851,9 +1897,9 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
-    cdef Py_ssize_t npanel = (panel_elems(typenum, 3 * n_a, n_a, j1 - j0, T, small_max)
-                              if reset_after else 0)
-    cdef cnp.ndarray work = np.empty(gru_work_size(j1 - j0, T, n_a, n_x) + npanel,
+    cdef Py_ssize_t npanel = gru_panel_elems(typenum, n_a, n_x, j1 - j0, T, small_max,
+                                             reset_after)
+    cdef cnp.ndarray work = np.empty(gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0) + npanel,
                                      dtype=x.dtype)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
@@ -1882,16 +1928,20 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *b
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[2] = n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
-    cdef Py_ssize_t npanel = (panel_elems(typenum, 3 * n_a, n_a, m, T, small_max)
-                              if reset_after else 0)
-    dims[0] = gru_work_size(m, T, n_a, n_x) + npanel
+    cdef Py_ssize_t npanel = gru_panel_elems(typenum, n_a, n_x, m, T, small_max, reset_after)
+    cdef bint fill = False
+    cdef char *packed = NULL
+    if scratch is not None and npanel:
+        packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wh, npanel, typenum,
+                                                &fill))
+    dims[0] = gru_work_size(m, T, n_a, n_x, npanel > 0) + (0 if packed != NULL else npanel)
     cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
-                     active, small_max)
+                     active, small_max, packed, fill)
     return a, y, z, s
 
 

@@ -42,6 +42,7 @@
 #define FR_KC 256
 #define FR_MC_BYTES (128 * 1024)
 #define FR_BLOCK_ABOVE (2 * 1024 * 1024)
+#define FR_NC_BYTES (256 * 1024)
 
 /* 1 when the active level has panel micro-kernels. */
 static int fr_panel_available(void)
@@ -168,14 +169,23 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
 
 #define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR, P1)                                        \
 __attribute__((target(TARGET)))                                                               \
-static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t m, ptrdiff_t K,         \
-                                        ptrdiff_t Kp, const T *P, const T *H, ptrdiff_t ldh,  \
-                                        T *Z, ptrdiff_t ldz, const T *bias)                   \
+static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptrdiff_t K,     \
+                                        ptrdiff_t Kp, const T *P, const T *all_H,             \
+                                        ptrdiff_t ldh, T *all_Z, ptrdiff_t ldz,               \
+                                        const T *bias)                                        \
 {                                                                                             \
     const ptrdiff_t mr = FR_PANEL_BYTES / sizeof(T), all_np = (all_rows + mr - 1) / mr;       \
     const ptrdiff_t ps = Kp * mr;                                                             \
     /* one column tile: no K blocking (each Z value is updated once) */                       \
-    const ptrdiff_t kb = m <= NR ? K : FR_KC;                                                 \
+    const ptrdiff_t kb = all_m <= NR ? K : FR_KC;                                             \
+    /* many columns (an input projection over every step): blocks of them whose kb rows of H \
+     * stay in cache while every panel passes over them */                                    \
+    ptrdiff_t jb = FR_NC_BYTES / (kb * (ptrdiff_t)sizeof(T)) / NR * NR;                       \
+    jb = jb < NR ? NR : jb;                                                                   \
+    for (ptrdiff_t c0 = 0; c0 < all_m; c0 += jb) {                                            \
+    const ptrdiff_t m = all_m - c0 < jb ? all_m - c0 : jb;                                    \
+    const T *H = all_H + c0 * ldh;                                                            \
+    T *Z = all_Z + c0 * ldz;                                                                  \
     /* (a one-tile batch goes in row blocks only where its tile is one panel wide (m >= P1): \
      * a block of one panel would split the wider tiles) */                                   \
     const int blocked = (m > NR || m >= P1)                                                   \
@@ -199,6 +209,7 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t m, ptrdiff
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
+    }                                                                                         \
     }                                                                                         \
 }
 

@@ -64,6 +64,15 @@ cdef inline void panel_acc(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const fl
                         ldh, z, ldz, bias)
 
 
+cdef inline Py_ssize_t panel_size(Py_ssize_t rows, Py_ssize_t K,
+                                  const floating *like) noexcept nogil:
+    # Elements of rows x K packed (like: any pointer of the dtype, which picks it).
+    if floating is float:
+        return fr_panel_size_f(rows, K)
+    else:
+        return fr_panel_size_d(rows, K)
+
+
 cdef inline void panel_pack(int rows, int K, const floating **w, int block_rows, int ldw,
                             floating *panel) noexcept nogil:
     # panel := rows x K of the weights, whose rows come in blocks of block_rows rows each
