@@ -372,8 +372,7 @@ cdef void lstm_core(
                                              #          panel GEMM (lstm_panel_elems), or NULL
         bint pack,                           # IN       pack them into panel (else packed)
         bint step_x,                         # IN       with the panel: the input projection
-                                             #          per step (see below), panel packed by
-                                             #          pack_lstm, else W_a only
+                                             #          per step, else ahead (see below)
         bint ring,                           # IN       z and s are the ring buffers above
                                              #          (inference: no caches); step_x only
         const int *active,                   # IN   (T,) or NULL: at step t only the first
@@ -412,10 +411,10 @@ cdef void lstm_core(
         # calls), X^T and the biases.  With ``step_x``, per step Z_t = b + [W_a | W_x] @
         # [A_{t-1}; X_t] as the lessons write it: one panel GEMM on the step's concat, copied
         # from the states and X^T; nothing is computed ahead of the loop, so Z_t is written
-        # while in cache (with ``ring``, Z is that one step).  Else (a small batch whose
-        # recurrent block alone stays in cache, or a block streamed from memory:
-        # lstm_step_x) Z = b + W_x @ X ahead of the loop, every column at once, from the
-        # block's input columns, and per step Z_t += W_a @ A_{t-1} from its recurrent ones.
+        # while in cache (with ``ring``, Z is that one step).  Else (fewer than four
+        # examples, or a block streamed from memory: lstm_step_x) Z = b + W_x @ X ahead of
+        # the loop, every column at once, from the block's input columns, and per step
+        # Z_t += W_a @ A_{t-1} from its recurrent ones.
         if pack:
             panel_pack(G, K, w, n_a, ldw, panel)
         transpose(x, n_x, mT, ldx, xt, n_x)
