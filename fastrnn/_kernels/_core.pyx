@@ -217,6 +217,17 @@ cdef inline Py_ssize_t running(const int *active, Py_ssize_t t, Py_ssize_t act0,
     return min(max(active[t] - act0, 0), m)
 
 
+cdef inline Py_ssize_t running_states(const int *active, Py_ssize_t t, Py_ssize_t act0,
+                                      Py_ssize_t m, floating *st, Py_ssize_t ld,
+                                      Py_ssize_t n) noexcept nogil:
+    # running(...), with the step's states of the columns that no longer run set to 0 (n
+    # values per column, column stride ld).
+    cdef Py_ssize_t mt = running(active, t, act0, m), j
+    for j in range(mt, m):
+        memset(st + j * ld, 0, n * sizeof(floating))
+    return mt
+
+
 cdef void rnn_core(
         int n_x, int n_a, int n_y, int m, int T,
         const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
@@ -272,10 +283,7 @@ cdef void rnn_core(
         hp = zt + n_a if reverse else zt - n_a  # the previous step's states (s > 0)
         mt = m
         if active != NULL:
-            mt = running(active, t, act0, m)
-            for j in range(mt, m):
-                for i in range(n_a):
-                    zt[j * ldz + i] = 0
+            mt = running_states(active, t, act0, m, zt, ldz, n_a)
             if mt == 0:
                 continue
             if reverse and s > 0:
@@ -463,7 +471,7 @@ cdef void lstm_core(
         zt = z if ring else z + t * G
         st = s + (t % STATE_BLOCK if ring else t) * S
         if active != NULL:
-            mt = running(active, t, act0, m)
+            mt = running_states(active, t, act0, m, st, lds, S)
         # A_{t-1}, C_{t-1}: a0, c0 (t = 0) or the halves of the previous step's states
         # (column-major, leading dimension lds; with ``ring`` the previous slot).
         if t == 0:
@@ -489,8 +497,6 @@ cdef void lstm_core(
             for k in range(4):
                 product_acc(n_a, mt, n_a, w[k], ldw, NULL, h_prev, ldh, zt + k * n_a, ldz,
                             small_max)
-        for j in range(mt, m):
-            memset(st + j * lds, 0, S * sizeof(floating))
         for j in range(mt):
             c_prev = cw + j * n_a if t == 0 else h_prev + j * ldh + n_a
             if v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a):
@@ -1744,10 +1750,7 @@ cdef void gru_core(
             h_prev, ldh = st - n_a, lds
         mt = m
         if active != NULL:
-            mt = running(active, t, act0, m)
-            for j in range(mt, m):
-                for i in range(n_a):
-                    st[j * lds + i] = 0
+            mt = running_states(active, t, act0, m, st, lds, n_a)
             if mt == 0:
                 continue
         # HG (3n_a, mt) = W_a (3n_a, n_a) @ A_{t-1} (n_a, mt) + b_a
