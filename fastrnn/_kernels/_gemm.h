@@ -28,8 +28,9 @@
  *
  * The layout is the same for every instruction-set level; the micro-kernels exist for
  * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
- * AVX2+FMA (4 vectors of 32 bytes, 16 registers: up to 12; from 4 columns on, half panels).  At the SSE2 level the kernels
- * use the small-batch kernel or BLAS instead (fr_panel_available() is 0).  Accumulation is
+ * AVX2+FMA (4 vectors of 32 bytes, 16 registers: up to 12; from 4 columns on, half panels).
+ * At the SSE2 level the kernels use the small-batch kernel or BLAS instead
+ * (fr_panel_available() is 0).  Accumulation is
  * in k order per row and column, with fused multiply-adds.
  */
 #ifndef FASTRNN_GEMM_H
@@ -236,16 +237,16 @@ FR_PG_DRIVER_TAIL
  * the AVX2 tiles therefore take a unit of half a panel row (64 bytes: 2 vectors, one cache
  * line per k; a panel is two units) against N <= 6 columns: 2N accumulators, 2 row vectors
  * loaded once per k and one broadcast of H per column (2 + N loads per 2N multiply-adds; the
- * 16 x 6 float tile of BLIS's Haswell kernel).  Fewer columns keep whole-panel tiles (FR_PG_TILE
- * below).  A batch of one tile (STREAM: the block is read once per call, from L3 when it
+ * 16 x 6 float tile of BLIS's Haswell kernel).  Fewer columns keep whole-panel tiles
+ * (FR_PG_TILE).  A batch of one tile (STREAM: the block is read once per call, from L3 when it
  * exceeds L2) also prefetches its own unit 8 k ahead into L1.  Measured on AMD Zen 3 (L2 512
  * KiB), float32, 2048 rows, against whole-panel tiles of 3 columns: time x0.81-0.91 at m = 4-6
  * (K = 512-1024), x0.9-1.0 at m = 8-96 (K = 256-1024); the prefetch, m = 4-6: x0.87-0.94. */
-#define FR_PGU_TILE(T, SFX, TAG, VT, N, STREAM)                                                       \
-FR_INLINE void fr_pgu_##TAG##_##SFX##_##N##_##STREAM(ptrdiff_t kc, const T *Pk, ptrdiff_t ps,           \
-                                          ptrdiff_t u, const T *H, ptrdiff_t ldh, T *Z,      \
-                                          ptrdiff_t ldz, ptrdiff_t nrows, const T *pf,       \
-                                          const T *bias)                                     \
+#define FR_PGU_TILE(T, SFX, TAG, VT, N, STREAM)                                               \
+FR_INLINE void fr_pgu_##TAG##_##SFX##_##N##_##STREAM(ptrdiff_t kc, const T *Pk, ptrdiff_t ps, \
+                                                     ptrdiff_t u, const T *H, ptrdiff_t ldh,  \
+                                                     T *Z, ptrdiff_t ldz, ptrdiff_t nrows,    \
+                                                     const T *pf, const T *bias)              \
 {                                                                                             \
     enum { V = sizeof(VT) / sizeof(T), MR = FR_PANEL_BYTES / sizeof(T), UR = 2 * V };        \
     const T *w = Pk + (u / 2) * ps + (u % 2) * UR;                                            \
