@@ -59,6 +59,9 @@ if not extensions:
                      "unpacked sdist)")
 
 setup(
+    # The compiled modules build side by side (each is one large C file, several minutes of
+    # CPU time in all, and the largest alone takes most of it).
+    options={"build_ext": {"parallel": max(1, min(len(extensions), os.cpu_count() or 1))}},
     ext_modules=cythonize(
         extensions,
         # Always regenerate the C file: the directives differ between the optimised and the
