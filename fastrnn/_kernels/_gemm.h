@@ -30,8 +30,8 @@
  * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
  * AVX2+FMA (4 vectors of 32 bytes, 16 registers: up to 12; from 4 columns on, half panels).
  * At the SSE2 level the kernels use the small-batch kernel or BLAS instead
- * (fr_panel_available() is 0).  Accumulation is
- * in k order per row and column, with fused multiply-adds.
+ * (fr_panel_available() is 0).  Accumulation is in k order per row and column, with fused
+ * multiply-adds.
  */
 #ifndef FASTRNN_GEMM_H
 #define FASTRNN_GEMM_H
@@ -96,6 +96,31 @@ typedef float fr_z16f __attribute__((vector_size(64)));
 typedef double fr_y4d __attribute__((vector_size(32)));
 typedef float fr_y8f __attribute__((vector_size(32)));
 
+/* A tile's epilogue for one column and NV vectors of rows: Z = bias + acc (bias not NULL)
+ * or Z += acc, for the nr rows of Z that exist (none when nr <= 0).  ACC is the tile's
+ * accumulator of vector v (an expression in v). */
+#define FR_PG_STORE(T, VT, NV, ACC, zc_, bias_, nr_)                                          \
+    do {                                                                                      \
+        enum { V_ = sizeof(VT) / sizeof(T) };                                                 \
+        T *zc = (zc_);                                                                        \
+        const T *start = (bias_) ? (bias_) : zc;                                              \
+        const ptrdiff_t nr = (nr_);                                                           \
+        if (nr >= NV * V_) {                                                                  \
+            for (int v = 0; v < NV; ++v) {                                                    \
+                VT z;                                                                         \
+                memcpy(&z, start + v * V_, sizeof z);                                         \
+                z += ACC;                                                                     \
+                memcpy(zc + v * V_, &z, sizeof z);                                            \
+            }                                                                                 \
+        } else if (nr > 0) {                                                                  \
+            for (int v = 0; v < NV && v * V_ < nr; ++v) {                                     \
+                VT t = ACC; /* a copy: the accumulator itself stays in registers */           \
+                for (int r = 0; r < V_ && v * V_ + r < nr; ++r)                               \
+                    zc[v * V_ + r] = start[v * V_ + r] + t[r];                                \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
 /* Micro-kernel: Z[:, 0:N] of the P panels at Pp (panel stride ps) += panels @ H[:, 0:N], k
  * in [0, kc).  nrows: rows of Z left from the first panel's first row (edge panels store
  * only their real rows).  VT is the level's vector type, RV of them per panel row.  One
@@ -125,27 +150,10 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
             for (int q = 0; q < P * RV; ++q) acc[q][j] += w[q] * b;                           \
         }                                                                                     \
     }                                                                                         \
-    for (int p = 0; p < P; ++p) {                                                             \
-        ptrdiff_t nr = nrows - p * MR;                                                        \
-        for (int j = 0; j < N; ++j) {                                                         \
-            T *zc = Z + j * ldz + p * MR;                                                     \
-            const T *start = bias ? bias + p * MR : zc; /* Z = bias + acc, or Z += acc */    \
-            if (nr >= MR) {                                                                   \
-                for (int v = 0; v < RV; ++v) {                                                \
-                    VT z;                                                                     \
-                    memcpy(&z, start + v * V, sizeof z);                                      \
-                    z += acc[p * RV + v][j];                                                  \
-                    memcpy(zc + v * V, &z, sizeof z);                                         \
-                }                                                                             \
-            } else if (nr > 0) {                                                              \
-                for (int v = 0; v < RV && v * V < nr; ++v) {                                  \
-                    VT t = acc[p * RV + v][j]; /* a copy: acc itself stays in registers */    \
-                    for (int r = 0; r < V && v * V + r < nr; ++r)                             \
-                        zc[v * V + r] = start[v * V + r] + t[r];                              \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
+    for (int p = 0; p < P; ++p)                                                               \
+        for (int j = 0; j < N; ++j)                                                           \
+            FR_PG_STORE(T, VT, RV, acc[p * RV + v][j], Z + j * ldz + p * MR,                  \
+                        bias ? bias + p * MR : NULL, nrows - p * MR);                         \
 }
 
 /* The block's panels against one column tile of N columns, P panels at a time (then one by
@@ -264,24 +272,8 @@ FR_INLINE void fr_pgu_##TAG##_##SFX##_##N##_##STREAM(ptrdiff_t kc, const T *Pk, 
             acc[1][j] += w1 * b;                                                              \
         }                                                                                     \
     }                                                                                         \
-    for (int j = 0; j < N; ++j) {                                                             \
-        T *zc = Z + j * ldz;                                                                  \
-        const T *start = bias ? bias : zc; /* Z = bias + acc, or Z += acc */                 \
-        if (nrows >= UR) {                                                                    \
-            for (int v = 0; v < 2; ++v) {                                                     \
-                VT z;                                                                         \
-                memcpy(&z, start + v * V, sizeof z);                                          \
-                z += acc[v][j];                                                               \
-                memcpy(zc + v * V, &z, sizeof z);                                             \
-            }                                                                                 \
-        } else {                                                                              \
-            for (int v = 0; v < 2 && v * V < nrows; ++v) {                                    \
-                VT t = acc[v][j]; /* a copy: acc itself stays in registers */                 \
-                for (int r = 0; r < V && v * V + r < nrows; ++r)                              \
-                    zc[v * V + r] = start[v * V + r] + t[r];                                  \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
+    for (int j = 0; j < N; ++j)                                                               \
+        FR_PG_STORE(T, VT, 2, acc[v][j], Z + j * ldz, bias, nrows);                           \
 }
 
 /* The block's units (two per panel, none past the last row) against one column tile of N
