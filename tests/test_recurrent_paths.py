@@ -18,7 +18,7 @@ import pytest
 
 import fastrnn
 from fastrnn._kernels import _core
-from _util import assert_close, lstm_params, ref, rnn_params
+from _util import assert_close, layer_params, lstm_params, ref, rnn_params
 
 
 SHAPES = [  # n_x, n_a, n_y, m, T
@@ -74,6 +74,30 @@ def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype):
     model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
     for g, w in zip(model.forward(x, a0), want[:-1]):
         assert_close(g, w, dtype)
+
+
+@pytest.mark.parametrize("shape", [(3, 19, 11, 3, 37), (2, 300, 9, 2, 33), (4, 33, 17, 5, 70),
+                                   (3, 8, 1, 2, 32), (2, 6, 8, 1, 16)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_output_layer_in_state_blocks_matches_reference(simd_level, kind, dtype, shape):
+    """With the panel GEMM the output layer runs per block of steps (32 float32, 16 float64)
+    and example, the block's states packed as one panel against Wy's rows: sequences of
+    several blocks and a partial last one, one block exactly, n_y over the tiles' column
+    counts (1, 8, 9, 11, 17), n_a past the k-block of 256; the drop-in call (caches) and the
+    model (ring buffers) alike."""
+    n_x, n_a, n_y, m, T = shape
+    rng = np.random.default_rng(n_a * 7 + T)
+    p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    want = ref(kind + "_forward", x, a0, p)
+    got = getattr(fastrnn, kind + "_forward")(x, a0, p)
+    model = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind](p)
+    for out in (got, model.forward(x, a0)):
+        assert_close(out[0], want[0], dtype)
+        assert_close(out[1], want[1], dtype)
 
 
 def test_panel_gemm_follows_the_simd_level():

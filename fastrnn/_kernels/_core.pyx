@@ -24,7 +24,7 @@ from libc.limits cimport INT_MAX
 from libc.string cimport memcpy, memset
 
 from fastrnn._kernels._blas cimport gemm_acc
-from fastrnn._kernels._products cimport (PANEL_MAX_BYTES, fr_panel_available,
+from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES, fr_panel_available,
                                          fr_panel_size_d, fr_panel_size_f, panel_acc,
                                          panel_pack, panel_size, small_acc)
 from fastrnn._kernels._transpose cimport transpose
@@ -171,6 +171,25 @@ cdef void fill_rows(floating *y, const floating *b, Py_ssize_t n_rows, Py_ssize_
             y[r * ld + k] = b[r]
 
 
+cdef void output_block(int n_y, int n_a, int m, int nb, const floating *sb, int ldj, int ldt,
+                       const floating *wy, floating *y, Py_ssize_t ldyj, int ld_y,
+                       floating *pan) noexcept nogil:
+    # The output layer of a block of nb <= state_block steps, for the panel GEMM's levels:
+    # y[:, j*ldyj + r] += Wy (n_y, n_a) @ s_jr for j < m, r < nb, where the state s_jr (n_a
+    # values) is at sb + j*ldj + r*ldt.  Per example the block's states are packed as the rows
+    # of one panel (pan: state_block * n_a elements) and Wy's rows are broadcast against it,
+    # so that the GEMM's columns are y's rows: y (row-major) is written in place, and the
+    # states are read while still in cache.
+    cdef const floating *rows
+    cdef Py_ssize_t j
+    if n_y == 0:
+        return
+    for j in range(m):
+        rows = sb + j * ldj
+        panel_pack(nb, n_a, &rows, nb, ldt, pan)
+        panel_acc(nb, n_y, n_a, pan, wy, n_a, y + j * ldyj, ld_y, NULL)
+
+
 cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
                       const floating *panel, const floating *h, int ldh, floating *z,
                       int ldz, int small_max) noexcept nogil:
@@ -242,6 +261,8 @@ cdef void rnn_core(
         floating *z,                         # WORK     (m, T, n_a)
         floating *h0,                        # WORK     (m, n_a): a0 transposed
         floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
+        floating *pan,                       # WORK     (STATE_BLOCK_MAX, n_a): the output
+                                             #          layer's panel (with the panel GEMM)
         floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
         bint pack,                           # IN       pack Waa into panel (else it is packed)
         int small_max,
@@ -265,6 +286,7 @@ cdef void rnn_core(
     cdef floating *zt
     cdef floating *hp
     cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
+    cdef int SB = state_block(sizeof(floating))
 
     # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) -> 'T',
     # X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
@@ -318,23 +340,35 @@ cdef void rnn_core(
     transpose(z, mT, n_a, n_a, a, ld_a)
 
     # Y^T (m*T, n_y) = Z^T (m*T, n_a) @ Wya^T (n_a, n_y), + by; y row-major = Y^T col-major.
+    # With the panel GEMM, in blocks of steps (output_block).
     fill_rows(y, by, n_y, mT, ld_y)
     if mT <= SMALL_COLS:
         small_acc(n_y, mT, n_a, wy, n_a, z, n_a, y, ld_y, 1)
+    elif panel != NULL:
+        for s in range((T + SB - 1) // SB):
+            t = s * SB
+            output_block(n_y, n_a, m, min(SB, T - t), z + t * n_a, ldz, n_a, wy, y + t, T,
+                         ld_y, pan)
     else:
         gemm_acc(c'T', c'N', mT, n_y, n_a, z, n_a, wy, n_a, y, ld_y)
     v_softmax_cols(y, n_y, mT, ld_y)
 
 
-# States go out in blocks of this many steps: each block of a column's [a_t, c_t] rows is
-# transposed into a and c while it is still in cache (whole 64-byte lines of a and c for
-# float32), instead of one transpose of every state from memory after the loop.
+# States go out in blocks of state_block steps: each block of a column's [a_t, c_t] rows is
+# transposed into a and c while it is still in cache (whole 64-byte lines of a and c), and
+# with the panel GEMM it is one panel of the output layer's product (output_block), instead
+# of one transpose and one GEMM of every state from memory after the loop.
 cdef enum:
-    STATE_BLOCK = 16
+    STATE_BLOCK_MAX = FR_PANEL_BYTES // 4
     # See lstm_step_x.
     STEP_X_MIN_M = 4
     STEP_X_STREAM_BYTES = 8 * 1024 * 1024
     STEP_X_STREAM_MIN_M = 16
+
+
+cdef inline int state_block(Py_ssize_t itemsize) noexcept nogil:
+    # Steps per state block: one panel's rows (32 float32, 16 float64).
+    return FR_PANEL_BYTES // itemsize
 
 
 cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
@@ -372,7 +406,7 @@ cdef void lstm_core(
         floating *z,                         # OUT  z   (m, T, 4n_a): activated gates
                                              #      (ring: WORK (m, 4n_a), one step)
         floating *s,                         # OUT  s   (m, T, 2n_a): [a_t, c_t] per column
-                                             #      (ring: WORK (m, STATE_BLOCK, 2n_a))
+                                             #      (ring: WORK (m, state_block, 2n_a))
         floating *h,                         # WORK     (m, n_a): a0 transposed
         floating *cw,                        # WORK     (m, n_a): c0 transposed
         floating *xt,                        # WORK     see lstm_work_size
@@ -394,8 +428,9 @@ cdef void lstm_core(
     cdef int K = n_a + n_x
     cdef int ldw = n_a + n_x
     cdef int mT = m * T
+    cdef int SB = state_block(sizeof(floating))
     cdef int ldz = G if ring else T * G
-    cdef int lds = STATE_BLOCK * S if ring else T * S
+    cdef int lds = SB * S if ring else T * S
     cdef int ldh
     cdef const floating *h_prev
     cdef const floating *c_prev
@@ -403,9 +438,11 @@ cdef void lstm_core(
     cdef floating *zt
     cdef floating *sb
     # panel path work: X^T (m*T, n_x), one column per (j, t); the gates' biases (4n_a); the
-    # step's concat = [a_prev; xt] (m, n_a + n_x)
+    # step's concat = [a_prev; xt] (m, n_a + n_x); the output layer's panel (SB, n_a)
     cdef floating *bias = xt + <Py_ssize_t> mT * n_x
     cdef floating *cat = bias + G
+    cdef floating *pan = cat + <Py_ssize_t> m * K
+    cdef bint out_panel = panel != NULL and mT > SMALL_COLS
     cdef floating *catj
     cdef Py_ssize_t t, j, i, k, col, t0
     cdef int flush_h = -1  # as flush_a in rnn_core
@@ -469,7 +506,7 @@ cdef void lstm_core(
 
     for t in range(T):
         zt = z if ring else z + t * G
-        st = s + (t % STATE_BLOCK if ring else t) * S
+        st = s + (t % SB if ring else t) * S
         if active != NULL:
             mt = running_states(active, t, act0, m, st, lds, S)
         # A_{t-1}, C_{t-1}: a0, c0 (t = 0) or the halves of the previous step's states
@@ -477,7 +514,7 @@ cdef void lstm_core(
         if t == 0:
             h_prev, ldh = h, n_a
         else:
-            h_prev = s + ((t - 1) % STATE_BLOCK if ring else t - 1) * S
+            h_prev = s + ((t - 1) % SB if ring else t - 1) * S
             ldh = lds
         if mt == 0:
             pass
@@ -513,15 +550,18 @@ cdef void lstm_core(
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
             small_acc(n_y, m, n_a, wy, n_a, st, lds, y + t, ld_y, T)
-        if t % STATE_BLOCK == STATE_BLOCK - 1 or t == T - 1:
-            # a, c[:, j, t0:t+1] = the halves of the block's states, transposed.
-            t0 = t - t % STATE_BLOCK
+        if t % SB == SB - 1 or t == T - 1:
+            # a, c[:, j, t0:t+1] = the halves of the block's states, transposed; with the
+            # panel GEMM, y[:, j, t0:t+1] += Wy @ a[:, j, t0:t+1].
+            t0 = t - t % SB
             sb = s if ring else s + t0 * S
             for j in range(m):
                 transpose(sb + j * lds, t - t0 + 1, n_a, S, a + j * T + t0, ld_a)
                 transpose(sb + j * lds + n_a, t - t0 + 1, n_a, S, c + j * T + t0, ld_c)
+            if out_panel:
+                output_block(n_y, n_a, m, t - t0 + 1, sb, lds, S, wy, y + t0, T, ld_y, pan)
 
-    if mT > SMALL_COLS:
+    if mT > SMALL_COLS and not out_panel:
         # Y^T (m*T, n_y) += A^T (m*T, n_a) @ Wy^T (n_a, n_y); a row-major (n_a, m*T) is
         # A^T column-major, Wy row-major is Wy^T column-major.
         gemm_acc(c'N', c'N', mT, n_y, n_a, a, ld_a, wy, n_a, y, ld_y)
@@ -533,21 +573,24 @@ cdef void lstm_core(
 cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
                                  Py_ssize_t n_a, Py_ssize_t n_x) noexcept nogil:
     # states * (ms, n_a) transposed initial states, plus, when the small path takes them,
-    # X^T (ms*T, n_x) or, for a fused LSTM step (states == 2, T == 1), concat (ms, n_a + n_x).
+    # X^T (ms*T, n_x) or, for a fused LSTM step (states == 2, T == 1), concat (ms, n_a + n_x);
+    # the RNN's output layer panel (STATE_BLOCK_MAX, n_a) last.
+    cdef Py_ssize_t out = STATE_BLOCK_MAX * n_a if states == 1 else 0
     if ms * T > SMALL_COLS:
-        return states * ms * n_a
+        return states * ms * n_a + out
     if states == 2 and T == 1:
-        return states * ms * n_a + ms * (n_a + n_x)
-    return states * ms * n_a + ms * T * n_x
+        return states * ms * n_a + ms * (n_a + n_x) + out
+    return states * ms * n_a + ms * T * n_x + out
 
 
 cdef inline Py_ssize_t lstm_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
                                       Py_ssize_t n_x, bint panel) noexcept nogil:
     # lstm_core's work before the panel: a0, c0 transposed (2 (ms, n_a)); with the panel
-    # GEMM, X^T (ms*T, n_x), the gates' biases (4n_a) and a concat (ms, n_a + n_x); else as
-    # work_size(2, ...).
+    # GEMM, X^T (ms*T, n_x), the gates' biases (4n_a), a concat (ms, n_a + n_x) and the
+    # output layer's panel (STATE_BLOCK_MAX, n_a); else as work_size(2, ...).
     if panel:
-        return 2 * ms * n_a + ms * T * n_x + 4 * n_a + ms * (n_a + n_x)
+        return (2 * ms * n_a + ms * T * n_x + 4 * n_a + ms * (n_a + n_x)
+                + STATE_BLOCK_MAX * n_a)
     return work_size(2, ms, T, n_a, n_x)
 
 
@@ -617,7 +660,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
             <float *> wx, <float *> wa, <float *> b, <float *> wy, <float *> by,
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
-            <float *> work, <float *> work + ms * n_a,
+            <float *> work, <float *> work + ms * n_a, <float *> work + base - STATE_BLOCK_MAX * n_a,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
             packed == NULL or fill, small_max, relu, active, j0, reverse)
     else:
@@ -625,7 +668,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
             <double *> wx, <double *> wa, <double *> b, <double *> wy, <double *> by,
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
-            <double *> work, <double *> work + ms * n_a,
+            <double *> work, <double *> work + ms * n_a, <double *> work + base - STATE_BLOCK_MAX * n_a,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
             packed == NULL or fill, small_max, relu, active, j0, reverse)
 
@@ -1046,7 +1089,8 @@ cdef list slice_buffers(list scratch, int typenum, Py_ssize_t n_a, Py_ssize_t n_
     for k in range(n):
         j0, j1 = m * k // n, m * (k + 1) // n
         out.append((j0, j1, np.empty((j1 - j0, 1, 4 * n_a), dtype),
-                    np.empty((j1 - j0, STATE_BLOCK, 2 * n_a), dtype),
+                    np.empty((j1 - j0, state_block(np.dtype(dtype).itemsize), 2 * n_a),
+                             dtype),
                     np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, True), dtype)))
     scratch[4] = (key, out)
     return out
@@ -1111,7 +1155,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # Without ``caches``, where the panel GEMM runs, z and s are the core's ring buffers
-    # (one step of gates, STATE_BLOCK steps of states) and come back as None; then
+    # (one step of gates, state_block steps of states) and come back as None; then
     # ``n_slices`` > 1 splits the batch into that many slices, run by
     # ``runner(run, n_slices)`` (which calls run(k) once for every k, on its threads).
     cdef int typenum = cnp.PyArray_TYPE(xa)
@@ -1129,7 +1173,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     cdef bint ring = npanel > 0 and not caches and step_x
     dims[0], dims[1], dims[2] = m, 1 if ring else T, 4 * n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
-    dims[1], dims[2] = STATE_BLOCK if ring else T, 2 * n_a
+    dims[1], dims[2] = state_block(cnp.PyArray_ITEMSIZE(xa)) if ring else T, 2 * n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
     cdef bint fill = False
     cdef char *packed = NULL
@@ -1659,13 +1703,18 @@ cdef inline void v_gru_candidate(floating *g, const floating *hg, const floating
 
 
 cdef inline void gru_states_out(const floating *s, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t m,
-                                Py_ssize_t n_a, Py_ssize_t T, floating *a,
-                                Py_ssize_t ld_a) noexcept nogil:
+                                Py_ssize_t n_a, Py_ssize_t T, floating *a, Py_ssize_t ld_a,
+                                int n_y, const floating *wy, floating *y, int ld_y,
+                                floating *pan) noexcept nogil:
     # a[:, j, t0:t1] = the states of steps t0:t1 of every column j, transposed from s (m, T,
-    # n_a) while they are still in cache (a block of at most STATE_BLOCK steps).
+    # n_a) while they are still in cache (a block of at most state_block steps); with pan
+    # (the panel GEMM), y[:, j, t0:t1] += Wy @ a[:, j, t0:t1] likewise.
     cdef Py_ssize_t j
     for j in range(m):
         transpose(s + (j * T + t0) * n_a, t1 - t0, n_a, n_a, a + j * T + t0, ld_a)
+    if pan != NULL:
+        output_block(n_y, n_a, m, t1 - t0, s + t0 * n_a, T * n_a, n_a, wy, y + t0, T, ld_y,
+                     pan)
 
 
 cdef void gru_core(
@@ -1687,6 +1736,8 @@ cdef void gru_core(
         floating *rh,                        # WORK     (m, n_a): r * h_prev (reset before)
         floating *xt,                        # WORK     (m*T, n_x): when m*T <= SMALL_COLS or
                                              #          with the panel GEMM
+        floating *pan,                       # WORK     (STATE_BLOCK_MAX, n_a): the output
+                                             #          layer's panel (with the panel GEMM)
         floating *panel,                     # WORK     W_a then W_x packed for the panel
                                              #          GEMM (gru_panel_elems), or NULL
         bint pack,                           # IN       pack them into panel (else packed)
@@ -1716,6 +1767,8 @@ cdef void gru_core(
     cdef floating *zt
     cdef floating *st
     cdef int flush_h = -1
+    cdef int SB = state_block(sizeof(floating))
+    cdef floating *out_pan = pan if panel != NULL and mT > SMALL_COLS and n_y > 0 else NULL
 
     cdef floating *panel_x = NULL
     if panel != NULL:
@@ -1738,10 +1791,11 @@ cdef void gru_core(
     for j in range(m):
         for i in range(n_a):
             h[j * n_a + i] = a0[i * lda0 + j]
+    fill_rows(y, by, n_y, mT, ld_y)
 
     for t in range(T):
-        if t and t % STATE_BLOCK == 0:
-            gru_states_out(s, t - STATE_BLOCK, t, m, n_a, T, a, ld_a)
+        if t and t % SB == 0:
+            gru_states_out(s, t - SB, t, m, n_a, T, a, ld_a, n_y, wy, y, ld_y, out_pan)
         zt = z + t * G
         st = s + t * n_a
         if t == 0:
@@ -1776,22 +1830,24 @@ cdef void gru_core(
                 flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, G, n_a, wy, n_y, n_a)
 
     if T:
-        gru_states_out(s, T - 1 - (T - 1) % STATE_BLOCK, T, m, n_a, T, a, ld_a)
+        gru_states_out(s, T - 1 - (T - 1) % SB, T, m, n_a, T, a, ld_a, n_y, wy, y, ld_y,
+                       out_pan)
     if n_y > 0:
-        # Y^T (m*T, n_y) = S^T (m*T, n_a) @ Wy^T (n_a, n_y), + by (as in rnn_core).
-        fill_rows(y, by, n_y, mT, ld_y)
+        # Y^T (m*T, n_y) = S^T (m*T, n_a) @ Wy^T (n_a, n_y), + by (as in rnn_core), unless
+        # the state blocks made it (y filled with by before the loop).
         if mT <= SMALL_COLS:
             small_acc(n_y, mT, n_a, wy, n_a, s, n_a, y, ld_y, 1)
-        else:
+        elif out_pan == NULL:
             gemm_acc(c'T', c'N', mT, n_y, n_a, s, n_a, wy, n_a, y, ld_y)
         v_softmax_cols(y, n_y, mT, ld_y)
 
 
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
                                      Py_ssize_t n_x, bint panel) noexcept nogil:
-    # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), plus X^T (ms*T, n_x) when the small path
-    # or the panel GEMM takes it.
-    return 5 * ms * n_a + (ms * T * n_x if ms * T <= SMALL_COLS or panel else 0)
+    # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), the output layer's panel (STATE_BLOCK_MAX,
+    # n_a), plus X^T (ms*T, n_x) when the small path or the panel GEMM takes it.
+    return (5 * ms * n_a + STATE_BLOCK_MAX * n_a
+            + (ms * T * n_x if ms * T <= SMALL_COLS or panel else 0))
 
 
 cdef Py_ssize_t gru_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
@@ -1822,7 +1878,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> by, <float *> a + off, m * T, <float *> y + off, m * T,
             <float *> z + off * 3 * n_a, <float *> s + off * n_a,
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
-            <float *> work + 5 * hc,
+            <float *> work + 5 * hc + STATE_BLOCK_MAX * n_a, <float *> work + 5 * hc,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
             packed == NULL or fill, reset_after, active, j0, small_max)
     else:
@@ -1832,7 +1888,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> by, <double *> a + off, m * T, <double *> y + off, m * T,
             <double *> z + off * 3 * n_a, <double *> s + off * n_a,
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
-            <double *> work + 5 * hc,
+            <double *> work + 5 * hc + STATE_BLOCK_MAX * n_a, <double *> work + 5 * hc,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
             packed == NULL or fill, reset_after, active, j0, small_max)
 
