@@ -176,23 +176,24 @@ def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None, revers
     return a, y, z
 
 
-def run_lstm(packed, x, a0, c0, n_threads=1, active=None):
+def run_lstm(packed, x, a0, c0, n_threads=1, active=None, reverse=False, out=None):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y, c, z and s.
 
     The gate buffer z (m, T_x, 4n_a) holds the activated gates in the order of ``GATES``; the
     state buffer s (m, T_x, 2n_a) holds [a_t, c_t] again, time-major.  ``active`` as for
-    :func:`run_gru`.
+    :func:`run_gru`; ``reverse`` (without ``active``): the steps backwards, each output at
+    its own step; ``out``: a C-contiguous (n_a, m, T_x) array to hold a.
     """
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
     dtype = packed.wy.dtype
-    a = np.empty((n_a, m, T), dtype=dtype)
+    a = np.empty((n_a, m, T), dtype=dtype) if out is None else out
     c = np.empty((n_a, m, T), dtype=dtype)
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, 4 * n_a), dtype=dtype)
     s = np.empty((m, T, 2 * n_a), dtype=dtype)
-    kernel = (_core.lstm_forward if active is None
-              else functools.partial(_core.lstm_forward, active=active))
+    kernel = (_core.lstm_forward if active is None and not reverse
+              else functools.partial(_core.lstm_forward, active=active, reverse=reverse))
     _run(kernel, (x, a0, c0, packed.w, packed.b, packed.wy, packed.by, a, c, y, z, s), m,
          n_threads, m * T * n_a * (4 * (n_a + n_x) + n_y))
     return a, y, c, z, s

@@ -24,10 +24,12 @@ class _Model:
     # True for the kinds whose kernel takes ``active`` (the examples still running at each
     # step of a batch sorted by length) and so skips the padding: see _sorted_sequence.
     _skips_padding = False
-    # True for the kinds whose kernel also takes ``reverse`` (it runs the steps backwards
-    # itself: no reversed copies of the input and outputs) and ``out`` (it writes its hidden
-    # states into a given array, e.g. a bidirectional layer's half: no copy).
+    # True for the kinds whose kernel also takes ``reverse`` for whole sequences (it runs
+    # the steps backwards itself: no reversed copies of the input and outputs) and ``out``
+    # (it writes its hidden states into a given array, e.g. a bidirectional layer's half: no
+    # copy); ``_runs_backwards_sorted``: ``reverse`` also with ``active``.
     _runs_backwards = False
+    _runs_backwards_sorted = False
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike | None = None) -> None:
         weights, dims = validate_parameters(parameters, self._weights)
@@ -182,7 +184,8 @@ class _Model:
                                       self._buffer("s", (m, T, self.n_a)))
             c = None
         else:
-            a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads, active)
+            a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads, active,
+                                          reverse, out)
         return a, (y if p.head else None), c
 
     def _sequence(self, x, states, lengths=None, reverse=False, n_threads=1, out=None):
@@ -255,7 +258,7 @@ class _Model:
         the batch is already in that order), each step runs only the examples still going,
         and the outputs come back with one more copy (into ``out`` when given).  Any number
         of states (a; a and c)."""
-        backwards = reverse and self._runs_backwards  # the kernel reverses; the copies don't
+        backwards = reverse and self._runs_backwards_sorted  # the kernel reverses, not copies
         flip = reverse and not backwards
         in_place = lengths.in_order and not flip  # the kernel's order is the caller's
         # the sorted input, and the sorted states before they are put back, are work arrays
@@ -307,9 +310,8 @@ class _Model:
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
         already what the kernel takes, outside checked mode (on one thread; the LSTM also on
         several); else None.
-        ``active``, ``reverse``, ``out``: as for :meth:`_kernel` (the LSTM: ``active``
-        only).  ``caches``: the LSTM's gate and state buffers are wanted (training); without,
-        they may come back as None."""
+        ``active``, ``reverse``, ``out``: as for :meth:`_kernel`.  ``caches``: the LSTM's
+        gate and state buffers are wanted (training); without, they may come back as None."""
         n_threads = _api.threads_count(n_threads)
         if (n_threads != 1 and self._kind != "lstm") or _checked.is_checked():
             return None
@@ -323,14 +325,12 @@ class _Model:
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch,
                                         self.nonlinearity == "relu", active, reverse, out)
-        if reverse or out is not None:
-            return None
         # several threads: the batch in slices, each on its own thread (None where the
         # kernel cannot split this call: the general threaded route then runs it)
         return _core.try_packed_lstm(x, states[0], states[1], p.blocks[0], p.blocks[1], p.wy,
                                      p.by, sequence, _api.SMALL_BATCH_MAX_M, scratch, caches,
                                      active, n_threads, _api.run_slices,
-                                     _api._MIN_THREADED_WORK)
+                                     _api._MIN_THREADED_WORK, reverse, out)
 
     def _inputs(self, inputs, sequence):
         """Validate inputs against the model; states given as None become zeros.
@@ -375,6 +375,7 @@ class RNN(_Model):
     _weights = RNN_WEIGHTS
     _skips_padding = True
     _runs_backwards = True
+    _runs_backwards_sorted = True
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike = None, *,
                  nonlinearity: str = "tanh") -> None:
@@ -468,6 +469,7 @@ class LSTM(_Model):
     _kind = "lstm"
     _weights = LSTM_WEIGHTS
     _skips_padding = True
+    _runs_backwards = True
 
     def forward(self, x: ArrayLike, a0: ArrayLike | None = None, c0: ArrayLike | None = None,
                 *, lengths: ArrayLike | None = None, n_threads: int = 1

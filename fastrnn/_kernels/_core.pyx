@@ -419,9 +419,14 @@ cdef void lstm_core(
                                              #          (inference: no caches); step_x only
         const int *active,                   # IN   (T,) or NULL: at step t only the first
         Py_ssize_t act0,                     #      active[t] - act0 columns run (as gru_core)
-        int small_max) noexcept nogil:
+        int small_max,
+        bint reverse) noexcept nogil:        # IN   run the steps from T - 1 down to 0 (with
+                                             #      active NULL only)
     # Variable lengths as in gru_core: the batch sorted by length, longest first; the
     # columns past active[t] skip the step's products and pass and get zero states.
+    # ``reverse`` (a backward direction over whole sequences) runs the steps backwards in
+    # place, every output at its own step: the ring holds the steps in the order they run,
+    # and a block goes out with a negative step stride.
     cdef int G = 4 * n_a
     cdef Py_ssize_t mt = m
     cdef int S = 2 * n_a
@@ -444,7 +449,8 @@ cdef void lstm_core(
     cdef floating *pan = cat + <Py_ssize_t> m * K
     cdef bint out_panel = panel != NULL and mT > SMALL_COLS
     cdef floating *catj
-    cdef Py_ssize_t t, j, i, k, col, t0
+    cdef Py_ssize_t q, t, j, i, k, col, t_lo, nb
+    cdef int ldt
     cdef int flush_h = -1  # as flush_a in rnn_core
     # A single step of a few examples (a streaming cell call) makes one product over the
     # whole rows [W_a | W_x] with concat = [a_prev; xt], as the lessons write it, instead of
@@ -504,17 +510,19 @@ cdef void lstm_core(
             cw[j * n_a + i] = c0[i * ldc0 + j]
     fill_rows(y, by, n_y, mT, ld_y)
 
-    for t in range(T):
+    for q in range(T):  # the q-th step run: t = q, or T - 1 - q in reverse
+        t = T - 1 - q if reverse else q
         zt = z if ring else z + t * G
-        st = s + (t % SB if ring else t) * S
+        st = s + (q % SB if ring else t) * S
         if active != NULL:
             mt = running_states(active, t, act0, m, st, lds, S)
-        # A_{t-1}, C_{t-1}: a0, c0 (t = 0) or the halves of the previous step's states
-        # (column-major, leading dimension lds; with ``ring`` the previous slot).
-        if t == 0:
+        # A_{t-1}, C_{t-1} (t+1 in reverse): a0, c0 (the first step run) or the halves of
+        # the previous step's states (column-major, leading dimension lds; with ``ring`` the
+        # previous slot).
+        if q == 0:
             h_prev, ldh = h, n_a
         else:
-            h_prev = s + ((t - 1) % SB if ring else t - 1) * S
+            h_prev = s + ((q - 1) % SB if ring else (t + 1 if reverse else t - 1)) * S
             ldh = lds
         if mt == 0:
             pass
@@ -535,7 +543,7 @@ cdef void lstm_core(
                 product_acc(n_a, mt, n_a, w[k], ldw, NULL, h_prev, ldh, zt + k * n_a, ldz,
                             small_max)
         for j in range(mt):
-            c_prev = cw + j * n_a if t == 0 else h_prev + j * ldh + n_a
+            c_prev = cw + j * n_a if q == 0 else h_prev + j * ldh + n_a
             if v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a):
                 # subnormal c or h: both stored as 0, under the same condition as in
                 # rnn_core (c meets only gates and tanh, but tanh(c) makes h)
@@ -550,16 +558,21 @@ cdef void lstm_core(
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
             small_acc(n_y, m, n_a, wy, n_a, st, lds, y + t, ld_y, T)
-        if t % SB == SB - 1 or t == T - 1:
-            # a, c[:, j, t0:t+1] = the halves of the block's states, transposed; with the
-            # panel GEMM, y[:, j, t0:t+1] += Wy @ a[:, j, t0:t+1].
-            t0 = t - t % SB
-            sb = s if ring else s + t0 * S
+        if q % SB == SB - 1 or q == T - 1:
+            # a, c[:, j, t_lo:t_lo+nb] = the halves of the block's nb states, transposed;
+            # with the panel GEMM, y[:, j, t_lo:t_lo+nb] += Wy @ a[:, j, t_lo:t_lo+nb].  The
+            # block's states in increasing t start at sb, ldt apart.
+            nb = q % SB + 1
+            t_lo = t if reverse else q + 1 - nb
+            sb, ldt = s + t_lo * S, S
+            if ring:
+                sb = s + (nb - 1) * S if reverse else s
+                ldt = -S if reverse else S
             for j in range(m):
-                transpose(sb + j * lds, t - t0 + 1, n_a, S, a + j * T + t0, ld_a)
-                transpose(sb + j * lds + n_a, t - t0 + 1, n_a, S, c + j * T + t0, ld_c)
+                transpose(sb + j * lds, nb, n_a, ldt, a + j * T + t_lo, ld_a)
+                transpose(sb + j * lds + n_a, nb, n_a, ldt, c + j * T + t_lo, ld_c)
             if out_panel:
-                output_block(n_y, n_a, m, t - t0 + 1, sb, lds, S, wy, y + t0, T, ld_y, pan)
+                output_block(n_y, n_a, m, nb, sb, lds, ldt, wy, y + t_lo, T, ld_y, pan)
 
     if mT > SMALL_COLS and not out_panel:
         # Y^T (m*T, n_y) += A^T (m*T, n_a) @ Wy^T (n_a, n_y); a row-major (n_a, m*T) is
@@ -679,7 +692,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
                         char *a, char *c, char *y, char *z, char *s, char *work,
                         bint panel, int small_max, char *packed=NULL, bint fill=False,
                         bint ring=False, const int *active=NULL,
-                        int step_x=-1) noexcept nogil:
+                        int step_x=-1, bint reverse=False) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
     # consecutive row blocks of one array.  work: lstm_work_size(..., panel) (+
     # lstm_panel_elems(...)).  ``ring`` (panel only): z and s are lstm_core's ring buffers
@@ -709,7 +722,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <float *> z + zoff, <float *> s + soff,
             <float *> work, <float *> work + hc, <float *> work + 2 * hc,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, step_x, ring, active, j0, small_max)
+            packed == NULL or fill, step_x, ring, active, j0, small_max, reverse)
     else:
         for k in range(4):
             wd[k] = <double *> w[k]
@@ -721,7 +734,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <double *> z + zoff, <double *> s + soff,
             <double *> work, <double *> work + hc, <double *> work + 2 * hc,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, step_x, ring, active, j0, small_max)
+            packed == NULL or fill, step_x, ring, active, j0, small_max, reverse)
 
 
 # ------------------------------------------------------------------ checked entry points
@@ -831,7 +844,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                  tuple w not None, tuple b not None, cnp.ndarray wy not None,
                  cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray c not None,
                  cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
-                 Py_ssize_t j0, Py_ssize_t j1, int small_max, cnp.ndarray active=None):
+                 Py_ssize_t j0, Py_ssize_t j1, int small_max, cnp.ndarray active=None,
+                 bint reverse=False):
     """LSTM over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -850,6 +864,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     active : None, or (T,) C int IN, as for :func:`gru_forward`: the batch sorted by length,
         longest first; at step t only the first active[t] examples run, the others' states
         are set to 0.
+    reverse : run the steps backwards, from T - 1 to 0 (a backward direction over whole
+        sequences: not with ``active``), writing every output at its own step.
     """
     cdef int typenum = check_typenum(x)
     if len(w) != 4 or len(b) != 4:
@@ -877,6 +893,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     check(s, "s", typenum, True, 3, m, T, 2 * n_a)
     check_sizes(n_x, 4 * n_a, n_a, n_y, m, T, j0, j1)
     check_active(active, T, m)
+    check_reverse(reverse, active)
     cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
@@ -889,7 +906,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                       cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
                       cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                       cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, small_max,
-                      NULL, False, False, act)
+                      NULL, False, False, act, -1, reverse)
 
 
 # ------------------------------------------------------------------ the drop-in fast path
@@ -1101,6 +1118,7 @@ cdef class LstmSlices:
     # GIL released, on the slice's own ring buffers and the shared, already packed block.
     cdef int typenum
     cdef Py_ssize_t small_max
+    cdef bint reverse
     cdef const int *active
     cdef char *wp[4]
     cdef char *bp[4]
@@ -1130,13 +1148,14 @@ cdef class LstmSlices:
                           cnp.PyArray_BYTES(self.c0), self.wp, self.bp,
                           cnp.PyArray_BYTES(self.wy), self.by, cnp.PyArray_BYTES(self.a),
                           cnp.PyArray_BYTES(self.c), cnp.PyArray_BYTES(self.y), zp, sp, wkp,
-                          True, self.small_max, self.packed, False, True, self.active, True)
+                          True, self.small_max, self.packed, False, True, self.active, True,
+                          self.reverse)
 
 
 cdef LstmSlices LstmSlices_new(cnp.ndarray x, cnp.ndarray a0, cnp.ndarray c0, char **wp,
                                char **bp, cnp.ndarray wy, char *by, cnp.ndarray a,
                                cnp.ndarray c, cnp.ndarray y, char *packed, int small_max,
-                               const int *active, list slices):
+                               const int *active, bint reverse, list slices):
     cdef LstmSlices job = LstmSlices.__new__(LstmSlices)
     cdef int k
     job.typenum = cnp.PyArray_TYPE(x)
@@ -1144,6 +1163,7 @@ cdef LstmSlices LstmSlices_new(cnp.ndarray x, cnp.ndarray a0, cnp.ndarray c0, ch
     for k in range(4):
         job.wp[k], job.bp[k] = wp[k], bp[k]
     job.by, job.packed, job.small_max, job.active = by, packed, small_max, active
+    job.reverse = reverse
     job.slices = slices
     return job
 
@@ -1151,20 +1171,22 @@ cdef LstmSlices LstmSlices_new(cnp.ndarray x, cnp.ndarray a0, cnp.ndarray c0, ch
 cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp, char **bp,
                      cnp.ndarray wy, char *by, bint sequence, int small_max,
                      Py_ssize_t npanel, list scratch=None, bint caches=True,
-                     const int *active=NULL, Py_ssize_t n_slices=1, object runner=None):
+                     const int *active=NULL, Py_ssize_t n_slices=1, object runner=None,
+                     bint reverse=False, cnp.ndarray out=None):
     # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # Without ``caches``, where the panel GEMM runs, z and s are the core's ring buffers
     # (one step of gates, state_block steps of states) and come back as None; then
     # ``n_slices`` > 1 splits the batch into that many slices, run by
     # ``runner(run, n_slices)`` (which calls run(k) once for every k, on its threads).
+    # ``reverse`` (``active`` NULL): the steps backwards; ``out``: a, checked by the caller.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
     cdef cnp.npy_intp dims[3]
     cdef int nd = 3 if sequence else 2
     dims[0], dims[1], dims[2] = n_a, m, T
-    cdef cnp.ndarray a = new_array(nd, dims, typenum)
+    cdef cnp.ndarray a = out if out is not None else new_array(nd, dims, typenum)
     cdef cnp.ndarray c = new_array(nd, dims, typenum)
     dims[0] = n_y
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
@@ -1186,6 +1208,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
         if fill:  # packed here, once: the slices only read it
             pack_lstm(typenum, n_a, n_x, wp, packed)
         runner(LstmSlices_new(xa, a0a, c0a, wp, bp, wy, by, a, c, y, packed, small_max, active,
+                              reverse,
                               slice_buffers(scratch, typenum, n_a, n_x, m, T, n_slices)).run,
                n_slices)
         return a, y, c, None, None
@@ -1198,7 +1221,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
                       cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(c),
                       cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s),
                       cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill, ring,
-                      active, step_x)
+                      active, step_x, reverse)
     if ring:
         return a, y, c, None, None
     return a, y, c, z, s
@@ -1517,7 +1540,7 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
                     cnp.ndarray b not None, cnp.ndarray wy not None, cnp.ndarray by not None,
                     bint sequence, int small_max, list scratch=None, bint caches=True,
                     cnp.ndarray active=None, Py_ssize_t n_threads=1, object runner=None,
-                    double min_threaded_work=0):
+                    double min_threaded_work=0, bint reverse=False, cnp.ndarray out=None):
     """:func:`try_lstm` for a packed model (fastrnn.LSTM): ``w`` (4n_a, n_a + n_x) and ``b``
     (4n_a,) the merged gate block, already checked and contiguous; ``a0``/``c0`` None mean
     zeros; ``scratch`` as for :func:`try_packed_rnn`.  Returns ``(a, y, c, z, s)``, z and s
@@ -1527,7 +1550,8 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     split into that many slices (fewer when m is smaller, one when the call has fewer than
     ``min_threaded_work`` multiply-adds) run by ``runner(run, n)``, which calls run(k) for
     every k in range(n) on its threads; returns None when this path cannot split the call
-    (then the caller's own threaded route runs it)."""
+    (then the caller's own threaded route runs it).  ``reverse`` (without ``active``) and
+    ``out`` as for :func:`try_packed_rnn`."""
     cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1], n_x, k
     if cnp.PyArray_NDIM(w) != 2 or w.shape[1] < n_a:
@@ -1554,6 +1578,11 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
         wp[k] = cnp.PyArray_BYTES(w) + k * n_a * (n_a + n_x) * item
         bp[k] = cnp.PyArray_BYTES(b) + k * n_a * item
     check_active(active, T, m)
+    check_reverse(reverse, active)
+    if out is not None:
+        if not sequence:
+            raise ValueError("kernel argument out: for a sequence only")
+        check(out, "out", typenum, True, 3, n_a, m, T)
     cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, m, T, small_max)
     cdef Py_ssize_t n_slices = min(n_threads, m)
     if m * T * n_a * (4.0 * (n_a + n_x) + wy.shape[0]) < min_threaded_work:
@@ -1564,7 +1593,7 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
                      npanel, scratch, caches,
                      NULL if active is None else <const int *> cnp.PyArray_DATA(active),
-                     n_slices, runner)
+                     n_slices, runner, reverse, out)
 
 
 # ------------------------------------------------------------------ test and report hooks
@@ -1891,6 +1920,13 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> work + 5 * hc + STATE_BLOCK_MAX * n_a, <double *> work + 5 * hc,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
             packed == NULL or fill, reset_after, active, j0, small_max)
+
+
+cdef int check_reverse(bint reverse, cnp.ndarray active) except -1:
+    # The LSTM kernel runs backwards over whole sequences only.
+    if reverse and active is not None:
+        raise ValueError("LSTM kernel: reverse runs whole sequences (active must be None)")
+    return 0
 
 
 cdef int check_active(cnp.ndarray active, Py_ssize_t T, Py_ssize_t m) except -1:
