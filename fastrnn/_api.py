@@ -199,11 +199,13 @@ def run_lstm(packed, x, a0, c0, n_threads=1, active=None, reverse=False, out=Non
     return a, y, c, z, s
 
 
-def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None, z=None, s=None):
+def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None, z=None, s=None,
+            reverse=False, out=None):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y, z and s.
 
     ``active`` (None or (T_x,) C ints): for a batch sorted by length, longest first, how many
-    examples still run at each step (see fastrnn._kernels._core.gru_forward).
+    examples still run at each step (see fastrnn._kernels._core.gru_forward).  ``reverse``
+    and ``out`` as for :func:`run_lstm`.
 
     y has no rows without an output layer.  The gate buffer z (m, T_x, 3n_a) holds the
     activated gates in the order of ``GRU_GATES``; the state buffer s (m, T_x, n_a) the
@@ -212,15 +214,16 @@ def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None, z=None, s
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
     dtype = packed.wy.dtype
-    a = np.empty((n_a, m, T), dtype=dtype)
+    a = np.empty((n_a, m, T), dtype=dtype) if out is None else out
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, 3 * n_a), dtype=dtype) if z is None else z
     s = np.empty((m, T, n_a), dtype=dtype) if s is None else s
     wx, wa = packed.w
     bx, ba = packed.b
-    _run(_core.gru_forward, (x, a0, wx, wa, bx, ba, packed.wy, packed.by, a, y, z, s,
-                             reset_after, active), m, n_threads,
-         m * T * n_a * (3 * (n_a + n_x) + n_y))
+    kernel = (_core.gru_forward if not reverse
+              else functools.partial(_core.gru_forward, reverse=reverse))
+    _run(kernel, (x, a0, wx, wa, bx, ba, packed.wy, packed.by, a, y, z, s, reset_after,
+                  active), m, n_threads, m * T * n_a * (3 * (n_a + n_x) + n_y))
     return a, y, z, s
 
 

@@ -84,7 +84,7 @@ class Bidirectional:
         """Both directions on validated input; with n_threads >= 2 the backward direction
         runs on a second thread (the kernels release the GIL), each direction splitting its
         batch over half the threads.  A kind whose kernel writes into a given array
-        (``_runs_backwards``: the RNN and the LSTM) writes each direction's rows of the output
+        (``_runs_backwards``: every kind) writes each direction's rows of the output
         directly, with no concatenation afterwards."""
         fwd, bwd = self.directions
         n = _api.threads_count(n_threads)

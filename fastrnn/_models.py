@@ -181,7 +181,7 @@ class _Model:
         elif self._kind == "gru":
             a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after, active,
                                       self._buffer("z", (m, T, 3 * self.n_a)),
-                                      self._buffer("s", (m, T, self.n_a)))
+                                      self._buffer("s", (m, T, self.n_a)), reverse, out)
             c = None
         else:
             a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads, active,
@@ -320,7 +320,7 @@ class _Model:
         if self._kind == "gru":
             return _core.try_packed_gru(x, states[0], p.w[0], p.w[1], p.b[0], p.b[1], p.wy,
                                         p.by, sequence, self.reset_after,
-                                        _api.SMALL_BATCH_MAX_M, scratch, active)
+                                        _api.SMALL_BATCH_MAX_M, scratch, active, reverse, out)
         if self._kind == "rnn":
             return _core.try_packed_rnn(x, states[0], p.w[0], p.w[1], p.b, p.wy, p.by,
                                         sequence, _api.SMALL_BATCH_MAX_M, scratch,
@@ -582,6 +582,7 @@ class GRU(_Model):
     _kind = "gru"
     _weights = GRU_WEIGHTS
     _skips_padding = True
+    _runs_backwards = True
 
     def __init__(self, parameters, dtype=None, *, reset_after=True):
         self.reset_after = _api._flag(reset_after, "reset_after")

@@ -702,47 +702,63 @@ def test_mixed_dtypes_follow_the_model():
 
 @pytest.mark.parametrize("m, T", [(5, 37), (2, 19), (9, 1)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_lstm_runs_backwards_in_its_kernel(simd_level, recurrent_path, dtype, m, T):
-    # A backward direction over whole sequences runs backwards in the LSTM kernel itself,
-    # every output at its own step (the state blocks go out with a negative step stride):
-    # several blocks and a partial one, ring buffers (m >= 4) and caches-sized buffers (the
-    # input projection ahead, m < 4), an output layer, one and two threads, into a given
-    # half of a bidirectional output or not, and the kernel's own entry (one call, and two
-    # slices as two threads run them); the checked mode and the kernel's refusal of reverse
-    # with lengths.
+@pytest.mark.parametrize("kind, options", [("lstm", {}), ("gru", {"reset_after": True}),
+                                           ("gru", {"reset_after": False})])
+def test_backward_direction_runs_in_the_kernel(simd_level, recurrent_path, kind, options,
+                                               dtype, m, T):
+    # A backward direction over whole sequences runs backwards in the LSTM's and the GRU's
+    # kernel itself, every output at its own step (the LSTM's state blocks go out with a
+    # negative step stride): several state blocks and a partial one, the LSTM's ring buffers
+    # (m >= 4) and caches-sized buffers (m < 4), both GRU variants, an output layer, one and
+    # two threads, into a given half of a bidirectional output or not, and the kernel's own
+    # entry (one call, and two slices as two threads run them); the checked mode and the
+    # kernel's refusal of reverse with lengths.
     from fastrnn import _api, _checked, _models
     from fastrnn._kernels import _core
     rng = np.random.default_rng(m * 100 + T)
     n_x, n_a, n_y = 4, 23, 3
-    p = layer_params("lstm", rng, n_x, n_a, n_y, dtype)
+    p = layer_params(kind, rng, n_x, n_a, n_y, dtype)
     x = rng.standard_normal((n_x, m, T)).astype(dtype)
     a0 = rng.standard_normal((n_a, m)).astype(dtype)
-    c0 = rng.standard_normal((n_a, m)).astype(dtype)
-    want = reference.layer_forward("lstm", f64(x), f64(p), None, True, f64(a0), f64(c0))
-    model = fastrnn.LSTM(p)
+    c0 = rng.standard_normal((n_a, m)).astype(dtype) if kind == "lstm" else None
+    want = reference.layer_forward(kind, f64(x), f64(p), None, True, f64(a0),
+                                   None if c0 is None else f64(c0), **options)
+    model = (fastrnn.LSTM(p) if kind == "lstm" else fastrnn.GRU(p, **options))
+    states = [a0] + ([c0] if kind == "lstm" else [])
     for checked in (False, True):
         for n_threads, out in ((1, None), (2, None), (1, True), (2, True)):
             if out:  # a bidirectional layer's half
                 out = np.full((2, n_a, m, T), np.nan, dtype)[1]
             with _checked.checked(checked):
-                a, y, c, (a_last, c_last) = model._sequence(x, [a0, c0], None, True,
-                                                            n_threads, out)
+                a, y, c, last = model._sequence(x, states, None, True, n_threads, out)
             assert out is None or a is out
-            for got, w in zip((a, y, c, a_last, c_last), want):
-                assert_close(got, w, dtype)
+            assert len(last) == (2 if kind == "lstm" else 1)
+            for got, w in zip((a, y, c, *last), want[:3] + (want[3], want[4])):
+                if w is None:  # a GRU's cell states
+                    assert got is None
+                else:
+                    assert_close(got, w, dtype)
     pk = model._packed
-    shapes = [(n_a, m, T), (n_a, m, T), (n_y, m, T), (m, T, 4 * n_a), (m, T, 2 * n_a)]
+    if kind == "lstm":
+        shapes = [(n_a, m, T), (n_a, m, T), (n_y, m, T), (m, T, 4 * n_a), (m, T, 2 * n_a)]
+    else:
+        shapes = [(n_a, m, T), (n_y, m, T), (m, T, 3 * n_a), (m, T, n_a)]
 
-    def run(slices, **options):
+    def run(slices, active=None):
         outs = [np.full(s, np.nan, dtype) for s in shapes]
         for j0, j1 in slices:
-            _core.lstm_forward(x, a0, c0, pk.w, pk.b, pk.wy, pk.by, *outs, j0, j1,
-                               _api.SMALL_BATCH_MAX_M, reverse=True, **options)
-        return outs
+            if kind == "lstm":
+                _core.lstm_forward(x, a0, c0, pk.w, pk.b, pk.wy, pk.by, *outs, j0, j1,
+                                   _api.SMALL_BATCH_MAX_M, active=active, reverse=True)
+            else:
+                _core.gru_forward(x, a0, *pk.w, *pk.b, pk.wy, pk.by, *outs,
+                                  options["reset_after"], active, j0, j1,
+                                  _api.SMALL_BATCH_MAX_M, reverse=True)
+        return outs[0], outs[1 if kind == "gru" else 2]
     for slices in ([(0, m)], [(0, m // 2), (m // 2, m)]):
-        outs = run(slices)
-        for got, w in zip((outs[0], outs[2], outs[1]), want):
-            assert_close(got, w, dtype)
+        a, y = run(slices)
+        assert_close(a, want[0], dtype)
+        assert_close(y, want[1], dtype)
     with pytest.raises(ValueError, match="reverse"):
         run([(0, m)], active=np.full(T, m, np.intc))
-    assert _models.LSTM._runs_backwards and not _models.LSTM._runs_backwards_sorted
+    assert model._runs_backwards and not model._runs_backwards_sorted

@@ -1774,7 +1774,9 @@ cdef void gru_core(
                                              #          else tanh(.. + W_na (r * h) + b_na)
         const int *active,                   # IN   (T,) or NULL: at step t only the first
         Py_ssize_t act0,                     #      active[t] - act0 columns run (see below)
-        int small_max) noexcept nogil:
+        int small_max,
+        bint reverse) noexcept nogil:        # IN   run the steps from T - 1 down to 0 (with
+                                             #      active NULL only), outputs in place
     # The input projection of all three gates is hoisted out of the loop (one GEMM, the
     # input biases folded in); each step makes one recurrent product for all three gates into
     # hg (the recurrent biases folded in: the candidate's must stay inside r * (...)) and one
@@ -1791,7 +1793,7 @@ cdef void gru_core(
     cdef int ldz = T * G
     cdef int lds = T * n_a
     cdef int ldh
-    cdef Py_ssize_t t, j, i
+    cdef Py_ssize_t q, t, j, i, lo
     cdef const floating *h_prev
     cdef floating *zt
     cdef floating *st
@@ -1822,15 +1824,17 @@ cdef void gru_core(
             h[j * n_a + i] = a0[i * lda0 + j]
     fill_rows(y, by, n_y, mT, ld_y)
 
-    for t in range(T):
-        if t and t % SB == 0:
-            gru_states_out(s, t - SB, t, m, n_a, T, a, ld_a, n_y, wy, y, ld_y, out_pan)
+    for q in range(T):  # the q-th step run: t = q, or T - 1 - q in reverse
+        t = T - 1 - q if reverse else q
+        if q and q % SB == 0:  # the block of the SB steps run before this one
+            lo = t + 1 if reverse else q - SB
+            gru_states_out(s, lo, lo + SB, m, n_a, T, a, ld_a, n_y, wy, y, ld_y, out_pan)
         zt = z + t * G
         st = s + t * n_a
-        if t == 0:
+        if q == 0:
             h_prev, ldh = h, n_a
         else:
-            h_prev, ldh = st - n_a, lds
+            h_prev, ldh = (st + n_a if reverse else st - n_a), lds
         mt = m
         if active != NULL:
             mt = running_states(active, t, act0, m, st, lds, n_a)
@@ -1858,8 +1862,9 @@ cdef void gru_core(
                 v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
                 flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, G, n_a, wy, n_y, n_a)
 
-    if T:
-        gru_states_out(s, T - 1 - (T - 1) % SB, T, m, n_a, T, a, ld_a, n_y, wy, y, ld_y,
+    if T:  # the last block run: (T - 1) % SB + 1 steps
+        lo = 0 if reverse else T - 1 - (T - 1) % SB
+        gru_states_out(s, lo, lo + (T - 1) % SB + 1, m, n_a, T, a, ld_a, n_y, wy, y, ld_y,
                        out_pan)
     if n_y > 0:
         # Y^T (m*T, n_y) = S^T (m*T, n_a) @ Wy^T (n_a, n_y), + by (as in rnn_core), unless
@@ -1895,7 +1900,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        char *x, char *a0, char *wx, char *wh, char *bx, char *bh, char *wy,
                        char *by, char *a, char *y, char *z, char *s, char *work, bint panel,
                        bint reset_after, const int *active, int small_max,
-                       char *packed=NULL, bint fill=False) noexcept nogil:
+                       char *packed=NULL, bint fill=False, bint reverse=False) noexcept nogil:
     # As run_rnn_core: columns j0:j1 of whole arrays; work holds gru_work_size(..., panel)
     # elements (+ gru_panel_elems(...) when ``panel`` and no ``packed``).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
@@ -1909,7 +1914,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
             <float *> work + 5 * hc + STATE_BLOCK_MAX * n_a, <float *> work + 5 * hc,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, reset_after, active, j0, small_max)
+            packed == NULL or fill, reset_after, active, j0, small_max, reverse)
     else:
         gru_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -1919,13 +1924,13 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
             <double *> work + 5 * hc + STATE_BLOCK_MAX * n_a, <double *> work + 5 * hc,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, reset_after, active, j0, small_max)
+            packed == NULL or fill, reset_after, active, j0, small_max, reverse)
 
 
 cdef int check_reverse(bint reverse, cnp.ndarray active) except -1:
-    # The LSTM kernel runs backwards over whole sequences only.
+    # The LSTM and GRU kernels run backwards over whole sequences only.
     if reverse and active is not None:
-        raise ValueError("LSTM kernel: reverse runs whole sequences (active must be None)")
+        raise ValueError("kernel: reverse runs whole sequences (active must be None)")
     return 0
 
 
@@ -1951,7 +1956,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None,
                 cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
                 bint reset_after, cnp.ndarray active, Py_ssize_t j0, Py_ssize_t j1,
-                int small_max):
+                int small_max, bint reverse=False):
     """GRU over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -1969,6 +1974,8 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
         steps are skipped and their states (a and s) set to 0.  Their gate buffer entries
         and predictions are then not meaningful.
     small_max : as for :func:`rnn_forward`.
+    reverse : run the steps backwards, from T - 1 to 0 (a backward direction over whole
+        sequences: not with ``active``), writing every output at its own step.
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -1988,6 +1995,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check(s, "s", typenum, True, 3, m, T, n_a)
     check_sizes(n_x, 3 * n_a, n_a, n_y, m, T, j0, j1)
     check_active(active, T, m)
+    check_reverse(reverse, active)
     cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
@@ -2001,21 +2009,23 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy),
                      cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y),
                      cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work),
-                     npanel > 0, reset_after, act, small_max)
+                     npanel > 0, reset_after, act, small_max, NULL, False, reverse)
 
 
 cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *bx, char *bh,
                     cnp.ndarray wy, char *by, bint sequence, bint reset_after, int small_max,
-                    list scratch=None, const int *active=NULL):
+                    list scratch=None, const int *active=NULL, bint reverse=False,
+                    cnp.ndarray out=None):
     # Allocate the outputs and run the GRU core on accepted arrays; returns (a, y, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
+    # ``reverse`` (``active`` NULL): the steps backwards; ``out``: a, checked by the caller.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
     cdef cnp.npy_intp dims[3]
     cdef int nd = 3 if sequence else 2
     dims[0], dims[1], dims[2] = n_a, m, T
-    cdef cnp.ndarray a = new_array(nd, dims, typenum)
+    cdef cnp.ndarray a = out if out is not None else new_array(nd, dims, typenum)
     dims[0] = n_y
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
     dims[0], dims[1], dims[2] = m, T, 3 * n_a
@@ -2035,7 +2045,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *b
                      cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
-                     active, small_max, packed, fill)
+                     active, small_max, packed, fill, reverse)
     return a, y, z, s
 
 
@@ -2092,12 +2102,14 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
 def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh not None,
                    cnp.ndarray bx not None, cnp.ndarray bh not None, cnp.ndarray wy not None,
                    cnp.ndarray by not None, bint sequence, bint reset_after, int small_max,
-                   list scratch=None, cnp.ndarray active=None):
+                   list scratch=None, cnp.ndarray active=None, bint reverse=False,
+                   cnp.ndarray out=None):
     """:func:`try_gru` for a packed model (fastrnn.GRU): ``wx`` (3n_a, n_x), ``wh``
     (3n_a, n_a), ``bx``, ``bh`` (3n_a,) the stacked gates, ``wy`` (n_y, n_a) with n_y = 0
     for no output layer; ``a0`` None means zeros; ``scratch`` as for
-    :func:`try_packed_rnn`; ``active`` as for :func:`gru_forward`.  Returns
-    ``(a, y, z, s)``, z and s being scratch memory, or None."""
+    :func:`try_packed_rnn`; ``active`` and ``reverse`` (without ``active``) as for
+    :func:`gru_forward`, ``out`` as for :func:`try_packed_rnn`.  Returns ``(a, y, z, s)``,
+    z and s being scratch memory, or None."""
     cdef int typenum = check_packed(wy, by, scratch)
     cdef Py_ssize_t n_a = wy.shape[1], n_y = wy.shape[0]
     if cnp.PyArray_NDIM(wx) != 2:
@@ -2118,9 +2130,15 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
         return None
     check_active(active, T, m)
+    check_reverse(reverse, active)
+    if out is not None:
+        if not sequence:
+            raise ValueError("kernel argument out: for a sequence only")
+        check(out, "out", typenum, True, 3, n_a, m, T)
     return gru_call(xa, a0a, cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
                     cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy, cnp.PyArray_BYTES(by),
                     sequence, reset_after, small_max, scratch,
-                    NULL if active is None else <const int *> cnp.PyArray_DATA(active))
+                    NULL if active is None else <const int *> cnp.PyArray_DATA(active),
+                    reverse, out)
 
 
