@@ -24,9 +24,10 @@ from libc.limits cimport INT_MAX
 from libc.string cimport memcpy, memset
 
 from fastrnn._kernels._blas cimport gemm_acc
-from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES, fr_panel_available,
-                                         fr_panel_size_d, fr_panel_size_f, panel_acc,
-                                         panel_pack, panel_size, small_acc)
+from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
+                                         fr_panel_available, fr_panel_size_d,
+                                         fr_panel_size_f, panel_acc, panel_pack, panel_size,
+                                         small_acc)
 from fastrnn._kernels._transpose cimport transpose
 
 import threading
@@ -673,7 +674,8 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
             <float *> wx, <float *> wa, <float *> b, <float *> wy, <float *> by,
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
-            <float *> work, <float *> work + ms * n_a, <float *> work + base - STATE_BLOCK_MAX * n_a,
+            <float *> work, <float *> work + ms * n_a,
+            <float *> work + base - STATE_BLOCK_MAX * n_a,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
             packed == NULL or fill, small_max, relu, active, j0, reverse)
     else:
@@ -681,7 +683,8 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
             <double *> wx, <double *> wa, <double *> b, <double *> wy, <double *> by,
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
-            <double *> work, <double *> work + ms * n_a, <double *> work + base - STATE_BLOCK_MAX * n_a,
+            <double *> work, <double *> work + ms * n_a,
+            <double *> work + base - STATE_BLOCK_MAX * n_a,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
             packed == NULL or fill, small_max, relu, active, j0, reverse)
 
@@ -1321,10 +1324,7 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     if a0a is None or has_subnormal_released(xa) or has_subnormal(a0a):
         return None
     check_active(active, T, m)
-    if out is not None:
-        if not sequence:
-            raise ValueError("kernel argument out: for a sequence only")
-        check(out, "out", typenum, True, 3, n_a, m, T)
+    check_out(out, sequence, typenum, n_a, m, T)
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
                     sequence, small_max, scratch, relu,
                     NULL if active is None else <const int *> cnp.PyArray_DATA(active),
@@ -1579,10 +1579,7 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
         bp[k] = cnp.PyArray_BYTES(b) + k * n_a * item
     check_active(active, T, m)
     check_reverse(reverse, active)
-    if out is not None:
-        if not sequence:
-            raise ValueError("kernel argument out: for a sequence only")
-        check(out, "out", typenum, True, 3, n_a, m, T)
+    check_out(out, sequence, typenum, n_a, m, T)
     cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, m, T, small_max)
     cdef Py_ssize_t n_slices = min(n_threads, m)
     if m * T * n_a * (4.0 * (n_a + n_x) + wy.shape[0]) < min_threaded_work:
@@ -1927,6 +1924,16 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             packed == NULL or fill, reset_after, active, j0, small_max, reverse)
 
 
+cdef int check_out(cnp.ndarray out, bint sequence, int typenum, Py_ssize_t n_a, Py_ssize_t m,
+                   Py_ssize_t T) except -1:
+    # None, or the (n_a, m, T) array a sequence call writes a into.
+    if out is not None:
+        if not sequence:
+            raise ValueError("kernel argument out: for a sequence only")
+        check(out, "out", typenum, True, 3, n_a, m, T)
+    return 0
+
+
 cdef int check_reverse(bint reverse, cnp.ndarray active) except -1:
     # The LSTM and GRU kernels run backwards over whole sequences only.
     if reverse and active is not None:
@@ -2131,10 +2138,7 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
         return None
     check_active(active, T, m)
     check_reverse(reverse, active)
-    if out is not None:
-        if not sequence:
-            raise ValueError("kernel argument out: for a sequence only")
-        check(out, "out", typenum, True, 3, n_a, m, T)
+    check_out(out, sequence, typenum, n_a, m, T)
     return gru_call(xa, a0a, cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
                     cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy, cnp.PyArray_BYTES(by),
                     sequence, reset_after, small_max, scratch,
