@@ -83,15 +83,12 @@ class Bidirectional:
     def _run(self, x, lengths, states, n_threads):
         """Both directions on validated input; with n_threads >= 2 the backward direction
         runs on a second thread (the kernels release the GIL), each direction splitting its
-        batch over half the threads.  A kind whose kernel writes into a given array
-        (``_runs_backwards``: every kind) writes each direction's rows of the output
-        directly, with no concatenation afterwards."""
+        batch over half the threads.  Each direction's kernel writes its rows of the output
+        directly (``out``), with no concatenation afterwards."""
         fwd, bwd = self.directions
         n = _api.threads_count(n_threads)
-        h = out_f = out_b = None
-        if fwd._runs_backwards:
-            h = np.empty((fwd.n_a + bwd.n_a,) + x.shape[1:], dtype=fwd.dtype)
-            out_f, out_b = h[:fwd.n_a], h[fwd.n_a:]
+        h = np.empty((fwd.n_a + bwd.n_a,) + x.shape[1:], dtype=fwd.dtype)
+        out_f, out_b = h[:fwd.n_a], h[fwd.n_a:]
         n_x, m, T = x.shape
         work = m * T * sum(GATE_COUNT[d._kind] * d.n_a * (d.n_a + n_x) for d in self.directions)
         if n >= 2 and work >= _api._MIN_THREADED_WORK:  # else the hand-off costs more
@@ -104,8 +101,6 @@ class Bidirectional:
         else:
             res_f = fwd._sequence(x, states[0], lengths, False, 1, out_f)
             res_b = bwd._sequence(x, states[1], lengths, True, 1, out_b)
-        if h is None:
-            h = np.concatenate([res_f[0], res_b[0]], axis=0)
         return h, [res_f[3], res_b[3]]
 
 

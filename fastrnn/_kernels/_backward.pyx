@@ -508,10 +508,15 @@ cdef Py_ssize_t panel_grad_elems(Args *a, Py_ssize_t item):
     # columns; float32's panel height, the larger count) and max(P, n_x) zeros; 0 (BLAS)
     # when d exceeds GRAD_PANEL_MAX_BYTES.
     cdef Py_ssize_t G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T
-    cdef Py_ssize_t rows = max(a.n_a + a.n_x if a.lstm else a.n_a, a.n_x)
     if G * mT * item > GRAD_PANEL_MAX_BYTES:
         return 0
-    return G * mT + fr_panel_size_f(rows, mT) + max(a.P, a.n_x)
+    return G * mT + grad_pack_elems(a) + max(a.P, a.n_x)
+
+
+cdef inline Py_ssize_t grad_pack_elems(Args *a):
+    # The packed operand of the weight gradients (see panel_grad_elems).
+    cdef Py_ssize_t rows = max(a.n_a + a.n_x if a.lstm else a.n_a, a.n_x)
+    return fr_panel_size_f(rows, a.m * a.T)
 
 
 cdef bint needs_wat(Args *a):
@@ -530,7 +535,7 @@ cdef Py_ssize_t work_elems(Args *a, bint make_prev):
 
 
 cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev):
-    cdef Py_ssize_t off = 0, G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T, rows
+    cdef Py_ssize_t off = 0, G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T
     a.d = work_split(base, &off, mT * G, item)
     a.dap = work_split(base, &off, a.m * a.n_a, item)
     a.dc = work_split(base, &off, a.m * a.n_a, item)
@@ -545,9 +550,8 @@ cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev):
     if a.mode == MODE_PANEL:
         a.panel = work_split(base, &off, a.npanel, item)
     if a.ngrad:
-        rows = max(a.n_a + a.n_x if a.lstm else a.n_a, a.n_x)
         a.dt = work_split(base, &off, G * mT, item)
-        a.wpan = work_split(base, &off, fr_panel_size_f(rows, mT), item)
+        a.wpan = work_split(base, &off, grad_pack_elems(a), item)
         a.zeros = work_split(base, &off, max(a.P, a.n_x), item)
         memset(a.zeros, 0, max(a.P, a.n_x) * item)
 
