@@ -126,14 +126,16 @@ cdef inline void v_flush(floating *x, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline void flush_if_subnormal(floating *h, Py_ssize_t n, int *flush,
-                                    const floating *w1, Py_ssize_t rows1, Py_ssize_t cols1,
-                                    const floating *w2, Py_ssize_t rows2,
+                                    const floating **w1, int nb1, Py_ssize_t rows1,
+                                    Py_ssize_t cols1, const floating *w2, Py_ssize_t rows2,
                                     Py_ssize_t cols2) noexcept nogil:
     # A state with subnormal values is stored with them as 0 (no slow paths for a decaying
     # state, no flush-to-zero mode, which would also flush intermediate results) unless a
-    # weight it multiplies (w1, w2) is inf or NaN: there tiny * inf is the reference's inf,
-    # 0 * inf would be NaN.  *flush: -1 undecided (weights checked at the first subnormal).
+    # weight it multiplies (the nb1 row blocks w1[k], w2) is inf or NaN: there tiny * inf is
+    # the reference's inf, 0 * inf would be NaN.  *flush: -1 undecided (weights checked at
+    # the first subnormal).
     cdef Py_ssize_t count
+    cdef int k
     if floating is float:
         count = fr_count_subnormal_f(h, n)
     else:
@@ -141,7 +143,9 @@ cdef inline void flush_if_subnormal(floating *h, Py_ssize_t n, int *flush,
     if count == 0:
         return
     if flush[0] < 0:
-        flush[0] = v_all_finite(w1, rows1, cols1, cols1) and v_all_finite(w2, rows2, cols2, cols2)
+        flush[0] = v_all_finite(w2, rows2, cols2, cols2)
+        for k in range(nb1):
+            flush[0] = flush[0] and v_all_finite(w1[k], rows1, cols1, cols1)
     if flush[0]:
         v_flush(h, n)
 
@@ -326,7 +330,7 @@ cdef void rnn_core(
         for j in range(mt):
             if relu:
                 v_relu(zt + j * ldz, n_a)
-                flush_if_subnormal(zt + j * ldz, n_a, &flush_a, wa, n_a, n_a, wy, n_y, n_a)
+                flush_if_subnormal(zt + j * ldz, n_a, &flush_a, &wa, 1, n_a, n_a, wy, n_y, n_a)
             elif v_tanh_state(zt + j * ldz, n_a):
                 # A subnormal state is stored as 0 (no slow paths for a decaying state, no
                 # flush-to-zero mode, which would also flush intermediate results) unless
@@ -1743,12 +1747,33 @@ cdef inline void gru_states_out(const floating *s, Py_ssize_t t0, Py_ssize_t t1,
                      pan)
 
 
+cdef inline bint consecutive(const floating **w, int nb, Py_ssize_t size) noexcept nogil:
+    # Are the nb blocks of size elements at w[k] consecutive parts of one array?
+    cdef int k
+    for k in range(1, nb):
+        if w[k] != w[0] + k * size:
+            return False
+    return True
+
+
+cdef void blocks_acc(int nb, int n_a, int m, const floating **w, const floating *h, int ldh,
+                     floating *z, int ldz, int small_max) noexcept nogil:
+    # z (nb*n_a, m) += [w[0]; ...; w[nb-1]] @ H (n_a, m), each w[k] (n_a, n_a) row-major: one
+    # product when the blocks are consecutive (a model's stacked gates), else one per block.
+    cdef int k
+    if consecutive(w, nb, <Py_ssize_t> n_a * n_a):
+        product_acc(nb * n_a, m, n_a, w[0], n_a, NULL, h, ldh, z, ldz, small_max)
+    else:
+        for k in range(nb):
+            product_acc(n_a, m, n_a, w[k], n_a, NULL, h, ldh, z + k * n_a, ldz, small_max)
+
+
 cdef void gru_core(
         int n_x, int n_a, int n_y, int m, int T,
         const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
         const floating *a0, int lda0,        # IN   a0  (n_a, m),   row stride lda0
-        const floating *wx,                  # IN   W_x (3n_a, n_x): [Wrx; Wzx; Wnx]
-        const floating *wh,                  # IN   W_a (3n_a, n_a): [Wra; Wza; Wna]
+        const floating **wx,                 # IN   W_x: Wrx, Wzx, Wnx (n_a, n_x) each
+        const floating **wh,                 # IN   W_a: Wra, Wza, Wna (n_a, n_a) each
         const floating *bx,                  # IN   b_x (3n_a,): [brx; bzx; bnx]
         const floating *bh,                  # IN   b_a (3n_a,): [bra; bza; bna]
         const floating *wy,                  # IN   Wy  (n_y, n_a); n_y = 0: no output layer
@@ -1805,8 +1830,8 @@ cdef void gru_core(
         # from the first.
         panel_x = panel + panel_size(G, n_a, panel)
         if pack:
-            panel_pack(G, n_a, &wh, G, n_a, panel)
-            panel_pack(G, n_x, &wx, G, n_x, panel_x)
+            panel_pack(G, n_a, wh, n_a, n_a, panel)
+            panel_pack(G, n_x, wx, n_a, n_x, panel_x)
         if n_x > 0:
             transpose(x, n_x, mT, ldx, xt, n_x)
             panel_acc(G, mT, n_x, panel_x, xt, n_x, z, G, bx)
@@ -1814,7 +1839,11 @@ cdef void gru_core(
             fill_columns(z, bx, G, mT)
     else:
         fill_columns(z, bx, G, mT)
-        input_projection(G, mT, n_x, wx, n_x, x, ldx, z, G, xt)
+        if consecutive(wx, 3, n_a * n_x):
+            input_projection(G, mT, n_x, wx[0], n_x, x, ldx, z, G, xt)
+        else:
+            for i in range(3):
+                input_projection(n_a, mT, n_x, wx[i], n_x, x, ldx, z + i * n_a, G, xt)
 
     for j in range(m):
         for i in range(n_a):
@@ -1844,20 +1873,19 @@ cdef void gru_core(
             fill_columns(hg, bh, G, mt)
         if reset_after:
             if panel == NULL:
-                product_acc(G, mt, n_a, wh, n_a, NULL, h_prev, ldh, hg, G, small_max)
+                blocks_acc(3, n_a, mt, wh, h_prev, ldh, hg, G, small_max)
             for j in range(mt):
                 v_gru_pointwise(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds,
                                 n_a)
-                flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, G, n_a, wy, n_y, n_a)
+                flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, 3, n_a, n_a, wy, n_y, n_a)
         else:
-            product_acc(2 * n_a, mt, n_a, wh, n_a, NULL, h_prev, ldh, hg, G, small_max)
+            blocks_acc(2, n_a, mt, wh, h_prev, ldh, hg, G, small_max)
             for j in range(mt):
                 v_gru_gates_rh(zt + j * ldz, hg + j * G, h_prev + j * ldh, rh + j * n_a, n_a)
-            product_acc(n_a, mt, n_a, wh + 2 * n_a * n_a, n_a, NULL, rh, n_a, hg + 2 * n_a, G,
-                        small_max)
+            product_acc(n_a, mt, n_a, wh[2], n_a, NULL, rh, n_a, hg + 2 * n_a, G, small_max)
             for j in range(mt):
                 v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
-                flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, G, n_a, wy, n_y, n_a)
+                flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, 3, n_a, n_a, wy, n_y, n_a)
 
     if T:  # the last block run: (T - 1) % SB + 1 steps
         lo = 0 if reverse else T - 1 - (T - 1) % SB
@@ -1894,18 +1922,27 @@ cdef Py_ssize_t gru_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_
 
 cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
-                       char *x, char *a0, char *wx, char *wh, char *bx, char *bh, char *wy,
+                       char *x, char *a0, char **wx, char **wh, char *bx, char *bh, char *wy,
                        char *by, char *a, char *y, char *z, char *s, char *work, bint panel,
                        bint reset_after, const int *active, int small_max,
                        char *packed=NULL, bint fill=False, bint reverse=False) noexcept nogil:
-    # As run_rnn_core: columns j0:j1 of whole arrays; work holds gru_work_size(..., panel)
-    # elements (+ gru_panel_elems(...) when ``panel`` and no ``packed``).
+    # As run_rnn_core: columns j0:j1 of whole arrays; wx and wh hold the three gates'
+    # pointers; work holds gru_work_size(..., panel) elements (+ gru_panel_elems(...) when
+    # ``panel`` and no ``packed``).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
     cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, panel)
+    cdef const float *wxf[3]
+    cdef const float *whf[3]
+    cdef const double *wxd[3]
+    cdef const double *whd[3]
+    cdef int k
+    for k in range(3):
+        wxf[k], whf[k] = <const float *> wx[k], <const float *> wh[k]
+        wxd[k], whd[k] = <const double *> wx[k], <const double *> wh[k]
     if typenum == cnp.NPY_FLOAT32:
         gru_core[float](
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
-            <float *> wx, <float *> wh, <float *> bx, <float *> bh, <float *> wy,
+            wxf, whf, <float *> bx, <float *> bh, <float *> wy,
             <float *> by, <float *> a + off, m * T, <float *> y + off, m * T,
             <float *> z + off * 3 * n_a, <float *> s + off * n_a,
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
@@ -1915,7 +1952,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
     else:
         gru_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
-            <double *> wx, <double *> wh, <double *> bx, <double *> bh, <double *> wy,
+            wxd, whd, <double *> bx, <double *> bh, <double *> wy,
             <double *> by, <double *> a + off, m * T, <double *> y + off, m * T,
             <double *> z + off * 3 * n_a, <double *> s + off * n_a,
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
@@ -2010,16 +2047,27 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                                              reset_after)
     cdef cnp.ndarray work = np.empty(gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0) + npanel,
                                      dtype=x.dtype)
+    cdef char *wxp[3]
+    cdef char *whp[3]
+    stacked_blocks(wx, 3, wxp)
+    stacked_blocks(wh, 3, whp)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
-                     cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
-                     cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy),
+                     cnp.PyArray_BYTES(a0), wxp, whp, cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy),
                      cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y),
                      cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work),
                      npanel > 0, reset_after, act, small_max, NULL, False, reverse)
 
 
-cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *bx, char *bh,
+cdef inline void stacked_blocks(cnp.ndarray w, int nb, char **out):
+    # Pointers to the nb equal row blocks of the C-contiguous w (the stacked gates).
+    cdef Py_ssize_t size = cnp.PyArray_NBYTES(w) // nb
+    cdef int k
+    for k in range(nb):
+        out[k] = cnp.PyArray_BYTES(w) + k * size
+
+
+cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char *bx, char *bh,
                     cnp.ndarray wy, char *by, bint sequence, bint reset_after, int small_max,
                     list scratch=None, const int *active=NULL, bint reverse=False,
                     cnp.ndarray out=None):
@@ -2043,7 +2091,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char *wx, char *wh, char *b
     cdef bint fill = False
     cdef char *packed = NULL
     if scratch is not None and npanel:
-        packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wh, npanel, typenum,
+        packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wh[0], npanel, typenum,
                                                 &fill))
     dims[0] = gru_work_size(m, T, n_a, n_x, npanel > 0) + (0 if packed != NULL else npanel)
     cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
@@ -2063,8 +2111,8 @@ _GRU_KEYS = (("Wrx", "Wzx", "Wnx"), ("Wra", "Wza", "Wna"), ("brx", "bzx", "bnx")
 def try_gru(object x, object a0, object parameters, bint sequence, bint reset_after,
             int small_max):
     """The whole drop-in GRU call when every argument is already what the kernel takes
-    (see :func:`try_rnn`), with an output layer; the gates are stacked into the kernel's
-    blocks here.  Returns ``(a, y, z, s)`` (2-d a and y for a single step), or None."""
+    (see :func:`try_rnn`), with an output layer; the gates' weights are used where they are
+    and only their biases are stacked.  Returns ``(a, y, z, s)`` (2-d a and y for a single step), or None."""
     if type(parameters) is not dict:
         return None
     cdef dict p = <dict> parameters
@@ -2083,26 +2131,33 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
     cdef cnp.ndarray a0a = exact(a0, typenum, 2, n_a, m)
     if by is None or a0a is None or has_subnormal(xa) or has_subnormal(a0a):
         return None
-    cdef Py_ssize_t cols[4]
-    cols[0], cols[1], cols[2], cols[3] = n_x, n_a, 1, 1
-    cdef list blocks = []
-    cdef cnp.ndarray arr, block
-    cdef cnp.npy_intp dims[2]
+    # The gates' weights are read where they are (packed into panels, or one product per
+    # gate); only the biases are stacked, [b_r; b_z; b_n] for the input and recurrent sides.
+    cdef char *wxp[3]
+    cdef char *whp[3]
+    cdef list arrays = []
+    cdef cnp.npy_intp dims[1]
+    dims[0] = 6 * n_a
+    cdef cnp.ndarray bias = cnp.PyArray_EMPTY(1, dims, typenum, 0)
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa)
+    cdef Py_ssize_t cols[2]
+    cols[0], cols[1] = n_x, n_a
+    cdef cnp.ndarray arr
     for k in range(4):
-        dims[0], dims[1] = 3 * n_a, cols[k]
-        block = cnp.PyArray_EMPTY(2 if k < 2 else 1, dims, typenum, 0)
         for g in range(3):
-            arr = exact(p.get(_GRU_KEYS[k][g]), typenum, 2, n_a, cols[k])
+            arr = exact(p.get(_GRU_KEYS[k][g]), typenum, 2, n_a, cols[k] if k < 2 else 1)
             if arr is None:
                 return None
-            memcpy(cnp.PyArray_BYTES(block) + g * n_a * cols[k] * item,
-                   cnp.PyArray_DATA(arr), n_a * cols[k] * item)
-        blocks.append(block)
-    return gru_call(xa, a0a, cnp.PyArray_BYTES(<cnp.ndarray> blocks[0]),
-                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[1]),
-                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[2]),
-                    cnp.PyArray_BYTES(<cnp.ndarray> blocks[3]), wy, cnp.PyArray_BYTES(by),
+            if k == 0:
+                wxp[g] = cnp.PyArray_BYTES(arr)
+            elif k == 1:
+                whp[g] = cnp.PyArray_BYTES(arr)
+            else:
+                memcpy(cnp.PyArray_BYTES(bias) + ((k - 2) * 3 + g) * n_a * item,
+                       cnp.PyArray_DATA(arr), n_a * item)
+            arrays.append(arr)  # alive until the call returns
+    return gru_call(xa, a0a, wxp, whp, cnp.PyArray_BYTES(bias),
+                    cnp.PyArray_BYTES(bias) + 3 * n_a * item, wy, cnp.PyArray_BYTES(by),
                     sequence, reset_after, small_max)
 
 
@@ -2139,8 +2194,11 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     check_active(active, T, m)
     check_reverse(reverse, active)
     check_out(out, sequence, typenum, n_a, m, T)
-    return gru_call(xa, a0a, cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wh),
-                    cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy, cnp.PyArray_BYTES(by),
+    cdef char *wxp[3]
+    cdef char *whp[3]
+    stacked_blocks(wx, 3, wxp)
+    stacked_blocks(wh, 3, whp)
+    return gru_call(xa, a0a, wxp, whp, cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy, cnp.PyArray_BYTES(by),
                     sequence, reset_after, small_max, scratch,
                     NULL if active is None else <const int *> cnp.PyArray_DATA(active),
                     reverse, out)
