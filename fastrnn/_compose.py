@@ -150,6 +150,8 @@ class Stack:
         self.n_x = layers[0].n_x
         self._finite = all(d._finite for d in dirs)
         self.n_out = _n_out(layers[-1])
+        # multiply-adds per example and step, all layers and directions (see _chain)
+        self._work = sum(GATE_COUNT[d._kind] * d.n_a * (d.n_a + d.n_x) for d in dirs)
         self._head = None
         self.n_y = 0
         if head is not None:
@@ -198,6 +200,10 @@ class Stack:
             The final states, in the order of ``h0`` (a list of (n_a, m) arrays instead of
             one array when the layers differ in n_a).
         """
+        if lengths is None and h0 is None and c0 is None:
+            fast = self._chain(x, n_threads)
+            if fast is not None:
+                return fast
         dims = {"n_x": self.n_x, "n_a": 1, "n_y": 0}
         (x_arr,) = check_inputs([("x", x)], dims, True, GATE_COUNT[self.kind])
         m, T = dims["m"], dims["T_x"]
@@ -239,6 +245,43 @@ class Stack:
                         lambda: _api._outputs(names, map(_joined, self._reference(
                             x_c, lengths, [_f64(v) for v in h0s], [_f64(v) for v in c0s]))))
         return h, y, state
+
+    def _chain(self, x, n_threads):
+        """``forward(x)`` with zero initial states, whole sequences and one thread's worth of
+        work: the directions' compiled calls (``_Model._try``) chained, each layer's output
+        (already what the next kernel takes) passed on with no validation in between; a
+        bidirectional layer's directions write their halves of one array, the backward one
+        running its steps from the last.  None when a call cannot take its input as it is
+        (an array-like ``x``, subnormal values, checked mode, work worth several threads):
+        the validated route then runs the whole stack.  At the ``lesson`` shape this is most
+        of the call: Python's overhead, not the kernels'."""
+        if type(x) is not np.ndarray or x.ndim != 3:
+            return None
+        if n_threads != 1 and (
+                _api.threads_count(n_threads) != 1
+                and x.shape[1] * x.shape[2] * self._work >= _api._MIN_THREADED_WORK):
+            return None  # else the threaded routes would run on this thread too
+        lstm = self.kind == "lstm"
+        zeros = (None, None) if lstm else (None,)
+        T = x.shape[2]
+        h, finals = x, []
+        for layer in self.layers:
+            if isinstance(layer, Bidirectional):
+                fwd, bwd = layer.directions
+                out = np.empty((fwd.n_a + bwd.n_a,) + x.shape[1:], dtype=self.dtype)
+                runs = ((fwd, False, out[:fwd.n_a]), (bwd, True, out[fwd.n_a:]))
+            else:
+                out, runs = None, ((layer, False, None),)
+            for d, reverse, half in runs:
+                res = d._try(h, zeros, True, 1, None, reverse, half)
+                if res is None:
+                    return None
+                end = 0 if reverse else T - 1
+                finals.append([res[0][:, :, end]] + ([res[2][:, :, end]] if lstm else []))
+                if out is None:
+                    out = res[0]
+            h = out
+        return h, self._apply_head(h, None), _state(finals, self.kind)
 
     def _apply_head(self, h, lengths):
         # lengths: a _Lengths, or None
@@ -311,7 +354,7 @@ def _joined(v):
 
 def _stack_or_list(arrays):
     if len({a.shape for a in arrays}) == 1:
-        return np.stack(arrays)
+        return np.array(arrays)  # stacked (a copy): a quarter of np.stack's overhead
     return list(arrays)
 
 
