@@ -76,6 +76,30 @@ def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype):
         assert_close(g, w, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("T", [2, 5, 8, 9])
+def test_drop_in_lstm_without_packing_matches_reference(simd_level, dtype, T):
+    """One example, a few steps and a gate block beyond L2 (2 MiB or more): the drop-in
+    lstm_forward does not pack its weights but makes one fused product per step from the
+    four gate arrays as they are (up to 8 steps; 9 pack).  Outputs, final step and every
+    cache item against the reference, and the packed model's outputs beside them."""
+    n_x, n_a, n_y, m = 200, 288, 7, 1
+    assert 4 * n_a * (n_a + n_x) * 4 >= 2 << 20
+    rng = np.random.default_rng(T)
+    p = lstm_params(rng, n_x, n_a, n_y, dtype=dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    got = fastrnn.lstm_forward(x, a0, p)
+    want = ref("lstm_forward", x, a0, p)
+    for g, w in zip(got[:3], want[:3]):
+        assert_close(g, w, dtype)
+    for t in range(T):
+        for k in range(9):  # every cache item but the parameters
+            assert_close(got[3][0][t][k], want[3][0][t][k], dtype, err_msg=f"step {t}: {k}")
+    for g, w in zip(fastrnn.LSTM(p).forward(x, a0), want[:3]):
+        assert_close(g, w, dtype)
+
+
 @pytest.mark.parametrize("shape", [(3, 19, 11, 3, 37), (2, 300, 9, 2, 33), (4, 33, 17, 5, 70),
                                    (3, 8, 1, 2, 32), (2, 6, 8, 1, 16)],
                          ids=lambda s: "x".join(map(str, s)))

@@ -394,6 +394,28 @@ cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
     return whole <= STEP_X_STREAM_BYTES or m >= STEP_X_STREAM_MIN_M
 
 
+cdef enum:
+    # See unpacked_steps.
+    UNPACKED_MAX_M = 1
+    UNPACKED_MAX_T = 8
+    UNPACKED_MIN_BYTES = 2 * 1024 * 1024
+
+
+cdef inline bint unpacked_steps(int typenum, Py_ssize_t m, Py_ssize_t T, Py_ssize_t n_a,
+                                Py_ssize_t n_x) noexcept nogil:
+    # Does a drop-in LSTM call (nothing packed before it) skip packing its weights, and make
+    # one fused product per step from the gates' rows as they are (lstm_core's ``fused``)?
+    # For one example, where the block is beyond L2: each step then reads it once from L3
+    # either way (the small-batch kernel reads row-major W at about the panel kernel's rate),
+    # and packing costs about three steps.  Measured on AMD Zen 5, float32, one example, per
+    # step small / panel kernel (pack): 1.2 MB block 14.6 / 12.6 us (37 us), 6.3 MB 65 / 62
+    # us (187 us), 25 MB 782 / 673 us (2.3 ms): packing pays back after 19-49 steps; a block
+    # of 0.2 MB: 5.3 / 2.0 us (5.8 us), after 2.  (Two examples, 6.3 MB: 106 / 89 us, 250 us.)
+    cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
+    return (m <= UNPACKED_MAX_M and T <= UNPACKED_MAX_T
+            and 4 * n_a * (n_a + n_x) * item >= UNPACKED_MIN_BYTES)
+
+
 cdef void lstm_core(
         int n_x, int n_a, int n_y, int m, int T,
         const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
@@ -418,8 +440,9 @@ cdef void lstm_core(
         floating *panel,                     # WORK     the gates' [W_a | W_x] packed for the
                                              #          panel GEMM (lstm_panel_elems), or NULL
         bint pack,                           # IN       pack them into panel (else packed)
-        bint step_x,                         # IN       with the panel: the input projection
-                                             #          per step, else ahead (see below)
+        bint step_x,                         # IN       the input projection per step, else
+                                             #          ahead (see below); without the panel,
+                                             #          the fused product per step
         bint ring,                           # IN       z and s are the ring buffers above
                                              #          (inference: no caches); step_x only
         const int *active,                   # IN   (T,) or NULL: at step t only the first
@@ -457,10 +480,12 @@ cdef void lstm_core(
     cdef Py_ssize_t q, t, j, i, k, col, t_lo, nb
     cdef int ldt
     cdef int flush_h = -1  # as flush_a in rnn_core
-    # A single step of a few examples (a streaming cell call) makes one product over the
-    # whole rows [W_a | W_x] with concat = [a_prev; xt], as the lessons write it, instead of
-    # an input projection and a recurrent product: one pass over W, half the reductions.
-    cdef bint fused = T == 1 and m <= SMALL_COLS
+    # A single step of a few examples (a streaming cell call), or without the panel and with
+    # ``step_x`` every step (a drop-in call that does not pack: see unpacked_steps), makes one
+    # product over the whole rows [W_a | W_x] with concat = [a_prev; xt], as the lessons
+    # write it, instead of an input projection and a recurrent product: one pass over W,
+    # half the reductions.
+    cdef bint fused = panel == NULL and (T == 1 and m <= SMALL_COLS or step_x)
 
     if panel != NULL:
         # The gates' whole rows [W_a | W_x] as one packed block (a model keeps it between
@@ -493,16 +518,7 @@ cdef void lstm_core(
                     for i in range(n_a):
                         z[col * G + k * n_a + i] = b[k][i]
         if fused:
-            for j in range(m):
-                for i in range(n_a):
-                    xt[j * K + i] = a0[i * lda0 + j]
-                for i in range(n_x):
-                    xt[j * K + n_a + i] = x[i * ldx + j]
-            if merged:
-                small_acc(G, m, K, w[0], ldw, xt, K, z, 1, G)
-            else:
-                for k in range(4):
-                    small_acc(n_a, m, K, w[k], ldw, xt, K, z + k * n_a, 1, G)
+            pass  # per step, in the loop
         elif merged:
             input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt)
         else:
@@ -540,7 +556,16 @@ cdef void lstm_core(
         elif panel != NULL:
             panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz, NULL, 0, K)
         elif fused:
-            pass
+            for j in range(mt):
+                catj = xt + j * K
+                memcpy(catj, h_prev + j * ldh, n_a * sizeof(floating))
+                for i in range(n_x):
+                    catj[n_a + i] = x[i * ldx + j * T + t]
+            if merged:
+                small_acc(G, mt, K, w[0], ldw, xt, K, zt, 1, ldz)
+            else:
+                for k in range(4):
+                    small_acc(n_a, mt, K, w[k], ldw, xt, K, zt + k * n_a, 1, ldz)
         elif merged:
             product_acc(G, mt, n_a, w[0], ldw, NULL, h_prev, ldh, zt, ldz, small_max)
         else:
@@ -605,11 +630,12 @@ cdef inline Py_ssize_t lstm_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_
                                       Py_ssize_t n_x, bint panel) noexcept nogil:
     # lstm_core's work before the panel: a0, c0 transposed (2 (ms, n_a)); with the panel
     # GEMM, X^T (ms*T, n_x), the gates' biases (4n_a), a concat (ms, n_a + n_x) and the
-    # output layer's panel (STATE_BLOCK_MAX, n_a); else as work_size(2, ...).
+    # output layer's panel (STATE_BLOCK_MAX, n_a); else as work_size(2, ...) with room for a
+    # concat (a fused product per step).
     if panel:
         return (2 * ms * n_a + ms * T * n_x + 4 * n_a + ms * (n_a + n_x)
                 + STATE_BLOCK_MAX * n_a)
-    return work_size(2, ms, T, n_a, n_x)
+    return work_size(2, ms, T, n_a, n_x) + ms * (n_a + n_x)
 
 
 cdef bint USE_PANEL = True
@@ -706,8 +732,8 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
     # for these ms = j1 - j0 columns (the slice's own), not caches.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
     cdef Py_ssize_t zoff = 0 if ring else off * 4 * n_a, soff = 0 if ring else off * 2 * n_a
-    if step_x < 0:  # decided by the slice's own size
-        step_x = lstm_step_x(typenum, ms, n_a, n_x)
+    if step_x < 0:  # decided by the slice's own size (the panel's choice only)
+        step_x = (panel or packed != NULL) and lstm_step_x(typenum, ms, n_a, n_x)
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
     cdef Py_ssize_t base = lstm_work_size(ms, T, n_a, n_x, panel or packed != NULL)
     cdef bint merged = True
@@ -1179,7 +1205,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
                      cnp.ndarray wy, char *by, bint sequence, int small_max,
                      Py_ssize_t npanel, list scratch=None, bint caches=True,
                      const int *active=NULL, Py_ssize_t n_slices=1, object runner=None,
-                     bint reverse=False, cnp.ndarray out=None):
+                     bint reverse=False, cnp.ndarray out=None, bint unpacked=False):
     # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # Without ``caches``, where the panel GEMM runs, z and s are the core's ring buffers
@@ -1187,6 +1213,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     # ``n_slices`` > 1 splits the batch into that many slices, run by
     # ``runner(run, n_slices)`` (which calls run(k) once for every k, on its threads).
     # ``reverse`` (``active`` NULL): the steps backwards; ``out``: a, checked by the caller.
+    # ``unpacked`` (npanel 0): the fused product per step from the weights as they are.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -1198,7 +1225,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     dims[0] = n_y
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
     # one decision for the whole call (its slices share the packed block)
-    cdef bint step_x = lstm_step_x(typenum, m, n_a, n_x)
+    cdef bint step_x = lstm_step_x(typenum, m, n_a, n_x) if npanel > 0 else unpacked
     cdef bint ring = npanel > 0 and not caches and step_x
     dims[0], dims[1], dims[2] = m, 1 if ring else T, 4 * n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
@@ -1520,7 +1547,10 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
     cdef cnp.ndarray wblock, bblock
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa), wbytes = n_a * (n_a + n_x) * item
     cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, m, T, small_max)
-    if sequence and not npanel:
+    cdef bint unpacked = npanel > 0 and unpacked_steps(typenum, m, T, n_a, n_x)
+    if unpacked:
+        npanel = 0  # the gates used in place, one fused product per step
+    if sequence and not npanel and not unpacked:
         # Pack once per call: the gates as consecutive row blocks of one array (with the
         # panel GEMM, the gates are packed into the panels instead).
         dims[0], dims[1] = 4 * n_a, n_a + n_x
@@ -1537,7 +1567,7 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
             wp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k])
             bp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k + 1])
     return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
-                     npanel)
+                     npanel, None, True, NULL, 1, None, False, None, unpacked)
 
 
 def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
