@@ -18,7 +18,7 @@ import pytest
 
 import fastrnn
 from fastrnn._kernels import _core
-from _util import assert_close, layer_params, lstm_params, ref, rnn_params
+from _util import assert_close, gru_params, layer_params, lstm_params, ref, rnn_params
 
 
 SHAPES = [  # n_x, n_a, n_y, m, T
@@ -98,6 +98,36 @@ def test_drop_in_lstm_without_packing_matches_reference(simd_level, dtype, T):
             assert_close(got[3][0][t][k], want[3][0][t][k], dtype, err_msg=f"step {t}: {k}")
     for g, w in zip(fastrnn.LSTM(p).forward(x, a0), want[:3]):
         assert_close(g, w, dtype)
+    # the validated route (a Fortran-ordered x) decides alike: the same bits
+    slow = fastrnn.lstm_forward(np.asfortranarray(x), a0, p)
+    for g, w in zip(slow[:3], got[:3]):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("T", [2, 5, 8, 9])
+def test_drop_in_gru_without_packing_matches_reference(simd_level, dtype, T):
+    """As the LSTM's: one example, a few steps and a GRU block (W_a and W_x) of 2 MiB or
+    more: the drop-in gru_forward runs its input projection and its recurrent products by
+    the small-batch kernel on the gate arrays as they are, up to 8 steps."""
+    n_x, n_a, n_y, m = 240, 320, 7, 1
+    assert 3 * n_a * (n_a + n_x) * 4 >= 2 << 20
+    rng = np.random.default_rng(T)
+    p = gru_params(rng, n_x, n_a, n_y, dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    got = fastrnn.gru_forward(x, a0, p)
+    want = ref("gru_forward", x, a0, p)
+    for g, w in zip(got[:2], want[:2]):
+        assert_close(g, w, dtype)
+    for t in range(T):
+        for k in range(6):  # a_next, a_prev, rt, zt, nt, xt
+            assert_close(got[2][0][t][k], want[2][0][t][k], dtype, err_msg=f"step {t}: {k}")
+    for g, w in zip(fastrnn.GRU(p).forward(x, a0), want[:2]):
+        assert_close(g, w, dtype)
+    slow = fastrnn.gru_forward(np.asfortranarray(x), a0, p)
+    for g, w in zip(slow[:2], got[:2]):
+        np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize("shape", [(3, 19, 11, 3, 37), (2, 300, 9, 2, 33), (4, 33, 17, 5, 70),

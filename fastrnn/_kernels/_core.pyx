@@ -222,10 +222,11 @@ cdef enum:
 
 cdef void input_projection(int rows, int mT, int n_x, const floating *w, int ldw,
                            const floating *x, int ldx, floating *z, int ldz,
-                           floating *xt) noexcept nogil:
+                           floating *xt, bint small=False) noexcept nogil:
     # Z (rows, m*T) += W (rows, n_x) @ X (n_x, m*T): X row-major = col-major (m*T, n_x) ->
-    # 'T' for BLAS.  Few columns: X^T copied to xt (m*T, n_x) for the small-batch kernel.
-    if mT <= SMALL_COLS:
+    # 'T' for BLAS.  Few columns (or ``small``): X^T copied to xt (m*T, n_x) for the
+    # small-batch kernel, which reads W as it is (BLAS packs it first).
+    if mT <= SMALL_COLS or small:
         transpose(x, n_x, mT, ldx, xt, n_x)
         small_acc(rows, mT, n_x, w, ldw, xt, n_x, z, 1, ldz)
     else:
@@ -401,19 +402,19 @@ cdef enum:
     UNPACKED_MIN_BYTES = 2 * 1024 * 1024
 
 
-cdef inline bint unpacked_steps(int typenum, Py_ssize_t m, Py_ssize_t T, Py_ssize_t n_a,
-                                Py_ssize_t n_x) noexcept nogil:
-    # Does a drop-in LSTM call (nothing packed before it) skip packing its weights, and make
-    # one fused product per step from the gates' rows as they are (lstm_core's ``fused``)?
+cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T, Py_ssize_t block_bytes) noexcept nogil:
+    # Does a drop-in call (nothing packed before it) skip packing its weights (block_bytes of
+    # them), and run the small-batch kernel on them as they are: the LSTM one fused product
+    # per step (lstm_core's ``fused``), the GRU its input projection and recurrent products
+    # (gru_core's ``unpacked``)?
     # For one example, where the block is beyond L2: each step then reads it once from L3
     # either way (the small-batch kernel reads row-major W at about the panel kernel's rate),
     # and packing costs about three steps.  Measured on AMD Zen 5, float32, one example, per
     # step small / panel kernel (pack): 1.2 MB block 14.6 / 12.6 us (37 us), 6.3 MB 65 / 62
     # us (187 us), 25 MB 782 / 673 us (2.3 ms): packing pays back after 19-49 steps; a block
     # of 0.2 MB: 5.3 / 2.0 us (5.8 us), after 2.  (Two examples, 6.3 MB: 106 / 89 us, 250 us.)
-    cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
-    return (m <= UNPACKED_MAX_M and T <= UNPACKED_MAX_T
-            and 4 * n_a * (n_a + n_x) * item >= UNPACKED_MIN_BYTES)
+    # In place the small kernel lost more: 16 steps were 1.17-1.27x slower unpacked.
+    return m <= UNPACKED_MAX_M and T <= UNPACKED_MAX_T and block_bytes >= UNPACKED_MIN_BYTES
 
 
 cdef void lstm_core(
@@ -931,6 +932,11 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     if j1 == j0 or T == 0:
         return
     cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, j1 - j0, T, small_max)
+    # as the drop-in fast path decides (try_lstm): the same call, the same kernels and bits
+    cdef bint unpacked = npanel > 0 and unpacked_steps(
+        j1 - j0, T, 4 * n_a * (n_a + n_x) * cnp.PyArray_ITEMSIZE(x))
+    if unpacked:
+        npanel = 0
     cdef cnp.ndarray work = np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, npanel > 0) + npanel,
                                      dtype=x.dtype)
     with nogil:
@@ -939,7 +945,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                       cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
                       cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                       cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, small_max,
-                      NULL, False, False, act, -1, reverse)
+                      NULL, False, False, act, 1 if unpacked else -1, reverse)
 
 
 # ------------------------------------------------------------------ the drop-in fast path
@@ -1547,7 +1553,7 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
     cdef cnp.ndarray wblock, bblock
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa), wbytes = n_a * (n_a + n_x) * item
     cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, m, T, small_max)
-    cdef bint unpacked = npanel > 0 and unpacked_steps(typenum, m, T, n_a, n_x)
+    cdef bint unpacked = npanel > 0 and unpacked_steps(m, T, 4 * n_a * (n_a + n_x) * item)
     if unpacked:
         npanel = 0  # the gates used in place, one fused product per step
     if sequence and not npanel and not unpacked:
@@ -1827,8 +1833,11 @@ cdef void gru_core(
         const int *active,                   # IN   (T,) or NULL: at step t only the first
         Py_ssize_t act0,                     #      active[t] - act0 columns run (see below)
         int small_max,
-        bint reverse) noexcept nogil:        # IN   run the steps from T - 1 down to 0 (with
+        bint reverse,                        # IN   run the steps from T - 1 down to 0 (with
                                              #      active NULL only), outputs in place
+        bint unpacked) noexcept nogil:       # IN   without the panel: the input projection
+                                             #      by the small-batch kernel too (see
+                                             #      unpacked_steps; xt then holds X^T)
     # The input projection of all three gates is hoisted out of the loop (one GEMM, the
     # input biases folded in); each step makes one recurrent product for all three gates into
     # hg (the recurrent biases folded in: the candidate's must stay inside r * (...)) and one
@@ -1870,10 +1879,11 @@ cdef void gru_core(
     else:
         fill_columns(z, bx, G, mT)
         if consecutive(wx, 3, n_a * n_x):
-            input_projection(G, mT, n_x, wx[0], n_x, x, ldx, z, G, xt)
+            input_projection(G, mT, n_x, wx[0], n_x, x, ldx, z, G, xt, unpacked)
         else:
             for i in range(3):
-                input_projection(n_a, mT, n_x, wx[i], n_x, x, ldx, z + i * n_a, G, xt)
+                input_projection(n_a, mT, n_x, wx[i], n_x, x, ldx, z + i * n_a, G, xt,
+                                 unpacked)
 
     for j in range(m):
         for i in range(n_a):
@@ -1934,7 +1944,8 @@ cdef void gru_core(
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
                                      Py_ssize_t n_x, bint panel) noexcept nogil:
     # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), the output layer's panel (STATE_BLOCK_MAX,
-    # n_a), plus X^T (ms*T, n_x) when the small path or the panel GEMM takes it.
+    # n_a), plus X^T (ms*T, n_x) when the small path or (``panel``) the panel GEMM or an
+    # unpacked call's input projection takes it.
     return (5 * ms * n_a + STATE_BLOCK_MAX * n_a
             + (ms * T * n_x if ms * T <= SMALL_COLS or panel else 0))
 
@@ -1950,17 +1961,29 @@ cdef Py_ssize_t gru_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_
     return fr_panel_size_d(3 * n_a, n_a) + fr_panel_size_d(3 * n_a, n_x)
 
 
+cdef Py_ssize_t gru_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
+                         Py_ssize_t T, int small_max, bint reset_after, bint per_call,
+                         bint *unpacked) noexcept nogil:
+    # gru_panel_elems, and whether a call that packs for itself alone (``per_call``: a
+    # drop-in call, the checked entry) skips packing instead (*unpacked; then 0).
+    cdef Py_ssize_t npanel = gru_panel_elems(typenum, n_a, n_x, ms, T, small_max, reset_after)
+    unpacked[0] = per_call and npanel > 0 and unpacked_steps(
+        ms, T, npanel * (4 if typenum == cnp.NPY_FLOAT32 else 8))
+    return 0 if unpacked[0] else npanel
+
+
 cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char **wx, char **wh, char *bx, char *bh, char *wy,
                        char *by, char *a, char *y, char *z, char *s, char *work, bint panel,
                        bint reset_after, const int *active, int small_max,
-                       char *packed=NULL, bint fill=False, bint reverse=False) noexcept nogil:
+                       char *packed=NULL, bint fill=False, bint reverse=False,
+                       bint unpacked=False) noexcept nogil:
     # As run_rnn_core: columns j0:j1 of whole arrays; wx and wh hold the three gates'
     # pointers; work holds gru_work_size(..., panel) elements (+ gru_panel_elems(...) when
     # ``panel`` and no ``packed``).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
-    cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, panel)
+    cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, panel or unpacked)
     cdef const float *wxf[3]
     cdef const float *whf[3]
     cdef const double *wxd[3]
@@ -1978,7 +2001,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
             <float *> work + 5 * hc + STATE_BLOCK_MAX * n_a, <float *> work + 5 * hc,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, reset_after, active, j0, small_max, reverse)
+            packed == NULL or fill, reset_after, active, j0, small_max, reverse, unpacked)
     else:
         gru_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -1988,7 +2011,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
             <double *> work + 5 * hc + STATE_BLOCK_MAX * n_a, <double *> work + 5 * hc,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, reset_after, active, j0, small_max, reverse)
+            packed == NULL or fill, reset_after, active, j0, small_max, reverse, unpacked)
 
 
 cdef int check_out(cnp.ndarray out, bint sequence, int typenum, Py_ssize_t n_a, Py_ssize_t m,
@@ -2073,20 +2096,23 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
-    cdef Py_ssize_t npanel = gru_panel_elems(typenum, n_a, n_x, j1 - j0, T, small_max,
-                                             reset_after)
-    cdef cnp.ndarray work = np.empty(gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0) + npanel,
-                                     dtype=x.dtype)
+    # as the drop-in fast path decides (gru_call): the same call, the same kernels and bits
+    cdef bint unpacked
+    cdef Py_ssize_t npanel = gru_plan(typenum, n_a, n_x, j1 - j0, T, small_max, reset_after,
+                                      True, &unpacked)
+    cdef cnp.ndarray work = np.empty(
+        gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0 or unpacked) + npanel, dtype=x.dtype)
     cdef char *wxp[3]
     cdef char *whp[3]
     stacked_blocks(wx, 3, wxp)
     stacked_blocks(wh, 3, whp)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
-                     cnp.PyArray_BYTES(a0), wxp, whp, cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy),
-                     cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y),
-                     cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work),
-                     npanel > 0, reset_after, act, small_max, NULL, False, reverse)
+                     cnp.PyArray_BYTES(a0), wxp, whp, cnp.PyArray_BYTES(bx),
+                     cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
+                     cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
+                     cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
+                     act, small_max, NULL, False, reverse, unpacked)
 
 
 cdef inline void stacked_blocks(cnp.ndarray w, int nb, char **out):
@@ -2102,6 +2128,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
                     list scratch=None, const int *active=NULL, bint reverse=False,
                     cnp.ndarray out=None):
     # Allocate the outputs and run the GRU core on accepted arrays; returns (a, y, z, s).
+    # A drop-in call (no ``scratch``) may skip packing: see unpacked_steps.
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # ``reverse`` (``active`` NULL): the steps backwards; ``out``: a, checked by the caller.
     cdef int typenum = cnp.PyArray_TYPE(xa)
@@ -2117,20 +2144,23 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[2] = n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
-    cdef Py_ssize_t npanel = gru_panel_elems(typenum, n_a, n_x, m, T, small_max, reset_after)
+    cdef bint unpacked
+    cdef Py_ssize_t npanel = gru_plan(typenum, n_a, n_x, m, T, small_max, reset_after,
+                                      scratch is None, &unpacked)
     cdef bint fill = False
     cdef char *packed = NULL
     if scratch is not None and npanel:
         packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wh[0], npanel, typenum,
                                                 &fill))
-    dims[0] = gru_work_size(m, T, n_a, n_x, npanel > 0) + (0 if packed != NULL else npanel)
+    dims[0] = (gru_work_size(m, T, n_a, n_x, npanel > 0 or unpacked)
+               + (0 if packed != NULL else npanel))
     cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
-                     active, small_max, packed, fill, reverse)
+                     active, small_max, packed, fill, reverse, unpacked)
     return a, y, z, s
 
 
@@ -2142,7 +2172,8 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
             int small_max):
     """The whole drop-in GRU call when every argument is already what the kernel takes
     (see :func:`try_rnn`), with an output layer; the gates' weights are used where they are
-    and only their biases are stacked.  Returns ``(a, y, z, s)`` (2-d a and y for a single step), or None."""
+    and only their biases are stacked.  Returns ``(a, y, z, s)`` (2-d a and y for a single
+    step), or None."""
     if type(parameters) is not dict:
         return None
     cdef dict p = <dict> parameters
@@ -2161,27 +2192,44 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
     cdef cnp.ndarray a0a = exact(a0, typenum, 2, n_a, m)
     if by is None or a0a is None or has_subnormal(xa) or has_subnormal(a0a):
         return None
-    # The gates' weights are read where they are (packed into panels, or one product per
-    # gate); only the biases are stacked, [b_r; b_z; b_n] for the input and recurrent sides.
+    # The gates' weights are read where they are (packed into panels, or the small-batch
+    # kernel per gate) and only the biases are stacked, unless BLAS takes a product (see
+    # input_projection, product_acc): then the gates are stacked into one block each, as the
+    # validated route has them (one gemm for the three: the same bits).
+    cdef bint unpacked
+    cdef bint stack = (not gru_plan(typenum, n_a, n_x, m, T, small_max, reset_after, True,
+                                    &unpacked) and not unpacked
+                       and (m * T > SMALL_COLS or m > small_max))
     cdef char *wxp[3]
     cdef char *whp[3]
     cdef list arrays = []
-    cdef cnp.npy_intp dims[1]
+    cdef cnp.npy_intp dims[2]
     dims[0] = 6 * n_a
     cdef cnp.ndarray bias = cnp.PyArray_EMPTY(1, dims, typenum, 0)
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa)
     cdef Py_ssize_t cols[2]
     cols[0], cols[1] = n_x, n_a
     cdef cnp.ndarray arr
+    cdef list blocks = []
+    cdef char *dst
+    if stack:
+        for k in range(2):
+            dims[0], dims[1] = 3 * n_a, cols[k]
+            blocks.append(cnp.PyArray_EMPTY(2, dims, typenum, 0))
     for k in range(4):
         for g in range(3):
             arr = exact(p.get(_GRU_KEYS[k][g]), typenum, 2, n_a, cols[k] if k < 2 else 1)
             if arr is None:
                 return None
-            if k == 0:
-                wxp[g] = cnp.PyArray_BYTES(arr)
-            elif k == 1:
-                whp[g] = cnp.PyArray_BYTES(arr)
+            if k < 2:
+                dst = cnp.PyArray_BYTES(arr)
+                if stack:
+                    dst = cnp.PyArray_BYTES(<cnp.ndarray> blocks[k]) + g * n_a * cols[k] * item
+                    memcpy(dst, cnp.PyArray_DATA(arr), n_a * cols[k] * item)
+                if k == 0:
+                    wxp[g] = dst
+                else:
+                    whp[g] = dst
             else:
                 memcpy(cnp.PyArray_BYTES(bias) + ((k - 2) * 3 + g) * n_a * item,
                        cnp.PyArray_DATA(arr), n_a * item)
@@ -2228,8 +2276,8 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     cdef char *whp[3]
     stacked_blocks(wx, 3, wxp)
     stacked_blocks(wh, 3, whp)
-    return gru_call(xa, a0a, wxp, whp, cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy, cnp.PyArray_BYTES(by),
-                    sequence, reset_after, small_max, scratch,
+    return gru_call(xa, a0a, wxp, whp, cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy,
+                    cnp.PyArray_BYTES(by), sequence, reset_after, small_max, scratch,
                     NULL if active is None else <const int *> cnp.PyArray_DATA(active),
                     reverse, out)
 
