@@ -176,13 +176,15 @@ def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None, revers
     return a, y, z
 
 
-def run_lstm(packed, x, a0, c0, n_threads=1, active=None, reverse=False, out=None):
+def run_lstm(packed, x, a0, c0, n_threads=1, active=None, reverse=False, out=None,
+             per_call=False):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y, c, z and s.
 
     The gate buffer z (m, T_x, 4n_a) holds the activated gates in the order of ``GATES``; the
     state buffer s (m, T_x, 2n_a) holds [a_t, c_t] again, time-major.  ``active`` as for
     :func:`run_gru`; ``reverse`` (without ``active``): the steps backwards, each output at
-    its own step; ``out``: a C-contiguous (n_a, m, T_x) array to hold a.
+    its own step; ``out``: a C-contiguous (n_a, m, T_x) array to hold a; ``per_call``: a
+    drop-in call's (see fastrnn._kernels._core.lstm_forward).
     """
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
@@ -192,20 +194,21 @@ def run_lstm(packed, x, a0, c0, n_threads=1, active=None, reverse=False, out=Non
     y = np.empty((n_y, m, T), dtype=dtype)
     z = np.empty((m, T, 4 * n_a), dtype=dtype)
     s = np.empty((m, T, 2 * n_a), dtype=dtype)
-    kernel = (_core.lstm_forward if active is None and not reverse
-              else functools.partial(_core.lstm_forward, active=active, reverse=reverse))
+    kernel = (_core.lstm_forward if active is None and not reverse and not per_call
+              else functools.partial(_core.lstm_forward, active=active, reverse=reverse,
+                                     per_call=per_call))
     _run(kernel, (x, a0, c0, packed.w, packed.b, packed.wy, packed.by, a, c, y, z, s), m,
          n_threads, m * T * n_a * (4 * (n_a + n_x) + n_y))
     return a, y, c, z, s
 
 
 def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None, z=None, s=None,
-            reverse=False, out=None):
+            reverse=False, out=None, per_call=False):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y, z and s.
 
     ``active`` (None or (T_x,) C ints): for a batch sorted by length, longest first, how many
-    examples still run at each step (see fastrnn._kernels._core.gru_forward).  ``reverse``
-    and ``out`` as for :func:`run_lstm`.
+    examples still run at each step (see fastrnn._kernels._core.gru_forward).  ``reverse``,
+    ``out`` and ``per_call`` as for :func:`run_lstm`.
 
     y has no rows without an output layer.  The gate buffer z (m, T_x, 3n_a) holds the
     activated gates in the order of ``GRU_GATES``; the state buffer s (m, T_x, n_a) the
@@ -220,8 +223,8 @@ def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None, z=None, s
     s = np.empty((m, T, n_a), dtype=dtype) if s is None else s
     wx, wa = packed.w
     bx, ba = packed.b
-    kernel = (_core.gru_forward if not reverse
-              else functools.partial(_core.gru_forward, reverse=reverse))
+    kernel = (_core.gru_forward if not reverse and not per_call
+              else functools.partial(_core.gru_forward, reverse=reverse, per_call=per_call))
     _run(kernel, (x, a0, wx, wa, bx, ba, packed.wy, packed.by, a, y, z, s, reset_after,
                   active), m, n_threads, m * T * n_a * (3 * (n_a + n_x) + n_y))
     return a, y, z, s
@@ -403,11 +406,11 @@ def _forward(kind, inputs, parameters, sequence, reset_after=True):
     if kind == "rnn":
         out, n_out = run_rnn(packed, *kernel_args), 2
     elif kind == "gru":
-        out, n_out = run_gru(packed, *kernel_args, reset_after=reset_after), 2
+        out, n_out = run_gru(packed, *kernel_args, reset_after=reset_after, per_call=True), 2
     else:
         if len(kernel_args) == 2:
             kernel_args.append(np.zeros((dims.n_a, dims.m), dtype=dtype))
-        out, n_out = run_lstm(packed, *kernel_args), 3
+        out, n_out = run_lstm(packed, *kernel_args, per_call=True), 3
     if not sequence:
         out = tuple(o[:, :, 0] for o in out[:n_out]) + out[n_out:]
     if not packed.head:

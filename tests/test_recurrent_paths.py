@@ -96,12 +96,18 @@ def test_drop_in_lstm_without_packing_matches_reference(simd_level, dtype, T):
     for t in range(T):
         for k in range(9):  # every cache item but the parameters
             assert_close(got[3][0][t][k], want[3][0][t][k], dtype, err_msg=f"step {t}: {k}")
-    for g, w in zip(fastrnn.LSTM(p).forward(x, a0), want[:3]):
+    model = fastrnn.LSTM(p)
+    for g, w in zip(model.forward(x, a0), want[:3]):
         assert_close(g, w, dtype)
-    # the validated route (a Fortran-ordered x) decides alike: the same bits
-    slow = fastrnn.lstm_forward(np.asfortranarray(x), a0, p)
-    for g, w in zip(slow[:3], got[:3]):
+    # the validated route (a Fortran-ordered x) decides alike, for the drop-in function (no
+    # packing) and for the model (its packed block, also where the kernel entry packs it
+    # for the call: the threaded route): the same bits
+    xf = np.asfortranarray(x)
+    for g, w in zip(fastrnn.lstm_forward(xf, a0, p)[:3], got[:3]):
         np.testing.assert_array_equal(g, w)
+    for other in (model.forward(xf, a0), model.forward(x, a0, n_threads=2)):
+        for g, w in zip(other, model.forward(x, a0)):
+            np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
@@ -123,11 +129,15 @@ def test_drop_in_gru_without_packing_matches_reference(simd_level, dtype, T):
     for t in range(T):
         for k in range(6):  # a_next, a_prev, rt, zt, nt, xt
             assert_close(got[2][0][t][k], want[2][0][t][k], dtype, err_msg=f"step {t}: {k}")
-    for g, w in zip(fastrnn.GRU(p).forward(x, a0), want[:2]):
+    model = fastrnn.GRU(p)
+    for g, w in zip(model.forward(x, a0), want[:2]):
         assert_close(g, w, dtype)
-    slow = fastrnn.gru_forward(np.asfortranarray(x), a0, p)
-    for g, w in zip(slow[:2], got[:2]):
+    xf = np.asfortranarray(x)
+    for g, w in zip(fastrnn.gru_forward(xf, a0, p)[:2], got[:2]):
         np.testing.assert_array_equal(g, w)
+    for other in (model.forward(xf, a0), model.forward(x, a0, n_threads=2)):
+        for g, w in zip(other, model.forward(x, a0)):
+            np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize("shape", [(3, 19, 11, 3, 37), (2, 300, 9, 2, 33), (4, 33, 17, 5, 70),

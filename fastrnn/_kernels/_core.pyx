@@ -402,7 +402,8 @@ cdef enum:
     UNPACKED_MIN_BYTES = 2 * 1024 * 1024
 
 
-cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T, Py_ssize_t block_bytes) noexcept nogil:
+cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T,
+                                Py_ssize_t block_bytes) noexcept nogil:
     # Does a drop-in call (nothing packed before it) skip packing its weights (block_bytes of
     # them), and run the small-batch kernel on them as they are: the LSTM one fused product
     # per step (lstm_core's ``fused``), the GRU its input projection and recurrent products
@@ -686,6 +687,17 @@ cdef Py_ssize_t lstm_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py
     return fr_panel_size_d(4 * n_a, n_a + n_x)
 
 
+cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
+                          Py_ssize_t T, int small_max, bint per_call,
+                          bint *unpacked) noexcept nogil:
+    # lstm_panel_elems, and whether a call that packs for itself alone (``per_call``: a
+    # drop-in call) skips packing instead (*unpacked; then 0).
+    cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, ms, T, small_max)
+    unpacked[0] = per_call and npanel > 0 and unpacked_steps(
+        ms, T, 4 * n_a * (n_a + n_x) * (4 if typenum == cnp.NPY_FLOAT32 else 8))
+    return 0 if unpacked[0] else npanel
+
+
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
@@ -879,7 +891,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                  cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray c not None,
                  cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
                  Py_ssize_t j0, Py_ssize_t j1, int small_max, cnp.ndarray active=None,
-                 bint reverse=False):
+                 bint reverse=False, bint per_call=False):
     """LSTM over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -900,6 +912,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
         are set to 0.
     reverse : run the steps backwards, from T - 1 to 0 (a backward direction over whole
         sequences: not with ``active``), writing every output at its own step.
+    per_call : the weights are packed for this call alone (a drop-in call, not a model's):
+        it may skip packing them as the drop-in fast path does (unpacked_steps).
     """
     cdef int typenum = check_typenum(x)
     if len(w) != 4 or len(b) != 4:
@@ -931,12 +945,10 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
-    cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, j1 - j0, T, small_max)
     # as the drop-in fast path decides (try_lstm): the same call, the same kernels and bits
-    cdef bint unpacked = npanel > 0 and unpacked_steps(
-        j1 - j0, T, 4 * n_a * (n_a + n_x) * cnp.PyArray_ITEMSIZE(x))
-    if unpacked:
-        npanel = 0
+    cdef bint unpacked
+    cdef Py_ssize_t npanel = lstm_plan(typenum, n_a, n_x, j1 - j0, T, small_max, per_call,
+                                       &unpacked)
     cdef cnp.ndarray work = np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, npanel > 0) + npanel,
                                      dtype=x.dtype)
     with nogil:
@@ -1552,10 +1564,8 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
     cdef cnp.npy_intp dims[2]
     cdef cnp.ndarray wblock, bblock
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(xa), wbytes = n_a * (n_a + n_x) * item
-    cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, m, T, small_max)
-    cdef bint unpacked = npanel > 0 and unpacked_steps(m, T, 4 * n_a * (n_a + n_x) * item)
-    if unpacked:
-        npanel = 0  # the gates used in place, one fused product per step
+    cdef bint unpacked  # the gates used in place, one fused product per step
+    cdef Py_ssize_t npanel = lstm_plan(typenum, n_a, n_x, m, T, small_max, True, &unpacked)
     if sequence and not npanel and not unpacked:
         # Pack once per call: the gates as consecutive row blocks of one array (with the
         # panel GEMM, the gates are packed into the panels instead).
@@ -1965,7 +1975,7 @@ cdef Py_ssize_t gru_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t
                          Py_ssize_t T, int small_max, bint reset_after, bint per_call,
                          bint *unpacked) noexcept nogil:
     # gru_panel_elems, and whether a call that packs for itself alone (``per_call``: a
-    # drop-in call, the checked entry) skips packing instead (*unpacked; then 0).
+    # drop-in call) skips packing instead (*unpacked; then 0).
     cdef Py_ssize_t npanel = gru_panel_elems(typenum, n_a, n_x, ms, T, small_max, reset_after)
     unpacked[0] = per_call and npanel > 0 and unpacked_steps(
         ms, T, npanel * (4 if typenum == cnp.NPY_FLOAT32 else 8))
@@ -2053,7 +2063,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None,
                 cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
                 bint reset_after, cnp.ndarray active, Py_ssize_t j0, Py_ssize_t j1,
-                int small_max, bint reverse=False):
+                int small_max, bint reverse=False, bint per_call=False):
     """GRU over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -2073,6 +2083,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     small_max : as for :func:`rnn_forward`.
     reverse : run the steps backwards, from T - 1 to 0 (a backward direction over whole
         sequences: not with ``active``), writing every output at its own step.
+    per_call : as for :func:`lstm_forward`.
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -2099,7 +2110,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     # as the drop-in fast path decides (gru_call): the same call, the same kernels and bits
     cdef bint unpacked
     cdef Py_ssize_t npanel = gru_plan(typenum, n_a, n_x, j1 - j0, T, small_max, reset_after,
-                                      True, &unpacked)
+                                      per_call, &unpacked)
     cdef cnp.ndarray work = np.empty(
         gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0 or unpacked) + npanel, dtype=x.dtype)
     cdef char *wxp[3]
