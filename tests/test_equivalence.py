@@ -139,9 +139,9 @@ def test_recurrent_path_fixture_reaches_the_kernel(monkeypatch, recurrent_path):
     for name in ("try_rnn", "try_lstm", "rnn_forward", "lstm_forward"):
         real = getattr(_core, name)
 
-        def spy(*args, _real=real):
-            seen.append(args[-1])
-            return _real(*args)
+        def spy(*args, _real=real, **kwargs):
+            seen.append(args[-1])  # small_max, the last positional argument
+            return _real(*args, **kwargs)
 
         monkeypatch.setattr(_core, name, spy)
     for function in FUNCTIONS:
