@@ -18,7 +18,7 @@ import pytest
 
 import fastrnn
 from fastrnn._kernels import _core
-from _util import assert_close, gru_params, layer_params, lstm_params, ref, rnn_params
+from _util import assert_close, layer_params, lstm_params, ref, rnn_params
 
 
 SHAPES = [  # n_x, n_a, n_y, m, T
@@ -76,64 +76,44 @@ def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype):
         assert_close(g, w, dtype)
 
 
+# kind: (n_x, n_a, gates, outputs before the caches, cache items compared)
+UNPACKED = {"lstm": (200, 288, 4, 3, 9),  # a, y, c; every cache item but the parameters
+            "gru": (240, 320, 3, 2, 6)}   # a, y; a_next, a_prev, rt, zt, nt, xt
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("T", [2, 5, 8, 9])
-def test_drop_in_lstm_without_packing_matches_reference(simd_level, dtype, T):
-    """One example, a few steps and a gate block beyond L2 (2 MiB or more): the drop-in
-    lstm_forward does not pack its weights but makes one fused product per step from the
-    four gate arrays as they are (up to 8 steps; 9 pack).  Outputs, final step and every
-    cache item against the reference, and the packed model's outputs beside them."""
-    n_x, n_a, n_y, m = 200, 288, 7, 1
-    assert 4 * n_a * (n_a + n_x) * 4 >= 2 << 20
+@pytest.mark.parametrize("kind", list(UNPACKED))
+def test_drop_in_without_packing_matches_reference(simd_level, kind, dtype, T):
+    """One example, a few steps and gate weights beyond L2 (2 MiB or more): the drop-in
+    function does not pack its weights but runs the small-batch kernel on the gate arrays
+    as they are, up to 8 steps (9 pack): the LSTM one fused product per step over
+    [W_a | W_x], the GRU its input projection and recurrent products.  Outputs and every
+    step's cache items against the reference, and the packed model's outputs beside them."""
+    n_x, n_a, G, n_out, n_items = UNPACKED[kind]
+    n_y, m = 7, 1
+    assert G * n_a * (n_a + n_x) * 4 >= 2 << 20
     rng = np.random.default_rng(T)
-    p = lstm_params(rng, n_x, n_a, n_y, dtype=dtype)
+    p = layer_params(kind, rng, n_x, n_a, n_y, dtype)
     x = rng.standard_normal((n_x, m, T)).astype(dtype)
     a0 = rng.standard_normal((n_a, m)).astype(dtype)
-    got = fastrnn.lstm_forward(x, a0, p)
-    want = ref("lstm_forward", x, a0, p)
-    for g, w in zip(got[:3], want[:3]):
+    function = getattr(fastrnn, kind + "_forward")
+    got = function(x, a0, p)
+    want = ref(kind + "_forward", x, a0, p)
+    for g, w in zip(got[:n_out], want[:n_out]):
         assert_close(g, w, dtype)
     for t in range(T):
-        for k in range(9):  # every cache item but the parameters
-            assert_close(got[3][0][t][k], want[3][0][t][k], dtype, err_msg=f"step {t}: {k}")
-    model = fastrnn.LSTM(p)
-    for g, w in zip(model.forward(x, a0), want[:3]):
+        for k in range(n_items):
+            assert_close(got[n_out][0][t][k], want[n_out][0][t][k], dtype,
+                         err_msg=f"step {t}: {k}")
+    model = (fastrnn.LSTM if kind == "lstm" else fastrnn.GRU)(p)
+    for g, w in zip(model.forward(x, a0), want[:n_out]):
         assert_close(g, w, dtype)
     # the validated route (a Fortran-ordered x) decides alike, for the drop-in function (no
     # packing) and for the model (its packed block, also where the kernel entry packs it
     # for the call: the threaded route): the same bits
     xf = np.asfortranarray(x)
-    for g, w in zip(fastrnn.lstm_forward(xf, a0, p)[:3], got[:3]):
-        np.testing.assert_array_equal(g, w)
-    for other in (model.forward(xf, a0), model.forward(x, a0, n_threads=2)):
-        for g, w in zip(other, model.forward(x, a0)):
-            np.testing.assert_array_equal(g, w)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("T", [2, 5, 8, 9])
-def test_drop_in_gru_without_packing_matches_reference(simd_level, dtype, T):
-    """As the LSTM's: one example, a few steps and a GRU block (W_a and W_x) of 2 MiB or
-    more: the drop-in gru_forward runs its input projection and its recurrent products by
-    the small-batch kernel on the gate arrays as they are, up to 8 steps."""
-    n_x, n_a, n_y, m = 240, 320, 7, 1
-    assert 3 * n_a * (n_a + n_x) * 4 >= 2 << 20
-    rng = np.random.default_rng(T)
-    p = gru_params(rng, n_x, n_a, n_y, dtype)
-    x = rng.standard_normal((n_x, m, T)).astype(dtype)
-    a0 = rng.standard_normal((n_a, m)).astype(dtype)
-    got = fastrnn.gru_forward(x, a0, p)
-    want = ref("gru_forward", x, a0, p)
-    for g, w in zip(got[:2], want[:2]):
-        assert_close(g, w, dtype)
-    for t in range(T):
-        for k in range(6):  # a_next, a_prev, rt, zt, nt, xt
-            assert_close(got[2][0][t][k], want[2][0][t][k], dtype, err_msg=f"step {t}: {k}")
-    model = fastrnn.GRU(p)
-    for g, w in zip(model.forward(x, a0), want[:2]):
-        assert_close(g, w, dtype)
-    xf = np.asfortranarray(x)
-    for g, w in zip(fastrnn.gru_forward(xf, a0, p)[:2], got[:2]):
+    for g, w in zip(function(xf, a0, p)[:n_out], got[:n_out]):
         np.testing.assert_array_equal(g, w)
     for other in (model.forward(xf, a0), model.forward(x, a0, n_threads=2)):
         for g, w in zip(other, model.forward(x, a0)):
