@@ -19,12 +19,15 @@
  *     each loaded row vector feeds as many accumulators as the registers allow: the whole
  *     recurrent block is read exactly once per step, one contiguous stream per panel;
  *   - larger batches go in column tiles of NR, with K blocked by FR_KC so a panel block is
- *     reused from cache across the tiles.  A packed block larger than FR_BLOCK_ABOVE bytes
- *     (more than the caches keep from one step to the next, next to the LSTM's other
- *     block) also goes in blocks of rows of about FR_MC_BYTES, each reused across all
- *     column tiles while the next block is prefetched (measured on AMD Zen 4, float32,
- *     m = 64: one block of 4096 x 1024 rows x K from 80 to 89 GFLOP/s, 2048 x 1024 from 80
- *     to 98; the LSTM at `fastrnns`, two 4 MiB blocks per step, 350 -> 300 ms).
+ *     reused from cache across the tiles.  A packed block larger than FR_TILES_BLOCK_ABOVE
+ *     bytes (one tile: FR_BLOCK_ABOVE, more than the caches keep from one step to the
+ *     next, next to the LSTM's other block) also goes in blocks of rows of about
+ *     FR_MC_BYTES, each reused from L2 across all column tiles while the next block is
+ *     prefetched, instead of streaming the whole block once per tile (measured on AMD Zen
+ *     4, float32, m = 64: one block of 4096 x 1024 rows x K from 80 to 89 GFLOP/s, 2048 x
+ *     1024 from 80 to 98; the LSTM at `fastrnns`, two 4 MiB blocks per step, 350 -> 300 ms;
+ *     on AMD Zen 5, 1 MiB of L2, 1024 x 384 (1.5 MiB) against 32-64 columns: the LSTM x0.94-
+ *     0.96, and a one-tile batch of 8 columns was x1.05 slower blocked: it keeps 2 MiB).
  *
  * The layout is the same for every instruction-set level; the micro-kernels exist for
  * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
@@ -43,6 +46,7 @@
 #define FR_KC 256
 #define FR_MC_BYTES (128 * 1024)
 #define FR_BLOCK_ABOVE (2 * 1024 * 1024)
+#define FR_TILES_BLOCK_ABOVE (256 * 1024)
 #define FR_NC_BYTES (256 * 1024)
 
 /* 1 when the active level has panel micro-kernels. */
@@ -199,7 +203,8 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
     /* (a one-tile batch goes in row blocks only where its tile is one panel wide (m >= P1): \
      * a block of one panel would split the wider tiles) */                                   \
     const int blocked = (m > NR || m >= P1)                                                   \
-                        && all_rows * K * (ptrdiff_t)sizeof(T) > FR_BLOCK_ABOVE;              \
+                        && all_rows * K * (ptrdiff_t)sizeof(T)                                \
+                           > (m > NR ? FR_TILES_BLOCK_ABOVE : FR_BLOCK_ABOVE);                \
     for (ptrdiff_t k0 = 0; k0 < K; k0 += kb) {                                                \
         ptrdiff_t kc = K - k0 < kb ? K - k0 : kb;                                             \
         ptrdiff_t bp = blocked ? FR_MC_BYTES / (kc * FR_PANEL_BYTES) : all_np;                \
