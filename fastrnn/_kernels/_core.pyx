@@ -2183,8 +2183,8 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
             int small_max):
     """The whole drop-in GRU call when every argument is already what the kernel takes
     (see :func:`try_rnn`), with an output layer; the gates' weights are used where they are
-    and only their biases are stacked.  Returns ``(a, y, z, s)`` (2-d a and y for a single
-    step), or None."""
+    (stacked only where BLAS takes a product) and their biases stacked.  Returns ``(a, y, z,
+    s)`` (2-d a and y for a single step), or None."""
     if type(parameters) is not dict:
         return None
     cdef dict p = <dict> parameters
