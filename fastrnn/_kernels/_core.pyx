@@ -511,7 +511,7 @@ cdef void lstm_core(
     else:
         # Z (4n_a, m*T) = W_x @ X + b ahead of the loop, W_x = the input columns W_k[:, n_a:]
         # of the gates (row stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.
-        # Merged: one GEMM.
+        # Merged: one GEMM.  (Fused: the biases only; the products come per step.)
         if merged:
             fill_columns(z, b[0], G, mT)
         else:
@@ -520,7 +520,7 @@ cdef void lstm_core(
                     for i in range(n_a):
                         z[col * G + k * n_a + i] = b[k][i]
         if fused:
-            pass  # per step, in the loop
+            pass
         elif merged:
             input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt)
         else:
@@ -687,15 +687,23 @@ cdef Py_ssize_t lstm_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py
     return fr_panel_size_d(4 * n_a, n_a + n_x)
 
 
+cdef inline Py_ssize_t packing_plan(Py_ssize_t npanel, Py_ssize_t block_bytes, Py_ssize_t ms,
+                                    Py_ssize_t T, bint per_call,
+                                    bint *unpacked) noexcept nogil:
+    # The panel elements a call packs (npanel, as its kind's *_panel_elems gives them), or 0
+    # with *unpacked set when the call packs for itself alone (``per_call``: a drop-in call,
+    # not a model's) and skipping the packing pays (unpacked_steps, block_bytes of weights).
+    unpacked[0] = per_call and npanel > 0 and unpacked_steps(ms, T, block_bytes)
+    return 0 if unpacked[0] else npanel
+
+
 cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
                           Py_ssize_t T, int small_max, bint per_call,
                           bint *unpacked) noexcept nogil:
-    # lstm_panel_elems, and whether a call that packs for itself alone (``per_call``: a
-    # drop-in call) skips packing instead (*unpacked; then 0).
-    cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, ms, T, small_max)
-    unpacked[0] = per_call and npanel > 0 and unpacked_steps(
-        ms, T, 4 * n_a * (n_a + n_x) * (4 if typenum == cnp.NPY_FLOAT32 else 8))
-    return 0 if unpacked[0] else npanel
+    # packing_plan of the LSTM's gate block.
+    return packing_plan(lstm_panel_elems(typenum, n_a, n_x, ms, T, small_max),
+                        4 * n_a * (n_a + n_x) * (4 if typenum == cnp.NPY_FLOAT32 else 8),
+                        ms, T, per_call, unpacked)
 
 
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -1974,12 +1982,10 @@ cdef Py_ssize_t gru_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_
 cdef Py_ssize_t gru_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
                          Py_ssize_t T, int small_max, bint reset_after, bint per_call,
                          bint *unpacked) noexcept nogil:
-    # gru_panel_elems, and whether a call that packs for itself alone (``per_call``: a
-    # drop-in call) skips packing instead (*unpacked; then 0).
+    # packing_plan of the GRU's blocks (W_a and W_x packed).
     cdef Py_ssize_t npanel = gru_panel_elems(typenum, n_a, n_x, ms, T, small_max, reset_after)
-    unpacked[0] = per_call and npanel > 0 and unpacked_steps(
-        ms, T, npanel * (4 if typenum == cnp.NPY_FLOAT32 else 8))
-    return 0 if unpacked[0] else npanel
+    return packing_plan(npanel, npanel * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T,
+                        per_call, unpacked)
 
 
 cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -2136,10 +2142,10 @@ cdef inline void stacked_blocks(cnp.ndarray w, int nb, char **out):
 
 cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char *bx, char *bh,
                     cnp.ndarray wy, char *by, bint sequence, bint reset_after, int small_max,
-                    list scratch=None, const int *active=NULL, bint reverse=False,
-                    cnp.ndarray out=None):
+                    Py_ssize_t npanel, bint unpacked, list scratch=None,
+                    const int *active=NULL, bint reverse=False, cnp.ndarray out=None):
     # Allocate the outputs and run the GRU core on accepted arrays; returns (a, y, z, s).
-    # A drop-in call (no ``scratch``) may skip packing: see unpacked_steps.
+    # ``npanel``, ``unpacked``: the caller's gru_plan.
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # ``reverse`` (``active`` NULL): the steps backwards; ``out``: a, checked by the caller.
     cdef int typenum = cnp.PyArray_TYPE(xa)
@@ -2155,9 +2161,6 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[2] = n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
-    cdef bint unpacked
-    cdef Py_ssize_t npanel = gru_plan(typenum, n_a, n_x, m, T, small_max, reset_after,
-                                      scratch is None, &unpacked)
     cdef bint fill = False
     cdef char *packed = NULL
     if scratch is not None and npanel:
@@ -2208,8 +2211,9 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
     # input_projection, product_acc): then the gates are stacked into one block each, as the
     # validated route has them (one gemm for the three: the same bits).
     cdef bint unpacked
-    cdef bint stack = (not gru_plan(typenum, n_a, n_x, m, T, small_max, reset_after, True,
-                                    &unpacked) and not unpacked
+    cdef Py_ssize_t npanel = gru_plan(typenum, n_a, n_x, m, T, small_max, reset_after, True,
+                                      &unpacked)
+    cdef bint stack = (not npanel and not unpacked
                        and (m * T > SMALL_COLS or m > small_max))
     cdef char *wxp[3]
     cdef char *whp[3]
@@ -2247,7 +2251,7 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
             arrays.append(arr)  # alive until the call returns
     return gru_call(xa, a0a, wxp, whp, cnp.PyArray_BYTES(bias),
                     cnp.PyArray_BYTES(bias) + 3 * n_a * item, wy, cnp.PyArray_BYTES(by),
-                    sequence, reset_after, small_max)
+                    sequence, reset_after, small_max, npanel, unpacked)
 
 
 def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh not None,
@@ -2287,8 +2291,12 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     cdef char *whp[3]
     stacked_blocks(wx, 3, wxp)
     stacked_blocks(wh, 3, whp)
+    cdef bint unpacked  # a model packs once: never unpacked
+    cdef Py_ssize_t npanel = gru_plan(typenum, n_a, n_x, m, T, small_max, reset_after, False,
+                                      &unpacked)
     return gru_call(xa, a0a, wxp, whp, cnp.PyArray_BYTES(bx), cnp.PyArray_BYTES(bh), wy,
-                    cnp.PyArray_BYTES(by), sequence, reset_after, small_max, scratch,
+                    cnp.PyArray_BYTES(by), sequence, reset_after, small_max, npanel,
+                    unpacked, scratch,
                     NULL if active is None else <const int *> cnp.PyArray_DATA(active),
                     reverse, out)
 
