@@ -200,8 +200,8 @@ class Stack:
             The final states, in the order of ``h0`` (a list of (n_a, m) arrays instead of
             one array when the layers differ in n_a).
         """
-        if lengths is None and h0 is None and c0 is None:
-            fast = self._chain(x, n_threads)
+        if h0 is None and c0 is None:
+            fast = self._chain(x, n_threads, lengths)
             if fast is not None:
                 return fast
         dims = {"n_x": self.n_x, "n_a": 1, "n_y": 0}
@@ -246,25 +246,38 @@ class Stack:
                             x_c, lengths, [_f64(v) for v in h0s], [_f64(v) for v in c0s]))))
         return h, y, state
 
-    def _chain(self, x, n_threads):
-        """``forward(x)`` with zero initial states, whole sequences and one thread's worth of
-        work: the directions' compiled calls (``_Model._try``) chained, each layer's output
+    def _chain(self, x, n_threads, lengths=None):
+        """``forward(x, lengths)`` with zero initial states and one thread's worth of work:
+        the directions' compiled calls (``_Model._try``) chained, each layer's output
         (already what the next kernel takes) passed on with no validation in between; a
         bidirectional layer's directions write their halves of one array, the backward one
-        running its steps from the last.  None when a call cannot take its input as it is
-        (an array-like ``x``, subnormal values, checked mode, work worth several threads):
-        the validated route then runs the whole stack.  At the ``lesson`` shape this is most
-        of the call: Python's overhead, not the kernels'."""
+        running its steps from the last.  With lengths below T_x the batch is put in order
+        of length once, runs every layer in that order skipping the padding (a backward
+        direction whose kernel cannot start each example at its own last step reads and
+        writes its steps reversed within each length), and goes back to the caller's order
+        once.  None when a call cannot take its input as it is (an array-like ``x`` or
+        ``lengths``, subnormal values, checked mode, work worth several threads): the
+        validated route then runs the whole stack.  At the ``lesson`` shape this is most of
+        the call: Python's overhead, not the kernels'."""
         if type(x) is not np.ndarray or x.ndim != 3:
             return None
+        m, T = x.shape[1], x.shape[2]
         if n_threads != 1 and (
                 _api.threads_count(n_threads) != 1
-                and x.shape[1] * x.shape[2] * self._work >= _api._MIN_THREADED_WORK):
+                and m * T * self._work >= _api._MIN_THREADED_WORK):
             return None  # else the threaded routes would run on this thread too
+        steps = None
+        if lengths is not None:
+            steps = _Lengths.fast(lengths, m, T)
+            if steps is None or not (x.dtype == self.dtype and x.flags.c_contiguous):
+                return None
+            if steps.full:
+                steps = None  # whole sequences: no padding
+        active = None if steps is None else steps.active
         lstm = self.kind == "lstm"
         zeros = (None, None) if lstm else (None,)
-        T = x.shape[2]
-        h, finals = x, []
+        h = x if steps is None else steps.gather(x, False)
+        finals = []
         for layer in self.layers:
             if isinstance(layer, Bidirectional):
                 fwd, bwd = layer.directions
@@ -273,15 +286,25 @@ class Stack:
             else:
                 out, runs = None, ((layer, False, None),)
             for d, reverse, half in runs:
-                res = d._try(h, zeros, True, 1, None, reverse, half)
+                flip = reverse and steps is not None and not d._runs_backwards_sorted
+                res = (d._try(steps.flip(h), zeros, True, 1, active) if flip else
+                       d._try(h, zeros, True, 1, active, reverse, half))
                 if res is None:
                     return None
-                end = 0 if reverse else T - 1
-                finals.append([res[0][:, :, end]] + ([res[2][:, :, end]] if lstm else []))
-                if out is None:
+                states = (res[0], res[2]) if lstm else (res[0],)
+                if steps is None:
+                    end = 0 if reverse else T - 1
+                    finals.append([v[:, :, end] for v in states])
+                else:
+                    finals.append([steps.last(v, reverse and not flip) for v in states])
+                if flip:
+                    steps.flip(res[0], half)
+                elif out is None:
                     out = res[0]
             h = out
-        return h, self._apply_head(h, None), _state(finals, self.kind)
+        if steps is not None:
+            h = steps.scatter(h, False)
+        return h, self._apply_head(h, steps), _state(finals, self.kind)
 
     def _apply_head(self, h, lengths):
         # lengths: a _Lengths, or None

@@ -1,7 +1,6 @@
 """Reusable models: weights validated and packed once, for repeated and streaming calls."""
 from __future__ import annotations
 
-import functools
 import threading
 
 import numpy as np
@@ -639,8 +638,22 @@ class _Lengths:
     reverse direction's input for a kernel that cannot run backwards) and :meth:`scatter`
     puts the kernel's outputs back; :meth:`sort` orders an initial state (rows, m) and
     :meth:`last` picks each example's state after its own last step from a kernel output,
-    in the caller's order.  Any number of states; no per-example loop.
+    in the caller's order; :meth:`flip` reverses each example's steps within its own length
+    in a sequence already in sorted order.  Any number of states; no per-example loop.
     """
+
+    @classmethod
+    def fast(cls, lengths, m, T):
+        """The lengths of an (m,)-batch of T_x steps when they are an integer array in
+        [1, T_x] that needs no checking beyond the sort's, else None (the validated route
+        then checks them and names what is wrong)."""
+        if (type(lengths) is not np.ndarray or lengths.dtype.kind not in "iu"
+                or lengths.shape != (m,)):
+            return None
+        try:  # the sort checks the range
+            return cls(np.ascontiguousarray(lengths, dtype=np.intp), T)
+        except ValueError:
+            return None
 
     def __init__(self, values, T):
         self.values = values
@@ -650,14 +663,13 @@ class _Lengths:
             _core.sort_lengths(values, T) if len(values) else
             (values, values, np.zeros(T, dtype=np.intc), True))
         self.full = not len(values) or int(self._sorted[-1]) == T
+        self._padding = self._identity = self._columns = None  # made when first needed
 
-    @functools.cached_property
+    @property
     def padding(self):
-        return np.arange(self._T)[None, :] >= self.values[:, None]
-
-    @functools.cached_property
-    def _inverse(self):
-        return np.argsort(self._order)
+        if self._padding is None:
+            self._padding = np.arange(self._T)[None, :] >= self.values[:, None]
+        return self._padding
 
     def gather(self, seq, flip, out=None):
         if self.in_order and not flip:
@@ -678,12 +690,26 @@ class _Lengths:
     def sort(self, state):
         return state if self.in_order else np.ascontiguousarray(state[:, self._order])
 
+    def flip(self, seq, out=None):
+        if out is None:
+            out = np.empty_like(seq)
+        if self._identity is None:
+            self._identity = np.arange(len(self._order), dtype=np.intp)
+        _core.permute_steps(seq, out, self._identity, self._sorted, True, False)
+        return out
+
     def last(self, seq, at_start):
-        """Each example's state after its last step, from a kernel output in sorted order:
-        at step 0 when the kernel ran backwards (``at_start``), else at its length - 1."""
-        last = (seq[:, :, 0] if at_start
-                else seq[:, np.arange(len(self._order)), self._sorted - 1])
-        return np.array(last) if self.in_order else last[:, self._inverse]
+        """Each example's state after its last step, from a C-contiguous kernel output in
+        sorted order: at step 0 when the kernel ran backwards (``at_start``), else at its
+        length - 1.  A new (rows, m) array in the caller's order."""
+        rows, m, T = seq.shape
+        if self._columns is None:
+            # the flat columns (of m*T_x) of each example's first and last step in sorted
+            # order, in the caller's order (example order[k] is sorted example k)
+            first = np.empty(m, dtype=np.intp)
+            first[self._order] = np.arange(0, m * T, T)
+            self._columns = (first, first + self.values - 1)
+        return seq.reshape(rows, m * T).take(self._columns[not at_start], axis=1)
 
 
 def _reversal(lengths, m, T):

@@ -171,6 +171,37 @@ def test_stack_matches_reference(kind, dtype, bidirectional):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("lengths", ["none", "unsorted", "sorted", "full", "int32", "list"])
+def test_stack_fast_chain_is_the_validated_route(kind, dtype, lengths):
+    # forward(x[, lengths]) alone takes the compiled chain (the batch sorted by length once
+    # for every layer); checked mode takes the validated route (each direction sorting,
+    # and reversing within lengths, for itself): the same bits, and the reference's values
+    rng = np.random.default_rng(11)
+    n_x, n_a, m, T = 3, 5, 6, 7
+    lens = {"none": None, "unsorted": np.array([3, 7, 1, 7, 2, 5]),
+            "sorted": np.array([7, 6, 6, 4, 2, 1]), "full": np.full(m, T),
+            "int32": np.array([2, 7, 1, 3, 3, 6], dtype=np.int32),
+            "list": [4, 7, 2, 1, 6, 5]}[lengths]
+    bidir, bidir_params, head = _make_stack(kind, rng, n_x, n_a, 2, True, dtype, n_y=4)
+    deep, deep_params, _ = _make_stack(kind, rng, n_x, n_a, 3, False, dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    for s, p, hd in ((bidir, bidir_params, head), (deep, deep_params, None)):
+        fast = s.forward(x, lens)
+        with fastrnn.checked():
+            slow = s.forward(x, lens)
+        want = _ref_stack(kind, p, hd, x, lens, None, None)
+        got = [fast[0], fast[1]] + (list(fast[2]) if kind == "lstm" else [fast[2]])
+        for k, (g, v, w) in enumerate(zip(got, [slow[0], slow[1]] + (
+                list(slow[2]) if kind == "lstm" else [slow[2]]), want)):
+            if w is None:
+                assert g is None and v is None
+                continue
+            np.testing.assert_array_equal(g, v, err_msg=f"output {k}")
+            assert_close(g, w, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["rnn", "gru"])
 def test_bidirectional_two_threads_is_bitwise_one_thread(dtype, kind):
     # (enough work for the second thread: see test_bidirectional_directions_run_on_two_threads)
