@@ -53,12 +53,41 @@ class _Model:
     def _one_state_forward(self, x, a0, lengths, n_threads):
         """``forward`` of a model whose state is one array (RNN, GRU): the compiled fast path
         when it can take the call, else the validated route."""
-        if lengths is None:
-            fast = self._try(x, (a0,), True, n_threads)
-            if fast is not None:
-                return fast[0], (fast[1] if self.has_head else None)
+        fast = self._fast_forward(x, (a0,), lengths, n_threads)
+        if fast is not None:
+            return fast[0], fast[1]
         a, y, _ = self._run_forward(x, [("a0", a0)], lengths, n_threads)
         return a, y
+
+    def _fast_forward(self, x, states, lengths, n_threads):
+        """``forward`` by the compiled fast path (:meth:`_try`): a, y and c (None unless an
+        LSTM), or None when it cannot take the call.  With ``lengths`` below T_x (an integer
+        array; zero initial states) the batch runs in order of length, the padding skipped,
+        and goes back to the caller's order, as on the validated route."""
+        if lengths is None:
+            fast = self._try(x, states, True, n_threads)
+            steps = None
+        else:
+            if (type(x) is not np.ndarray or x.ndim != 3 or x.dtype != self.dtype
+                    or not x.flags.c_contiguous or any(v is not None for v in states)):
+                return None
+            steps = _Lengths.fast(lengths, x.shape[1], x.shape[2])
+            if steps is None:
+                return None
+            if steps.full:
+                fast, steps = self._try(x, states, True, n_threads), None
+            else:
+                fast = self._try(steps.gather(x, False), states, True, n_threads,
+                                 steps.active)
+        if fast is None:
+            return None
+        a, y, c = fast[0], fast[1] if self.has_head else None, (
+            fast[2] if self._kind == "lstm" else None)
+        if steps is not None:
+            a, y, c = (None if v is None else steps.scatter(v, False) for v in (a, y, c))
+            if y is not None:
+                y[:, steps.padding] = 0
+        return a, y, c
 
     def _one_state_step(self, xt, state, reference_cell):
         """``step`` of a model whose state is one array (RNN, GRU): the compiled fast path,
@@ -489,10 +518,9 @@ class LSTM(_Model):
         y : ndarray (n_y, m, T_x), or None without an output layer
         c : ndarray (n_a, m, T_x)
         """
-        if lengths is None:
-            fast = self._try(x, (a0, c0), True, n_threads)
-            if fast is not None:
-                return fast[0], (fast[1] if self.has_head else None), fast[2]
+        fast = self._fast_forward(x, (a0, c0), lengths, n_threads)
+        if fast is not None:
+            return fast
         a, y, c = self._run_forward(x, [("a0", a0), ("c0", c0)], lengths, n_threads)
         return a, y, c
 

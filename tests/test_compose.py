@@ -202,6 +202,29 @@ def test_stack_fast_chain_is_the_validated_route(kind, dtype, lengths):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n_y", [0, 3])
+def test_model_lengths_fast_route_is_the_validated_route(kind, dtype, n_y):
+    # forward(x, lengths=...) with zero initial states takes the compiled route (the batch
+    # sorted by length and back); checked mode the validated one: the same bits
+    rng = np.random.default_rng(12)
+    n_x, n_a, m, T = 4, 6, 5, 8
+    model = MODEL[kind](layer_params(kind, rng, n_x, n_a, n_y, dtype))
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    for lengths in (np.array([3, 8, 1, 8, 5]), np.array([8, 8, 6, 2, 1], dtype=np.int32),
+                    np.full(m, T), [2, 8, 3, 3, 7]):
+        fast = model.forward(x, lengths=lengths)
+        with fastrnn.checked():
+            slow = model.forward(x, lengths=lengths)
+        assert len(fast) == len(slow) == (3 if kind == "lstm" else 2)
+        for k, (g, v) in enumerate(zip(fast, slow)):
+            if n_y == 0 and k == 1:
+                assert g is None and v is None
+            else:
+                np.testing.assert_array_equal(g, v, err_msg=f"output {k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["rnn", "gru"])
 def test_bidirectional_two_threads_is_bitwise_one_thread(dtype, kind):
     # (enough work for the second thread: see test_bidirectional_directions_run_on_two_threads)
