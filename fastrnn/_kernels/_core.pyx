@@ -182,17 +182,26 @@ cdef void output_block(int n_y, int n_a, int m, int nb, const floating *sb, int 
     # The output layer of a block of nb <= state_block steps, for the panel GEMM's levels:
     # y[:, j*ldyj + r] += Wy (n_y, n_a) @ s_jr for j < m, r < nb, where the state s_jr (n_a
     # values) is at sb + j*ldj + r*ldt.  Per example the block's states are packed as the rows
-    # of one panel (pan: state_block * n_a elements) and Wy's rows are broadcast against it,
-    # so that the GEMM's columns are y's rows: y (row-major) is written in place, and the
-    # states are read while still in cache.
-    cdef const floating *rows
-    cdef Py_ssize_t j
+    # of one panel (pan: OUTPUT_ROWS_MAX * n_a elements) and Wy's rows are broadcast against
+    # it, so that the GEMM's columns are y's rows: y (row-major) is written in place, and the
+    # states are read while still in cache.  When the block is the whole sequence (nb ==
+    # ldyj: a short one), consecutive examples' rows of y follow each other, and the states of
+    # up to OUTPUT_ROWS_MAX / nb examples share the panels: a panel holding nb rows of its 32
+    # (float32) would spend the rest of its multiply-adds on zeros.
+    cdef const floating *rows[OUTPUT_ROWS_MAX]
+    cdef Py_ssize_t j, k, g = 1, n
     if n_y == 0:
         return
-    for j in range(m):
-        rows = sb + j * ldj
-        panel_pack(nb, n_a, &rows, nb, ldt, pan)
-        panel_acc(nb, n_y, n_a, pan, wy, n_a, y + j * ldyj, ld_y, NULL)
+    if nb == ldyj:
+        g = max(1, OUTPUT_ROWS_MAX // nb)
+    j = 0
+    while j < m:
+        n = min(g, m - j)
+        for k in range(n):
+            rows[k] = sb + (j + k) * ldj
+        panel_pack(n * nb, n_a, rows, nb, ldt, pan)
+        panel_acc(n * nb, n_y, n_a, pan, wy, n_a, y + j * ldyj, ld_y, NULL)
+        j += n
 
 
 cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
@@ -267,7 +276,7 @@ cdef void rnn_core(
         floating *z,                         # WORK     (m, T, n_a)
         floating *h0,                        # WORK     (m, n_a): a0 transposed
         floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
-        floating *pan,                       # WORK     (STATE_BLOCK_MAX, n_a): the output
+        floating *pan,                       # WORK     (OUTPUT_ROWS_MAX, n_a): the output
                                              #          layer's panel (with the panel GEMM)
         floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
         bint pack,                           # IN       pack Waa into panel (else it is packed)
@@ -366,6 +375,9 @@ cdef void rnn_core(
 # of one transpose and one GEMM of every state from memory after the loop.
 cdef enum:
     STATE_BLOCK_MAX = FR_PANEL_BYTES // 4
+    # Rows of the output layer's panels (output_block): four panels of float32 states, so
+    # that a short sequence's examples fill them to within a few rows.
+    OUTPUT_ROWS_MAX = 4 * STATE_BLOCK_MAX
     # See lstm_step_x.
     STEP_X_MIN_M = 4
     STEP_X_STREAM_BYTES = 8 * 1024 * 1024
@@ -619,8 +631,8 @@ cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
                                  Py_ssize_t n_a, Py_ssize_t n_x) noexcept nogil:
     # states * (ms, n_a) transposed initial states, plus, when the small path takes them,
     # X^T (ms*T, n_x) or, for a fused LSTM step (states == 2, T == 1), concat (ms, n_a + n_x);
-    # the RNN's output layer panel (STATE_BLOCK_MAX, n_a) last.
-    cdef Py_ssize_t out = STATE_BLOCK_MAX * n_a if states == 1 else 0
+    # the RNN's output layer's panels (OUTPUT_ROWS_MAX, n_a) last.
+    cdef Py_ssize_t out = OUTPUT_ROWS_MAX * n_a if states == 1 else 0
     if ms * T > SMALL_COLS:
         return states * ms * n_a + out
     if states == 2 and T == 1:
@@ -632,11 +644,11 @@ cdef inline Py_ssize_t lstm_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_
                                       Py_ssize_t n_x, bint panel) noexcept nogil:
     # lstm_core's work before the panel: a0, c0 transposed (2 (ms, n_a)); with the panel
     # GEMM, X^T (ms*T, n_x), the gates' biases (4n_a), a concat (ms, n_a + n_x) and the
-    # output layer's panel (STATE_BLOCK_MAX, n_a); else as work_size(2, ...) with room for a
+    # output layer's panels (OUTPUT_ROWS_MAX, n_a); else as work_size(2, ...) with room for a
     # concat (a fused product per step).
     if panel:
         return (2 * ms * n_a + ms * T * n_x + 4 * n_a + ms * (n_a + n_x)
-                + STATE_BLOCK_MAX * n_a)
+                + OUTPUT_ROWS_MAX * n_a)
     return work_size(2, ms, T, n_a, n_x) + ms * (n_a + n_x)
 
 
@@ -726,7 +738,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> wx, <float *> wa, <float *> b, <float *> wy, <float *> by,
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
             <float *> work, <float *> work + ms * n_a,
-            <float *> work + base - STATE_BLOCK_MAX * n_a,
+            <float *> work + base - OUTPUT_ROWS_MAX * n_a,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
             packed == NULL or fill, small_max, relu, active, j0, reverse)
     else:
@@ -735,7 +747,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> wx, <double *> wa, <double *> b, <double *> wy, <double *> by,
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
             <double *> work, <double *> work + ms * n_a,
-            <double *> work + base - STATE_BLOCK_MAX * n_a,
+            <double *> work + base - OUTPUT_ROWS_MAX * n_a,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
             packed == NULL or fill, small_max, relu, active, j0, reverse)
 
@@ -1841,7 +1853,7 @@ cdef void gru_core(
         floating *rh,                        # WORK     (m, n_a): r * h_prev (reset before)
         floating *xt,                        # WORK     (m*T, n_x): when m*T <= SMALL_COLS or
                                              #          with the panel GEMM
-        floating *pan,                       # WORK     (STATE_BLOCK_MAX, n_a): the output
+        floating *pan,                       # WORK     (OUTPUT_ROWS_MAX, n_a): the output
                                              #          layer's panel (with the panel GEMM)
         floating *panel,                     # WORK     W_a then W_x packed for the panel
                                              #          GEMM (gru_panel_elems), or NULL
@@ -1961,10 +1973,10 @@ cdef void gru_core(
 
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
                                      Py_ssize_t n_x, bint panel) noexcept nogil:
-    # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), the output layer's panel (STATE_BLOCK_MAX,
+    # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), the output layer's panels (OUTPUT_ROWS_MAX,
     # n_a), plus X^T (ms*T, n_x) when the small path or (``panel``) the panel GEMM or an
     # unpacked call's input projection takes it.
-    return (5 * ms * n_a + STATE_BLOCK_MAX * n_a
+    return (5 * ms * n_a + OUTPUT_ROWS_MAX * n_a
             + (ms * T * n_x if ms * T <= SMALL_COLS or panel else 0))
 
 
@@ -2015,7 +2027,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> by, <float *> a + off, m * T, <float *> y + off, m * T,
             <float *> z + off * 3 * n_a, <float *> s + off * n_a,
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
-            <float *> work + 5 * hc + STATE_BLOCK_MAX * n_a, <float *> work + 5 * hc,
+            <float *> work + 5 * hc + OUTPUT_ROWS_MAX * n_a, <float *> work + 5 * hc,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
             packed == NULL or fill, reset_after, active, j0, small_max, reverse, unpacked)
     else:
@@ -2025,7 +2037,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> by, <double *> a + off, m * T, <double *> y + off, m * T,
             <double *> z + off * 3 * n_a, <double *> s + off * n_a,
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
-            <double *> work + 5 * hc + STATE_BLOCK_MAX * n_a, <double *> work + 5 * hc,
+            <double *> work + 5 * hc + OUTPUT_ROWS_MAX * n_a, <double *> work + 5 * hc,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
             packed == NULL or fill, reset_after, active, j0, small_max, reverse, unpacked)
 
