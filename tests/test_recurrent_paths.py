@@ -78,7 +78,8 @@ def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype):
 
 # kind: (n_x, n_a, gates, outputs before the caches, cache items compared)
 UNPACKED = {"lstm": (200, 288, 4, 3, 9),  # a, y, c; every cache item but the parameters
-            "gru": (240, 320, 3, 2, 6)}   # a, y; a_next, a_prev, rt, zt, nt, xt
+            "gru": (240, 320, 3, 2, 6),   # a, y; a_next, a_prev, rt, zt, nt, xt
+            "rnn": (50, 736, 1, 2, 3)}    # a, y; a_next, a_prev, xt
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
@@ -88,11 +89,12 @@ def test_drop_in_without_packing_matches_reference(simd_level, kind, dtype, T):
     """One example, a few steps and gate weights beyond L2 (2 MiB or more): the drop-in
     function does not pack its weights but runs the small-batch kernel on the gate arrays
     as they are, up to 8 steps (9 pack): the LSTM one fused product per step over
-    [W_a | W_x], the GRU its input projection and recurrent products.  Outputs and every
+    [W_a | W_x], the GRU its input projection and recurrent products, the RNN those and its
+    output layer (its block is W_a alone).  Outputs and every
     step's cache items against the reference, and the packed model's outputs beside them."""
     n_x, n_a, G, n_out, n_items = UNPACKED[kind]
     n_y, m = 7, 1
-    assert G * n_a * (n_a + n_x) * 4 >= 2 << 20
+    assert G * n_a * (n_a + (n_x if kind != "rnn" else 0)) * 4 >= 2 << 20
     rng = np.random.default_rng(T)
     p = layer_params(kind, rng, n_x, n_a, n_y, dtype)
     x = rng.standard_normal((n_x, m, T)).astype(dtype)
@@ -106,7 +108,7 @@ def test_drop_in_without_packing_matches_reference(simd_level, kind, dtype, T):
         for k in range(n_items):
             assert_close(got[n_out][0][t][k], want[n_out][0][t][k], dtype,
                          err_msg=f"step {t}: {k}")
-    model = (fastrnn.LSTM if kind == "lstm" else fastrnn.GRU)(p)
+    model = {"lstm": fastrnn.LSTM, "gru": fastrnn.GRU, "rnn": fastrnn.RNN}[kind](p)
     for g, w in zip(model.forward(x, a0), want[:n_out]):
         assert_close(g, w, dtype)
     # the validated route (a Fortran-ordered x) decides alike, for the drop-in function (no

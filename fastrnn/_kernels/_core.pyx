@@ -276,6 +276,7 @@ cdef void rnn_core(
         floating *z,                         # WORK     (m, T, n_a)
         floating *h0,                        # WORK     (m, n_a): a0 transposed
         floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
+                                             #          or ``small_x``
         floating *pan,                       # WORK     (OUTPUT_ROWS_MAX, n_a): the output
                                              #          layer's panel (with the panel GEMM)
         floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
@@ -285,7 +286,11 @@ cdef void rnn_core(
                                              #          nonlinearity="relu")
         const int *active,                   # IN   (T,) or NULL: at step t only the first
         Py_ssize_t act0,                     #      active[t] - act0 columns run (see below)
-        bint reverse) noexcept nogil:        # IN   run the steps from T - 1 down to 0
+        bint reverse,                        # IN   run the steps from T - 1 down to 0
+        bint small_x=False) noexcept nogil:  # IN   the input projection and the output
+                                             #      layer by the small-batch kernel on the
+                                             #      weights as they are (an unpacked call:
+                                             #      see unpacked_steps)
     # Variable lengths, as in gru_core: with the batch sorted by length, longest first,
     # ``active[t]`` (non-increasing) examples of the whole batch are still running at step t;
     # this slice starts at example act0.  The others' recurrent products and activations are
@@ -306,7 +311,7 @@ cdef void rnn_core(
     # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) -> 'T',
     # X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
     fill_columns(z, b, n_a, mT)
-    input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt)
+    input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt, small_x)
 
     for j in range(m):
         for i in range(n_a):
@@ -357,7 +362,7 @@ cdef void rnn_core(
     # Y^T (m*T, n_y) = Z^T (m*T, n_a) @ Wya^T (n_a, n_y), + by; y row-major = Y^T col-major.
     # With the panel GEMM, in blocks of steps (output_block).
     fill_rows(y, by, n_y, mT, ld_y)
-    if mT <= SMALL_COLS:
+    if mT <= SMALL_COLS or small_x:
         small_acc(n_y, mT, n_a, wy, n_a, z, n_a, y, ld_y, 1)
     elif panel != NULL:
         for s in range((T + SB - 1) // SB):
@@ -628,12 +633,14 @@ cdef void lstm_core(
 # ------------------------------------------------------------------ running the cores
 
 cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
-                                 Py_ssize_t n_a, Py_ssize_t n_x) noexcept nogil:
-    # states * (ms, n_a) transposed initial states, plus, when the small path takes them,
-    # X^T (ms*T, n_x) or, for a fused LSTM step (states == 2, T == 1), concat (ms, n_a + n_x);
-    # the RNN's output layer's panels (OUTPUT_ROWS_MAX, n_a) last.
+                                 Py_ssize_t n_a, Py_ssize_t n_x,
+                                 bint small_x=False) noexcept nogil:
+    # states * (ms, n_a) transposed initial states, plus, when the small path takes them
+    # (or ``small_x``: rnn_core's), X^T (ms*T, n_x) or, for a fused LSTM step (states == 2,
+    # T == 1), concat (ms, n_a + n_x); the RNN's output layer's panels (OUTPUT_ROWS_MAX, n_a)
+    # last.
     cdef Py_ssize_t out = OUTPUT_ROWS_MAX * n_a if states == 1 else 0
-    if ms * T > SMALL_COLS:
+    if ms * T > SMALL_COLS and not small_x:
         return states * ms * n_a + out
     if states == 2 and T == 1:
         return states * ms * n_a + ms * (n_a + n_x) + out
@@ -718,20 +725,29 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
                         ms, T, per_call, unpacked)
 
 
+cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t ms, Py_ssize_t T,
+                         int small_max, bint per_call, bint *unpacked) noexcept nogil:
+    # packing_plan of the RNN's recurrent block.
+    return packing_plan(panel_elems(typenum, n_a, n_a, ms, T, small_max),
+                        n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T, per_call,
+                        unpacked)
+
+
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
                        char *a, char *y, char *z, char *work, bint panel,
                        int small_max, char *packed=NULL, bint fill=False,
                        bint relu=False, const int *active=NULL,
-                       bint reverse=False) noexcept nogil:
+                       bint reverse=False, bint unpacked=False) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements, plus panel_elems(...) when ``panel`` (decided once, by the
     # caller that sized work: USE_PANEL may change meanwhile).  ``packed``: a separate buffer
     # of panel_elems(...) for the packed block instead, holding it already (a model's cached
-    # panel) unless ``fill``.  ``active``, ``reverse``: see rnn_forward.
+    # panel) unless ``fill``.  ``active``, ``reverse``: see rnn_forward.  ``unpacked`` (no
+    # panel; rnn_plan): rnn_core's ``small_x``, work holding work_size(1, ..., True).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T
-    cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x)
+    cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x, unpacked)
     if typenum == cnp.NPY_FLOAT32:
         rnn_core[float](
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
@@ -740,7 +756,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> work, <float *> work + ms * n_a,
             <float *> work + base - OUTPUT_ROWS_MAX * n_a,
             <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, small_max, relu, active, j0, reverse)
+            packed == NULL or fill, small_max, relu, active, j0, reverse, unpacked)
     else:
         rnn_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -749,7 +765,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> work, <double *> work + ms * n_a,
             <double *> work + base - OUTPUT_ROWS_MAX * n_a,
             <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, small_max, relu, active, j0, reverse)
+            packed == NULL or fill, small_max, relu, active, j0, reverse, unpacked)
 
 
 cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -855,7 +871,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
                 cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
                 cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max,
-                bint relu=False, cnp.ndarray active=None, bint reverse=False):
+                bint relu=False, cnp.ndarray active=None, bint reverse=False,
+                bint per_call=False):
     """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -894,8 +911,10 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
-    cdef Py_ssize_t npanel = panel_elems(typenum, n_a, n_a, j1 - j0, T, small_max)
-    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x) + npanel,
+    # as the drop-in fast path decides (rnn_call): the same call, the same kernels and bits
+    cdef bint unpacked
+    cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, j1 - j0, T, small_max, per_call, &unpacked)
+    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x, unpacked) + npanel,
                                      dtype=x.dtype)
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
@@ -903,7 +922,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(work), npanel > 0, small_max, NULL, False, relu, act,
-                     reverse)
+                     reverse, unpacked)
 
 
 def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
@@ -1113,8 +1132,9 @@ cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int t
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
                     list scratch=None, bint relu=False, const int *active=NULL,
-                    bint reverse=False, cnp.ndarray out=None):
+                    bint reverse=False, cnp.ndarray out=None, bint per_call=False):
     cdef Py_ssize_t npanel
+    cdef bint unpacked
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
     # With ``scratch`` (3 slots), z and the work buffer are reused from the previous call.
     # ``out``: a, checked by the caller, instead of a new array.
@@ -1129,13 +1149,13 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
-    npanel = panel_elems(typenum, n_a, n_a, m, T, small_max)
+    npanel = rnn_plan(typenum, n_a, m, T, small_max, per_call, &unpacked)
     cdef bint fill = False
     cdef char *packed = NULL
     if scratch is not None and npanel:
         packed = cnp.PyArray_BYTES(cached_panel(
             scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel, typenum, &fill))
-    dims[0] = work_size(1, m, T, n_a, n_x) + (0 if packed != NULL else npanel)
+    dims[0] = work_size(1, m, T, n_a, n_x, unpacked) + (0 if packed != NULL else npanel)
     cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
                              else arena_work(dims[0], typenum))
     with nogil:
@@ -1143,7 +1163,7 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      b, cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a),
                      cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(work),
-                     npanel > 0, small_max, packed, fill, relu, active, reverse)
+                     npanel > 0, small_max, packed, fill, relu, active, reverse, unpacked)
     return a, y, z
 
 
@@ -1332,7 +1352,7 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
     if has_subnormal(xa) or has_subnormal(a0a):
         return None
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
-                    sequence, small_max)
+                    sequence, small_max, None, False, NULL, False, None, True)
 
 
 cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:
