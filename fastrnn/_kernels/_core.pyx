@@ -424,7 +424,8 @@ cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T,
     # Does a drop-in call (nothing packed before it) skip packing its weights (block_bytes of
     # them), and run the small-batch kernel on them as they are: the LSTM one fused product
     # per step (lstm_core's ``fused``), the GRU its input projection and recurrent products
-    # (gru_core's ``unpacked``)?
+    # (gru_core's ``unpacked``), the RNN those and its output layer (rnn_core's ``small_x``;
+    # its block is W_a alone)?
     # For one example, where the block is beyond L2: each step then reads it once from L3
     # either way (the small-batch kernel reads row-major W at about the panel kernel's rate),
     # and packing costs about three steps.  Measured on AMD Zen 5, float32, one example, per
