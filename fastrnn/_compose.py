@@ -259,7 +259,7 @@ class Stack:
         ``lengths``, subnormal values, checked mode, work worth several threads): the
         validated route then runs the whole stack.  At the ``lesson`` shape this is most of
         the call: Python's overhead, not the kernels'."""
-        if type(x) is not np.ndarray or x.ndim != 3:
+        if type(x) is not np.ndarray or x.ndim != 3 or _checked.is_checked():
             return None
         m, T = x.shape[1], x.shape[2]
         if n_threads != 1 and (

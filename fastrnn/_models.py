@@ -68,7 +68,8 @@ class _Model:
             fast = self._try(x, states, True, n_threads)
             steps = None
         else:
-            if (type(x) is not np.ndarray or x.ndim != 3 or x.dtype != self.dtype
+            if (not self._compiled(_api.threads_count(n_threads))
+                    or type(x) is not np.ndarray or x.ndim != 3 or x.dtype != self.dtype
                     or not x.flags.c_contiguous or any(v is not None for v in states)):
                 return None
             steps = _Lengths.fast(lengths, x.shape[1], x.shape[2])
@@ -333,6 +334,11 @@ class _Model:
                             self._reference_parameters(), **self._cell_options())))
         return got
 
+    def _compiled(self, n_threads):
+        """Can the compiled fast path take a call on ``n_threads`` (a count) threads: outside
+        checked mode, on one thread (the LSTM's on several)?"""
+        return not _checked.is_checked() and (n_threads == 1 or self._kind == "lstm")
+
     def _try(self, x, states, sequence, n_threads=1, active=None, reverse=False, out=None,
              caches=False):
         """The compiled fast path (fastrnn._kernels._core.try_packed_*) for inputs that are
@@ -341,7 +347,7 @@ class _Model:
         ``active``, ``reverse``, ``out``: as for :meth:`_kernel`.  ``caches``: the LSTM's
         gate and state buffers are wanted (training); without, they may come back as None."""
         n_threads = _api.threads_count(n_threads)
-        if (n_threads != 1 and self._kind != "lstm") or _checked.is_checked():
+        if not self._compiled(n_threads):
             return None
         p = self._packed
         scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
@@ -678,9 +684,10 @@ class _Lengths:
         if (type(lengths) is not np.ndarray or lengths.dtype.kind not in "iu"
                 or lengths.shape != (m,)):
             return None
-        try:  # the sort checks the range
-            return cls(np.ascontiguousarray(lengths, dtype=np.intp), T)
-        except ValueError:
+        try:  # no value changed by the conversion; the sort checks the range
+            return cls(np.ascontiguousarray(lengths.astype(np.intp, casting="safe",
+                                                           copy=False)), T)
+        except (TypeError, ValueError):
             return None
 
     def __init__(self, values, T):

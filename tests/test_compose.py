@@ -188,6 +188,8 @@ def test_stack_fast_chain_is_the_validated_route(kind, dtype, lengths):
     x = rng.standard_normal((n_x, m, T)).astype(dtype)
     for s, p, hd in ((bidir, bidir_params, head), (deep, deep_params, None)):
         fast = s.forward(x, lens)
+        # the compiled chain takes an integer array (a list goes the validated route)
+        assert (s._chain(x, 1, lens) is None) == isinstance(lens, list)
         with fastrnn.checked():
             slow = s.forward(x, lens)
         want = _ref_stack(kind, p, hd, x, lens, None, None)
@@ -214,6 +216,9 @@ def test_model_lengths_fast_route_is_the_validated_route(kind, dtype, n_y):
     for lengths in (np.array([3, 8, 1, 8, 5]), np.array([8, 8, 6, 2, 1], dtype=np.int32),
                     np.full(m, T), [2, 8, 3, 3, 7]):
         fast = model.forward(x, lengths=lengths)
+        # the compiled route takes an integer array (a list goes the validated route)
+        states = (None,) * (2 if kind == "lstm" else 1)
+        assert (model._fast_forward(x, states, lengths, 1) is None) == isinstance(lengths, list)
         with fastrnn.checked():
             slow = model.forward(x, lengths=lengths)
         assert len(fast) == len(slow) == (3 if kind == "lstm" else 2)

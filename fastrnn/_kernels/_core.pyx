@@ -181,9 +181,9 @@ cdef void output_block(int n_y, int n_a, int m, int nb, const floating *sb, int 
                        floating *pan) noexcept nogil:
     # The output layer of a block of nb <= state_block steps, for the panel GEMM's levels:
     # y[:, j*ldyj + r] += Wy (n_y, n_a) @ s_jr for j < m, r < nb, where the state s_jr (n_a
-    # values) is at sb + j*ldj + r*ldt.  Per example the block's states are packed as the rows
-    # of one panel (pan: OUTPUT_ROWS_MAX * n_a elements) and Wy's rows are broadcast against
-    # it, so that the GEMM's columns are y's rows: y (row-major) is written in place, and the
+    # values) is at sb + j*ldj + r*ldt.  The block's states are packed as the rows of panels
+    # (pan: OUTPUT_ROWS_MAX * n_a elements), one example's at a time, and Wy's rows are
+    # broadcast against them, so that the GEMM's columns are y's rows: y (row-major) is written in place, and the
     # states are read while still in cache.  When the block is the whole sequence (nb ==
     # ldyj: a short one), consecutive examples' rows of y follow each other, and the states of
     # up to OUTPUT_ROWS_MAX / nb examples share the panels: a panel holding nb rows of its 32
@@ -491,7 +491,8 @@ cdef void lstm_core(
     cdef floating *zt
     cdef floating *sb
     # panel path work: X^T (m*T, n_x), one column per (j, t); the gates' biases (4n_a); the
-    # step's concat = [a_prev; xt] (m, n_a + n_x); the output layer's panel (SB, n_a)
+    # step's concat = [a_prev; xt] (m, n_a + n_x); the output layer's panels
+    # (OUTPUT_ROWS_MAX, n_a)
     cdef floating *bias = xt + <Py_ssize_t> mT * n_x
     cdef floating *cat = bias + G
     cdef floating *pan = cat + <Py_ssize_t> m * K
@@ -892,6 +893,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     reverse : run the steps backwards, from T - 1 to 0 (a backward direction; with
         ``active``, each example from its own last step, starting from its a0), writing
         every output at its own step: no reversed copies.
+    per_call : as for :func:`lstm_forward` (unpacked_steps).
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
