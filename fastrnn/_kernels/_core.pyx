@@ -182,12 +182,13 @@ cdef void output_block(int n_y, int n_a, int m, int nb, const floating *sb, int 
     # The output layer of a block of nb <= state_block steps, for the panel GEMM's levels:
     # y[:, j*ldyj + r] += Wy (n_y, n_a) @ s_jr for j < m, r < nb, where the state s_jr (n_a
     # values) is at sb + j*ldj + r*ldt.  The block's states are packed as the rows of panels
-    # (pan: OUTPUT_ROWS_MAX * n_a elements), one example's at a time, and Wy's rows are
-    # broadcast against them, so that the GEMM's columns are y's rows: y (row-major) is written in place, and the
-    # states are read while still in cache.  When the block is the whole sequence (nb ==
-    # ldyj: a short one), consecutive examples' rows of y follow each other, and the states of
-    # up to OUTPUT_ROWS_MAX / nb examples share the panels: a panel holding nb rows of its 32
-    # (float32) would spend the rest of its multiply-adds on zeros.
+    # (pan: OUTPUT_ROWS_MAX * n_a elements), one example's after another, and Wy's rows are
+    # broadcast against them, so that the GEMM's columns are y's rows: y (row-major) is
+    # written in place, and the states are read while still in cache.  One example per call
+    # unless the block is the whole sequence (nb == ldyj: a short one): then consecutive
+    # examples' rows of y follow each other, and the states of up to OUTPUT_ROWS_MAX / nb
+    # examples share the panels (a panel holding nb rows of its 32 (float32) would spend the
+    # rest of its multiply-adds on zeros).
     cdef const floating *rows[OUTPUT_ROWS_MAX]
     cdef Py_ssize_t j, k, g = 1, n
     if n_y == 0:
