@@ -90,7 +90,7 @@ def test_drop_in_without_packing_matches_reference(simd_level, kind, dtype, T):
     function does not pack its weights but runs the small-batch kernel on the gate arrays
     as they are, up to 8 steps (9 pack): the LSTM one fused product per step over
     [W_a | W_x], the GRU its input projection and recurrent products, the RNN those and its
-    output layer (its block is W_a alone).  Outputs and every
+    output layer (its block is W_a alone; the RNN's model call too).  Outputs and every
     step's cache items against the reference, and the packed model's outputs beside them."""
     n_x, n_a, G, n_out, n_items = UNPACKED[kind]
     n_y, m = 7, 1

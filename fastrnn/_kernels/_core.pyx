@@ -426,7 +426,7 @@ cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T,
     # them), and run the small-batch kernel on them as they are: the LSTM one fused product
     # per step (lstm_core's ``fused``), the GRU its input projection and recurrent products
     # (gru_core's ``unpacked``), the RNN those and its output layer (rnn_core's ``small_x``;
-    # its block is W_a alone)?
+    # its block is W_a alone; a model's call too: see rnn_plan)?
     # For one example, where the block is beyond L2: each step then reads it once from L3
     # either way (the small-batch kernel reads row-major W at about the panel kernel's rate),
     # and packing costs about three steps.  Measured on AMD Zen 5, float32, one example, per
@@ -729,10 +729,14 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
 
 
 cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t ms, Py_ssize_t T,
-                         int small_max, bint per_call, bint *unpacked) noexcept nogil:
-    # packing_plan of the RNN's recurrent block.
+                         int small_max, bint *unpacked) noexcept nogil:
+    # packing_plan of the RNN's recurrent block, for every call: a model's too skips its
+    # packed block where unpacked_steps says so, since its input projection and output layer
+    # then also run on the weights as they are (OpenBLAS would pack W_x and Wy on every
+    # call).  A/B, AMD Zen 5, float32, one example, the model: 512/1024/512 8 steps x0.88, 5
+    # steps x0.70; 384/768/384 8 steps x0.89.
     return packing_plan(panel_elems(typenum, n_a, n_a, ms, T, small_max),
-                        n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T, per_call,
+                        n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T, True,
                         unpacked)
 
 
@@ -874,8 +878,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
                 cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
                 cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max,
-                bint relu=False, cnp.ndarray active=None, bint reverse=False,
-                bint per_call=False):
+                bint relu=False, cnp.ndarray active=None, bint reverse=False):
     """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -894,7 +897,6 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     reverse : run the steps backwards, from T - 1 to 0 (a backward direction; with
         ``active``, each example from its own last step, starting from its a0), writing
         every output at its own step: no reversed copies.
-    per_call : as for :func:`lstm_forward` (unpacked_steps).
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -917,7 +919,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
         return
     # as the drop-in fast path decides (rnn_call): the same call, the same kernels and bits
     cdef bint unpacked
-    cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, j1 - j0, T, small_max, per_call, &unpacked)
+    cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, j1 - j0, T, small_max, &unpacked)
     cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x, unpacked) + npanel,
                                      dtype=x.dtype)
     with nogil:
@@ -1136,7 +1138,7 @@ cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int t
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
                     list scratch=None, bint relu=False, const int *active=NULL,
-                    bint reverse=False, cnp.ndarray out=None, bint per_call=False):
+                    bint reverse=False, cnp.ndarray out=None):
     cdef Py_ssize_t npanel
     cdef bint unpacked
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
@@ -1153,7 +1155,7 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
-    npanel = rnn_plan(typenum, n_a, m, T, small_max, per_call, &unpacked)
+    npanel = rnn_plan(typenum, n_a, m, T, small_max, &unpacked)
     cdef bint fill = False
     cdef char *packed = NULL
     if scratch is not None and npanel:
@@ -1356,7 +1358,7 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
     if has_subnormal(xa) or has_subnormal(a0a):
         return None
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
-                    sequence, small_max, None, False, NULL, False, None, True)
+                    sequence, small_max)
 
 
 cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:
