@@ -64,10 +64,8 @@ class _Model:
         LSTM), or None when it cannot take the call.  With ``lengths`` below T_x (an integer
         array; zero initial states) the batch runs in order of length, the padding skipped,
         and goes back to the caller's order, as on the validated route."""
-        if lengths is None:
-            fast = self._try(x, states, True, n_threads)
-            steps = None
-        else:
+        steps = None
+        if lengths is not None:
             if (not self._compiled(_api.threads_count(n_threads))
                     or type(x) is not np.ndarray or x.ndim != 3 or x.dtype != self.dtype
                     or not x.flags.c_contiguous or any(v is not None for v in states)):
@@ -76,19 +74,14 @@ class _Model:
             if steps is None:
                 return None
             if steps.full:
-                fast, steps = self._try(x, states, True, n_threads), None
-            else:
-                fast = self._try(steps.gather(x, False), states, True, n_threads,
-                                 steps.active)
+                steps = None  # whole sequences: no padding
+        fast = (self._try(x, states, True, n_threads) if steps is None else
+                self._try(steps.gather(x, False), states, True, n_threads, steps.active))
         if fast is None:
             return None
         a, y, c = fast[0], fast[1] if self.has_head else None, (
             fast[2] if self._kind == "lstm" else None)
-        if steps is not None:
-            a, y, c = (None if v is None else steps.scatter(v, False) for v in (a, y, c))
-            if y is not None:
-                y[:, steps.padding] = 0
-        return a, y, c
+        return (a, y, c) if steps is None else steps.restore(a, y, c)
 
     def _one_state_step(self, xt, state, reference_cell):
         """``step`` of a model whose state is one array (RNN, GRU): the compiled fast path,
@@ -297,15 +290,8 @@ class _Model:
         a, y, c = self._kernel(xs, [lengths.sort(v) for v in states], n_threads,
                                lengths.active, backwards,
                                a_out if self._runs_backwards else None)
-        # the kernel zeroed the states past each length; the predictions there are not
-        # meaningful until zeroed here
         last = [lengths.last(v, backwards) for v in (a, c) if v is not None]
-        if a is not out:
-            a = lengths.scatter(a, flip, out)
-        y, c = (None if v is None else lengths.scatter(v, flip) for v in (y, c))
-        if y is not None:
-            y[:, lengths.padding] = 0
-        return a, y, c, last
+        return lengths.restore(a, y, c, flip, out) + (last,)
 
     def _run_forward(self, x, states, lengths, n_threads):
         """The validated route of ``forward``: returns a, y, c (see :meth:`_sequence`)."""
@@ -721,6 +707,18 @@ class _Lengths:
             out = np.empty_like(seq)
         _core.permute_steps(seq, out, self._order, self._sorted, flip, True)
         return out
+
+    def restore(self, a, y, c, flip=False, out=None):
+        """A kernel's outputs a, y, c (y, c may be None) in sorted order back in the caller's
+        (a into ``out`` when given, unless it already is ``out``), y's padding zeroed: the
+        kernel zeroed the states past each length, the predictions there are not meaningful
+        until zeroed here."""
+        if a is not out:
+            a = self.scatter(a, flip, out)
+        y, c = (None if v is None else self.scatter(v, flip) for v in (y, c))
+        if y is not None:
+            y[:, self.padding] = 0
+        return a, y, c
 
     def sort(self, state):
         return state if self.in_order else np.ascontiguousarray(state[:, self._order])
