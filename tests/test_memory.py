@@ -306,3 +306,50 @@ def test_pool_keeps_at_most_its_limit_of_unused_memory(monkeypatch):
     del small
     assert fastrnn.release_memory() == MB
     assert _pool.held_bytes() == 0
+
+
+def test_packed_blocks_start_on_huge_page_boundaries_and_free_their_memory():
+    """A packed block of HUGE_MIN_BYTES or more starts on a 2 MiB boundary of its own mapping
+    (so the kernel can back it with huge pages), is writable, exactly the size asked for, and
+    its memory goes back when the array and its views are gone; a smaller one, or any one
+    where the advice is missing, is a plain array."""
+    import mmap
+
+    from fastrnn import _pool
+
+    small = _pool.huge_empty(_pool.HUGE_MIN_BYTES - 1)
+    assert small.nbytes == _pool.HUGE_MIN_BYTES - 1 and small.base is None
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        pytest.skip("no MADV_HUGEPAGE here: huge_empty is np.empty")
+    nbytes = 3 * _pool.HUGE_PAGE + 4096 * 5 + 8  # spans several pages, ends mid-page
+    before = settled_rss()
+    block = _pool.huge_empty(nbytes)
+    assert block.nbytes == nbytes and block.dtype == np.uint8 and block.flags.writeable
+    assert block.ctypes.data % _pool.HUGE_PAGE == 0
+    block[:] = 7
+    view = block[-8:].view(np.float64)
+    touched = settled_rss() - before
+    assert touched >= nbytes  # resident once written
+    del block
+    assert view[0] == np.frombuffer(b"\x07" * 8, np.float64)[0]  # a view keeps it alive
+    del view
+    assert settled_rss() - before < touched / 4
+
+
+def test_models_pack_their_blocks_on_huge_page_boundaries():
+    """A model's packed recurrent block of HUGE_MIN_BYTES or more (kept per thread) and a
+    drop-in call's (the thread's arena) come from fastrnn._pool.huge_empty."""
+    from fastrnn import _pool
+    from fastrnn._kernels import _core
+
+    n_x, n_a, m, T = 8, 160, 3, 4  # 4 * 160 * 168 floats: 430 KB packed
+    params = lstm_params(np.random.default_rng(0), n_x, n_a, 2, np.float32)
+    x = np.random.default_rng(1).standard_normal((n_x, m, T)).astype(np.float32)
+    model = fastrnn.LSTM(params)
+    model.forward(x)
+    (_, block), = [v for v in model._scratch.buffers[3:] if v is not None]
+    assert block.nbytes >= _pool.HUGE_MIN_BYTES
+    assert block.ctypes.data % _pool.HUGE_PAGE == 0
+    fastrnn.lstm_forward(x, np.zeros((n_a, m), np.float32), params)
+    arena = _core._ARENA.panel
+    assert arena.nbytes >= block.nbytes and arena.ctypes.data % _pool.HUGE_PAGE == 0

@@ -205,9 +205,20 @@ cdef void output_block(int n_y, int n_a, int m, int nb, const floating *sb, int 
         j += n
 
 
+cdef inline bint step_descending(Py_ssize_t q) noexcept nogil:
+    # Does the q-th step run read its recurrent block's panels from the last one (a batch of
+    # one column tile whose block is read whole once per step: _gemm.h)?  Every other step
+    # does.  A block near the size of L2 then finds most of its panels still there: in the
+    # same order every step, each line the step's other traffic (gates, states) evicts is the
+    # least recently used, the one needed next, and one eviction per cache set becomes a miss
+    # for every panel line of that set; turning round, the step starts on the lines the
+    # previous one read last.  Same products, same bits.
+    return q & 1
+
+
 cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
                       const floating *panel, const floating *h, int ldh, floating *z,
-                      int ldz, int small_max) noexcept nogil:
+                      int ldz, int small_max, bint descending=False) noexcept nogil:
     # z (rows, m) += W (rows, K) @ H (K, m); z and H column-major (one example per column),
     # W row-major with row stride ldw, i.e. column-major (K, rows) -> 'T' for BLAS.
     # W packed for the panel GEMM (panel not NULL: see panel_elems) takes it, at any m; else
@@ -215,7 +226,7 @@ cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
     # columns (OpenBLAS's gemm repacks W on every call, and m gemv calls read it m times);
     # else BLAS gemm.
     if panel != NULL:
-        panel_acc(rows, m, K, panel, h, ldh, z, ldz, NULL)
+        panel_acc(rows, m, K, panel, h, ldh, z, ldz, NULL, 0, -1, descending)
     elif m <= small_max:
         small_acc(rows, m, K, w, ldw, h, ldh, z, 1, ldz)
     else:
@@ -338,7 +349,8 @@ cdef void rnn_core(
         if s == 0:
             product_acc(n_a, mt, n_a, wa, n_a, panel, h0, n_a, zt, ldz, small_max)
         else:
-            product_acc(n_a, mt, n_a, wa, n_a, panel, hp, ldz, zt, ldz, small_max)
+            product_acc(n_a, mt, n_a, wa, n_a, panel, hp, ldz, zt, ldz, small_max,
+                        step_descending(s))
             if active != NULL and reverse:
                 for j in range(mp, mt):  # back to padding
                     for i in range(n_a):
@@ -574,9 +586,9 @@ cdef void lstm_core(
                 catj = cat + j * K
                 memcpy(catj, h_prev + j * ldh, n_a * sizeof(floating))
                 memcpy(catj + n_a, xt + (j * T + t) * n_x, n_x * sizeof(floating))
-            panel_acc(G, mt, K, panel, cat, K, zt, ldz, bias)
+            panel_acc(G, mt, K, panel, cat, K, zt, ldz, bias, 0, -1, step_descending(q))
         elif panel != NULL:
-            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz, NULL, 0, K)
+            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz, NULL, 0, K, step_descending(q))
         elif fused:
             for j in range(mt):
                 catj = xt + j * K
@@ -748,11 +760,12 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        bint relu=False, const int *active=NULL,
                        bint reverse=False, bint unpacked=False) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
-    # work_size(1, ...) elements, plus panel_elems(...) when ``panel`` (decided once, by the
-    # caller that sized work: USE_PANEL may change meanwhile).  ``packed``: a separate buffer
-    # of panel_elems(...) for the packed block instead, holding it already (a model's cached
-    # panel) unless ``fill``.  ``active``, ``reverse``: see rnn_forward.  ``unpacked`` (no
-    # panel; rnn_plan): rnn_core's ``small_x``, work holding work_size(1, ..., True).
+    # work_size(1, ...) elements.  ``panel`` (decided once, by the caller that sized work:
+    # USE_PANEL may change meanwhile): the panel GEMM runs on ``packed``, a buffer of
+    # panel_elems(...) (a model's cached panel, or the thread's: arena_panel) holding the
+    # packed block already unless ``fill``.  ``active``, ``reverse``: see rnn_forward.
+    # ``unpacked`` (no panel; rnn_plan): rnn_core's ``small_x``, work holding
+    # work_size(1, ..., True).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T
     cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x, unpacked)
     if typenum == cnp.NPY_FLOAT32:
@@ -762,8 +775,8 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> a + off, m * T, <float *> y + off, m * T, <float *> z + off * n_a,
             <float *> work, <float *> work + ms * n_a,
             <float *> work + base - OUTPUT_ROWS_MAX * n_a,
-            <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, small_max, relu, active, j0, reverse, unpacked)
+            <float *> packed,
+            fill, small_max, relu, active, j0, reverse, unpacked)
     else:
         rnn_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -771,8 +784,8 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> a + off, m * T, <double *> y + off, m * T, <double *> z + off * n_a,
             <double *> work, <double *> work + ms * n_a,
             <double *> work + base - OUTPUT_ROWS_MAX * n_a,
-            <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, small_max, relu, active, j0, reverse, unpacked)
+            <double *> packed,
+            fill, small_max, relu, active, j0, reverse, unpacked)
 
 
 cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -783,8 +796,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
                         bint ring=False, const int *active=NULL,
                         int step_x=-1, bint reverse=False) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
-    # consecutive row blocks of one array.  work: lstm_work_size(..., panel) (+
-    # lstm_panel_elems(...)).  ``ring`` (panel only): z and s are lstm_core's ring buffers
+    # consecutive row blocks of one array.  work: lstm_work_size(..., panel).  ``ring`` (panel only): z and s are lstm_core's ring buffers
     # for these ms = j1 - j0 columns (the slice's own), not caches.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
     cdef Py_ssize_t zoff = 0 if ring else off * 4 * n_a, soff = 0 if ring else off * 2 * n_a
@@ -810,8 +822,8 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <float *> a + off, m * T, <float *> c + off, m * T, <float *> y + off, m * T,
             <float *> z + zoff, <float *> s + soff,
             <float *> work, <float *> work + hc, <float *> work + 2 * hc,
-            <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, step_x, ring, active, j0, small_max, reverse)
+            <float *> packed,
+            fill, step_x, ring, active, j0, small_max, reverse)
     else:
         for k in range(4):
             wd[k] = <double *> w[k]
@@ -822,8 +834,8 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <double *> a + off, m * T, <double *> c + off, m * T, <double *> y + off, m * T,
             <double *> z + zoff, <double *> s + soff,
             <double *> work, <double *> work + hc, <double *> work + 2 * hc,
-            <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, step_x, ring, active, j0, small_max, reverse)
+            <double *> packed,
+            fill, step_x, ring, active, j0, small_max, reverse)
 
 
 # ------------------------------------------------------------------ checked entry points
@@ -920,14 +932,15 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     # as the drop-in fast path decides (rnn_call): the same call, the same kernels and bits
     cdef bint unpacked
     cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, j1 - j0, T, small_max, &unpacked)
-    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x, unpacked) + npanel,
+    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x, unpacked),
                                      dtype=x.dtype)
+    cdef char *packed = arena_panel(npanel, typenum) if npanel else NULL
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                      cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(work), npanel > 0, small_max, NULL, False, relu, act,
+                     cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, True, relu, act,
                      reverse, unpacked)
 
 
@@ -994,15 +1007,16 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     cdef bint unpacked
     cdef Py_ssize_t npanel = lstm_plan(typenum, n_a, n_x, j1 - j0, T, small_max, per_call,
                                        &unpacked)
-    cdef cnp.ndarray work = np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, npanel > 0) + npanel,
+    cdef cnp.ndarray work = np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, npanel > 0),
                                      dtype=x.dtype)
+    cdef char *packed = arena_panel(npanel, typenum) if npanel else NULL
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                       cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(c0), wp, bp,
                       cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
                       cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                       cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, small_max,
-                      NULL, False, False, act, 1 if unpacked else -1, reverse)
+                      packed, True, False, act, 1 if unpacked else -1, reverse)
 
 
 # ------------------------------------------------------------------ the drop-in fast path
@@ -1115,12 +1129,29 @@ cdef cnp.ndarray arena_work(Py_ssize_t n, int typenum):
     return buf
 
 
+cdef cnp.ndarray panel_array(Py_ssize_t npanel, int typenum):
+    # npanel elements of typenum for a packed block (fastrnn._pool.huge_empty: huge pages).
+    cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
+    return _pool.huge_empty(max(npanel, 1) * item).view(
+        np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
+
+
+cdef char *arena_panel(Py_ssize_t npanel, int typenum):
+    # Room for a drop-in call's packed block (npanel elements of typenum) in this thread's
+    # arena, packed by the call (nothing is kept between calls but the memory).
+    cdef cnp.ndarray buf = getattr(_ARENA, "panel", None)
+    cdef Py_ssize_t nbytes = npanel * (4 if typenum == cnp.NPY_FLOAT32 else 8)
+    if buf is None or cnp.PyArray_NBYTES(buf) < nbytes:
+        buf = panel_array(npanel, typenum)
+        _ARENA.panel = buf
+    return cnp.PyArray_BYTES(buf)
+
+
 cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int typenum,
                               bint *fill):
     # A model's packed recurrent block, kept in scratch[3] = (key, array) between calls: packed
     # on the first call of a thread only (fill set).  A model whose weights change in place
     # (apply_gradients) drops its scratch lists, and with them this cache.
-    cdef cnp.npy_intp dims[1]
     while len(scratch) < 4:
         scratch.append(None)
     key = (key, npanel, typenum)
@@ -1128,8 +1159,7 @@ cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int t
     if entry is not None and entry[0] == key:
         fill[0] = False
         return entry[1]
-    dims[0] = npanel
-    cdef cnp.ndarray arr = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    cdef cnp.ndarray arr = panel_array(npanel, typenum)
     scratch[3] = (key, arr)
     fill[0] = True
     return arr
@@ -1161,7 +1191,9 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     if scratch is not None and npanel:
         packed = cnp.PyArray_BYTES(cached_panel(
             scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel, typenum, &fill))
-    dims[0] = work_size(1, m, T, n_a, n_x, unpacked) + (0 if packed != NULL else npanel)
+    elif npanel:
+        packed, fill = arena_panel(npanel, typenum), True
+    dims[0] = work_size(1, m, T, n_a, n_x, unpacked)
     cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
                              else arena_work(dims[0], typenum))
     with nogil:
@@ -1300,7 +1332,9 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     if scratch is not None and npanel:
         packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wp[0], npanel, typenum,
                                                 &fill))
-    if n_slices > 1 and not (ring and packed != NULL):
+    elif npanel:
+        packed, fill = arena_panel(npanel, typenum), True
+    if n_slices > 1 and not (ring and scratch is not None and npanel):
         raise ValueError("lstm_call: only ring calls with a cached panel run in slices")
     if n_slices > 1:
         if fill:  # packed here, once: the slices only read it
@@ -1310,7 +1344,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
                               slice_buffers(scratch, typenum, n_a, n_x, m, T, n_slices)).run,
                n_slices)
         return a, y, c, None, None
-    dims[0] = lstm_work_size(m, T, n_a, n_x, npanel > 0) + (0 if packed != NULL else npanel)
+    dims[0] = lstm_work_size(m, T, n_a, n_x, npanel > 0)
     cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
                              else arena_work(dims[0], typenum))
     with nogil:
@@ -1964,7 +1998,7 @@ cdef void gru_core(
                 continue
         # HG (3n_a, mt) = W_a (3n_a, n_a) @ A_{t-1} (n_a, mt) + b_a
         if panel != NULL:
-            panel_acc(G, mt, n_a, panel, h_prev, ldh, hg, G, bh)
+            panel_acc(G, mt, n_a, panel, h_prev, ldh, hg, G, bh, 0, -1, step_descending(q))
         else:
             fill_columns(hg, bh, G, mt)
         if reset_after:
@@ -2034,8 +2068,8 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        char *packed=NULL, bint fill=False, bint reverse=False,
                        bint unpacked=False) noexcept nogil:
     # As run_rnn_core: columns j0:j1 of whole arrays; wx and wh hold the three gates'
-    # pointers; work holds gru_work_size(..., panel) elements (+ gru_panel_elems(...) when
-    # ``panel`` and no ``packed``).
+    # pointers; work holds gru_work_size(..., panel) elements; ``packed``, ``fill`` as
+    # there.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
     cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, panel or unpacked)
     cdef const float *wxf[3]
@@ -2054,8 +2088,8 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> z + off * 3 * n_a, <float *> s + off * n_a,
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
             <float *> work + 5 * hc + OUTPUT_ROWS_MAX * n_a, <float *> work + 5 * hc,
-            <float *> packed if packed != NULL else (<float *> work + base if panel else NULL),
-            packed == NULL or fill, reset_after, active, j0, small_max, reverse, unpacked)
+            <float *> packed,
+            fill, reset_after, active, j0, small_max, reverse, unpacked)
     else:
         gru_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -2064,8 +2098,8 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> z + off * 3 * n_a, <double *> s + off * n_a,
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
             <double *> work + 5 * hc + OUTPUT_ROWS_MAX * n_a, <double *> work + 5 * hc,
-            <double *> packed if packed != NULL else (<double *> work + base if panel else NULL),
-            packed == NULL or fill, reset_after, active, j0, small_max, reverse, unpacked)
+            <double *> packed,
+            fill, reset_after, active, j0, small_max, reverse, unpacked)
 
 
 cdef int check_out(cnp.ndarray out, bint sequence, int typenum, Py_ssize_t n_a, Py_ssize_t m,
@@ -2156,7 +2190,8 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef Py_ssize_t npanel = gru_plan(typenum, n_a, n_x, j1 - j0, T, small_max, reset_after,
                                       per_call, &unpacked)
     cdef cnp.ndarray work = np.empty(
-        gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0 or unpacked) + npanel, dtype=x.dtype)
+        gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0 or unpacked), dtype=x.dtype)
+    cdef char *packed = arena_panel(npanel, typenum) if npanel else NULL
     cdef char *wxp[3]
     cdef char *whp[3]
     stacked_blocks(wx, 3, wxp)
@@ -2167,7 +2202,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
-                     act, small_max, NULL, False, reverse, unpacked)
+                     act, small_max, packed, True, reverse, unpacked)
 
 
 cdef inline void stacked_blocks(cnp.ndarray w, int nb, char **out):
@@ -2204,8 +2239,9 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
     if scratch is not None and npanel:
         packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wh[0], npanel, typenum,
                                                 &fill))
-    dims[0] = (gru_work_size(m, T, n_a, n_x, npanel > 0 or unpacked)
-               + (0 if packed != NULL else npanel))
+    elif npanel:
+        packed, fill = arena_panel(npanel, typenum), True
+    dims[0] = gru_work_size(m, T, n_a, n_x, npanel > 0 or unpacked)
     cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),

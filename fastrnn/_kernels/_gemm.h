@@ -29,6 +29,11 @@
  *     on AMD Zen 5, 1 MiB of L2, 1024 x 384 (1.5 MiB) against 32-64 columns: the LSTM x0.94-
  *     0.96, and a one-tile batch of 8 columns was x1.05 slower blocked: it keeps 2 MiB).
  *
+ * A one-tile batch whose block is not in row blocks may read the panels from the last one
+ * (``descending``): the recurrences do every other step, so that a block about the size of
+ * L2 is mostly still there (see step_descending in _core.pyx).  Each row's sums are the same
+ * either way.
+ *
  * The layout is the same for every instruction-set level; the micro-kernels exist for
  * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
  * AVX2+FMA (4 vectors of 32 bytes, 16 registers: up to 12; from 4 columns on, half panels).
@@ -165,15 +170,23 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
  * is kc * 128 bytes), until the next block is all fetched. */
 #define FR_PG_COLS(TAG, SFX, P, N)                                                            \
     case N: {                                                                                 \
-        ptrdiff_t p = 0;                                                                      \
-        for (; p + P <= np; p += P, ++pfc)                                                    \
-            fr_pg_##TAG##_##SFX##_##P##x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,   \
-                                            rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS);       \
-        for (; p < np; ++p, ++pfc)                                                            \
-            fr_pg_##TAG##_##SFX##_1x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,       \
-                                        rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS);           \
+        const ptrdiff_t pg = np / P * P; /* panels in groups of P, then one by one */        \
+        if (!down) {                                                                          \
+            for (ptrdiff_t p = 0; p < pg; p += P, ++pfc)                                      \
+                FR_PG_CALL(TAG, SFX, P, N);                                                   \
+            for (ptrdiff_t p = pg; p < np; ++p, ++pfc)                                        \
+                FR_PG_CALL(TAG, SFX, 1, N);                                                   \
+        } else {                                                                              \
+            for (ptrdiff_t p = np - 1; p >= pg; --p, ++pfc)                                   \
+                FR_PG_CALL(TAG, SFX, 1, N);                                                   \
+            for (ptrdiff_t p = pg - P; p >= 0; p -= P, ++pfc)                                 \
+                FR_PG_CALL(TAG, SFX, P, N);                                                   \
+        }                                                                                     \
         break;                                                                                \
     }
+#define FR_PG_CALL(TAG, SFX, P, N)                                                            \
+    fr_pg_##TAG##_##SFX##_##P##x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,           \
+                                    rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS)
 #define FR_PG_PREFETCH                                                                        \
     (pfc < pf_calls ? Pk + (np + pfc / 2) * ps + (pfc % 2) * kc * (64 / (ptrdiff_t)sizeof(*Pk)) \
                     : Pk)
@@ -185,7 +198,7 @@ __attribute__((target(TARGET)))                                                 
 static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptrdiff_t K,     \
                                         ptrdiff_t Kp, const T *P, const T *all_H,             \
                                         ptrdiff_t ldh, T *all_Z, ptrdiff_t ldz,               \
-                                        const T *bias)                                        \
+                                        const T *bias, int descending)                        \
 {                                                                                             \
     const ptrdiff_t mr = FR_PANEL_BYTES / sizeof(T), all_np = (all_rows + mr - 1) / mr;       \
     const ptrdiff_t ps = Kp * mr;                                                             \
@@ -215,6 +228,8 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
             const T *bk = bias && k0 == 0 ? bias + p0 * mr : NULL;                            \
             const ptrdiff_t next = all_np - p0 - np < bp ? all_np - p0 - np : bp;             \
             const ptrdiff_t pf_calls = blocked ? 2 * next : 0;                                \
+            /* the panels in descending order (a block read whole once per call only) */      \
+            const int down = descending && one_tile && !blocked;                              \
             ptrdiff_t pfc = 0;                                                                \
             for (ptrdiff_t j0 = 0; j0 < m; j0 += NR) {                                        \
                 const T *Hj = H + j0 * ldh + k0;                                              \
@@ -287,7 +302,8 @@ FR_INLINE void fr_pgu_##TAG##_##SFX##_##N##_##STREAM(ptrdiff_t kc, const T *Pk, 
     case N: {                                                                                 \
         const ptrdiff_t ur = mr / 2, nu0 = (rows + ur - 1) / ur;                              \
         const ptrdiff_t nu = nu0 < 2 * np ? nu0 : 2 * np;                                     \
-        for (ptrdiff_t u = 0; u < nu; ++u, ++pfc) {                                           \
+        for (ptrdiff_t i = 0; i < nu; ++i, ++pfc) {                                           \
+            const ptrdiff_t u = down ? nu - 1 - i : i;                                        \
             if (one_tile)                                                                     \
                 fr_pgu_##TAG##_##SFX##_##N##_1(kc, Pk, ps, u, Hj, ldh, Zj + u * ur, ldz,      \
                                                rows - u * ur, FR_PG_PREFETCH,                 \
@@ -322,21 +338,21 @@ FR_DEFINE_PG_AVX2(float, f, fr_y8f)
 #define FR_DEFINE_PANEL_GEMM(T, SFX)                                                          \
 static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, ptrdiff_t Kp,       \
                                 const T *P, const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz,   \
-                                const T *bias)                                                \
+                                const T *bias, int descending)                                \
 {                                                                                             \
     if (fr_active_isa() >= FR_ISA_AVX512)                                                     \
-        fr_panel_gemm_v4_##SFX(rows, m, K, Kp, P, H, ldh, Z, ldz, bias);                      \
+        fr_panel_gemm_v4_##SFX(rows, m, K, Kp, P, H, ldh, Z, ldz, bias, descending);          \
     else                                                                                      \
-        fr_panel_gemm_v3_##SFX(rows, m, K, Kp, P, H, ldh, Z, ldz, bias);                      \
+        fr_panel_gemm_v3_##SFX(rows, m, K, Kp, P, H, ldh, Z, ldz, bias, descending);          \
 }
 #else
 #define FR_DEFINE_PANEL_GEMM(T, SFX)                                                          \
 static void fr_panel_gemm_##SFX(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, ptrdiff_t Kp,       \
                                 const T *P, const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t ldz,   \
-                                const T *bias)                                                \
+                                const T *bias, int descending)                                \
 {                                                                                             \
     (void)rows; (void)m; (void)K; (void)Kp; (void)P; (void)H; (void)ldh; (void)Z; (void)ldz;  \
-    (void)bias;                                                                               \
+    (void)bias; (void)descending;                                                             \
 }
 #endif
 

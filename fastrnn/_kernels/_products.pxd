@@ -31,10 +31,10 @@ cdef extern from "_gemm.h" nogil:
                          Py_ssize_t block_rows, Py_ssize_t ldw, float *P)
     void fr_panel_gemm_d(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, Py_ssize_t Kp,
                          const double *P, const double *H, Py_ssize_t ldh, double *Z,
-                         Py_ssize_t ldz, const double *bias)
+                         Py_ssize_t ldz, const double *bias, int descending)
     void fr_panel_gemm_f(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, Py_ssize_t Kp,
                          const float *P, const float *H, Py_ssize_t ldh, float *Z,
-                         Py_ssize_t ldz, const float *bias)
+                         Py_ssize_t ldz, const float *bias, int descending)
 
 
 cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
@@ -50,18 +50,19 @@ cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
 cdef inline void panel_acc(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const floating *panel,
                            const floating *h, Py_ssize_t ldh, floating *z, Py_ssize_t ldz,
                            const floating *bias, Py_ssize_t k0=0,
-                           Py_ssize_t Kp=-1) noexcept nogil:
+                           Py_ssize_t Kp=-1, bint descending=False) noexcept nogil:
     # z (rows, m) += W (rows, K) @ H (K, m), W packed in panel (panel_pack); with a bias
     # (rows,) instead z = bias + W @ H in every column (K >= 1; z is not read).  W may be
-    # columns [k0, k0 + K) of a block packed with Kp columns (default K).
+    # columns [k0, k0 + K) of a block packed with Kp columns (default K).  ``descending``:
+    # a batch of one column tile reads the panels from the last one (see step_descending).
     if Kp < 0:
         Kp = K
     if floating is float:
         fr_panel_gemm_f(rows, m, K, Kp, panel + k0 * (FR_PANEL_BYTES // sizeof(float)), h,
-                        ldh, z, ldz, bias)
+                        ldh, z, ldz, bias, descending)
     else:
         fr_panel_gemm_d(rows, m, K, Kp, panel + k0 * (FR_PANEL_BYTES // sizeof(double)), h,
-                        ldh, z, ldz, bias)
+                        ldh, z, ldz, bias, descending)
 
 
 cdef inline Py_ssize_t panel_size(Py_ssize_t rows, Py_ssize_t K,
