@@ -40,6 +40,9 @@ from fastrnn._kernels._products cimport (PANEL_MAX_BYTES, fr_panel_size_d, fr_pa
                                          panel_acc, panel_pack, small_acc)
 from fastrnn._kernels._transpose cimport transpose
 
+import numpy as np
+
+from fastrnn import _pool
 from fastrnn._kernels import _core
 
 cnp.import_array()
@@ -224,7 +227,7 @@ cdef void bwd_core(
         # column-major (n_a, G) W_a^T -> 'N' (one block), else W_a^T row-major -> 'T'.
         if mode == MODE_PANEL:
             memset(dap, 0, m * n_a * sizeof(floating))
-            panel_acc(n_a, m, G, panel, d + t * G, ldd, dap, n_a, NULL)
+            panel_acc(n_a, m, G, panel, d + t * G, ldd, dap, n_a, NULL, 0, -1, t & 1)
         elif mode == MODE_SMALL:
             memset(dap, 0, m * n_a * sizeof(floating))
             small_acc(n_a, m, G, wat, G, d + t * G, ldd, dap, 1, n_a)
@@ -452,12 +455,14 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, Py_ssize_t n, int typenum
     # A 1-d work array of n elements: new, or with ``scratch`` (a model's per-thread list)
     # the one kept in scratch[slot] by the previous call when it is large enough (fresh
     # memory costs a page fault per 4 KiB on first touch).
+    # From fastrnn._pool.huge_empty: the packed block at its start is on huge pages.
     cdef cnp.ndarray arr
     if scratch is not None:
         arr = scratch[slot]
         if arr is not None and cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_SIZE(arr) >= n:
             return arr
-    arr = empty(1, max(n, 1), 0, 0, typenum)
+    arr = _pool.huge_empty(max(n, 1) * (4 if typenum == cnp.NPY_FLOAT32 else 8)).view(
+        np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
     if scratch is not None:
         scratch[slot] = arr
     return arr
@@ -535,7 +540,10 @@ cdef Py_ssize_t work_elems(Args *a, bint make_prev):
 
 
 cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev):
+    # the packed block first: the start of the work array (fastrnn._pool.huge_empty)
     cdef Py_ssize_t off = 0, G = 4 * a.n_a if a.lstm else a.n_a, mT = a.m * a.T
+    if a.mode == MODE_PANEL:
+        a.panel = work_split(base, &off, a.npanel, item)
     a.d = work_split(base, &off, mT * G, item)
     a.dap = work_split(base, &off, a.m * a.n_a, item)
     a.dc = work_split(base, &off, a.m * a.n_a, item)
@@ -547,8 +555,6 @@ cdef void split_work(Args *a, char *base, Py_ssize_t item, bint make_prev):
     if needs_wat(a):
         a.wat = work_split(base, &off, a.n_a * G, item)
     a.dt = a.wpan = a.zeros = NULL
-    if a.mode == MODE_PANEL:
-        a.panel = work_split(base, &off, a.npanel, item)
     if a.ngrad:
         a.dt = work_split(base, &off, G * mT, item)
         a.wpan = work_split(base, &off, grad_pack_elems(a), item)
