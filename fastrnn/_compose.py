@@ -9,6 +9,7 @@ kernels as the single models (see ``fastrnn._models._Model._sequence``).
 import numpy as np
 
 from fastrnn import _api, _checked, reference
+from fastrnn._kernels import _core
 from fastrnn._models import _Lengths, _Model
 from fastrnn._packing import as_c
 from fastrnn._validation import (GATE_COUNT, check_inputs, check_layer_states, check_lengths,
@@ -248,7 +249,7 @@ class Stack:
 
     def _chain(self, x, n_threads, lengths=None):
         """``forward(x, lengths)`` with zero initial states and one thread's worth of work:
-        the directions' compiled calls (``_Model._try``) chained, each layer's output
+        the directions' compiled calls (``_Model._call``) chained, each layer's output
         (already what the next kernel takes) passed on with no validation in between; a
         bidirectional layer's directions write their halves of one array, the backward one
         running its steps from the last.  With lengths below T_x the batch is put in order
@@ -277,7 +278,9 @@ class Stack:
         lstm = self.kind == "lstm"
         zeros = (None, None) if lstm else (None,)
         h = x if steps is None else steps.gather(x, False)
-        finals = []
+        # whole sequences: every direction's outputs (and whether it ran backwards), whose
+        # final states one compiled call takes at the end; else each one's final states
+        outs, starts, finals = [], [], []
         for layer in self.layers:
             if isinstance(layer, Bidirectional):
                 fwd, bwd = layer.directions
@@ -287,14 +290,14 @@ class Stack:
                 out, runs = None, ((layer, False, None),)
             for d, reverse, half in runs:
                 flip = reverse and steps is not None and not d._runs_backwards_sorted
-                res = (d._try(steps.flip(h), zeros, True, 1, active) if flip else
-                       d._try(h, zeros, True, 1, active, reverse, half))
+                res = (d._call(steps.flip(h), zeros, True, 1, active) if flip else
+                       d._call(h, zeros, True, 1, active, reverse, half))
                 if res is None:
                     return None
                 states = (res[0], res[2]) if lstm else (res[0],)
                 if steps is None:
-                    end = 0 if reverse else T - 1
-                    finals.append([v[:, :, end] for v in states])
+                    outs.append(states)
+                    starts.append(reverse)
                 else:
                     finals.append([steps.last(v, reverse and not flip) for v in states])
                 if flip:
@@ -302,8 +305,11 @@ class Stack:
                 elif out is None:
                     out = res[0]
             h = out
-        if steps is not None:
-            h = steps.scatter(h, False)
+        if steps is None:
+            h_n = _core.last_states([v[0] for v in outs], starts)
+            state = (h_n, _core.last_states([v[1] for v in outs], starts)) if lstm else h_n
+            return h, self._apply_head(h, None), state
+        h = steps.scatter(h, False)
         return h, self._apply_head(h, steps), _state(finals, self.kind)
 
     def _apply_head(self, h, lengths):

@@ -335,8 +335,17 @@ class _Model:
         n_threads = _api.threads_count(n_threads)
         if not self._compiled(n_threads):
             return None
+        return self._call(x, states, sequence, n_threads, active, reverse, out, caches)
+
+    def _call(self, x, states, sequence, n_threads=1, active=None, reverse=False, out=None,
+              caches=False):
+        """:meth:`_try` once the caller knows the compiled path may take the call (outside
+        checked mode; ``n_threads`` a count it allows)."""
         p = self._packed
-        scratch = self._scratch.__dict__.setdefault("buffers", [None, None, None])
+        try:
+            scratch = self._scratch.buffers
+        except AttributeError:
+            scratch = self._scratch.buffers = [None, None, None]
         if self._kind == "gru":
             return _core.try_packed_gru(x, states[0], p.w[0], p.w[1], p.b[0], p.b[1], p.wy,
                                         p.by, sequence, self.reset_after,

@@ -441,13 +441,13 @@ def test_bidirectional_directions_run_on_two_threads(monkeypatch, kind):
     assert m * T * 2 * n_a * (n_a + n_x) >= _api._MIN_THREADED_WORK  # even for the RNN
     x = rng.standard_normal((n_x, m, T))
     events = []
-    real = _models._Model._try  # every route's kernel call for these inputs
+    real = _models._Model._call  # every route's kernel call for these inputs
 
     def spy(self, x, states, sequence, n_threads=1, active=None, reverse=False, *args, **kw):
         events.append(("backward" if reverse else "forward", threading.get_ident()))
         return real(self, x, states, sequence, n_threads, active, reverse, *args, **kw)
 
-    monkeypatch.setattr(_models._Model, "_try", spy)
+    monkeypatch.setattr(_models._Model, "_call", spy)
     stack.forward(x, n_threads=2)
     directions = dict(events)
     assert set(directions) == {"forward", "backward"}

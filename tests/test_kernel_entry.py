@@ -157,3 +157,35 @@ def test_kernel_wrappers_refuse_read_only_outputs(kind):
             mutated[k].flags.writeable = False
             with pytest.raises(ValueError, match=name):
                 _call_kernel(kind, mutated, p)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_last_states_takes_each_sequence_at_its_end(dtype):
+    rng = np.random.default_rng(4)
+    seqs = [rng.standard_normal((n_a, M, T)).astype(dtype) for n_a in (N_A, N_A, N_A)]
+    starts = [False, True, False]
+    got = _core.last_states(seqs, starts)
+    want = np.array([s[:, :, 0 if first else -1] for s, first in zip(seqs, starts)])
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+    unequal = seqs[:2] + [rng.standard_normal((N_A + 2, M, T)).astype(dtype)]
+    got = _core.last_states(unequal, [True, False, False])
+    assert isinstance(got, list) and [g.shape for g in got] == [(N_A, M), (N_A, M), (N_A + 2, M)]
+    for g, s, first in zip(got, unequal, (True, False, False)):
+        np.testing.assert_array_equal(g, s[:, :, 0 if first else -1])
+
+
+def test_last_states_checks_every_sequence():
+    good = np.ones((N_A, M, T))
+    for label, bad in _mutations(good) + [("T = 0", np.ones((N_A, M, 0)))]:
+        if label in (f"shape {(N_A - 1, M, T)}", f"shape {(N_A + 1, M, T)}"):
+            continue  # another n_a is a valid sequence (the states come back as a list)
+        with pytest.raises((ValueError, TypeError)):
+            _core.last_states([good, bad], [False, False])
+            pytest.fail(f"last_states ran with a sequence of {label}")
+    with pytest.raises(TypeError):
+        _core.last_states([good, None], [False, False])
+    with pytest.raises(ValueError):
+        _core.last_states([good], [False, True])
+    with pytest.raises(ValueError):
+        _core.last_states([], [])

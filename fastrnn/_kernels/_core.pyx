@@ -1460,6 +1460,63 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
                     reverse, out)
 
 
+# ------------------------------------------------------------------ final states
+
+cdef void last_step_core(const floating *seq, Py_ssize_t rows, Py_ssize_t T, Py_ssize_t t,
+                         floating *out) noexcept nogil:
+    # out (rows,) = seq[:, t] of a row-major (rows, T): step t of every (unit, example).
+    cdef Py_ssize_t r
+    for r in range(rows):
+        out[r] = seq[r * T + t]
+
+
+def last_states(list seqs not None, list at_start not None):
+    """The final states of whole sequences: for sequence k of ``seqs`` (C-contiguous
+    (n_a, m, T) arrays of one float dtype), its step 0 when ``at_start[k]`` (a backward
+    direction) else its step T - 1.  One (len(seqs), n_a, m) array when every n_a is the same,
+    else a list of (n_a_k, m) arrays (as fastrnn._compose stacks them)."""
+    cdef Py_ssize_t n = len(seqs), k, rows, T
+    if n == 0 or len(at_start) != n:
+        raise ValueError("last_states: seqs and at_start must be as long, and not empty")
+    for k in range(n):
+        if not isinstance(seqs[k], np.ndarray):
+            raise TypeError(f"last_states: seqs must hold arrays, got {type(seqs[k]).__name__}")
+    cdef cnp.ndarray first = seqs[0]
+    cdef int typenum = cnp.PyArray_TYPE(first)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"last_states: float32 or float64 sequences, got {first.dtype}")
+    cdef cnp.ndarray seq
+    cdef bint same = True
+    for k in range(n):
+        seq = seqs[k]
+        if cnp.PyArray_NDIM(seq) != 3 or seq.shape[2] < 1:
+            raise ValueError("last_states: seqs must be (n_a, m, T) arrays with T >= 1")
+        check(seq, "seqs", typenum, False, 3, seq.shape[0], first.shape[1], first.shape[2])
+        same = same and seq.shape[0] == first.shape[0]
+    cdef cnp.npy_intp dims[3]
+    dims[0], dims[1], dims[2] = n, first.shape[0], first.shape[1]
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(3, dims, typenum, 0) if same else None
+    cdef list parts = []
+    cdef cnp.ndarray dst
+    for k in range(n):
+        seq = seqs[k]
+        rows, T = seq.shape[0] * seq.shape[1], seq.shape[2]
+        if same:
+            dst = out
+        else:
+            dst = cnp.PyArray_EMPTY(2, seq.shape, typenum, 0)
+            parts.append(dst)
+        if typenum == cnp.NPY_FLOAT32:
+            last_step_core(<float *> cnp.PyArray_DATA(seq), rows, T,
+                           0 if at_start[k] else T - 1,
+                           <float *> cnp.PyArray_DATA(dst) + (k * rows if same else 0))
+        else:
+            last_step_core(<double *> cnp.PyArray_DATA(seq), rows, T,
+                           0 if at_start[k] else T - 1,
+                           <double *> cnp.PyArray_DATA(dst) + (k * rows if same else 0))
+    return out if same else parts
+
+
 # ------------------------------------------------------------------ batches sorted by length
 
 cdef extern from *:
