@@ -278,9 +278,9 @@ class Stack:
         lstm = self.kind == "lstm"
         zeros = (None, None) if lstm else (None,)
         h = x if steps is None else steps.gather(x, False)
-        # whole sequences: every direction's outputs (and whether it ran backwards), whose
-        # final states one compiled call takes at the end; else each one's final states
-        outs, starts, finals = [], [], []
+        # every direction's outputs (and whether its final states are at step 0), whose final
+        # states one compiled call takes at the end
+        outs, starts = [], []
         for layer in self.layers:
             if isinstance(layer, Bidirectional):
                 fwd, bwd = layer.directions
@@ -294,23 +294,19 @@ class Stack:
                        d._call(h, zeros, True, 1, active, reverse, half))
                 if res is None:
                     return None
-                states = (res[0], res[2]) if lstm else (res[0],)
-                if steps is None:
-                    outs.append(states)
-                    starts.append(reverse)
-                else:
-                    finals.append([steps.last(v, reverse and not flip) for v in states])
+                outs.append((res[0], res[2]) if lstm else (res[0],))
+                starts.append(reverse and not flip)
                 if flip:
                     steps.flip(res[0], half)
                 elif out is None:
                     out = res[0]
             h = out
-        if steps is None:
-            h_n = _core.last_states([v[0] for v in outs], starts)
-            state = (h_n, _core.last_states([v[1] for v in outs], starts)) if lstm else h_n
-            return h, self._apply_head(h, None), state
-        h = steps.scatter(h, False)
-        return h, self._apply_head(h, steps), _state(finals, self.kind)
+        sort = () if steps is None else steps.sorting
+        h_n = _core.last_states([v[0] for v in outs], starts, *sort)
+        state = (h_n, _core.last_states([v[1] for v in outs], starts, *sort)) if lstm else h_n
+        if steps is not None:
+            h = steps.scatter(h, False)
+        return h, self._apply_head(h, steps), state
 
     def _apply_head(self, h, lengths):
         # lengths: a _Lengths, or None

@@ -696,6 +696,11 @@ class _Lengths:
         self._padding = self._identity = self._columns = None  # made when first needed
 
     @property
+    def sorting(self):
+        """(order, sorted lengths): sorted example q is the caller's example order[q]."""
+        return self._order, self._sorted
+
+    @property
     def padding(self):
         if self._padding is None:
             self._padding = np.arange(self._T)[None, :] >= self.values[:, None]

@@ -189,3 +189,32 @@ def test_last_states_checks_every_sequence():
         _core.last_states([good], [False, True])
     with pytest.raises(ValueError):
         _core.last_states([], [])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_last_states_of_a_batch_in_order_of_length(dtype):
+    # Sorted example q is the caller's example order[q]: its state after step lengths[q] - 1
+    # (or step 0 for a backward direction) goes to column order[q].
+    rng = np.random.default_rng(5)
+    lengths = np.array([T, 2, T, 1])
+    order, sorted_lengths, _, _ = _core.sort_lengths(lengths, T)
+    seqs = [rng.standard_normal((N_A, M, T)).astype(dtype) for _ in range(3)]
+    starts = [False, True, False]
+    got = _core.last_states(seqs, starts, order, sorted_lengths)
+    for k, (s, first) in enumerate(zip(seqs, starts)):
+        for q in range(M):
+            step = 0 if first else sorted_lengths[q] - 1
+            np.testing.assert_array_equal(got[k][:, order[q]], s[:, q, step])
+
+
+def test_last_states_checks_order_and_lengths():
+    good = np.ones((N_A, M, T))
+    order, lengths = np.arange(M, dtype=np.intp), np.full(M, T, dtype=np.intp)
+    assert _core.last_states([good], [False], order, lengths).shape == (1, N_A, M)
+    bad = [(order, None), (None, lengths), (order.astype(np.int32), lengths),
+           (order[:-1], lengths), (order, lengths[::2]), (order[::-1] + 1, lengths),
+           (order - 1, lengths), (order, lengths + 1), (order, lengths - T)]
+    for o, n in bad:
+        with pytest.raises(ValueError):
+            _core.last_states([good], [False], o, n)
+            pytest.fail(f"last_states ran with order {o} and lengths {n}")

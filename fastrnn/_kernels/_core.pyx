@@ -1462,20 +1462,31 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
 
 # ------------------------------------------------------------------ final states
 
-cdef void last_step_core(const floating *seq, Py_ssize_t rows, Py_ssize_t T, Py_ssize_t t,
+cdef void last_step_core(const floating *seq, Py_ssize_t n_a, Py_ssize_t m, Py_ssize_t T,
+                         bint at_start, const Py_ssize_t *order, const Py_ssize_t *lengths,
                          floating *out) noexcept nogil:
-    # out (rows,) = seq[:, t] of a row-major (rows, T): step t of every (unit, example).
-    cdef Py_ssize_t r
-    for r in range(rows):
-        out[r] = seq[r * T + t]
+    # out (n_a, m) = each example's state at its step 0 (at_start) or its last step, of a
+    # C-contiguous (n_a, m, T) seq: step T - 1 (lengths NULL), or, for a batch in order of
+    # length, example q's step lengths[q] - 1 written to column order[q].
+    cdef Py_ssize_t i, q
+    if lengths == NULL:
+        for i in range(n_a * m):
+            out[i] = seq[i * T + (0 if at_start else T - 1)]
+        return
+    for i in range(n_a):
+        for q in range(m):
+            out[i * m + order[q]] = seq[(i * m + q) * T + (0 if at_start else lengths[q] - 1)]
 
 
-def last_states(list seqs not None, list at_start not None):
-    """The final states of whole sequences: for sequence k of ``seqs`` (C-contiguous
-    (n_a, m, T) arrays of one float dtype), its step 0 when ``at_start[k]`` (a backward
-    direction) else its step T - 1.  One (len(seqs), n_a, m) array when every n_a is the same,
-    else a list of (n_a_k, m) arrays (as fastrnn._compose stacks them)."""
-    cdef Py_ssize_t n = len(seqs), k, rows, T
+def last_states(list seqs not None, list at_start not None, cnp.ndarray order=None,
+                cnp.ndarray lengths=None):
+    """The final states of sequences: for sequence k of ``seqs`` (C-contiguous (n_a, m, T)
+    arrays of one float dtype), its step 0 when ``at_start[k]`` (a backward direction), else
+    its last step: T - 1, or, given ``order`` and ``lengths`` ((m,) intp: a batch in order of
+    length, as fastrnn._models._Lengths keeps it), example q's step lengths[q] - 1, returned
+    in column order[q].  One (len(seqs), n_a, m) array when every n_a is the same, else a
+    list of (n_a_k, m) arrays (as fastrnn._compose stacks them)."""
+    cdef Py_ssize_t n = len(seqs), k, T, q
     if n == 0 or len(at_start) != n:
         raise ValueError("last_states: seqs and at_start must be as long, and not empty")
     for k in range(n):
@@ -1493,27 +1504,46 @@ def last_states(list seqs not None, list at_start not None):
             raise ValueError("last_states: seqs must be (n_a, m, T) arrays with T >= 1")
         check(seq, "seqs", typenum, False, 3, seq.shape[0], first.shape[1], first.shape[2])
         same = same and seq.shape[0] == first.shape[0]
+    cdef Py_ssize_t m = first.shape[1]
+    T = first.shape[2]
+    cdef const Py_ssize_t *ordp = NULL
+    cdef const Py_ssize_t *lenp = NULL
+    if (order is None) != (lengths is None):
+        raise ValueError("last_states: order and lengths go together")
+    if order is not None:
+        if (cnp.PyArray_TYPE(order) != cnp.NPY_INTP or cnp.PyArray_TYPE(lengths) != cnp.NPY_INTP
+                or not cnp.PyArray_IS_C_CONTIGUOUS(order)
+                or not cnp.PyArray_IS_C_CONTIGUOUS(lengths)
+                or cnp.PyArray_NDIM(order) != 1 or cnp.PyArray_NDIM(lengths) != 1
+                or order.shape[0] != m or lengths.shape[0] != m):
+            raise ValueError(f"last_states: order and lengths must be C-contiguous ({m},) intp")
+        ordp = <const Py_ssize_t *> cnp.PyArray_DATA(order)
+        lenp = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
+        for q in range(m):
+            if not (0 <= ordp[q] < m and 1 <= lenp[q] <= T):
+                raise ValueError(f"last_states: order in [0, {m}) and lengths in [1, {T}]")
     cdef cnp.npy_intp dims[3]
-    dims[0], dims[1], dims[2] = n, first.shape[0], first.shape[1]
+    dims[0], dims[1], dims[2] = n, first.shape[0], m
     cdef cnp.ndarray out = cnp.PyArray_EMPTY(3, dims, typenum, 0) if same else None
     cdef list parts = []
     cdef cnp.ndarray dst
+    cdef Py_ssize_t size
+    cdef bint start
     for k in range(n):
         seq = seqs[k]
-        rows, T = seq.shape[0] * seq.shape[1], seq.shape[2]
+        size = seq.shape[0] * m
+        start = at_start[k]
         if same:
             dst = out
         else:
             dst = cnp.PyArray_EMPTY(2, seq.shape, typenum, 0)
             parts.append(dst)
         if typenum == cnp.NPY_FLOAT32:
-            last_step_core(<float *> cnp.PyArray_DATA(seq), rows, T,
-                           0 if at_start[k] else T - 1,
-                           <float *> cnp.PyArray_DATA(dst) + (k * rows if same else 0))
+            last_step_core(<float *> cnp.PyArray_DATA(seq), seq.shape[0], m, T, start,
+                           ordp, lenp, <float *> cnp.PyArray_DATA(dst) + (k * size if same else 0))
         else:
-            last_step_core(<double *> cnp.PyArray_DATA(seq), rows, T,
-                           0 if at_start[k] else T - 1,
-                           <double *> cnp.PyArray_DATA(dst) + (k * rows if same else 0))
+            last_step_core(<double *> cnp.PyArray_DATA(seq), seq.shape[0], m, T, start,
+                           ordp, lenp, <double *> cnp.PyArray_DATA(dst) + (k * size if same else 0))
     return out if same else parts
 
 
