@@ -611,6 +611,7 @@ class GRU(_Model):
     _weights = GRU_WEIGHTS
     _skips_padding = True
     _runs_backwards = True
+    _runs_backwards_sorted = True
 
     def __init__(self, parameters, dtype=None, *, reset_after=True):
         self.reset_after = _api._flag(reset_after, "reset_after")

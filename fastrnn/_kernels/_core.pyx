@@ -2011,7 +2011,8 @@ cdef void gru_core(
         Py_ssize_t act0,                     #      active[t] - act0 columns run (see below)
         int small_max,
         bint reverse,                        # IN   run the steps from T - 1 down to 0 (with
-                                             #      active NULL only), outputs in place
+                                             #      active: each example from its own last
+                                             #      step), outputs in place
         bint unpacked) noexcept nogil:       # IN   without the panel: the input projection
                                              #      by the small-batch kernel too (see
                                              #      unpacked_steps; xt then holds X^T)
@@ -2031,7 +2032,7 @@ cdef void gru_core(
     cdef int ldz = T * G
     cdef int lds = T * n_a
     cdef int ldh
-    cdef Py_ssize_t q, t, j, i, lo
+    cdef Py_ssize_t q, t, j, i, lo, mp
     cdef const floating *h_prev
     cdef floating *zt
     cdef floating *st
@@ -2078,11 +2079,18 @@ cdef void gru_core(
             h_prev, ldh = h, n_a
         else:
             h_prev, ldh = (st + n_a if reverse else st - n_a), lds
-        mt = m
+        mt = mp = m
         if active != NULL:
             mt = running_states(active, t, act0, m, st, lds, n_a)
             if mt == 0:
                 continue
+            if reverse and q > 0:
+                # backwards, the examples whose last step is t start here from a0: for this
+                # step their previous state, the padding's 0 at step t + 1, is a0 (as in
+                # rnn_core)
+                mp = running(active, t + 1, act0, m)
+                for j in range(mp, mt):
+                    memcpy(st + n_a + j * lds, h + j * n_a, n_a * sizeof(floating))
         # HG (3n_a, mt) = W_a (3n_a, n_a) @ A_{t-1} (n_a, mt) + b_a
         if panel != NULL:
             panel_acc(G, mt, n_a, panel, h_prev, ldh, hg, G, bh, 0, -1, step_descending(q))
@@ -2103,6 +2111,8 @@ cdef void gru_core(
             for j in range(mt):
                 v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
                 flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, 3, n_a, n_a, wy, n_y, n_a)
+        for j in range(mp, mt):  # back to padding
+            memset(st + n_a + j * lds, 0, n_a * sizeof(floating))
 
     if T:  # the last block run: (T - 1) % SB + 1 steps
         lo = 0 if reverse else T - 1 - (T - 1) % SB
@@ -2200,7 +2210,7 @@ cdef int check_out(cnp.ndarray out, bint sequence, int typenum, Py_ssize_t n_a, 
 
 
 cdef int check_reverse(bint reverse, cnp.ndarray active) except -1:
-    # The LSTM and GRU kernels run backwards over whole sequences only.
+    # The LSTM kernel runs backwards over whole sequences only.
     if reverse and active is not None:
         raise ValueError("kernel: reverse runs whole sequences (active must be None)")
     return 0
@@ -2246,8 +2256,9 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
         steps are skipped and their states (a and s) set to 0.  Their gate buffer entries
         and predictions are then not meaningful.
     small_max : as for :func:`rnn_forward`.
-    reverse : run the steps backwards, from T - 1 to 0 (a backward direction over whole
-        sequences: not with ``active``), writing every output at its own step.
+    reverse : run the steps backwards, from T - 1 to 0 (a backward direction; with
+        ``active``, each example from its own last step, starting from its a0), writing
+        every output at its own step: no reversed copies.
     per_call : as for :func:`lstm_forward`.
     """
     cdef int typenum = check_typenum(x)
@@ -2268,7 +2279,6 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     check(s, "s", typenum, True, 3, m, T, n_a)
     check_sizes(n_x, 3 * n_a, n_a, n_y, m, T, j0, j1)
     check_active(active, T, m)
-    check_reverse(reverse, active)
     cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
@@ -2423,7 +2433,7 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     """:func:`try_gru` for a packed model (fastrnn.GRU): ``wx`` (3n_a, n_x), ``wh``
     (3n_a, n_a), ``bx``, ``bh`` (3n_a,) the stacked gates, ``wy`` (n_y, n_a) with n_y = 0
     for no output layer; ``a0`` None means zeros; ``scratch`` as for
-    :func:`try_packed_rnn`; ``active`` and ``reverse`` (without ``active``) as for
+    :func:`try_packed_rnn`; ``active`` and ``reverse`` as for
     :func:`gru_forward`, ``out`` as for :func:`try_packed_rnn`.  Returns ``(a, y, z, s)``,
     z and s being scratch memory, or None."""
     cdef int typenum = check_packed(wy, by, scratch)
@@ -2446,7 +2456,6 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
         return None
     check_active(active, T, m)
-    check_reverse(reverse, active)
     check_out(out, sequence, typenum, n_a, m, T)
     cdef char *wxp[3]
     cdef char *whp[3]
