@@ -122,7 +122,7 @@ def huge_empty(nbytes):
     # whole huge pages from a huge-page boundary, which the mapping itself need not be on
     size = -(-nbytes // HUGE_PAGE) * HUGE_PAGE + HUGE_PAGE
     try:
-        buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)  # fileno -1: anonymous
         buf.madvise(advice)
     except (OSError, ValueError):
         return np.empty(nbytes, np.uint8)
