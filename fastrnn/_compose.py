@@ -79,10 +79,6 @@ class Bidirectional:
         stack = self.__dict__.get("_stack")
         if stack is None:  # made once (the layer is immutable): a few microseconds per call
             stack = self._stack = Stack([self])
-        if h0 is None and c0 is None:  # Stack.forward's first step, one call fewer
-            fast = stack._chain(x, n_threads, lengths)
-            if fast is not None:
-                return fast
         return stack.forward(x, lengths, h0, c0, n_threads=n_threads)
 
     def _run(self, x, lengths, states, n_threads):

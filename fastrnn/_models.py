@@ -290,7 +290,8 @@ class _Model:
         a, y, c = self._kernel(xs, [lengths.sort(v) for v in states], n_threads,
                                lengths.active, backwards,
                                a_out if self._runs_backwards else None)
-        last = [lengths.last(v, backwards) for v in (a, c) if v is not None]
+        last = [_core.last_states([v], [backwards], *lengths.sorting)[0]
+                for v in (a, c) if v is not None]
         return lengths.restore(a, y, c, flip, out) + (last,)
 
     def _run_forward(self, x, states, lengths, n_threads):
@@ -666,9 +667,9 @@ class _Lengths:
     :meth:`gather` puts a (rows, m, T_x) sequence in that order (with ``flip``, each
     example's steps reversed within its own length, the padding left after them: the
     reverse direction's input for a kernel that cannot run backwards) and :meth:`scatter`
-    puts the kernel's outputs back; :meth:`sort` orders an initial state (rows, m) and
-    :meth:`last` picks each example's state after its own last step from a kernel output,
-    in the caller's order; :meth:`flip` reverses each example's steps within its own length
+    puts the kernel's outputs back; :meth:`sort` orders an initial state (rows, m);
+    ``sorting`` is what ``_core.last_states`` needs to pick each example's state after its own
+    last step from a kernel output, in the caller's order; :meth:`flip` reverses each example's steps within its own length
     in a sequence already in sorted order.  Any number of states; no per-example loop.
     """
 
@@ -694,7 +695,7 @@ class _Lengths:
             _core.sort_lengths(values, T) if len(values) else
             (values, values, np.zeros(T, dtype=np.intc), True))
         self.full = not len(values) or int(self._sorted[-1]) == T
-        self._padding = self._identity = self._columns = None  # made when first needed
+        self._padding = self._identity = None  # made when first needed
 
     @property
     def sorting(self):
@@ -745,19 +746,6 @@ class _Lengths:
             self._identity = np.arange(len(self._order), dtype=np.intp)
         _core.permute_steps(seq, out, self._identity, self._sorted, True, False)
         return out
-
-    def last(self, seq, at_start):
-        """Each example's state after its last step, from a C-contiguous kernel output in
-        sorted order: at step 0 when the kernel ran backwards (``at_start``), else at its
-        length - 1.  A new (rows, m) array in the caller's order."""
-        rows, m, T = seq.shape
-        if self._columns is None:
-            # the flat columns (of m*T_x) of each example's first and last step in sorted
-            # order, in the caller's order (example order[k] is sorted example k)
-            first = np.empty(m, dtype=np.intp)
-            first[self._order] = np.arange(0, m * T, T)
-            self._columns = (first, first + self.values - 1)
-        return seq.reshape(rows, m * T).take(self._columns[not at_start], axis=1)
 
 
 def _reversal(lengths, m, T):

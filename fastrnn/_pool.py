@@ -110,22 +110,24 @@ HUGE_PAGE = 2 << 20
 HUGE_MIN_BYTES = 256 << 10
 
 
-def huge_empty(nbytes):
-    """An uninitialised uint8 array of ``nbytes`` starting on a huge-page boundary of private
-    memory advised for huge pages (Linux: ``madvise(MADV_HUGEPAGE)``, which takes effect
-    where transparent huge pages are enabled for it), or from ``np.empty`` below
-    ``HUGE_MIN_BYTES`` or where the advice is not available.  Its memory is unmapped when
-    the array and every view of it are gone."""
+def huge_empty(n, dtype=np.uint8):
+    """An uninitialised 1-d array of ``n`` elements of ``dtype`` starting on a huge-page
+    boundary of private memory advised for huge pages (Linux: ``madvise(MADV_HUGEPAGE)``,
+    which takes effect where transparent huge pages are enabled for it), or from ``np.empty``
+    below ``HUGE_MIN_BYTES`` or where the advice is not available.  Its memory is unmapped
+    when the array and every view of it are gone."""
+    dtype = np.dtype(dtype)
+    nbytes = n * dtype.itemsize
     advice = getattr(mmap, "MADV_HUGEPAGE", None)
     if nbytes < HUGE_MIN_BYTES or advice is None:
-        return np.empty(nbytes, np.uint8)
+        return np.empty(n, dtype)
     # whole huge pages from a huge-page boundary, which the mapping itself need not be on
     size = -(-nbytes // HUGE_PAGE) * HUGE_PAGE + HUGE_PAGE
     try:
         buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)  # fileno -1: anonymous
         buf.madvise(advice)
     except (OSError, ValueError):
-        return np.empty(nbytes, np.uint8)
+        return np.empty(n, dtype)
     whole = np.frombuffer(buf, np.uint8)
     start = -whole.ctypes.data % HUGE_PAGE
-    return whole[start:start + nbytes]
+    return whole[start:start + nbytes].view(dtype)

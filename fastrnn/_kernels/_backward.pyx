@@ -37,7 +37,7 @@ from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from fastrnn._kernels._products cimport (PANEL_MAX_BYTES, fr_panel_size_d, fr_panel_size_f,
-                                         panel_acc, panel_pack, small_acc)
+                                         panel_acc, panel_pack, small_acc, step_descending)
 from fastrnn._kernels._transpose cimport transpose
 
 import numpy as np
@@ -227,7 +227,8 @@ cdef void bwd_core(
         # column-major (n_a, G) W_a^T -> 'N' (one block), else W_a^T row-major -> 'T'.
         if mode == MODE_PANEL:
             memset(dap, 0, m * n_a * sizeof(floating))
-            panel_acc(n_a, m, G, panel, d + t * G, ldd, dap, n_a, NULL, 0, -1, t & 1)
+            panel_acc(n_a, m, G, panel, d + t * G, ldd, dap, n_a, NULL, 0, -1,
+                      step_descending(t))
         elif mode == MODE_SMALL:
             memset(dap, 0, m * n_a * sizeof(floating))
             small_acc(n_a, m, G, wat, G, d + t * G, ldd, dap, 1, n_a)
@@ -461,8 +462,7 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, Py_ssize_t n, int typenum
         arr = scratch[slot]
         if arr is not None and cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_SIZE(arr) >= n:
             return arr
-    arr = _pool.huge_empty(max(n, 1) * (4 if typenum == cnp.NPY_FLOAT32 else 8)).view(
-        np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
+    arr = _pool.huge_empty(max(n, 1), np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
     if scratch is not None:
         scratch[slot] = arr
     return arr

@@ -27,7 +27,7 @@ from fastrnn._kernels._blas cimport gemm_acc
 from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
                                          fr_panel_available, fr_panel_size_d,
                                          fr_panel_size_f, panel_acc, panel_pack, panel_size,
-                                         small_acc)
+                                         small_acc, step_descending)
 from fastrnn._kernels._transpose cimport transpose
 
 import threading
@@ -205,17 +205,6 @@ cdef void output_block(int n_y, int n_a, int m, int nb, const floating *sb, int 
         j += n
 
 
-cdef inline bint step_descending(Py_ssize_t q) noexcept nogil:
-    # Does the q-th step run read its recurrent block's panels from the last one (a batch of
-    # one column tile whose block is read whole once per step: _gemm.h)?  Every other step
-    # does.  A block near the size of L2 then finds most of its panels still there: in the
-    # same order every step, each line the step's other traffic (gates, states) evicts is the
-    # least recently used, the one needed next, and one eviction per cache set becomes a miss
-    # for every panel line of that set; turning round, the step starts on the lines the
-    # previous one read last.  Same products, same bits.
-    return q & 1
-
-
 cdef void product_acc(int rows, int m, int K, const floating *w, int ldw,
                       const floating *panel, const floating *h, int ldh, floating *z,
                       int ldz, int small_max, bint descending=False) noexcept nogil:
@@ -272,6 +261,29 @@ cdef inline Py_ssize_t running_states(const int *active, Py_ssize_t t, Py_ssize_
     for j in range(mt, m):
         memset(st + j * ld, 0, n * sizeof(floating))
     return mt
+
+
+cdef inline Py_ssize_t joining_states(const int *active, Py_ssize_t t, Py_ssize_t act0,
+                                      Py_ssize_t m, Py_ssize_t mt, floating *prev,
+                                      Py_ssize_t ld, const floating *h0,
+                                      Py_ssize_t n) noexcept nogil:
+    # Backwards over a batch in order of length, the columns running at step t but not at
+    # t + 1 (their last step is t) start from their initial state h0 (n values per column,
+    # contiguous): it goes into their slot of step t + 1 (prev, column stride ld; the
+    # padding's 0) for this step, and padding_again puts the 0 back.  Returns the first of
+    # them.
+    cdef Py_ssize_t mp = running(active, t + 1, act0, m), j
+    for j in range(mp, mt):
+        memcpy(prev + j * ld, h0 + j * n, n * sizeof(floating))
+    return mp
+
+
+cdef inline void padding_again(floating *prev, Py_ssize_t ld, Py_ssize_t n, Py_ssize_t mp,
+                               Py_ssize_t mt) noexcept nogil:
+    # The slots joining_states lent out back to the padding's 0.
+    cdef Py_ssize_t j
+    for j in range(mp, mt):
+        memset(prev + j * ld, 0, n * sizeof(floating))
 
 
 cdef void rnn_core(
@@ -341,9 +353,7 @@ cdef void rnn_core(
             if mt == 0:
                 continue
             if reverse and s > 0:
-                mp = running(active, t + 1, act0, m)
-                for j in range(mp, mt):
-                    memcpy(hp + j * ldz, h0 + j * n_a, n_a * sizeof(floating))
+                mp = joining_states(active, t, act0, m, mt, hp, ldz, h0, n_a)
         # Z_t (n_a, mt) += Waa (n_a, n_a) @ A_prev (n_a, mt); A_prev is h0 or the states of
         # the previous step.
         if s == 0:
@@ -352,9 +362,7 @@ cdef void rnn_core(
             product_acc(n_a, mt, n_a, wa, n_a, panel, hp, ldz, zt, ldz, small_max,
                         step_descending(s))
             if active != NULL and reverse:
-                for j in range(mp, mt):  # back to padding
-                    for i in range(n_a):
-                        hp[j * ldz + i] = 0
+                padding_again(hp, ldz, n_a, mp, mt)
         for j in range(mt):
             if relu:
                 v_relu(zt + j * ldz, n_a)
@@ -762,7 +770,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements.  ``panel`` (decided once, by the caller that sized work:
     # USE_PANEL may change meanwhile): the panel GEMM runs on ``packed``, a buffer of
-    # panel_elems(...) (a model's cached panel, or the thread's: arena_panel) holding the
+    # panel_elems(...) (a model's cached panel, or the thread's: packed_block) holding the
     # packed block already unless ``fill``.  ``active``, ``reverse``: see rnn_forward.
     # ``unpacked`` (no panel; rnn_plan): rnn_core's ``small_x``, work holding
     # work_size(1, ..., True).
@@ -934,13 +942,14 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, j1 - j0, T, small_max, &unpacked)
     cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x, unpacked),
                                      dtype=x.dtype)
-    cdef char *packed = arena_panel(npanel, typenum) if npanel else NULL
+    cdef bint fill
+    cdef char *packed = packed_block(None, None, npanel, typenum, &fill)
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                      cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, True, relu, act,
+                     cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill, relu, act,
                      reverse, unpacked)
 
 
@@ -1009,14 +1018,15 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                                        &unpacked)
     cdef cnp.ndarray work = np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, npanel > 0),
                                      dtype=x.dtype)
-    cdef char *packed = arena_panel(npanel, typenum) if npanel else NULL
+    cdef bint fill
+    cdef char *packed = packed_block(None, None, npanel, typenum, &fill)
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                       cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(c0), wp, bp,
                       cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
                       cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                       cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, small_max,
-                      packed, True, False, act, 1 if unpacked else -1, reverse)
+                      packed, fill, False, act, 1 if unpacked else -1, reverse)
 
 
 # ------------------------------------------------------------------ the drop-in fast path
@@ -1131,38 +1141,37 @@ cdef cnp.ndarray arena_work(Py_ssize_t n, int typenum):
 
 cdef cnp.ndarray panel_array(Py_ssize_t npanel, int typenum):
     # npanel elements of typenum for a packed block (fastrnn._pool.huge_empty: huge pages).
-    cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
-    return _pool.huge_empty(max(npanel, 1) * item).view(
-        np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
+    return _pool.huge_empty(max(npanel, 1),
+                            np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
 
 
-cdef char *arena_panel(Py_ssize_t npanel, int typenum):
-    # Room for a drop-in call's packed block (npanel elements of typenum) in this thread's
-    # arena, packed by the call (nothing is kept between calls but the memory).
-    cdef cnp.ndarray buf = getattr(_ARENA, "panel", None)
-    cdef Py_ssize_t nbytes = npanel * (4 if typenum == cnp.NPY_FLOAT32 else 8)
-    if buf is None or cnp.PyArray_NBYTES(buf) < nbytes:
-        buf = panel_array(npanel, typenum)
-        _ARENA.panel = buf
-    return cnp.PyArray_BYTES(buf)
-
-
-cdef cnp.ndarray cached_panel(list scratch, object key, Py_ssize_t npanel, int typenum,
-                              bint *fill):
-    # A model's packed recurrent block, kept in scratch[3] = (key, array) between calls: packed
-    # on the first call of a thread only (fill set).  A model whose weights change in place
-    # (apply_gradients) drops its scratch lists, and with them this cache.
+cdef char *packed_block(list scratch, object key, Py_ssize_t npanel, int typenum,
+                        bint *fill):
+    # The buffer of a call's packed block (npanel elements of typenum; NULL when npanel is
+    # 0), with fill set when the call must pack it.  A model's (``scratch`` given: its
+    # per-thread list) is kept in scratch[3] = (key, array) between calls and packed on the
+    # first call of a thread only; a model whose weights change in place (apply_gradients)
+    # drops its scratch lists, and with them this cache.  Without scratch (a drop-in call, a
+    # slice of the validated route): this thread's arena, packed by every call.
+    cdef cnp.ndarray arr
+    fill[0] = npanel > 0
+    if npanel == 0:
+        return NULL
+    if scratch is None:
+        arr = getattr(_ARENA, "panel", None)
+        if arr is None or cnp.PyArray_SIZE(arr) < npanel or cnp.PyArray_TYPE(arr) != typenum:
+            arr = _ARENA.panel = panel_array(npanel, typenum)
+        return cnp.PyArray_BYTES(arr)
     while len(scratch) < 4:
         scratch.append(None)
     key = (key, npanel, typenum)
     entry = scratch[3]
     if entry is not None and entry[0] == key:
         fill[0] = False
-        return entry[1]
-    cdef cnp.ndarray arr = panel_array(npanel, typenum)
+        return cnp.PyArray_BYTES(entry[1])
+    arr = panel_array(npanel, typenum)
     scratch[3] = (key, arr)
-    fill[0] = True
-    return arr
+    return cnp.PyArray_BYTES(arr)
 
 
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
@@ -1186,13 +1195,9 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     npanel = rnn_plan(typenum, n_a, m, T, small_max, &unpacked)
-    cdef bint fill = False
-    cdef char *packed = NULL
-    if scratch is not None and npanel:
-        packed = cnp.PyArray_BYTES(cached_panel(
-            scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel, typenum, &fill))
-    elif npanel:
-        packed, fill = arena_panel(npanel, typenum), True
+    cdef bint fill
+    cdef char *packed = packed_block(scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel,
+                                     typenum, &fill)
     dims[0] = work_size(1, m, T, n_a, n_x, unpacked)
     cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
                              else arena_work(dims[0], typenum))
@@ -1327,13 +1332,8 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[1], dims[2] = state_block(cnp.PyArray_ITEMSIZE(xa)) if ring else T, 2 * n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
-    cdef bint fill = False
-    cdef char *packed = NULL
-    if scratch is not None and npanel:
-        packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wp[0], npanel, typenum,
-                                                &fill))
-    elif npanel:
-        packed, fill = arena_panel(npanel, typenum), True
+    cdef bint fill
+    cdef char *packed = packed_block(scratch, <Py_ssize_t> wp[0], npanel, typenum, &fill)
     if n_slices > 1 and not (ring and scratch is not None and npanel):
         raise ValueError("lstm_call: only ring calls with a cached panel run in slices")
     if n_slices > 1:
@@ -2085,12 +2085,7 @@ cdef void gru_core(
             if mt == 0:
                 continue
             if reverse and q > 0:
-                # backwards, the examples whose last step is t start here from a0: for this
-                # step their previous state, the padding's 0 at step t + 1, is a0 (as in
-                # rnn_core)
-                mp = running(active, t + 1, act0, m)
-                for j in range(mp, mt):
-                    memcpy(st + n_a + j * lds, h + j * n_a, n_a * sizeof(floating))
+                mp = joining_states(active, t, act0, m, mt, st + n_a, lds, h, n_a)
         # HG (3n_a, mt) = W_a (3n_a, n_a) @ A_{t-1} (n_a, mt) + b_a
         if panel != NULL:
             panel_acc(G, mt, n_a, panel, h_prev, ldh, hg, G, bh, 0, -1, step_descending(q))
@@ -2111,8 +2106,7 @@ cdef void gru_core(
             for j in range(mt):
                 v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
                 flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, 3, n_a, n_a, wy, n_y, n_a)
-        for j in range(mp, mt):  # back to padding
-            memset(st + n_a + j * lds, 0, n_a * sizeof(floating))
+        padding_again(st + n_a, lds, n_a, mp, mt)
 
     if T:  # the last block run: (T - 1) % SB + 1 steps
         lo = 0 if reverse else T - 1 - (T - 1) % SB
@@ -2288,7 +2282,8 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                                       per_call, &unpacked)
     cdef cnp.ndarray work = np.empty(
         gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0 or unpacked), dtype=x.dtype)
-    cdef char *packed = arena_panel(npanel, typenum) if npanel else NULL
+    cdef bint fill
+    cdef char *packed = packed_block(None, None, npanel, typenum, &fill)
     cdef char *wxp[3]
     cdef char *whp[3]
     stacked_blocks(wx, 3, wxp)
@@ -2299,7 +2294,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
-                     act, small_max, packed, True, reverse, unpacked)
+                     act, small_max, packed, fill, reverse, unpacked)
 
 
 cdef inline void stacked_blocks(cnp.ndarray w, int nb, char **out):
@@ -2331,13 +2326,8 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[2] = n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
-    cdef bint fill = False
-    cdef char *packed = NULL
-    if scratch is not None and npanel:
-        packed = cnp.PyArray_BYTES(cached_panel(scratch, <Py_ssize_t> wh[0], npanel, typenum,
-                                                &fill))
-    elif npanel:
-        packed, fill = arena_panel(npanel, typenum), True
+    cdef bint fill
+    cdef char *packed = packed_block(scratch, <Py_ssize_t> wh[0], npanel, typenum, &fill)
     dims[0] = gru_work_size(m, T, n_a, n_x, npanel > 0 or unpacked)
     cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
     with nogil:

@@ -47,6 +47,17 @@ cdef inline void small_acc(int rows, int m, int K, const floating *w, int ldw,
         fr_small_matmul_d(rows, m, K, w, ldw, h, ldh, z, zrs, zcs)
 
 
+cdef inline bint step_descending(Py_ssize_t q) noexcept nogil:
+    # Does the q-th step run read its recurrent block's panels from the last one (a batch of
+    # one column tile whose block is read whole once per step: _gemm.h)?  Every other step
+    # does.  A block near the size of L2 then finds most of its panels still there: in the
+    # same order every step, each line the step's other traffic (gates, states) evicts is the
+    # least recently used, the one needed next, and one eviction per cache set becomes a miss
+    # for every panel line of that set; turning round, the step starts on the lines the
+    # previous one read last.  Same products, same bits.
+    return q & 1
+
+
 cdef inline void panel_acc(Py_ssize_t rows, Py_ssize_t m, Py_ssize_t K, const floating *panel,
                            const floating *h, Py_ssize_t ldh, floating *z, Py_ssize_t ldz,
                            const floating *bias, Py_ssize_t k0=0,
