@@ -5,16 +5,29 @@
  *
  * Blocks of 8 x 8 floats / 4 x 4 doubles (one 32-byte vector per block row) are transposed
  * in registers with three / two rounds of two-input shuffles; the ragged right and bottom
- * edges go element by element.  Blocks run along a band of 8 (4) source rows, so the source
- * is read in as many sequential streams and the destination lines being filled (one per
- * source column) stay in cache.  Compiled per SIMD level like _vmath.h (the shuffles become
- * AVX instructions at the AVX2 and AVX-512 levels).  Measured on AMD Zen 4 at the `mid`
- * shape (3200 x 256 floats from a row stride of 512): 1.1 ms -> 0.3 ms per transpose.
+ * edges go element by element.  Where the destination's rows are far apart (a state block
+ * into the lessons' (n_a, m, T) layout, row stride m * T), the source goes in bands of 32
+ * (16) rows, and within a band two column blocks at a time (each source line read whole):
+ * their destination rows receive 128 bytes (two whole cache lines) before the next blocks
+ * start, so no destination line is left half written, to be evicted (the rows being filled
+ * fall in a few cache sets) and fetched again.  Where they are close (a packed panel, rows
+ * 128 bytes apart) blocks run along bands of 8 (4) source rows, every column: a band of 32
+ * rows of a weight matrix whose row stride is a multiple of 4 KiB would put 32 lines in one
+ * cache set.  Compiled per SIMD level like _vmath.h (the shuffles become AVX instructions
+ * at the AVX2 and AVX-512 levels).  Measured on AMD Zen 4 at the `mid` shape (3200 x 256
+ * floats from a row stride of 512): 1.1 ms -> 0.3 ms per transpose; on AMD Zen 5, the LSTM's
+ * state blocks at `mid` (32 examples x 32 steps x 256 units, a and c, from a ring evicted
+ * by 1.5 MiB) 340-460 -> 180-230 us per call with the wide bands, at `fastrnns` 3.8-4.5 ->
+ * 2.1 ms (in place float64 LSTM and GRU x0.95-0.97, float32 within noise).
  */
 #ifndef FASTRNN_TRANSPOSE_H
 #define FASTRNN_TRANSPOSE_H
 
 #include "_vmath.h"
+
+/* Bytes of a destination row filled per band of source rows (two cache lines), and the
+ * row stride up to which a destination counts as close. */
+#define FR_TRANSPOSE_BAND_BYTES 128
 
 typedef float fr_v8f __attribute__((vector_size(32)));
 typedef double fr_v4d __attribute__((vector_size(32)));
@@ -59,7 +72,32 @@ FR_INLINE void fr_transpose_block_d(fr_v4d r[4])
 FR_INLINE void fr_transpose_##SFX##_impl(const T *src, ptrdiff_t rows, ptrdiff_t cols,       \
                                          ptrdiff_t lds, T *dst, ptrdiff_t ldd)               \
 {                                                                                             \
+    enum { WIDE = FR_TRANSPOSE_BAND_BYTES / sizeof(T) };                                      \
+    const ptrdiff_t full = rows / B * B;                                                      \
     ptrdiff_t r0 = 0;                                                                         \
+    if (ldd > WIDE) {                                                                         \
+        for (ptrdiff_t rc = 0; rc < full; rc += WIDE) {                                       \
+            const ptrdiff_t re = full - rc < WIDE ? full : rc + WIDE;                         \
+            ptrdiff_t c0 = 0;                                                                 \
+            for (; c0 + 2 * B <= cols; c0 += 2 * B)                                           \
+                for (r0 = rc; r0 < re; r0 += B) {                                             \
+                    VT v[B], w[B];                                                            \
+                    for (int q = 0; q < B; ++q) {                                             \
+                        memcpy(&v[q], src + (r0 + q) * lds + c0, sizeof v[q]);                \
+                        memcpy(&w[q], src + (r0 + q) * lds + c0 + B, sizeof w[q]);            \
+                    }                                                                         \
+                    fr_transpose_block_##SFX(v);                                              \
+                    fr_transpose_block_##SFX(w);                                              \
+                    for (int q = 0; q < B; ++q) {                                             \
+                        memcpy(dst + (c0 + q) * ldd + r0, &v[q], sizeof v[q]);                \
+                        memcpy(dst + (c0 + B + q) * ldd + r0, &w[q], sizeof w[q]);            \
+                    }                                                                         \
+                }                                                                             \
+            for (; c0 < cols; ++c0)                                                           \
+                for (ptrdiff_t r = rc; r < re; ++r) dst[c0 * ldd + r] = src[r * lds + c0];    \
+        }                                                                                     \
+        r0 = full;                                                                            \
+    }                                                                                         \
     for (; r0 + B <= rows; r0 += B) {                                                         \
         ptrdiff_t c0 = 0;                                                                     \
         for (; c0 + B <= cols; c0 += B) {                                                     \
