@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fastrnn
+from fastrnn._kernels import _core
 from _util import assert_close, f64, lstm_params, ref, rnn_params
 
 DTYPES = [np.float64, np.float32]
@@ -80,6 +81,27 @@ def test_sequence_cache_structure_and_values(kind, dtype, recurrent_path):
                     and not (t == 0 and n == "a_prev")]
         for name in computed:
             assert item[names.index(name)].dtype == np.dtype(dtype), (t, name)
+
+
+@pytest.mark.parametrize("simd", ["avx512", "avx2", "sse2"])
+@pytest.mark.parametrize("dtype,n_a", [(np.float64, 129), (np.float32, 257)], ids=["f64", "f32"])
+def test_lstm_gates_stored_past_the_caches(dtype, n_a, simd):
+    # A call whose gates exceed 16 MiB stores each step's activated gates into them with
+    # non-temporal stores, per SIMD level with the panel GEMM (AVX-512, AVX2; at SSE2 the
+    # gates are computed in place, as below the size).  Odd n_a: columns of 4 * n_a
+    # elements start off the vector alignment, so every copy has a ragged head and tail.
+    if simd not in _core.simd_available():
+        pytest.skip(f"this CPU has no {simd}")
+    n_x, n_y, m, T = 3, 4, 64, 70
+    assert m * T * 4 * n_a * np.dtype(dtype).itemsize > 16 * 1024 * 1024
+    x, a0, p = make("lstm", dims=(n_x, n_a, n_y, m, T), dtype=dtype)
+    previous = _core.set_simd(simd)
+    try:
+        caches, want = call("lstm", x, a0, p)
+    finally:
+        _core.set_simd(previous)
+    for t in range(T):
+        assert_item_matches(caches[0][t], want[0][t], LSTM_ITEMS, dtype, t)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])

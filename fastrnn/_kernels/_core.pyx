@@ -28,7 +28,7 @@ from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
                                          fr_panel_available, fr_panel_size_d,
                                          fr_panel_size_f, panel_acc, panel_pack, panel_size,
                                          small_acc, step_descending)
-from fastrnn._kernels._transpose cimport transpose
+from fastrnn._kernels._transpose cimport stream_copy, transpose
 
 import threading
 
@@ -408,6 +408,11 @@ cdef enum:
     STEP_X_MIN_M = 4
     STEP_X_STREAM_BYTES = 8 * 1024 * 1024
     STEP_X_STREAM_MIN_M = 16
+    # A call's activated gates (the drop-in's caches) beyond this many bytes go to memory
+    # past the caches (lstm_core's copy_gates).  A/B on AMD Zen 5 (32 MiB L3), float32
+    # drop-in: `fastrnns` (52 MB of gates) and `big` (26 MB) x0.94; `mid` (13 MB) x1.02 and
+    # 3 MB x1.07 slower streamed (their gates still in L3 when read back).
+    STREAM_GATES_BYTES = 16 * 1024 * 1024
 
 
 cdef inline int state_block(Py_ssize_t itemsize) noexcept nogil:
@@ -513,10 +518,19 @@ cdef void lstm_core(
     cdef floating *sb
     # panel path work: X^T (m*T, n_x), one column per (j, t); the gates' biases (4n_a); the
     # step's concat = [a_prev; xt] (m, n_a + n_x); the output layer's panels
-    # (OUTPUT_ROWS_MAX, n_a)
+    # (OUTPUT_ROWS_MAX, n_a); one step's gates (m, 4n_a)
     cdef floating *bias = xt + <Py_ssize_t> mT * n_x
     cdef floating *cat = bias + G
     cdef floating *pan = cat + <Py_ssize_t> m * K
+    cdef floating *zstep = pan + <Py_ssize_t> OUTPUT_ROWS_MAX * n_a
+    # Where a step's gates are computed and activated: in z (ring: z is that one step), or,
+    # per step without the ring where z is beyond STREAM_GATES_BYTES, in zstep, then stored
+    # into z past the caches (stream_copy): z's lines are neither fetched to be overwritten
+    # nor do they evict the packed block and the states the next step reads.
+    cdef bint copy_gates = (panel != NULL and step_x and not ring
+                            and <Py_ssize_t> mT * G * sizeof(floating) > STREAM_GATES_BYTES)
+    cdef floating *zg
+    cdef int ldg
     cdef bint out_panel = panel != NULL and mT > SMALL_COLS
     cdef floating *catj
     cdef Py_ssize_t q, t, j, i, k, col, t_lo, nb
@@ -576,6 +590,7 @@ cdef void lstm_core(
     for q in range(T):  # the q-th step run: t = q, or T - 1 - q in reverse
         t = T - 1 - q if reverse else q
         zt = z if ring else z + t * G
+        zg, ldg = (zstep, G) if copy_gates else (zt, ldz)
         st = s + (q % SB if ring else t) * S
         if active != NULL:
             mt = running_states(active, t, act0, m, st, lds, S)
@@ -594,7 +609,7 @@ cdef void lstm_core(
                 catj = cat + j * K
                 memcpy(catj, h_prev + j * ldh, n_a * sizeof(floating))
                 memcpy(catj + n_a, xt + (j * T + t) * n_x, n_x * sizeof(floating))
-            panel_acc(G, mt, K, panel, cat, K, zt, ldz, bias, 0, -1, step_descending(q))
+            panel_acc(G, mt, K, panel, cat, K, zg, ldg, bias, 0, -1, step_descending(q))
         elif panel != NULL:
             panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz, NULL, 0, K, step_descending(q))
         elif fused:
@@ -616,7 +631,7 @@ cdef void lstm_core(
                             small_max)
         for j in range(mt):
             c_prev = cw + j * n_a if q == 0 else h_prev + j * ldh + n_a
-            if v_lstm_pointwise(zt + j * ldz, c_prev, st + j * lds + n_a, st + j * lds, n_a):
+            if v_lstm_pointwise(zg + j * ldg, c_prev, st + j * lds + n_a, st + j * lds, n_a):
                 # subnormal c or h: both stored as 0, under the same condition as in
                 # rnn_core (c meets only gates and tanh, but tanh(c) makes h)
                 if flush_h < 0:
@@ -626,6 +641,8 @@ cdef void lstm_core(
                             flush_h = 0
                 if flush_h:
                     v_flush(st + j * lds, 2 * n_a)
+            if copy_gates:
+                stream_copy(zt + j * ldz, zg + j * ldg, G)
         if mT <= SMALL_COLS:
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
@@ -673,12 +690,12 @@ cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
 cdef inline Py_ssize_t lstm_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
                                       Py_ssize_t n_x, bint panel) noexcept nogil:
     # lstm_core's work before the panel: a0, c0 transposed (2 (ms, n_a)); with the panel
-    # GEMM, X^T (ms*T, n_x), the gates' biases (4n_a), a concat (ms, n_a + n_x) and the
-    # output layer's panels (OUTPUT_ROWS_MAX, n_a); else as work_size(2, ...) with room for a
-    # concat (a fused product per step).
+    # GEMM, X^T (ms*T, n_x), the gates' biases (4n_a), a concat (ms, n_a + n_x), the output
+    # layer's panels (OUTPUT_ROWS_MAX, n_a) and one step's gates (ms, 4n_a); else as
+    # work_size(2, ...) with room for a concat (a fused product per step).
     if panel:
         return (2 * ms * n_a + ms * T * n_x + 4 * n_a + ms * (n_a + n_x)
-                + OUTPUT_ROWS_MAX * n_a)
+                + OUTPUT_ROWS_MAX * n_a + ms * 4 * n_a)
     return work_size(2, ms, T, n_a, n_x) + ms * (n_a + n_x)
 
 

@@ -119,4 +119,40 @@ FR_MULTI(void, fr_transpose_##SFX,                                              
 FR_DEFINE_TRANSPOSE(float, f, fr_v8f, 8)
 FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
 
+/* dst[0:n] := src[0:n] with non-temporal stores (dst's aligned 64-byte blocks; the ragged
+ * ends plain), then a store fence: for buffers written once and not read again soon (the
+ * per-step gates a drop-in call returns as its caches), which then neither fetch the lines
+ * they overwrite nor evict what the steps re-read. */
+#if FR_HAVE_DISPATCH
+#include <immintrin.h>
+/* One version per level: the store instruction is the level's own (its vector width and
+ * alignment). */
+#define FR_DEFINE_STREAM_COPY(T, SFX, TARGET, TAG, VB, STORE, LOAD)                           \
+__attribute__((target(TARGET)))                                                               \
+static void fr_stream_copy_##SFX##_##TAG(T *dst, const T *src, ptrdiff_t n)                   \
+{                                                                                             \
+    enum { V = VB / sizeof(T) };                                                              \
+    ptrdiff_t i = 0;                                                                          \
+    for (; i < n && ((uintptr_t)(dst + i) & (VB - 1)); ++i) dst[i] = src[i];                  \
+    for (; i + V <= n; i += V) STORE(dst + i, LOAD(src + i));                                 \
+    for (; i < n; ++i) dst[i] = src[i];                                                       \
+    _mm_sfence();                                                                             \
+}
+FR_DEFINE_STREAM_COPY(float, f, "arch=x86-64-v4", v4, 64, _mm512_stream_ps, _mm512_loadu_ps)
+FR_DEFINE_STREAM_COPY(double, d, "arch=x86-64-v4", v4, 64, _mm512_stream_pd, _mm512_loadu_pd)
+FR_DEFINE_STREAM_COPY(float, f, "arch=x86-64-v3", v3, 32, _mm256_stream_ps, _mm256_loadu_ps)
+FR_DEFINE_STREAM_COPY(double, d, "arch=x86-64-v3", v3, 32, _mm256_stream_pd, _mm256_loadu_pd)
+FR_DEFINE_STREAM_COPY(float, f, "arch=x86-64", v1, 16, _mm_stream_ps, _mm_loadu_ps)
+FR_DEFINE_STREAM_COPY(double, d, "arch=x86-64", v1, 16, _mm_stream_pd, _mm_loadu_pd)
+#define FR_STREAM_COPY_SWITCH(SFX)                                                            \
+    int level = fr_active_isa();                                                              \
+    if (level == FR_ISA_AVX512) fr_stream_copy_##SFX##_v4(dst, src, n);                       \
+    else if (level == FR_ISA_AVX2) fr_stream_copy_##SFX##_v3(dst, src, n);                    \
+    else fr_stream_copy_##SFX##_v1(dst, src, n);
+#else
+#define FR_STREAM_COPY_SWITCH(SFX) memcpy(dst, src, n * sizeof *dst);
+#endif
+static void fr_stream_copy_f(float *dst, const float *src, ptrdiff_t n) { FR_STREAM_COPY_SWITCH(f) }
+static void fr_stream_copy_d(double *dst, const double *src, ptrdiff_t n) { FR_STREAM_COPY_SWITCH(d) }
+
 #endif /* FASTRNN_TRANSPOSE_H */
