@@ -667,7 +667,8 @@ class _Lengths:
     :meth:`gather` puts a (rows, m, T_x) sequence in that order (with ``flip``, each
     example's steps reversed within its own length, the padding left after them: the
     reverse direction's input for a kernel that cannot run backwards) and :meth:`scatter`
-    puts the kernel's outputs back; :meth:`sort` orders an initial state (rows, m);
+    puts the kernel's outputs back (with ``zero_padding``, each example's steps past its
+    length set to 0: a head's predictions there); :meth:`sort` orders an initial state (rows, m);
     ``sorting`` is what ``_core.last_states`` needs to pick each example's state after its own
     last step from a kernel output, in the caller's order; :meth:`flip` reverses each example's steps within its own length
     in a sequence already in sorted order.  Any number of states; no per-example loop.
@@ -716,12 +717,14 @@ class _Lengths:
         _core.permute_steps(seq, out, self._order, self._sorted, flip, False)
         return out
 
-    def scatter(self, seq, flip, out=None):
+    def scatter(self, seq, flip, out=None, zero_padding=False):
         if self.in_order and not flip and out is None:
+            if zero_padding:  # in place (the order is the identity)
+                _core.permute_steps(seq, seq, self._order, self._sorted, False, True, True)
             return seq
         if out is None:
             out = np.empty_like(seq)
-        _core.permute_steps(seq, out, self._order, self._sorted, flip, True)
+        _core.permute_steps(seq, out, self._order, self._sorted, flip, True, zero_padding)
         return out
 
     def restore(self, a, y, c, flip=False, out=None):
@@ -731,9 +734,8 @@ class _Lengths:
         until zeroed here."""
         if a is not out:
             a = self.scatter(a, flip, out)
-        y, c = (None if v is None else self.scatter(v, flip) for v in (y, c))
-        if y is not None:
-            y[:, self.padding] = 0
+        y = None if y is None else self.scatter(y, flip, zero_padding=True)
+        c = None if c is None else self.scatter(c, flip)
         return a, y, c
 
     def sort(self, state):

@@ -698,6 +698,36 @@ def test_permute_steps_sorts_and_restores_the_batch(dtype):
     assert (dst == 0).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_permute_steps_zeroes_the_padding(dtype):
+    # zero_padding: each example's steps past its own length become 0 on the way back to the
+    # caller's order (a head's predictions there), and in place for a batch already in order;
+    # in place is refused for any other order or with the reversal.
+    from fastrnn._kernels import _core
+    rng = np.random.default_rng(19)
+    rows, m, T = 2, 5, 6
+    src = rng.standard_normal((rows, m, T)).astype(dtype)
+    order = np.array([3, 0, 4, 1, 2], dtype=np.intp)
+    lengths = np.array([6, 4, 4, 2, 1], dtype=np.intp)
+    t = np.arange(T)
+    for reverse in (False, True):
+        want = np.empty_like(src)
+        for k in range(m):
+            steps = np.where(t < lengths[k], lengths[k] - 1 - t, t) if reverse else t
+            want[:, order[k]] = np.where(t < lengths[k], src[:, k][:, steps], 0)
+        got = np.full_like(src, np.nan)
+        _core.permute_steps(src, got, order, lengths, reverse, True, True)
+        np.testing.assert_array_equal(got, want)
+    identity = np.arange(m, dtype=np.intp)
+    inplace = src.copy()
+    _core.permute_steps(inplace, inplace, identity, lengths, False, True, True)
+    np.testing.assert_array_equal(inplace, np.where(t < lengths[None, :, None], src, 0))
+    for bad_order, reverse, zero in ((order, False, True), (identity, True, True),
+                                     (identity, False, False)):
+        with pytest.raises(ValueError, match="dst may be src"):
+            _core.permute_steps(inplace, inplace, bad_order, lengths, reverse, True, zero)
+
+
 @pytest.mark.parametrize("name", ["ties", "m=1", "ones"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_rnn_lengths_match_torch(dtype, name):
