@@ -321,9 +321,7 @@ class Stack:
             y -= y.max(axis=0, keepdims=True)
             np.exp(y, out=y)
             y /= y.sum(axis=0, keepdims=True)
-        if lengths is not None:
-            y[:, lengths.padding] = 0
-        return y
+        return y if lengths is None else lengths.zero_padding(y)
 
     def _reference(self, x, lengths, h0s, c0s):
         """The same composition, each direction by ``reference.layer_forward`` (float64)."""

@@ -270,7 +270,7 @@ class _Model:
         if lengths is not None and not lengths.full:
             for o in outs:
                 if o is not None:
-                    o[:, lengths.padding] = 0
+                    lengths.zero_padding(o)
         return outs[0], outs[1], outs[2], last
 
     def _sorted_sequence(self, x, states, lengths, reverse, n_threads, out):
@@ -660,15 +660,15 @@ class _Lengths:
     """Validated lengths of a batch and what the kernels need of them, computed once per call
     and shared by every layer and direction.
 
-    ``values`` the (m,) intp lengths; ``padding`` (m, T_x) True past each example's length;
-    ``full`` True when no example ends before T_x.  For a kernel that skips the padding the
+    ``values`` the (m,) intp lengths; ``full`` True when no example ends before T_x.  For a kernel that skips the padding the
     batch goes in sorted by length, longest first (``in_order``: it already is): ``active``
     (T_x,) C ints counts the examples still running at each step (the kernels' ``active``);
     :meth:`gather` puts a (rows, m, T_x) sequence in that order (with ``flip``, each
     example's steps reversed within its own length, the padding left after them: the
     reverse direction's input for a kernel that cannot run backwards) and :meth:`scatter`
     puts the kernel's outputs back (with ``zero_padding``, each example's steps past its
-    length set to 0: a head's predictions there); :meth:`sort` orders an initial state (rows, m);
+    length set to 0: a head's predictions there; :meth:`zero_padding` does that to a sequence
+    in the caller's order); :meth:`sort` orders an initial state (rows, m);
     ``sorting`` is what ``_core.last_states`` needs to pick each example's state after its own
     last step from a kernel output, in the caller's order; :meth:`flip` reverses each example's steps within its own length
     in a sequence already in sorted order.  Any number of states; no per-example loop.
@@ -690,24 +690,17 @@ class _Lengths:
 
     def __init__(self, values, T):
         self.values = values
-        self._T = T
         # one counting sort (compiled: a few microseconds whatever m and T_x)
         self._order, self._sorted, self.active, self.in_order = (
             _core.sort_lengths(values, T) if len(values) else
             (values, values, np.zeros(T, dtype=np.intc), True))
         self.full = not len(values) or int(self._sorted[-1]) == T
-        self._padding = self._identity = None  # made when first needed
+        self._identity = None  # made when first needed
 
     @property
     def sorting(self):
         """(order, sorted lengths): sorted example q is the caller's example order[q]."""
         return self._order, self._sorted
-
-    @property
-    def padding(self):
-        if self._padding is None:
-            self._padding = np.arange(self._T)[None, :] >= self.values[:, None]
-        return self._padding
 
     def gather(self, seq, flip, out=None):
         if self.in_order and not flip:
@@ -719,9 +712,7 @@ class _Lengths:
 
     def scatter(self, seq, flip, out=None, zero_padding=False):
         if self.in_order and not flip and out is None:
-            if zero_padding:  # in place (the order is the identity)
-                _core.permute_steps(seq, seq, self._order, self._sorted, False, True, True)
-            return seq
+            return self.zero_padding(seq) if zero_padding else seq
         if out is None:
             out = np.empty_like(seq)
         _core.permute_steps(seq, out, self._order, self._sorted, flip, True, zero_padding)
@@ -741,13 +732,23 @@ class _Lengths:
     def sort(self, state):
         return state if self.in_order else np.ascontiguousarray(state[:, self._order])
 
+    @property
+    def identity(self):
+        if self._identity is None:
+            self._identity = np.arange(len(self._order), dtype=np.intp)
+        return self._identity
+
     def flip(self, seq, out=None):
         if out is None:
             out = np.empty_like(seq)
-        if self._identity is None:
-            self._identity = np.arange(len(self._order), dtype=np.intp)
-        _core.permute_steps(seq, out, self._identity, self._sorted, True, False)
+        _core.permute_steps(seq, out, self.identity, self._sorted, True, False)
         return out
+
+    def zero_padding(self, seq):
+        """seq (rows, m, T_x) in the caller's order with each example's steps past its own
+        length set to 0, in place."""
+        _core.permute_steps(seq, seq, self.identity, self.values, False, True, True)
+        return seq
 
 
 def _reversal(lengths, m, T):
