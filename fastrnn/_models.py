@@ -679,21 +679,19 @@ class _Lengths:
         """The lengths of an (m,)-batch of T_x steps when they are an integer array in
         [1, T_x] that needs no checking beyond the sort's, else None (the validated route
         then checks them and names what is wrong)."""
-        if (type(lengths) is not np.ndarray or lengths.dtype.kind not in "iu"
-                or lengths.shape != (m,)):
+        if type(lengths) is not np.ndarray or lengths.shape != (m,):
             return None
-        try:  # no value changed by the conversion; the sort checks the range
-            return cls(np.ascontiguousarray(lengths.astype(np.intp, casting="safe",
-                                                           copy=False)), T)
+        try:  # integers only, none changed by the conversion; the sort checks the range
+            return cls(lengths, T)
         except (TypeError, ValueError):
             return None
 
     def __init__(self, values, T):
-        self.values = values
-        # one counting sort (compiled: a few microseconds whatever m and T_x)
-        self._order, self._sorted, self.active, self.in_order = (
+        # one counting sort (compiled: a few microseconds whatever m and T_x), which also
+        # gives the lengths as a C-contiguous intp array
+        self.values, self._order, self._sorted, self.active, self.in_order = (
             _core.sort_lengths(values, T) if len(values) else
-            (values, values, np.zeros(T, dtype=np.intc), True))
+            (values, values, values, np.zeros(T, dtype=np.intc), True))
         self.full = not len(values) or int(self._sorted[-1]) == T
         self._identity = None  # made when first needed
 

@@ -653,14 +653,27 @@ def test_sort_lengths_is_a_stable_sort_longest_first():
     for v in cases:
         v = v.astype(np.intp)
         T = int(v.max()) + (len(v) % 2)  # some batches have no example of length T_x
-        order, srt, active, in_order = _core.sort_lengths(v, T)
+        values, order, srt, active, in_order = _core.sort_lengths(v, T)
+        assert values is v  # already C-contiguous intp: not copied
         np.testing.assert_array_equal(order, np.argsort(-v, kind="stable"))
         np.testing.assert_array_equal(srt, v[order])
         np.testing.assert_array_equal(active, (v[None, :] > np.arange(T)[:, None]).sum(axis=1))
         assert active.dtype == np.intc and active.shape == (T,)
         assert in_order == bool((np.diff(v) <= 0).all())
-    for bad in (np.array([0, 1], np.intp), np.array([4, 1], np.intp), np.array([1, 2], np.int32)):
+    # other integer dtypes and strides are converted (values unchanged); bad values, dtypes
+    # that do not cast safely to intp, and non-integers are refused
+    for other in (np.array([1, 3, 2], np.int32), np.array([1, 0, 3, 0, 2], np.uint8)[::2],
+                  np.array([3, 1, 2], np.int16)):
+        values, order, *_ = _core.sort_lengths(other, 3)
+        assert values.dtype == np.intp and values.flags.c_contiguous
+        np.testing.assert_array_equal(values, other)
+        np.testing.assert_array_equal(order, np.argsort(-other, kind="stable"))
+    for bad in (np.array([0, 1], np.intp), np.array([4, 1], np.intp), np.array([1, 4], np.int32)):
         with pytest.raises(ValueError, match="sort_lengths"):
+            _core.sort_lengths(bad, 3)
+    for bad in (np.array([1, 2], np.uint64), np.array([True, True]), np.array([1.0, 2.0]),
+                np.ones((2, 1), np.intp)):
+        with pytest.raises(TypeError):
             _core.sort_lengths(bad, 3)
 
 

@@ -197,7 +197,7 @@ def test_last_states_of_a_batch_in_order_of_length(dtype):
     # (or step 0 for a backward direction) goes to column order[q].
     rng = np.random.default_rng(5)
     lengths = np.array([T, 2, T, 1])
-    order, sorted_lengths, _, _ = _core.sort_lengths(lengths, T)
+    _, order, sorted_lengths, _, _ = _core.sort_lengths(lengths, T)
     seqs = [rng.standard_normal((N_A, M, T)).astype(dtype) for _ in range(3)]
     starts = [False, True, False]
     got = _core.last_states(seqs, starts, order, sorted_lengths)

@@ -22,6 +22,7 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.limits cimport INT_MAX
 from libc.string cimport memcpy, memset
+from libc.stdlib cimport calloc, free
 
 from fastrnn._kernels._blas cimport gemm_acc
 from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
@@ -1575,18 +1576,22 @@ def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
 
     Parameters
     ----------
-    lengths : (m,) intp IN, each in [1, T].
+    lengths : (m,) integer array IN (any integer dtype that casts safely to intp, any
+        strides), each in [1, T].
 
     Returns
     -------
+    values : (m,) intp: the lengths (``lengths`` itself when it is C-contiguous intp).
     order : (m,) intp: sorted example k is example order[k].
     sorted : (m,) intp: the length of sorted example k (non-increasing).
     active : (T,) C int: how many examples are longer than t, at each step t.
     in_order : bool: the batch already is in that order (order is 0, 1, ..., m - 1).
     """
-    if (cnp.PyArray_TYPE(lengths) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(lengths)
-            or cnp.PyArray_NDIM(lengths) != 1):
-        raise ValueError("sort_lengths: lengths must be a C-contiguous 1-d intp array")
+    if cnp.PyArray_NDIM(lengths) != 1 or not cnp.PyArray_ISINTEGER(lengths):
+        raise TypeError("sort_lengths: lengths must be a 1-d integer array")
+    if (cnp.PyArray_TYPE(lengths) != cnp.NPY_INTP
+            or not cnp.PyArray_IS_C_CONTIGUOUS(lengths)):
+        lengths = np.ascontiguousarray(lengths.astype(np.intp, casting="safe"))
     cdef Py_ssize_t m = lengths.shape[0], j, t, L, run = 0
     cdef const Py_ssize_t *v = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
     cdef bint in_order = True
@@ -1595,14 +1600,18 @@ def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
             raise ValueError(f"sort_lengths: lengths must be in [1, {T}]")
         if j and v[j] > v[j - 1]:
             in_order = False
-    cdef cnp.ndarray order = np.empty(m, dtype=np.intp)
-    cdef cnp.ndarray srt = np.empty(m, dtype=np.intp)
-    cdef cnp.ndarray active = np.empty(T, dtype=np.intc)
-    cdef cnp.ndarray start = np.zeros(T + 2, dtype=np.intp)
+    cdef cnp.npy_intp dims[1]
+    dims[0] = m
+    cdef cnp.ndarray order = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+    cdef cnp.ndarray srt = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+    dims[0] = T
+    cdef cnp.ndarray active = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INT, 0)
     cdef Py_ssize_t *o = <Py_ssize_t *> cnp.PyArray_DATA(order)
     cdef Py_ssize_t *so = <Py_ssize_t *> cnp.PyArray_DATA(srt)
     cdef int *act = <int *> cnp.PyArray_DATA(active)
-    cdef Py_ssize_t *pos = <Py_ssize_t *> cnp.PyArray_DATA(start)
+    cdef Py_ssize_t *pos = <Py_ssize_t *> calloc(T + 2, sizeof(Py_ssize_t))
+    if pos == NULL:
+        raise MemoryError()
     for j in range(m):
         pos[v[j]] += 1  # count of each length
     for L in range(T, 0, -1):  # first sorted position of each length, longest first
@@ -1614,7 +1623,8 @@ def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
         o[pos[L]] = j
         so[pos[L]] = L
         pos[L] += 1
-    return order, srt, active, in_order
+    free(pos)
+    return lengths, order, srt, active, in_order
 
 
 
