@@ -500,6 +500,7 @@ class LSTM(_Model):
     _weights = LSTM_WEIGHTS
     _skips_padding = True
     _runs_backwards = True
+    _runs_backwards_sorted = True
 
     def forward(self, x: ArrayLike, a0: ArrayLike | None = None, c0: ArrayLike | None = None,
                 *, lengths: ArrayLike | None = None, n_threads: int = 1

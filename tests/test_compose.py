@@ -813,8 +813,8 @@ def test_backward_direction_runs_in_the_kernel(simd_level, recurrent_path, kind,
     # negative step stride): several state blocks and a partial one, the LSTM's ring buffers
     # (m >= 4) and caches-sized buffers (m < 4), both GRU variants, an output layer, one and
     # two threads, into a given half of a bidirectional output or not, and the kernel's own
-    # entry (one call, and two slices as two threads run them); the checked mode; the LSTM
-    # kernel's refusal of reverse with lengths, the GRU's run of a batch in order of length.
+    # entry (one call, and two slices as two threads run them); the checked mode; a run of a
+    # batch in order of length.
     from fastrnn import _api, _checked, _models
     from fastrnn._kernels import _core
     rng = np.random.default_rng(m * 100 + T)
@@ -856,23 +856,22 @@ def test_backward_direction_runs_in_the_kernel(simd_level, recurrent_path, kind,
                 _core.gru_forward(x, a0, *pk.w, *pk.b, pk.wy, pk.by, *outs,
                                   options["reset_after"], active, j0, j1,
                                   _api.SMALL_BATCH_MAX_M, reverse=True)
-        return outs[0], outs[1 if kind == "gru" else 2]
+        # a, y and the LSTM's c
+        return outs[0], outs[1 if kind == "gru" else 2], outs[1] if kind == "lstm" else None
     for slices in ([(0, m)], [(0, m // 2), (m // 2, m)]):
-        a, y = run(slices)
+        a, y, _ = run(slices)
         assert_close(a, want[0], dtype)
         assert_close(y, want[1], dtype)
-    if kind == "lstm":
-        with pytest.raises(ValueError, match="reverse"):
-            run([(0, m)], active=np.full(T, m, np.intc))
-        assert model._runs_backwards and not model._runs_backwards_sorted
-        return
-    # The GRU's kernel also runs a batch in order of length (longest first) backwards, each
-    # example from its own last step and its own a0, its padding's states 0.
+    # The kernels also run a batch in order of length (longest first) backwards, each
+    # example from its own last step and its own a0 (and c0), its padding's states 0.
     lengths = np.sort(rng.integers(1, T + 1, size=m))[::-1].copy()
     lengths[0] = T
     active = (np.arange(T)[:, None] < lengths[None, :]).sum(axis=1).astype(np.intc)
-    want = reference.layer_forward(kind, f64(x), f64(p), lengths, True, f64(a0), None, **options)
+    want = reference.layer_forward(kind, f64(x), f64(p), lengths, True, f64(a0),
+                                   None if c0 is None else f64(c0), **options)
     for slices in ([(0, m)], [(0, m // 2), (m // 2, m)]):
-        a, _ = run(slices, active)
+        a, _, c = run(slices, active)
         assert_close(a, want[0], dtype)
+        if kind == "lstm":
+            assert_close(c, want[2], dtype)
     assert model._runs_backwards and model._runs_backwards_sorted

@@ -495,13 +495,13 @@ cdef void lstm_core(
         const int *active,                   # IN   (T,) or NULL: at step t only the first
         Py_ssize_t act0,                     #      active[t] - act0 columns run (as gru_core)
         int small_max,
-        bint reverse) noexcept nogil:        # IN   run the steps from T - 1 down to 0 (with
-                                             #      active NULL only)
+        bint reverse) noexcept nogil:        # IN   run the steps from T - 1 down to 0
     # Variable lengths as in gru_core: the batch sorted by length, longest first; the
     # columns past active[t] skip the step's products and pass and get zero states.
-    # ``reverse`` (a backward direction over whole sequences) runs the steps backwards in
-    # place, every output at its own step: the ring holds the steps in the order they run,
-    # and a block goes out with a negative step stride.
+    # ``reverse`` (a backward direction) runs the steps backwards in place, every output at
+    # its own step: the ring holds the steps in the order they run, and a block goes out
+    # with a negative step stride; with ``active``, each example from its own last step (as
+    # rnn_core and gru_core).
     cdef int G = 4 * n_a
     cdef Py_ssize_t mt = m
     cdef int S = 2 * n_a
@@ -517,6 +517,8 @@ cdef void lstm_core(
     cdef floating *st
     cdef floating *zt
     cdef floating *sb
+    cdef floating *prev = NULL
+    cdef Py_ssize_t mp
     # panel path work: X^T (m*T, n_x), one column per (j, t); the gates' biases (4n_a); the
     # step's concat = [a_prev; xt] (m, n_a + n_x); the output layer's panels
     # (OUTPUT_ROWS_MAX, n_a); one step's gates (m, 4n_a)
@@ -597,12 +599,17 @@ cdef void lstm_core(
             mt = running_states(active, t, act0, m, st, lds, S)
         # A_{t-1}, C_{t-1} (t+1 in reverse): a0, c0 (the first step run) or the halves of
         # the previous step's states (column-major, leading dimension lds; with ``ring`` the
-        # previous slot).
+        # previous slot).  Backwards over a batch in order of length, the examples whose
+        # last step is t start here from their own a0, c0, lent to the previous slot.
+        mp = mt
         if q == 0:
             h_prev, ldh = h, n_a
         else:
-            h_prev = s + ((q - 1) % SB if ring else (t + 1 if reverse else t - 1)) * S
-            ldh = lds
+            prev = s + ((q - 1) % SB if ring else (t + 1 if reverse else t - 1)) * S
+            h_prev, ldh = prev, lds
+            if active != NULL and reverse:
+                mp = joining_states(active, t, act0, m, mt, prev, lds, h, n_a)
+                joining_states(active, t, act0, m, mt, prev + n_a, lds, cw, n_a)
         if mt == 0:
             pass
         elif panel != NULL and step_x:
@@ -644,6 +651,8 @@ cdef void lstm_core(
                     v_flush(st + j * lds, 2 * n_a)
             if copy_gates:
                 stream_copy(zt + j * ldz, zg + j * ldg, G)
+        if mp < mt:
+            padding_again(prev, lds, S, mp, mt)
         if mT <= SMALL_COLS:
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
@@ -1026,7 +1035,6 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     check(s, "s", typenum, True, 3, m, T, 2 * n_a)
     check_sizes(n_x, 4 * n_a, n_a, n_y, m, T, j0, j1)
     check_active(active, T, m)
-    check_reverse(reverse, active)
     cdef const int *act = NULL if active is None else <const int *> cnp.PyArray_DATA(active)
     if j1 == j0 or T == 0:
         return
@@ -1835,7 +1843,6 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
         wp[k] = cnp.PyArray_BYTES(w) + k * n_a * (n_a + n_x) * item
         bp[k] = cnp.PyArray_BYTES(b) + k * n_a * item
     check_active(active, T, m)
-    check_reverse(reverse, active)
     check_out(out, sequence, typenum, n_a, m, T)
     cdef Py_ssize_t npanel = lstm_panel_elems(typenum, n_a, n_x, m, T, small_max)
     cdef Py_ssize_t n_slices = min(n_threads, m)
@@ -2240,13 +2247,6 @@ cdef int check_out(cnp.ndarray out, bint sequence, int typenum, Py_ssize_t n_a, 
         if not sequence:
             raise ValueError("kernel argument out: for a sequence only")
         check(out, "out", typenum, True, 3, n_a, m, T)
-    return 0
-
-
-cdef int check_reverse(bint reverse, cnp.ndarray active) except -1:
-    # The LSTM kernel runs backwards over whole sequences only.
-    if reverse and active is not None:
-        raise ValueError("kernel: reverse runs whole sequences (active must be None)")
     return 0
 
 
