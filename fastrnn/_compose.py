@@ -254,9 +254,8 @@ class Stack:
         bidirectional layer's directions write their halves of one array, the backward one
         running its steps from the last.  With lengths below T_x the batch is put in order
         of length once, runs every layer in that order skipping the padding (a backward
-        direction whose kernel cannot start each example at its own last step reads and
-        writes its steps reversed within each length), and goes back to the caller's order
-        once.  None when a call cannot take its input as it is (an array-like ``x`` or
+        direction starting each example at its own last step), and goes back to the
+        caller's order once.  None when a call cannot take its input as it is (an array-like ``x`` or
         ``lengths``, subnormal values, checked mode, work worth several threads): the
         validated route then runs the whole stack.  At the ``lesson`` shape this is most of
         the call: Python's overhead, not the kernels'."""
@@ -277,7 +276,7 @@ class Stack:
         active = None if steps is None else steps.active
         lstm = self.kind == "lstm"
         zeros = (None, None) if lstm else (None,)
-        h = x if steps is None else steps.gather(x, False)
+        h = x if steps is None else steps.gather(x)
         # every direction's outputs (and whether its final states are at step 0), whose final
         # states one compiled call takes at the end
         outs, starts = [], []
@@ -289,23 +288,19 @@ class Stack:
             else:
                 out, runs = None, ((layer, False, None),)
             for d, reverse, half in runs:
-                flip = reverse and steps is not None and not d._runs_backwards_sorted
-                res = (d._call(steps.flip(h), zeros, True, 1, active) if flip else
-                       d._call(h, zeros, True, 1, active, reverse, half))
+                res = d._call(h, zeros, True, 1, active, reverse, half)
                 if res is None:
                     return None
                 outs.append((res[0], res[2]) if lstm else (res[0],))
-                starts.append(reverse and not flip)
-                if flip:
-                    steps.flip(res[0], half)
-                elif out is None:
+                starts.append(reverse)
+                if out is None:
                     out = res[0]
             h = out
         sort = () if steps is None else steps.sorting
         h_n = _core.last_states([v[0] for v in outs], starts, *sort)
         state = (h_n, _core.last_states([v[1] for v in outs], starts, *sort)) if lstm else h_n
         if steps is not None:
-            h = steps.scatter(h, False)
+            h = steps.scatter(h)
         return h, self._apply_head(h, steps), state
 
     def _apply_head(self, h, lengths):

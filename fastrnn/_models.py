@@ -20,15 +20,6 @@ __all__ = ["RNN", "LSTM", "GRU"]
 class _Model:
     _kind = None
     _weights = None
-    # True for the kinds whose kernel takes ``active`` (the examples still running at each
-    # step of a batch sorted by length) and so skips the padding: see _sorted_sequence.
-    _skips_padding = False
-    # True for the kinds whose kernel also takes ``reverse`` for whole sequences (it runs
-    # the steps backwards itself: no reversed copies of the input and outputs) and ``out``
-    # (it writes its hidden states into a given array, e.g. a bidirectional layer's half: no
-    # copy); ``_runs_backwards_sorted``: ``reverse`` also with ``active``.
-    _runs_backwards = False
-    _runs_backwards_sorted = False
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike | None = None) -> None:
         weights, dims = validate_parameters(parameters, self._weights)
@@ -76,7 +67,7 @@ class _Model:
             if steps.full:
                 steps = None  # whole sequences: no padding
         fast = (self._try(x, states, True, n_threads) if steps is None else
-                self._try(steps.gather(x, False), states, True, n_threads, steps.active))
+                self._try(steps.gather(x), states, True, n_threads, steps.active))
         if fast is None:
             return None
         a, y, c = fast[0], fast[1] if self.has_head else None, (
@@ -187,9 +178,9 @@ class _Model:
     def _kernel(self, x, states, n_threads=1, active=None, reverse=False, out=None):
         """Run the kernel on validated inputs; returns a, y (None without an output layer)
         and c (None unless an LSTM), each (rows, m, T_x).  ``active``: the examples still
-        running at each step of a batch sorted by length (see :class:`_Lengths`); only
-        for the kinds whose kernel takes it (``_skips_padding``).  ``reverse``, ``out``:
-        only for the kinds with ``_runs_backwards``."""
+        running at each step of a batch sorted by length (see :class:`_Lengths`).
+        ``reverse``: the steps from the last (with ``active``, each example from its own
+        last step); ``out``: an (n_a, m, T_x) array to hold a."""
         p = self._packed
         m, T = x.shape[1], x.shape[2]
         fast = self._try(x, states, True, n_threads, active, reverse, out)
@@ -222,77 +213,42 @@ class _Model:
         example's length) and the list of final states (a, and c for an LSTM), each (n_a, m):
         every example's state after its own last step.
 
-        With lengths below T_x, a kind whose kernel skips the padding (``_skips_padding``)
-        runs the batch sorted by length (see :meth:`_sorted_sequence`).  Otherwise the kernel
-        runs over all T_x steps of every example: a step past an example's length cannot
-        change its earlier steps, so the padding is computed and then zeroed, and the
-        reverse direction reads each example's steps reversed within its own length (one
-        gather of the input, and of the outputs back, unless the kernel runs backwards
-        itself: ``_runs_backwards``) -- no per-example loop.
+        With lengths below T_x the batch runs sorted by length, the padding skipped (see
+        :meth:`_sorted_sequence`); else the kernel runs every step of every example, the
+        reverse direction from the last step (the kernels run backwards themselves).
         """
         m, T = x.shape[1], x.shape[2]
         if lengths is not None and not isinstance(lengths, _Lengths):
             lengths = _Lengths(lengths, T)
-        if self._skips_padding and lengths is not None and m and T and not lengths.full:
+        if lengths is not None and not lengths.full:  # then m, T > 0
             a, y, c, last = self._sorted_sequence(x, states, lengths, reverse, n_threads, out)
-        elif self._runs_backwards and (lengths is None or lengths.full):
+        else:
             a, y, c = self._kernel(x, states, n_threads, None, reverse, out)
             # the final states: after step 0 backwards, after step T_x - 1 forwards
             end = 0 if reverse else T - 1
             last = ([np.array(v) for v in states] if T == 0 else
                     [np.array(v[:, :, end]) for v in (a, c) if v is not None])
-        else:
-            a, y, c, last = self._padded_sequence(x, states, lengths, reverse, n_threads)
         if out is not None and a is not out:
             out[...] = a
             a = out
         return a, y, c, last
 
-    def _padded_sequence(self, x, states, lengths, reverse, n_threads):
-        """:meth:`_sequence` over every step of every example (``lengths`` a
-        :class:`_Lengths` or None), the padding zeroed afterwards."""
-        m, T = x.shape[1], x.shape[2]
-        values = None if lengths is None else lengths.values
-        if reverse:
-            order = _reversal(values, m, T)
-            x = _reorder(x, order)
-        a, y, c = self._kernel(x, states, n_threads)
-        # the final states are the kernel's, at each example's last step it read
-        if T == 0:  # no step: the final states are the initial ones
-            last = [np.array(v) for v in states]
-        else:
-            last_t = np.full(m, T - 1, dtype=np.intp) if values is None else values - 1
-            cols = np.arange(m)
-            last = [a[:, cols, last_t]] + ([c[:, cols, last_t]] if c is not None else [])
-        outs = [a, y, c]
-        if reverse:
-            outs = [None if o is None else _reorder(o, order) for o in outs]
-        if lengths is not None and not lengths.full:
-            for o in outs:
-                if o is not None:
-                    lengths.zero_padding(o)
-        return outs[0], outs[1], outs[2], last
-
     def _sorted_sequence(self, x, states, lengths, reverse, n_threads, out):
         """:meth:`_sequence` with the padding skipped (``lengths`` a :class:`_Lengths`): the
-        batch goes in longest first (one copy, which also reverses each example within its
-        length for the reverse direction unless the kernel runs backwards itself; none when
-        the batch is already in that order), each step runs only the examples still going,
-        and the outputs come back with one more copy (into ``out`` when given).  Any number
-        of states (a; a and c)."""
-        backwards = reverse and self._runs_backwards_sorted  # the kernel reverses, not copies
-        flip = reverse and not backwards
-        in_place = lengths.in_order and not flip  # the kernel's order is the caller's
+        batch goes in longest first (one copy; none when it already is in that order), each
+        step runs only the examples still going (the reverse direction each from its own last
+        step), and the outputs come back with one more copy (into ``out`` when given).  Any
+        number of states (a; a and c)."""
+        in_place = lengths.in_order  # the kernel's order is the caller's
         # the sorted input, and the sorted states before they are put back, are work arrays
         # kept between calls (a fresh large array costs a page fault per 4 KiB)
-        xs = x if in_place else lengths.gather(x, flip, self._buffer("x", x.shape))
+        xs = x if in_place else lengths.gather(x, self._buffer("x", x.shape))
         a_out = out if in_place else self._buffer("a", (self.n_a,) + x.shape[1:])
         a, y, c = self._kernel(xs, [lengths.sort(v) for v in states], n_threads,
-                               lengths.active, backwards,
-                               a_out if self._runs_backwards else None)
-        last = [_core.last_states([v], [backwards], *lengths.sorting)[0]
+                               lengths.active, reverse, a_out)
+        last = [_core.last_states([v], [reverse], *lengths.sorting)[0]
                 for v in (a, c) if v is not None]
-        return lengths.restore(a, y, c, flip, out) + (last,)
+        return lengths.restore(a, y, c, out) + (last,)
 
     def _run_forward(self, x, states, lengths, n_threads):
         """The validated route of ``forward``: returns a, y, c (see :meth:`_sequence`)."""
@@ -403,9 +359,6 @@ class RNN(_Model):
 
     _kind = "rnn"
     _weights = RNN_WEIGHTS
-    _skips_padding = True
-    _runs_backwards = True
-    _runs_backwards_sorted = True
 
     def __init__(self, parameters: Parameters, dtype: DTypeLike = None, *,
                  nonlinearity: str = "tanh") -> None:
@@ -498,9 +451,6 @@ class LSTM(_Model):
 
     _kind = "lstm"
     _weights = LSTM_WEIGHTS
-    _skips_padding = True
-    _runs_backwards = True
-    _runs_backwards_sorted = True
 
     def forward(self, x: ArrayLike, a0: ArrayLike | None = None, c0: ArrayLike | None = None,
                 *, lengths: ArrayLike | None = None, n_threads: int = 1
@@ -611,9 +561,6 @@ class GRU(_Model):
 
     _kind = "gru"
     _weights = GRU_WEIGHTS
-    _skips_padding = True
-    _runs_backwards = True
-    _runs_backwards_sorted = True
 
     def __init__(self, parameters, dtype=None, *, reset_after=True):
         self.reset_after = _api._flag(reset_after, "reset_after")
@@ -661,18 +608,16 @@ class _Lengths:
     """Validated lengths of a batch and what the kernels need of them, computed once per call
     and shared by every layer and direction.
 
-    ``values`` the (m,) intp lengths; ``full`` True when no example ends before T_x.  For a kernel that skips the padding the
-    batch goes in sorted by length, longest first (``in_order``: it already is): ``active``
-    (T_x,) C ints counts the examples still running at each step (the kernels' ``active``);
-    :meth:`gather` puts a (rows, m, T_x) sequence in that order (with ``flip``, each
-    example's steps reversed within its own length, the padding left after them: the
-    reverse direction's input for a kernel that cannot run backwards) and :meth:`scatter`
-    puts the kernel's outputs back (with ``zero_padding``, each example's steps past its
-    length set to 0: a head's predictions there; :meth:`zero_padding` does that to a sequence
-    in the caller's order); :meth:`sort` orders an initial state (rows, m);
-    ``sorting`` is what ``_core.last_states`` needs to pick each example's state after its own
-    last step from a kernel output, in the caller's order; :meth:`flip` reverses each example's steps within its own length
-    in a sequence already in sorted order.  Any number of states; no per-example loop.
+    ``values`` the (m,) intp lengths; ``full`` True when no example ends before T_x.  The
+    kernels skip the padding of a batch sorted by length, longest first (``in_order``: it
+    already is): ``active`` (T_x,) C ints counts the examples still running at each step
+    (the kernels' ``active``); :meth:`gather` puts a (rows, m, T_x) sequence in that order
+    and :meth:`scatter` puts the kernel's outputs back (with ``zero_padding``, each
+    example's steps past its length set to 0: a head's predictions there;
+    :meth:`zero_padding` does that to a sequence in the caller's order); :meth:`sort`
+    orders an initial state (rows, m); ``sorting`` is what ``_core.last_states`` needs to
+    pick each example's state after its own last step from a kernel output, in the
+    caller's order.  Any number of states; no per-example loop.
     """
 
     @classmethod
@@ -701,31 +646,31 @@ class _Lengths:
         """(order, sorted lengths): sorted example q is the caller's example order[q]."""
         return self._order, self._sorted
 
-    def gather(self, seq, flip, out=None):
-        if self.in_order and not flip:
+    def gather(self, seq, out=None):
+        if self.in_order:
             return seq
         if out is None:
             out = np.empty_like(seq)
-        _core.permute_steps(seq, out, self._order, self._sorted, flip, False)
+        _core.permute_steps(seq, out, self._order, self._sorted, False)
         return out
 
-    def scatter(self, seq, flip, out=None, zero_padding=False):
-        if self.in_order and not flip and out is None:
+    def scatter(self, seq, out=None, zero_padding=False):
+        if self.in_order and out is None:
             return self.zero_padding(seq) if zero_padding else seq
         if out is None:
             out = np.empty_like(seq)
-        _core.permute_steps(seq, out, self._order, self._sorted, flip, True, zero_padding)
+        _core.permute_steps(seq, out, self._order, self._sorted, True, zero_padding)
         return out
 
-    def restore(self, a, y, c, flip=False, out=None):
+    def restore(self, a, y, c, out=None):
         """A kernel's outputs a, y, c (y, c may be None) in sorted order back in the caller's
         (a into ``out`` when given, unless it already is ``out``), y's padding zeroed: the
         kernel zeroed the states past each length, the predictions there are not meaningful
         until zeroed here."""
         if a is not out:
-            a = self.scatter(a, flip, out)
-        y = None if y is None else self.scatter(y, flip, zero_padding=True)
-        c = None if c is None else self.scatter(c, flip)
+            a = self.scatter(a, out)
+        y = None if y is None else self.scatter(y, zero_padding=True)
+        c = None if c is None else self.scatter(c)
         return a, y, c
 
     def sort(self, state):
@@ -737,41 +682,8 @@ class _Lengths:
             self._identity = np.arange(len(self._order), dtype=np.intp)
         return self._identity
 
-    def flip(self, seq, out=None):
-        if out is None:
-            out = np.empty_like(seq)
-        _core.permute_steps(seq, out, self.identity, self._sorted, True, False)
-        return out
-
     def zero_padding(self, seq):
         """seq (rows, m, T_x) in the caller's order with each example's steps past its own
         length set to 0, in place."""
-        _core.permute_steps(seq, seq, self.identity, self.values, False, True, True)
+        _core.permute_steps(seq, seq, self.identity, self.values, True, True)
         return seq
-
-
-def _reversal(lengths, m, T):
-    """The reverse direction's reading order: None for a plain reversal of every sequence,
-    else a flat index into the (m*T_x) columns of a (rows, m, T_x) array reading each example
-    backwards within its own length (step t of example j is its step lengths[j] - 1 - t;
-    the padding stays in place, after the valid steps).  It is its own inverse."""
-    if lengths is None:
-        return None
-    t = np.arange(T, dtype=np.intp)[None, :]
-    L = lengths[:, None]
-    return (np.arange(m, dtype=np.intp)[:, None] * T + np.where(t < L, L - 1 - t, t)).ravel()
-
-
-def _take_columns(arr, columns):
-    """A new (rows, m, T_x) array whose flat column k (of m*T_x) is ``arr``'s ``columns[k]``."""
-    rows, m, T = arr.shape
-    return np.take(arr.reshape(rows, m * T), columns, axis=1).reshape(rows, m, T)
-
-
-def _reorder(arr, order):
-    """A new C-contiguous (rows, m, T_x) array with the steps of ``arr`` in the order
-    :func:`_reversal` gives (one vectorised gather; np.take on the flat columns is an order
-    of magnitude faster than take_along_axis here)."""
-    if order is None:
-        return np.ascontiguousarray(arr[:, :, ::-1])
-    return _take_columns(arr, order)

@@ -679,35 +679,28 @@ def test_sort_lengths_is_a_stable_sort_longest_first():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_permute_steps_sorts_and_restores_the_batch(dtype):
-    # The copy into the kernels' order (longest first; the backward direction reversed
-    # within each length) against the same permutation written with numpy indexing, and
-    # back; bad orders and lengths are refused before any copy.
+    # The copy into the kernels' order (longest first) against the same permutation written
+    # with numpy indexing, and back; bad orders and lengths are refused before any copy.
     from fastrnn._kernels import _core
     rng = np.random.default_rng(18)
     rows, m, T = 3, 6, 5
     src = rng.standard_normal((rows, m, T)).astype(dtype)
     order = np.array([4, 0, 5, 2, 1, 3], dtype=np.intp)
     lengths = np.array([5, 5, 4, 2, 1, 1], dtype=np.intp)
-    t = np.arange(T)
-    for reverse in (False, True):
-        want = np.empty_like(src)
-        for k in range(m):
-            steps = np.where(t < lengths[k], lengths[k] - 1 - t, t) if reverse else t
-            want[:, k] = src[:, order[k]][:, steps]
-        got = np.full_like(src, np.nan)
-        _core.permute_steps(src, got, order, lengths, reverse, False)
-        np.testing.assert_array_equal(got, want)
-        back = np.full_like(src, np.nan)
-        _core.permute_steps(got, back, order, lengths, reverse, True)
-        np.testing.assert_array_equal(back, src)
+    got = np.full_like(src, np.nan)
+    _core.permute_steps(src, got, order, lengths, False)
+    np.testing.assert_array_equal(got, src[:, order])
+    back = np.full_like(src, np.nan)
+    _core.permute_steps(got, back, order, lengths, True)
+    np.testing.assert_array_equal(back, src)
     dst = np.zeros_like(src)
     for bad_order, bad_lengths in ((order + 1, lengths), (order, lengths + 1),
                                    (order - 1, lengths), (order[:5], lengths),
                                    (order.astype(np.int32), lengths)):
         with pytest.raises(ValueError, match="permute_steps"):
-            _core.permute_steps(src, dst, bad_order, bad_lengths, True, False)
+            _core.permute_steps(src, dst, bad_order, bad_lengths, False)
     with pytest.raises(ValueError, match="dst"):
-        _core.permute_steps(src, dst[:, :, :4], order, lengths, True, False)
+        _core.permute_steps(src, dst[:, :, :4], order, lengths, False)
     assert (dst == 0).all()
 
 
@@ -715,7 +708,7 @@ def test_permute_steps_sorts_and_restores_the_batch(dtype):
 def test_permute_steps_zeroes_the_padding(dtype):
     # zero_padding: each example's steps past its own length become 0 on the way back to the
     # caller's order (a head's predictions there), and in place for a batch already in order;
-    # in place is refused for any other order or with the reversal.
+    # in place is refused for any other order or without the zeroing.
     from fastrnn._kernels import _core
     rng = np.random.default_rng(19)
     rows, m, T = 2, 5, 6
@@ -723,22 +716,19 @@ def test_permute_steps_zeroes_the_padding(dtype):
     order = np.array([3, 0, 4, 1, 2], dtype=np.intp)
     lengths = np.array([6, 4, 4, 2, 1], dtype=np.intp)
     t = np.arange(T)
-    for reverse in (False, True):
-        want = np.empty_like(src)
-        for k in range(m):
-            steps = np.where(t < lengths[k], lengths[k] - 1 - t, t) if reverse else t
-            want[:, order[k]] = np.where(t < lengths[k], src[:, k][:, steps], 0)
-        got = np.full_like(src, np.nan)
-        _core.permute_steps(src, got, order, lengths, reverse, True, True)
-        np.testing.assert_array_equal(got, want)
+    want = np.empty_like(src)
+    for k in range(m):
+        want[:, order[k]] = np.where(t < lengths[k], src[:, k], 0)
+    got = np.full_like(src, np.nan)
+    _core.permute_steps(src, got, order, lengths, True, True)
+    np.testing.assert_array_equal(got, want)
     identity = np.arange(m, dtype=np.intp)
     inplace = src.copy()
-    _core.permute_steps(inplace, inplace, identity, lengths, False, True, True)
+    _core.permute_steps(inplace, inplace, identity, lengths, True, True)
     np.testing.assert_array_equal(inplace, np.where(t < lengths[None, :, None], src, 0))
-    for bad_order, reverse, zero in ((order, False, True), (identity, True, True),
-                                     (identity, False, False)):
+    for bad_order, zero in ((order, True), (identity, False)):
         with pytest.raises(ValueError, match="dst may be src"):
-            _core.permute_steps(inplace, inplace, bad_order, lengths, reverse, True, zero)
+            _core.permute_steps(inplace, inplace, bad_order, lengths, True, zero)
 
 
 @pytest.mark.parametrize("name", ["ties", "m=1", "ones"])
@@ -874,4 +864,3 @@ def test_backward_direction_runs_in_the_kernel(simd_level, recurrent_path, kind,
         assert_close(a, want[0], dtype)
         if kind == "lstm":
             assert_close(c, want[2], dtype)
-    assert model._runs_backwards and model._runs_backwards_sorted
