@@ -119,8 +119,8 @@ FR_MULTI(void, fr_transpose_##SFX,                                              
 FR_DEFINE_TRANSPOSE(float, f, fr_v8f, 8)
 FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
 
-/* dst[0:n] := src[0:n] with non-temporal stores (dst's aligned 64-byte blocks; the ragged
- * ends plain), then a store fence: for buffers written once and not read again soon (the
+/* dst[0:n] := src[0:n] with non-temporal stores (dst's vectors aligned to the level's width;
+ * the ragged ends plain), then a store fence: for buffers written once and not read again soon (the
  * per-step gates a drop-in call returns as its caches), which then neither fetch the lines
  * they overwrite nor evict what the steps re-read. */
 #if FR_HAVE_DISPATCH
