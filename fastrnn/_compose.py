@@ -255,10 +255,10 @@ class Stack:
         running its steps from the last.  With lengths below T_x the batch is put in order
         of length once, runs every layer in that order skipping the padding (a backward
         direction starting each example at its own last step), and goes back to the
-        caller's order once.  None when a call cannot take its input as it is (an array-like ``x`` or
-        ``lengths``, subnormal values, checked mode, work worth several threads): the
-        validated route then runs the whole stack.  At the ``lesson`` shape this is most of
-        the call: Python's overhead, not the kernels'."""
+        caller's order once.  None when a call cannot take its input as it is (an
+        array-like ``x`` or ``lengths``, subnormal values, checked mode, work worth several
+        threads): the validated route then runs the whole stack.  At the ``lesson`` shape
+        this is most of the call: Python's overhead, not the kernels'."""
         if type(x) is not np.ndarray or x.ndim != 3 or _checked.is_checked():
             return None
         m, T = x.shape[1], x.shape[2]

@@ -119,10 +119,10 @@ FR_MULTI(void, fr_transpose_##SFX,                                              
 FR_DEFINE_TRANSPOSE(float, f, fr_v8f, 8)
 FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
 
-/* dst[0:n] := src[0:n] with non-temporal stores (dst's vectors aligned to the level's width;
- * the ragged ends plain), then a store fence: for buffers written once and not read again soon (the
- * per-step gates a drop-in call returns as its caches), which then neither fetch the lines
- * they overwrite nor evict what the steps re-read. */
+/* dst[0:n] := src[0:n] with non-temporal stores (dst's vectors aligned to the level's
+ * width; the ragged ends plain), then a store fence: for buffers written once and not read
+ * again soon (the per-step gates a drop-in call returns as its caches), which then neither
+ * fetch the lines they overwrite nor evict what the steps re-read. */
 #if FR_HAVE_DISPATCH
 #include <immintrin.h>
 /* One version per level: the store instruction is the level's own (its vector width and
@@ -152,7 +152,13 @@ FR_DEFINE_STREAM_COPY(double, d, "arch=x86-64", v1, 16, _mm_stream_pd, _mm_loadu
 #else
 #define FR_STREAM_COPY_SWITCH(SFX) memcpy(dst, src, n * sizeof *dst);
 #endif
-static void fr_stream_copy_f(float *dst, const float *src, ptrdiff_t n) { FR_STREAM_COPY_SWITCH(f) }
-static void fr_stream_copy_d(double *dst, const double *src, ptrdiff_t n) { FR_STREAM_COPY_SWITCH(d) }
+static void fr_stream_copy_f(float *dst, const float *src, ptrdiff_t n)
+{
+    FR_STREAM_COPY_SWITCH(f)
+}
+static void fr_stream_copy_d(double *dst, const double *src, ptrdiff_t n)
+{
+    FR_STREAM_COPY_SWITCH(d)
+}
 
 #endif /* FASTRNN_TRANSPOSE_H */
