@@ -790,13 +790,13 @@ cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t ms, Py_ssize_t 
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char *wx, char *wa, char *b, char *wy, char *by,
-                       char *a, char *y, char *z, char *work, bint panel,
-                       int small_max, char *packed=NULL, bint fill=False,
+                       char *a, char *y, char *z, char *work, int small_max,
+                       char *packed=NULL, bint fill=False,
                        bint relu=False, const int *active=NULL,
                        bint reverse=False, bint unpacked=False) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
-    # work_size(1, ...) elements.  ``panel`` (decided once, by the caller that sized work:
-    # USE_PANEL may change meanwhile): the panel GEMM runs on ``packed``, a buffer of
+    # work_size(1, ...) elements.  The panel GEMM runs where ``packed`` is not NULL (decided
+    # once, by the caller that sized work: USE_PANEL may change meanwhile): a buffer of
     # panel_elems(...) (a model's cached panel, or the thread's: packed_block) holding the
     # packed block already unless ``fill``.  ``active``, ``reverse``: see rnn_forward.
     # ``unpacked`` (no panel; rnn_plan): rnn_core's ``small_x``, work holding
@@ -827,18 +827,19 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
                         Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                         char *x, char *a0, char *c0, char **w, char **b, char *wy, char *by,
                         char *a, char *c, char *y, char *z, char *s, char *work,
-                        bint panel, int small_max, char *packed=NULL, bint fill=False,
+                        int small_max, char *packed=NULL, bint fill=False,
                         bint ring=False, const int *active=NULL,
                         int step_x=-1, bint reverse=False) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
-    # consecutive row blocks of one array.  work: lstm_work_size(..., panel).  ``ring`` (panel only): z and s are lstm_core's ring buffers
-    # for these ms = j1 - j0 columns (the slice's own), not caches.
+    # consecutive row blocks of one array.  work: lstm_work_size(..., packed != NULL).
+    # ``ring`` (panel only): z and s are lstm_core's ring buffers for these ms = j1 - j0
+    # columns (the slice's own), not caches.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
     cdef Py_ssize_t zoff = 0 if ring else off * 4 * n_a, soff = 0 if ring else off * 2 * n_a
     if step_x < 0:  # decided by the slice's own size (the panel's choice only)
-        step_x = (panel or packed != NULL) and lstm_step_x(typenum, ms, n_a, n_x)
+        step_x = packed != NULL and lstm_step_x(typenum, ms, n_a, n_x)
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
-    cdef Py_ssize_t base = lstm_work_size(ms, T, n_a, n_x, panel or packed != NULL)
+    cdef Py_ssize_t base = lstm_work_size(ms, T, n_a, n_x, packed != NULL)
     cdef bint merged = True
     cdef const float *wf[4]
     cdef const float *bf[4]
@@ -875,6 +876,11 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
 
 # ------------------------------------------------------------------ checked entry points
 
+cdef inline object float_dtype(int typenum):
+    # The numpy type of a kernel typenum (NPY_FLOAT32 or NPY_FLOAT64).
+    return np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64
+
+
 cdef int check(cnp.ndarray arr, str name, int typenum, bint writable, int ndim,
                Py_ssize_t d0, Py_ssize_t d1=-1, Py_ssize_t d2=-1) except -1:
     if arr is None:
@@ -888,7 +894,7 @@ cdef int check(cnp.ndarray arr, str name, int typenum, bint writable, int ndim,
     if not ok:
         raise ValueError(
             f"kernel argument {name}: expected a C-contiguous{' writable' if writable else ''} "
-            f"{np.dtype(np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)} array of "
+            f"{np.dtype(float_dtype(typenum))} array of "
             f"shape {(d0, d1, d2)[:ndim]}, got {arr.dtype} {(<object> arr).shape} "
             f"(C-contiguous={arr.flags.c_contiguous}, writeable={arr.flags.writeable})")
     return 0
@@ -976,7 +982,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill, relu, act,
+                     cnp.PyArray_BYTES(work), small_max, packed, fill, relu, act,
                      reverse, unpacked)
 
 
@@ -1051,7 +1057,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                       cnp.PyArray_BYTES(a0), cnp.PyArray_BYTES(c0), wp, bp,
                       cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
                       cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, small_max,
+                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), small_max,
                       packed, fill, False, act, 1 if unpacked else -1, reverse)
 
 
@@ -1119,8 +1125,7 @@ cdef cnp.ndarray new_array(int nd, cnp.npy_intp *dims, int typenum):
         nbytes *= dims[k]
     if nbytes < POOL_MIN_BYTES:
         return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    return _pool.empty(tuple([dims[k] for k in range(nd)]),
-                       np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
+    return _pool.empty(tuple([dims[k] for k in range(nd)]), float_dtype(typenum))
 
 
 cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dims,
@@ -1167,8 +1172,7 @@ cdef cnp.ndarray arena_work(Py_ssize_t n, int typenum):
 
 cdef cnp.ndarray panel_array(Py_ssize_t npanel, int typenum):
     # npanel elements of typenum for a packed block (fastrnn._pool.huge_empty: huge pages).
-    return _pool.huge_empty(max(npanel, 1),
-                            np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
+    return _pool.huge_empty(max(npanel, 1), float_dtype(typenum))
 
 
 cdef char *packed_block(list scratch, object key, Py_ssize_t npanel, int typenum,
@@ -1232,7 +1236,7 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      b, cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a),
                      cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(work),
-                     npanel > 0, small_max, packed, fill, relu, active, reverse, unpacked)
+                     small_max, packed, fill, relu, active, reverse, unpacked)
     return a, y, z
 
 
@@ -1262,7 +1266,7 @@ cdef list slice_buffers(list scratch, int typenum, Py_ssize_t n_a, Py_ssize_t n_
         return scratch[4][1]
     cdef list out = []
     cdef Py_ssize_t k, j0, j1
-    dtype = np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64
+    dtype = float_dtype(typenum)
     for k in range(n):
         j0, j1 = m * k // n, m * (k + 1) // n
         out.append((j0, j1, np.empty((j1 - j0, 1, 4 * n_a), dtype),
@@ -1308,7 +1312,7 @@ cdef class LstmSlices:
                           cnp.PyArray_BYTES(self.c0), self.wp, self.bp,
                           cnp.PyArray_BYTES(self.wy), self.by, cnp.PyArray_BYTES(self.a),
                           cnp.PyArray_BYTES(self.c), cnp.PyArray_BYTES(self.y), zp, sp, wkp,
-                          True, self.small_max, self.packed, False, True, self.active, True,
+                          self.small_max, self.packed, False, True, self.active, True,
                           self.reverse)
 
 
@@ -1378,7 +1382,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
                       cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
                       cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(c),
                       cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s),
-                      cnp.PyArray_BYTES(work), npanel > 0, small_max, packed, fill, ring,
+                      cnp.PyArray_BYTES(work), small_max, packed, fill, ring,
                       active, step_x, reverse)
     if ring:
         return a, y, c, None, None
@@ -2190,15 +2194,15 @@ cdef Py_ssize_t gru_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t
 cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
                        Py_ssize_t m, Py_ssize_t T, Py_ssize_t j0, Py_ssize_t j1,
                        char *x, char *a0, char **wx, char **wh, char *bx, char *bh, char *wy,
-                       char *by, char *a, char *y, char *z, char *s, char *work, bint panel,
+                       char *by, char *a, char *y, char *z, char *s, char *work,
                        bint reset_after, const int *active, int small_max,
                        char *packed=NULL, bint fill=False, bint reverse=False,
                        bint unpacked=False) noexcept nogil:
     # As run_rnn_core: columns j0:j1 of whole arrays; wx and wh hold the three gates'
-    # pointers; work holds gru_work_size(..., panel) elements; ``packed``, ``fill`` as
-    # there.
+    # pointers; work holds gru_work_size(..., packed != NULL or unpacked) elements;
+    # ``packed``, ``fill`` as there.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
-    cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, panel or unpacked)
+    cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, packed != NULL or unpacked)
     cdef const float *wxf[3]
     cdef const float *whf[3]
     cdef const double *wxd[3]
@@ -2322,7 +2326,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(a0), wxp, whp, cnp.PyArray_BYTES(bx),
                      cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
+                     cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), reset_after,
                      act, small_max, packed, fill, reverse, unpacked)
 
 
@@ -2363,7 +2367,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
         run_gru_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
-                     cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), npanel > 0, reset_after,
+                     cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), reset_after,
                      active, small_max, packed, fill, reverse, unpacked)
     return a, y, z, s
 
