@@ -508,7 +508,8 @@ cdef void lstm_core(
     cdef int K = n_a + n_x
     cdef int ldw = n_a + n_x
     cdef int mT = m * T
-    cdef int SB = state_block(sizeof(floating))
+    # steps per state block (the ring's slots): no more than the sequence has
+    cdef int SB = min(state_block(sizeof(floating)), T)
     cdef int ldz = G if ring else T * G
     cdef int lds = SB * S if ring else T * S
     cdef int ldh
@@ -667,9 +668,15 @@ cdef void lstm_core(
             if ring:
                 sb = s + (nb - 1) * S if reverse else s
                 ldt = -S if reverse else S
-            for j in range(m):
-                transpose(sb + j * lds, nb, n_a, ldt, a + j * T + t_lo, ld_a)
-                transpose(sb + j * lds + n_a, nb, n_a, ldt, c + j * T + t_lo, ld_c)
+            if nb == T and ldt == S and lds == T * S:
+                # the whole sequence in one block in order (T <= SB): every column's steps
+                # are consecutive in the states and in a and c (one transpose each)
+                transpose(sb, m * T, n_a, S, a, ld_a)
+                transpose(sb + n_a, m * T, n_a, S, c, ld_c)
+            else:
+                for j in range(m):
+                    transpose(sb + j * lds, nb, n_a, ldt, a + j * T + t_lo, ld_a)
+                    transpose(sb + j * lds + n_a, nb, n_a, ldt, c + j * T + t_lo, ld_c)
             if out_panel:
                 output_block(n_y, n_a, m, nb, sb, lds, ldt, wy, y + t_lo, T, ld_y, pan)
 
@@ -1993,8 +2000,13 @@ cdef inline void gru_states_out(const floating *s, Py_ssize_t t0, Py_ssize_t t1,
     # n_a) while they are still in cache (a block of at most state_block steps); with pan
     # (the panel GEMM), y[:, j, t0:t1] += Wy @ a[:, j, t0:t1] likewise.
     cdef Py_ssize_t j
-    for j in range(m):
-        transpose(s + (j * T + t0) * n_a, t1 - t0, n_a, n_a, a + j * T + t0, ld_a)
+    if t1 - t0 == T:
+        # the whole sequence: every column's steps are consecutive in a and in s (one
+        # transpose, whose destination rows are filled whole lines at a time)
+        transpose(s, m * T, n_a, n_a, a, ld_a)
+    else:
+        for j in range(m):
+            transpose(s + (j * T + t0) * n_a, t1 - t0, n_a, n_a, a + j * T + t0, ld_a)
     if pan != NULL:
         output_block(n_y, n_a, m, t1 - t0, s + t0 * n_a, T * n_a, n_a, wy, y + t0, T, ld_y,
                      pan)
