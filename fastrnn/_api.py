@@ -203,12 +203,13 @@ def run_lstm(packed, x, a0, c0, n_threads=1, active=None, reverse=False, out=Non
 
 
 def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None, z=None, s=None,
-            reverse=False, out=None, per_call=False):
+            reverse=False, out=None, per_call=False, caches=True):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y, z and s.
 
     ``active`` (None or (T_x,) C ints): for a batch sorted by length, longest first, how many
     examples still run at each step (see fastrnn._kernels._core.gru_forward).  ``reverse``,
-    ``out`` and ``per_call`` as for :func:`run_lstm`.
+    ``out`` and ``per_call`` as for :func:`run_lstm`; ``caches`` False: z is work memory,
+    not the gates (see gru_forward).
 
     y has no rows without an output layer.  The gate buffer z (m, T_x, 3n_a) holds the
     activated gates in the order of ``GRU_GATES``; the state buffer s (m, T_x, n_a) the
@@ -223,8 +224,9 @@ def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None, z=None, s
     s = np.empty((m, T, n_a), dtype=dtype) if s is None else s
     wx, wa = packed.w
     bx, ba = packed.b
-    kernel = (_core.gru_forward if not reverse and not per_call
-              else functools.partial(_core.gru_forward, reverse=reverse, per_call=per_call))
+    kernel = (_core.gru_forward if not reverse and not per_call and caches
+              else functools.partial(_core.gru_forward, reverse=reverse, per_call=per_call,
+                                     caches=caches))
     _run(kernel, (x, a0, wx, wa, bx, ba, packed.wy, packed.by, a, y, z, s, reset_after,
                   active), m, n_threads, m * T * n_a * (3 * (n_a + n_x) + n_y))
     return a, y, z, s

@@ -194,7 +194,8 @@ class _Model:
         elif self._kind == "gru":
             a, y, _, _ = _api.run_gru(p, x, states[0], n_threads, self.reset_after, active,
                                       self._buffer("z", (m, T, 3 * self.n_a)),
-                                      self._buffer("s", (m, T, self.n_a)), reverse, out)
+                                      self._buffer("s", (m, T, self.n_a)), reverse, out,
+                                      caches=False)
             c = None
         else:
             a, y, c, _, _ = _api.run_lstm(p, x, states[0], states[1], n_threads, active,

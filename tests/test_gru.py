@@ -329,6 +329,41 @@ def test_gru_lengths_skip_the_padding(path, dtype, reset_after):
     assert not np.isnan(a).any() and not np.isnan(y).any()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_x, n_y", [(13, 5), (13, 0), (0, 5)])
+def test_gru_model_projects_the_input_step_by_step(dtype, n_x, n_y):
+    # A model's batch of at least 16 examples per thread (the panel GEMM; no caches) makes
+    # its input projection per step into a one-step buffer instead of ahead of the loop:
+    # one and two threads (slices of 19 and 18), forwards and backwards, with lengths
+    # (the sorted batch, each step on fewer examples), without inputs (the gates' biases
+    # alone), against the reference.
+    from fastrnn import reference
+    rng = np.random.default_rng(12)
+    n_a, m, T = 17, 37, 70
+    assert m * T * 3 * n_a * (n_a + n_x) >= fastrnn._api._MIN_THREADED_WORK  # two slices
+    p = gru_params(rng, n_x, n_a, n_y, dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    lengths = rng.integers(1, T + 1, size=m)
+    model = fastrnn.GRU(p)
+    with recurrent_path("panel"):
+        for n_threads in (1, 2):
+            a, y = model.forward(x, a0, n_threads=n_threads)
+            want = ref("gru_forward", x, a0, p)
+            assert_close(a, want[0], dtype)
+            assert (y is None) == (n_y == 0)
+            if n_y:
+                assert_close(y, want[1], dtype)
+            for reverse in (False, True):
+                want = reference.layer_forward("gru", f64(x), f64(p), lengths, reverse,
+                                               f64(a0))
+                a, y, _, (last,) = model._sequence(x, [a0], lengths, reverse, n_threads)
+                assert_close(a, want[0], dtype)
+                assert_close(last, want[3], dtype)
+                if n_y:
+                    assert_close(y, want[1], dtype)
+
+
 def test_gru_kernel_refuses_bad_active_counts():
     from fastrnn._kernels import _core
     n_x, n_a, m, T = 2, 3, 4, 5

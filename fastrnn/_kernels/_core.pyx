@@ -2065,9 +2065,12 @@ cdef void gru_core(
         bint reverse,                        # IN   run the steps from T - 1 down to 0 (with
                                              #      active: each example from its own last
                                              #      step), outputs in place
-        bint unpacked) noexcept nogil:       # IN   without the panel: the input projection
+        bint unpacked,                       # IN   without the panel: the input projection
                                              #      by the small-batch kernel too (see
                                              #      unpacked_steps; xt then holds X^T)
+        bint ring) noexcept nogil:           # IN   with the panel: z is one step's gates
+                                             #      (m, 3n_a), the input projection made
+                                             #      per step (inference: no caches)
     # The input projection of all three gates is hoisted out of the loop (one GEMM, the
     # input biases folded in); each step makes one recurrent product for all three gates into
     # hg (the recurrent biases folded in: the candidate's must stay inside r * (...)) and one
@@ -2081,7 +2084,7 @@ cdef void gru_core(
     cdef int G = 3 * n_a
     cdef Py_ssize_t mt
     cdef int mT = m * T
-    cdef int ldz = T * G
+    cdef int ldz = G if ring else T * G
     cdef int lds = T * n_a
     cdef int ldh
     cdef Py_ssize_t q, t, j, i, lo, mp
@@ -2095,16 +2098,17 @@ cdef void gru_core(
     cdef floating *panel_x = NULL
     if panel != NULL:
         # W_a and W_x packed (a model keeps them between calls); Z = b_x + W_x @ X^T for
-        # every column at once from the second block, HG_t = b_a + W_a @ A_{t-1} per step
-        # from the first.
+        # every column at once from the second block (with ``ring``, one step's columns per
+        # step, written while in cache), HG_t = b_a + W_a @ A_{t-1} per step from the first.
         panel_x = panel + panel_size(G, n_a, panel)
         if pack:
             panel_pack(G, n_a, wh, n_a, n_a, panel)
             panel_pack(G, n_x, wx, n_a, n_x, panel_x)
         if n_x > 0:
             transpose(x, n_x, mT, ldx, xt, n_x)
-            panel_acc(G, mT, n_x, panel_x, xt, n_x, z, G, bx)
-        else:
+            if not ring:
+                panel_acc(G, mT, n_x, panel_x, xt, n_x, z, G, bx)
+        elif not ring:
             fill_columns(z, bx, G, mT)
     else:
         fill_columns(z, bx, G, mT)
@@ -2125,7 +2129,7 @@ cdef void gru_core(
         if q and q % SB == 0:  # the block of the SB steps run before this one
             lo = t + 1 if reverse else q - SB
             gru_states_out(s, lo, lo + SB, m, n_a, T, a, ld_a, n_y, wy, y, ld_y, out_pan)
-        zt = z + t * G
+        zt = z if ring else z + t * G
         st = s + t * n_a
         if q == 0:
             h_prev, ldh = h, n_a
@@ -2138,6 +2142,11 @@ cdef void gru_core(
                 continue
             if reverse and q > 0:
                 mp = joining_states(active, t, act0, m, mt, st + n_a, lds, h, n_a)
+        if ring:  # Z_t (3n_a, mt) = W_x (3n_a, n_x) @ X_t (n_x, mt) + b_x
+            if n_x > 0:
+                panel_acc(G, mt, n_x, panel_x, xt + t * n_x, T * n_x, z, G, bx)
+            else:
+                fill_columns(z, bx, G, mt)
         # HG (3n_a, mt) = W_a (3n_a, n_a) @ A_{t-1} (n_a, mt) + b_a
         if panel != NULL:
             panel_acc(G, mt, n_a, panel, h_prev, ldh, hg, G, bh, 0, -1, step_descending(q))
@@ -2172,6 +2181,17 @@ cdef void gru_core(
         elif out_pan == NULL:
             gemm_acc(c'T', c'N', mT, n_y, n_a, s, n_a, wy, n_a, y, ld_y)
         v_softmax_cols(y, n_y, mT, ld_y)
+
+
+cdef enum:
+    # From this many examples on, a GRU call that returns no caches makes its input
+    # projection per step (gru_core's ``ring``), each step's gates written while in cache,
+    # instead of all ahead of the loop into a (m, T, 3n_a) buffer read back step by step.
+    # Unlike the LSTM's (one product over [W_a | W_x]), it is a second product per step, and
+    # pays from more examples on.  A/B on AMD Zen 5, float32 model, per step / ahead:
+    # m = 4, 1.16 (n_a = 512); m = 8-12, 1.00-1.08; m = 16, 0.97-1.00; m = 32, 0.94-0.96
+    # (`mid` 0.93, float64 0.94); `fastrnns` and `big` (m = 64) 0.97-0.98.
+    GRU_RING_MIN_M = 16
 
 
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
@@ -2209,11 +2229,12 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        char *by, char *a, char *y, char *z, char *s, char *work,
                        bint reset_after, const int *active, int small_max,
                        char *packed=NULL, bint fill=False, bint reverse=False,
-                       bint unpacked=False) noexcept nogil:
+                       bint unpacked=False, bint ring=False) noexcept nogil:
     # As run_rnn_core: columns j0:j1 of whole arrays; wx and wh hold the three gates'
     # pointers; work holds gru_work_size(..., packed != NULL or unpacked) elements;
-    # ``packed``, ``fill`` as there.
+    # ``packed``, ``fill`` as there; ``ring``: z is (m, 1, 3n_a), one step (gru_core).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
+    cdef Py_ssize_t zoff = j0 * 3 * n_a * (1 if ring else T)
     cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, packed != NULL or unpacked)
     cdef const float *wxf[3]
     cdef const float *whf[3]
@@ -2228,21 +2249,21 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
             wxf, whf, <float *> bx, <float *> bh, <float *> wy,
             <float *> by, <float *> a + off, m * T, <float *> y + off, m * T,
-            <float *> z + off * 3 * n_a, <float *> s + off * n_a,
+            <float *> z + zoff, <float *> s + off * n_a,
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
             <float *> work + 5 * hc + OUTPUT_ROWS_MAX * n_a, <float *> work + 5 * hc,
             <float *> packed,
-            fill, reset_after, active, j0, small_max, reverse, unpacked)
+            fill, reset_after, active, j0, small_max, reverse, unpacked, ring)
     else:
         gru_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
             wxd, whd, <double *> bx, <double *> bh, <double *> wy,
             <double *> by, <double *> a + off, m * T, <double *> y + off, m * T,
-            <double *> z + off * 3 * n_a, <double *> s + off * n_a,
+            <double *> z + zoff, <double *> s + off * n_a,
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
             <double *> work + 5 * hc + OUTPUT_ROWS_MAX * n_a, <double *> work + 5 * hc,
             <double *> packed,
-            fill, reset_after, active, j0, small_max, reverse, unpacked)
+            fill, reset_after, active, j0, small_max, reverse, unpacked, ring)
 
 
 cdef int check_out(cnp.ndarray out, bint sequence, int typenum, Py_ssize_t n_a, Py_ssize_t m,
@@ -2277,7 +2298,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 cnp.ndarray wy not None, cnp.ndarray by not None, cnp.ndarray a not None,
                 cnp.ndarray y not None, cnp.ndarray z not None, cnp.ndarray s not None,
                 bint reset_after, cnp.ndarray active, Py_ssize_t j0, Py_ssize_t j1,
-                int small_max, bint reverse=False, bint per_call=False):
+                int small_max, bint reverse=False, bint per_call=False, bint caches=True):
     """GRU over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -2299,6 +2320,9 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
         ``active``, each example from its own last step, starting from its a0), writing
         every output at its own step: no reversed copies.
     per_call : as for :func:`lstm_forward`.
+    caches : False when z is work memory (inference): where the panel GEMM runs on at least
+        GRU_RING_MIN_M examples, the slice's input projection then goes per step into its
+        first rows (j0:j1, one step), and z holds no gates after the call.
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -2333,13 +2357,14 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef char *whp[3]
     stacked_blocks(wx, 3, wxp)
     stacked_blocks(wh, 3, whp)
+    cdef bint ring = not caches and npanel > 0 and j1 - j0 >= GRU_RING_MIN_M
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                      cnp.PyArray_BYTES(a0), wxp, whp, cnp.PyArray_BYTES(bx),
                      cnp.PyArray_BYTES(bh), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), reset_after,
-                     act, small_max, packed, fill, reverse, unpacked)
+                     act, small_max, packed, fill, reverse, unpacked, ring)
 
 
 cdef inline void stacked_blocks(cnp.ndarray w, int nb, char **out):
@@ -2353,11 +2378,14 @@ cdef inline void stacked_blocks(cnp.ndarray w, int nb, char **out):
 cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char *bx, char *bh,
                     cnp.ndarray wy, char *by, bint sequence, bint reset_after, int small_max,
                     Py_ssize_t npanel, bint unpacked, list scratch=None,
-                    const int *active=NULL, bint reverse=False, cnp.ndarray out=None):
+                    const int *active=NULL, bint reverse=False, cnp.ndarray out=None,
+                    bint caches=True):
     # Allocate the outputs and run the GRU core on accepted arrays; returns (a, y, z, s).
     # ``npanel``, ``unpacked``: the caller's gru_plan.
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # ``reverse`` (``active`` NULL): the steps backwards; ``out``: a, checked by the caller.
+    # Without ``caches``, where the panel GEMM runs, from GRU_RING_MIN_M examples on, z is
+    # the core's one-step ring (m, 1, 3n_a), the input projection made per step.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -2367,9 +2395,10 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
     cdef cnp.ndarray a = out if out is not None else new_array(nd, dims, typenum)
     dims[0] = n_y
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
-    dims[0], dims[1], dims[2] = m, T, 3 * n_a
+    cdef bint ring = not caches and npanel > 0 and m >= GRU_RING_MIN_M
+    dims[0], dims[1], dims[2] = m, 1 if ring else T, 3 * n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
-    dims[2] = n_a
+    dims[1], dims[2] = T, n_a
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
     cdef bint fill
     cdef char *packed = packed_block(scratch, <Py_ssize_t> wh[0], npanel, typenum, &fill)
@@ -2380,7 +2409,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
                      cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), reset_after,
-                     active, small_max, packed, fill, reverse, unpacked)
+                     active, small_max, packed, fill, reverse, unpacked, ring)
     return a, y, z, s
 
 
@@ -2503,6 +2532,6 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
                     cnp.PyArray_BYTES(by), sequence, reset_after, small_max, npanel,
                     unpacked, scratch,
                     NULL if active is None else <const int *> cnp.PyArray_DATA(active),
-                    reverse, out)
+                    reverse, out, False)
 
 
