@@ -300,12 +300,13 @@ cdef void rnn_core(
         floating *y, int ld_y,               # OUT  y   (n_y, m*T), row stride ld_y
         floating *z,                         # WORK     (m, T, n_a)
         floating *h0,                        # WORK     (m, n_a): a0 transposed
-        floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS
-                                             #          or ``small_x``
+        floating *xt,                        # WORK     (m*T, n_x) when m*T <= SMALL_COLS,
+                                             #          ``small_x`` or with the panel GEMM
         floating *pan,                       # WORK     (OUTPUT_ROWS_MAX, n_a): the output
                                              #          layer's panel (with the panel GEMM)
-        floating *panel,                     # WORK     Waa packed for the panel GEMM, or NULL
-        bint pack,                           # IN       pack Waa into panel (else it is packed)
+        floating *panel,                     # WORK     Waa then Wax packed for the panel
+                                             #          GEMM (rnn_panel_elems), or NULL
+        bint pack,                           # IN       pack them into panel (else packed)
         int small_max,
         bint relu,                           # IN       max(z, 0) instead of tanh (PyTorch's
                                              #          nonlinearity="relu")
@@ -332,17 +333,30 @@ cdef void rnn_core(
     cdef floating *hp
     cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
     cdef int SB = state_block(sizeof(floating))
+    cdef floating *panel_x
 
-    # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) -> 'T',
-    # X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
-    fill_columns(z, b, n_a, mT)
-    input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt, small_x)
+    if panel != NULL:
+        # Waa and Wax packed (a model keeps them between calls): Z (n_a, m*T) = ba + Wax @
+        # X^T from the second block, every column at once (as gru_core: not OpenBLAS,
+        # whose kernel an environment may hold to an older instruction set).
+        panel_x = panel + panel_size(n_a, n_a, panel)
+        if pack:
+            panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
+            panel_pack(n_a, n_x, &wx, n_a, n_x, panel_x)
+        if n_x > 0:
+            transpose(x, n_x, mT, ldx, xt, n_x)
+            panel_acc(n_a, mT, n_x, panel_x, xt, n_x, z, n_a, b)
+        else:
+            fill_columns(z, b, n_a, mT)
+    else:
+        # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) ->
+        # 'T', X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
+        fill_columns(z, b, n_a, mT)
+        input_projection(n_a, mT, n_x, wx, n_x, x, ldx, z, n_a, xt, small_x)
 
     for j in range(m):
         for i in range(n_a):
             h0[j * n_a + i] = a0[i * lda0 + j]
-    if panel != NULL and pack:
-        panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
 
     for s in range(T):
         t = T - 1 - s if reverse else s
@@ -693,9 +707,9 @@ cdef inline Py_ssize_t work_size(Py_ssize_t states, Py_ssize_t ms, Py_ssize_t T,
                                  Py_ssize_t n_a, Py_ssize_t n_x,
                                  bint small_x=False) noexcept nogil:
     # states * (ms, n_a) transposed initial states, plus, when the small path takes them
-    # (or ``small_x``: rnn_core's), X^T (ms*T, n_x) or, for a fused LSTM step (states == 2,
-    # T == 1), concat (ms, n_a + n_x); the RNN's output layer's panels (OUTPUT_ROWS_MAX, n_a)
-    # last.
+    # (or ``small_x``: rnn_core's, unpacked or with the panel GEMM), X^T (ms*T, n_x) or,
+    # for a fused LSTM step (states == 2, T == 1), concat (ms, n_a + n_x); the RNN's output
+    # layer's panels (OUTPUT_ROWS_MAX, n_a) last.
     cdef Py_ssize_t out = OUTPUT_ROWS_MAX * n_a if states == 1 else 0
     if ms * T > SMALL_COLS and not small_x:
         return states * ms * n_a + out
@@ -782,14 +796,25 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
                         ms, T, per_call, unpacked)
 
 
-cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t ms, Py_ssize_t T,
-                         int small_max, bint *unpacked) noexcept nogil:
+cdef Py_ssize_t rnn_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
+                                Py_ssize_t T, int small_max) noexcept nogil:
+    # The RNN's packed blocks when the panel GEMM takes its recurrent product: Waa (n_a,
+    # n_a), then Wax (n_a, n_x); else 0.
+    if panel_elems(typenum, n_a, n_a, ms, T, small_max) == 0:
+        return 0
+    if typenum == cnp.NPY_FLOAT32:
+        return fr_panel_size_f(n_a, n_a) + fr_panel_size_f(n_a, n_x)
+    return fr_panel_size_d(n_a, n_a) + fr_panel_size_d(n_a, n_x)
+
+
+cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
+                         Py_ssize_t T, int small_max, bint *unpacked) noexcept nogil:
     # packing_plan of the RNN's recurrent block, for every call: a model's too skips its
     # packed block where unpacked_steps says so, since its input projection and output layer
     # then also run on the weights as they are (OpenBLAS would pack W_x and Wy on every
     # call).  A/B, AMD Zen 5, float32, one example, the model: 512/1024/512 8 steps x0.88, 5
     # steps x0.70; 384/768/384 8 steps x0.89.
-    return packing_plan(panel_elems(typenum, n_a, n_a, ms, T, small_max),
+    return packing_plan(rnn_panel_elems(typenum, n_a, n_x, ms, T, small_max),
                         n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T, True,
                         unpacked)
 
@@ -804,12 +829,12 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements.  The panel GEMM runs where ``packed`` is not NULL (decided
     # once, by the caller that sized work: USE_PANEL may change meanwhile): a buffer of
-    # panel_elems(...) (a model's cached panel, or the thread's: packed_block) holding the
-    # packed block already unless ``fill``.  ``active``, ``reverse``: see rnn_forward.
-    # ``unpacked`` (no panel; rnn_plan): rnn_core's ``small_x``, work holding
-    # work_size(1, ..., True).
+    # rnn_panel_elems(...) (a model's cached panel, or the thread's: packed_block) holding
+    # the packed blocks already unless ``fill``.  ``active``, ``reverse``: see rnn_forward.
+    # ``unpacked`` (no panel; rnn_plan): rnn_core's ``small_x``.  Work holds
+    # work_size(1, ..., True) elements with either (X^T), else work_size(1, ...).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T
-    cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x, unpacked)
+    cdef Py_ssize_t base = work_size(1, ms, T, n_a, n_x, unpacked or packed != NULL)
     if typenum == cnp.NPY_FLOAT32:
         rnn_core[float](
             n_x, n_a, n_y, ms, T, <float *> x + off, m * T, <float *> a0 + j0, m,
@@ -979,8 +1004,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
         return
     # as the drop-in fast path decides (rnn_call): the same call, the same kernels and bits
     cdef bint unpacked
-    cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, j1 - j0, T, small_max, &unpacked)
-    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x, unpacked),
+    cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, n_x, j1 - j0, T, small_max, &unpacked)
+    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x, unpacked or npanel > 0),
                                      dtype=x.dtype)
     cdef bint fill
     cdef char *packed = packed_block(None, None, npanel, typenum, &fill)
@@ -1231,11 +1256,11 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
-    npanel = rnn_plan(typenum, n_a, m, T, small_max, &unpacked)
+    npanel = rnn_plan(typenum, n_a, n_x, m, T, small_max, &unpacked)
     cdef bint fill
     cdef char *packed = packed_block(scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel,
                                      typenum, &fill)
-    dims[0] = work_size(1, m, T, n_a, n_x, unpacked)
+    dims[0] = work_size(1, m, T, n_a, n_x, unpacked or npanel > 0)
     cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
                              else arena_work(dims[0], typenum))
     with nogil:
