@@ -1005,8 +1005,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     # as the drop-in fast path decides (rnn_call): the same call, the same kernels and bits
     cdef bint unpacked
     cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, n_x, j1 - j0, T, small_max, &unpacked)
-    cdef cnp.ndarray work = np.empty(work_size(1, j1 - j0, T, n_a, n_x, unpacked or npanel > 0),
-                                     dtype=x.dtype)
+    cdef cnp.ndarray work = np.empty(
+        work_size(1, j1 - j0, T, n_a, n_x, unpacked or npanel > 0), dtype=x.dtype)
     cdef bint fill
     cdef char *packed = packed_block(None, None, npanel, typenum, &fill)
     with nogil:
@@ -2096,12 +2096,13 @@ cdef void gru_core(
         bint ring) noexcept nogil:           # IN   with the panel: z is one step's gates
                                              #      (m, 3n_a), the input projection made
                                              #      per step (inference: no caches)
-    # The input projection of all three gates is hoisted out of the loop (one GEMM, the
-    # input biases folded in); each step makes one recurrent product for all three gates into
-    # hg (the recurrent biases folded in: the candidate's must stay inside r * (...)) and one
-    # fused element-wise pass.  With the reset gate before the product (reset_after False),
-    # the candidate's product needs this step's r: one product for r and z, a pass, one
-    # product W_na (r * h_prev), a pass (panel is then NULL).
+    # The input projection of all three gates is hoisted out of the loop (one GEMM, the input
+    # biases folded in; with ``ring``, one product per step instead); each step makes one
+    # recurrent product for all three gates into hg (the recurrent biases folded in: the
+    # candidate's must stay inside r * (...)) and one fused element-wise pass. With the reset
+    # gate before the product (reset_after False), the candidate's product needs this step's
+    # r: one product for r and z, a pass, one product W_na (r * h_prev), a pass (panel is then
+    # NULL).
     # Variable lengths: with the batch sorted by length, longest first, ``active[t]`` (non-
     # increasing) examples of the whole batch are still running at step t; this slice starts
     # at example act0.  The others' recurrent products and passes are skipped and their
@@ -2346,8 +2347,9 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
         every output at its own step: no reversed copies.
     per_call : as for :func:`lstm_forward`.
     caches : False when z is work memory (inference): where the panel GEMM runs on at least
-        GRU_RING_MIN_M examples, the slice's input projection then goes per step into its
-        first rows (j0:j1, one step), and z holds no gates after the call.
+        GRU_RING_MIN_M examples, the slice's input projection then goes per step into one
+        step's worth of z (its flat elements j0 * 3n_a to j1 * 3n_a), and z holds no gates
+        after the call.
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
