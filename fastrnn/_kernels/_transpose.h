@@ -82,13 +82,13 @@ FR_INLINE void fr_transpose_##SFX##_impl(const T *src, ptrdiff_t rows, ptrdiff_t
             for (; c0 + 2 * B <= cols; c0 += 2 * B)                                           \
                 for (r0 = rc; r0 < re; r0 += B) {                                             \
                     VT v[B], w[B];                                                            \
-                    for (int q = 0; q < B; ++q) {                                             \
+                    FR_UNROLL for (int q = 0; q < B; ++q) {                                   \
                         memcpy(&v[q], src + (r0 + q) * lds + c0, sizeof v[q]);                \
                         memcpy(&w[q], src + (r0 + q) * lds + c0 + B, sizeof w[q]);            \
                     }                                                                         \
                     fr_transpose_block_##SFX(v);                                              \
                     fr_transpose_block_##SFX(w);                                              \
-                    for (int q = 0; q < B; ++q) {                                             \
+                    FR_UNROLL for (int q = 0; q < B; ++q) {                                   \
                         memcpy(dst + (c0 + q) * ldd + r0, &v[q], sizeof v[q]);                \
                         memcpy(dst + (c0 + B + q) * ldd + r0, &w[q], sizeof w[q]);            \
                     }                                                                         \
@@ -102,9 +102,11 @@ FR_INLINE void fr_transpose_##SFX##_impl(const T *src, ptrdiff_t rows, ptrdiff_t
         ptrdiff_t c0 = 0;                                                                     \
         for (; c0 + B <= cols; c0 += B) {                                                     \
             VT v[B];                                                                          \
-            for (int q = 0; q < B; ++q) memcpy(&v[q], src + (r0 + q) * lds + c0, sizeof v[q]); \
+            FR_UNROLL for (int q = 0; q < B; ++q)                                             \
+                memcpy(&v[q], src + (r0 + q) * lds + c0, sizeof v[q]);                       \
             fr_transpose_block_##SFX(v);                                                      \
-            for (int q = 0; q < B; ++q) memcpy(dst + (c0 + q) * ldd + r0, &v[q], sizeof v[q]); \
+            FR_UNROLL for (int q = 0; q < B; ++q)                                             \
+                memcpy(dst + (c0 + q) * ldd + r0, &v[q], sizeof v[q]);                       \
         }                                                                                     \
         for (; c0 < cols; ++c0)                                                               \
             for (ptrdiff_t r = r0; r < r0 + B; ++r) dst[c0 * ldd + r] = src[r * lds + c0];    \
