@@ -424,9 +424,9 @@ FR_MULTI(ptrdiff_t, fr_count_subnormal_f, (const float *x, ptrdiff_t n), (x, n))
  * for up to four vectors at a time, which is what a few-example batch needs: m separate gemv
  * calls stream W m times, and OpenBLAS's gemm repacks W on every call.
  *
- * Tiles of RB rows x MB vectors keep RB*MB (= 8) independent vector accumulators of 64 bytes
- * in registers (GCC/Clang vector extensions; split into two or four registers by the AVX2 and
- * SSE2 clones); their lanes are added in a fixed tree at the end, then the scalar tail.  No
+ * Tiles of RB rows x MB vectors keep RB*MB (= 8) independent vector accumulators in
+ * registers (GCC/Clang vector extensions; one register each: 64 bytes at AVX-512, 32 at AVX2,
+ * 16 at SSE2); their lanes are added in a fixed tree at the end, then the scalar tail.  No
  * re-association is left to the compiler, so no -ffast-math is needed. */
 #if defined(__GNUC__)
 typedef double fr_vec_d __attribute__((vector_size(64)));
@@ -471,49 +471,66 @@ FR_INLINE float fr_hsum_f(fr_vec_f v)
 }
 #endif
 
-#define FR_DEFINE_TILE(T, SFX, RB, MB)                                                        \
-FR_INLINE void fr_tile_##SFX##_##RB##x##MB(ptrdiff_t K, const T *W, ptrdiff_t ldw,        \
-                                               const T *H, ptrdiff_t ldh, T *Z,               \
-                                               ptrdiff_t zrs, ptrdiff_t zcs)                  \
+/* Horizontal sums of the narrower vectors the AVX2 (32 bytes) and SSE2 (16 bytes) clones
+ * use, in the same halving order. */
+typedef double fr_w32_d __attribute__((vector_size(32)));
+typedef double fr_w16_d __attribute__((vector_size(16)));
+typedef float fr_w32_f __attribute__((vector_size(32)));
+typedef float fr_w16_f __attribute__((vector_size(16)));
+FR_INLINE double fr_hsum_w32_d(fr_w32_d v) { return (v[0] + v[2]) + (v[1] + v[3]); }
+FR_INLINE double fr_hsum_w16_d(fr_w16_d v) { return v[0] + v[1]; }
+FR_INLINE float fr_hsum_w32_f(fr_w32_f v)
+{
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+}
+FR_INLINE float fr_hsum_w16_f(fr_w16_f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
+
+/* A tile of RB rows x MB vectors with accumulators of vector type VT (VN lanes, horizontal
+ * sum HS), named by TAG. */
+#define FR_DEFINE_TILE(T, SFX, VT, VN, HS, TAG, RB, MB)                                       \
+FR_INLINE void fr_tile_##SFX##TAG##_##RB##x##MB(ptrdiff_t K, const T *W, ptrdiff_t ldw,      \
+                                                const T *H, ptrdiff_t ldh, T *Z,              \
+                                                ptrdiff_t zrs, ptrdiff_t zcs)                 \
 {                                                                                             \
-    fr_vec_##SFX acc[RB][MB];                                                                 \
-    for (int r = 0; r < RB; ++r)                                                              \
-        for (int j = 0; j < MB; ++j) acc[r][j] = (fr_vec_##SFX){0};                           \
+    VT acc[RB][MB];                                                                           \
+    FR_UNROLL for (int r = 0; r < RB; ++r)                                                    \
+        FR_UNROLL for (int j = 0; j < MB; ++j) acc[r][j] = (VT){0};                           \
     ptrdiff_t k = 0;                                                                          \
-    for (; k + FR_V_##SFX <= K; k += FR_V_##SFX) {                                            \
-        fr_vec_##SFX h[MB];                                                                   \
-        for (int j = 0; j < MB; ++j) h[j] = fr_load_##SFX(H + j * ldh + k);                   \
-        for (int r = 0; r < RB; ++r) {                                                        \
-            fr_vec_##SFX w = fr_load_##SFX(W + r * ldw + k);                                  \
-            for (int j = 0; j < MB; ++j) acc[r][j] += w * h[j];                               \
+    for (; k + VN <= K; k += VN) {                                                            \
+        VT h[MB];                                                                             \
+        FR_UNROLL for (int j = 0; j < MB; ++j) memcpy(&h[j], H + j * ldh + k, sizeof h[j]);  \
+        FR_UNROLL for (int r = 0; r < RB; ++r) {                                              \
+            VT w;                                                                             \
+            memcpy(&w, W + r * ldw + k, sizeof w);                                            \
+            FR_UNROLL for (int j = 0; j < MB; ++j) acc[r][j] += w * h[j];                     \
         }                                                                                     \
     }                                                                                         \
-    for (int r = 0; r < RB; ++r)                                                              \
-        for (int j = 0; j < MB; ++j) {                                                        \
-            T s = fr_hsum_##SFX(acc[r][j]);                                                   \
+    FR_UNROLL for (int r = 0; r < RB; ++r)                                                    \
+        FR_UNROLL for (int j = 0; j < MB; ++j) {                                              \
+            T s = HS(acc[r][j]);                                                              \
             for (ptrdiff_t kk = k; kk < K; ++kk) s += W[r * ldw + kk] * H[j * ldh + kk];      \
             Z[r * zrs + j * zcs] += s;                                                        \
         }                                                                                     \
 }
 
-#define FR_DEFINE_PANEL(T, SFX, RB, MB)                                                       \
-FR_DEFINE_TILE(T, SFX, RB, MB)                                                                \
-FR_DEFINE_TILE(T, SFX, 1, MB)                                                                 \
-FR_INLINE void fr_panel_##SFX##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W,             \
-                                         ptrdiff_t ldw, const T *H, ptrdiff_t ldh, T *Z,      \
-                                         ptrdiff_t zrs, ptrdiff_t zcs)                        \
+#define FR_DEFINE_PANEL(T, SFX, VT, VN, HS, TAG, RB, MB)                                      \
+FR_DEFINE_TILE(T, SFX, VT, VN, HS, TAG, RB, MB)                                               \
+FR_DEFINE_TILE(T, SFX, VT, VN, HS, TAG, 1, MB)                                                \
+FR_INLINE void fr_panel_##SFX##TAG##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W,           \
+                                          ptrdiff_t ldw, const T *H, ptrdiff_t ldh, T *Z,     \
+                                          ptrdiff_t zrs, ptrdiff_t zcs)                       \
 {                                                                                             \
     ptrdiff_t r = 0;                                                                          \
     for (; r + RB <= rows; r += RB)                                                           \
-        fr_tile_##SFX##_##RB##x##MB(K, W + r * ldw, ldw, H, ldh, Z + r * zrs, zrs, zcs);      \
+        fr_tile_##SFX##TAG##_##RB##x##MB(K, W + r * ldw, ldw, H, ldh, Z + r * zrs, zrs, zcs); \
     for (; r < rows; ++r)                                                                     \
-        fr_tile_##SFX##_1x##MB(K, W + r * ldw, ldw, H, ldh, Z + r * zrs, zrs, zcs);           \
+        fr_tile_##SFX##TAG##_1x##MB(K, W + r * ldw, ldw, H, ldh, Z + r * zrs, zrs, zcs);      \
 }
 #else  /* portable: one row and one vector at a time */
-#define FR_DEFINE_PANEL(T, SFX, RB, MB)                                                       \
-FR_INLINE void fr_panel_##SFX##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W,             \
-                                         ptrdiff_t ldw, const T *H, ptrdiff_t ldh, T *Z,      \
-                                         ptrdiff_t zrs, ptrdiff_t zcs)                        \
+#define FR_DEFINE_PANEL(T, SFX, VT, VN, HS, TAG, RB, MB)                                      \
+FR_INLINE void fr_panel_##SFX##TAG##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W,           \
+                                          ptrdiff_t ldw, const T *H, ptrdiff_t ldh, T *Z,     \
+                                          ptrdiff_t zrs, ptrdiff_t zcs)                       \
 {                                                                                             \
     for (ptrdiff_t r = 0; r < rows; ++r)                                                      \
         for (int j = 0; j < MB; ++j) {                                                        \
@@ -524,31 +541,61 @@ FR_INLINE void fr_panel_##SFX##_##MB(ptrdiff_t rows, ptrdiff_t K, const T *W,   
 }
 #endif
 
-#define FR_DEFINE_SMALL(T, SFX)                                                               \
-FR_DEFINE_PANEL(T, SFX, 2, 4)                                                                 \
-FR_DEFINE_PANEL(T, SFX, 4, 2)                                                                 \
-FR_DEFINE_PANEL(T, SFX, 8, 1)                                                                 \
-FR_INLINE void fr_small_matmul_##SFX##_impl(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K,        \
-                                             const T *W, ptrdiff_t ldw, const T *H,           \
-                                             ptrdiff_t ldh, T *Z, ptrdiff_t zrs,              \
-                                             ptrdiff_t zcs)                                   \
+/* The small-batch product with accumulators of one vector type (see FR_DEFINE_TILE). */
+#define FR_DEFINE_SMALL(T, SFX, VT, VN, HS, TAG)                                              \
+FR_DEFINE_PANEL(T, SFX, VT, VN, HS, TAG, 2, 4)                                                \
+FR_DEFINE_PANEL(T, SFX, VT, VN, HS, TAG, 4, 2)                                                \
+FR_DEFINE_PANEL(T, SFX, VT, VN, HS, TAG, 8, 1)                                                \
+FR_INLINE void fr_small_matmul_##SFX##TAG##_impl(ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K,   \
+                                                 const T *W, ptrdiff_t ldw, const T *H,       \
+                                                 ptrdiff_t ldh, T *Z, ptrdiff_t zrs,          \
+                                                 ptrdiff_t zcs)                               \
 {                                                                                             \
     ptrdiff_t j = 0;                                                                          \
     for (; j + 4 <= m; j += 4)                                                                \
-        fr_panel_##SFX##_4(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);         \
+        fr_panel_##SFX##TAG##_4(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);    \
     if (j + 2 <= m) {                                                                         \
-        fr_panel_##SFX##_2(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);         \
+        fr_panel_##SFX##TAG##_2(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);    \
         j += 2;                                                                               \
     }                                                                                         \
     if (j < m)                                                                                \
-        fr_panel_##SFX##_1(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);         \
-}                                                                                             \
-FR_MULTI(void, fr_small_matmul_##SFX, (ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *W,  \
-         ptrdiff_t ldw, const T *H, ptrdiff_t ldh, T *Z, ptrdiff_t zrs, ptrdiff_t zcs),       \
-         (rows, m, K, W, ldw, H, ldh, Z, zrs, zcs))
+        fr_panel_##SFX##TAG##_1(rows, K, W, ldw, H + j * ldh, ldh, Z + j * zcs, zrs, zcs);    \
+}
 
-FR_DEFINE_SMALL(double, d)
-FR_DEFINE_SMALL(float, f)
+/* Each level's accumulators are its own registers: 64 bytes at AVX-512, 32 at AVX2, 16 at
+ * SSE2 (a tile of eight 64-byte accumulators needs 16 of AVX2's 16 registers before the
+ * loaded vectors, and went through the stack: 4-8x slower than at AVX-512 on AMD Zen 5). */
+#define FR_SMALL_PARAMS(T)                                                                    \
+    (ptrdiff_t rows, ptrdiff_t m, ptrdiff_t K, const T *W, ptrdiff_t ldw, const T *H,         \
+     ptrdiff_t ldh, T *Z, ptrdiff_t zrs, ptrdiff_t zcs)
+#define FR_SMALL_ARGS (rows, m, K, W, ldw, H, ldh, Z, zrs, zcs)
+#if FR_HAVE_DISPATCH
+#define FR_DEFINE_SMALL_LEVELS(T, SFX)                                                        \
+FR_DEFINE_SMALL(T, SFX, fr_vec_##SFX, FR_V_##SFX, fr_hsum_##SFX, _w64)                        \
+FR_DEFINE_SMALL(T, SFX, fr_w32_##SFX, FR_V_##SFX / 2, fr_hsum_w32_##SFX, _w32)                \
+FR_DEFINE_SMALL(T, SFX, fr_w16_##SFX, FR_V_##SFX / 4, fr_hsum_w16_##SFX, _w16)                \
+__attribute__((target("arch=x86-64-v4"))) static void fr_small_matmul_##SFX##_v4              \
+FR_SMALL_PARAMS(T) { fr_small_matmul_##SFX##_w64_impl FR_SMALL_ARGS; }                        \
+__attribute__((target("arch=x86-64-v3"))) static void fr_small_matmul_##SFX##_v3              \
+FR_SMALL_PARAMS(T) { fr_small_matmul_##SFX##_w32_impl FR_SMALL_ARGS; }                        \
+static void fr_small_matmul_##SFX##_v1 FR_SMALL_PARAMS(T)                                     \
+{ fr_small_matmul_##SFX##_w16_impl FR_SMALL_ARGS; }                                           \
+static void fr_small_matmul_##SFX FR_SMALL_PARAMS(T)                                          \
+{                                                                                             \
+    int level = fr_active_isa();                                                              \
+    if (level == FR_ISA_AVX512) fr_small_matmul_##SFX##_v4 FR_SMALL_ARGS;                     \
+    else if (level == FR_ISA_AVX2) fr_small_matmul_##SFX##_v3 FR_SMALL_ARGS;                  \
+    else fr_small_matmul_##SFX##_v1 FR_SMALL_ARGS;                                            \
+}
+#else
+#define FR_DEFINE_SMALL_LEVELS(T, SFX)                                                        \
+FR_DEFINE_SMALL(T, SFX, fr_vec_##SFX, FR_V_##SFX, fr_hsum_##SFX, _w64)                        \
+static void fr_small_matmul_##SFX FR_SMALL_PARAMS(T)                                          \
+{ fr_small_matmul_##SFX##_w64_impl FR_SMALL_ARGS; }
+#endif
+
+FR_DEFINE_SMALL_LEVELS(double, d)
+FR_DEFINE_SMALL_LEVELS(float, f)
 
 /* ---------------------------------------------------------------- GRU (PyTorch/Keras default) */
 
