@@ -244,6 +244,29 @@ cdef void input_projection(int rows, int mT, int n_x, const floating *w, int ldw
         gemm_acc(c'T', c'T', rows, mT, n_x, w, ldw, x, ldx, z, ldz)
 
 
+cdef floating *packed_projection(int rows, int n_a, int n_x, int mT, const floating **wa,
+                                 const floating **wx, floating *panel, bint pack,
+                                 const floating *x, int ldx, floating *xt, floating *z,
+                                 const floating *b, bint ahead) noexcept nogil:
+    # The panel GEMM's prologue of the RNN and the GRU: the recurrent block (rows, n_a) then
+    # the input block (rows, n_x), each from row blocks of n_a rows (wa, wx), packed into
+    # panel when ``pack`` (else a model's, packed before); X^T (m*T, n_x) into xt; with
+    # ``ahead``, Z (rows, m*T) = b + W_x @ X for every column at once (not OpenBLAS, whose
+    # kernel an environment may hold to an older instruction set).  Returns the input
+    # block's panels (for a projection per step instead).
+    cdef floating *panel_x = panel + panel_size(rows, n_a, panel)
+    if pack:
+        panel_pack(rows, n_a, wa, n_a, n_a, panel)
+        panel_pack(rows, n_x, wx, n_a, n_x, panel_x)
+    if n_x > 0:
+        transpose(x, n_x, mT, ldx, xt, n_x)
+        if ahead:
+            panel_acc(rows, mT, n_x, panel_x, xt, n_x, z, rows, b)
+    elif ahead:
+        fill_columns(z, b, rows, mT)
+    return panel_x
+
+
 # ------------------------------------------------------------------ nogil cores
 
 cdef inline Py_ssize_t running(const int *active, Py_ssize_t t, Py_ssize_t act0,
@@ -305,7 +328,7 @@ cdef void rnn_core(
         floating *pan,                       # WORK     (OUTPUT_ROWS_MAX, n_a): the output
                                              #          layer's panel (with the panel GEMM)
         floating *panel,                     # WORK     Waa then Wax packed for the panel
-                                             #          GEMM (rnn_panel_elems), or NULL
+                                             #          GEMM (projection_elems), or NULL
         bint pack,                           # IN       pack them into panel (else packed)
         int small_max,
         bint relu,                           # IN       max(z, 0) instead of tanh (PyTorch's
@@ -333,21 +356,11 @@ cdef void rnn_core(
     cdef floating *hp
     cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
     cdef int SB = state_block(sizeof(floating))
-    cdef floating *panel_x
 
     if panel != NULL:
-        # Waa and Wax packed (a model keeps them between calls): Z (n_a, m*T) = ba + Wax @
-        # X^T from the second block, every column at once (as gru_core: not OpenBLAS,
-        # whose kernel an environment may hold to an older instruction set).
-        panel_x = panel + panel_size(n_a, n_a, panel)
-        if pack:
-            panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
-            panel_pack(n_a, n_x, &wx, n_a, n_x, panel_x)
-        if n_x > 0:
-            transpose(x, n_x, mT, ldx, xt, n_x)
-            panel_acc(n_a, mT, n_x, panel_x, xt, n_x, z, n_a, b)
-        else:
-            fill_columns(z, b, n_a, mT)
+        # Waa and Wax packed (a model keeps them between calls); Z (n_a, m*T) = ba + Wax @
+        # X^T from the second block.
+        packed_projection(n_a, n_a, n_x, mT, &wa, &wx, panel, pack, x, ldx, xt, z, b, True)
     else:
         # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) ->
         # 'T', X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
@@ -682,9 +695,10 @@ cdef void lstm_core(
             if ring:
                 sb = s + (nb - 1) * S if reverse else s
                 ldt = -S if reverse else S
-            if nb == T and ldt == S and lds == T * S:
-                # the whole sequence in one block in order (T <= SB): every column's steps
-                # are consecutive in the states and in a and c (one transpose each)
+            if nb == T and ldt == S:
+                # the whole sequence in one block in order (then SB == T, lds == T * S):
+                # every column's steps are consecutive in the states and in a and c (one
+                # transpose each)
                 transpose(sb, m * T, n_a, S, a, ld_a)
                 transpose(sb + n_a, m * T, n_a, S, c, ld_c)
             else:
@@ -796,15 +810,15 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
                         ms, T, per_call, unpacked)
 
 
-cdef Py_ssize_t rnn_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
-                                Py_ssize_t T, int small_max) noexcept nogil:
-    # The RNN's packed blocks when the panel GEMM takes its recurrent product: Waa (n_a,
-    # n_a), then Wax (n_a, n_x); else 0.
-    if panel_elems(typenum, n_a, n_a, ms, T, small_max) == 0:
+cdef Py_ssize_t projection_elems(int typenum, Py_ssize_t rows, Py_ssize_t n_a, Py_ssize_t n_x,
+                                 Py_ssize_t ms, Py_ssize_t T, int small_max) noexcept nogil:
+    # packed_projection's blocks (rows, n_a) then (rows, n_x) when the panel GEMM takes the
+    # recurrent product; else 0.
+    if panel_elems(typenum, rows, n_a, ms, T, small_max) == 0:
         return 0
     if typenum == cnp.NPY_FLOAT32:
-        return fr_panel_size_f(n_a, n_a) + fr_panel_size_f(n_a, n_x)
-    return fr_panel_size_d(n_a, n_a) + fr_panel_size_d(n_a, n_x)
+        return fr_panel_size_f(rows, n_a) + fr_panel_size_f(rows, n_x)
+    return fr_panel_size_d(rows, n_a) + fr_panel_size_d(rows, n_x)
 
 
 cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
@@ -814,7 +828,7 @@ cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t
     # then also run on the weights as they are (OpenBLAS would pack W_x and Wy on every
     # call).  A/B, AMD Zen 5, float32, one example, the model: 512/1024/512 8 steps x0.88, 5
     # steps x0.70; 384/768/384 8 steps x0.89.
-    return packing_plan(rnn_panel_elems(typenum, n_a, n_x, ms, T, small_max),
+    return packing_plan(projection_elems(typenum, n_a, n_a, n_x, ms, T, small_max),
                         n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T, True,
                         unpacked)
 
@@ -829,7 +843,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements.  The panel GEMM runs where ``packed`` is not NULL (decided
     # once, by the caller that sized work: USE_PANEL may change meanwhile): a buffer of
-    # rnn_panel_elems(...) (a model's cached panel, or the thread's: packed_block) holding
+    # projection_elems(...) (a model's cached panel, or the thread's: packed_block) holding
     # the packed blocks already unless ``fill``.  ``active``, ``reverse``: see rnn_forward.
     # ``unpacked`` (no panel; rnn_plan): rnn_core's ``small_x``.  Work holds
     # work_size(1, ..., True) elements with either (X^T), else work_size(1, ...).
@@ -2126,16 +2140,8 @@ cdef void gru_core(
         # W_a and W_x packed (a model keeps them between calls); Z = b_x + W_x @ X^T for
         # every column at once from the second block (with ``ring``, one step's columns per
         # step, written while in cache), HG_t = b_a + W_a @ A_{t-1} per step from the first.
-        panel_x = panel + panel_size(G, n_a, panel)
-        if pack:
-            panel_pack(G, n_a, wh, n_a, n_a, panel)
-            panel_pack(G, n_x, wx, n_a, n_x, panel_x)
-        if n_x > 0:
-            transpose(x, n_x, mT, ldx, xt, n_x)
-            if not ring:
-                panel_acc(G, mT, n_x, panel_x, xt, n_x, z, G, bx)
-        elif not ring:
-            fill_columns(z, bx, G, mT)
+        panel_x = packed_projection(G, n_a, n_x, mT, wh, wx, panel, pack, x, ldx, xt, z, bx,
+                                    not ring)
     else:
         fill_columns(z, bx, G, mT)
         if consecutive(wx, 3, n_a * n_x):
@@ -2220,6 +2226,12 @@ cdef enum:
     GRU_RING_MIN_M = 16
 
 
+cdef inline bint gru_ring(bint caches, Py_ssize_t npanel, Py_ssize_t ms) noexcept nogil:
+    # Does a GRU call (a slice of ms examples) project its inputs per step (gru_core's
+    # ``ring``)?  Without caches, with the panel GEMM, from GRU_RING_MIN_M examples on.
+    return not caches and npanel > 0 and ms >= GRU_RING_MIN_M
+
+
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
                                      Py_ssize_t n_x, bint panel) noexcept nogil:
     # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), the output layer's panels (OUTPUT_ROWS_MAX,
@@ -2233,11 +2245,9 @@ cdef Py_ssize_t gru_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_
                                 Py_ssize_t T, int small_max, bint reset_after) noexcept nogil:
     # The GRU's packed blocks when the panel GEMM takes its recurrent product (the reset
     # gate after it only): W_a (3n_a, n_a), then W_x (3n_a, n_x); else 0.
-    if not reset_after or panel_elems(typenum, 3 * n_a, n_a, ms, T, small_max) == 0:
+    if not reset_after:
         return 0
-    if typenum == cnp.NPY_FLOAT32:
-        return fr_panel_size_f(3 * n_a, n_a) + fr_panel_size_f(3 * n_a, n_x)
-    return fr_panel_size_d(3 * n_a, n_a) + fr_panel_size_d(3 * n_a, n_x)
+    return projection_elems(typenum, 3 * n_a, n_a, n_x, ms, T, small_max)
 
 
 cdef Py_ssize_t gru_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
@@ -2384,7 +2394,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef char *whp[3]
     stacked_blocks(wx, 3, wxp)
     stacked_blocks(wh, 3, whp)
-    cdef bint ring = not caches and npanel > 0 and j1 - j0 >= GRU_RING_MIN_M
+    cdef bint ring = gru_ring(caches, npanel, j1 - j0)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                      cnp.PyArray_BYTES(a0), wxp, whp, cnp.PyArray_BYTES(bx),
@@ -2422,7 +2432,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
     cdef cnp.ndarray a = out if out is not None else new_array(nd, dims, typenum)
     dims[0] = n_y
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
-    cdef bint ring = not caches and npanel > 0 and m >= GRU_RING_MIN_M
+    cdef bint ring = gru_ring(caches, npanel, m)
     dims[0], dims[1], dims[2] = m, 1 if ring else T, 3 * n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
     dims[1], dims[2] = T, n_a

@@ -29,8 +29,6 @@
  * row stride up to which a destination counts as close. */
 #define FR_TRANSPOSE_BAND_BYTES 128
 
-typedef float fr_v8f __attribute__((vector_size(32)));
-typedef double fr_v4d __attribute__((vector_size(32)));
 typedef int32_t fr_v8i __attribute__((vector_size(32)));
 typedef int64_t fr_v4i __attribute__((vector_size(32)));
 

@@ -434,15 +434,15 @@ typedef float fr_vec_f __attribute__((vector_size(64)));
 #define FR_V_d 8
 #define FR_V_f 16
 
-FR_INLINE fr_vec_d fr_load_d(const double *p) { fr_vec_d v; memcpy(&v, p, sizeof v); return v; }
-FR_INLINE fr_vec_f fr_load_f(const float *p) { fr_vec_f v; memcpy(&v, p, sizeof v); return v; }
-/* Horizontal sums in a fixed order: lane k + lane k + width/2, halving. */
-#if defined(__clang__) || __GNUC__ >= 12
+/* The narrower vectors: the AVX2 (32 bytes) and SSE2 (16 bytes) accumulators, the halves
+ * of a horizontal sum, the transposes' blocks (_transpose.h). */
 typedef double fr_v4d __attribute__((vector_size(32)));
 typedef double fr_v2d __attribute__((vector_size(16)));
 typedef float fr_v8f __attribute__((vector_size(32)));
 typedef float fr_v4f __attribute__((vector_size(16)));
 typedef float fr_v2f __attribute__((vector_size(8)));
+/* Horizontal sums in a fixed order: lane k + lane k + width/2, halving. */
+#if defined(__clang__) || __GNUC__ >= 12
 FR_INLINE double fr_hsum_d(fr_vec_d v)
 {
     fr_v4d a = __builtin_shufflevector(v, v, 0, 1, 2, 3)
@@ -471,19 +471,15 @@ FR_INLINE float fr_hsum_f(fr_vec_f v)
 }
 #endif
 
-/* Horizontal sums of the narrower vectors the AVX2 (32 bytes) and SSE2 (16 bytes) clones
- * use, in the same halving order. */
-typedef double fr_w32_d __attribute__((vector_size(32)));
-typedef double fr_w16_d __attribute__((vector_size(16)));
-typedef float fr_w32_f __attribute__((vector_size(32)));
-typedef float fr_w16_f __attribute__((vector_size(16)));
-FR_INLINE double fr_hsum_w32_d(fr_w32_d v) { return (v[0] + v[2]) + (v[1] + v[3]); }
-FR_INLINE double fr_hsum_w16_d(fr_w16_d v) { return v[0] + v[1]; }
-FR_INLINE float fr_hsum_w32_f(fr_w32_f v)
+/* Horizontal sums of the AVX2 (32 bytes) and SSE2 (16 bytes) accumulators, in the same
+ * halving order. */
+FR_INLINE double fr_hsum_w32_d(fr_v4d v) { return (v[0] + v[2]) + (v[1] + v[3]); }
+FR_INLINE double fr_hsum_w16_d(fr_v2d v) { return v[0] + v[1]; }
+FR_INLINE float fr_hsum_w32_f(fr_v8f v)
 {
     return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
 }
-FR_INLINE float fr_hsum_w16_f(fr_w16_f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
+FR_INLINE float fr_hsum_w16_f(fr_v4f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 
 /* A tile of RB rows x MB vectors with accumulators of vector type VT (VN lanes, horizontal
  * sum HS), named by TAG. */
@@ -570,10 +566,14 @@ FR_INLINE void fr_small_matmul_##SFX##TAG##_impl(ptrdiff_t rows, ptrdiff_t m, pt
      ptrdiff_t ldh, T *Z, ptrdiff_t zrs, ptrdiff_t zcs)
 #define FR_SMALL_ARGS (rows, m, K, W, ldw, H, ldh, Z, zrs, zcs)
 #if FR_HAVE_DISPATCH
+#define FR_VT32_d fr_v4d
+#define FR_VT16_d fr_v2d
+#define FR_VT32_f fr_v8f
+#define FR_VT16_f fr_v4f
 #define FR_DEFINE_SMALL_LEVELS(T, SFX)                                                        \
 FR_DEFINE_SMALL(T, SFX, fr_vec_##SFX, FR_V_##SFX, fr_hsum_##SFX, _w64)                        \
-FR_DEFINE_SMALL(T, SFX, fr_w32_##SFX, FR_V_##SFX / 2, fr_hsum_w32_##SFX, _w32)                \
-FR_DEFINE_SMALL(T, SFX, fr_w16_##SFX, FR_V_##SFX / 4, fr_hsum_w16_##SFX, _w16)                \
+FR_DEFINE_SMALL(T, SFX, FR_VT32_##SFX, FR_V_##SFX / 2, fr_hsum_w32_##SFX, _w32)               \
+FR_DEFINE_SMALL(T, SFX, FR_VT16_##SFX, FR_V_##SFX / 4, fr_hsum_w16_##SFX, _w16)               \
 __attribute__((target("arch=x86-64-v4"))) static void fr_small_matmul_##SFX##_v4              \
 FR_SMALL_PARAMS(T) { fr_small_matmul_##SFX##_w64_impl FR_SMALL_ARGS; }                        \
 __attribute__((target("arch=x86-64-v3"))) static void fr_small_matmul_##SFX##_v3              \
