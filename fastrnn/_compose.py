@@ -268,15 +268,17 @@ class Stack:
             return None  # else the threaded routes would run on this thread too
         steps = None
         if lengths is not None:
-            steps = _Lengths.fast(lengths, m, T)
-            if steps is None or not (x.dtype == self.dtype and x.flags.c_contiguous):
+            if not (x.dtype == self.dtype and x.flags.c_contiguous):
                 return None
-            if steps.full:
+            steps = _core.sorted_batch(lengths, x)
+            if steps is None:
+                return None
+            if steps[5]:
                 steps = None  # whole sequences: no padding
-        active = None if steps is None else steps.active
+        active = None if steps is None else steps[3]
         lstm = self.kind == "lstm"
         zeros = (None, None) if lstm else (None,)
-        h = x if steps is None else steps.gather(x)
+        h = x if steps is None else steps[0]
         # every direction's outputs (and whether its final states are at step 0), whose final
         # states one compiled call takes at the end
         outs, starts = [], []
@@ -296,12 +298,14 @@ class Stack:
                 if out is None:
                     out = res[0]
             h = out
-        sort = () if steps is None else steps.sorting
+        sort = () if steps is None else steps[1:3]
         h_n = _core.last_states([v[0] for v in outs], starts, *sort)
         state = (h_n, _core.last_states([v[1] for v in outs], starts, *sort)) if lstm else h_n
-        if steps is not None:
-            h = steps.scatter(h)
-        return h, self._apply_head(h, steps), state
+        if steps is None:
+            return h, self._apply_head(h, None), state
+        h = _core.unsort([h], [False], *steps[1:3], steps[4])[0]
+        y = self._apply_head(h, None)  # in the caller's order: the validated route's bits
+        return h, (None if y is None else _core.zero_past(y, steps[7])), state
 
     def _apply_head(self, h, lengths):
         # lengths: a _Lengths, or None

@@ -54,25 +54,40 @@ class _Model:
         """``forward`` by the compiled fast path (:meth:`_try`): a, y and c (None unless an
         LSTM), or None when it cannot take the call.  With ``lengths`` below T_x (an integer
         array; zero initial states) the batch runs in order of length, the padding skipped,
-        and goes back to the caller's order, as on the validated route."""
+        and goes back to the caller's order, as on the validated route: one compiled call
+        before the kernel's and one after (_core.sorted_batch, _core.unsort)."""
         steps = None
         if lengths is not None:
             if (not self._compiled(_api.threads_count(n_threads))
                     or type(x) is not np.ndarray or x.ndim != 3 or x.dtype != self.dtype
                     or not x.flags.c_contiguous or any(v is not None for v in states)):
                 return None
-            steps = _Lengths.fast(lengths, x.shape[1], x.shape[2])
+            steps = _core.sorted_batch(lengths, x, self._sorting_buffers(), self.n_a)
             if steps is None:
                 return None
-            if steps.full:
+            if steps[5]:
                 steps = None  # whole sequences: no padding
-        fast = (self._try(x, states, True, n_threads) if steps is None else
-                self._try(steps.gather(x), states, True, n_threads, steps.active))
+        if steps is None:
+            fast = self._try(x, states, True, n_threads)
+        else:
+            xs, order, srt, active, in_order, _, out, _ = steps
+            fast = self._try(xs, states, True, n_threads, active, False, out)
         if fast is None:
             return None
         a, y, c = fast[0], fast[1] if self.has_head else None, (
             fast[2] if self._kind == "lstm" else None)
-        return (a, y, c) if steps is None else steps.restore(a, y, c)
+        if steps is None:
+            return a, y, c
+        return tuple(_core.unsort([a, y, c], [False, True, False], order, srt, in_order))
+
+    def _sorting_buffers(self):
+        """This thread's work arrays of a batch put in order of length (the sorted input and
+        output: see _core.sorted_batch), kept between calls."""
+        try:
+            return self._scratch.sorting
+        except AttributeError:
+            self._scratch.sorting = [None, None]
+            return self._scratch.sorting
 
     def _one_state_step(self, xt, state, reference_cell):
         """``step`` of a model whose state is one array (RNN, GRU): the compiled fast path,
@@ -621,18 +636,6 @@ class _Lengths:
     caller's order.  Any number of states; no per-example loop.
     """
 
-    @classmethod
-    def fast(cls, lengths, m, T):
-        """The lengths of an (m,)-batch of T_x steps when they are an integer array in
-        [1, T_x] that needs no checking beyond the sort's, else None (the validated route
-        then checks them and names what is wrong)."""
-        if type(lengths) is not np.ndarray or lengths.shape != (m,):
-            return None
-        try:  # integers only, none changed by the conversion; the sort checks the range
-            return cls(lengths, T)
-        except (TypeError, ValueError):
-            return None
-
     def __init__(self, values, T):
         # one counting sort (compiled: a few microseconds whatever m and T_x), which also
         # gives the lengths as a C-contiguous intp array
@@ -640,7 +643,6 @@ class _Lengths:
             _core.sort_lengths(values, T) if len(values) else
             (values, values, values, np.zeros(T, dtype=np.intc), True))
         self.full = not len(values) or int(self._sorted[-1]) == T
-        self._identity = None  # made when first needed
 
     @property
     def sorting(self):
@@ -677,14 +679,7 @@ class _Lengths:
     def sort(self, state):
         return state if self.in_order else np.ascontiguousarray(state[:, self._order])
 
-    @property
-    def identity(self):
-        if self._identity is None:
-            self._identity = np.arange(len(self._order), dtype=np.intp)
-        return self._identity
-
     def zero_padding(self, seq):
         """seq (rows, m, T_x) in the caller's order with each example's steps past its own
         length set to 0, in place."""
-        _core.permute_steps(seq, seq, self.identity, self.values, True, True)
-        return seq
+        return _core.zero_past(seq, self.values)

@@ -731,6 +731,75 @@ def test_permute_steps_zeroes_the_padding(dtype):
             _core.permute_steps(inplace, inplace, bad_order, lengths, True, zero)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype):
+    # sorted_batch: the sort of sort_lengths and x gathered in its order (into the scratch
+    # slots, reused by the next call of the shape), nothing gathered for a batch in order or
+    # without padding, None for lengths the validated route must name; unsort: the outputs
+    # back in the caller's order, a head's padding zeroed; zero_past: that zeroing in place.
+    from fastrnn._kernels import _core
+    rng = np.random.default_rng(23)
+    n_x, n_a, m, T = 3, 4, 6, 5
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    lengths = np.array([2, 5, 1, 4, 4, 3])
+    scratch = [None, None]
+    xs, order, srt, active, in_order, full, out, values = _core.sorted_batch(
+        lengths, x, scratch, n_a)
+    want = _core.sort_lengths(lengths.astype(np.intp), T)
+    for got, w in zip((values, order, srt, active), want[:4]):
+        np.testing.assert_array_equal(got, w)
+    assert not in_order and not full and in_order == want[4]
+    np.testing.assert_array_equal(xs, x[:, order])
+    assert out.shape == (n_a, m, T) and out.dtype == x.dtype
+    assert xs is scratch[0] and out is scratch[1]
+    again = _core.sorted_batch(lengths.astype(np.int32), x, scratch, n_a)
+    assert again[0] is xs and again[6] is out
+    # back: a and a head's y (zeroed past each length) in the caller's order; None passes
+    a_sorted = rng.standard_normal((n_a, m, T)).astype(dtype)
+    y_sorted = rng.standard_normal((2, m, T)).astype(dtype)
+    a, y, none = _core.unsort([a_sorted, y_sorted, None], [False, True, False], order, srt,
+                              False)
+    assert none is None
+    np.testing.assert_array_equal(a[:, order], a_sorted)
+    past = np.arange(T)[None, :] >= lengths[:, None]  # (m, T): the padding
+    np.testing.assert_array_equal(y[:, order][:, ~past[order]], y_sorted[:, ~past[order]])
+    assert (y[:, past] == 0).all()
+    y_past = y_sorted.copy()
+    assert _core.zero_past(y_past, values) is y_past
+    np.testing.assert_array_equal(y_past, np.where(past[None], 0, y_sorted))
+    # a batch in order: x itself, no work array; unsort then zeroes in place
+    in_order_lengths = np.array([5, 4, 4, 3, 2, 1])
+    xs, order, srt, _, in_order, full, out, _ = _core.sorted_batch(in_order_lengths, x,
+                                                                   scratch, n_a)
+    assert xs is x and out is None and in_order and not full
+    y2 = y_sorted.copy()
+    (back,) = _core.unsort([y2], [True], order, srt, True)
+    assert back is y2 and (y2[:, np.arange(T)[None, :] >= in_order_lengths[:, None]] == 0).all()
+    full_batch = _core.sorted_batch(np.full(m, T), x, scratch, n_a)
+    assert full_batch[0] is x and full_batch[5] and full_batch[6] is None
+    # lengths or inputs the compiled paths do not take: None (never an error, never a copy)
+    for bad in ([2, 5, 1, 4, 4, 3], lengths.astype(float), lengths.astype(np.uint8),
+                lengths[:5], lengths.reshape(2, 3), np.where(lengths == 1, 0, lengths),
+                np.where(lengths == 5, T + 1, lengths)):
+        assert _core.sorted_batch(bad, x, scratch, n_a) is None, bad
+    for bad_x in (x[:, :, ::-1], x.astype(np.float16), x[0]):
+        assert _core.sorted_batch(lengths, bad_x, scratch, n_a) is None
+    # unsort and zero_past refuse what they cannot take, before writing anything
+    for bad_order, bad_lengths, ordered in ((order + 1, srt, False), (order, srt + T, False),
+                                            (order[::-1].copy(), srt, True),
+                                            (order.astype(np.int32), srt, False),
+                                            (order[:5], srt, False)):
+        with pytest.raises(ValueError):
+            _core.unsort([a_sorted], [False], bad_order, bad_lengths, ordered)
+    with pytest.raises(ValueError):
+        _core.unsort([a_sorted[:, :5]], [False], order, srt, False)
+    with pytest.raises(ValueError):
+        _core.unsort([a_sorted], [False, True], order, srt, False)
+    for bad in (values + T, values - 10, values[:5], values.astype(np.int32)):
+        with pytest.raises(ValueError):
+            _core.zero_past(y_sorted.copy(), bad)
+
+
 @pytest.mark.parametrize("name", ["ties", "m=1", "ones"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_rnn_lengths_match_torch(dtype, name):

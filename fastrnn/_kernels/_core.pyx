@@ -1628,34 +1628,15 @@ def last_states(list seqs not None, list at_start not None, cnp.ndarray order=No
 cdef extern from *:
     void __builtin_prefetch(const void *addr, int rw) nogil
 
-def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
-    """A batch's order by length, longest first, for the kernels' ``active``: one counting
-    sort (stable: ties keep their order), O(m + T).
-
-    Parameters
-    ----------
-    lengths : (m,) integer array IN (any integer dtype that casts safely to intp, any
-        strides), each in [1, T].
-
-    Returns
-    -------
-    values : (m,) intp: the lengths (``lengths`` itself when it is C-contiguous intp).
-    order : (m,) intp: sorted example k is example order[k].
-    sorted : (m,) intp: the length of sorted example k (non-increasing).
-    active : (T,) C int: how many examples are longer than t, at each step t.
-    in_order : bool: the batch already is in that order (order is 0, 1, ..., m - 1).
-    """
-    if cnp.PyArray_NDIM(lengths) != 1 or not cnp.PyArray_ISINTEGER(lengths):
-        raise TypeError("sort_lengths: lengths must be a 1-d integer array")
-    if (cnp.PyArray_TYPE(lengths) != cnp.NPY_INTP
-            or not cnp.PyArray_IS_C_CONTIGUOUS(lengths)):
-        lengths = np.ascontiguousarray(lengths.astype(np.intp, casting="safe"))
+cdef tuple counting_sort(cnp.ndarray lengths, Py_ssize_t T):
+    # sort_lengths' work on a C-contiguous (m,) intp array, each length checked in [1, T]
+    # (None when one is not).
     cdef Py_ssize_t m = lengths.shape[0], j, t, L, run = 0
     cdef const Py_ssize_t *v = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
     cdef bint in_order = True
     for j in range(m):
         if not 1 <= v[j] <= T:
-            raise ValueError(f"sort_lengths: lengths must be in [1, {T}]")
+            return None
         if j and v[j] > v[j - 1]:
             in_order = False
     cdef cnp.npy_intp dims[1]
@@ -1682,8 +1663,146 @@ def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
         so[pos[L]] = L
         pos[L] += 1
     free(pos)
-    return lengths, order, srt, active, in_order
+    return order, srt, active, in_order
 
+
+def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
+    """A batch's order by length, longest first, for the kernels' ``active``: one counting
+    sort (stable: ties keep their order), O(m + T).
+
+    Parameters
+    ----------
+    lengths : (m,) integer array IN (any integer dtype that casts safely to intp, any
+        strides), each in [1, T].
+
+    Returns
+    -------
+    values : (m,) intp: the lengths (``lengths`` itself when it is C-contiguous intp).
+    order : (m,) intp: sorted example k is example order[k].
+    sorted : (m,) intp: the length of sorted example k (non-increasing).
+    active : (T,) C int: how many examples are longer than t, at each step t.
+    in_order : bool: the batch already is in that order (order is 0, 1, ..., m - 1).
+    """
+    if cnp.PyArray_NDIM(lengths) != 1 or not cnp.PyArray_ISINTEGER(lengths):
+        raise TypeError("sort_lengths: lengths must be a 1-d integer array")
+    if (cnp.PyArray_TYPE(lengths) != cnp.NPY_INTP
+            or not cnp.PyArray_IS_C_CONTIGUOUS(lengths)):
+        lengths = np.ascontiguousarray(lengths.astype(np.intp, casting="safe"))
+    cdef tuple sorting = counting_sort(lengths, T)
+    if sorting is None:
+        raise ValueError(f"sort_lengths: lengths must be in [1, {T}]")
+    return (lengths,) + sorting
+
+
+def sorted_batch(object lengths, cnp.ndarray x not None, list scratch=None,
+                 Py_ssize_t n_a=0):
+    """The compiled paths' lengths in one call: ``lengths`` sorted (as :func:`sort_lengths`)
+    and ``x`` (n_x, m, T), a C-contiguous float32/float64 array, gathered in that order (as
+    :func:`permute_steps`) into a work array kept in ``scratch[0]`` (a new one without
+    ``scratch``); with ``n_a``, an (n_a, m, T) work array for the kernel's sorted output
+    (``scratch[1]``).  When the batch already is in that order, x itself and no work array.
+
+    Returns None unless ``lengths`` is an (m,) intp or C-int array with every length in
+    [1, T] and x an aligned array in native byte order (the validated route then takes the
+    call, and names what is wrong); else
+    ``(xs, order, sorted, active, in_order, full, out, values)``, ``full`` True when no
+    example ends before T (then nothing is gathered: xs is x, out None), ``out`` the sorted
+    output's work array or None, ``values`` the lengths as a C-contiguous intp array."""
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if (type(lengths) is not np.ndarray or cnp.PyArray_NDIM(x) != 3
+            or cnp.PyArray_NDIM(<cnp.ndarray> lengths) != 1
+            or (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64)
+            or not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_ISALIGNED(x)
+                    and cnp.PyArray_ISNOTSWAPPED(x))):
+        return None
+    cdef cnp.ndarray values = <cnp.ndarray> lengths
+    cdef int ltype = cnp.PyArray_TYPE(values)
+    if ltype != cnp.NPY_INTP and ltype != cnp.NPY_INT and ltype != cnp.NPY_LONGLONG:
+        return None
+    cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
+    if values.shape[0] != m or m == 0:
+        return None
+    if ltype != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(values):
+        values = np.ascontiguousarray(values, dtype=np.intp)
+    cdef tuple sorting = counting_sort(values, T)
+    if sorting is None:
+        return None
+    cdef cnp.ndarray order = sorting[0], srt = sorting[1]
+    cdef bint in_order = sorting[3]
+    cdef bint full = (<const Py_ssize_t *> cnp.PyArray_DATA(srt))[m - 1] == T
+    if full or in_order:
+        return x, order, srt, sorting[2], in_order, full, None, values
+    cdef cnp.npy_intp dims[3]
+    dims[0], dims[1], dims[2] = n_x, m, T
+    cdef cnp.ndarray xs = scratch_array(scratch, 0, 3, dims, typenum)
+    cdef cnp.ndarray out = None
+    if n_a > 0:
+        dims[0] = n_a
+        out = scratch_array(scratch, 1, 3, dims, typenum)
+    permute_checked(x, xs, order, srt, False, False)  # order, srt: made above
+    return xs, order, srt, sorting[2], in_order, full, out, values
+
+
+def unsort(list seqs not None, list zero_padding not None, cnp.ndarray order not None,
+           cnp.ndarray sorted_lengths not None, bint in_order):
+    """The kernels' outputs of a batch in order of length (:func:`sorted_batch`) back in the
+    caller's: each of ``seqs`` (C-contiguous (rows, m, T) float arrays, or None) into a new
+    array, or, when the batch was in order, itself; with ``zero_padding[k]``, sequence k's
+    steps past each example's length set to 0 (a head's predictions there).  Returns the
+    list."""
+    cdef Py_ssize_t n = len(seqs), k, m = order.shape[0]
+    if len(zero_padding) != n:
+        raise ValueError("unsort: seqs and zero_padding must be as long")
+    check_index_array(order, "order", m)
+    check_index_array(sorted_lengths, "lengths", m)
+    cdef const Py_ssize_t *o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
+    cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(sorted_lengths)
+    cdef list out = []
+    cdef cnp.ndarray seq, dst
+    cdef int typenum
+    cdef Py_ssize_t q
+    for k in range(n):
+        if seqs[k] is None:
+            out.append(None)
+            continue
+        seq = seqs[k]
+        typenum = check_typenum(seq)
+        check(seq, "seqs", typenum, True, 3, seq.shape[0], m, seq.shape[2])
+        for q in range(m):
+            if not (0 <= o[q] < m and 0 <= L[q] <= seq.shape[2]) or (in_order and o[q] != q):
+                raise ValueError(f"unsort: order must be in [0, {m}) (the identity when "
+                                 f"in_order) and lengths in [0, {seq.shape[2]}]")
+        if in_order:
+            if zero_padding[k]:
+                permute_checked(seq, seq, order, sorted_lengths, True, True)
+            out.append(seq)
+            continue
+        dst = cnp.PyArray_EMPTY(3, cnp.PyArray_DIMS(seq), typenum, 0)
+        permute_checked(seq, dst, order, sorted_lengths, True, zero_padding[k])
+        out.append(dst)
+    return out
+
+
+
+def zero_past(cnp.ndarray seq not None, cnp.ndarray lengths not None):
+    """Set each example's steps past its length to 0, in place: ``seq`` a C-contiguous
+    (rows, m, T) float32/float64 array in the caller's order, ``lengths`` (m,) C-contiguous
+    intp, each in [0, T] (a head's predictions of a batch with lengths)."""
+    cdef int typenum = check_typenum(seq)
+    cdef Py_ssize_t rows = seq.shape[0], m = seq.shape[1], T = seq.shape[2], r, k
+    check(seq, "seq", typenum, True, 3, rows, m, T)
+    check_index_array(lengths, "lengths", m)
+    cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
+    for k in range(m):
+        if not 0 <= L[k] <= T:
+            raise ValueError(f"zero_past: lengths must be in [0, {T}]")
+    cdef char *data = cnp.PyArray_BYTES(seq)
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(seq)
+    with nogil:
+        for r in range(rows):
+            for k in range(m):
+                memset(data + ((r * m + k) * T + L[k]) * item, 0, (T - L[k]) * item)
+    return seq
 
 
 cdef void permute_steps_core(const floating *src, floating *dst, Py_ssize_t rows,
@@ -1738,6 +1857,12 @@ def permute_steps(cnp.ndarray src not None, cnp.ndarray dst not None,
     order : (m,) intp IN, each in [0, m): sorted example k is example order[k].
     lengths : (m,) intp IN, each in [0, T]: the length of sorted example k.
     """
+    permute_arrays(src, dst, order, lengths, scatter, zero_padding)
+
+
+cdef int permute_arrays(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray order,
+                        cnp.ndarray lengths, bint scatter, bint zero_padding) except -1:
+    # permute_steps, its arguments checked.
     cdef int typenum = cnp.PyArray_TYPE(src)
     if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
         raise TypeError(f"permute_steps: src must be float32 or float64, got {src.dtype}")
@@ -1746,11 +1871,8 @@ def permute_steps(cnp.ndarray src not None, cnp.ndarray dst not None,
     cdef Py_ssize_t rows = src.shape[0], m = src.shape[1], T = src.shape[2], k
     check(src, "src", typenum, False, 3, rows, m, T)
     check(dst, "dst", typenum, True, 3, rows, m, T)
-    for arr, name in ((order, "order"), (lengths, "lengths")):
-        if (cnp.PyArray_TYPE(arr) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
-                or cnp.PyArray_NDIM(arr) != 1 or arr.shape[0] != m):
-            raise ValueError(f"permute_steps: {name} must be a C-contiguous intp array of "
-                             f"shape ({m},)")
+    check_index_array(order, "order", m)
+    check_index_array(lengths, "lengths", m)
     cdef const Py_ssize_t *o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
     cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
     cdef bint same = cnp.PyArray_DATA(src) == cnp.PyArray_DATA(dst)
@@ -1761,8 +1883,27 @@ def permute_steps(cnp.ndarray src not None, cnp.ndarray dst not None,
         if same and (o[k] != k or not zero_padding):
             raise ValueError("permute_steps: dst may be src only to zero the padding of a "
                              "batch in order")
+    permute_checked(src, dst, order, lengths, scatter, zero_padding)
+    return 0
+
+
+cdef int check_index_array(cnp.ndarray arr, str name, Py_ssize_t m) except -1:
+    if (cnp.PyArray_TYPE(arr) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            or cnp.PyArray_NDIM(arr) != 1 or arr.shape[0] != m):
+        raise ValueError(f"permute_steps: {name} must be a C-contiguous intp array of "
+                         f"shape ({m},)")
+    return 0
+
+
+cdef void permute_checked(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray order,
+                          cnp.ndarray lengths, bint scatter, bint zero_padding) noexcept:
+    # permute_steps_core on arrays that permute_arrays would accept.
+    cdef Py_ssize_t rows = src.shape[0], m = src.shape[1], T = src.shape[2]
+    cdef const Py_ssize_t *o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
+    cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
+    cdef bint single = cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32
     with nogil:
-        if typenum == cnp.NPY_FLOAT32:
+        if single:
             permute_steps_core[float](<const float *> cnp.PyArray_DATA(src),
                                       <float *> cnp.PyArray_DATA(dst), rows, m, T, o, L,
                                       scatter, zero_padding)
