@@ -5,9 +5,10 @@ Per step the recurrent product goes to the packed-panel GEMM (sequences of at le
 steps, SIMD level AVX2 or AVX-512), to the small-batch kernel (m <= SMALL_BATCH_MAX_M) or to
 BLAS gemm.  Shapes are chosen to hit the panel kernel's edges: rows not a multiple of its
 panel height (16 doubles / 32 floats) nor of the AVX2 tiles' half panel, every column
-count of its tiles (1-8 columns at AVX-512, 1-6 at AVX2, with 1-4 panels at a time and the
-panels left over), batches not a multiple of its tile width, and n_a above its k-block of
-256.
+count of its tiles (1-12 columns at AVX-512, 1-6 at AVX2, with 1-4 panels at a time and the
+panels left over), batches of several tiles (at AVX-512 as even as they come: 17 columns
+are 9 + 8, 24 are 12 + 12) and not a multiple of the tile width, and n_a above its k-block
+of 256.
 """
 import os
 import subprocess
@@ -33,6 +34,9 @@ SHAPES = [  # n_x, n_a, n_y, m, T
     (3, 23, 2, 6, 3),
     (2, 50, 2, 7, 2),
     (4, 29, 3, 10, 2),
+    (3, 19, 2, 12, 3),
+    (2, 21, 2, 24, 2),
+    (4, 33, 3, 26, 2),
     # LSTM, few examples, the recurrent block in cache but not with the input columns: the
     # input projection ahead of the loop, only W_a packed (float32 and float64 alike)
     (300, 140, 3, 3, 3),

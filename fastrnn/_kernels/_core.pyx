@@ -768,7 +768,7 @@ cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize
                             Py_ssize_t T, int small_max) noexcept nogil:
     # Work for the packed recurrent block, when the panel GEMM will run: at least two steps
     # (packing costs about one product), a block that stays in cache.  Any batch size: the
-    # panel kernel reads the packed block once per step for up to 8 (AVX-512) / 3 (AVX2)
+    # panel kernel reads the packed block once per step for up to 12 (AVX-512) / 3 (AVX2)
     # examples, in one contiguous stream per panel.
     if not USE_PANEL or not fr_panel_available() or T < 2:
         return 0
