@@ -266,19 +266,18 @@ class Stack:
                 _api.threads_count(n_threads) != 1
                 and m * T * self._work >= _api._MIN_THREADED_WORK):
             return None  # else the threaded routes would run on this thread too
-        steps = None
+        h, active, sorting = x, None, None
         if lengths is not None:
             if not (x.dtype == self.dtype and x.flags.c_contiguous):
                 return None
             steps = _core.sorted_batch(lengths, x)
             if steps is None:
                 return None
-            if steps[5]:
-                steps = None  # whole sequences: no padding
-        active = None if steps is None else steps[3]
+            if not steps[5]:  # else whole sequences: no padding
+                h, order, srt, active, in_order, _, _, values = steps
+                sorting = order, srt
         lstm = self.kind == "lstm"
         zeros = (None, None) if lstm else (None,)
-        h = x if steps is None else steps[0]
         # every direction's outputs (and whether its final states are at step 0), whose final
         # states one compiled call takes at the end
         outs, starts = [], []
@@ -298,14 +297,14 @@ class Stack:
                 if out is None:
                     out = res[0]
             h = out
-        sort = () if steps is None else steps[1:3]
+        sort = sorting or ()
         h_n = _core.last_states([v[0] for v in outs], starts, *sort)
         state = (h_n, _core.last_states([v[1] for v in outs], starts, *sort)) if lstm else h_n
-        if steps is None:
+        if sorting is None:
             return h, self._apply_head(h, None), state
-        h = _core.unsort([h], [False], *steps[1:3], steps[4])[0]
+        h = _core.unsort([h], [False], *sorting, in_order)[0]
         y = self._apply_head(h, None)  # in the caller's order: the validated route's bits
-        return h, (None if y is None else _core.zero_past(y, steps[7])), state
+        return h, (None if y is None else _core.zero_past(y, values)), state
 
     def _apply_head(self, h, lengths):
         # lengths: a _Lengths, or None

@@ -1783,7 +1783,6 @@ def unsort(list seqs not None, list zero_padding not None, cnp.ndarray order not
     return out
 
 
-
 def zero_past(cnp.ndarray seq not None, cnp.ndarray lengths not None):
     """Set each example's steps past its length to 0, in place: ``seq`` a C-contiguous
     (rows, m, T) float32/float64 array in the caller's order, ``lengths`` (m,) C-contiguous
