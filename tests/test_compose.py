@@ -230,6 +230,37 @@ def test_model_lengths_fast_route_is_the_validated_route(kind, dtype, n_y):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_lengths_fast_route_returns_none_of_its_work_arrays(kind, dtype):
+    # The compiled route keeps the sorted input and output in per-thread work arrays: two
+    # calls in a row with other unsorted lengths leave the first call's outputs as they were;
+    # the LSTM also on two threads (its slices write the sorted output's work array), the
+    # same bits as on one and as the validated route.
+    rng = np.random.default_rng(29)
+    n_x, n_a, m, T = 3, 40, 24, 16
+    model = MODEL[kind](layer_params(kind, rng, n_x, n_a, 3, dtype))
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    first_lengths, second_lengths = rng.integers(1, T + 1, m), rng.integers(1, T + 1, m)
+    states = (None,) * (2 if kind == "lstm" else 1)
+    for lengths in (first_lengths, second_lengths):
+        assert model._fast_forward(x, states, lengths, 1) is not None
+    first = model.forward(x, lengths=first_lengths)
+    kept = [v.copy() for v in first]
+    second = model.forward(x, lengths=second_lengths)
+    with fastrnn.checked():
+        want = model.forward(x, lengths=first_lengths)
+    for k, (g, v, w) in enumerate(zip(first, kept, want)):
+        np.testing.assert_array_equal(g, v, err_msg=f"output {k} changed by the next call")
+        np.testing.assert_array_equal(g, w, err_msg=f"output {k}")
+    assert not any(np.shares_memory(u, v) for u in first for v in second)
+    if kind == "lstm":
+        assert model._fast_forward(x, states, second_lengths, 2) is not None
+        two = model.forward(x, lengths=second_lengths, n_threads=2)
+        for k, (g, w) in enumerate(zip(two, second)):
+            np.testing.assert_array_equal(g, w, err_msg=f"output {k}, two threads")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["rnn", "gru"])
 def test_bidirectional_two_threads_is_bitwise_one_thread(dtype, kind):
     # (enough work for the second thread: see test_bidirectional_directions_run_on_two_threads)
@@ -777,26 +808,48 @@ def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype):
     assert back is y2 and (y2[:, np.arange(T)[None, :] >= in_order_lengths[:, None]] == 0).all()
     full_batch = _core.sorted_batch(np.full(m, T), x, scratch, n_a)
     assert full_batch[0] is x and full_batch[5] and full_batch[6] is None
+    # any integer type that casts safely to intp, any byte order and strides: the values
+    # (copied: what is checked is what is used)
+    order0 = _core.sorted_batch(lengths, x)[1]
+    for other in (lengths.astype(np.uint8), lengths.astype(">i8"), lengths.astype("<i4"),
+                  np.repeat(lengths, 2)[::2], lengths.astype(np.int16)):
+        got = _core.sorted_batch(other, x)
+        np.testing.assert_array_equal(got[1], order0)
+        np.testing.assert_array_equal(got[7], lengths)
+        assert got[7].dtype == np.intp and got[7] is not other
     # lengths or inputs the compiled paths do not take: None (never an error, never a copy)
-    for bad in ([2, 5, 1, 4, 4, 3], lengths.astype(float), lengths.astype(np.uint8),
+    for bad in ([2, 5, 1, 4, 4, 3], lengths.astype(float), lengths.astype(np.uint64),
                 lengths[:5], lengths.reshape(2, 3), np.where(lengths == 1, 0, lengths),
-                np.where(lengths == 5, T + 1, lengths)):
+                np.where(lengths == 5, T + 1, lengths),
+                np.where(lengths == 5, 1 << 40, lengths).astype(">i8"), lengths > 2):
         assert _core.sorted_batch(bad, x, scratch, n_a) is None, bad
     for bad_x in (x[:, :, ::-1], x.astype(np.float16), x[0]):
         assert _core.sorted_batch(lengths, bad_x, scratch, n_a) is None
+    # a work array the kernels cannot write whole is not reused
+    for bad_slot in (np.zeros((n_x, m, T + 1), dtype)[:, :, :T], np.broadcast_to(x, x.shape)):
+        scratch[0] = bad_slot
+        xs = _core.sorted_batch(lengths, x, scratch, n_a)[0]
+        assert xs is not bad_slot and xs is scratch[0] and xs.flags.c_contiguous
+        np.testing.assert_array_equal(xs, x[:, order0])
     # unsort and zero_past refuse what they cannot take, before writing anything
+    order = order0
+    a_before = a_sorted.copy()
     for bad_order, bad_lengths, ordered in ((order + 1, srt, False), (order, srt + T, False),
                                             (order[::-1].copy(), srt, True),
+                                            (np.where(order == 0, 1, order), srt, False),
                                             (order.astype(np.int32), srt, False),
                                             (order[:5], srt, False)):
         with pytest.raises(ValueError):
-            _core.unsort([a_sorted], [False], bad_order, bad_lengths, ordered)
-    with pytest.raises(ValueError):
-        _core.unsort([a_sorted[:, :5]], [False], order, srt, False)
+            _core.unsort([a_sorted, y_sorted], [True, True], bad_order, bad_lengths, ordered)
+        np.testing.assert_array_equal(a_sorted, a_before)
+    identity = np.arange(m, dtype=np.intp)
+    with pytest.raises(ValueError):  # the second sequence is refused: the first not zeroed
+        _core.unsort([a_sorted, a_sorted[:, :5]], [True, False], identity, srt, True)
+    np.testing.assert_array_equal(a_sorted, a_before)
     with pytest.raises(ValueError):
         _core.unsort([a_sorted], [False, True], order, srt, False)
     for bad in (values + T, values - 10, values[:5], values.astype(np.int32)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="zero_past"):
             _core.zero_past(y_sorted.copy(), bad)
 
 

@@ -61,14 +61,16 @@ def test_recurrent_path_matches_reference(simd_level, recurrent_path, kind, dtyp
         assert_close(g, w, dtype)
 
 
+@pytest.mark.parametrize("m", [11, 25])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind, n_a", [("rnn", 1030), ("lstm", 515)])
-def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype):
+def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype, m):
     """A recurrent block of more than 4 MiB (float32 and float64 alike) goes through the
     panel GEMM in blocks of rows, each prefetched while the previous one works: rows that
-    are not a multiple of the panel height, a k-range past one k-block, 11 columns (a full
-    tile and a partial one)."""
-    n_x, n_y, m, T = 3, 2, 11, 2
+    are not a multiple of the panel height, a k-range past one k-block, 11 columns (one tile
+    at AVX-512, two at AVX2) and 25 (three tiles at AVX-512, 9 + 8 + 8, the k-range
+    blocked; five at AVX2)."""
+    n_x, n_y, T = 3, 2, 2
     rng = np.random.default_rng(n_a)
     p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, n_y, dtype=dtype)
     assert (n_a if kind == "rnn" else 4 * n_a) * n_a * np.dtype(dtype).itemsize > 4 << 20
@@ -127,7 +129,7 @@ def test_drop_in_without_packing_matches_reference(simd_level, kind, dtype, T):
 
 
 @pytest.mark.parametrize("shape", [(3, 19, 11, 3, 37), (2, 300, 9, 2, 33), (4, 33, 17, 5, 70),
-                                   (3, 8, 1, 2, 32), (2, 6, 8, 1, 16)],
+                                   (3, 8, 1, 2, 32), (2, 6, 8, 1, 16), (2, 300, 25, 2, 33)],
                          ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
@@ -135,8 +137,9 @@ def test_output_layer_in_state_blocks_matches_reference(simd_level, kind, dtype,
     """With the panel GEMM the output layer runs per block of steps (32 float32, 16 float64)
     and example, the block's states packed as one panel against Wy's rows: sequences of
     several blocks and a partial last one, one block exactly, n_y over the tiles' column
-    counts (1, 8, 9, 11, 17), n_a past the k-block of 256; the drop-in call (caches) and the
-    model (ring buffers) alike."""
+    counts (1, 8, 9, 11, 17, 25: one tile up to 12 at AVX-512, 6 at AVX2), n_a past the
+    k-block of 256 (blocked from 13 columns on at AVX-512: n_y = 17, 25); the drop-in call
+    (caches) and the model (ring buffers) alike."""
     n_x, n_a, n_y, m, T = shape
     rng = np.random.default_rng(n_a * 7 + T)
     p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)

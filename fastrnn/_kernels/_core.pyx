@@ -768,7 +768,7 @@ cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize
                             Py_ssize_t T, int small_max) noexcept nogil:
     # Work for the packed recurrent block, when the panel GEMM will run: at least two steps
     # (packing costs about one product), a block that stays in cache.  Any batch size: the
-    # panel kernel reads the packed block once per step for up to 12 (AVX-512) / 3 (AVX2)
+    # panel kernel reads the packed block once per step for up to 12 (AVX-512) / 6 (AVX2)
     # examples, in one contiguous stream per panel.
     if not USE_PANEL or not fr_panel_available() or T < 2:
         return 0
@@ -1179,12 +1179,15 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
     # A new array, or with ``scratch`` (a model's per-thread buffers) the one kept in
     # scratch[slot] from the previous call when it has the same shape: a large fresh array
     # costs a page fault per 4 KiB on first touch, about a tenth of a large forward pass.
+    # (Only an array the kernels can write whole is reused: the slots are a Python list.)
     cdef cnp.ndarray arr
     cdef int k
     if scratch is not None:
         arr = scratch[slot]
         if (arr is not None and cnp.PyArray_TYPE(arr) == typenum
-                and cnp.PyArray_NDIM(arr) == nd):
+                and cnp.PyArray_NDIM(arr) == nd and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+                and cnp.PyArray_ISWRITEABLE(arr) and cnp.PyArray_ISALIGNED(arr)
+                and cnp.PyArray_ISNOTSWAPPED(arr)):
             for k in range(nd):
                 if cnp.PyArray_DIMS(arr)[k] != dims[k]:
                     break
@@ -1677,7 +1680,8 @@ def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
 
     Returns
     -------
-    values : (m,) intp: the lengths (``lengths`` itself when it is C-contiguous intp).
+    values : (m,) intp: the lengths (``lengths`` itself when it is C-contiguous, aligned,
+        native intp).
     order : (m,) intp: sorted example k is example order[k].
     sorted : (m,) intp: the length of sorted example k (non-increasing).
     active : (T,) C int: how many examples are longer than t, at each step t.
@@ -1685,8 +1689,8 @@ def sort_lengths(cnp.ndarray lengths not None, Py_ssize_t T):
     """
     if cnp.PyArray_NDIM(lengths) != 1 or not cnp.PyArray_ISINTEGER(lengths):
         raise TypeError("sort_lengths: lengths must be a 1-d integer array")
-    if (cnp.PyArray_TYPE(lengths) != cnp.NPY_INTP
-            or not cnp.PyArray_IS_C_CONTIGUOUS(lengths)):
+    if (cnp.PyArray_TYPE(lengths) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(lengths)
+            or not cnp.PyArray_ISNOTSWAPPED(lengths) or not cnp.PyArray_ISALIGNED(lengths)):
         lengths = np.ascontiguousarray(lengths.astype(np.intp, casting="safe"))
     cdef tuple sorting = counting_sort(lengths, T)
     if sorting is None:
@@ -1702,12 +1706,13 @@ def sorted_batch(object lengths, cnp.ndarray x not None, list scratch=None,
     ``scratch``); with ``n_a``, an (n_a, m, T) work array for the kernel's sorted output
     (``scratch[1]``).  When the batch already is in that order, x itself and no work array.
 
-    Returns None unless ``lengths`` is an (m,) intp or C-int array with every length in
-    [1, T] and x an aligned array in native byte order (the validated route then takes the
-    call, and names what is wrong); else
-    ``(xs, order, sorted, active, in_order, full, out, values)``, ``full`` True when no
+    Returns None unless ``lengths`` is an (m,) integer array (of a type that casts safely to
+    intp, any strides and byte order) with every length in [1, T] and x an aligned array in
+    native byte order (the validated route then takes the call, and names what is wrong);
+    else ``(xs, order, sorted, active, in_order, full, out, values)``, ``full`` True when no
     example ends before T (then nothing is gathered: xs is x, out None), ``out`` the sorted
-    output's work array or None, ``values`` the lengths as a C-contiguous intp array."""
+    output's work array or None, ``values`` the lengths, a C-contiguous intp copy (the
+    caller's array may change meanwhile: what was checked is what is used)."""
     cdef int typenum = cnp.PyArray_TYPE(x)
     if (type(lengths) is not np.ndarray or cnp.PyArray_NDIM(x) != 3
             or cnp.PyArray_NDIM(<cnp.ndarray> lengths) != 1
@@ -1715,15 +1720,26 @@ def sorted_batch(object lengths, cnp.ndarray x not None, list scratch=None,
             or not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_ISALIGNED(x)
                     and cnp.PyArray_ISNOTSWAPPED(x))):
         return None
-    cdef cnp.ndarray values = <cnp.ndarray> lengths
-    cdef int ltype = cnp.PyArray_TYPE(values)
-    if ltype != cnp.NPY_INTP and ltype != cnp.NPY_INT and ltype != cnp.NPY_LONGLONG:
+    cdef cnp.ndarray given = <cnp.ndarray> lengths
+    cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2], k
+    if given.shape[0] != m or m == 0 or not cnp.PyArray_ISINTEGER(given):
         return None
-    cdef Py_ssize_t n_x = x.shape[0], m = x.shape[1], T = x.shape[2]
-    if values.shape[0] != m or m == 0:
+    cdef cnp.npy_intp dims[3]
+    dims[0] = m
+    cdef cnp.ndarray values = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+    cdef Py_ssize_t *v = <Py_ssize_t *> cnp.PyArray_DATA(values)
+    cdef int ltype = cnp.PyArray_TYPE(given)
+    cdef const char *src = cnp.PyArray_BYTES(given)
+    cdef Py_ssize_t stride = cnp.PyArray_STRIDE(given, 0)
+    if (cnp.PyArray_ISNOTSWAPPED(given) and cnp.PyArray_ISALIGNED(given)
+            and (ltype == cnp.NPY_INTP or ltype == cnp.NPY_INT)):
+        for k in range(m):
+            v[k] = ((<const Py_ssize_t *> (src + k * stride))[0] if ltype == cnp.NPY_INTP
+                    else (<const int *> (src + k * stride))[0])
+    elif np.can_cast(given.dtype, np.intp, "safe"):
+        values[...] = given
+    else:
         return None
-    if ltype != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(values):
-        values = np.ascontiguousarray(values, dtype=np.intp)
     cdef tuple sorting = counting_sort(values, T)
     if sorting is None:
         return None
@@ -1732,7 +1748,6 @@ def sorted_batch(object lengths, cnp.ndarray x not None, list scratch=None,
     cdef bint full = (<const Py_ssize_t *> cnp.PyArray_DATA(srt))[m - 1] == T
     if full or in_order:
         return x, order, srt, sorting[2], in_order, full, None, values
-    cdef cnp.npy_intp dims[3]
     dims[0], dims[1], dims[2] = n_x, m, T
     cdef cnp.ndarray xs = scratch_array(scratch, 0, 3, dims, typenum)
     cdef cnp.ndarray out = None
@@ -1748,36 +1763,31 @@ def unsort(list seqs not None, list zero_padding not None, cnp.ndarray order not
     """The kernels' outputs of a batch in order of length (:func:`sorted_batch`) back in the
     caller's: each of ``seqs`` (C-contiguous (rows, m, T) float arrays, or None) into a new
     array, or, when the batch was in order, itself; with ``zero_padding[k]``, sequence k's
-    steps past each example's length set to 0 (a head's predictions there).  Returns the
-    list."""
-    cdef Py_ssize_t n = len(seqs), k, m = order.shape[0]
+    steps past each example's length set to 0 (a head's predictions there).  Every argument
+    is checked before anything is written.  Returns the list."""
+    cdef Py_ssize_t n = len(seqs), k, m = order.shape[0], T = -1
     if len(zero_padding) != n:
         raise ValueError("unsort: seqs and zero_padding must be as long")
-    check_index_array(order, "order", m)
-    check_index_array(sorted_lengths, "lengths", m)
-    cdef const Py_ssize_t *o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
-    cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(sorted_lengths)
-    cdef list out = []
     cdef cnp.ndarray seq, dst
-    cdef int typenum
-    cdef Py_ssize_t q
+    for k in range(n):
+        if seqs[k] is not None:
+            seq = seqs[k]
+            check(seq, "seqs", check_typenum(seq), True, 3, seq.shape[0], m, seq.shape[2])
+            T = seq.shape[2] if T < 0 else min(T, seq.shape[2])
+    order, sorted_lengths = private_sorting("unsort", order, sorted_lengths, m, max(T, 0),
+                                            in_order)
+    cdef list out = []
     for k in range(n):
         if seqs[k] is None:
             out.append(None)
             continue
         seq = seqs[k]
-        typenum = check_typenum(seq)
-        check(seq, "seqs", typenum, True, 3, seq.shape[0], m, seq.shape[2])
-        for q in range(m):
-            if not (0 <= o[q] < m and 0 <= L[q] <= seq.shape[2]) or (in_order and o[q] != q):
-                raise ValueError(f"unsort: order must be in [0, {m}) (the identity when "
-                                 f"in_order) and lengths in [0, {seq.shape[2]}]")
         if in_order:
             if zero_padding[k]:
                 permute_checked(seq, seq, order, sorted_lengths, True, True)
             out.append(seq)
             continue
-        dst = cnp.PyArray_EMPTY(3, cnp.PyArray_DIMS(seq), typenum, 0)
+        dst = cnp.PyArray_EMPTY(3, cnp.PyArray_DIMS(seq), cnp.PyArray_TYPE(seq), 0)
         permute_checked(seq, dst, order, sorted_lengths, True, zero_padding[k])
         out.append(dst)
     return out
@@ -1790,11 +1800,8 @@ def zero_past(cnp.ndarray seq not None, cnp.ndarray lengths not None):
     cdef int typenum = check_typenum(seq)
     cdef Py_ssize_t rows = seq.shape[0], m = seq.shape[1], T = seq.shape[2], r, k
     check(seq, "seq", typenum, True, 3, rows, m, T)
-    check_index_array(lengths, "lengths", m)
+    lengths = private_sorting("zero_past", None, lengths, m, T, True)[1]
     cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
-    for k in range(m):
-        if not 0 <= L[k] <= T:
-            raise ValueError(f"zero_past: lengths must be in [0, {T}]")
     cdef char *data = cnp.PyArray_BYTES(seq)
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(seq)
     with nogil:
@@ -1802,6 +1809,49 @@ def zero_past(cnp.ndarray seq not None, cnp.ndarray lengths not None):
             for k in range(m):
                 memset(data + ((r * m + k) * T + L[k]) * item, 0, (T - L[k]) * item)
     return seq
+
+
+cdef tuple private_sorting(str fn, cnp.ndarray order, cnp.ndarray lengths, Py_ssize_t m,
+                           Py_ssize_t T, bint identity):
+    # Checked copies of a batch's order (a permutation of [0, m), the identity when
+    # ``identity``; None: not asked for) and lengths (each in [0, T]), which the GIL-free
+    # loops then read: what was checked is what is used, whatever happens to the caller's
+    # arrays meanwhile.
+    check_index_array(lengths, fn, "lengths", m)
+    if order is not None:
+        check_index_array(order, fn, "order", m)
+    cdef cnp.npy_intp dims[1]
+    dims[0] = m
+    cdef cnp.ndarray oc = None
+    cdef cnp.ndarray lc = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+    cdef const Py_ssize_t *o = NULL
+    cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
+    cdef Py_ssize_t *co = NULL
+    if order is not None:
+        oc = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
+        o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
+        co = <Py_ssize_t *> cnp.PyArray_DATA(oc)
+    cdef Py_ssize_t *cl = <Py_ssize_t *> cnp.PyArray_DATA(lc)
+    cdef char *seen = <char *> calloc(m + 1, 1)
+    cdef Py_ssize_t q, oq
+    cdef bint ok = seen != NULL
+    if not ok:
+        raise MemoryError()
+    for q in range(m):
+        cl[q] = L[q]
+        ok = ok and 0 <= cl[q] <= T
+        if co != NULL:
+            oq = o[q]
+            co[q] = oq
+            ok = ok and 0 <= oq < m and not seen[oq] and (oq == q or not identity)
+            if ok:
+                seen[oq] = 1
+    free(seen)
+    if not ok:
+        raise ValueError(f"{fn}: order must be a permutation of [0, {m})"
+                         f"{' (the identity: a batch in order)' if identity else ''} and "
+                         f"lengths in [0, {T}]")
+    return oc, lc
 
 
 cdef void permute_steps_core(const floating *src, floating *dst, Py_ssize_t rows,
@@ -1870,8 +1920,8 @@ cdef int permute_arrays(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray order,
     cdef Py_ssize_t rows = src.shape[0], m = src.shape[1], T = src.shape[2], k
     check(src, "src", typenum, False, 3, rows, m, T)
     check(dst, "dst", typenum, True, 3, rows, m, T)
-    check_index_array(order, "order", m)
-    check_index_array(lengths, "lengths", m)
+    check_index_array(order, "permute_steps", "order", m)
+    check_index_array(lengths, "permute_steps", "lengths", m)
     cdef const Py_ssize_t *o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
     cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
     cdef bint same = cnp.PyArray_DATA(src) == cnp.PyArray_DATA(dst)
@@ -1886,11 +1936,11 @@ cdef int permute_arrays(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray order,
     return 0
 
 
-cdef int check_index_array(cnp.ndarray arr, str name, Py_ssize_t m) except -1:
+cdef int check_index_array(cnp.ndarray arr, str fn, str name, Py_ssize_t m) except -1:
     if (cnp.PyArray_TYPE(arr) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            or not cnp.PyArray_ISALIGNED(arr) or not cnp.PyArray_ISNOTSWAPPED(arr)
             or cnp.PyArray_NDIM(arr) != 1 or arr.shape[0] != m):
-        raise ValueError(f"permute_steps: {name} must be a C-contiguous intp array of "
-                         f"shape ({m},)")
+        raise ValueError(f"{fn}: {name} must be a C-contiguous intp array of shape ({m},)")
     return 0
 
 
