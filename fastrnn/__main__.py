@@ -17,7 +17,9 @@ def main(argv=None):
     from fastrnn._bench import cli as bench_cli
 
     parser = bench_cli.Parser(
-        prog="fastrnn", description="fastrnn: fast, reference-checked RNN/LSTM forward passes")
+        prog="fastrnn",
+        description="fastrnn: fast, reference-checked recurrent networks (RNN, LSTM, GRU) on the "
+                    "CPU: the lessons' forward and backward passes, packed models, stacks")
     parser.add_argument("--version", action="version", version=f"fastrnn {fastrnn.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{bench,check}")
     sub.required = True
@@ -25,9 +27,10 @@ def main(argv=None):
         "bench", help="time fastrnn against the numpy reference and its peers"))
     check = _selfcheck.add_arguments(sub.add_parser(
         "check", help="compare every public call with the numpy reference",
-        description="Compare every public call (the four drop-in functions, the models' "
-                    "forward and step) with the numpy reference over a spread of shapes, "
-                    "both dtypes; exit status 1 when any differs beyond the tolerances."))
+        description="Compare every public call (the drop-in forward and backward "
+                    "functions, the models' forward, step and loss_and_grads, bidirectional "
+                    "stacks) with the numpy reference over a spread of shapes, both dtypes; "
+                    "exit status 1 when any differs beyond the tolerances."))
     for action in check._actions:
         if action.dest == "seed":       # a negative seed is numpy's traceback otherwise
             action.type = bench_cli.int_at_least(0)

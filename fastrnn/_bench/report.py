@@ -186,6 +186,10 @@ def format_gemm(gemm):
     return text
 
 
+_MEMORY_METHOD = {"resident": "resident, one call in a fresh process",
+                  "tracemalloc": "tracemalloc, one call in a fresh process"}
+
+
 def _mb(b):
     return f"{b / 2**20:.1f} MiB"
 
@@ -208,7 +212,8 @@ def format_footer(data, workloads=None):
     for m in data.get("memory", []):
         lines.append(
             f"peak memory, big {m['model']} {m['dtype']} {m['call']:<7}: {_mb(m['peak'])} "
-            f"(tracemalloc) vs outputs {_mb(m['outputs'])} + gate buffer "
+            f"({_MEMORY_METHOD.get(m.get('method'), 'tracemalloc')}) vs outputs "
+            f"{_mb(m['outputs'])} + gate buffer "
             f"{_mb(m['gate_buffer'])} = {_mb(m['outputs'] + m['gate_buffer'])}: "
             f"x{m['ratio']:.2f}   (parameters {_mb(m['weights'])})")
     if s.get("min_time") is not None:
@@ -225,6 +230,9 @@ def format_footer(data, workloads=None):
     lines.append(
         "columns: xref = reference time / this time; GFLOP/s counts GEMM work only, "
         "2*G*n_a*(n_a+n_x)*m*T_x + 2*n_y*n_a*m*T_x FLOPs (G = 1 RNN, 4 LSTM, 3 GRU); "
+        "%GEMM = GFLOP/s / the GEMM rate above, that of the BLAS as the environment runs it "
+        "(above 100 where fastrnn's own kernels outrun it, e.g. OpenBLAS held to AVX2 by "
+        "OPENBLAS_CORETYPE on an AVX-512 CPU); "
         "err ref = max |difference| from the float64 reference, err fn = from the drop-in "
         "function (LSTM sequences vs a peer: a, y and the last c); MISMATCH = beyond "
         + ", ".join(f"{k} {v:g}" for k, v in data["match_atol"].items()) + ": not timed")
