@@ -65,9 +65,12 @@ def _x_lengths(rng, n_x, m, T, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("n_y", [0, 3])
-def test_layer_lengths_match_reference(kind, dtype, n_y):
+@pytest.mark.parametrize("size", [(5, 7, 6, 9), (80, 112, 12, 40)], ids=["small", "split"])
+def test_layer_lengths_match_reference(kind, dtype, n_y, size):
+    # "split": input projections of 4M multiply-adds and more (the RNN's, and the GRU's
+    # below 16 examples) run per example over its own steps only
     rng = np.random.default_rng(1)
-    n_x, n_a, m, T = 5, 7, 6, 9
+    n_x, n_a, m, T = size
     p = layer_params(kind, rng, n_x, n_a, n_y, dtype)
     x, lengths = _x_lengths(rng, n_x, m, T, dtype)
     x[:, 1, 1:] = np.nan  # padding never reaches a result
@@ -254,10 +257,16 @@ def test_lengths_fast_route_returns_none_of_its_work_arrays(kind, dtype):
         np.testing.assert_array_equal(g, w, err_msg=f"output {k}")
     assert not any(np.shares_memory(u, v) for u in first for v in second)
     if kind == "lstm":
-        assert model._fast_forward(x, states, second_lengths, 2) is not None
+        # (the LSTM's threaded slices need the panel GEMM: not at the SSE2 level)
+        from fastrnn._kernels import _core
+        threaded = model._fast_forward(x, states, second_lengths, 2)
+        assert (threaded is not None) == _core.panel_gemm_enabled()
         two = model.forward(x, lengths=second_lengths, n_threads=2)
         for k, (g, w) in enumerate(zip(two, second)):
-            np.testing.assert_array_equal(g, w, err_msg=f"output {k}, two threads")
+            if threaded is not None:  # the same kernels on slices: the same bits
+                np.testing.assert_array_equal(g, w, err_msg=f"output {k}, two threads")
+            else:  # the validated route's slices go to BLAS, whose sums vary with the slice
+                assert_close(g, w, dtype, err_msg=f"output {k}, two threads")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
