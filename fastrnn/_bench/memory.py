@@ -45,11 +45,15 @@ def peak_memory(model, shape, dtype, seed=0, which="fastrnn"):
     code = ("import json, sys; from fastrnn._bench.memory import _measure; "
             "print(json.dumps(_measure(*json.loads(sys.argv[1]))))")
     env = dict(os.environ)
-    # the same fastrnn as this process's (an installed one, or a source tree built in place)
+    # the same fastrnn as this process's (an installed one, or a source tree built in place),
+    # run from the folder that holds it: ``-c`` puts the working directory first on the
+    # path, where an unbuilt source tree would shadow the installed package
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastrnn.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     done = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True,
-                          env=env, check=True)
+                          env=env, cwd=root)
+    if done.returncode:
+        raise RuntimeError(f"peak_memory: the measuring process failed:\n{done.stderr}")
     peak, method = json.loads(done.stdout.strip().splitlines()[-1])
     n_out = 3 if kind(model).cell_state else 2
     itemsize = np.dtype(dtype).itemsize
