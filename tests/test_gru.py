@@ -336,7 +336,8 @@ def test_gru_model_projects_the_input_step_by_step(dtype, n_x, n_y):
     # its input projection per step into a one-step buffer instead of ahead of the loop:
     # one and two threads (slices of 19 and 18), forwards and backwards, with lengths
     # (the sorted batch, each step on fewer examples), without inputs (the gates' biases
-    # alone), against the reference.
+    # alone), against the reference; the drop-in function (caches) per step too, each
+    # step's gates written into the caches.
     from fastrnn import reference
     rng = np.random.default_rng(12)
     n_a, m, T = 17, 37, 70
@@ -362,6 +363,15 @@ def test_gru_model_projects_the_input_step_by_step(dtype, n_x, n_y):
                 assert_close(last, want[3], dtype)
                 if n_y:
                     assert_close(y, want[1], dtype)
+        got, want = fastrnn.gru_forward(x, a0, p), ref("gru_forward", x, a0, p)
+        for g, w in zip(got[:2], want[:2]):
+            assert (g is None) == (w is None)
+            if w is not None:
+                assert_close(g, w, dtype)
+        for t in (0, 1, T // 2, T - 1):
+            for k, (g, w) in enumerate(zip(got[2][0][t], want[2][0][t])):
+                if isinstance(w, np.ndarray):
+                    assert_close(g, w, dtype, err_msg=f"step {t}, cache item {k}")
 
 
 def test_gru_kernel_refuses_bad_active_counts():
