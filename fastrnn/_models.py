@@ -62,7 +62,7 @@ class _Model:
                     or type(x) is not np.ndarray or x.ndim != 3 or x.dtype != self.dtype
                     or not x.flags.c_contiguous or any(v is not None for v in states)):
                 return None
-            steps = _core.sorted_batch(lengths, x, self._sorting_buffers(), self.n_a)
+            steps = _core.sorted_batch(lengths, x, self._slots("sorting", 2), self.n_a)
             if steps is None:
                 return None
             if steps[5]:
@@ -80,14 +80,15 @@ class _Model:
             return a, y, c
         return tuple(_core.unsort([a, y, c], [False, True, False], order, srt, in_order))
 
-    def _sorting_buffers(self):
-        """This thread's work arrays of a batch put in order of length (the sorted input and
-        output: see _core.sorted_batch), kept between calls."""
-        try:
-            return self._scratch.sorting
-        except AttributeError:
-            self._scratch.sorting = [None, None]
-            return self._scratch.sorting
+    def _slots(self, name, n):
+        """This thread's list ``name`` of n work-array slots, which the compiled calls fill
+        and reuse between calls (the kernels' buffers; the sorted input and output of a batch
+        with lengths: see _core.sorted_batch)."""
+        slots = getattr(self._scratch, name, None)
+        if slots is None:
+            slots = [None] * n
+            setattr(self._scratch, name, slots)
+        return slots
 
     def _one_state_step(self, xt, state, reference_cell):
         """``step`` of a model whose state is one array (RNN, GRU): the compiled fast path,
@@ -315,10 +316,7 @@ class _Model:
         """:meth:`_try` once the caller knows the compiled path may take the call (outside
         checked mode; ``n_threads`` a count it allows)."""
         p = self._packed
-        try:
-            scratch = self._scratch.buffers
-        except AttributeError:
-            scratch = self._scratch.buffers = [None, None, None]
+        scratch = self._slots("buffers", 3)
         if self._kind == "gru":
             return _core.try_packed_gru(x, states[0], p.w[0], p.w[1], p.b[0], p.b[1], p.wy,
                                         p.by, sequence, self.reset_after,

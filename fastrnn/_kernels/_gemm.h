@@ -213,6 +213,9 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
     const ptrdiff_t m = all_m - c0 < jb ? all_m - c0 : jb;                                    \
     const T *H = all_H + c0 * ldh;                                                            \
     T *Z = all_Z + c0 * ldz;                                                                  \
+    /* column tiles of NR; with EVEN, of at most NR, as even as they come (16 columns: 8 +   \
+     * 8, not 12 + 4) */                                                                     \
+    const ptrdiff_t tiles = (m + NR - 1) / NR, tw = EVEN ? (m + tiles - 1) / tiles : NR;      \
     /* (a one-tile batch goes in row blocks only where its tile is one panel wide (m >= P1): \
      * a block of one panel would split the wider tiles) */                                   \
     const int blocked = (m > NR || m >= P1)                                                   \
@@ -231,9 +234,6 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
             /* the panels in descending order (a block read whole once per call only) */      \
             const int down = descending && one_tile && !blocked;                              \
             ptrdiff_t pfc = 0;                                                                \
-            /* column tiles of NR; with EVEN, of at most NR, as even as they come (16     \
-             * columns: 8 + 8, not 12 + 4) */                                                \
-            const ptrdiff_t tiles = (m + NR - 1) / NR, tw = EVEN ? (m + tiles - 1) / tiles : NR; \
             for (ptrdiff_t j0 = 0; j0 < m; j0 += tw) {                                        \
                 const T *Hj = H + j0 * ldh + k0;                                              \
                 T *Zj = Z + j0 * ldz + p0 * mr;                                               \
