@@ -17,6 +17,17 @@ def recurrent_path(request):
         yield request.param
 
 
+@pytest.fixture(params=["blocks", "lines"])
+def states_out(request):
+    """Run the test with an LSTM model's states going out into a and c in blocks of steps,
+    and line by line where their layout allows it, whatever their size."""
+    previous = _core.set_line_out_min_bytes(0 if request.param == "lines" else 1 << 60)
+    try:
+        yield request.param
+    finally:
+        _core.set_line_out_min_bytes(previous)
+
+
 @pytest.fixture(params=_core.SIMD_LEVELS)
 def simd_level(request):
     """Run the test once per SIMD level (skipped where the CPU lacks it)."""

@@ -66,7 +66,7 @@ def _x_lengths(rng, n_x, m, T, dtype):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("n_y", [0, 3])
 @pytest.mark.parametrize("size", [(5, 7, 6, 9), (80, 112, 12, 40)], ids=["small", "split"])
-def test_layer_lengths_match_reference(kind, dtype, n_y, size):
+def test_layer_lengths_match_reference(states_out, kind, dtype, n_y, size):
     # "split": input projections of 4M multiply-adds and more (the RNN's, and the GRU's
     # below 16 examples) run per example over its own steps only
     rng = np.random.default_rng(1)
@@ -923,16 +923,18 @@ def test_mixed_dtypes_follow_the_model():
     assert_close(h, want[0], np.float32)
 
 
-@pytest.mark.parametrize("m, T", [(5, 37), (2, 19), (9, 1)])
+@pytest.mark.parametrize("m, T", [(5, 37), (16, 37), (2, 19), (9, 1)])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind, options", [("lstm", {}), ("gru", {"reset_after": True}),
                                            ("gru", {"reset_after": False})])
-def test_backward_direction_runs_in_the_kernel(simd_level, recurrent_path, kind, options,
-                                               dtype, m, T):
+def test_backward_direction_runs_in_the_kernel(simd_level, recurrent_path, states_out, kind,
+                                               options, dtype, m, T):
     # A backward direction over whole sequences runs backwards in the LSTM's and the GRU's
     # kernel itself, every output at its own step (the LSTM's state blocks go out with a
     # negative step stride): several state blocks and a partial one, the LSTM's ring buffers
-    # (m >= 4) and caches-sized buffers (m < 4), both GRU variants, an output layer, one and
+    # (m >= 4; at 16 x 37 every row of a and c starts at the same offset within a cache line,
+    # so the ring goes out line by line, each example at its own steps) and caches-sized
+    # buffers (m < 4), both GRU variants, an output layer, one and
     # two threads, into a given half of a bidirectional output or not, and the kernel's own
     # entry (one call, and two slices as two threads run them); the checked mode; a run of a
     # batch in order of length.

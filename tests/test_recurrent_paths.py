@@ -129,17 +129,22 @@ def test_drop_in_without_packing_matches_reference(simd_level, kind, dtype, T):
 
 
 @pytest.mark.parametrize("shape", [(3, 19, 11, 3, 37), (2, 300, 9, 2, 33), (4, 33, 17, 5, 70),
-                                   (3, 8, 1, 2, 32), (2, 6, 8, 1, 16), (2, 300, 25, 2, 33)],
+                                   (3, 8, 1, 2, 32), (2, 6, 8, 1, 16), (2, 300, 25, 2, 33),
+                                   (3, 21, 5, 16, 45), (2, 40, 3, 8, 66)],
                          ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_output_layer_in_state_blocks_matches_reference(simd_level, kind, dtype, shape):
+def test_output_layer_in_state_blocks_matches_reference(simd_level, states_out, kind, dtype,
+                                                        shape):
     """With the panel GEMM the output layer runs per block of steps (32 float32, 16 float64)
     and example, the block's states packed as one panel against Wy's rows: sequences of
     several blocks and a partial last one, one block exactly, n_y over the tiles' column
     counts (1, 8, 9, 11, 17, 25: one tile up to 12 at AVX-512, 6 at AVX2), n_a past the
     k-block of 256 (blocked from 13 columns on at AVX-512: n_y = 17, 25); the drop-in call
-    (caches) and the model (ring buffers) alike."""
+    (caches) and the model (ring buffers) alike.  Where every row of a and c starts at the
+    same offset within a cache line (m * T a multiple of 16), the model's ring goes out line
+    by line instead, each example at its own steps (16 x 45, 8 x 66: whole lines and partial
+    ones at both ends, n_a not a multiple of a line's 16 floats or 8 doubles)."""
     n_x, n_a, n_y, m, T = shape
     rng = np.random.default_rng(n_a * 7 + T)
     p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)
@@ -151,6 +156,8 @@ def test_output_layer_in_state_blocks_matches_reference(simd_level, kind, dtype,
     for out in (got, model.forward(x, a0)):
         assert_close(out[0], want[0], dtype)
         assert_close(out[1], want[1], dtype)
+        if kind == "lstm":
+            assert_close(out[2], want[2], dtype)
 
 
 def test_panel_gemm_follows_the_simd_level():

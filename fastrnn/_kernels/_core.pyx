@@ -29,7 +29,7 @@ from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
                                          fr_panel_available, fr_panel_size_d,
                                          fr_panel_size_f, panel_acc, panel_pack, panel_size,
                                          small_acc, step_descending)
-from fastrnn._kernels._transpose cimport stream_copy, transpose
+from fastrnn._kernels._transpose cimport FR_LINE_BYTES, lines_out, stream_copy, transpose
 
 import threading
 
@@ -468,6 +468,14 @@ cdef enum:
     # drop-in: `fastrnns` (52 MB of gates) and `big` (26 MB) x0.94; `mid` (13 MB) x1.02 and
     # 3 MB x1.07 slower streamed (their gates still in L3 when read back).
     STREAM_GATES_BYTES = 16 * 1024 * 1024
+    # A model's a and c (one slice's) from this many bytes on go out line by line, past the
+    # caches (lstm_core's line_out).  A/B on Intel Xeon (Sapphire Rapids class, 2 MiB of L2),
+    # the LSTM model, float32: `mid` (6.5 MB) x0.89, float64 (13 MB) x0.91, `fastrnns` (26 MB)
+    # x0.95; 1 MB (n_a = 128, 16 examples x 64 steps) x1.11 slower: its a and c stay in L2.
+    LINE_OUT_MIN_BYTES = 4 * 1024 * 1024
+
+
+cdef Py_ssize_t LINE_OUT_MIN = LINE_OUT_MIN_BYTES  # set_line_out_min_bytes
 
 
 cdef inline int state_block(Py_ssize_t itemsize) noexcept nogil:
@@ -590,6 +598,13 @@ cdef void lstm_core(
     cdef floating *zg
     cdef int ldg
     cdef bint out_panel = panel != NULL and mT > SMALL_COLS
+    # A sequence longer than the ring whose a and c take LINE_OUT_MIN_BYTES or more goes out
+    # into them line by line, each example's as its lines complete (lines_out), where every
+    # row of a and c starts at the same offset within a cache line; else in blocks of the
+    # ring's steps, every example at once.
+    cdef Py_ssize_t L = FR_LINE_BYTES // sizeof(floating)
+    cdef bint line_out = (ring and T > SB and ld_a % L == 0 and ld_c % L == 0
+                          and 2 * n_a * <Py_ssize_t> mT * sizeof(floating) >= LINE_OUT_MIN)
     cdef floating *catj
     cdef Py_ssize_t q, t, j, i, k, col, t_lo, nb
     cdef int ldt
@@ -708,6 +723,10 @@ cdef void lstm_core(
                 stream_copy(zt + j * ldz, zg + j * ldg, G)
         if mp < mt:
             padding_again(prev, lds, S, mp, mt)
+        if line_out:
+            for j in range(m):
+                lines_out(s + j * lds, SB, S, q, t, T, reverse, n_a, a + j * T, ld_a)
+                lines_out(s + j * lds + n_a, SB, S, q, t, T, reverse, n_a, c + j * T, ld_c)
         if mT <= SMALL_COLS:
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
@@ -722,7 +741,9 @@ cdef void lstm_core(
             if ring:
                 sb = s + (nb - 1) * S if reverse else s
                 ldt = -S if reverse else S
-            if nb == T and ldt == S:
+            if line_out:
+                pass
+            elif nb == T and ldt == S:
                 # the whole sequence in one block in order (then SB == T, lds == T * S):
                 # every column's steps are consecutive in the states and in a and c (one
                 # transpose each)
@@ -782,6 +803,16 @@ def set_panel_gemm(bint enabled):
     global USE_PANEL
     previous = USE_PANEL
     USE_PANEL = enabled
+    return previous
+
+
+def set_line_out_min_bytes(Py_ssize_t n):
+    """From how many bytes of a and c an LSTM model's states go out line by line (see
+    LINE_OUT_MIN_BYTES; 0: whenever the layout allows).  Returns the previous value.  For
+    benchmarks and tests."""
+    global LINE_OUT_MIN
+    previous = LINE_OUT_MIN
+    LINE_OUT_MIN = max(n, 0)
     return previous
 
 

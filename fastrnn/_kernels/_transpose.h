@@ -24,6 +24,9 @@
 #define FASTRNN_TRANSPOSE_H
 
 #include "_vmath.h"
+#if FR_HAVE_DISPATCH
+#include <immintrin.h>
+#endif
 
 /* Bytes of a destination row filled per band of source rows (two cache lines), and the
  * row stride up to which a destination counts as close. */
@@ -118,6 +121,138 @@ FR_MULTI(void, fr_transpose_##SFX,                                              
 
 FR_DEFINE_TRANSPOSE(float, f, fr_v8f, 8)
 FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
+
+/* Steps of a ring of states out into a time-last array (the lessons' (n_a, m, T_x) layout):
+ *
+ *     dst[c * ldd + r] = ring[slot(r) * lds + c],   r < n, c < cols,
+ *     slot(r) = (slot0 + dir * r) mod R   (dir +1 or -1),
+ *
+ * i.e. the transpose of n states (rows of the ring, in the order of their steps) into one
+ * example's rows of a and c.  The recurrences call it for each example as soon as one cache
+ * line of its destination rows is complete (n = FR_LINE_ELEMS steps, dst line aligned): the
+ * AVX-512 level then transposes 16 x 16 floats (8 x 8 doubles) in registers and writes each
+ * destination line whole with one non-temporal store, so a destination line is neither
+ * fetched to be overwritten nor written in two pieces at two times (a block of states of
+ * every example, transposed every 32 steps, wrote 128 bytes per row at any alignment: a
+ * line at each end of every piece fetched twice).  Otherwise (a partial line at either end
+ * of the sequence, another level, a destination not line aligned) the ring's contiguous
+ * runs go through fr_transpose.  A store fence ends the call. */
+#define FR_LINE_BYTES 64
+
+#define FR_DEFINE_RING_OUT(T, SFX)                                                            \
+static void fr_ring_out_##SFX##_any(const T *ring, ptrdiff_t R, ptrdiff_t lds,                \
+                                    ptrdiff_t slot0, int dir, ptrdiff_t n, ptrdiff_t cols,    \
+                                    T *dst, ptrdiff_t ldd)                                    \
+{                                                                                             \
+    ptrdiff_t r = 0, slot = slot0;                                                            \
+    while (r < n) { /* contiguous runs of the ring: to its end (dir 1) or start (dir -1) */   \
+        ptrdiff_t run = dir > 0 ? R - slot : slot + 1;                                        \
+        run = run < n - r ? run : n - r;                                                      \
+        fr_transpose_##SFX(ring + slot * lds, run, cols, dir * lds, dst + r, ldd);            \
+        r += run;                                                                             \
+        slot = dir > 0 ? 0 : R - 1;                                                           \
+    }                                                                                         \
+}
+FR_DEFINE_RING_OUT(float, f)
+FR_DEFINE_RING_OUT(double, d)
+
+#if FR_HAVE_DISPATCH
+/* 16 x 16 floats / 8 x 8 doubles in registers: v[q] (row q) -> v[q] (column q). */
+__attribute__((target("arch=x86-64-v4")))
+static inline void fr_transpose16_f_v4(__m512 v[16])
+{
+    __m512 t[16];
+    for (int q = 0; q < 8; ++q) {
+        t[2 * q] = _mm512_unpacklo_ps(v[2 * q], v[2 * q + 1]);
+        t[2 * q + 1] = _mm512_unpackhi_ps(v[2 * q], v[2 * q + 1]);
+    }
+    for (int q = 0; q < 4; ++q) {
+        v[4 * q] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0x44);
+        v[4 * q + 1] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0xEE);
+        v[4 * q + 2] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
+        v[4 * q + 3] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; ++q) {
+        t[q] = _mm512_shuffle_f32x4(v[q], v[q + 4], 0x88);
+        t[q + 4] = _mm512_shuffle_f32x4(v[q], v[q + 4], 0xDD);
+        t[q + 8] = _mm512_shuffle_f32x4(v[q + 8], v[q + 12], 0x88);
+        t[q + 12] = _mm512_shuffle_f32x4(v[q + 8], v[q + 12], 0xDD);
+    }
+    for (int q = 0; q < 8; ++q) {
+        v[q] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0x88);
+        v[q + 8] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xDD);
+    }
+}
+
+__attribute__((target("arch=x86-64-v4")))
+static inline void fr_transpose8_d_v4(__m512d v[8])
+{
+    __m512d t[8];
+    for (int q = 0; q < 4; ++q) {
+        t[2 * q] = _mm512_unpacklo_pd(v[2 * q], v[2 * q + 1]);
+        t[2 * q + 1] = _mm512_unpackhi_pd(v[2 * q], v[2 * q + 1]);
+    }
+    for (int q = 0; q < 2; ++q) {
+        v[4 * q] = _mm512_shuffle_f64x2(t[4 * q], t[4 * q + 2], 0x88);
+        v[4 * q + 1] = _mm512_shuffle_f64x2(t[4 * q + 1], t[4 * q + 3], 0x88);
+        v[4 * q + 2] = _mm512_shuffle_f64x2(t[4 * q], t[4 * q + 2], 0xDD);
+        v[4 * q + 3] = _mm512_shuffle_f64x2(t[4 * q + 1], t[4 * q + 3], 0xDD);
+    }
+    for (int q = 0; q < 4; ++q) {
+        t[q] = _mm512_shuffle_f64x2(v[q], v[q + 4], 0x88);
+        t[q + 4] = _mm512_shuffle_f64x2(v[q], v[q + 4], 0xDD);
+    }
+    for (int q = 0; q < 8; ++q) v[q] = t[q];
+}
+
+/* One whole destination line per row: L source rows, columns in groups of L (the last
+ * group's loads masked, its missing rows not stored). */
+#define FR_DEFINE_RING_OUT_V4(T, SFX, VT, L, LOADM, STREAM, TRANSPOSE, MASKT)                 \
+__attribute__((target("arch=x86-64-v4")))                                                     \
+static void fr_ring_out_##SFX##_v4(const T *ring, ptrdiff_t R, ptrdiff_t lds, ptrdiff_t slot0, \
+                                   int dir, ptrdiff_t cols, T *dst, ptrdiff_t ldd)            \
+{                                                                                             \
+    const T *src[L];                                                                          \
+    for (int q = 0; q < L; ++q) {                                                             \
+        ptrdiff_t slot = (slot0 + dir * q) % R;                                               \
+        src[q] = ring + (slot < 0 ? slot + R : slot) * lds;                                   \
+    }                                                                                         \
+    for (ptrdiff_t c0 = 0; c0 < cols; c0 += L) {                                              \
+        const ptrdiff_t w = cols - c0 < L ? cols - c0 : L;                                    \
+        const MASKT mask = (MASKT)(((uint32_t)1 << w) - 1);                                   \
+        VT v[L];                                                                              \
+        for (int q = 0; q < L; ++q) v[q] = LOADM(mask, src[q] + c0);                          \
+        TRANSPOSE(v);                                                                         \
+        for (int q = 0; q < w; ++q) STREAM(dst + (c0 + q) * ldd, v[q]);                       \
+    }                                                                                         \
+    _mm_sfence();                                                                             \
+}
+FR_DEFINE_RING_OUT_V4(float, f, __m512, 16, _mm512_maskz_loadu_ps, _mm512_stream_ps,
+                      fr_transpose16_f_v4, __mmask16)
+FR_DEFINE_RING_OUT_V4(double, d, __m512d, 8, _mm512_maskz_loadu_pd, _mm512_stream_pd,
+                      fr_transpose8_d_v4, __mmask8)
+#define FR_RING_OUT_LINES(SFX)                                                                \
+    if (fr_active_isa() >= FR_ISA_AVX512 && n * (ptrdiff_t)sizeof(*dst) == FR_LINE_BYTES      \
+        && ((uintptr_t)dst | (uintptr_t)(ldd * sizeof(*dst))) % FR_LINE_BYTES == 0) {         \
+        fr_ring_out_##SFX##_v4(ring, R, lds, slot0, dir, cols, dst, ldd);                     \
+        return;                                                                               \
+    }
+#else
+#define FR_RING_OUT_LINES(SFX)
+#endif
+
+static void fr_ring_out_f(const float *ring, ptrdiff_t R, ptrdiff_t lds, ptrdiff_t slot0,
+                          int dir, ptrdiff_t n, ptrdiff_t cols, float *dst, ptrdiff_t ldd)
+{
+    FR_RING_OUT_LINES(f)
+    fr_ring_out_f_any(ring, R, lds, slot0, dir, n, cols, dst, ldd);
+}
+static void fr_ring_out_d(const double *ring, ptrdiff_t R, ptrdiff_t lds, ptrdiff_t slot0,
+                          int dir, ptrdiff_t n, ptrdiff_t cols, double *dst, ptrdiff_t ldd)
+{
+    FR_RING_OUT_LINES(d)
+    fr_ring_out_d_any(ring, R, lds, slot0, dir, n, cols, dst, ldd);
+}
 
 /* dst[0:n] := src[0:n] with non-temporal stores (dst's vectors aligned to the level's
  * width; the ragged ends plain), then a store fence: for buffers written once and not read
