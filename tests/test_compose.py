@@ -637,16 +637,19 @@ def test_rnn_lengths_skip_the_padding(simd_level, recurrent_path, monkeypatch, d
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_rnn_kernel_active_slices(simd_level, recurrent_path, dtype):
+@pytest.mark.parametrize("m, T", [(9, 7), (16, 37)])
+def test_rnn_kernel_active_slices(simd_level, recurrent_path, states_out, dtype, m, T):
     # The kernel's ``active`` over a sorted batch, forwards and backwards (each example from
     # its own last step, from its a0), run as one call and as two slices (the second starts
     # at example j0 = 4 of the whole batch, as a second thread does): the same bits; the
-    # padding's states are 0; bad counts are refused before any work.
+    # padding's states are 0 (at 16 x 37, the last steps run no example: a goes out line by
+    # line there too); bad counts are refused before any work.
     from fastrnn._kernels import _core
     rng = np.random.default_rng(16)
-    n_x, n_a, n_y, m, T = 3, 21, 2, 9, 7
+    n_x, n_a, n_y = 3, 21, 2
     p = layer_params("rnn", rng, n_x, n_a, n_y, dtype)
-    lengths = np.array([7, 7, 6, 5, 5, 3, 2, 1, 1])
+    lengths = (np.array([7, 7, 6, 5, 5, 3, 2, 1, 1]) if m == 9
+               else np.sort(rng.integers(1, T - 6, size=m))[::-1])
     active = (lengths[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.intc)
     x = rng.standard_normal((n_x, m, T)).astype(dtype)
     a0 = rng.standard_normal((n_a, m)).astype(dtype)
@@ -670,6 +673,8 @@ def test_rnn_kernel_active_slices(simd_level, recurrent_path, dtype):
                                        nonlinearity="relu" if relu else "tanh")
         assert_close(whole[0], want[0], dtype)
         assert_close(whole[1][:, ~pad], want[1][:, ~pad], dtype)
+    if m != 9:
+        return
     out = [np.zeros(s, dtype) for s in [(n_a, m, T), (n_y, m, T), (m, T, n_a)]]
     for bad in (np.array([9, 9, 8, 10, 5, 3, 1], np.intc), np.array([9, 9, 8, 5, 3, 1, -1], np.intc),
                 np.array([9, 9, 8, 5, 3, 1], np.intc), active.astype(np.int64)):
@@ -997,3 +1002,26 @@ def test_backward_direction_runs_in_the_kernel(simd_level, recurrent_path, state
         assert_close(a, want[0], dtype)
         if kind == "lstm":
             assert_close(c, want[2], dtype)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rnn_backward_direction_states_out(simd_level, states_out, dtype, n_threads):
+    # The RNN's backward direction runs backwards in its kernel, every state at its own step;
+    # at 16 x 37 every row of a starts at the same offset within a cache line, so with
+    # states_out "lines" a goes out line by line as the steps run, from each example's own
+    # last step with lengths (the batch sorted by length), on one thread and in two slices.
+    rng = np.random.default_rng(37)
+    n_x, n_a, n_y, m, T = 3, 21, 2, 16, 37
+    p = layer_params("rnn", rng, n_x, n_a, n_y, dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    lengths = rng.integers(1, T + 1, size=m)
+    lengths[0] = T
+    model = fastrnn.RNN(p)
+    for lens in (None, lengths):
+        want = reference.layer_forward("rnn", f64(x), f64(p), lens, True, f64(a0), None)
+        a, y, _, last = model._sequence(x, [a0], lens, True, n_threads)
+        assert_close(a, want[0], dtype)
+        assert_close(y, want[1], dtype)
+        assert_close(last[0], want[3], dtype)

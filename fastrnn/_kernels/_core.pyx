@@ -336,6 +336,16 @@ cdef inline void padding_again(floating *prev, Py_ssize_t ld, Py_ssize_t n, Py_s
         memset(prev + j * ld, 0, n * sizeof(floating))
 
 
+cdef inline void states_out(const floating *z, Py_ssize_t ldz, Py_ssize_t s, Py_ssize_t t,
+                            Py_ssize_t T, bint reverse, Py_ssize_t n_a, Py_ssize_t m,
+                            floating *a, Py_ssize_t ld_a) noexcept nogil:
+    # rnn_core's and gru_core's states, step t of each example at z + j*ldz + t*n_a, into
+    # a line by line after the s-th step run (lines_out).
+    cdef Py_ssize_t j
+    for j in range(m):
+        lines_out(z + j * ldz, T, n_a, s, t, T, reverse, n_a, a + j * T, ld_a, True)
+
+
 cdef void rnn_core(
         int n_x, int n_a, int n_y, int m, int T,
         const floating *x, int ldx,          # IN   x   (n_x, m*T), row stride ldx
@@ -382,6 +392,11 @@ cdef void rnn_core(
     cdef floating *hp
     cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
     cdef int SB = state_block(sizeof(floating))
+    # a (LINE_OUT_MIN bytes or more, more steps than a state block) goes out line by line as
+    # the steps run (see lstm_core), where every row of it starts at the same offset within
+    # a cache line; else in one transpose after the loop.
+    cdef bint line_out = (T > SB and ld_a % (FR_LINE_BYTES // sizeof(floating)) == 0
+                          and n_a * <Py_ssize_t> mT * sizeof(floating) >= LINE_OUT_MIN)
 
     if panel != NULL:
         # Waa and Wax packed (a model keeps them between calls); Z (n_a, m*T) = ba + Wax @
@@ -406,6 +421,8 @@ cdef void rnn_core(
         if active != NULL:
             mt = running_states(active, t, act0, m, zt, ldz, n_a)
             if mt == 0:
+                if line_out:
+                    states_out(z, ldz, s, t, T, reverse, n_a, m, a, ld_a)
                 continue
             if reverse and s > 0:
                 mp = joining_states(active, t, act0, m, mt, hp, ldz, h0, n_a)
@@ -431,9 +448,12 @@ cdef void rnn_core(
                     flush_a = v_all_finite(wa, n_a, n_a, n_a) and v_all_finite(wy, n_y, n_a, n_a)
                 if flush_a:
                     v_flush(zt + j * ldz, n_a)
+        if line_out:
+            states_out(z, ldz, s, t, T, reverse, n_a, m, a, ld_a)
 
-    # a (n_a, m*T) = Z^T, Z seen as row-major (m*T, n_a).
-    transpose(z, mT, n_a, n_a, a, ld_a)
+    if not line_out:
+        # a (n_a, m*T) = Z^T, Z seen as row-major (m*T, n_a).
+        transpose(z, mT, n_a, n_a, a, ld_a)
 
     # Y^T (m*T, n_y) = Z^T (m*T, n_a) @ Wya^T (n_a, n_y), + by; y row-major = Y^T col-major.
     # With the panel GEMM, in blocks of steps (output_block).
@@ -468,8 +488,8 @@ cdef enum:
     # drop-in: `fastrnns` (52 MB of gates) and `big` (26 MB) x0.94; `mid` (13 MB) x1.02 and
     # 3 MB x1.07 slower streamed (their gates still in L3 when read back).
     STREAM_GATES_BYTES = 16 * 1024 * 1024
-    # A model's a and c (one slice's) from this many bytes on go out line by line, past the
-    # caches (lstm_core's line_out).  A/B on Intel Xeon (Sapphire Rapids class, 2 MiB of L2),
+    # States (a model's a and c, one slice's; the RNN's a) from this many bytes on go out
+    # line by line, past the caches (lstm_core's and rnn_core's line_out).  A/B on Intel Xeon (Sapphire Rapids class, 2 MiB of L2),
     # the LSTM model, float32: `mid` (6.5 MB) x0.89, float64 (13 MB) x0.91, `fastrnns` (26 MB)
     # x0.95; 1 MB (n_a = 128, 16 examples x 64 steps) x1.11 slower: its a and c stay in L2.
     LINE_OUT_MIN_BYTES = 4 * 1024 * 1024

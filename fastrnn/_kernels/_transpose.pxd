@@ -40,13 +40,13 @@ cdef extern from "_transpose.h" nogil:
 
 cdef inline void lines_out(const floating *ring, Py_ssize_t R, Py_ssize_t lds, Py_ssize_t q,
                            Py_ssize_t t, Py_ssize_t T, bint reverse, Py_ssize_t cols,
-                           floating *dst, Py_ssize_t ldd) noexcept nogil:
+                           floating *dst, Py_ssize_t ldd, bint by_step=False) noexcept nogil:
     # One example's states out of a ring of R slots (row stride lds; the q-th step run in
-    # slot q % R) into its rows dst[c * ldd + t] (its sequence of a or c, time last), line by
-    # line: after step t has run, the steps whose destination lines step t completes
-    # (forwards: from the line's first step to t; in reverse: from t to the line's last
-    # step), or those left at the sequence's end.  Called after every step, it writes every
-    # line whole, once (see fr_ring_out_f).
+    # slot q % R, or with ``by_step`` step t in slot t % R) into its rows dst[c * ldd + t]
+    # (its sequence of a or c, time last), line by line: after step t has run, the steps
+    # whose destination lines step t completes (forwards: from the line's first step to t;
+    # in reverse: from t to the line's last step), or those left at the sequence's end.
+    # Called after every step, it writes every line whole, once (see fr_ring_out_f).
     cdef Py_ssize_t L = FR_LINE_BYTES // sizeof(floating)
     cdef Py_ssize_t phase = (<size_t> dst // sizeof(floating)) % L
     cdef Py_ssize_t start, end, slot0
@@ -56,13 +56,15 @@ cdef inline void lines_out(const floating *ring, Py_ssize_t R, Py_ssize_t lds, P
         if (phase + end) % L != 0 and end != T:
             return
         start = max(end - 1 - (phase + end - 1) % L, 0)
-        slot0, dir = start % R, 1  # forwards the q-th step run is step q
     else:
         if (phase + t) % L != 0 and t != 0:
             return
         start = t
         end = min(T, t + L - (phase + t) % L)
+    if reverse and not by_step:  # the steps from start up ran in slots from q down
         slot0, dir = q % R, -1
+    else:  # (forwards the q-th step run is step q)
+        slot0, dir = start % R, 1
     if floating is float:
         fr_ring_out_f(ring, R, lds, slot0, dir, end - start, cols, dst + start, ldd)
     else:
