@@ -488,9 +488,9 @@ cdef enum:
     # drop-in: `fastrnns` (52 MB of gates) and `big` (26 MB) x0.94; `mid` (13 MB) x1.02 and
     # 3 MB x1.07 slower streamed (their gates still in L3 when read back).
     STREAM_GATES_BYTES = 16 * 1024 * 1024
-    # States (a model's a and c, one slice's; the RNN's a) from this many bytes on go out
-    # line by line, past the caches (lstm_core's and rnn_core's line_out).  A/B on Intel Xeon (Sapphire Rapids class, 2 MiB of L2),
-    # the LSTM model, float32: `mid` (6.5 MB) x0.89, float64 (13 MB) x0.91, `fastrnns` (26 MB)
+    # States (the LSTM's a and c, one slice's; the RNN's a) from this many bytes on go out
+    # line by line, past the caches (lstm_core's and rnn_core's line_out).  A/B on Intel
+    # Xeon (Sapphire Rapids class, 2 MiB of L2), the LSTM model, float32: `mid` (6.5 MB) x0.89, float64 (13 MB) x0.91, `fastrnns` (26 MB)
     # x0.95; 1 MB (n_a = 128, 16 examples x 64 steps) x1.11 slower: its a and c stay in L2.
     LINE_OUT_MIN_BYTES = 4 * 1024 * 1024
 
@@ -618,13 +618,15 @@ cdef void lstm_core(
     cdef floating *zg
     cdef int ldg
     cdef bint out_panel = panel != NULL and mT > SMALL_COLS
-    # A sequence longer than the ring whose a and c take LINE_OUT_MIN_BYTES or more goes out
-    # into them line by line, each example's as its lines complete (lines_out), where every
-    # row of a and c starts at the same offset within a cache line; else in blocks of the
-    # ring's steps, every example at once.
+    # A sequence longer than a state block whose a and c take LINE_OUT_MIN bytes or more goes
+    # out into them line by line, each example's as its lines complete (lines_out: from the
+    # ring, or from the caches' states, every step in its own slot), where every row of a
+    # and c starts at the same offset within a cache line; else in blocks of the ring's
+    # steps, every example at once, or in one transpose of the caches' states.
     cdef Py_ssize_t L = FR_LINE_BYTES // sizeof(floating)
-    cdef bint line_out = (ring and T > SB and ld_a % L == 0 and ld_c % L == 0
+    cdef bint line_out = (T > SB and ld_a % L == 0 and ld_c % L == 0
                           and 2 * n_a * <Py_ssize_t> mT * sizeof(floating) >= LINE_OUT_MIN)
+    cdef Py_ssize_t R = SB if ring else T
     cdef floating *catj
     cdef Py_ssize_t q, t, j, i, k, col, t_lo, nb
     cdef int ldt
@@ -745,8 +747,9 @@ cdef void lstm_core(
             padding_again(prev, lds, S, mp, mt)
         if line_out:
             for j in range(m):
-                lines_out(s + j * lds, SB, S, q, t, T, reverse, n_a, a + j * T, ld_a)
-                lines_out(s + j * lds + n_a, SB, S, q, t, T, reverse, n_a, c + j * T, ld_c)
+                lines_out(s + j * lds, R, S, q, t, T, reverse, n_a, a + j * T, ld_a, not ring)
+                lines_out(s + j * lds + n_a, R, S, q, t, T, reverse, n_a, c + j * T, ld_c,
+                          not ring)
         if mT <= SMALL_COLS:
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
