@@ -2305,12 +2305,15 @@ cdef inline void v_gru_candidate(floating *g, const floating *hg, const floating
 cdef inline void gru_states_out(const floating *s, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t m,
                                 Py_ssize_t n_a, Py_ssize_t T, floating *a, Py_ssize_t ld_a,
                                 int n_y, const floating *wy, floating *y, int ld_y,
-                                floating *pan) noexcept nogil:
+                                floating *pan, bint line_out) noexcept nogil:
     # a[:, j, t0:t1] = the states of steps t0:t1 of every column j, transposed from s (m, T,
-    # n_a) while they are still in cache (a block of at most state_block steps); with pan
-    # (the panel GEMM), y[:, j, t0:t1] += Wy @ a[:, j, t0:t1] likewise.
+    # n_a) while they are still in cache (a block of at most state_block steps; not with
+    # ``line_out``: a went out line by line); with pan (the panel GEMM), y[:, j, t0:t1] +=
+    # Wy @ a[:, j, t0:t1] likewise.
     cdef Py_ssize_t j
-    if t1 - t0 == T:
+    if line_out:
+        pass
+    elif t1 - t0 == T:
         # the whole sequence: every column's steps are consecutive in a and in s (one
         # transpose, whose destination rows are filled whole lines at a time)
         transpose(s, m * T, n_a, n_a, a, ld_a)
@@ -2406,6 +2409,9 @@ cdef void gru_core(
     cdef int flush_h = -1
     cdef int SB = state_block(sizeof(floating))
     cdef floating *out_pan = pan if panel != NULL and mT > SMALL_COLS and n_y > 0 else NULL
+    # a out line by line as the steps run, under rnn_core's conditions
+    cdef bint line_out = (T > SB and ld_a % (FR_LINE_BYTES // sizeof(floating)) == 0
+                          and n_a * <Py_ssize_t> mT * sizeof(floating) >= LINE_OUT_MIN)
 
     cdef floating *panel_x = NULL
     if panel != NULL:
@@ -2432,7 +2438,8 @@ cdef void gru_core(
         t = T - 1 - q if reverse else q
         if q and q % SB == 0:  # the block of the SB steps run before this one
             lo = t + 1 if reverse else q - SB
-            gru_states_out(s, lo, lo + SB, m, n_a, T, a, ld_a, n_y, wy, y, ld_y, out_pan)
+            gru_states_out(s, lo, lo + SB, m, n_a, T, a, ld_a, n_y, wy, y, ld_y, out_pan,
+                           line_out)
         zt = z if ring else z + t * G
         st = s + t * n_a
         if q == 0:
@@ -2443,6 +2450,8 @@ cdef void gru_core(
         if active != NULL:
             mt = running_states(active, t, act0, m, st, lds, n_a)
             if mt == 0:
+                if line_out:
+                    states_out(s, lds, q, t, T, reverse, n_a, m, a, ld_a)
                 continue
             if reverse and q > 0:
                 mp = joining_states(active, t, act0, m, mt, st + n_a, lds, h, n_a)
@@ -2473,11 +2482,13 @@ cdef void gru_core(
                 v_gru_candidate(zt + j * ldz, hg + j * G, h_prev + j * ldh, st + j * lds, n_a)
                 flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, 3, n_a, n_a, wy, n_y, n_a)
         padding_again(st + n_a, lds, n_a, mp, mt)
+        if line_out:
+            states_out(s, lds, q, t, T, reverse, n_a, m, a, ld_a)
 
     if T:  # the last block run: (T - 1) % SB + 1 steps
         lo = 0 if reverse else T - 1 - (T - 1) % SB
         gru_states_out(s, lo, lo + (T - 1) % SB + 1, m, n_a, T, a, ld_a, n_y, wy, y, ld_y,
-                       out_pan)
+                       out_pan, line_out)
     if n_y > 0:
         # Y^T (m*T, n_y) = S^T (m*T, n_a) @ Wy^T (n_a, n_y), + by (as in rnn_core), unless
         # the state blocks made it (y filled with by before the loop).
