@@ -392,11 +392,9 @@ cdef void rnn_core(
     cdef floating *hp
     cdef int flush_a = -1  # flush subnormal states? decided when the first one appears
     cdef int SB = state_block(sizeof(floating))
-    # a (LINE_OUT_MIN bytes or more, more steps than a state block) goes out line by line as
-    # the steps run (see lstm_core), where every row of it starts at the same offset within
-    # a cache line; else in one transpose after the loop.
-    cdef bint line_out = (T > SB and ld_a % (FR_LINE_BYTES // sizeof(floating)) == 0
-                          and n_a * <Py_ssize_t> mT * sizeof(floating) >= LINE_OUT_MIN)
+    # a out line by line as the steps run, else in one transpose after the loop
+    cdef bint line_out = by_lines(T, SB, ld_a, ld_a, n_a * <Py_ssize_t> mT * sizeof(floating),
+                                  sizeof(floating))
 
     if panel != NULL:
         # Waa and Wax packed (a model keeps them between calls); Z (n_a, m*T) = ba + Wax @
@@ -488,14 +486,25 @@ cdef enum:
     # drop-in: `fastrnns` (52 MB of gates) and `big` (26 MB) x0.94; `mid` (13 MB) x1.02 and
     # 3 MB x1.07 slower streamed (their gates still in L3 when read back).
     STREAM_GATES_BYTES = 16 * 1024 * 1024
-    # States (the LSTM's a and c, one slice's; the RNN's a) from this many bytes on go out
-    # line by line, past the caches (lstm_core's and rnn_core's line_out).  A/B on Intel
-    # Xeon (Sapphire Rapids class, 2 MiB of L2), the LSTM model, float32: `mid` (6.5 MB) x0.89, float64 (13 MB) x0.91, `fastrnns` (26 MB)
-    # x0.95; 1 MB (n_a = 128, 16 examples x 64 steps) x1.11 slower: its a and c stay in L2.
+    # States (the LSTM's a and c, the RNN's and the GRU's a; one slice's) from this many
+    # bytes on go out line by line, past the caches (see by_lines).  A/B on Intel Xeon
+    # (Sapphire Rapids class, 2 MiB of L2), the LSTM model, float32: `mid` (6.5 MB) x0.89,
+    # float64 (13 MB) x0.91, `fastrnns` (26 MB) x0.95; 1 MB (n_a = 128, 16 examples x 64
+    # steps) x1.11 slower: its a and c stay in L2.
     LINE_OUT_MIN_BYTES = 4 * 1024 * 1024
 
 
 cdef Py_ssize_t LINE_OUT_MIN = LINE_OUT_MIN_BYTES  # set_line_out_min_bytes
+
+
+cdef inline bint by_lines(Py_ssize_t T, int SB, Py_ssize_t ld_a, Py_ssize_t ld_c,
+                          Py_ssize_t nbytes, Py_ssize_t itemsize) noexcept nogil:
+    # Do a core's states go out into a (and c) line by line as the steps run (lines_out),
+    # instead of in blocks of state_block steps or one transpose after the loop?  Where the
+    # sequence is longer than a state block, the states take LINE_OUT_MIN bytes or more
+    # (nbytes) and every row of a and c starts at the same offset within a cache line.
+    cdef Py_ssize_t L = FR_LINE_BYTES // itemsize
+    return T > SB and ld_a % L == 0 and ld_c % L == 0 and nbytes >= LINE_OUT_MIN
 
 
 cdef inline int state_block(Py_ssize_t itemsize) noexcept nogil:
@@ -618,14 +627,12 @@ cdef void lstm_core(
     cdef floating *zg
     cdef int ldg
     cdef bint out_panel = panel != NULL and mT > SMALL_COLS
-    # A sequence longer than a state block whose a and c take LINE_OUT_MIN bytes or more goes
-    # out into them line by line, each example's as its lines complete (lines_out: from the
-    # ring, or from the caches' states, every step in its own slot), where every row of a
-    # and c starts at the same offset within a cache line; else in blocks of the ring's
-    # steps, every example at once, or in one transpose of the caches' states.
-    cdef Py_ssize_t L = FR_LINE_BYTES // sizeof(floating)
-    cdef bint line_out = (T > SB and ld_a % L == 0 and ld_c % L == 0
-                          and 2 * n_a * <Py_ssize_t> mT * sizeof(floating) >= LINE_OUT_MIN)
+    # a and c out line by line, each example's as its lines complete (from the ring, or
+    # from the caches' states, every step in its own slot); else in blocks of the ring's
+    # steps, every example at once, or in one transpose of the caches' states
+    cdef bint line_out = by_lines(T, SB, ld_a, ld_c,
+                                  2 * n_a * <Py_ssize_t> mT * sizeof(floating),
+                                  sizeof(floating))
     cdef Py_ssize_t R = SB if ring else T
     cdef floating *catj
     cdef Py_ssize_t q, t, j, i, k, col, t_lo, nb
@@ -830,9 +837,9 @@ def set_panel_gemm(bint enabled):
 
 
 def set_line_out_min_bytes(Py_ssize_t n):
-    """From how many bytes of a and c an LSTM model's states go out line by line (see
-    LINE_OUT_MIN_BYTES; 0: whenever the layout allows).  Returns the previous value.  For
-    benchmarks and tests."""
+    """From how many bytes of states (an LSTM's a and c, an RNN's or a GRU's a) the kernels
+    write them out line by line as the steps run (see LINE_OUT_MIN_BYTES; 0: whenever the
+    layout allows).  Returns the previous value.  For benchmarks and tests."""
     global LINE_OUT_MIN
     previous = LINE_OUT_MIN
     LINE_OUT_MIN = max(n, 0)
@@ -2409,9 +2416,9 @@ cdef void gru_core(
     cdef int flush_h = -1
     cdef int SB = state_block(sizeof(floating))
     cdef floating *out_pan = pan if panel != NULL and mT > SMALL_COLS and n_y > 0 else NULL
-    # a out line by line as the steps run, under rnn_core's conditions
-    cdef bint line_out = (T > SB and ld_a % (FR_LINE_BYTES // sizeof(floating)) == 0
-                          and n_a * <Py_ssize_t> mT * sizeof(floating) >= LINE_OUT_MIN)
+    # a out line by line as the steps run, else in blocks of state_block steps
+    cdef bint line_out = by_lines(T, SB, ld_a, ld_a, n_a * <Py_ssize_t> mT * sizeof(floating),
+                                  sizeof(floating))
 
     cdef floating *panel_x = NULL
     if panel != NULL:
