@@ -19,8 +19,9 @@ def recurrent_path(request):
 
 @pytest.fixture(params=["blocks", "lines"])
 def states_out(request):
-    """Run the test with an LSTM model's states going out into a and c in blocks of steps,
-    and line by line where their layout allows it, whatever their size."""
+    """Run the test with the kernels' states going out into a (and c) in blocks of steps or
+    after the loop, and line by line where the level (AVX-512) and their layout allow it,
+    whatever their size."""
     previous = _core.set_line_out_min_bytes(0 if request.param == "lines" else 1 << 60)
     try:
         yield request.param

@@ -51,6 +51,7 @@ cdef extern from *:
 DEBUG_BUILD = bool(FASTRNN_DEBUG_BUILD)
 
 cdef extern from "_vmath.h" nogil:
+    enum: FR_ISA_AVX512
     const char *fr_simd_level()
     int fr_cpu_isa()
     int fr_active_isa()
@@ -500,11 +501,14 @@ cdef Py_ssize_t LINE_OUT_MIN = LINE_OUT_MIN_BYTES  # set_line_out_min_bytes
 cdef inline bint by_lines(Py_ssize_t T, int SB, Py_ssize_t ld_a, Py_ssize_t ld_c,
                           Py_ssize_t nbytes, Py_ssize_t itemsize) noexcept nogil:
     # Do a core's states go out into a (and c) line by line as the steps run (lines_out),
-    # instead of in blocks of state_block steps or one transpose after the loop?  Where the
-    # sequence is longer than a state block, the states take LINE_OUT_MIN bytes or more
+    # instead of in blocks of state_block steps or one transpose after the loop?  At the
+    # AVX-512 level (whose lines go out whole with non-temporal stores: at AVX2 the RNN at
+    # `fastrnns` was x1.03-1.07 slower line by line, the LSTM at `mid` the same time), where
+    # the sequence is longer than a state block, the states take LINE_OUT_MIN bytes or more
     # (nbytes) and every row of a and c starts at the same offset within a cache line.
     cdef Py_ssize_t L = FR_LINE_BYTES // itemsize
-    return T > SB and ld_a % L == 0 and ld_c % L == 0 and nbytes >= LINE_OUT_MIN
+    return (fr_active_isa() >= FR_ISA_AVX512 and T > SB and ld_a % L == 0 and ld_c % L == 0
+            and nbytes >= LINE_OUT_MIN)
 
 
 cdef inline int state_block(Py_ssize_t itemsize) noexcept nogil:
