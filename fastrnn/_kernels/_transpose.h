@@ -138,7 +138,8 @@ FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
  * every example, transposed every 32 steps, wrote 128 bytes per row at any alignment: a
  * line at each end of every piece fetched twice).  Otherwise (a partial line at either end
  * of the sequence, another level, a destination not line aligned) the ring's contiguous
- * runs go through fr_transpose.  A store fence ends the call. */
+ * runs go through fr_transpose (plain stores).  A store fence ends each call of the AVX-512
+ * kernel. */
 #define FR_LINE_BYTES 64
 
 #define FR_DEFINE_RING_OUT(T, SFX)                                                            \
