@@ -337,14 +337,16 @@ cdef inline void padding_again(floating *prev, Py_ssize_t ld, Py_ssize_t n, Py_s
         memset(prev + j * ld, 0, n * sizeof(floating))
 
 
-cdef inline void states_out(const floating *z, Py_ssize_t ldz, Py_ssize_t s, Py_ssize_t t,
-                            Py_ssize_t T, bint reverse, Py_ssize_t n_a, Py_ssize_t m,
-                            floating *a, Py_ssize_t ld_a) noexcept nogil:
-    # rnn_core's and gru_core's states, step t of each example at z + j*ldz + t*n_a, into
-    # a line by line after the s-th step run (lines_out).
+cdef inline void states_out(const floating *z, Py_ssize_t ldz, Py_ssize_t R, Py_ssize_t lds,
+                            bint by_step, Py_ssize_t s, Py_ssize_t t, Py_ssize_t T,
+                            bint reverse, Py_ssize_t n_a, Py_ssize_t m, floating *a,
+                            Py_ssize_t ld_a) noexcept nogil:
+    # The cores' states into a (or the LSTM's c) line by line after the s-th step run
+    # (lines_out): example j's R slots from z + j*ldz, lds apart (rnn_core and gru_core: step
+    # t in slot t, R = T, by_step).
     cdef Py_ssize_t j
     for j in range(m):
-        lines_out(z + j * ldz, T, n_a, s, t, T, reverse, n_a, a + j * T, ld_a, True)
+        lines_out(z + j * ldz, R, lds, s, t, T, reverse, n_a, a + j * T, ld_a, by_step)
 
 
 cdef void rnn_core(
@@ -421,7 +423,7 @@ cdef void rnn_core(
             mt = running_states(active, t, act0, m, zt, ldz, n_a)
             if mt == 0:
                 if line_out:
-                    states_out(z, ldz, s, t, T, reverse, n_a, m, a, ld_a)
+                    states_out(z, ldz, T, n_a, True, s, t, T, reverse, n_a, m, a, ld_a)
                 continue
             if reverse and s > 0:
                 mp = joining_states(active, t, act0, m, mt, hp, ldz, h0, n_a)
@@ -448,7 +450,7 @@ cdef void rnn_core(
                 if flush_a:
                     v_flush(zt + j * ldz, n_a)
         if line_out:
-            states_out(z, ldz, s, t, T, reverse, n_a, m, a, ld_a)
+            states_out(z, ldz, T, n_a, True, s, t, T, reverse, n_a, m, a, ld_a)
 
     if not line_out:
         # a (n_a, m*T) = Z^T, Z seen as row-major (m*T, n_a).
@@ -757,10 +759,8 @@ cdef void lstm_core(
         if mp < mt:
             padding_again(prev, lds, S, mp, mt)
         if line_out:
-            for j in range(m):
-                lines_out(s + j * lds, R, S, q, t, T, reverse, n_a, a + j * T, ld_a, not ring)
-                lines_out(s + j * lds + n_a, R, S, q, t, T, reverse, n_a, c + j * T, ld_c,
-                          not ring)
+            states_out(s, lds, R, S, not ring, q, t, T, reverse, n_a, m, a, ld_a)
+            states_out(s + n_a, lds, R, S, not ring, q, t, T, reverse, n_a, m, c, ld_c)
         if mT <= SMALL_COLS:
             # y[:, j, t] += Wy (n_y, n_a) @ a_t[:, j]: with a handful of columns the output
             # layer goes per step, straight from the state buffer.
@@ -2462,7 +2462,7 @@ cdef void gru_core(
             mt = running_states(active, t, act0, m, st, lds, n_a)
             if mt == 0:
                 if line_out:
-                    states_out(s, lds, q, t, T, reverse, n_a, m, a, ld_a)
+                    states_out(s, lds, T, n_a, True, q, t, T, reverse, n_a, m, a, ld_a)
                 continue
             if reverse and q > 0:
                 mp = joining_states(active, t, act0, m, mt, st + n_a, lds, h, n_a)
@@ -2494,7 +2494,7 @@ cdef void gru_core(
                 flush_if_subnormal(st + j * lds, n_a, &flush_h, wh, 3, n_a, n_a, wy, n_y, n_a)
         padding_again(st + n_a, lds, n_a, mp, mt)
         if line_out:
-            states_out(s, lds, q, t, T, reverse, n_a, m, a, ld_a)
+            states_out(s, lds, T, n_a, True, q, t, T, reverse, n_a, m, a, ld_a)
 
     if T:  # the last block run: (T - 1) % SB + 1 steps
         lo = 0 if reverse else T - 1 - (T - 1) % SB
