@@ -291,20 +291,20 @@ def test_pool_keeps_at_most_its_limit_of_unused_memory(monkeypatch):
     from fastrnn import _pool
 
     fastrnn.release_memory()
-    monkeypatch.setattr(_pool, "KEEP_BYTES", 3 * 2**20)
-    MB = 2**20
+    MB, line = 2**20, _pool.LINE  # each block has room to start its array on a cache line
+    monkeypatch.setattr(_pool, "KEEP_BYTES", 3 * MB + 2 * line)
     for n in (1 * MB, 2 * MB, 3 * MB):  # each dropped at once, none fits the next
         _pool.empty((n // 8,), np.float64)
-    assert _pool.held_bytes() == 6 * MB  # 3 MiB unused until the next block is made
+    assert _pool.held_bytes() == 6 * MB + 3 * line  # 3 MiB unused until the next block
     _pool.empty((5 * MB // 8,), np.float64)
     # 6 MiB unused before the 5 MiB block: the 1 and 2 MiB blocks went, 3 MiB stay
-    assert _pool.held_bytes() == 3 * MB + 5 * MB
+    assert _pool.held_bytes() == 3 * MB + 5 * MB + 2 * line
     small = _pool.empty((MB // 8,), np.float64)  # the 3 MiB block is more than twice 1 MiB
     # a new 1 MiB block, and 8 MiB unused: the 3 MiB block goes, then the 5 MiB one
-    assert _pool.held_bytes() == MB
+    assert _pool.held_bytes() == MB + line
     assert fastrnn.release_memory() == 0  # in use
     del small
-    assert fastrnn.release_memory() == MB
+    assert fastrnn.release_memory() == MB + line
     assert _pool.held_bytes() == 0
 
 
@@ -312,13 +312,13 @@ def test_packed_blocks_start_on_huge_page_boundaries_and_free_their_memory():
     """A packed block of HUGE_MIN_BYTES or more starts on a 2 MiB boundary of its own mapping
     (so the kernel can back it with huge pages), is writable, exactly the size asked for, and
     its memory goes back when the array and its views are gone; a smaller one, or any one
-    where the advice is missing, is a plain array."""
+    where the advice is missing, an array that starts on a cache line."""
     import mmap
 
     from fastrnn import _pool
 
     small = _pool.huge_empty(_pool.HUGE_MIN_BYTES - 1)
-    assert small.nbytes == _pool.HUGE_MIN_BYTES - 1 and small.base is None
+    assert small.nbytes == _pool.HUGE_MIN_BYTES - 1 and small.ctypes.data % _pool.LINE == 0
     if not hasattr(mmap, "MADV_HUGEPAGE"):
         pytest.skip("no MADV_HUGEPAGE here: huge_empty is np.empty")
     nbytes = 3 * _pool.HUGE_PAGE + 4096 * 5 + 8  # spans several pages, ends mid-page
@@ -353,3 +353,47 @@ def test_models_pack_their_blocks_on_huge_page_boundaries():
     fastrnn.lstm_forward(x, np.zeros((n_a, m), np.float32), params)
     arena = _core._ARENA.panel
     assert arena.nbytes >= block.nbytes and arena.ctypes.data % _pool.HUGE_PAGE == 0
+
+
+def _arrays(v):
+    # every ndarray in a scratch slot (an array, a (key, array) pair, lists of tuples)
+    if isinstance(v, np.ndarray):
+        yield v
+    elif isinstance(v, (tuple, list)):
+        for u in v:
+            yield from _arrays(u)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "rnn", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_buffers_start_on_cache_lines(kind, dtype):
+    """Every buffer the kernels read again and again -- a model's packed block, ring and work
+    arrays (its threads' slices too), the drop-in calls' arena, large outputs -- starts on a
+    cache line, however small it is (np.empty alone gives 16 bytes, and a vector loaded from
+    16 bytes into a line straddles two)."""
+    from fastrnn import _pool
+    from fastrnn._kernels import _core
+
+    from _util import layer_params
+
+    rng = np.random.default_rng(3)
+    dropin = {"lstm": fastrnn.lstm_forward, "rnn": fastrnn.rnn_forward,
+              "gru": fastrnn.gru_forward}[kind]
+    seen = 0
+    for n_x, n_a, n_y, m, T in [(3, 5, 2, 1, 3), (7, 33, 5, 2, 9), (27, 100, 27, 1, 50),
+                                (5, 24, 3, 16, 40)]:
+        params = layer_params(kind, rng, n_x, n_a, n_y, dtype)
+        x = rng.standard_normal((n_x, m, T)).astype(dtype)
+        model = {"lstm": fastrnn.LSTM, "rnn": fastrnn.RNN, "gru": fastrnn.GRU}[kind](params)
+        model.forward(x)
+        if kind == "lstm" and m > 1:
+            model.forward(x, n_threads=2)
+        dropin(x, np.zeros((n_a, m), dtype), params)
+        found = list(_arrays(model._scratch.buffers)) + [_core._ARENA.work]
+        found += [_core._ARENA.panel] if getattr(_core._ARENA, "panel", None) is not None else []
+        for arr in found:
+            assert arr.ctypes.data % _pool.LINE == 0, (n_a, m, T, arr.shape, arr.dtype)
+        seen += len(found)
+    assert seen >= 12
+    for shape in [(_pool.MIN_BYTES // np.dtype(dtype).itemsize + 3,), (300, 7, 191)]:
+        assert _pool.empty(shape, dtype).ctypes.data % _pool.LINE == 0

@@ -1111,8 +1111,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     # as the drop-in fast path decides (rnn_call): the same call, the same kernels and bits
     cdef bint unpacked
     cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, n_x, j1 - j0, T, small_max, &unpacked)
-    cdef cnp.ndarray work = np.empty(
-        work_size(1, j1 - j0, T, n_a, n_x, unpacked or npanel > 0), dtype=x.dtype)
+    cdef cnp.ndarray work = _pool.aligned_empty(
+        work_size(1, j1 - j0, T, n_a, n_x, unpacked or npanel > 0), x.dtype)
     cdef bint fill
     cdef char *packed = packed_block(None, None, npanel, typenum, &fill)
     with nogil:
@@ -1186,8 +1186,8 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
     cdef bint unpacked
     cdef Py_ssize_t npanel = lstm_plan(typenum, n_a, n_x, j1 - j0, T, small_max, per_call,
                                        &unpacked)
-    cdef cnp.ndarray work = np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, npanel > 0),
-                                     dtype=x.dtype)
+    cdef cnp.ndarray work = _pool.aligned_empty(
+        lstm_work_size(j1 - j0, T, n_a, n_x, npanel > 0), x.dtype)
     cdef bint fill
     cdef char *packed = packed_block(None, None, npanel, typenum, &fill)
     with nogil:
@@ -1285,8 +1285,8 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
                     break
             else:
                 return arr
-    arr = cnp.PyArray_EMPTY(nd, dims, typenum, 0) if scratch is not None else new_array(
-        nd, dims, typenum)
+    arr = (_pool.aligned_empty(tuple([dims[k] for k in range(nd)]), float_dtype(typenum))
+           if scratch is not None else new_array(nd, dims, typenum))
     if scratch is not None:
         scratch[slot] = arr
     return arr
@@ -1302,11 +1302,9 @@ _ARENA = threading.local()
 cdef cnp.ndarray arena_work(Py_ssize_t n, int typenum):
     # At least n elements of typenum from this thread's arena (the first n are used).
     cdef cnp.ndarray buf = getattr(_ARENA, "work", None)
-    cdef cnp.npy_intp dims[1]
     cdef Py_ssize_t nbytes = n * (4 if typenum == cnp.NPY_FLOAT32 else 8)
     if buf is None or cnp.PyArray_NBYTES(buf) < nbytes:
-        dims[0] = max(nbytes, 1)
-        buf = cnp.PyArray_EMPTY(1, dims, cnp.NPY_UINT8, 0)
+        buf = _pool.aligned_empty(max(nbytes, 1), np.uint8)
         _ARENA.work = buf
     return buf
 
@@ -1410,10 +1408,10 @@ cdef list slice_buffers(list scratch, int typenum, Py_ssize_t n_a, Py_ssize_t n_
     dtype = float_dtype(typenum)
     for k in range(n):
         j0, j1 = m * k // n, m * (k + 1) // n
-        out.append((j0, j1, np.empty((j1 - j0, 1, 4 * n_a), dtype),
-                    np.empty((j1 - j0, state_block(np.dtype(dtype).itemsize), 2 * n_a),
-                             dtype),
-                    np.empty(lstm_work_size(j1 - j0, T, n_a, n_x, True), dtype)))
+        out.append((j0, j1, _pool.aligned_empty((j1 - j0, 1, 4 * n_a), dtype),
+                    _pool.aligned_empty(
+                        (j1 - j0, state_block(np.dtype(dtype).itemsize), 2 * n_a), dtype),
+                    _pool.aligned_empty(lstm_work_size(j1 - j0, T, n_a, n_x, True), dtype)))
     scratch[4] = (key, out)
     return out
 
@@ -2687,8 +2685,8 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef bint unpacked
     cdef Py_ssize_t npanel = gru_plan(typenum, n_a, n_x, j1 - j0, T, small_max, reset_after,
                                       per_call, &unpacked)
-    cdef cnp.ndarray work = np.empty(
-        gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0 or unpacked), dtype=x.dtype)
+    cdef cnp.ndarray work = _pool.aligned_empty(
+        gru_work_size(j1 - j0, T, n_a, n_x, npanel > 0 or unpacked), x.dtype)
     cdef bint fill
     cdef char *packed = packed_block(None, None, npanel, typenum, &fill)
     cdef char *wxp[3]
