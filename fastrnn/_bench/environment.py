@@ -71,7 +71,7 @@ def blas_info():
 # and kernels, PyTorch's CPU dispatch; every other OPENBLAS_* variable set is added.
 ENV_VARS = ("FASTRNN_SIMD", "FASTRNN_CHECKED", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
             "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "ATEN_CPU_CAPABILITY",
-            "ONEDNN_MAX_CPU_ISA")
+            "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def env_vars():
