@@ -136,10 +136,13 @@ FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
  * transposes per call before), so a destination line is neither
  * fetched to be overwritten nor written in two pieces at two times (a block of states of
  * every example, transposed every 32 steps, wrote 128 bytes per row at any alignment: a
- * line at each end of every piece fetched twice).  Otherwise (a partial line at either end
- * of the sequence, another level, a destination not line aligned) the ring's contiguous
- * runs go through fr_transpose (plain stores).  A store fence ends each call of the AVX-512
- * kernel. */
+ * line at each end of every piece fetched twice).  The part of a line at either end of an
+ * example's rows (they start at any lane: T_x steps apart) goes through the same kernel
+ * with masked stores of its lanes (through fr_transpose it took 2.6% of the RNN model's time
+ * at `fastrnns`, float32, where 20 of every 100 steps are in such parts).  Otherwise
+ * (another level, a row stride not a whole number of lines, steps across lines) the ring's
+ * contiguous runs go through fr_transpose (plain stores).  A store fence ends each call of
+ * the AVX-512 kernel that stored whole lines. */
 #define FR_LINE_BYTES 64
 
 #define FR_DEFINE_RING_OUT(T, SFX)                                                            \
@@ -208,37 +211,53 @@ static inline void fr_transpose8_d_v4(__m512d v[8])
     for (int q = 0; q < 8; ++q) v[q] = t[q];
 }
 
-/* One whole destination line per row: L source rows, columns in groups of L (the last
- * group's loads masked, its missing rows not stored). */
-#define FR_DEFINE_RING_OUT_V4(T, SFX, VT, L, LOADM, STREAM, TRANSPOSE, MASKT)                 \
+/* The n <= L steps of one destination line per row, from lane off of each line (off + n <=
+ * L; dst the line's start): the rows go into lanes off..off + n - 1 of a register transpose
+ * (columns in groups of L, the last group's loads masked, its missing rows not stored).  A
+ * whole line (n = L) is stored with one non-temporal store, a part of one with a masked
+ * store of its lanes only. */
+#define FR_DEFINE_RING_OUT_V4(T, SFX, VT, L, LOADM, STREAM, MSTORE, ZERO, TRANSPOSE, MASKT)   \
 __attribute__((target("arch=x86-64-v4")))                                                     \
 static void fr_ring_out_##SFX##_v4(const T *ring, ptrdiff_t R, ptrdiff_t lds, ptrdiff_t slot0, \
-                                   int dir, ptrdiff_t cols, T *dst, ptrdiff_t ldd)            \
+                                   int dir, ptrdiff_t n, ptrdiff_t off, ptrdiff_t cols,       \
+                                   T *dst, ptrdiff_t ldd)                                     \
 {                                                                                             \
     const T *src[L];                                                                          \
     for (int q = 0; q < L; ++q) {                                                             \
-        ptrdiff_t slot = (slot0 + dir * q) % R;                                               \
-        src[q] = ring + (slot < 0 ? slot + R : slot) * lds;                                   \
+        ptrdiff_t slot = (slot0 + dir * (q - off)) % R;                                       \
+        src[q] = q >= off && q < off + n ? ring + (slot < 0 ? slot + R : slot) * lds : NULL;  \
     }                                                                                         \
+    const MASKT lanes = (MASKT)((((uint32_t)1 << n) - 1) << off);                             \
     for (ptrdiff_t c0 = 0; c0 < cols; c0 += L) {                                              \
         const ptrdiff_t w = cols - c0 < L ? cols - c0 : L;                                    \
         const MASKT mask = (MASKT)(((uint32_t)1 << w) - 1);                                   \
         VT v[L];                                                                              \
-        for (int q = 0; q < L; ++q) v[q] = LOADM(mask, src[q] + c0);                          \
+        for (int q = 0; q < L; ++q) v[q] = src[q] ? LOADM(mask, src[q] + c0) : ZERO();        \
         TRANSPOSE(v);                                                                         \
-        for (int q = 0; q < w; ++q) STREAM(dst + (c0 + q) * ldd, v[q]);                       \
+        if (n == L)                                                                           \
+            for (int q = 0; q < w; ++q) STREAM(dst + (c0 + q) * ldd, v[q]);                   \
+        else                                                                                  \
+            for (int q = 0; q < w; ++q) MSTORE(dst + (c0 + q) * ldd, lanes, v[q]);            \
     }                                                                                         \
-    _mm_sfence();                                                                             \
+    if (n == L)                                                                               \
+        _mm_sfence();                                                                         \
 }
 FR_DEFINE_RING_OUT_V4(float, f, __m512, 16, _mm512_maskz_loadu_ps, _mm512_stream_ps,
-                      fr_transpose16_f_v4, __mmask16)
+                      _mm512_mask_storeu_ps, _mm512_setzero_ps, fr_transpose16_f_v4, __mmask16)
 FR_DEFINE_RING_OUT_V4(double, d, __m512d, 8, _mm512_maskz_loadu_pd, _mm512_stream_pd,
-                      fr_transpose8_d_v4, __mmask8)
+                      _mm512_mask_storeu_pd, _mm512_setzero_pd, fr_transpose8_d_v4, __mmask8)
+/* Every column's destination line at the same lane (ldd a whole number of lines) and the n
+ * steps within one line. */
 #define FR_RING_OUT_LINES(SFX)                                                                \
-    if (fr_active_isa() >= FR_ISA_AVX512 && n * (ptrdiff_t)sizeof(*dst) == FR_LINE_BYTES      \
-        && ((uintptr_t)dst | (uintptr_t)(ldd * sizeof(*dst))) % FR_LINE_BYTES == 0) {         \
-        fr_ring_out_##SFX##_v4(ring, R, lds, slot0, dir, cols, dst, ldd);                     \
-        return;                                                                               \
+    {                                                                                         \
+        enum { L = FR_LINE_BYTES / sizeof(*dst) };                                            \
+        const ptrdiff_t off = (ptrdiff_t)((uintptr_t)dst / sizeof(*dst) % L);                 \
+        if (fr_active_isa() >= FR_ISA_AVX512 && n >= 1 && off + n <= L                        \
+            && (uintptr_t)dst % sizeof(*dst) == 0                                             \
+            && (ldd * (ptrdiff_t)sizeof(*dst)) % FR_LINE_BYTES == 0) {                        \
+            fr_ring_out_##SFX##_v4(ring, R, lds, slot0, dir, n, off, cols, dst - off, ldd);   \
+            return;                                                                           \
+        }                                                                                     \
     }
 #else
 #define FR_RING_OUT_LINES(SFX)
