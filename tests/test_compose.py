@@ -65,10 +65,13 @@ def _x_lengths(rng, n_x, m, T, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("n_y", [0, 3])
-@pytest.mark.parametrize("size", [(5, 7, 6, 9), (80, 112, 12, 40)], ids=["small", "split"])
+@pytest.mark.parametrize("size", [(5, 7, 6, 9), (80, 112, 12, 40), (700, 24, 3, 120)],
+                         ids=["small", "split", "chunks"])
 def test_layer_lengths_match_reference(states_out, kind, dtype, n_y, size):
     # "split": input projections of 4M multiply-adds and more (the RNN's, and the GRU's
-    # below 16 examples) run per example over its own steps only
+    # below 16 examples) run per example over its own steps only; "chunks": X^T of one
+    # example's steps takes several of the projection's chunks (46 columns of 700 float64
+    # inputs, 93 float32), with lengths and without
     rng = np.random.default_rng(1)
     n_x, n_a, m, T = size
     p = layer_params(kind, rng, n_x, n_a, n_y, dtype)
@@ -87,6 +90,12 @@ def test_layer_lengths_match_reference(states_out, kind, dtype, n_y, size):
     if kind == "lstm":
         assert_close(out[2], c, dtype)
     assert not np.isnan(out[0]).any()
+    if size[0] == 700:
+        xs = x[:, :1]
+        got = MODEL[kind](p).forward(xs, *[v[:, :1] for v in states])
+        want = reference.layer_forward(kind, f64(xs), f64(p), None, False,
+                                       *[f64(v[:, :1]) for v in states])
+        assert_close(got[0], want[0], dtype)
     with fastrnn.checked():
         MODEL[kind](p).forward(x, *states, lengths=lengths)
     # full lengths are the padded call

@@ -257,8 +257,9 @@ cdef floating *packed_projection(int rows, int n_a, int n_x, int m, int T,
                                  const int *active, Py_ssize_t act0) noexcept nogil:
     # The panel GEMM's prologue of the RNN and the GRU: the recurrent block (rows, n_a) then
     # the input block (rows, n_x), each from row blocks of n_a rows (wa, wx), packed into
-    # panel when ``pack`` (else a model's, packed before); X^T (m*T, n_x) into xt; with
-    # ``ahead``, Z (rows, m*T) = b + W_x @ X for every column at once (not OpenBLAS, whose
+    # panel when ``pack`` (else a model's, packed before); without ``ahead``, X^T (m*T, n_x)
+    # into xt (for a projection per step); with ``ahead``, Z (rows, m*T) = b + W_x @ X for
+    # every column (projection_chunks, xt its buffer; not OpenBLAS, whose
     # kernel an environment may hold to an older instruction set), or with ``active`` (a
     # batch sorted by length, as the cores take it) and PROJECTION_SPLIT_MIN multiply-adds
     # or more, for each example's own steps only (its columns are consecutive): the
@@ -271,27 +272,44 @@ cdef floating *packed_projection(int rows, int n_a, int n_x, int m, int T,
     if pack:
         panel_pack(rows, n_a, wa, n_a, n_a, panel)
         panel_pack(rows, n_x, wx, n_a, n_x, panel_x)
-    if n_x > 0:
-        transpose(x, n_x, mT, ldx, xt, n_x)
     if not ahead:
+        if n_x > 0:
+            transpose(x, n_x, mT, ldx, xt, n_x)
         return panel_x
     if active == NULL or <double> rows * n_x * mT < PROJECTION_SPLIT_MIN:
-        if n_x > 0:
-            panel_acc(rows, mT, n_x, panel_x, xt, n_x, z, rows, b)
-        else:
-            fill_columns(z, b, rows, mT)
+        projection_chunks(rows, n_x, 0, mT, panel_x, x, ldx, xt, z, b)
         return panel_x
     for j in range(m):
         while steps > 0 and running(active, steps - 1, act0, m) <= j:
             steps -= 1  # example j's length: the steps at which it still runs
         if steps == 0:
             break
-        if n_x > 0:
-            panel_acc(rows, steps, n_x, panel_x, xt + j * T * n_x, n_x, z + j * T * rows,
-                      rows, b)
-        else:
-            fill_columns(z + j * T * rows, b, rows, steps)
+        projection_chunks(rows, n_x, j * T, steps, panel_x, x, ldx, xt, z, b)
     return panel_x
+
+
+cdef enum:
+    # See projection_chunks.
+    PROJECTION_CHUNK_BYTES = 256 * 1024
+
+
+cdef void projection_chunks(int rows, int n_x, Py_ssize_t c0, Py_ssize_t nc,
+                            const floating *panel_x, const floating *x, int ldx,
+                            floating *xt, floating *z, const floating *b) noexcept nogil:
+    # Z[:, c0:c0 + nc] (rows, col-major) = b + W_x @ X[:, c0:c0 + nc], W_x packed in panel_x:
+    # X^T in chunks of PROJECTION_CHUNK_BYTES (at least 16 columns) into the start of xt,
+    # each multiplied while still in cache, instead of all of X^T written out and read back
+    # (the RNN model at `fastrnns`, float32: 13 MB each way).
+    cdef Py_ssize_t c, w, chunk = max(16, PROJECTION_CHUNK_BYTES // (max(n_x, 1) * sizeof(floating)))
+    if n_x == 0:
+        fill_columns(z + c0 * rows, b, rows, nc)
+        return
+    c = c0
+    while c < c0 + nc:
+        w = min(chunk, c0 + nc - c)
+        transpose(x + c, n_x, w, ldx, xt, n_x)
+        panel_acc(rows, w, n_x, panel_x, xt, n_x, z + c * rows, rows, b)
+        c += w
 
 
 # ------------------------------------------------------------------ nogil cores
