@@ -13,7 +13,8 @@ mapped (the least recently used go first); :func:`release_memory` returns them a
 The packed weight blocks that every step of a recurrence reads again (a model's, kept per
 thread, and a drop-in call's, in its thread's arena) come from :func:`huge_empty` instead.
 
-Every array made here starts on a cache line (:func:`aligned_empty`); ``np.empty`` gives 16
+The large outputs, the packed blocks and the kernels' work buffers (see
+fastrnn._kernels._core) start on a cache line (:func:`aligned_empty`); ``np.empty`` gives 16
 bytes, and a kernel's 64-byte vectors loaded from a buffer that starts 16, 32 or 48 bytes into
 a line each straddle two lines.  Measured on an Intel Xeon (Sapphire Rapids class), the LSTM
 model at one example of 100 units and 50 steps (a packed block of 200 KB from ``np.empty``):

@@ -70,8 +70,8 @@ def _x_lengths(rng, n_x, m, T, dtype):
 def test_layer_lengths_match_reference(states_out, kind, dtype, n_y, size):
     # "split": input projections of 4M multiply-adds and more (the RNN's, and the GRU's
     # below 16 examples) run per example over its own steps only; "chunks": X^T of one
-    # example's steps takes several of the projection's chunks (46 columns of 700 float64
-    # inputs, 93 float32), with lengths and without
+    # example's steps takes several of the projection's chunks (24 columns of 700 float64
+    # inputs, 72 float32), with lengths and without
     rng = np.random.default_rng(1)
     n_x, n_a, m, T = size
     p = layer_params(kind, rng, n_x, n_a, n_y, dtype)

@@ -297,10 +297,11 @@ cdef void projection_chunks(int rows, int n_x, Py_ssize_t c0, Py_ssize_t nc,
                             const floating *panel_x, const floating *x, int ldx,
                             floating *xt, floating *z, const floating *b) noexcept nogil:
     # Z[:, c0:c0 + nc] (rows, col-major) = b + W_x @ X[:, c0:c0 + nc], W_x packed in panel_x:
-    # X^T in chunks of PROJECTION_CHUNK_BYTES (at least 16 columns) into the start of xt,
+    # X^T in chunks of about PROJECTION_CHUNK_BYTES (a multiple of 24 columns) into xt,
     # each multiplied while still in cache, instead of all of X^T written out and read back
     # (the RNN model at `fastrnns`, float32: 13 MB each way).
-    cdef Py_ssize_t c, w, chunk = max(16, PROJECTION_CHUNK_BYTES // (max(n_x, 1) * sizeof(floating)))
+    cdef Py_ssize_t c, w, chunk = PROJECTION_CHUNK_BYTES // (max(n_x, 1) * sizeof(floating))
+    chunk = max(24, chunk // 24 * 24)  # whole column tiles (12 columns at AVX-512, 6 at AVX2)
     if n_x == 0:
         fill_columns(z + c0 * rows, b, rows, nc)
         return
@@ -2760,7 +2761,8 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
     cdef bint fill
     cdef char *packed = packed_block(scratch, <Py_ssize_t> wh[0], npanel, typenum, &fill)
     dims[0] = gru_work_size(m, T, n_a, n_x, npanel > 0 or unpacked)
-    cdef cnp.ndarray work = scratch_array(scratch, 2, 1, dims, typenum)
+    cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
+                             else arena_work(dims[0], typenum))
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,

@@ -139,7 +139,7 @@ FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
  * line at each end of every piece fetched twice).  The part of a line at either end of an
  * example's rows (they start at any lane: T_x steps apart) goes through the same kernel
  * with masked stores of its lanes (through fr_transpose it took 2.6% of the RNN model's time
- * at `fastrnns`, float32, where 20 of every 100 steps are in such parts).  Otherwise
+ * at `fastrnns`, float32, where 4-20 of an example's 100 steps are in such parts).  Otherwise
  * (another level, a row stride not a whole number of lines, steps across lines) the ring's
  * contiguous runs go through fr_transpose (plain stores).  A store fence ends each call of
  * the AVX-512 kernel that stored whole lines. */
@@ -255,7 +255,8 @@ FR_DEFINE_RING_OUT_V4(double, d, __m512d, 8, _mm512_maskz_loadu_pd, _mm512_strea
         if (fr_active_isa() >= FR_ISA_AVX512 && n >= 1 && off + n <= L                        \
             && (uintptr_t)dst % sizeof(*dst) == 0                                             \
             && (ldd * (ptrdiff_t)sizeof(*dst)) % FR_LINE_BYTES == 0) {                        \
-            fr_ring_out_##SFX##_v4(ring, R, lds, slot0, dir, n, off, cols, dst - off, ldd);   \
+            fr_ring_out_##SFX##_v4(ring, R, lds, slot0, dir, n, off, cols,                    \
+                                   (void *)((uintptr_t)dst - off * sizeof(*dst)), ldd);       \
             return;                                                                           \
         }                                                                                     \
     }
