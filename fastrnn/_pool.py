@@ -21,6 +21,7 @@ model at one example of 100 units and 50 steps (a packed block of 200 KB from ``
 0.082-0.098 ms a call when the block happened to start on a line, 0.116-0.135 ms when not,
 decided by where earlier allocations left the heap (it changed with ``PYTHONHASHSEED``).
 """
+import math
 import mmap
 import os
 import sys
@@ -51,13 +52,13 @@ def _unused(i):
 
 
 def aligned_empty(shape, dtype):
-    """An uninitialised C-contiguous array of ``shape`` (an int or a tuple) starting on a
-    cache line (``LINE`` bytes): a view of a larger buffer."""
+    """An uninitialised C-contiguous array of ``shape`` (an int or a tuple of ints) starting
+    on a cache line (``LINE`` bytes), in a buffer ``LINE`` bytes larger."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    whole = np.empty(nbytes + LINE, np.uint8)
+    n = math.prod(shape) if isinstance(shape, tuple) else int(shape)
+    whole = np.empty(n * dtype.itemsize + LINE, np.uint8)
     start = -whole.ctypes.data % LINE
-    return whole[start:start + nbytes].view(dtype).reshape(shape)
+    return np.ndarray(shape, dtype, buffer=whole, offset=start)
 
 
 def empty(shape, dtype):
