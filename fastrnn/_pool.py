@@ -56,9 +56,13 @@ def aligned_empty(shape, dtype):
     on a cache line (``LINE`` bytes), in a buffer ``LINE`` bytes larger."""
     dtype = np.dtype(dtype)
     n = math.prod(shape) if isinstance(shape, tuple) else int(shape)
-    whole = np.empty(n * dtype.itemsize + LINE, np.uint8)
-    start = -whole.ctypes.data % LINE
-    return np.ndarray(shape, dtype, buffer=whole, offset=start)
+    return _from_boundary(np.empty(n * dtype.itemsize + LINE, np.uint8), LINE, shape, dtype)
+
+
+def _from_boundary(whole, align, shape, dtype):
+    # An array of shape and dtype in the uint8 buffer ``whole`` (large enough), starting at
+    # its first ``align``-byte boundary.
+    return np.ndarray(shape, dtype, buffer=whole, offset=-whole.ctypes.data % align)
 
 
 def empty(shape, dtype):
@@ -85,8 +89,7 @@ def empty(shape, dtype):
             block = np.empty(nbytes, np.uint8)
             _trim(KEEP_BYTES)
         _blocks.append(block)
-    start = -block.ctypes.data % LINE
-    return block[start:start + nbytes - LINE].view(dtype).reshape(shape)
+    return _from_boundary(block, LINE, shape, dtype)
 
 
 def _trim(keep):
@@ -151,6 +154,4 @@ def huge_empty(n, dtype=np.uint8):
         buf.madvise(advice)
     except (OSError, ValueError):
         return aligned_empty(n, dtype)
-    whole = np.frombuffer(buf, np.uint8)
-    start = -whole.ctypes.data % HUGE_PAGE
-    return whole[start:start + nbytes].view(dtype)
+    return _from_boundary(np.frombuffer(buf, np.uint8), HUGE_PAGE, (n,), dtype)

@@ -1282,7 +1282,7 @@ cdef cnp.ndarray new_array(int nd, cnp.npy_intp *dims, int typenum):
         nbytes *= dims[k]
     if nbytes < POOL_MIN_BYTES:
         return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    return _pool.empty(tuple([dims[k] for k in range(nd)]), float_dtype(typenum))
+    return _pool.empty(shape_of(nd, dims), float_dtype(typenum))
 
 
 cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dims,
@@ -1304,8 +1304,8 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
                     break
             else:
                 return arr
-    arr = (_pool.aligned_empty(tuple([dims[k] for k in range(nd)]), float_dtype(typenum))
-           if scratch is not None else new_array(nd, dims, typenum))
+    arr = (_pool.aligned_empty(shape_of(nd, dims), float_dtype(typenum)) if scratch is not None
+           else new_array(nd, dims, typenum))
     if scratch is not None:
         scratch[slot] = arr
     return arr
@@ -1326,6 +1326,20 @@ cdef cnp.ndarray arena_work(Py_ssize_t n, int typenum):
         buf = _pool.aligned_empty(max(nbytes, 1), np.uint8)
         _ARENA.work = buf
     return buf
+
+
+cdef cnp.ndarray call_work(list scratch, Py_ssize_t n, int typenum):
+    # A call's work array of n elements of typenum: a model's (``scratch``: its slot 2, kept
+    # between calls), else this thread's arena (a drop-in call).
+    cdef cnp.npy_intp dims[1]
+    if scratch is None:
+        return arena_work(n, typenum)
+    dims[0] = n
+    return scratch_array(scratch, 2, 1, dims, typenum)
+
+
+cdef tuple shape_of(int nd, cnp.npy_intp *dims):
+    return tuple([dims[k] for k in range(nd)])
 
 
 cdef cnp.ndarray panel_array(Py_ssize_t npanel, int typenum):
@@ -1386,9 +1400,8 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef bint fill
     cdef char *packed = packed_block(scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel,
                                      typenum, &fill)
-    dims[0] = work_size(1, m, T, n_a, n_x, unpacked or npanel > 0)
-    cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
-                             else arena_work(dims[0], typenum))
+    cdef cnp.ndarray work = call_work(
+        scratch, work_size(1, m, T, n_a, n_x, unpacked or npanel > 0), typenum)
     with nogil:
         run_rnn_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
@@ -1532,9 +1545,8 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
                               slice_buffers(scratch, typenum, n_a, n_x, m, T, n_slices)).run,
                n_slices)
         return a, y, c, None, None
-    dims[0] = lstm_work_size(m, T, n_a, n_x, npanel > 0)
-    cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
-                             else arena_work(dims[0], typenum))
+    cdef cnp.ndarray work = call_work(
+        scratch, lstm_work_size(m, T, n_a, n_x, npanel > 0), typenum)
     with nogil:
         run_lstm_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                       cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(c0a), wp, bp,
@@ -2760,9 +2772,8 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
     cdef cnp.ndarray s = scratch_array(scratch, 1, 3, dims, typenum)
     cdef bint fill
     cdef char *packed = packed_block(scratch, <Py_ssize_t> wh[0], npanel, typenum, &fill)
-    dims[0] = gru_work_size(m, T, n_a, n_x, npanel > 0 or unpacked)
-    cdef cnp.ndarray work = (scratch_array(scratch, 2, 1, dims, typenum) if scratch is not None
-                             else arena_work(dims[0], typenum))
+    cdef cnp.ndarray work = call_work(
+        scratch, gru_work_size(m, T, n_a, n_x, npanel > 0 or unpacked), typenum)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, 0, m, cnp.PyArray_BYTES(xa),
                      cnp.PyArray_BYTES(a0a), wx, wh, bx, bh, cnp.PyArray_BYTES(wy), by,
