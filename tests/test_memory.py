@@ -389,7 +389,8 @@ def test_kernel_buffers_start_on_cache_lines(monkeypatch, kind, dtype):
         model.forward(x)
         if kind == "lstm" and m == 16:  # batch slices, each with its own buffers
             model.forward(x, n_threads=2)
-            assert len(model._scratch.buffers) > 4 and model._scratch.buffers[4] is not None
+            if _core.panel_gemm_enabled():  # (slices run on the panel GEMM's ring only)
+                assert len(model._scratch.buffers) > 4 and model._scratch.buffers[4] is not None
         _core._ARENA.__dict__.clear()
         dropin(x, np.zeros((n_a, m), dtype), params)
         found = list(_arrays(model._scratch.buffers)) + [_core._ARENA.work]
