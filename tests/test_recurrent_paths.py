@@ -68,8 +68,9 @@ def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype, 
     """A recurrent block of more than 4 MiB (float32 and float64 alike) goes through the
     panel GEMM in blocks of rows, each prefetched while the previous one works: rows that
     are not a multiple of the panel height, a k-range past one k-block, 11 columns (one tile
-    at AVX-512, two at AVX2) and 25 (three tiles at AVX-512, 9 + 8 + 8, the k-range
-    blocked; five at AVX2)."""
+    at AVX-512, two at AVX2; one tile goes in row blocks on its first step only, the second
+    reads the whole block from its last panel) and 25 (three tiles at AVX-512, 9 + 8 + 8,
+    the k-range blocked; five at AVX2)."""
     n_x, n_y, T = 3, 2, 2
     rng = np.random.default_rng(n_a)
     p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, n_y, dtype=dtype)

@@ -29,10 +29,13 @@
  *     on AMD Zen 5, 1 MiB of L2, 1024 x 384 (1.5 MiB) against 32-64 columns: the LSTM x0.94-
  *     0.96, and a one-tile batch of 8 columns was x1.05 slower blocked: it keeps 2 MiB).
  *
- * A one-tile batch whose block is not in row blocks may read the panels from the last one
- * (``descending``): the recurrences do every other step, so that a block about the size of
- * L2 is mostly still there (see step_descending in _core.pyx).  Each row's sums are the same
- * either way.
+ * A one-tile batch may read the panels from the last one (``descending``; its block is then
+ * not in row blocks): the recurrences do every other step, so that a block about the size of
+ * L2 is mostly still there (see step_descending in _products.pxd).  Each row's sums are the
+ * same either way.  A one-tile batch also prefetches its own panels FR_L1_AHEAD k ahead into
+ * L1 (its block is read once per step, from L2 or beyond; measured on Intel Sapphire Rapids,
+ * float32, the LSTM at m = 8-12: x0.93-0.97; against several tiles the block is reused from
+ * L2 and the extra loads did not pay).
  *
  * The layout is the same for every instruction-set level; the micro-kernels exist for
  * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
@@ -46,6 +49,7 @@
 
 #include "_vmath.h"
 #include "_transpose.h"
+#include <unistd.h>
 
 #define FR_PANEL_BYTES 128
 #define FR_KC 256
@@ -53,6 +57,31 @@
 #define FR_BLOCK_ABOVE (2 * 1024 * 1024)
 #define FR_TILES_BLOCK_ABOVE (256 * 1024)
 #define FR_NC_BYTES (256 * 1024)
+#define FR_L1_AHEAD 8
+
+/* Bytes of a block beyond which the LSTM reads its input weights ahead of the loop at fewer
+ * than fr_stream_min_m() examples (lstm_step_x in _core.pyx): where per-core reads beyond L2
+ * are slow (Intel's mesh L3, measured on Sapphire Rapids), L2's size; else (measured on AMD
+ * Zen 4, whose L3 a core reads faster) 8 MiB. */
+static ptrdiff_t fr_stream_bytes(void)
+{
+#if FR_HAVE_DISPATCH && defined(__GNUC__)
+    if (__builtin_cpu_is("intel")) {
+        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        return l2 > 0 ? l2 : 2 * 1024 * 1024;
+    }
+#endif
+    return 8 * 1024 * 1024;
+}
+
+static int fr_stream_min_m(void)
+{
+#if FR_HAVE_DISPATCH && defined(__GNUC__)
+    if (__builtin_cpu_is("intel"))
+        return 12;
+#endif
+    return 16;
+}
 
 /* 1 when the active level has panel micro-kernels. */
 static int fr_panel_available(void)
@@ -139,7 +168,7 @@ typedef float fr_y8f __attribute__((vector_size(32)));
 FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdiff_t ps,      \
                                                const T *H, ptrdiff_t ldh, T *Z,              \
                                                ptrdiff_t ldz, ptrdiff_t nrows, const T *pf,  \
-                                               const T *bias)                                \
+                                               const T *bias, int ahead)                     \
 {                                                                                             \
     enum { V = sizeof(VT) / sizeof(T), RV = FR_PANEL_BYTES / sizeof(VT), MR = V * RV };      \
     VT acc[P * RV][N];                                                                        \
@@ -147,6 +176,10 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
         for (int j = 0; j < N; ++j) acc[q][j] = (VT){0};                                      \
     for (ptrdiff_t k = 0; k < kc; ++k) {                                                      \
         __builtin_prefetch(pf + k * (64 / sizeof(T)), 0, 2);                                  \
+        for (int p = 0; p < P && ahead; ++p) { /* own panel rows, FR_L1_AHEAD k ahead */      \
+            __builtin_prefetch(Pp + p * ps + (k + FR_L1_AHEAD) * MR, 0, 3);                   \
+            __builtin_prefetch(Pp + p * ps + (k + FR_L1_AHEAD) * MR + 64 / sizeof(T), 0, 3);  \
+        }                                                                                     \
         VT w[P * RV];                                                                         \
         for (int p = 0; p < P; ++p)                                                           \
             for (int v = 0; v < RV; ++v) {                                                    \
@@ -186,7 +219,7 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
     }
 #define FR_PG_CALL(TAG, SFX, P, N)                                                            \
     fr_pg_##TAG##_##SFX##_##P##x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,           \
-                                    rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS)
+                                    rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS, one_tile)
 #define FR_PG_PREFETCH                                                                        \
     (pfc < pf_calls ? Pk + (np + pfc / 2) * ps + (pfc % 2) * kc * (64 / (ptrdiff_t)sizeof(*Pk)) \
                     : Pk)
@@ -217,8 +250,12 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
      * 8, not 12 + 4) */                                                                     \
     const ptrdiff_t tiles = (m + NR - 1) / NR, tw = EVEN ? (m + tiles - 1) / tiles : NR;      \
     /* (a one-tile batch goes in row blocks only where its tile is one panel wide (m >= P1): \
-     * a block of one panel would split the wider tiles) */                                   \
-    const int blocked = (m > NR || m >= P1)                                                   \
+     * a block of one panel would split the wider tiles; and not when it runs descending:    \
+     * turning round every other step keeps the part of a block beyond L2 that is still in   \
+     * cache, where blocks streamed in order from the first evict it; measured on Intel      \
+     * Sapphire Rapids (2 MiB L2), the LSTM at n_a = 512-768, float32, 6-14 MiB blocks, m =  \
+     * 8-12: x0.91-0.96) */                                                                  \
+    const int blocked = (m > NR || (m >= P1 && !descending))                                  \
                         && all_rows * K * (ptrdiff_t)sizeof(T)                                \
                            > (m > NR ? FR_TILES_BLOCK_ABOVE : FR_BLOCK_ABOVE);                \
     for (ptrdiff_t k0 = 0; k0 < K; k0 += kb) {                                                \
