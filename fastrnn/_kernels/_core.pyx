@@ -558,13 +558,13 @@ cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
 
 cdef enum:
     # See unpacked_steps.
-    UNPACKED_MAX_M = 1
+    UNPACKED_MAX_M = 2
     UNPACKED_MAX_T = 8
     UNPACKED_MIN_BYTES = 2 * 1024 * 1024
 
 
-cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T,
-                                Py_ssize_t block_bytes) noexcept nogil:
+cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T, Py_ssize_t block_bytes,
+                                Py_ssize_t max_m, Py_ssize_t max_cols) noexcept nogil:
     # Does a drop-in call (nothing packed before it) skip packing its weights (block_bytes of
     # them), and run the small-batch kernel on them as they are: the LSTM one fused product
     # per step (lstm_core's ``fused``), the GRU its input projection and recurrent products
@@ -577,7 +577,14 @@ cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T,
     # us (187 us), 25 MB 782 / 673 us (2.3 ms): packing pays back after 19-49 steps; a block
     # of 0.2 MB: 5.3 / 2.0 us (5.8 us), after 2.  (Two examples, 6.3 MB: 106 / 89 us, 250 us.)
     # In place the small kernel lost more: 16 steps were 1.17-1.27x slower unpacked.
-    return m <= UNPACKED_MAX_M and T <= UNPACKED_MAX_T and block_bytes >= UNPACKED_MIN_BYTES
+    # Up to max_m examples and max_cols columns (m * T) in all, the kind's: the LSTM and the
+    # GRU two examples (the GRU's unpacked steps read less than the LSTM's fused product),
+    # the RNN one (its model call too).  Measured on Intel Sapphire Rapids, float32, two
+    # examples, unpacked / packed, the drop-in call: 3-4 steps, n_a = 384-1024: LSTM
+    # x0.61-0.83, GRU x0.55-0.70, RNN x0.58 but its model x1.08; 8 steps: the GRU x0.83
+    # (n_a = 1024), x0.97-0.98 (384, 512), the LSTM x0.98 (1024) but x1.11-1.21 (384, 512).
+    return (m <= max_m and T <= UNPACKED_MAX_T and m * T <= max_cols
+            and block_bytes >= UNPACKED_MIN_BYTES)
 
 
 cdef void lstm_core(
@@ -904,12 +911,15 @@ cdef Py_ssize_t lstm_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py
 
 
 cdef inline Py_ssize_t packing_plan(Py_ssize_t npanel, Py_ssize_t block_bytes, Py_ssize_t ms,
-                                    Py_ssize_t T, bint per_call,
-                                    bint *unpacked) noexcept nogil:
+                                    Py_ssize_t T, bint per_call, bint *unpacked,
+                                    Py_ssize_t max_m=UNPACKED_MAX_M,
+                                    Py_ssize_t max_cols=UNPACKED_MAX_T) noexcept nogil:
     # The panel elements a call packs (npanel, as its kind's *_panel_elems gives them), or 0
     # with *unpacked set when the call packs for itself alone (``per_call``: a drop-in call,
-    # not a model's) and skipping the packing pays (unpacked_steps, block_bytes of weights).
-    unpacked[0] = per_call and npanel > 0 and unpacked_steps(ms, T, block_bytes)
+    # not a model's) and skipping the packing pays (unpacked_steps, block_bytes of weights,
+    # up to max_m examples and max_cols columns).
+    unpacked[0] = (per_call and npanel > 0
+                   and unpacked_steps(ms, T, block_bytes, max_m, max_cols))
     return 0 if unpacked[0] else npanel
 
 
@@ -942,7 +952,7 @@ cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t
     # steps x0.70; 384/768/384 8 steps x0.89.
     return packing_plan(projection_elems(typenum, n_a, n_a, n_x, ms, T, small_max),
                         n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T, True,
-                        unpacked)
+                        unpacked, 1)
 
 
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -2585,7 +2595,7 @@ cdef Py_ssize_t gru_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t
     # packing_plan of the GRU's blocks (W_a and W_x packed).
     cdef Py_ssize_t npanel = gru_panel_elems(typenum, n_a, n_x, ms, T, small_max, reset_after)
     return packing_plan(npanel, npanel * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T,
-                        per_call, unpacked)
+                        per_call, unpacked, UNPACKED_MAX_M, UNPACKED_MAX_M * UNPACKED_MAX_T)
 
 
 cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
