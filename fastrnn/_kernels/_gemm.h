@@ -29,8 +29,8 @@
  *     on AMD Zen 5, 1 MiB of L2, 1024 x 384 (1.5 MiB) against 32-64 columns: the LSTM x0.94-
  *     0.96, and a one-tile batch of 8 columns was x1.05 slower blocked: it keeps 2 MiB).
  *
- * A one-tile batch may read the panels from the last one (``descending``; its block is then
- * not in row blocks): the recurrences do every other step, so that a block about the size of
+ * A one-tile batch may read the panels from the last one (``descending``; at AVX-512 its
+ * block is then not in row blocks): the recurrences do every other step, so that a block about the size of
  * L2 is mostly still there (see step_descending in _products.pxd).  Each row's sums are the
  * same either way.  A one-tile batch also prefetches its own panels FR_L1_AHEAD k ahead into
  * L1 (its block is read once per step, from L2 or beyond; measured on Intel Sapphire Rapids,
@@ -226,7 +226,7 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
 
 #define FR_PG_BIAS (bk ? bk + p * mr : NULL)
 
-#define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR, P1, EVEN)                                  \
+#define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR, P1, EVEN, DOWN_WHOLE)                      \
 __attribute__((target(TARGET)))                                                               \
 static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptrdiff_t K,     \
                                         ptrdiff_t Kp, const T *P, const T *all_H,             \
@@ -250,12 +250,13 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
      * 8, not 12 + 4) */                                                                     \
     const ptrdiff_t tiles = (m + NR - 1) / NR, tw = EVEN ? (m + tiles - 1) / tiles : NR;      \
     /* (a one-tile batch goes in row blocks only where its tile is one panel wide (m >= P1): \
-     * a block of one panel would split the wider tiles; and not when it runs descending:    \
-     * turning round every other step keeps the part of a block beyond L2 that is still in   \
-     * cache, where blocks streamed in order from the first evict it; measured on Intel      \
-     * Sapphire Rapids (2 MiB L2), the LSTM at n_a = 512-768, float32, 6-14 MiB blocks, m =  \
-     * 8-12: x0.91-0.96) */                                                                  \
-    const int blocked = (m > NR || (m >= P1 && !descending))                                  \
+     * a block of one panel would split the wider tiles; with DOWN_WHOLE, not when it runs  \
+     * descending: turning round every other step keeps the part of a block beyond L2 that   \
+     * is still in cache, where blocks streamed in order from the first evict it; measured   \
+     * on Intel Sapphire Rapids (2 MiB L2), AVX-512, float32, 6-14 MiB blocks, m = 8-12: the \
+     * LSTM x0.91-0.96; at AVX2 the GRU at n_a = 1024, m = 4 lost 6% without its row blocks' \
+     * prefetch) */                                                                          \
+    const int blocked = (m > NR || (m >= P1 && !(DOWN_WHOLE && descending)))                  \
                         && all_rows * K * (ptrdiff_t)sizeof(T)                                \
                            > (m > NR ? FR_TILES_BLOCK_ABOVE : FR_BLOCK_ABOVE);                \
     for (ptrdiff_t k0 = 0; k0 < K; k0 += kb) {                                                \
@@ -299,7 +300,7 @@ FR_PG_TILE(T, SFX, v4, VT, 1, 7)                                                
 FR_PG_TILE(T, SFX, v4, VT, 1, 8)                                                              \
 FR_PG_TILE(T, SFX, v4, VT, 1, 9) FR_PG_TILE(T, SFX, v4, VT, 1, 10)                            \
 FR_PG_TILE(T, SFX, v4, VT, 1, 11) FR_PG_TILE(T, SFX, v4, VT, 1, 12)                           \
-FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", 12, 7, 1)                                     \
+FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", 12, 7, 1, 1)                                  \
     FR_PG_COLS(v4, SFX, 4, 1) FR_PG_COLS(v4, SFX, 4, 2) FR_PG_COLS(v4, SFX, 4, 3)             \
     FR_PG_COLS(v4, SFX, 3, 4) FR_PG_COLS(v4, SFX, 2, 5) FR_PG_COLS(v4, SFX, 2, 6)             \
     FR_PG_COLS(v4, SFX, 1, 7) FR_PG_COLS(v4, SFX, 1, 8) FR_PG_COLS(v4, SFX, 1, 9)             \
@@ -371,7 +372,7 @@ FR_PG_TILE(T, SFX, v3, VT, 1, 3)                                                
 FR_PGU_TILE(T, SFX, v3, VT, 4, 0) FR_PGU_TILE(T, SFX, v3, VT, 4, 1)                           \
 FR_PGU_TILE(T, SFX, v3, VT, 5, 0) FR_PGU_TILE(T, SFX, v3, VT, 5, 1)                           \
 FR_PGU_TILE(T, SFX, v3, VT, 6, 0) FR_PGU_TILE(T, SFX, v3, VT, 6, 1)                           \
-FR_PG_DRIVER_HEAD(T, SFX, v3, "arch=x86-64-v3", 6, 2, 0)                                      \
+FR_PG_DRIVER_HEAD(T, SFX, v3, "arch=x86-64-v3", 6, 2, 0, 0)                                   \
     FR_PG_COLS(v3, SFX, 3, 1) FR_PG_COLS(v3, SFX, 1, 2) FR_PG_COLS(v3, SFX, 1, 3)             \
     FR_PGU_COLS(v3, SFX, 4) FR_PGU_COLS(v3, SFX, 5) FR_PGU_COLS(v3, SFX, 6)                   \
 FR_PG_DRIVER_TAIL
