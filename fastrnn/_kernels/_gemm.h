@@ -30,12 +30,12 @@
  *     0.96, and a one-tile batch of 8 columns was x1.05 slower blocked: it keeps 2 MiB).
  *
  * A one-tile batch may read the panels from the last one (``descending``; at AVX-512 its
- * block is then not in row blocks): the recurrences do every other step, so that a block about the size of
- * L2 is mostly still there (see step_descending in _products.pxd).  Each row's sums are the
- * same either way.  A one-tile batch also prefetches its own panels FR_L1_AHEAD k ahead into
- * L1 (its block is read once per step, from L2 or beyond; measured on Intel Sapphire Rapids,
- * float32, the LSTM at m = 8-12: x0.93-0.97; against several tiles the block is reused from
- * L2 and the extra loads did not pay).
+ * block is then not in row blocks): the recurrences do every other step, so that a block
+ * about the size of L2 is mostly still there (see step_descending in _products.pxd).  Each
+ * row's sums are the same either way.  A one-tile batch also prefetches its own panels
+ * FR_L1_AHEAD k ahead into L1 (its block is read once per step, from L2 or beyond; measured
+ * on Intel Sapphire Rapids, float32, the LSTM at m = 8-12: x0.93-0.97; against several
+ * tiles the block is reused from L2 and the extra loads did not pay).
  *
  * The layout is the same for every instruction-set level; the micro-kernels exist for
  * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
@@ -65,13 +65,20 @@
  * Zen 4, whose L3 a core reads faster) 8 MiB. */
 static ptrdiff_t fr_stream_bytes(void)
 {
+    /* asked once (sysconf runs cpuid, which a virtual machine may trap); any thread that
+     * races here stores the same value */
+    static ptrdiff_t bytes = 0;
+    if (bytes == 0) {
+        ptrdiff_t b = 8 * 1024 * 1024;
 #if FR_HAVE_DISPATCH && defined(__GNUC__)
-    if (__builtin_cpu_is("intel")) {
-        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-        return l2 > 0 ? l2 : 2 * 1024 * 1024;
-    }
+        if (__builtin_cpu_is("intel")) {
+            long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+            b = l2 > 0 ? l2 : 2 * 1024 * 1024;
+        }
 #endif
-    return 8 * 1024 * 1024;
+        bytes = b;
+    }
+    return bytes;
 }
 
 static int fr_stream_min_m(void)
