@@ -90,14 +90,14 @@ UNPACKED = {"lstm": (200, 288, 4, 3, 9),  # a, y, c; every cache item but the pa
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("T", [2, 5, 8, 9])
+@pytest.mark.parametrize("T", [2, 4, 5, 8, 9])
 @pytest.mark.parametrize("m", [1, 2])
 @pytest.mark.parametrize("kind", list(UNPACKED))
 def test_drop_in_without_packing_matches_reference(simd_level, kind, m, dtype, T):
     """One or two examples, a few steps and gate weights beyond L2 (2 MiB or more): the
     drop-in function does not pack its weights but runs the small-batch kernel on the gate
     arrays as they are, one example up to 8 steps (9 pack), two up to 4 steps (the LSTM: 5
-    and 8 pack) or 8 (the GRU; the RNN packs for two): the LSTM one fused product per step
+    and more pack) or 8 (the GRU; the RNN packs for two): the LSTM one fused product per step
     over [W_a | W_x], the GRU its input projection and recurrent products, the RNN those and
     its output layer (its block is W_a alone; the RNN's model call too).  Outputs and every
     step's cache items against the reference, and the packed model's outputs beside them."""
@@ -129,7 +129,8 @@ def test_drop_in_without_packing_matches_reference(simd_level, kind, m, dtype, T
     for g, w in zip(model.forward(xf, a0), model.forward(x, a0)):
         np.testing.assert_array_equal(g, w)
     # two threads: one example runs whole on one; two are split into slices of one, which
-    # may take the other side of the plan (same numbers, not the same bits)
+    # may run other kernels than the whole batch (the RNN's unpacked plan, the single
+    # column's products): same numbers, not the same bits
     threaded = model.forward(x, a0, n_threads=2)
     for g, w in zip(threaded, model.forward(x, a0) if m == 1 else want[:n_out]):
         if m == 1:

@@ -502,6 +502,8 @@ cdef enum:
     OUTPUT_ROWS_MAX = 4 * STATE_BLOCK_MAX
     # See lstm_step_x.
     STEP_X_MIN_M = 4
+    STEP_X_SLICED_BYTES = 8 * 1024 * 1024
+    STEP_X_SLICED_MIN_M = 16
     # A call's activated gates (the drop-in's caches) beyond this many bytes go to memory
     # past the caches (lstm_core's copy_gates).  A/B on AMD Zen 5 (32 MiB L3), float32
     # drop-in: `fastrnns` (52 MB of gates) and `big` (26 MB) x0.94; `mid` (13 MB) x1.02 and
@@ -537,7 +539,7 @@ cdef inline int state_block(Py_ssize_t itemsize) noexcept nogil:
 
 
 cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
-                             Py_ssize_t n_x) noexcept nogil:
+                             Py_ssize_t n_x, bint threaded=False) noexcept nogil:
     # Does lstm_core's input projection go per step (panel path), or ahead of the loop?  Per
     # step from STEP_X_MIN_M examples on: each weight then feeds that many multiply-adds per
     # step, and the step's gates are written while in cache.  With fewer, a step is about a
@@ -548,11 +550,15 @@ cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
     # and float64); m = 3, 0.98-1.35; m = 4, 0.94-1.03; m = 8, 0.86-0.99; streamed blocks
     # (n_a = 768..1536) at m = 8, 1.01-1.36, at m = 16, 0.97-1.01.  On Intel Sapphire Rapids
     # (2 MiB L2, a core's L3 reads slower), float32, n_a = 512, a 6 MiB block: m = 4, 1.27;
-    # m = 8, 1.13 (both descending); m = 12, 0.95; n_a = 768: m = 12, 0.95.
+    # m = 8, 1.13 (both descending); m = 12, 0.95; n_a = 768: m = 12, 0.95.  A call in
+    # batch slices on several threads (``threaded``: the slices' ring runs per step) keeps
+    # the Zen 4 rule everywhere.
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
     cdef Py_ssize_t whole = 4 * n_a * (n_a + n_x) * item
     if m < STEP_X_MIN_M:
         return False
+    if threaded:
+        return whole <= STEP_X_SLICED_BYTES or m >= STEP_X_SLICED_MIN_M
     return whole <= fr_stream_bytes() or m >= fr_stream_min_m()
 
 
@@ -1538,7 +1544,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     dims[0] = n_y
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
     # one decision for the whole call (its slices share the packed block)
-    cdef bint step_x = lstm_step_x(typenum, m, n_a, n_x) if npanel > 0 else unpacked
+    cdef bint step_x = lstm_step_x(typenum, m, n_a, n_x, n_slices > 1) if npanel > 0 else unpacked
     cdef bint ring = npanel > 0 and not caches and step_x
     dims[0], dims[1], dims[2] = m, 1 if ring else T, 4 * n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
@@ -2210,7 +2216,7 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     if m * T * n_a * (4.0 * (n_a + n_x) + wy.shape[0]) < min_threaded_work:
         n_slices = 1
     if n_slices > 1 and (caches or npanel == 0 or scratch is None or runner is None
-                         or not lstm_step_x(typenum, m, n_a, n_x)):
+                         or not lstm_step_x(typenum, m, n_a, n_x, True)):
         return None
     return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
                      npanel, scratch, caches,

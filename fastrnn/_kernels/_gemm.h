@@ -32,8 +32,9 @@
  * A one-tile batch may read the panels from the last one (``descending``; at AVX-512 its
  * block is then not in row blocks): the recurrences do every other step, so that a block
  * about the size of L2 is mostly still there (see step_descending in _products.pxd).  Each
- * row's sums are the same either way.  A one-tile batch also prefetches its own panels
- * FR_L1_AHEAD k ahead into L1 (its block is read once per step, from L2 or beyond; measured
+ * row's sums are the same either way.  A one-tile batch whose block exceeds
+ * FR_TILES_BLOCK_ABOVE also prefetches its own panels FR_L1_AHEAD k ahead into L1 (the
+ * block is read once per step, from L2 or beyond; measured
  * on Intel Sapphire Rapids, float32, the LSTM at m = 8-12: x0.93-0.97; against several
  * tiles the block is reused from L2 and the extra loads did not pay).
  *
@@ -59,35 +60,43 @@
 #define FR_NC_BYTES (256 * 1024)
 #define FR_L1_AHEAD 8
 
-/* Bytes of a block beyond which the LSTM reads its input weights ahead of the loop at fewer
- * than fr_stream_min_m() examples (lstm_step_x in _core.pyx): where per-core reads beyond L2
- * are slow (Intel's mesh L3, measured on Sapphire Rapids), L2's size; else (measured on AMD
- * Zen 4, whose L3 a core reads faster) 8 MiB. */
-static ptrdiff_t fr_stream_bytes(void)
+/* L2 bytes per core on an Intel CPU (0 elsewhere, or where the C library does not say):
+ * asked once, since sysconf runs cpuid, which a virtual machine may trap; threads that race
+ * here store the same value. */
+static ptrdiff_t fr_intel_l2_bytes(void)
 {
-    /* asked once (sysconf runs cpuid, which a virtual machine may trap); any thread that
-     * races here stores the same value */
-    static ptrdiff_t bytes = 0;
-    if (bytes == 0) {
-        ptrdiff_t b = 8 * 1024 * 1024;
-#if FR_HAVE_DISPATCH && defined(__GNUC__)
+    static ptrdiff_t bytes = -1;
+    ptrdiff_t b = __atomic_load_n(&bytes, __ATOMIC_RELAXED);
+    if (b < 0) {
+        b = 0;
+#if FR_HAVE_DISPATCH && defined(__GNUC__) && defined(_SC_LEVEL2_CACHE_SIZE)
         if (__builtin_cpu_is("intel")) {
             long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-            b = l2 > 0 ? l2 : 2 * 1024 * 1024;
+            b = l2 > 0 ? l2 : 0;
         }
 #endif
-        bytes = b;
+        __atomic_store_n(&bytes, b, __ATOMIC_RELAXED);
     }
-    return bytes;
+    return b;
+}
+
+/* 1 where a block beyond L2 is read from L3 slowly enough that the LSTM projects its inputs
+ * ahead of the loop at fewer examples (lstm_step_x in _core.pyx): measured on an Intel Xeon
+ * of the Sapphire Rapids class (2 MiB L2, mesh L3); taken for Intel CPUs with an L2 of 2
+ * MiB or more.  Elsewhere the rule measured on AMD Zen 4 (8 MiB, 16 examples). */
+static int fr_slow_l3(void)
+{
+    return fr_intel_l2_bytes() >= 2 * 1024 * 1024;
+}
+
+static ptrdiff_t fr_stream_bytes(void)
+{
+    return fr_slow_l3() ? fr_intel_l2_bytes() : 8 * 1024 * 1024;
 }
 
 static int fr_stream_min_m(void)
 {
-#if FR_HAVE_DISPATCH && defined(__GNUC__)
-    if (__builtin_cpu_is("intel"))
-        return 12;
-#endif
-    return 16;
+    return fr_slow_l3() ? 12 : 16;
 }
 
 /* 1 when the active level has panel micro-kernels. */
@@ -226,7 +235,7 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
     }
 #define FR_PG_CALL(TAG, SFX, P, N)                                                            \
     fr_pg_##TAG##_##SFX##_##P##x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,           \
-                                    rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS, one_tile)
+                                    rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS, ahead)
 #define FR_PG_PREFETCH                                                                        \
     (pfc < pf_calls ? Pk + (np + pfc / 2) * ps + (pfc % 2) * kc * (64 / (ptrdiff_t)sizeof(*Pk)) \
                     : Pk)
@@ -244,6 +253,9 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
     const ptrdiff_t ps = Kp * mr;                                                             \
     /* one column tile: no K blocking (each Z value is updated once) */                       \
     const int one_tile = all_m <= NR;                                                         \
+    /* its own panels prefetched into L1 (see above): a block beyond what L1 and L2 keep    \
+     * across a step's other traffic */                                                       \
+    const int ahead = one_tile && all_rows * K * (ptrdiff_t)sizeof(T) > FR_TILES_BLOCK_ABOVE; \
     const ptrdiff_t kb = one_tile ? K : FR_KC;                                                \
     /* many columns (an input projection over every step): blocks of them whose kb rows of H \
      * stay in cache while every panel passes over them */                                    \
