@@ -27,7 +27,7 @@ from libc.stdlib cimport calloc, free
 from fastrnn._kernels._blas cimport gemm_acc
 from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
                                          fr_panel_available, fr_panel_size_d,
-                                         fr_stream_bytes, fr_stream_min_m,
+                                         fr_intel_l2_bytes, fr_slow_l3,
                                          fr_panel_size_f, panel_acc, panel_pack, panel_size,
                                          small_acc, step_descending)
 from fastrnn._kernels._transpose cimport FR_LINE_BYTES, lines_out, stream_copy, transpose
@@ -502,8 +502,9 @@ cdef enum:
     OUTPUT_ROWS_MAX = 4 * STATE_BLOCK_MAX
     # See lstm_step_x.
     STEP_X_MIN_M = 4
-    STEP_X_SLICED_BYTES = 8 * 1024 * 1024
-    STEP_X_SLICED_MIN_M = 16
+    STEP_X_STREAM_BYTES = 8 * 1024 * 1024
+    STEP_X_STREAM_MIN_M = 16
+    STEP_X_SLOW_L3_MIN_M = 12
     # A call's activated gates (the drop-in's caches) beyond this many bytes go to memory
     # past the caches (lstm_core's copy_gates).  A/B on AMD Zen 5 (32 MiB L3), float32
     # drop-in: `fastrnns` (52 MB of gates) and `big` (26 MB) x0.94; `mid` (13 MB) x1.02 and
@@ -544,22 +545,23 @@ cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
     # step from STEP_X_MIN_M examples on: each weight then feeds that many multiply-adds per
     # step, and the step's gates are written while in cache.  With fewer, a step is about a
     # read of its weights, and reading W_x every step too costs more than one projection of
-    # every column ahead (from the same packed block).  A block beyond fr_stream_bytes()
-    # streams from beyond L2 every step: ahead below fr_stream_min_m() examples.  Measured on
+    # every column ahead (from the same packed block).  A block beyond STEP_X_STREAM_BYTES
+    # streams from memory every step: ahead below STEP_X_STREAM_MIN_M examples; where L3 is
+    # slow (fr_slow_l3), a block beyond L2 already, below STEP_X_SLOW_L3_MIN_M.  Measured on
     # AMD Zen 4, time per step / time ahead: m = 1 or 2, 1.05-1.38 (n_a = 64..1024, float32
     # and float64); m = 3, 0.98-1.35; m = 4, 0.94-1.03; m = 8, 0.86-0.99; streamed blocks
     # (n_a = 768..1536) at m = 8, 1.01-1.36, at m = 16, 0.97-1.01.  On Intel Sapphire Rapids
     # (2 MiB L2, a core's L3 reads slower), float32, n_a = 512, a 6 MiB block: m = 4, 1.27;
     # m = 8, 1.13 (both descending); m = 12, 0.95; n_a = 768: m = 12, 0.95.  A call in
     # batch slices on several threads (``threaded``: the slices' ring runs per step) keeps
-    # the Zen 4 rule everywhere.
+    # the first rule everywhere.
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
     cdef Py_ssize_t whole = 4 * n_a * (n_a + n_x) * item
     if m < STEP_X_MIN_M:
         return False
-    if threaded:
-        return whole <= STEP_X_SLICED_BYTES or m >= STEP_X_SLICED_MIN_M
-    return whole <= fr_stream_bytes() or m >= fr_stream_min_m()
+    if not threaded and fr_slow_l3():
+        return whole <= fr_intel_l2_bytes() or m >= STEP_X_SLOW_L3_MIN_M
+    return whole <= STEP_X_STREAM_BYTES or m >= STEP_X_STREAM_MIN_M
 
 
 cdef enum:

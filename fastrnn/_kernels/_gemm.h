@@ -34,9 +34,9 @@
  * about the size of L2 is mostly still there (see step_descending in _products.pxd).  Each
  * row's sums are the same either way.  A one-tile batch whose block exceeds
  * FR_TILES_BLOCK_ABOVE also prefetches its own panels FR_L1_AHEAD k ahead into L1 (the
- * block is read once per step, from L2 or beyond; measured
- * on Intel Sapphire Rapids, float32, the LSTM at m = 8-12: x0.93-0.97; against several
- * tiles the block is reused from L2 and the extra loads did not pay).
+ * block is read once per step, from L2 or beyond; measured on Intel Sapphire Rapids,
+ * float32, the LSTM at m = 8-12: x0.93-0.97; against several tiles the block is reused
+ * from L2 and the extra loads did not pay).
  *
  * The layout is the same for every instruction-set level; the micro-kernels exist for
  * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
@@ -83,20 +83,10 @@ static ptrdiff_t fr_intel_l2_bytes(void)
 /* 1 where a block beyond L2 is read from L3 slowly enough that the LSTM projects its inputs
  * ahead of the loop at fewer examples (lstm_step_x in _core.pyx): measured on an Intel Xeon
  * of the Sapphire Rapids class (2 MiB L2, mesh L3); taken for Intel CPUs with an L2 of 2
- * MiB or more.  Elsewhere the rule measured on AMD Zen 4 (8 MiB, 16 examples). */
+ * MiB or more. */
 static int fr_slow_l3(void)
 {
     return fr_intel_l2_bytes() >= 2 * 1024 * 1024;
-}
-
-static ptrdiff_t fr_stream_bytes(void)
-{
-    return fr_slow_l3() ? fr_intel_l2_bytes() : 8 * 1024 * 1024;
-}
-
-static int fr_stream_min_m(void)
-{
-    return fr_slow_l3() ? 12 : 16;
 }
 
 /* 1 when the active level has panel micro-kernels. */

@@ -23,8 +23,8 @@ cdef enum:
 cdef extern from "_gemm.h" nogil:
     enum: FR_PANEL_BYTES  # a panel's bytes per column: FR_PANEL_BYTES / itemsize rows
     int fr_panel_available()
-    Py_ssize_t fr_stream_bytes()
-    int fr_stream_min_m()
+    Py_ssize_t fr_intel_l2_bytes()
+    int fr_slow_l3()
     Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
     Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
     void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double **W,
