@@ -55,6 +55,7 @@ class Bidirectional:
                 f"forward and backward must be of the same kind, n_x and dtype, got {fwd!r} "
                 f"and {bwd!r}")
         self.directions = (fwd, bwd)
+        self._stack = Stack([self])  # what forward runs (the layer is immutable)
 
     @property
     def n_x(self):
@@ -76,10 +77,7 @@ class Bidirectional:
 
     def forward(self, x, lengths=None, h0=None, c0=None, *, n_threads=1):
         """Run both directions; as :meth:`Stack.forward` for a stack of this one layer."""
-        stack = self.__dict__.get("_stack")
-        if stack is None:  # made once (the layer is immutable): a few microseconds per call
-            stack = self._stack = Stack([self])
-        return stack.forward(x, lengths, h0, c0, n_threads=n_threads)
+        return self._stack.forward(x, lengths, h0, c0, n_threads=n_threads)
 
     def _run(self, x, lengths, states, n_threads):
         """Both directions on validated input; with n_threads >= 2 the backward direction
@@ -153,6 +151,15 @@ class Stack:
         self.n_out = _n_out(layers[-1])
         # multiply-adds per example and step, all layers and directions (see _chain)
         self._work = sum(GATE_COUNT[d._kind] * d.n_a * (d.n_a + d.n_x) for d in dirs)
+        # what _chain runs, layer by layer: (model, 0, 0), or for a bidirectional layer
+        # ((forward, backward), its output rows, the forward's rows)
+        self._plan = tuple((layer.directions, layer.n_out, layer.directions[0].n_a)
+                           if isinstance(layer, Bidirectional) else (layer, 0, 0)
+                           for layer in layers)
+        # per direction, whether its final states are at step 0 (a backward direction)
+        self._starts = [reverse for layer in layers
+                        for reverse in ((False, True) if isinstance(layer, Bidirectional)
+                                        else (False,))]
         self._head = None
         self.n_y = 0
         if head is not None:
@@ -278,33 +285,34 @@ class Stack:
                 sorting = order, srt
         lstm = self.kind == "lstm"
         zeros = (None, None) if lstm else (None,)
-        # every direction's outputs (and whether its final states are at step 0), whose final
-        # states one compiled call takes at the end
-        outs, starts = [], []
-        for layer in self.layers:
-            if isinstance(layer, Bidirectional):
-                fwd, bwd = layer.directions
-                out = np.empty((fwd.n_a + bwd.n_a,) + x.shape[1:], dtype=self.dtype)
-                runs = ((fwd, False, out[:fwd.n_a]), (bwd, True, out[fwd.n_a:]))
-            else:
-                out, runs = None, ((layer, False, None),)
-            for d, reverse, half in runs:
+        results = []  # every direction's compiled call's result, in the order of _starts
+        for layer, rows, split in self._plan:
+            if not rows:
+                res = layer._call(h, zeros, True, 1, active)
+                if res is None:
+                    return None
+                results.append(res)
+                h = res[0]
+                continue
+            out = np.empty((rows, m, T), dtype=self.dtype)
+            for d, reverse, half in ((layer[0], False, out[:split]),
+                                     (layer[1], True, out[split:])):
                 res = d._call(h, zeros, True, 1, active, reverse, half)
                 if res is None:
                     return None
-                outs.append((res[0], res[2]) if lstm else (res[0],))
-                starts.append(reverse)
-                if out is None:
-                    out = res[0]
+                results.append(res)
             h = out
         sort = sorting or ()
-        h_n = _core.last_states([v[0] for v in outs], starts, *sort)
-        state = (h_n, _core.last_states([v[1] for v in outs], starts, *sort)) if lstm else h_n
+        h_n = _core.last_states([res[0] for res in results], self._starts, *sort)
+        state = (h_n, _core.last_states([res[2] for res in results], self._starts, *sort)
+                 ) if lstm else h_n
         if sorting is None:
-            return h, self._apply_head(h, None), state
+            return h, None if self._head is None else self._apply_head(h, None), state
         h = _core.unsort([h], [False], *sorting, in_order)[0]
-        y = self._apply_head(h, None)  # in the caller's order: the validated route's bits
-        return h, (None if y is None else _core.zero_past(y, values)), state
+        if self._head is None:
+            return h, None, state
+        # the head on the caller's order: the validated route's bits
+        return h, _core.zero_past(self._apply_head(h, None), values), state
 
     def _apply_head(self, h, lengths):
         # lengths: a _Lengths, or None
