@@ -285,27 +285,38 @@ class Stack:
                 sorting = order, srt
         lstm = self.kind == "lstm"
         zeros = (None, None) if lstm else (None,)
-        results = []  # every direction's compiled call's result, in the order of _starts
+        # every direction's hidden (and cell) state sequence, in the order of _starts, whose
+        # final states one compiled call takes at the end (plain appends: a comprehension or
+        # a loop over a tuple of tuples here cost as much as a kernel call at `lesson`)
+        hs, cs = [], []
         for layer, rows, split in self._plan:
             if not rows:
                 res = layer._call(h, zeros, True, 1, active)
                 if res is None:
                     return None
-                results.append(res)
                 h = res[0]
+                hs.append(h)
+                if lstm:
+                    cs.append(res[2])
                 continue
             out = np.empty((rows, m, T), dtype=self.dtype)
-            for d, reverse, half in ((layer[0], False, out[:split]),
-                                     (layer[1], True, out[split:])):
-                res = d._call(h, zeros, True, 1, active, reverse, half)
-                if res is None:
-                    return None
-                results.append(res)
+            res = layer[0]._call(h, zeros, True, 1, active, False, out[:split])
+            if res is None:
+                return None
+            hs.append(res[0])
+            if lstm:
+                cs.append(res[2])
+            res = layer[1]._call(h, zeros, True, 1, active, True, out[split:])
+            if res is None:
+                return None
+            hs.append(res[0])
+            if lstm:
+                cs.append(res[2])
             h = out
         sort = sorting or ()
-        h_n = _core.last_states([res[0] for res in results], self._starts, *sort)
-        state = (h_n, _core.last_states([res[2] for res in results], self._starts, *sort)
-                 ) if lstm else h_n
+        state = h_n = _core.last_states(hs, self._starts, *sort)
+        if lstm:
+            state = h_n, _core.last_states(cs, self._starts, *sort)
         if sorting is None:
             return h, None if self._head is None else self._apply_head(h, None), state
         h = _core.unsort([h], [False], *sorting, in_order)[0]
