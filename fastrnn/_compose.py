@@ -319,7 +319,8 @@ class Stack:
             state = h_n, _core.last_states(cs, self._starts, *sort)
         if sorting is None:
             return h, None if self._head is None else self._apply_head(h, None), state
-        h = _core.unsort([h], [False], *sorting, in_order)[0]
+        if not in_order:  # else the kernels' order is the caller's
+            h = _core.unsort([h], [False], *sorting, in_order)[0]
         if self._head is None:
             return h, None, state
         # the head on the caller's order: the validated route's bits
