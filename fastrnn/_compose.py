@@ -55,7 +55,23 @@ class Bidirectional:
                 f"forward and backward must be of the same kind, n_x and dtype, got {fwd!r} "
                 f"and {bwd!r}")
         self.directions = (fwd, bwd)
-        self._stack = Stack([self])  # what forward runs (the layer is immutable)
+        self._derive()
+
+    def _derive(self):
+        # What forward runs, made once (the layer is immutable): a one-layer Stack of a bare
+        # copy of this layer (its directions, no Stack of its own), so that no reference
+        # cycle keeps the layer and its packed weights alive until the garbage collector runs.
+        bare = object.__new__(Bidirectional)
+        bare.directions = self.directions
+        self._stack = Stack([bare])
+
+    def __getstate__(self):
+        return {"directions": self.directions}
+
+    def __setstate__(self, state):
+        # also a layer pickled by an earlier version (with or without its Stack)
+        self.__dict__.update(state)
+        self._derive()
 
     @property
     def n_x(self):
@@ -151,21 +167,34 @@ class Stack:
         self.n_out = _n_out(layers[-1])
         # multiply-adds per example and step, all layers and directions (see _chain)
         self._work = sum(GATE_COUNT[d._kind] * d.n_a * (d.n_a + d.n_x) for d in dirs)
-        # what _chain runs, layer by layer: (model, 0, 0), or for a bidirectional layer
-        # ((forward, backward), its output rows, the forward's rows)
-        self._plan = tuple((layer.directions, layer.n_out, layer.directions[0].n_a)
-                           if isinstance(layer, Bidirectional) else (layer, 0, 0)
-                           for layer in layers)
-        # per direction, whether its final states are at step 0 (a backward direction)
-        self._starts = [reverse for layer in layers
-                        for reverse in ((False, True) if isinstance(layer, Bidirectional)
-                                        else (False,))]
+        self._derive()
         self._head = None
         self.n_y = 0
         if head is not None:
             wy, by = validate_head(head, self.n_out)
             self._head = (as_c(wy, self.dtype, True), as_c(by, self.dtype, True))
             self.n_y = wy.shape[0]
+
+    def _derive(self):
+        # What _chain runs, layer by layer: (model, 0, 0), or for a bidirectional layer
+        # ((forward, backward), its output rows, the forward's rows); and per direction,
+        # whether its final states are at step 0 (a backward direction).
+        self._plan = tuple((layer.directions, layer.n_out, layer.directions[0].n_a)
+                           if isinstance(layer, Bidirectional) else (layer, 0, 0)
+                           for layer in self.layers)
+        self._starts = [reverse for layer in self.layers
+                        for reverse in ((False, True) if isinstance(layer, Bidirectional)
+                                        else (False,))]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_plan"], state["_starts"]
+        return state
+
+    def __setstate__(self, state):
+        # also a stack pickled by an earlier version (without the plan)
+        self.__dict__.update(state)
+        self._derive()
 
     def __repr__(self):
         return (f"fastrnn.Stack([{', '.join(map(repr, self.layers))}], "
@@ -260,9 +289,9 @@ class Stack:
         (already what the next kernel takes) passed on with no validation in between; a
         bidirectional layer's directions write their halves of one array, the backward one
         running its steps from the last.  With lengths below T_x the batch is put in order
-        of length once, runs every layer in that order skipping the padding (a backward
-        direction starting each example at its own last step), and goes back to the
-        caller's order once.  None when a call cannot take its input as it is (an
+        of length once (unless it already is), runs every layer in that order skipping the
+        padding (a backward direction starting each example at its own last step), and goes
+        back to the caller's order once.  None when a call cannot take its input as it is (an
         array-like ``x`` or ``lengths``, subnormal values, checked mode, work worth several
         threads): the validated route then runs the whole stack.  At the ``lesson`` shape
         this is most of the call: Python's overhead, not the kernels'."""
@@ -286,8 +315,9 @@ class Stack:
         lstm = self.kind == "lstm"
         zeros = (None, None) if lstm else (None,)
         # every direction's hidden (and cell) state sequence, in the order of _starts, whose
-        # final states one compiled call takes at the end (plain appends: a comprehension or
-        # a loop over a tuple of tuples here cost as much as a kernel call at `lesson`)
+        # final states one compiled call takes at the end (plain appends, the two directions
+        # written out: comprehensions and a loop over a per-layer tuple of the directions had
+        # cost about as much as a kernel call at `lesson`)
         hs, cs = [], []
         for layer, rows, split in self._plan:
             if not rows:

@@ -123,6 +123,24 @@ def _make_stack(kind, rng, n_x, n_a, layers, bidirectional, dtype, n_y=0):
     return fastrnn.Stack(made, head=head), params, head
 
 
+def _mixed_stack(kind, rng, n_x, dtype, n_y=0):
+    """A Stack of a bidirectional layer (n_a 4), a single direction (5) and a bidirectional
+    layer (2), with its parameters as _make_stack gives them."""
+    made, params, n_in = [], [], n_x
+    for n_a, both in ((4, True), (5, False), (2, True)):
+        pf = layer_params(kind, rng, n_in, n_a, 0, dtype)
+        pb = layer_params(kind, rng, n_in, n_a, 0, dtype) if both else None
+        params.append((pf, pb))
+        made.append(fastrnn.Bidirectional(MODEL[kind](pf), MODEL[kind](pb)) if both
+                    else MODEL[kind](pf))
+        n_in = n_a * (2 if both else 1)
+    head = None
+    if n_y:
+        head = {"Wy": rng.standard_normal((n_y, n_in)).astype(dtype),
+                "by": rng.standard_normal((n_y, 1)).astype(dtype)}
+    return fastrnn.Stack(made, head=head), params, head
+
+
 def _ref_stack(kind, params, head, x, lengths, h0, c0):
     """The stack composed from reference.layer_forward: h, y, h_n (, c_n)."""
     h, k, h_n, c_n = f64(x), 0, [], []
@@ -197,8 +215,11 @@ def test_stack_fast_chain_is_the_validated_route(kind, dtype, lengths):
             "list": [4, 7, 2, 1, 6, 5]}[lengths]
     bidir, bidir_params, head = _make_stack(kind, rng, n_x, n_a, 2, True, dtype, n_y=4)
     deep, deep_params, _ = _make_stack(kind, rng, n_x, n_a, 3, False, dtype)
+    # layers of both sorts and of different sizes: the final states come back as a list
+    mixed, mixed_params, mixed_head = _mixed_stack(kind, rng, n_x, dtype, n_y=3)
     x = rng.standard_normal((n_x, m, T)).astype(dtype)
-    for s, p, hd in ((bidir, bidir_params, head), (deep, deep_params, None)):
+    for s, p, hd in ((bidir, bidir_params, head), (deep, deep_params, None),
+                     (mixed, mixed_params, mixed_head)):
         fast = s.forward(x, lens)
         # the compiled chain takes an integer array (a list goes the validated route)
         assert (s._chain(x, 1, lens) is None) == isinstance(lens, list)
@@ -211,8 +232,10 @@ def test_stack_fast_chain_is_the_validated_route(kind, dtype, lengths):
             if w is None:
                 assert g is None and v is None
                 continue
-            np.testing.assert_array_equal(g, v, err_msg=f"output {k}")
-            assert_close(g, w, dtype)
+            # final states of layers of different sizes: a list of (n_a, m) arrays
+            for gg, vv, ww in (zip(g, v, w) if isinstance(g, list) else ((g, v, w),)):
+                np.testing.assert_array_equal(gg, vv, err_msg=f"output {k}")
+                assert_close(gg, ww, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -511,14 +534,50 @@ def test_bidirectional_directions_run_on_two_threads(monkeypatch, kind):
 
 
 def test_models_and_stacks_pickle():
+    import copy
     import pickle
     rng = np.random.default_rng(11)
     stack, _, _ = _make_stack("lstm", rng, 3, 4, 2, True, np.float32, n_y=2)
+    layer = stack.layers[0]
     x, lengths = _x_lengths(rng, 3, 4, 5, np.float32)
-    want = stack.forward(x, lengths)
-    again = pickle.loads(pickle.dumps(stack)).forward(x, lengths)
-    for g, w in zip(again[:2], want[:2]):
-        np.testing.assert_array_equal(g, w)
+
+    def same(got, want):
+        np.testing.assert_array_equal(got[0], want[0])
+        for g, w in zip(got[1:], want[1:]):  # y (or None), then the final states
+            if w is None:
+                assert g is None
+                continue
+            for gg, ww in zip(g if isinstance(g, tuple) else (g,),
+                              w if isinstance(w, tuple) else (w,)):
+                np.testing.assert_array_equal(gg, ww)
+
+    for obj in (stack, layer):
+        for lens in (None, lengths):
+            want = obj.forward(x, lens)
+            same(pickle.loads(pickle.dumps(obj)).forward(x, lens), want)
+            same(copy.deepcopy(obj).forward(x, lens), want)
+            # as pickled by an earlier version: without the state made at construction (a
+            # Bidirectional with or without the Stack it made on its first call)
+            for drop in (("_plan", "_starts"),) if obj is stack else ((), ("_stack",)):
+                old = {k: v for k, v in vars(obj).items() if k not in drop}
+                if obj is layer and not drop:
+                    old["_stack"] = fastrnn.Stack([layer])
+                    for k in ("_plan", "_starts"):
+                        del old["_stack"].__dict__[k]
+                fresh = object.__new__(type(obj))
+                fresh.__setstate__(old)
+                same(fresh.forward(x, lens), want)
+    # a Bidirectional's Stack does not refer back to it: freed without the collector
+    import gc
+    import weakref
+    gc.disable()
+    try:
+        probe = fastrnn.Bidirectional(*layer.directions)
+        ref_ = weakref.ref(probe)
+        del probe
+        assert ref_() is None
+    finally:
+        gc.enable()
     gru = fastrnn.GRU(layer_params("gru", rng, 3, 4, 0))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(gru)).forward(x)[0],
                                   gru.forward(x)[0])
