@@ -510,7 +510,6 @@ cdef enum:
     STEP_X_STREAM_BYTES = 8 * 1024 * 1024
     STEP_X_STREAM_MIN_M = 16
     STEP_X_SLOW_L3_MIN_M = 12
-    DROP_IN_AHEAD_BYTES = 512 * 1024
     # A call's activated gates (the drop-in's caches) beyond this many bytes go to memory
     # past the caches (lstm_core's copy_gates).  A/B on AMD Zen 5 (32 MiB L3), float32
     # drop-in: `fastrnns` (52 MB of gates) and `big` (26 MB) x0.94; `mid` (13 MB) x1.02 and
@@ -546,8 +545,7 @@ cdef inline int state_block(Py_ssize_t itemsize) noexcept nogil:
 
 
 cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
-                             Py_ssize_t n_x, bint threaded=False,
-                             bint per_call=False) noexcept nogil:
+                             Py_ssize_t n_x, bint threaded=False) noexcept nogil:
     # Does lstm_core's input projection go per step (panel path), or ahead of the loop?  Per
     # step from STEP_X_MIN_M examples on: each weight then feeds that many multiply-adds per
     # step, and the step's gates are written while in cache.  With fewer, a step is about a
@@ -561,15 +559,10 @@ cdef inline bint lstm_step_x(int typenum, Py_ssize_t m, Py_ssize_t n_a,
     # (2 MiB L2, a core's L3 reads slower), float32, n_a = 512, a 6 MiB block: m = 4, 1.27;
     # m = 8, 1.13 (both descending); m = 12, 0.95; n_a = 768: m = 12, 0.95.  A call in
     # batch slices on several threads (``threaded``: the slices' ring runs per step) keeps
-    # the first rule everywhere.  A drop-in call (``per_call``: it packs for itself alone)
-    # with a block of DROP_IN_AHEAD_BYTES or more projects ahead, with BLAS from W_x as it
-    # is (lstm_core's ``raw_x``): it then packs W_a alone.  A/B on Intel Sapphire Rapids,
-    # float32, the drop-in call against per step, old and new builds alternated: `mid`
-    # (1.5 MB block, 32 examples) x0.91 (float64 x0.95), 16 examples x0.90, 8 x0.94, 64
-    # examples at n_a = 512 x0.80, n_a = 192 (0.9 MB) x0.95; at n_a = 128 (0.4 MB) x0.99-1.05.
+    # the first rule everywhere.
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
     cdef Py_ssize_t whole = 4 * n_a * (n_a + n_x) * item
-    if m < STEP_X_MIN_M or (per_call and whole >= DROP_IN_AHEAD_BYTES):
+    if m < STEP_X_MIN_M:
         return False
     if not threaded and fr_slow_l3():
         return whole <= fr_intel_l2_bytes() or m >= STEP_X_SLOW_L3_MIN_M
@@ -1050,7 +1043,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
     cdef Py_ssize_t zoff = 0 if ring else off * 4 * n_a, soff = 0 if ring else off * 2 * n_a
     if step_x < 0:  # decided by the slice's own size (the panel's choice only)
-        step_x = packed != NULL and lstm_step_x(typenum, ms, n_a, n_x, False, per_call)
+        step_x = packed != NULL and lstm_step_x(typenum, ms, n_a, n_x)
     cdef bint raw_x = per_call and packed != NULL and not step_x
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
     cdef Py_ssize_t base = lstm_work_size(ms, T, n_a, n_x, packed != NULL)
@@ -1590,8 +1583,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     dims[0] = n_y
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
     # one decision for the whole call (its slices share the packed block)
-    cdef bint step_x = (lstm_step_x(typenum, m, n_a, n_x, n_slices > 1, per_call) if npanel > 0
-                        else unpacked)
+    cdef bint step_x = lstm_step_x(typenum, m, n_a, n_x, n_slices > 1) if npanel > 0 else unpacked
     cdef bint ring = npanel > 0 and not caches and step_x
     dims[0], dims[1], dims[2] = m, 1 if ring else T, 4 * n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
