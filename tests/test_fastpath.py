@@ -38,17 +38,12 @@ def cache_arrays(function, out):
     return [v for step in steps for v in step if isinstance(v, np.ndarray)]
 
 
-# The second size: three examples and 300 inputs, where a drop-in sequence packs its
-# recurrent block alone and projects its inputs with BLAS (which then blocks the sum over
-# the inputs), gate by gate on both routes.
-@pytest.mark.parametrize("size", [{}, {"n_x": 300, "n_a": 20, "m": 3, "T": 5}],
-                         ids=["default", "wide_x"])
 @pytest.mark.parametrize("threshold", [0, 10**6])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_both_routes_agree_bitwise(monkeypatch, function, dtype, threshold, size):
+def test_both_routes_agree_bitwise(monkeypatch, function, dtype, threshold):
     monkeypatch.setattr(_api, "SMALL_BATCH_MAX_M", threshold)
-    args = make(function, dtype, **size)
+    args = make(function, dtype)
     calls = []
     kind = "rnn" if function.startswith("rnn") else "lstm"
     real = getattr(_core, "try_" + kind)

@@ -632,12 +632,7 @@ cdef void lstm_core(
         const int *active,                   # IN   (T,) or NULL: at step t only the first
         Py_ssize_t act0,                     #      active[t] - act0 columns run (as gru_core)
         int small_max,
-        bint reverse,                        # IN   run the steps from T - 1 down to 0
-        bint raw_x) noexcept nogil:          # IN   with the panel, not step_x: only the
-                                             #      recurrent columns W_a packed (panels
-                                             #      n_a wide), the input projection from
-                                             #      the gates' W_x as they are, gate by gate
-                                             #      (a drop-in call: see run_lstm_core)
+        bint reverse) noexcept nogil:        # IN   run the steps from T - 1 down to 0
     # Variable lengths as in gru_core: the batch sorted by length, longest first; the
     # columns past active[t] skip the step's products and pass and get zero states.
     # ``reverse`` (a backward direction) runs the steps backwards in place, every output at
@@ -695,9 +690,8 @@ cdef void lstm_core(
     # write it, instead of an input projection and a recurrent product: one pass over W,
     # half the reductions.
     cdef bint fused = panel == NULL and (T == 1 and m <= SMALL_COLS or step_x)
-    cdef int Kp = n_a if raw_x else K  # the packed panels' width
 
-    if panel != NULL and not raw_x:
+    if panel != NULL:
         # The gates' whole rows [W_a | W_x] as one packed block (a model keeps it between
         # calls), X^T and the biases.  With ``step_x``, per step Z_t = b + [W_a | W_x] @
         # [A_{t-1}; X_t] as the lessons write it: one panel GEMM on the step's concat, copied
@@ -720,11 +714,6 @@ cdef void lstm_core(
         # Z (4n_a, m*T) = W_x @ X + b ahead of the loop, W_x = the input columns W_k[:, n_a:]
         # of the gates (row stride ldw, col-major (n_x, rows) -> 'T'); X as in rnn_core.
         # Merged: one GEMM.  (Fused: the biases only; the products come per step.)
-        # raw_x: the recurrent columns packed alone, and the projection gate by gate whether
-        # or not the gates are merged (the validated route merges them, the compiled one
-        # reads them where they are): the same BLAS calls either way
-        if panel != NULL and pack:
-            panel_pack(G, n_a, w, n_a, ldw, panel)
         if merged:
             fill_columns(z, b[0], G, mT)
         else:
@@ -734,7 +723,7 @@ cdef void lstm_core(
                         z[col * G + k * n_a + i] = b[k][i]
         if fused:
             pass
-        elif merged and not raw_x:
+        elif merged:
             input_projection(G, mT, n_x, w[0] + n_a, ldw, x, ldx, z, G, xt)
         else:
             for k in range(4):
@@ -775,7 +764,7 @@ cdef void lstm_core(
                 memcpy(catj + n_a, xt + (j * T + t) * n_x, n_x * sizeof(floating))
             panel_acc(G, mt, K, panel, cat, K, zg, ldg, bias, 0, -1, step_descending(q))
         elif panel != NULL:
-            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz, NULL, 0, Kp, step_descending(q))
+            panel_acc(G, mt, n_a, panel, h_prev, ldh, zt, ldz, NULL, 0, K, step_descending(q))
         elif fused:
             for j in range(mt):
                 catj = xt + j * K
@@ -1030,21 +1019,15 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
                         char *a, char *c, char *y, char *z, char *s, char *work,
                         int small_max, char *packed=NULL, bint fill=False,
                         bint ring=False, const int *active=NULL,
-                        int step_x=-1, bint reverse=False,
-                        bint per_call=False) noexcept nogil:
+                        int step_x=-1, bint reverse=False) noexcept nogil:
     # As run_rnn_core; w and b hold the four gates' pointers, merged when they are
     # consecutive row blocks of one array.  work: lstm_work_size(..., packed != NULL).
-    # ``per_call`` (a drop-in call, packing for itself alone) with the panel and the input
-    # projection ahead of the loop: only W_a packed, the projection with BLAS from W_x as it
-    # is (lstm_core's ``raw_x``; see gru_raw_x.  A/B on Intel Sapphire Rapids, float32, the
-    # drop-in call with blocks beyond L2, old and new builds alternated: see the CHANGELOG).
     # ``ring`` (panel only): z and s are lstm_core's ring buffers for these ms = j1 - j0
     # columns (the slice's own), not caches.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a, k
     cdef Py_ssize_t zoff = 0 if ring else off * 4 * n_a, soff = 0 if ring else off * 2 * n_a
     if step_x < 0:  # decided by the slice's own size (the panel's choice only)
         step_x = packed != NULL and lstm_step_x(typenum, ms, n_a, n_x)
-    cdef bint raw_x = per_call and packed != NULL and not step_x
     cdef Py_ssize_t item = 4 if typenum == cnp.NPY_FLOAT32 else 8
     cdef Py_ssize_t base = lstm_work_size(ms, T, n_a, n_x, packed != NULL)
     cdef bint merged = True
@@ -1066,7 +1049,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <float *> z + zoff, <float *> s + soff,
             <float *> work, <float *> work + hc, <float *> work + 2 * hc,
             <float *> packed,
-            fill, step_x, ring, active, j0, small_max, reverse, raw_x)
+            fill, step_x, ring, active, j0, small_max, reverse)
     else:
         for k in range(4):
             wd[k] = <double *> w[k]
@@ -1078,7 +1061,7 @@ cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t 
             <double *> z + zoff, <double *> s + soff,
             <double *> work, <double *> work + hc, <double *> work + 2 * hc,
             <double *> packed,
-            fill, step_x, ring, active, j0, small_max, reverse, raw_x)
+            fill, step_x, ring, active, j0, small_max, reverse)
 
 
 # ------------------------------------------------------------------ checked entry points
@@ -1267,7 +1250,7 @@ def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0
                       cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by), cnp.PyArray_BYTES(a),
                       cnp.PyArray_BYTES(c), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                       cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), small_max,
-                      packed, fill, False, act, 1 if unpacked else -1, reverse, per_call)
+                      packed, fill, False, act, 1 if unpacked else -1, reverse)
 
 
 # ------------------------------------------------------------------ the drop-in fast path
@@ -1561,8 +1544,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
                      cnp.ndarray wy, char *by, bint sequence, int small_max,
                      Py_ssize_t npanel, list scratch=None, bint caches=True,
                      const int *active=NULL, Py_ssize_t n_slices=1, object runner=None,
-                     bint reverse=False, cnp.ndarray out=None, bint unpacked=False,
-                     bint per_call=False):
+                     bint reverse=False, cnp.ndarray out=None, bint unpacked=False):
     # Allocate the outputs and run the LSTM core on accepted arrays; (a, y, c, z, s).
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # Without ``caches``, where the panel GEMM runs, z and s are the core's ring buffers
@@ -1571,7 +1553,6 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
     # ``runner(run, n_slices)`` (which calls run(k) once for every k, on its threads).
     # ``reverse`` (``active`` NULL): the steps backwards; ``out``: a, checked by the caller.
     # ``unpacked`` (npanel 0): the fused product per step from the weights as they are.
-    # ``per_call``: a drop-in call (see run_lstm_core).
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -1609,7 +1590,7 @@ cdef tuple lstm_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray c0a, char **wp
                       cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(c),
                       cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(s),
                       cnp.PyArray_BYTES(work), small_max, packed, fill, ring,
-                      active, step_x, reverse, per_call)
+                      active, step_x, reverse)
     if ring:
         return a, y, c, None, None
     return a, y, c, z, s
@@ -2204,7 +2185,7 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
             wp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k])
             bp[k] = cnp.PyArray_BYTES(<cnp.ndarray> gate_arrays[2 * k + 1])
     return lstm_call(xa, a0a, c0a, wp, bp, wy, cnp.PyArray_BYTES(by), sequence, small_max,
-                     npanel, None, True, NULL, 1, None, False, None, unpacked, True)
+                     npanel, None, True, NULL, 1, None, False, None, unpacked)
 
 
 def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
