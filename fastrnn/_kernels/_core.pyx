@@ -2595,29 +2595,27 @@ cdef enum:
     GRU_RING_MIN_M = 16
 
 
-cdef inline bint gru_step_x(Py_ssize_t npanel, Py_ssize_t ms, bint per_call) noexcept nogil:
+cdef inline bint gru_step_x(Py_ssize_t npanel, Py_ssize_t ms) noexcept nogil:
     # Does a GRU call (a slice of ms examples) project its inputs per step (gru_core's
-    # ``step_x``)?  With the panel GEMM, from GRU_RING_MIN_M examples on, in a model's call;
-    # then a call without caches keeps one step's gates only (``ring``).  A drop-in call
-    # (``per_call``) projects ahead from W_x as it is instead (gru_raw_x).  (A/B, AMD Zen 5,
-    # the drop-in call per step with W_x packed against ahead of the loop, also packed:
-    # `mid` float32 and float64 x0.96, `fastrnns` x0.97, `big` x0.98.)
-    return npanel > 0 and ms >= GRU_RING_MIN_M and not per_call
+    # ``step_x``)?  With the panel GEMM, from GRU_RING_MIN_M examples on; then a call without
+    # caches keeps one step's gates only (``ring``), one with caches writes each step's
+    # into them (A/B, AMD Zen 5, drop-in against ahead of the loop: `mid` float32 and float64
+    # x0.96, `fastrnns` x0.97, `big` x0.98; same bits).
+    return npanel > 0 and ms >= GRU_RING_MIN_M
 
 
-cdef inline bint gru_raw_x(Py_ssize_t npanel, bint per_call) noexcept nogil:
+cdef inline bint gru_raw_x(Py_ssize_t npanel, Py_ssize_t ms, bint per_call) noexcept nogil:
     # Does a GRU call that packs for itself alone (``per_call``: a drop-in call) pack only
     # its recurrent block W_a, and make its input projection ahead of the loop with BLAS from
     # W_x as it is (gru_core's ``raw_x``), instead of packing W_x too for one product over
-    # every column (or, from GRU_RING_MIN_M examples on, one per step)?  Where the panel
-    # GEMM runs.  BLAS packs W_x in cache-sized pieces as it goes; packing the whole block
-    # first writes it out and reads it back.  A/B on Intel Sapphire Rapids, the drop-in call,
-    # old and new builds alternated: float32, n_a = 1024, 3 examples, 8 steps x0.93 (float64
-    # x0.91); n_a = 256-512, 4-12 examples, 16-100 steps x0.89-0.95; 16-64 examples (against
-    # the projection per step) x0.80-0.90; with OpenBLAS held to its Haswell kernel
-    # (OPENBLAS_CORETYPE) x0.97-1.03.  Models keep W_x packed (their bits may differ from a
-    # drop-in call's in the last place).
-    return per_call and npanel > 0
+    # every column?  Where the panel GEMM runs and the projection is made ahead (below
+    # GRU_RING_MIN_M examples).  BLAS packs W_x in cache-sized pieces as it goes; packing the
+    # whole block first writes it out and reads it back.  A/B on Intel Sapphire Rapids, the
+    # drop-in call, old and new builds alternated: float32, n_a = 1024, 3 examples, 8 steps
+    # x0.93 (float64 x0.91); n_a = 256-512, 4-12 examples, 16-100 steps x0.89-0.95; with
+    # OpenBLAS held to its Haswell kernel (OPENBLAS_CORETYPE) x0.97-1.03.  Models keep W_x
+    # packed (their bits may differ from a drop-in call's in the last place).
+    return per_call and npanel > 0 and not gru_step_x(npanel, ms)
 
 
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
@@ -2749,9 +2747,9 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
         every output at its own step: no reversed copies.
     per_call : as for :func:`lstm_forward`.
     caches : False when z is work memory (inference): where the panel GEMM runs on at least
-        GRU_RING_MIN_M examples (not ``per_call``), the slice's input projection then goes
-        per step into one step's worth of z (its flat elements j0 * 3n_a to j1 * 3n_a), and
-        z holds no gates after the call.
+        GRU_RING_MIN_M examples, the slice's input projection then goes per step into one
+        step's worth of z (its flat elements j0 * 3n_a to j1 * 3n_a), and z holds no gates
+        after the call.
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -2786,9 +2784,9 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     cdef char *whp[3]
     stacked_blocks(wx, 3, wxp)
     stacked_blocks(wh, 3, whp)
-    cdef bint step_x = gru_step_x(npanel, j1 - j0, per_call)
+    cdef bint step_x = gru_step_x(npanel, j1 - j0)
     cdef bint ring = step_x and not caches
-    cdef bint raw_x = gru_raw_x(npanel, per_call)
+    cdef bint raw_x = gru_raw_x(npanel, j1 - j0, per_call)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                      cnp.PyArray_BYTES(a0), wxp, whp, cnp.PyArray_BYTES(bx),
@@ -2827,7 +2825,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
     cdef cnp.ndarray a = out if out is not None else new_array(nd, dims, typenum)
     dims[0] = n_y
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
-    cdef bint step_x = gru_step_x(npanel, m, per_call)
+    cdef bint step_x = gru_step_x(npanel, m)
     cdef bint ring = step_x and not caches
     dims[0], dims[1], dims[2] = m, 1 if ring else T, 3 * n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
@@ -2843,7 +2841,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), reset_after,
                      active, small_max, packed, fill, reverse, unpacked, step_x,
-                     ring, gru_raw_x(npanel, per_call))
+                     ring, gru_raw_x(npanel, m, per_call))
     return a, y, z, s
 
 
