@@ -395,13 +395,10 @@ cdef void rnn_core(
         const int *active,                   # IN   (T,) or NULL: at step t only the first
         Py_ssize_t act0,                     #      active[t] - act0 columns run (see below)
         bint reverse,                        # IN   run the steps from T - 1 down to 0
-        bint small_x=False,                  # IN   the input projection and the output
+        bint small_x=False) noexcept nogil:  # IN   the input projection and the output
                                              #      layer by the small-batch kernel on the
                                              #      weights as they are (an unpacked call:
                                              #      see unpacked_steps)
-        bint raw_x=False) noexcept nogil:    # IN   with the panel: Waa alone packed, the
-                                             #      input projection from Wax as it is
-                                             #      (see rnn_raw_x)
     # Variable lengths, as in gru_core: with the batch sorted by length, longest first,
     # ``active[t]`` (non-increasing) examples of the whole batch are still running at step t;
     # this slice starts at example act0.  The others' recurrent products and activations are
@@ -422,14 +419,12 @@ cdef void rnn_core(
     cdef bint line_out = by_lines(T, SB, ld_a, ld_a, n_a * <Py_ssize_t> mT * sizeof(floating),
                                   sizeof(floating))
 
-    if panel != NULL and not raw_x:
+    if panel != NULL:
         # Waa and Wax packed (a model keeps them between calls); Z (n_a, m*T) = ba + Wax @
         # X^T from the second block.
         packed_projection(n_a, n_a, n_x, m, T, &wa, &wx, panel, pack, x, ldx, xt, z, b, True,
                           active, act0)
     else:
-        if panel != NULL and pack:  # raw_x: the recurrent block alone
-            panel_pack(n_a, n_a, &wa, n_a, n_a, panel)
         # Z (n_a, m*T) = Wax @ X + ba: Z col-major, Wax row-major = col-major (n_x, n_a) ->
         # 'T', X row-major (n_x, m*T) = col-major (m*T, n_x) -> 'T'.
         fill_columns(z, b, n_a, mT)
@@ -956,14 +951,6 @@ cdef Py_ssize_t projection_elems(int typenum, Py_ssize_t rows, Py_ssize_t n_a, P
     return fr_panel_size_d(rows, n_a) + fr_panel_size_d(rows, n_x)
 
 
-cdef inline bint rnn_raw_x(Py_ssize_t npanel, bint per_call) noexcept nogil:
-    # Does an RNN call that packs for itself alone (``per_call``: a drop-in call) pack only
-    # Waa, its input projection made with BLAS from Wax as it is (rnn_core's ``raw_x``), as
-    # the GRU's does (gru_raw_x)?  Where the panel GEMM runs.  A/B on Intel Sapphire Rapids,
-    # the drop-in call, old and new builds alternated: see the CHANGELOG.
-    return per_call and npanel > 0
-
-
 cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
                          Py_ssize_t T, int small_max, bint *unpacked) noexcept nogil:
     # packing_plan of the RNN's recurrent block, for every call: a model's too skips its
@@ -982,8 +969,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        char *a, char *y, char *z, char *work, int small_max,
                        char *packed=NULL, bint fill=False,
                        bint relu=False, const int *active=NULL,
-                       bint reverse=False, bint unpacked=False,
-                       bint raw_x=False) noexcept nogil:
+                       bint reverse=False, bint unpacked=False) noexcept nogil:
     # Pointers to whole (unsliced) arrays; columns j0:j1 of the batch are run.  work holds
     # work_size(1, ...) elements.  The panel GEMM runs where ``packed`` is not NULL (decided
     # once, by the caller that sized work: USE_PANEL may change meanwhile): a buffer of
@@ -1001,7 +987,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> work, <float *> work + ms * n_a,
             <float *> work + base - OUTPUT_ROWS_MAX * n_a,
             <float *> packed,
-            fill, small_max, relu, active, j0, reverse, unpacked, raw_x)
+            fill, small_max, relu, active, j0, reverse, unpacked)
     else:
         rnn_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -1010,7 +996,7 @@ cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> work, <double *> work + ms * n_a,
             <double *> work + base - OUTPUT_ROWS_MAX * n_a,
             <double *> packed,
-            fill, small_max, relu, active, j0, reverse, unpacked, raw_x)
+            fill, small_max, relu, active, j0, reverse, unpacked)
 
 
 cdef void run_lstm_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -1121,8 +1107,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
                 cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
                 cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max,
-                bint relu=False, cnp.ndarray active=None, bint reverse=False,
-                bint per_call=False):
+                bint relu=False, cnp.ndarray active=None, bint reverse=False):
     """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -1141,7 +1126,6 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     reverse : run the steps backwards, from T - 1 to 0 (a backward direction; with
         ``active``, each example from its own last step, starting from its a0), writing
         every output at its own step: no reversed copies.
-    per_call : as for :func:`lstm_forward`.
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -1175,7 +1159,7 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(b), cnp.PyArray_BYTES(wy), cnp.PyArray_BYTES(by),
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(work), small_max, packed, fill, relu, act,
-                     reverse, unpacked, rnn_raw_x(npanel, per_call))
+                     reverse, unpacked)
 
 
 def lstm_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray c0 not None,
@@ -1414,13 +1398,12 @@ cdef char *packed_block(list scratch, object key, Py_ssize_t npanel, int typenum
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
                     list scratch=None, bint relu=False, const int *active=NULL,
-                    bint reverse=False, cnp.ndarray out=None, bint per_call=False):
+                    bint reverse=False, cnp.ndarray out=None):
     cdef Py_ssize_t npanel
     cdef bint unpacked
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
     # With ``scratch`` (3 slots), z and the work buffer are reused from the previous call.
-    # ``out``: a, checked by the caller, instead of a new array; ``per_call`` as for
-    # rnn_forward.
+    # ``out``: a, checked by the caller, instead of a new array.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -1443,8 +1426,7 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
                      cnp.PyArray_BYTES(a0a), cnp.PyArray_BYTES(wx), cnp.PyArray_BYTES(wa),
                      b, cnp.PyArray_BYTES(wy), by, cnp.PyArray_BYTES(a),
                      cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z), cnp.PyArray_BYTES(work),
-                     small_max, packed, fill, relu, active, reverse, unpacked,
-                     rnn_raw_x(npanel, per_call))
+                     small_max, packed, fill, relu, active, reverse, unpacked)
     return a, y, z
 
 
@@ -1629,7 +1611,7 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
     if has_subnormal(xa) or has_subnormal(a0a):
         return None
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
-                    sequence, small_max, None, False, NULL, False, None, True)
+                    sequence, small_max)
 
 
 cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:
