@@ -257,32 +257,6 @@ def test_gru_compiled_fast_path_is_the_validated_route_bitwise(name, dtype):
                                                            a0, p)[0])
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(300, 20, 7, 3, 5), (9, 33, 0, 15, 6), (40, 24, 5, 16, 3)])
-def test_gru_drop_in_projects_from_its_weights_as_given(shape, dtype):
-    # With the panel GEMM and up to 15 examples a drop-in call packs W_a alone and makes its
-    # input projection with BLAS from the gates' W_x as given, gate by gate (a model keeps
-    # both packed; from 16 examples on the projection goes per step): the compiled route
-    # (separate gate arrays) and the validated one (a Fortran-ordered x: the gates stacked)
-    # agree bit for bit, and both match the reference, as does the model (n_x = 300: BLAS
-    # blocks the sum, so the model's bits may differ).
-    p, x, a0 = _case(shape, dtype, seed=21)
-    with recurrent_path("panel"):
-        fast = fastrnn.gru_forward(x, a0, p)
-        slow = fastrnn.gru_forward(np.asfortranarray(x), a0, p)
-        model = fastrnn.GRU(p).forward(x, a0)
-    a_ref, y_ref, _ = ref("gru_forward", x, a0, p)
-    np.testing.assert_array_equal(fast[0], slow[0])
-    assert_close(fast[0], a_ref, dtype)
-    assert_close(model[0], a_ref, dtype)
-    if shape[2]:
-        np.testing.assert_array_equal(fast[1], slow[1])
-        assert_close(fast[1], y_ref, dtype)
-    for t in (0, x.shape[2] - 1):
-        for g, s in zip(fast[2][0][t][:5], slow[2][0][t][:5]):
-            np.testing.assert_array_equal(g, s)
-
-
 @pytest.mark.parametrize("path", RECURRENT_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["lesson", "all_ones", "odd", "headless"])

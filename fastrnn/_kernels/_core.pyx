@@ -2442,11 +2442,8 @@ cdef void gru_core(
                                              #      unpacked_steps; xt then holds X^T)
         bint step_x,                         # IN   with the panel: the input projection
                                              #      made per step, into the step's gates
-        bint ring,                           # IN   with step_x: z is one step's gates
+        bint ring) noexcept nogil:           # IN   with step_x: z is one step's gates
                                              #      (m, 3n_a) (inference: no caches)
-        bint raw_x) noexcept nogil:          # IN   with the panel, not step_x: only W_a
-                                             #      packed, the input projection from W_x
-                                             #      as it is, gate by gate (see gru_raw_x)
     # The input projection of all three gates is hoisted out of the loop (one GEMM, the input
     # biases folded in; with ``step_x``, one product per step instead); each step makes one
     # recurrent product for all three gates into hg (the recurrent biases folded in: the
@@ -2476,19 +2473,15 @@ cdef void gru_core(
                                   sizeof(floating))
 
     cdef floating *panel_x = NULL
-    if panel != NULL and not raw_x:
+    if panel != NULL:
         # W_a and W_x packed (a model keeps them between calls); Z = b_x + W_x @ X^T for
         # every column at once from the second block (with ``step_x``, one step's columns per
         # step, written while in cache), HG_t = b_a + W_a @ A_{t-1} per step from the first.
         panel_x = packed_projection(G, n_a, n_x, m, T, wh, wx, panel, pack, x, ldx, xt, z,
                                     bx, not step_x, active, act0)
     else:
-        if panel != NULL and pack:  # raw_x: the recurrent block alone
-            panel_pack(G, n_a, wh, n_a, n_a, panel)
         fill_columns(z, bx, G, mT)
-        # raw_x: gate by gate whether or not they are stacked (the validated route stacks
-        # them, the compiled one reads them where they are): the same BLAS calls either way
-        if not raw_x and consecutive(wx, 3, n_a * n_x):
+        if consecutive(wx, 3, n_a * n_x):
             input_projection(G, mT, n_x, wx[0], n_x, x, ldx, z, G, xt, unpacked)
         else:
             for i in range(3):
@@ -2586,20 +2579,6 @@ cdef inline bint gru_step_x(Py_ssize_t npanel, Py_ssize_t ms) noexcept nogil:
     return npanel > 0 and ms >= GRU_RING_MIN_M
 
 
-cdef inline bint gru_raw_x(Py_ssize_t npanel, Py_ssize_t ms, bint per_call) noexcept nogil:
-    # Does a GRU call that packs for itself alone (``per_call``: a drop-in call) pack only
-    # its recurrent block W_a, and make its input projection ahead of the loop with BLAS from
-    # W_x as it is (gru_core's ``raw_x``), instead of packing W_x too for one product over
-    # every column?  Where the panel GEMM runs and the projection is made ahead (below
-    # GRU_RING_MIN_M examples).  BLAS packs W_x in cache-sized pieces as it goes; packing the
-    # whole block first writes it out and reads it back.  A/B on Intel Sapphire Rapids, the
-    # drop-in call, old and new builds alternated: float32, n_a = 1024, 3 examples, 8 steps
-    # x0.93 (float64 x0.91); n_a = 256-512, 4-12 examples, 16-100 steps x0.89-0.95; with
-    # OpenBLAS held to its Haswell kernel (OPENBLAS_CORETYPE) x0.97-1.03.  Models keep W_x
-    # packed (their bits may differ from a drop-in call's in the last place).
-    return per_call and npanel > 0 and not gru_step_x(npanel, ms)
-
-
 cdef inline Py_ssize_t gru_work_size(Py_ssize_t ms, Py_ssize_t T, Py_ssize_t n_a,
                                      Py_ssize_t n_x, bint panel) noexcept nogil:
     # h (ms, n_a) + hg (ms, 3n_a) + rh (ms, n_a), the output layer's panels (OUTPUT_ROWS_MAX,
@@ -2634,11 +2613,11 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        bint reset_after, const int *active, int small_max,
                        char *packed=NULL, bint fill=False, bint reverse=False,
                        bint unpacked=False, bint step_x=False,
-                       bint ring=False, bint raw_x=False) noexcept nogil:
+                       bint ring=False) noexcept nogil:
     # As run_rnn_core: columns j0:j1 of whole arrays; wx and wh hold the three gates'
     # pointers; work holds gru_work_size(..., packed != NULL or unpacked) elements;
-    # ``packed``, ``fill`` as there; ``step_x``, ``ring`` (z is (m, 1, 3n_a), one step),
-    # ``raw_x`` as for gru_core.
+    # ``packed``, ``fill`` as there; ``step_x``, ``ring`` (z is (m, 1, 3n_a), one step) as
+    # for gru_core.
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
     cdef Py_ssize_t zoff = j0 * 3 * n_a * (1 if ring else T)
     cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, packed != NULL or unpacked)
@@ -2659,8 +2638,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <float *> work, <float *> work + hc, <float *> work + 4 * hc,
             <float *> work + 5 * hc + OUTPUT_ROWS_MAX * n_a, <float *> work + 5 * hc,
             <float *> packed,
-            fill, reset_after, active, j0, small_max, reverse, unpacked, step_x, ring,
-            raw_x)
+            fill, reset_after, active, j0, small_max, reverse, unpacked, step_x, ring)
     else:
         gru_core[double](
             n_x, n_a, n_y, ms, T, <double *> x + off, m * T, <double *> a0 + j0, m,
@@ -2670,8 +2648,7 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
             <double *> work, <double *> work + hc, <double *> work + 4 * hc,
             <double *> work + 5 * hc + OUTPUT_ROWS_MAX * n_a, <double *> work + 5 * hc,
             <double *> packed,
-            fill, reset_after, active, j0, small_max, reverse, unpacked, step_x, ring,
-            raw_x)
+            fill, reset_after, active, j0, small_max, reverse, unpacked, step_x, ring)
 
 
 cdef int check_out(cnp.ndarray out, bint sequence, int typenum, Py_ssize_t n_a, Py_ssize_t m,
@@ -2768,7 +2745,6 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     stacked_blocks(wh, 3, whp)
     cdef bint step_x = gru_step_x(npanel, j1 - j0)
     cdef bint ring = step_x and not caches
-    cdef bint raw_x = gru_raw_x(npanel, j1 - j0, per_call)
     with nogil:
         run_gru_core(typenum, n_x, n_a, n_y, m, T, j0, j1, cnp.PyArray_BYTES(x),
                      cnp.PyArray_BYTES(a0), wxp, whp, cnp.PyArray_BYTES(bx),
@@ -2776,7 +2752,7 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), reset_after,
                      act, small_max, packed, fill, reverse, unpacked, step_x,
-                     ring, raw_x)
+                     ring)
 
 
 cdef inline void stacked_blocks(cnp.ndarray w, int nb, char **out):
@@ -2791,9 +2767,9 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
                     cnp.ndarray wy, char *by, bint sequence, bint reset_after, int small_max,
                     Py_ssize_t npanel, bint unpacked, list scratch=None,
                     const int *active=NULL, bint reverse=False, cnp.ndarray out=None,
-                    bint caches=True, bint per_call=False):
+                    bint caches=True):
     # Allocate the outputs and run the GRU core on accepted arrays; returns (a, y, z, s).
-    # ``npanel``, ``unpacked``: the caller's gru_plan; ``per_call`` as for gru_forward.
+    # ``npanel``, ``unpacked``: the caller's gru_plan.
     # With ``scratch`` (3 slots), z, s and the work buffer are reused from the previous call.
     # ``reverse`` (``active`` NULL): the steps backwards; ``out``: a, checked by the caller.
     # Without ``caches``, where the panel GEMM runs, from GRU_RING_MIN_M examples on, z is
@@ -2823,7 +2799,7 @@ cdef tuple gru_call(cnp.ndarray xa, cnp.ndarray a0a, char **wx, char **wh, char 
                      cnp.PyArray_BYTES(a), cnp.PyArray_BYTES(y), cnp.PyArray_BYTES(z),
                      cnp.PyArray_BYTES(s), cnp.PyArray_BYTES(work), reset_after,
                      active, small_max, packed, fill, reverse, unpacked, step_x,
-                     ring, gru_raw_x(npanel, m, per_call))
+                     ring)
     return a, y, z, s
 
 
@@ -2900,8 +2876,7 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
             arrays.append(arr)  # alive until the call returns
     return gru_call(xa, a0a, wxp, whp, cnp.PyArray_BYTES(bias),
                     cnp.PyArray_BYTES(bias) + 3 * n_a * item, wy, cnp.PyArray_BYTES(by),
-                    sequence, reset_after, small_max, npanel, unpacked, None, NULL, False,
-                    None, True, True)
+                    sequence, reset_after, small_max, npanel, unpacked)
 
 
 def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh not None,
