@@ -38,12 +38,17 @@ def cache_arrays(function, out):
     return [v for step in steps for v in step if isinstance(v, np.ndarray)]
 
 
+# Besides the default size: 300 inputs and three examples (an input projection ahead of the
+# loop over a wide W_x), and a 0.6-1.3 MB LSTM block with five examples.
+@pytest.mark.parametrize("size", [{}, {"n_x": 300, "n_a": 20, "m": 3, "T": 5},
+                                  {"n_x": 200, "n_a": 128, "m": 5, "T": 3}],
+                         ids=["default", "wide_x", "large_block"])
 @pytest.mark.parametrize("threshold", [0, 10**6])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_both_routes_agree_bitwise(monkeypatch, function, dtype, threshold):
+def test_both_routes_agree_bitwise(monkeypatch, function, dtype, threshold, size):
     monkeypatch.setattr(_api, "SMALL_BATCH_MAX_M", threshold)
-    args = make(function, dtype)
+    args = make(function, dtype, **size)
     calls = []
     kind = "rnn" if function.startswith("rnn") else "lstm"
     real = getattr(_core, "try_" + kind)
