@@ -108,26 +108,19 @@ def test_layer_lengths_match_reference(states_out, kind, dtype, n_y, size):
 
 def _make_stack(kind, rng, n_x, n_a, layers, bidirectional, dtype, n_y=0):
     """A Stack and its parameters: [(fwd params, bwd params or None)] per layer, head."""
-    made, params, n_in = [], [], n_x
-    for _ in range(layers):
-        pf = layer_params(kind, rng, n_in, n_a, 0, dtype)
-        pb = layer_params(kind, rng, n_in, n_a, 0, dtype) if bidirectional else None
-        params.append((pf, pb))
-        made.append(fastrnn.Bidirectional(MODEL[kind](pf), MODEL[kind](pb)) if bidirectional
-                    else MODEL[kind](pf))
-        n_in = n_a * (2 if bidirectional else 1)
-    head = None
-    if n_y:
-        head = {"Wy": rng.standard_normal((n_y, n_in)).astype(dtype),
-                "by": rng.standard_normal((n_y, 1)).astype(dtype)}
-    return fastrnn.Stack(made, head=head), params, head
+    return _stack_of(kind, rng, n_x, [(n_a, bidirectional)] * layers, dtype, n_y)
 
 
 def _mixed_stack(kind, rng, n_x, dtype, n_y=0):
     """A Stack of a bidirectional layer (n_a 4), a single direction (5) and a bidirectional
     layer (2), with its parameters as _make_stack gives them."""
+    return _stack_of(kind, rng, n_x, [(4, True), (5, False), (2, True)], dtype, n_y)
+
+
+def _stack_of(kind, rng, n_x, layers, dtype, n_y):
+    """_make_stack of layers given as (n_a, bidirectional) pairs."""
     made, params, n_in = [], [], n_x
-    for n_a, both in ((4, True), (5, False), (2, True)):
+    for n_a, both in layers:
         pf = layer_params(kind, rng, n_in, n_a, 0, dtype)
         pb = layer_params(kind, rng, n_in, n_a, 0, dtype) if both else None
         params.append((pf, pb))
