@@ -350,7 +350,7 @@ class Stack:
         if sorting is None:
             return h, None if self._head is None else self._apply_head(h, None), state
         if not in_order:  # else the kernels' order is the caller's
-            h = _core.unsort([h], [False], *sorting, in_order)[0]
+            h = _core.unsort([h], [False], *sorting, False)[0]
         if self._head is None:
             return h, None, state
         # the head on the caller's order: the validated route's bits

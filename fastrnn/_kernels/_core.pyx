@@ -920,8 +920,7 @@ cdef Py_ssize_t lstm_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py
 
 cdef inline Py_ssize_t packing_plan(Py_ssize_t npanel, Py_ssize_t block_bytes, Py_ssize_t ms,
                                     Py_ssize_t T, bint per_call, bint *unpacked,
-                                    Py_ssize_t max_m=UNPACKED_MAX_M,
-                                    Py_ssize_t max_cols=UNPACKED_MAX_T) noexcept nogil:
+                                    Py_ssize_t max_m, Py_ssize_t max_cols) noexcept nogil:
     # The panel elements a call packs (npanel, as its kind's *_panel_elems gives them), or 0
     # with *unpacked set when the call packs for itself alone (``per_call``: a drop-in call,
     # not a model's) and skipping the packing pays (unpacked_steps, block_bytes of weights,
@@ -937,7 +936,7 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
     # packing_plan of the LSTM's gate block.
     return packing_plan(lstm_panel_elems(typenum, n_a, n_x, ms, T, small_max),
                         4 * n_a * (n_a + n_x) * (4 if typenum == cnp.NPY_FLOAT32 else 8),
-                        ms, T, per_call, unpacked)
+                        ms, T, per_call, unpacked, UNPACKED_MAX_M, UNPACKED_MAX_T)
 
 
 cdef Py_ssize_t projection_elems(int typenum, Py_ssize_t rows, Py_ssize_t n_a, Py_ssize_t n_x,
@@ -960,7 +959,7 @@ cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t
     # steps x0.70; 384/768/384 8 steps x0.89.
     return packing_plan(projection_elems(typenum, n_a, n_a, n_x, ms, T, small_max),
                         n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T, True,
-                        unpacked, 1)
+                        unpacked, 1, UNPACKED_MAX_T)
 
 
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
