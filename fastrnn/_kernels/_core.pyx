@@ -568,11 +568,16 @@ cdef enum:
     # See unpacked_steps.
     UNPACKED_MAX_M = 2
     UNPACKED_MAX_T = 8
+    # See lstm_plan.
+    LSTM_SLOW_L3_MAX_T = 5
+    LSTM_SLOW_L3_BIG_MAX_T = 7
+    LSTM_SLOW_L3_BIG_BYTES = 8 * 1024 * 1024
     UNPACKED_MIN_BYTES = 2 * 1024 * 1024
 
 
 cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T, Py_ssize_t block_bytes,
-                                Py_ssize_t max_m, Py_ssize_t max_cols) noexcept nogil:
+                                Py_ssize_t max_m, Py_ssize_t max_t,
+                                Py_ssize_t max_cols) noexcept nogil:
     # Does a drop-in call (nothing packed before it) skip packing its weights (block_bytes of
     # them), and run the small-batch kernel on them as they are: the LSTM one fused product
     # per step (lstm_core's ``fused``), the GRU its input projection and recurrent products
@@ -591,7 +596,7 @@ cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T, Py_ssize_t block_byt
     # examples, unpacked / packed, the drop-in call: 3-4 steps, n_a = 384-1024: LSTM
     # x0.61-0.83, GRU x0.55-0.70, RNN x0.58 but its model x1.08; 8 steps: the GRU x0.83
     # (n_a = 1024), x0.97-0.98 (384, 512), the LSTM x0.98 (1024) but x1.11-1.21 (384, 512).
-    return (m <= max_m and T <= UNPACKED_MAX_T and m * T <= max_cols
+    return (m <= max_m and T <= max_t and m * T <= max_cols
             and block_bytes >= UNPACKED_MIN_BYTES)
 
 
@@ -920,13 +925,14 @@ cdef Py_ssize_t lstm_panel_elems(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py
 
 cdef inline Py_ssize_t packing_plan(Py_ssize_t npanel, Py_ssize_t block_bytes, Py_ssize_t ms,
                                     Py_ssize_t T, bint per_call, bint *unpacked,
-                                    Py_ssize_t max_m, Py_ssize_t max_cols) noexcept nogil:
+                                    Py_ssize_t max_m, Py_ssize_t max_t,
+                                    Py_ssize_t max_cols) noexcept nogil:
     # The panel elements a call packs (npanel, as its kind's *_panel_elems gives them), or 0
     # with *unpacked set when the call packs for itself alone (``per_call``: a drop-in call,
     # not a model's) and skipping the packing pays (unpacked_steps, block_bytes of weights,
-    # up to max_m examples and max_cols columns).
+    # up to max_m examples, max_t steps and max_cols columns).
     unpacked[0] = (per_call and npanel > 0
-                   and unpacked_steps(ms, T, block_bytes, max_m, max_cols))
+                   and unpacked_steps(ms, T, block_bytes, max_m, max_t, max_cols))
     return 0 if unpacked[0] else npanel
 
 
@@ -934,9 +940,22 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
                           Py_ssize_t T, int small_max, bint per_call,
                           bint *unpacked) noexcept nogil:
     # packing_plan of the LSTM's gate block.
-    return packing_plan(lstm_panel_elems(typenum, n_a, n_x, ms, T, small_max),
-                        4 * n_a * (n_a + n_x) * (4 if typenum == cnp.NPY_FLOAT32 else 8),
-                        ms, T, per_call, unpacked, UNPACKED_MAX_M, UNPACKED_MAX_T)
+    # Where L3 is slow (fr_slow_l3), the small-batch kernel reads the weights as they are at
+    # about half the panel kernel's rate, so packing pays back sooner, and one or two examples
+    # cost the same per step: up to LSTM_SLOW_L3_MAX_T steps for either, LSTM_SLOW_L3_BIG_MAX_T
+    # for a block of LSTM_SLOW_L3_BIG_BYTES or more (read from memory either way, the panel
+    # kernel's lead is smaller).  Measured on Intel Sapphire Rapids (2 MiB L2), the drop-in
+    # call, float32, per step unpacked / packed (packing): one example, 3.5 MB block 120 / 55
+    # us (370 us), 25 MB 900 / 600 us (2.7 ms); packed / unpacked, one example, 3.5-8 MB: 6
+    # steps x0.96-1.02, 8 steps x0.72-0.89; 25 MB: 6 steps x1.12, 8 steps x1.00; two
+    # examples, 5 steps unpacked / packed x0.83-0.98 (3.5-25 MB).
+    cdef Py_ssize_t block = 4 * n_a * (n_a + n_x) * (4 if typenum == cnp.NPY_FLOAT32 else 8)
+    cdef Py_ssize_t max_t = UNPACKED_MAX_T, max_cols = UNPACKED_MAX_T
+    if fr_slow_l3():
+        max_t = LSTM_SLOW_L3_BIG_MAX_T if block >= LSTM_SLOW_L3_BIG_BYTES else LSTM_SLOW_L3_MAX_T
+        max_cols = UNPACKED_MAX_M * max_t
+    return packing_plan(lstm_panel_elems(typenum, n_a, n_x, ms, T, small_max), block,
+                        ms, T, per_call, unpacked, UNPACKED_MAX_M, max_t, max_cols)
 
 
 cdef Py_ssize_t projection_elems(int typenum, Py_ssize_t rows, Py_ssize_t n_a, Py_ssize_t n_x,
@@ -959,7 +978,7 @@ cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t
     # steps x0.70; 384/768/384 8 steps x0.89.
     return packing_plan(projection_elems(typenum, n_a, n_a, n_x, ms, T, small_max),
                         n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T, True,
-                        unpacked, 1, UNPACKED_MAX_T)
+                        unpacked, 1, UNPACKED_MAX_T, UNPACKED_MAX_T)
 
 
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -2602,7 +2621,8 @@ cdef Py_ssize_t gru_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t
     # packing_plan of the GRU's blocks (W_a and W_x packed).
     cdef Py_ssize_t npanel = gru_panel_elems(typenum, n_a, n_x, ms, T, small_max, reset_after)
     return packing_plan(npanel, npanel * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T,
-                        per_call, unpacked, UNPACKED_MAX_M, UNPACKED_MAX_M * UNPACKED_MAX_T)
+                        per_call, unpacked, UNPACKED_MAX_M, UNPACKED_MAX_T,
+                        UNPACKED_MAX_M * UNPACKED_MAX_T)
 
 
 cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
