@@ -148,14 +148,15 @@ def run_slices(run, n):
 
 
 def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None, reverse=False,
-            out=None, z=None):
+            out=None, z=None, per_call=False):
     """Kernel call for a (n_x, m, T_x) sequence; returns a, y and the state buffer.
 
     The state buffer z (m, T_x, n_a) holds the hidden states again, time-major.
     ``active``: as for :func:`run_gru`; ``reverse``: run the steps backwards (see
     fastrnn._kernels._core.rnn_forward); ``out``: a C-contiguous (n_a, m, T_x) array for a;
     ``z``: one for the state buffer (a model's work array kept between calls: a fresh large
-    array costs a page fault per 4 KiB, in every thread at once).
+    array costs a page fault per 4 KiB, in every thread at once); ``per_call``: as for
+    :func:`run_lstm`.
 
     ``x`` and ``a0`` must already be C-contiguous arrays of the packed dtype.
     """
@@ -170,6 +171,8 @@ def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None, revers
         options["active"] = active
     if reverse:
         options["reverse"] = True
+    if per_call:
+        options["per_call"] = True
     kernel = functools.partial(_core.rnn_forward, **options) if options else _core.rnn_forward
     _run(kernel, (x, a0, packed.w[0], packed.w[1], packed.b, packed.wy, packed.by,
                   a, y, z), m, n_threads, m * T * n_a * (n_a + n_x + n_y))
@@ -406,7 +409,7 @@ def _forward(kind, inputs, parameters, sequence, reset_after=True):
     if not sequence:
         kernel_args[0] = kernel_args[0].reshape(dims.n_x, dims.m, 1)
     if kind == "rnn":
-        out, n_out = run_rnn(packed, *kernel_args), 2
+        out, n_out = run_rnn(packed, *kernel_args, per_call=True), 2
     elif kind == "gru":
         out, n_out = run_gru(packed, *kernel_args, reset_after=reset_after, per_call=True), 2
     else:

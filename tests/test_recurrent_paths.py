@@ -104,7 +104,8 @@ def test_drop_in_without_packing_matches_reference(simd_level, case, m, dtype, T
     (Intel, 2 MiB of L2 or more): one or two examples up to 5 steps, or 7 with a block of 8
     MiB or more (these sizes have a step each side of every limit): the LSTM one fused
     product per step over [W_a | W_x], the GRU its input projection and recurrent products,
-    the RNN those and its output layer (its block is W_a alone; the RNN's model call too).
+    the RNN those and its output layer (its block is W_a alone; the RNN's model call too,
+    except where L3 is slow).
     Outputs and every step's cache items against the reference, and the packed model's
     outputs beside them."""
     kind, n_x, n_a = UNPACKED_CASES[case]

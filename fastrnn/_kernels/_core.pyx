@@ -970,15 +970,21 @@ cdef Py_ssize_t projection_elems(int typenum, Py_ssize_t rows, Py_ssize_t n_a, P
 
 
 cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t ms,
-                         Py_ssize_t T, int small_max, bint *unpacked) noexcept nogil:
-    # packing_plan of the RNN's recurrent block, for every call: a model's too skips its
-    # packed block where unpacked_steps says so, since its input projection and output layer
-    # then also run on the weights as they are (OpenBLAS would pack W_x and Wy on every
+                         Py_ssize_t T, int small_max, bint per_call,
+                         bint *unpacked) noexcept nogil:
+    # packing_plan of the RNN's recurrent block.  A model's call (not ``per_call``) too skips
+    # its packed block where unpacked_steps says so, since its input projection and output
+    # layer then also run on the weights as they are (OpenBLAS would pack W_x and Wy on every
     # call).  A/B, AMD Zen 5, float32, one example, the model: 512/1024/512 8 steps x0.88, 5
-    # steps x0.70; 384/768/384 8 steps x0.89.
+    # steps x0.70; 384/768/384 8 steps x0.89.  Not where L3 is slow (fr_slow_l3), where the
+    # small-batch kernel reads the weights as they are at about half the panel kernel's rate:
+    # Intel Sapphire Rapids, float32, one example, the model packed / unpacked: 512/1024/512
+    # 4 steps x0.78, 8 steps x0.75; 768/1536/768 x0.90, x0.87 (the drop-in call, which would
+    # pack them first: x1.13-1.64 slower packed).
     return packing_plan(projection_elems(typenum, n_a, n_a, n_x, ms, T, small_max),
-                        n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T, True,
-                        unpacked, 1, UNPACKED_MAX_T, UNPACKED_MAX_T)
+                        n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T,
+                        per_call or not fr_slow_l3(), unpacked, 1, UNPACKED_MAX_T,
+                        UNPACKED_MAX_T)
 
 
 cdef void run_rnn_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n_y,
@@ -1125,7 +1131,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
                 cnp.ndarray wa not None, cnp.ndarray b not None, cnp.ndarray wy not None,
                 cnp.ndarray by not None, cnp.ndarray a not None, cnp.ndarray y not None,
                 cnp.ndarray z not None, Py_ssize_t j0, Py_ssize_t j1, int small_max,
-                bint relu=False, cnp.ndarray active=None, bint reverse=False):
+                bint relu=False, cnp.ndarray active=None, bint reverse=False,
+                bint per_call=False):
     """Basic RNN over the examples j0:j1 of a batch, the GIL released throughout.
 
     Parameters
@@ -1144,6 +1151,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     reverse : run the steps backwards, from T - 1 to 0 (a backward direction; with
         ``active``, each example from its own last step, starting from its a0), writing
         every output at its own step: no reversed copies.
+    per_call : the weights are packed for this call alone (a drop-in call, not a model's),
+        as in :func:`lstm_forward`.
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
@@ -1166,7 +1175,8 @@ def rnn_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
         return
     # as the drop-in fast path decides (rnn_call): the same call, the same kernels and bits
     cdef bint unpacked
-    cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, n_x, j1 - j0, T, small_max, &unpacked)
+    cdef Py_ssize_t npanel = rnn_plan(typenum, n_a, n_x, j1 - j0, T, small_max, per_call,
+                                      &unpacked)
     cdef cnp.ndarray work = _pool.aligned_empty(
         work_size(1, j1 - j0, T, n_a, n_x, unpacked or npanel > 0), x.dtype)
     cdef bint fill
@@ -1420,8 +1430,9 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef Py_ssize_t npanel
     cdef bint unpacked
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
-    # With ``scratch`` (3 slots), z and the work buffer are reused from the previous call.
-    # ``out``: a, checked by the caller, instead of a new array.
+    # With ``scratch`` (3 slots: a model's call), z and the work buffer are reused from the
+    # previous call; without, a drop-in call (rnn_plan's per_call).  ``out``: a, checked by
+    # the caller, instead of a new array.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -1433,7 +1444,7 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
-    npanel = rnn_plan(typenum, n_a, n_x, m, T, small_max, &unpacked)
+    npanel = rnn_plan(typenum, n_a, n_x, m, T, small_max, scratch is None, &unpacked)
     cdef bint fill
     cdef char *packed = packed_block(scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel,
                                      typenum, &fill)
