@@ -584,15 +584,18 @@ cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T, Py_ssize_t block_byt
     # (gru_core's ``unpacked``), the RNN those and its output layer (rnn_core's ``small_x``;
     # its block is W_a alone; a model's call too: see rnn_plan)?
     # For one example, where the block is beyond L2: each step then reads it once from L3
-    # either way (the small-batch kernel reads row-major W at about the panel kernel's rate),
+    # either way (on AMD Zen the small-batch kernel reads row-major W at about the panel
+    # kernel's rate; on Intel with 2 MiB of L2 at about half of it: see lstm_plan, rnn_plan),
     # and packing costs about three steps.  Measured on AMD Zen 5, float32, one example, per
     # step small / panel kernel (pack): 1.2 MB block 14.6 / 12.6 us (37 us), 6.3 MB 65 / 62
     # us (187 us), 25 MB 782 / 673 us (2.3 ms): packing pays back after 19-49 steps; a block
     # of 0.2 MB: 5.3 / 2.0 us (5.8 us), after 2.  (Two examples, 6.3 MB: 106 / 89 us, 250 us.)
     # In place the small kernel lost more: 16 steps were 1.17-1.27x slower unpacked.
-    # Up to max_m examples and max_cols columns (m * T) in all, the kind's: the LSTM and the
-    # GRU two examples (the GRU's unpacked steps read less than the LSTM's fused product),
-    # the RNN one (its model call too).  Measured on Intel Sapphire Rapids, float32, two
+    # Up to max_m examples, max_t steps and max_cols columns (m * T) in all, the kind's: the
+    # LSTM and the GRU two examples (the GRU's unpacked steps read less than the LSTM's fused
+    # product), the RNN one (its model call too, except on Intel with 2 MiB of L2: rnn_plan),
+    # at most UNPACKED_MAX_T steps (the LSTM on Intel with 2 MiB of L2: lstm_plan); every
+    # kind 2 MiB of weights or more.  Measured on Intel Sapphire Rapids, float32, two
     # examples, unpacked / packed, the drop-in call: 3-4 steps, n_a = 384-1024: LSTM
     # x0.61-0.83, GRU x0.55-0.70, RNN x0.58 but its model x1.08; 8 steps: the GRU x0.83
     # (n_a = 1024), x0.97-0.98 (384, 512), the LSTM x0.98 (1024) but x1.11-1.21 (384, 512).
@@ -979,8 +982,8 @@ cdef Py_ssize_t rnn_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_t
     # steps x0.70; 384/768/384 8 steps x0.89.  Not where L3 is slow (fr_slow_l3), where the
     # small-batch kernel reads the weights as they are at about half the panel kernel's rate:
     # Intel Sapphire Rapids, float32, one example, the model packed / unpacked: 512/1024/512
-    # 4 steps x0.78, 8 steps x0.75; 768/1536/768 x0.90, x0.87 (the drop-in call, which would
-    # pack them first: x1.13-1.64 slower packed).
+    # 4 steps x0.78, 8 steps x0.75; 768/1536/768 x0.90-0.91, x0.87-0.89 (the drop-in call,
+    # which would pack them first: x1.13-1.64 slower packed).
     return packing_plan(projection_elems(typenum, n_a, n_a, n_x, ms, T, small_max),
                         n_a * n_a * (4 if typenum == cnp.NPY_FLOAT32 else 8), ms, T,
                         per_call or not fr_slow_l3(), unpacked, 1, UNPACKED_MAX_T,
@@ -1426,13 +1429,13 @@ cdef char *packed_block(list scratch, object key, Py_ssize_t npanel, int typenum
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
                     list scratch=None, bint relu=False, const int *active=NULL,
-                    bint reverse=False, cnp.ndarray out=None):
+                    bint reverse=False, cnp.ndarray out=None, bint per_call=False):
     cdef Py_ssize_t npanel
     cdef bint unpacked
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
-    # With ``scratch`` (3 slots: a model's call), z and the work buffer are reused from the
-    # previous call; without, a drop-in call (rnn_plan's per_call).  ``out``: a, checked by
-    # the caller, instead of a new array.
+    # With ``scratch`` (3 slots), z and the work buffer are reused from the previous call.
+    # ``per_call``: a drop-in call's (rnn_plan).  ``out``: a, checked by the caller, instead
+    # of a new array.
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -1444,7 +1447,7 @@ cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray
     cdef cnp.ndarray y = new_array(nd, dims, typenum)
     dims[0], dims[1], dims[2] = m, T, n_a
     cdef cnp.ndarray z = scratch_array(scratch, 0, 3, dims, typenum)
-    npanel = rnn_plan(typenum, n_a, n_x, m, T, small_max, scratch is None, &unpacked)
+    npanel = rnn_plan(typenum, n_a, n_x, m, T, small_max, per_call, &unpacked)
     cdef bint fill
     cdef char *packed = packed_block(scratch, <Py_ssize_t> cnp.PyArray_DATA(wa), npanel,
                                      typenum, &fill)
@@ -1640,7 +1643,7 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
     if has_subnormal(xa) or has_subnormal(a0a):
         return None
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
-                    sequence, small_max)
+                    sequence, small_max, None, False, NULL, False, None, True)
 
 
 cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:

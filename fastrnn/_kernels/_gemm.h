@@ -81,9 +81,10 @@ static ptrdiff_t fr_intel_l2_bytes(void)
 }
 
 /* 1 where a block beyond L2 is read from L3 slowly enough that the LSTM projects its inputs
- * ahead of the loop at fewer examples (lstm_step_x in _core.pyx): measured on an Intel Xeon
- * of the Sapphire Rapids class (2 MiB L2, mesh L3); taken for Intel CPUs with an L2 of 2
- * MiB or more. */
+ * ahead of the loop at fewer examples (lstm_step_x in _core.pyx), and where the small-batch
+ * kernel reads row-major weights at about half the panel kernel's rate, so that packing pays
+ * back sooner (lstm_plan, rnn_plan): measured on an Intel Xeon of the Sapphire Rapids class
+ * (2 MiB L2, mesh L3, AVX-512); taken for Intel CPUs with an L2 of 2 MiB or more. */
 static int fr_slow_l3(void)
 {
     return fr_intel_l2_bytes() >= 2 * 1024 * 1024;
