@@ -1428,8 +1428,8 @@ cdef char *packed_block(list scratch, object key, Py_ssize_t npanel, int typenum
 
 cdef tuple rnn_call(cnp.ndarray xa, cnp.ndarray a0a, cnp.ndarray wx, cnp.ndarray wa,
                     char *b, cnp.ndarray wy, char *by, bint sequence, int small_max,
-                    list scratch=None, bint relu=False, const int *active=NULL,
-                    bint reverse=False, cnp.ndarray out=None, bint per_call=False):
+                    bint per_call, list scratch=None, bint relu=False,
+                    const int *active=NULL, bint reverse=False, cnp.ndarray out=None):
     cdef Py_ssize_t npanel
     cdef bint unpacked
     # Allocate the outputs and run the RNN core on accepted arrays; returns (a, y, z).
@@ -1643,7 +1643,7 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
     if has_subnormal(xa) or has_subnormal(a0a):
         return None
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
-                    sequence, small_max, None, False, NULL, False, None, True)
+                    sequence, small_max, True)
 
 
 cdef int check_packed(cnp.ndarray wy, cnp.ndarray by, object scratch) except -1:
@@ -1706,7 +1706,7 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     check_active(active, T, m)
     check_out(out, sequence, typenum, n_a, m, T)
     return rnn_call(xa, a0a, wx, wa, cnp.PyArray_BYTES(b), wy, cnp.PyArray_BYTES(by),
-                    sequence, small_max, scratch, relu,
+                    sequence, small_max, False, scratch, relu,
                     NULL if active is None else <const int *> cnp.PyArray_DATA(active),
                     reverse, out)
 
