@@ -27,7 +27,7 @@ from libc.stdlib cimport calloc, free
 from fastrnn._kernels._blas cimport gemm_acc
 from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
                                          fr_panel_available, fr_panel_size_d,
-                                         fr_intel_l2_bytes, fr_slow_l3,
+                                         fr_intel_l2_bytes, fr_slow_l3, fr_set_tile_cols,
                                          fr_panel_size_f, panel_acc, panel_pack, panel_size,
                                          small_acc, step_descending)
 from fastrnn._kernels._transpose cimport FR_LINE_BYTES, lines_out, stream_copy, transpose
@@ -891,6 +891,15 @@ def set_line_out_min_bytes(Py_ssize_t n):
     previous = LINE_OUT_MIN
     LINE_OUT_MIN = max(n, 0)
     return previous
+
+
+def set_tile_cols(int n):
+    """Make ``n`` (8 or 12; 0: this CPU's choice) the most columns of a column tile of the
+    AVX-512 panel GEMM (see fr_tile_cols in _gemm.h).  Returns the previous value.  For tests
+    and benchmarks."""
+    if n not in (0, 8, 12):
+        raise ValueError(f"set_tile_cols: n must be 0, 8 or 12, got {n}")
+    return fr_set_tile_cols(n)
 
 
 def panel_gemm_enabled():

@@ -90,6 +90,51 @@ static int fr_slow_l3(void)
     return fr_intel_l2_bytes() >= 2 * 1024 * 1024;
 }
 
+/* Columns in a column tile of the AVX-512 panel GEMM, at most: 12 (24 accumulators: a batch
+ * of up to 12 is one tile, each Z value written once; measured on AMD Zen 5, float32,
+ * against tiles of 8 with 9-12 columns as 8 + 1..4, K blocked: the panel GEMM of 768-2048
+ * rows at m = 9-12 from 161-201 to 203-218 GFLOP/s, the LSTM model at m = 9-12 x0.79-0.93;
+ * from 13 columns on, the same time), but 8 on AMD Zen 4 (family 19h with AVX-512: each
+ * 512-bit FMA takes both of its 256-bit units), where tiles of 11-12 columns ran slower than
+ * the same columns in tiles of at most 8 (2048 x 512 - 4096 x 1536 blocks, tiles as even as
+ * they come: float32 at m = 11-64 +2-15%, float64 +4-30%; a lone tile of 9-10 within 2%).
+ * Asked once; fr_set_tile_cols overrides it (tests and benchmarks, any CPU). */
+static int fr_tile_cols_set = 0;
+
+static int fr_cpu_tile_cols(void)
+{
+#if FR_HAVE_DISPATCH && defined(__GNUC__)
+    if (__builtin_cpu_is("amd")) {
+        unsigned a, b, c, d;
+        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+        unsigned family = (a >> 8) & 0xf;
+        if (family == 0xf) family += (a >> 20) & 0xff;
+        if (family == 0x19) return 8;
+    }
+#endif
+    return 12;
+}
+
+static int fr_tile_cols(void)
+{
+    int n = __atomic_load_n(&fr_tile_cols_set, __ATOMIC_RELAXED);
+    if (n == 0) {
+        n = fr_cpu_tile_cols();
+        __atomic_store_n(&fr_tile_cols_set, n, __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
+/* Make n (8 or 12; 0: this CPU's choice) the AVX-512 tile width; returns the previous one.
+ * Not meant to run while a kernel runs on another thread. */
+static int fr_set_tile_cols(int n)
+{
+    int old = fr_tile_cols();
+    __atomic_store_n(&fr_tile_cols_set, n == 8 || n == 12 ? n : fr_cpu_tile_cols(),
+                     __ATOMIC_RELAXED);
+    return old;
+}
+
 /* 1 when the active level has panel micro-kernels. */
 static int fr_panel_available(void)
 {
@@ -233,7 +278,7 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
 
 #define FR_PG_BIAS (bk ? bk + p * mr : NULL)
 
-#define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR, P1, EVEN, DOWN_WHOLE)                      \
+#define FR_PG_DRIVER_HEAD(T, SFX, TAG, TARGET, NR_MAX, P1, EVEN, DOWN_WHOLE)                  \
 __attribute__((target(TARGET)))                                                               \
 static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptrdiff_t K,     \
                                         ptrdiff_t Kp, const T *P, const T *all_H,             \
@@ -242,6 +287,7 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
 {                                                                                             \
     const ptrdiff_t mr = FR_PANEL_BYTES / sizeof(T), all_np = (all_rows + mr - 1) / mr;       \
     const ptrdiff_t ps = Kp * mr;                                                             \
+    const ptrdiff_t NR = (NR_MAX); /* columns per tile, at most */                           \
     /* one column tile: no K blocking (each Z value is updated once) */                       \
     const int one_tile = all_m <= NR;                                                         \
     /* its own panels prefetched into L1 (see above): a block beyond what L1 and L2 keep    \
@@ -294,11 +340,8 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
     }                                                                                         \
 }
 
-/* AVX-512: 2 vectors per panel row, NR = 12 columns (24 accumulators; a batch of up to 12
- * is one tile, each Z value written once; measured on AMD Zen 5, float32, against tiles of 8
- * (then 9-12 columns were 8 + 1..4, K blocked): the panel GEMM of 768-2048 rows at m = 9-12
- * from 161-201 to 203-218 GFLOP/s, the LSTM model at m = 9-12 x0.79-0.93; from 13 columns on,
- * the same time), in tiles as even as they come; P chosen so that 2*P*N <= 24. */
+/* AVX-512: 2 vectors per panel row, up to fr_tile_cols() columns (12: 24 accumulators), in
+ * tiles as even as they come; P chosen so that 2*P*N <= 24. */
 #define FR_DEFINE_PG_AVX512(T, SFX, VT)                                                       \
 FR_PG_TILE(T, SFX, v4, VT, 1, 1) FR_PG_TILE(T, SFX, v4, VT, 4, 1)                             \
 FR_PG_TILE(T, SFX, v4, VT, 1, 2) FR_PG_TILE(T, SFX, v4, VT, 4, 2)                             \
@@ -310,7 +353,7 @@ FR_PG_TILE(T, SFX, v4, VT, 1, 7)                                                
 FR_PG_TILE(T, SFX, v4, VT, 1, 8)                                                              \
 FR_PG_TILE(T, SFX, v4, VT, 1, 9) FR_PG_TILE(T, SFX, v4, VT, 1, 10)                            \
 FR_PG_TILE(T, SFX, v4, VT, 1, 11) FR_PG_TILE(T, SFX, v4, VT, 1, 12)                           \
-FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", 12, 7, 1, 1)                                  \
+FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", fr_tile_cols(), 7, 1, 1)                                  \
     FR_PG_COLS(v4, SFX, 4, 1) FR_PG_COLS(v4, SFX, 4, 2) FR_PG_COLS(v4, SFX, 4, 3)             \
     FR_PG_COLS(v4, SFX, 3, 4) FR_PG_COLS(v4, SFX, 2, 5) FR_PG_COLS(v4, SFX, 2, 6)             \
     FR_PG_COLS(v4, SFX, 1, 7) FR_PG_COLS(v4, SFX, 1, 8) FR_PG_COLS(v4, SFX, 1, 9)             \

@@ -25,6 +25,8 @@ cdef extern from "_gemm.h" nogil:
     int fr_panel_available()
     Py_ssize_t fr_intel_l2_bytes()
     int fr_slow_l3()
+    int fr_tile_cols()
+    int fr_set_tile_cols(int n)
     Py_ssize_t fr_panel_size_d(Py_ssize_t rows, Py_ssize_t K)
     Py_ssize_t fr_panel_size_f(Py_ssize_t rows, Py_ssize_t K)
     void fr_panel_pack_d(Py_ssize_t rows, Py_ssize_t K, const double **W,
