@@ -31,6 +31,17 @@ def states_out(request):
         _core.set_line_out_min_bytes(previous)
 
 
+@pytest.fixture(params=[8, 12])
+def tile_cols(request):
+    """Run the test with column tiles of at most 8 and of at most 12 in the AVX-512 panel
+    GEMM (each CPU has its own choice: see _core.set_tile_cols)."""
+    previous = _core.set_tile_cols(request.param)
+    try:
+        yield request.param
+    finally:
+        _core.set_tile_cols(previous)
+
+
 @pytest.fixture(params=_core.SIMD_LEVELS)
 def simd_level(request):
     """Run the test once per SIMD level (skipped where the CPU lacks it)."""

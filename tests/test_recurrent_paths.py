@@ -6,9 +6,10 @@ steps, SIMD level AVX2 or AVX-512), to the small-batch kernel (m <= SMALL_BATCH_
 BLAS gemm.  Shapes are chosen to hit the panel kernel's edges: rows not a multiple of its
 panel height (16 doubles / 32 floats) nor of the AVX2 tiles' half panel, every column
 count of its tiles (1-12 columns at AVX-512, 1-6 at AVX2, with 1-4 panels at a time and the
-panels left over), batches of several tiles (at AVX-512 as even as they come: 17 columns
-are 9 + 8, 24 are 12 + 12) and not a multiple of the tile width, and n_a above its k-block
-of 256.
+panels left over), batches of several tiles (at AVX-512 as even as they come, in tiles of at
+most 12 or at most 8 as the CPU has it: 17 columns are 9 + 8 or 6 + 6 + 5, 24 are 12 + 12
+or 8 + 8 + 8; both widths are tested on any CPU) and not a multiple of the tile width, and
+n_a above its k-block of 256.
 """
 import os
 import subprocess
@@ -64,13 +65,14 @@ def test_recurrent_path_matches_reference(simd_level, recurrent_path, kind, dtyp
 @pytest.mark.parametrize("m", [11, 25])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind, n_a", [("rnn", 1030), ("lstm", 515)])
-def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype, m):
+def test_row_blocked_panel_gemm_matches_reference(simd_level, tile_cols, kind, n_a, dtype, m):
     """A recurrent block of more than 4 MiB (float32 and float64 alike) goes through the
     panel GEMM in blocks of rows, each prefetched while the previous one works: rows that
     are not a multiple of the panel height, a k-range past one k-block, 11 columns (one tile
-    at AVX-512, two at AVX2; one tile goes in row blocks on its first step only, the second
-    reads the whole block from its last panel) and 25 (three tiles at AVX-512, 9 + 8 + 8,
-    the k-range blocked; five at AVX2)."""
+    at AVX-512 in tiles of up to 12, two in tiles of up to 8 and at AVX2; one tile goes in row
+    blocks on its first step only, the second reads the whole block from its last panel) and
+    25 (three tiles at AVX-512, 9 + 8 + 8, or four, 7 + 6 + 6 + 6, the k-range blocked; five
+    at AVX2)."""
     n_x, n_y, T = 3, 2, 2
     rng = np.random.default_rng(n_a)
     p = (rnn_params if kind == "rnn" else lstm_params)(rng, n_x, n_a, n_y, dtype=dtype)
@@ -81,6 +83,27 @@ def test_row_blocked_panel_gemm_matches_reference(simd_level, kind, n_a, dtype, 
     model = (fastrnn.RNN if kind == "rnn" else fastrnn.LSTM)(p)
     for g, w in zip(model.forward(x, a0), want[:-1]):
         assert_close(g, w, dtype)
+
+
+@pytest.mark.parametrize("m", [9, 10, 11, 12, 13, 16, 17, 24, 25, 33])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_panel_gemm_tile_widths_match_reference(tile_cols, kind, dtype, m):
+    """The AVX-512 panel GEMM in column tiles of at most 8 and of at most 12 (at AVX2 the
+    width is fixed: the same computation twice), batches of one tile and of several as even
+    as they come, through the model and the drop-in call: rows not a multiple of the panel
+    height and a k-range past one k-block."""
+    n_x, n_a, n_y, T = 5, 261, 3, 3
+    rng = np.random.default_rng(m * 7 + n_a)
+    p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    want = ref(kind + "_forward", x, a0, p)
+    got = getattr(fastrnn, kind + "_forward")(x, a0, p)
+    model = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind](p)
+    for outputs in (got[:-1], model.forward(x, a0)):
+        for g, w in zip(outputs, want[:-1]):
+            assert_close(g, w, dtype)
 
 
 # kind: (n_x, n_a, gates, outputs before the caches, cache items compared)
