@@ -99,6 +99,7 @@ def environment(torch=None, threads=1, ort=None):
         "load_average": _load_average(),
         "platform": platform.platform(),
         "simd_level": _core.simd_level(),
+        "tile_cols": _core.tile_cols() if _core.simd() == "avx512" else None,
         "blas": blas_info(),
         "env": env_vars(),
         "python": platform.python_version(),
@@ -141,7 +142,9 @@ def format_environment(env):
         + (f", load average {env['load_average']} at start"
            if env.get("load_average") is not None else ""),
         f"SIMD         {env['simd_level']} (fastrnn's kernels; FASTRNN_SIMD="
-        f"{env['env'].get('FASTRNN_SIMD', 'unset')})",
+        f"{env['env'].get('FASTRNN_SIMD', 'unset')}"
+        + (f"; panel tiles of up to {env['tile_cols']} examples" if env.get("tile_cols") else "")
+        + ")",
     ]
     for k, lib in enumerate(env["blas"]):
         arch = lib.get("architecture") or "-"

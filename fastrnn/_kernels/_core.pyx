@@ -28,6 +28,7 @@ from fastrnn._kernels._blas cimport gemm_acc
 from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
                                          fr_panel_available, fr_panel_size_d,
                                          fr_intel_l2_bytes, fr_slow_l3, fr_set_tile_cols,
+                                         fr_tile_cols,
                                          fr_panel_size_f, panel_acc, panel_pack, panel_size,
                                          small_acc, step_descending)
 from fastrnn._kernels._transpose cimport FR_LINE_BYTES, lines_out, stream_copy, transpose
@@ -891,6 +892,12 @@ def set_line_out_min_bytes(Py_ssize_t n):
     previous = LINE_OUT_MIN
     LINE_OUT_MIN = max(n, 0)
     return previous
+
+
+def tile_cols():
+    """The most columns of a column tile of the AVX-512 panel GEMM (8 on AMD Zen 4, else 12,
+    unless set_tile_cols chose)."""
+    return fr_tile_cols()
 
 
 def set_tile_cols(int n):
