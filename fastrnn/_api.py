@@ -70,27 +70,38 @@ def _slices(m, n_threads):
 
 
 _POOL = None
+_WAITING_POOL = None
 _POOL_LOCK = threading.Lock()
 
 
-def _pool(n):
+def _pool(n, waiting=False):
     """A process-wide thread pool with at least n workers (made once, grown when needed):
     a new pool per call would cost ~0.2 ms, more than a small forward pass.  A replaced pool
     is not shut down (another thread may be submitting to it); its idle workers exit once
-    it is garbage."""
-    global _POOL
+    it is garbage.
+
+    ``waiting``: the pool for tasks that wait for tasks of their own (a bidirectional
+    layer's backward direction, which splits its batch over the other pool), kept apart
+    from the pool of tasks that never wait (the slices of one kernel call): were they one,
+    waiting tasks could hold every worker while the tasks they wait for sit in its queue."""
+    global _POOL, _WAITING_POOL
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < n:
-            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastrnn")
-        return _POOL
+        pool = _WAITING_POOL if waiting else _POOL
+        if pool is None or pool._max_workers < n:
+            pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastrnn")
+            if waiting:
+                _WAITING_POOL = pool
+            else:
+                _POOL = pool
+        return pool
 
 
 def _forget_pool_in_child():
-    """After fork: the child has the parent's pool object but none of its worker threads
-    (fork copies only the calling thread), so work submitted to it would wait forever; and
+    """After fork: the child has the parent's pool objects but none of their worker threads
+    (fork copies only the calling thread), so work submitted to them would wait forever; and
     the lock may have been held by another parent thread.  Start from nothing."""
-    global _POOL, _POOL_LOCK
-    _POOL, _POOL_LOCK = None, threading.Lock()
+    global _POOL, _WAITING_POOL, _POOL_LOCK
+    _POOL, _WAITING_POOL, _POOL_LOCK = None, None, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

@@ -309,6 +309,34 @@ def test_bidirectional_two_threads_is_bitwise_one_thread(dtype, kind):
     assert one[1] is None
 
 
+_MANY_THREADS = """
+import numpy as np, fastrnn
+rng = np.random.default_rng(5)
+def p():
+    return {"Wax": rng.standard_normal((64, 5)), "Waa": rng.standard_normal((64, 64)) * 0.1,
+            "ba": rng.standard_normal((64, 1))}
+layer = fastrnn.Bidirectional(fastrnn.RNN(p()), fastrnn.RNN(p()))
+x = rng.standard_normal((5, 40, 12))
+one = layer.forward(x)[0]
+for n in (2, 3, 4, 5, 6, 8):
+    assert np.array_equal(layer.forward(x, n_threads=n)[0], one), n
+print("done")
+"""
+
+
+def test_bidirectional_on_many_threads_finishes():
+    """Both directions split their batches (n_threads 4 and 5 once deadlocked: the backward
+    direction, a pool task itself, waited for its slices queued behind it on the same
+    one-worker pool).  In a child process, so that a deadlock fails the test instead of
+    hanging the run; the bound is for a hang, not a speed."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", _MANY_THREADS], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "done"
+
+
 def test_long_bidirectional_stack_with_lengths():
     rng = np.random.default_rng(4)
     stack, params, _ = _make_stack("gru", rng, 3, 4, 2, True, np.float64)
