@@ -409,6 +409,9 @@ def _forward(kind, inputs, parameters, sequence, reset_after=True):
                              SMALL_BATCH_MAX_M)
     elif kind == "rnn":
         fast = _core.try_rnn(*values, parameters, sequence, SMALL_BATCH_MAX_M)
+    elif len(values) > 2 and values[2] is None:
+        fast = None  # c_prev is required: the validated route names it (try_lstm's None
+        # means zeros, as lstm_forward starts)
     else:
         fast = _core.try_lstm(values[0], values[1], values[2] if len(values) > 2 else None,
                               parameters, sequence, SMALL_BATCH_MAX_M)

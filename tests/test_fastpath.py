@@ -214,3 +214,17 @@ def test_kernel_entry_points_refuse_wrong_ndim_before_reading_shapes():
             z((5, 3, 4)), z((2, 3, 4)), z((3, 4, 5))]
     with pytest.raises(ValueError, match="2-d"):
         _core.rnn_forward(*args, 0, 3, 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_lstm_cell_forward_refuses_a_missing_c_prev_on_every_route(dtype):
+    """``c_prev`` is required: None is refused with a TypeError naming it also where every
+    other argument is what the compiled path takes as is (whose own None means zeros, for
+    the models and lstm_forward), as on the validated route (float16 input)."""
+    rng = np.random.default_rng(8)
+    p = lstm_params(rng, 3, 5, 2, dtype=dtype)
+    xt = rng.standard_normal((3, 4)).astype(dtype)
+    a_prev = rng.standard_normal((5, 4)).astype(dtype)
+    for x in (xt, xt.astype(np.float16)):
+        with pytest.raises(TypeError, match="c_prev"):
+            fastrnn.lstm_cell_forward(x, a_prev, None, p)
