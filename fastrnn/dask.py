@@ -47,9 +47,10 @@ def forward(model, x, **kwargs):
 
     Parameters
     ----------
-    model : a fastrnn model (fastrnn.RNN, fastrnn.LSTM, ...)
-        Anything with ``forward(x, **kwargs)`` returning a tuple of arrays with the examples
-        on axis 1 (``(n, m, ...)``) or None.  With a ``dask.distributed`` client as the
+    model : a fastrnn model (fastrnn.RNN, fastrnn.LSTM, fastrnn.Stack, an imported one, ...)
+        Anything with ``forward(x, **kwargs)`` returning an array or a tuple of arrays, None
+        or tuples (or lists) of arrays, each array with one axis of examples (a sequence
+        ``(n, m, T_x)``, a state ``(n_a, m)``, a stack's states ``(L*D, n_a, m)``).  With a ``dask.distributed`` client as the
         current scheduler it is sent to every worker at once (``client.scatter``, broadcast;
         compute the results on that client); otherwise it is one node of the task graph.
         Either way each worker receives (and unpickles) it once, not once per chunk.
@@ -60,16 +61,17 @@ def forward(model, x, **kwargs):
         ``dask.array.from_array(x, chunks=(-1, chunk_m, -1))``.
     **kwargs
         Passed on to ``model.forward``.  Arrays (Dask or NumPy) are per-example and are split
-        along m like ``x``: axis 0 of a 1-d array (``lengths`` (m,)), axis 1 otherwise
-        (states ``(n_a, m)``).  Anything else goes to every call as it is.  ``n_threads``
-        defaults to 1 (one thread per task; run more tasks per worker instead).
+        along m like ``x``, on their last axis (``lengths`` (m,), states ``(n_a, m)``, a
+        stack's ``(L*D, n_a, m)``).  Anything else goes to every call as it is.
+        ``n_threads`` defaults to 1 (one thread per task; run more tasks per worker instead).
 
     Returns
     -------
     tuple of dask.array.Array or None
         Shaped like ``model.forward``'s results on the whole of ``x``, of the model's dtype,
         chunked along m like ``x`` (single chunks along every other axis); None where
-        ``model.forward`` returns None.  (A single array if ``model.forward`` returns one.)
+        ``model.forward`` returns None, and tuples (lists) where it returns them.  (A single
+        array if ``model.forward`` returns one.)
         Each chunk of examples is one task, returning all the results at once; each result
         picks its part of it in a light task of its own, which Dask fuses into the chunk's
         task when that result alone is computed.
@@ -101,7 +103,7 @@ def forward(model, x, **kwargs):
     if "n_threads" not in kwargs and _accepts(model, "n_threads"):
         constant["n_threads"] = 1
 
-    specs, single = _result_specs(model, x.dtype, n_x, T_x, constant, per_example)
+    specs, layout = _result_specs(model, x.dtype, n_x, T_x, constant, per_example)
     names = tuple(per_example)
     model_node = _model_node(model)
     token = tokenize(x, constant, names, *per_example.values(), model_node.key)
@@ -115,25 +117,25 @@ def forward(model, x, **kwargs):
     for name in names:
         value = per_example[name]
         index = [next(letters) for _ in range(value.ndim)]
-        index[0 if value.ndim == 1 else 1] = "j"
+        index[-1] = "j"
         index_args += [value, "".join(index)]
     runs = da.blockwise(_run_chunk, "j", model_node, None, *index_args[:2],
                         constant, None, specs, None, names, None, *index_args[2:],
                         name="fastrnn-forward-" + token, concatenate=True, dtype=object,
                         meta=np.empty((0,), dtype=object))
-    results = []
+    leaves = []
     for k, spec in enumerate(specs):
         if spec is None:
-            results.append(None)
+            leaves.append(None)
             continue
-        shape, dtype = spec
-        results.append(da.map_blocks(
+        shape, dtype, axis = spec
+        full = _with_m(shape, axis, m)
+        leaves.append(da.map_blocks(
             _pick, runs, k, name=f"fastrnn-forward-{k}-" + token, dtype=dtype,
-            new_axis=[0] + list(range(2, len(shape) + 1)),
-            chunks=((shape[0],), m_chunks) + tuple((n,) for n in shape[1:]),
-            meta=np.empty((0,) * (len(shape) + 1), dtype=dtype)))
-    results = tuple(results)
-    return results[0] if single else results
+            new_axis=[a for a in range(len(full)) if a != axis],
+            chunks=tuple(m_chunks if a == axis else (n,) for a, n in enumerate(full)),
+            meta=np.empty((0,) * len(full), dtype=dtype)))
+    return _rebuild(layout, leaves)
 
 
 def _model_node(model):
@@ -235,15 +237,16 @@ def _check_x(model, x):
 
 
 def _split_like_x(name, value, m, m_chunks):
-    """A per-example keyword argument as a dask array chunked along m like x."""
-    axis = 0 if value.ndim == 1 else 1
-    symbols = "(m,)" if axis == 0 else "(n, m, ...)"
+    """A per-example keyword argument as a dask array chunked along m like x (on its last
+    axis)."""
+    axis = value.ndim - 1
+    symbols = "(m,)" if axis == 0 else "(..., m)"
     if isinstance(value, da.Array) and any(math.isnan(c) for c in value.shape):
         raise ValueError(f"{name} has unknown chunk sizes, shape {value.shape}; call "
                          f"{name}.compute_chunk_sizes() first")
     if value.shape[axis] != m:
         raise ValueError(f"{name} is split along m like x, so it must have shape {symbols} "
-                         f"with m = {m} (from x.shape[1]) on axis {axis}, got shape "
+                         f"with m = {m} (from x.shape[1]) on its last axis, got shape "
                          f"{value.shape}")
     chunks = tuple(m_chunks if k == axis else (n,) for k, n in enumerate(value.shape))
     if isinstance(value, da.Array):
@@ -275,29 +278,73 @@ def _check_keywords(model, kwargs):
                         f"{exc}") from None
 
 
+def _flatten(out):
+    """model.forward's result as a flat list of arrays and None (its leaves) and a layout
+    to rebuild it: None for a single array; else per item of the tuple a leaf's index, or
+    (type, indices) for a tuple or list of leaves.  TypeError for anything else."""
+    if isinstance(out, np.ndarray):
+        return [out], None
+    if not isinstance(out, (tuple, list)):
+        raise TypeError(f"forward returned {type(out).__name__}: not an array nor a tuple")
+    leaves, layout = [], []
+    for item in out:
+        if isinstance(item, (tuple, list)):
+            layout.append((type(item), list(range(len(leaves), len(leaves) + len(item)))))
+            leaves.extend(item)
+        else:
+            layout.append(len(leaves))
+            leaves.append(item)
+    return leaves, (type(out), layout)
+
+
+def _rebuild(layout, leaves):
+    """The inverse of _flatten."""
+    if layout is None:
+        return leaves[0]
+    kind, items = layout
+    return kind(leaves[i] if isinstance(i, int) else i[0](leaves[j] for j in i[1])
+                for i in items)
+
+
+def _with_m(shape, axis, m):
+    """A result's shape without its examples' axis, with m examples put back at it."""
+    return shape[:axis] + (m,) + shape[axis:]
+
+
 def _result_specs(model, dtype, n_x, T_x, constant, per_example):
-    """Shapes (without m) and dtypes of model.forward's results, from one example of zeros
-    (ones for per-example arguments: a valid length, a finite state).  Returns the specs
-    (None for a None result) and whether forward returns a single array."""
-    probe_kwargs = dict(constant)
-    for name, value in per_example.items():
-        shape = value.shape[:1] + (1,) + value.shape[2:] if value.ndim > 1 else (1,)
-        probe_kwargs[name] = np.ones(shape, dtype=value.dtype)
-    with _single_threaded_blas():
-        out = model.forward(np.zeros((n_x, 1, T_x), dtype=dtype), **probe_kwargs)
-    single = isinstance(out, np.ndarray)
+    """Each result's shape without its examples' axis, its dtype and that axis (None for a
+    None result), and the layout of forward's result (see _flatten), from runs on one and
+    on two examples of zeros (ones for per-example arguments: a valid length, a finite
+    state): the examples' axis is the one that grows."""
+    outs = []
+    for m in (1, 2):
+        probe_kwargs = dict(constant)
+        for name, value in per_example.items():
+            probe_kwargs[name] = np.ones(value.shape[:-1] + (m,), dtype=value.dtype)
+        with _single_threaded_blas():
+            outs.append(_flatten(model.forward(np.zeros((n_x, m, T_x), dtype=dtype),
+                                               **probe_kwargs)))
+    (one, layout), (two, _) = outs
     specs = []
-    for k, arr in enumerate((out,) if single else tuple(out)):
-        if arr is None:
+    for k, (a, b) in enumerate(zip(one, two)):
+        changed = ([i for i in range(a.ndim) if a.shape[i] != b.shape[i]]
+                   if isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                   and a.ndim == b.ndim else [])
+        if a is None and b is None:
             specs.append(None)
-        elif isinstance(arr, np.ndarray) and arr.ndim >= 2 and arr.shape[1] == 1:
-            specs.append((arr.shape[:1] + arr.shape[2:], arr.dtype))
+        elif len(changed) == 1 and (a.shape[changed[0]], b.shape[changed[0]]) == (1, 2):
+            axis = changed[0]
+            specs.append((a.shape[:axis] + a.shape[axis + 1:], a.dtype, axis))
         else:
             raise TypeError(
-                f"{type(model).__name__}.forward's result {k} is not an array with the "
-                f"examples on axis 1 (n, m, ...) nor None: got "
-                f"{getattr(arr, 'shape', type(arr).__name__)} for one example")
-    return specs, single
+                f"{type(model).__name__}.forward's result {k} (counting the arrays of "
+                f"nested tuples one by one) is not an array with one axis of examples nor "
+                f"None: got {getattr(a, 'shape', type(a).__name__)} for one example and "
+                f"{getattr(b, 'shape', type(b).__name__)} for two")
+    if len(one) != len(two):
+        raise TypeError(f"{type(model).__name__}.forward returned {len(one)} results for one "
+                        f"example and {len(two)} for two")
+    return specs, layout
 
 
 # ------------------------------------------------------------------ on the workers
@@ -307,7 +354,7 @@ def _run_chunk(model, x, constant, specs, names, *values):
     global _FORWARD_CPU
     m = x.shape[1]
     if m == 0:  # an empty chunk (m = 0, or left by slicing): nothing to run
-        return tuple(None if spec is None else np.empty(spec[0][:1] + (0,) + spec[0][1:],
+        return tuple(None if spec is None else np.empty(_with_m(spec[0], spec[2], 0),
                                                           dtype=spec[1]) for spec in specs)
     kwargs = dict(constant)
     kwargs.update(zip(names, values))
@@ -315,9 +362,12 @@ def _run_chunk(model, x, constant, specs, names, *values):
         start = time.thread_time()
         out = model.forward(x, **kwargs)
         _FORWARD_CPU += time.thread_time() - start
-    out = (out,) if isinstance(out, np.ndarray) else tuple(out)
+    out = tuple(_flatten(out)[0])
+    if len(out) != len(specs):
+        raise RuntimeError(f"{type(model).__name__}.forward returned {len(out)} results on a "
+                           f"chunk of {m} examples, expected {len(specs)}")
     for k, (arr, spec) in enumerate(zip(out, specs)):
-        want = None if spec is None else spec[0][:1] + (m,) + spec[0][1:]
+        want = None if spec is None else _with_m(spec[0], spec[2], m)
         if (arr is None) != (spec is None) or (arr is not None and arr.shape != want):
             raise RuntimeError(f"{type(model).__name__}.forward's result {k} has shape "
                                f"{getattr(arr, 'shape', None)} on a chunk of {m} examples, "

@@ -14,7 +14,7 @@ import dask  # noqa: E402
 
 import fastrnn  # noqa: E402
 import fastrnn.dask as fdask  # noqa: E402
-from _util import lstm_params, rnn_params  # noqa: E402
+from _util import layer_params, lstm_params, rnn_params  # noqa: E402
 
 # float64 to 1e-12, float32 to 1e-5: a chunk's BLAS calls may block (and so round) the sums
 # differently from the whole batch's; nothing else differs.
@@ -130,6 +130,39 @@ def test_lengths_final_state_and_none_results(client):
     assert_matches(dask.compute(out[0], out[2], out[3]),
                    [r for r in model.forward(xn, a0, lengths=lengths, scale=2.0)
                     if r is not None], np.float64)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_stacks_states_lengths_and_nested_results(client, kind):
+    """A stack (a bidirectional layer, then a forward one, as imported models are): its
+    initial states (L*D, n_a, m) split along their last axis, lengths, the final states
+    (L*D, n_a, m) chunked along theirs, an LSTM's (h_n, c_n) pair given back as a pair."""
+    rng = np.random.default_rng(6)
+    n_a = 4
+
+    def layer(n_in):
+        return layer_params(kind, rng, n_in, n_a)
+
+    cls = {"lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind]
+    stack = fastrnn.Stack([fastrnn.Bidirectional(cls(layer(N_X)), cls(layer(N_X))),
+                           cls(layer(2 * n_a))])
+    xn = data()
+    states = {"h0": rng.standard_normal((3, n_a, M))}
+    if kind == "lstm":
+        states["c0"] = rng.standard_normal((3, n_a, M))
+    lengths = rng.integers(1, T + 1, size=M)
+    want = stack.forward(xn, lengths, **states)
+    x = da.from_array(xn, chunks=(-1, (4, 0, 7), -1))
+    out = fdask.forward(stack, x, lengths=lengths,
+                        **{k: da.from_array(v, chunks=(1, 2, 5)) for k, v in states.items()})
+    assert out[1] is None
+    assert isinstance(out[2], tuple) == isinstance(want[2], tuple) == (kind == "lstm")
+    finals = out[2] if kind == "lstm" else (out[2],)
+    for f in finals:
+        assert f.shape == (3, n_a, M) and f.chunks == ((3,), (n_a,), (4, 0, 7))
+    got = dask.compute(out)[0]
+    flat = (lambda r: [r[0]] + (list(r[2]) if kind == "lstm" else [r[2]]))
+    assert_matches(flat(got), flat(want), np.float64)
 
 
 def test_integer_input_is_converted_like_model_forward(client):
