@@ -109,7 +109,8 @@ if hasattr(os, "register_at_fork"):  # POSIX
 
 
 def threads_count(n_threads):
-    """``n_threads`` as a positive int (any integer type; not bool, not float)."""
+    """``n_threads`` as a positive int (any integer type; not bool, not float), at most
+    _MAX_THREADS."""
     try:
         if isinstance(n_threads, bool):
             raise TypeError
@@ -118,7 +119,12 @@ def threads_count(n_threads):
         raise TypeError(f"n_threads must be a positive integer, got {n_threads!r}") from None
     if n < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
-    return n
+    # a batch splits into at most m slices, one per thread: a larger count changes nothing
+    # (and would not fit the kernels' C integers)
+    return min(n, _MAX_THREADS)
+
+
+_MAX_THREADS = 1 << 16
 
 
 # Below this many multiply-adds per call a second thread costs more (hand-off latency, tens

@@ -298,7 +298,7 @@ class Stack:
         if type(x) is not np.ndarray or x.ndim != 3 or _checked.is_checked():
             return None
         m, T = x.shape[1], x.shape[2]
-        if n_threads != 1 and (
+        if (type(n_threads) is not int or n_threads != 1) and (  # else validated below
                 _api.threads_count(n_threads) != 1
                 and m * T * self._work >= _api._MIN_THREADED_WORK):
             return None  # else the threaded routes would run on this thread too

@@ -15,7 +15,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastrnn
-from _util import assert_close, lstm_params, rnn_params
+from _util import assert_close, layer_params, lstm_params, rnn_params
 from fastrnn import reference
 from fastrnn._kernels import _core
 
@@ -484,3 +484,33 @@ def test_streaming_state_is_per_caller():
     for k, got in enumerate(run_in_threads(stream, n_threads=2)):
         assert_bitwise(got, serial[k], f"stream {k}")
 
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "stack"])
+def test_n_threads_is_validated_and_any_count_works(kind):
+    """n_threads: a huge count runs (a batch splits into at most m slices; it once overflowed
+    the kernels' C integer with an OverflowError), and bools and floats are refused with a
+    TypeError naming it on every route (a stack's compiled route once took True and 1.0)."""
+    rng = np.random.default_rng(10)
+    n_x, n_a, m, T = 6, 64, 40, 12  # enough work for the threaded routes
+    if kind == "stack":
+        model = fastrnn.Stack([fastrnn.Bidirectional(
+            fastrnn.LSTM(layer_params("lstm", rng, n_x, n_a)),
+            fastrnn.LSTM(layer_params("lstm", rng, n_x, n_a)))])
+    else:
+        model = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind](
+            layer_params(kind, rng, n_x, n_a, 3))
+    x = rng.standard_normal((n_x, m, T))
+    one = model.forward(x, n_threads=1)
+    huge = model.forward(x, n_threads=2 ** 70)
+    for g, w in zip(huge, one):
+        if isinstance(w, tuple):
+            g, w = g[0], w[0]
+        if w is not None:
+            assert_close(g, w, np.float64)
+    for bad in (True, 1.0, np.float64(2.0), "2"):
+        with pytest.raises(TypeError, match="n_threads"):
+            model.forward(x, n_threads=bad)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="n_threads"):
+            model.forward(x, n_threads=bad)
