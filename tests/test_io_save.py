@@ -154,6 +154,59 @@ def test_bad_files(tmp_path):
         fastrnn.io.save({"Wax": 1}, tmp_path / "x.npz")
 
 
+def _tampered(tmp_path, model, edit_header=None, drop=(), name="t.npz"):
+    """model saved, then its header edited and arrays dropped: the path of the result."""
+    model.save(tmp_path / "orig.npz")
+    with np.load(tmp_path / "orig.npz") as f:
+        arrays = {k: f[k] for k in f.files if k not in drop}
+    header = json.loads(str(arrays["__fastrnn__"]))
+    if edit_header:
+        edit_header(header)
+    arrays["__fastrnn__"] = np.array(json.dumps(header))
+    np.savez(tmp_path / name, **arrays)
+    return tmp_path / name
+
+
+def test_tampered_files_are_refused(tmp_path):
+    """A header and arrays that do not agree load nothing: options of the wrong type (not
+    coerced: "false" is not False), arrays missing or left over, a class, kind or layer
+    count changed, broken zip or JSON; each a ValueError naming the file."""
+    gru = fastrnn.GRU(params("gru", 3, 4, 2), reset_after=False)
+    lstm = fastrnn.LSTM(params("lstm", 3, 4, 2))
+    stack = fastrnn.Stack([fastrnn.GRU(params("gru", 3, 4)), fastrnn.GRU(params("gru", 4, 4))],
+                          head={"Wy": RNG.standard_normal((2, 4)), "by": np.zeros((2, 1))})
+    cases = [
+        (gru, lambda h: h.update(reset_after="false"), ()),
+        (gru, lambda h: h.update(reset_after=[]), ()),
+        (gru, lambda h: h.update(reset_after=1), ()),
+        (lstm, None, ("Wy", "by")),                         # the head deleted
+        (stack, None, ("Wy", "by")),
+        (stack, lambda h: h.update(model="GRU"), ()),       # layer 1's arrays left over
+        (stack, lambda h: h.update(layers=[True]), ()),
+        (stack, lambda h: h.update(layers=[1]), ()),        # layer 1 dropped
+        (lstm, lambda h: h.update(kind=["lstm"]), ()),
+        (lstm, lambda h: h.update(kind="gru"), ()),
+        (lstm, lambda h: h.update(dtype="nonsense"), ()),
+        (lstm, lambda h: h.update(dtype=[["a", "b", "c", "d"]]), ()),
+        (lstm, lambda h: h.update(version=True), ()),
+        (Imported(Spec("gru", [[params("gru", 3, 4)]])), lambda h: h.update(cell="yes"), ()),
+        (Imported(Spec("gru", [[params("gru", 3, 4)]])), lambda h: h.update(layers=1.5), ()),
+    ]
+    for k, (model, edit, drop) in enumerate(cases):
+        path = _tampered(tmp_path, model, edit, drop, f"t{k}.npz")
+        with pytest.raises(ValueError, match="t{}.npz".format(k)):
+            fastrnn.load(path)
+    lstm.save(tmp_path / "whole.npz")
+    data = (tmp_path / "whole.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "junk.npz").write_bytes(b"PK" + b"\x00junk" * 50)
+    deep = {"__fastrnn__": np.array("[" * 100000 + "]" * 100000)}
+    np.savez(tmp_path / "deep.npz", **deep)
+    for name in ("cut.npz", "junk.npz", "deep.npz"):
+        with pytest.raises(ValueError, match=name):
+            fastrnn.load(tmp_path / name)
+
+
 def test_gru_formulation_is_kept(tmp_path):
     x = RNG.standard_normal((3, 2, 5))
     gru = fastrnn.GRU(params("gru", 3, 4, 2), reset_after=False)

@@ -8,10 +8,12 @@ directions.  :func:`load` reads with ``allow_pickle=False``.
 """
 import json
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
-from fastrnn.io._spec import HEAD_KEYS, KEYS, Spec
+from fastrnn.io._spec import ACTIVATIONS, DIRECTIONS, HEAD_KEYS, KEYS, Spec
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
@@ -51,7 +53,7 @@ def _composed(model):
         raise ValueError(f"cannot save a stack whose layers differ in their cell options "
                          f"({sorted(options)})")
     return {"model": type(model).__name__, "kind": first._kind, "layers": directions,
-            **first._cell_options()}, arrays
+            "head": "Wy" in arrays, **first._cell_options()}, arrays
 
 
 def save(model, path):
@@ -79,7 +81,7 @@ def save(model, path):
             arrays.update(s.head)
     elif isinstance(model, (fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU)):
         header = {"model": type(model).__name__, "kind": model._kind,
-                  **model._cell_options()}
+                  "head": model.has_head, **model._cell_options()}
         arrays = _params(model)
     elif isinstance(model, (fastrnn.Stack, fastrnn.Bidirectional)):
         header, arrays = _composed(model)
@@ -97,6 +99,48 @@ def save(model, path):
         np.savez(path, **arrays)
 
 
+def _bad(path, what):
+    return ValueError(f"{path!r} is not a fastrnn model file we can read: {what}")
+
+
+def _read(path):
+    """(header, arrays) of a model file; ValueError for anything that is not one."""
+    own = isinstance(path, (str, os.PathLike))
+    stream = open(path, "rb") if own else path  # closed here even when np.load fails
+    try:
+        try:
+            archive = np.load(stream, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise _bad(path, f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise _bad(path, "a single array, not an .npz archive")
+        with archive as f:
+            if HEADER not in f.files:
+                raise ValueError(f"{path!r} is not a fastrnn model file: no {HEADER!r} "
+                                 f"header (keys {sorted(f.files)[:8]})")
+            try:
+                text = str(f[HEADER])
+                arrays = {k: f[k] for k in f.files if k != HEADER}
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise _bad(path, f"{type(exc).__name__}: {exc}") from None
+    finally:
+        if own:
+            stream.close()
+    try:
+        return json.loads(text), arrays
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{path!r}: unreadable fastrnn header: {type(exc).__name__}: "
+                         f"{exc}") from None
+
+
+def _option(path, header, name, allowed, default):
+    """Header option ``name``: one of ``allowed`` (compared with its type: True is not 1)."""
+    value = header.get(name, default)
+    if not any(type(value) is type(a) and value == a for a in allowed):
+        raise _bad(path, f"header {name!r} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
 def load(path):
     """Read a model written by ``model.save(path)``; needs neither torch nor Keras.
 
@@ -108,21 +152,20 @@ def load(path):
     -------
     fastrnn.RNN, LSTM, GRU, Stack, Bidirectional or fastrnn.io.Imported
         The class that was saved, with the same weights and dtype.
+
+    Raises
+    ------
+    ValueError
+        Not a fastrnn model file, a newer format, or a header and arrays that do not agree
+        (an option of the wrong type, an array missing, or one the header does not account
+        for).
     """
     import fastrnn
     from fastrnn.io._model import Imported
 
-    with np.load(path, allow_pickle=False) as f:
-        if HEADER not in f.files:
-            raise ValueError(f"{path!r} is not a fastrnn model file: no {HEADER!r} header "
-                             f"(keys {sorted(f.files)[:8]})")
-        try:
-            header = json.loads(str(f[HEADER]))
-        except ValueError as exc:
-            raise ValueError(f"{path!r}: unreadable fastrnn header: {exc}") from None
-        arrays = {k: f[k] for k in f.files if k != HEADER}
+    header, arrays = _read(path)
     if not isinstance(header, dict) or header.get("format") != "fastrnn" \
-            or not isinstance(header.get("version"), int):
+            or type(header.get("version")) is not int:
         raise ValueError(f"{path!r} is not a fastrnn model file (header {header})")
     if header["version"] > FORMAT_VERSION:
         raise ValueError(f"{path!r} has format version {header['version']}; this fastrnn "
@@ -130,46 +173,75 @@ def load(path):
     missing = [k for k in ("kind", "dtype", "model") if k not in header]
     if missing:
         raise ValueError(f"{path!r}: the fastrnn header lacks {missing} (header {header})")
-    kind, dtype, model = header["kind"], header["dtype"], header["model"]
+    kind = _option(path, header, "kind", ("rnn", "lstm", "gru"), None)
+    dtype = _option(path, header, "dtype", ("float32", "float64"), None)
+    model = _option(path, header, "model",
+                    ("RNN", "LSTM", "GRU", "Stack", "Bidirectional", "Imported"), None)
+    used = set()
 
     def get(key):
         if key not in arrays:
             raise ValueError(f"{path!r} is missing the array {key!r} its header promises")
+        used.add(key)
         return arrays[key]
 
-    classes = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
-    if kind not in classes:
-        raise ValueError(f"{path!r}: unknown cell kind {kind!r}")
-    options = ({"reset_after": bool(header.get("reset_after", True))} if kind == "gru" else
-               {"nonlinearity": header.get("nonlinearity", "tanh")} if kind == "rnn" else {})
-    cls = lambda params, dtype: classes[kind](params, dtype=dtype, **options)  # noqa: E731
+    def head_of(keys, saved_with_it):
+        # files written before the header recorded the head: whatever arrays there are
+        present = saved_with_it if "head" in header else any(k in arrays for k in keys)
+        return {k: get(k) for k in keys} if present else None
+
+    has_head = _option(path, header, "head", (True, False), None) if "head" in header \
+        else None
+    options = ({"reset_after": _option(path, header, "reset_after", (True, False), True)}
+               if kind == "gru" else
+               {"nonlinearity": _option(path, header, "nonlinearity", ("tanh", "relu"),
+                                        "tanh")} if kind == "rnn" else {})
+    cls = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind]
+
+    def direction(params):
+        return cls(params, dtype=dtype, **options)
+
     if model in ("RNN", "LSTM", "GRU"):
-        return cls(arrays, dtype=dtype)
-    if model in ("Stack", "Bidirectional"):
+        if model.lower() != kind:
+            raise _bad(path, f"a {model} model of kind {kind!r}")
+        params = {k: get(k) for k in KEYS[kind]}
+        params.update(head_of(HEAD_KEYS[kind], has_head) or {})
+        result = direction(params)
+    elif model in ("Stack", "Bidirectional"):
         counts = header.get("layers")
-        if not isinstance(counts, list) or not counts or any(D not in (1, 2) for D in counts):
+        if (not isinstance(counts, list) or not counts
+                or any(type(D) is not int or D not in (1, 2) for D in counts)
+                or (model == "Bidirectional" and counts != [2])):
             raise ValueError(f"{path!r}: the fastrnn header's 'layers' must list each layer's "
                              f"directions (1 or 2), got {counts!r}")
         layers = []
         for l, D in enumerate(counts):
-            dirs = [cls({k: get(_key(k, l, d)) for k in KEYS[kind]}, dtype=dtype)
+            dirs = [direction({k: get(_key(k, l, d)) for k in KEYS[kind]})
                     for d in ("forward", "reverse")[:D]]
             layers.append(dirs[0] if D == 1 else fastrnn.Bidirectional(*dirs))
         if model == "Bidirectional":
-            return layers[0]
-        head = {"Wy": get("Wy"), "by": get("by")} if "Wy" in arrays else None
-        return fastrnn.Stack(layers, head=head)
-    if model != "Imported":
-        raise ValueError(f"{path!r} holds a {model!r} model, which this fastrnn cannot load")
-    try:
-        directions, n_layers = tuple(header["directions"]), int(header["layers"])
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path!r}: the fastrnn header lacks valid 'directions' and 'layers' "
-                         f"(header {header})") from None
-    layers = [[{k: get(_key(k, l, d)) for k in KEYS[kind]} for d in directions]
-              for l in range(n_layers)]
-    head = {k: get(k) for k in HEAD_KEYS[kind]} if header.get("head") else None
-    return Imported(Spec(kind, layers, directions=directions,
-                         activation=header.get("activation", "tanh"), head=head,
-                         cell=header.get("cell", False),
-                         reset_after=bool(header.get("reset_after", True)), dtype=dtype))
+            result = layers[0]
+        else:
+            result = fastrnn.Stack(layers, head=head_of(("Wy", "by"), has_head))
+    else:
+        try:
+            directions, n_layers = tuple(header["directions"]), header["layers"]
+        except (KeyError, TypeError):
+            directions, n_layers = None, None
+        if type(n_layers) is not int or n_layers < 1 or directions not in DIRECTIONS:
+            raise ValueError(f"{path!r}: the fastrnn header lacks valid 'directions' and "
+                             f"'layers' (header {header})")
+        layers = [[{k: get(_key(k, l, d)) for k in KEYS[kind]} for d in directions]
+                  for l in range(n_layers)]
+        head = ({k: get(k) for k in HEAD_KEYS[kind]}
+                if _option(path, header, "head", (True, False), False) else None)
+        result = Imported(Spec(
+            kind, layers, directions=directions,
+            activation=_option(path, header, "activation", ACTIVATIONS, "tanh"), head=head,
+            cell=_option(path, header, "cell", (True, False), False),
+            reset_after=_option(path, header, "reset_after", (True, False), True),
+            dtype=dtype))
+    extra = sorted(set(arrays) - used)
+    if extra:
+        raise _bad(path, f"arrays its header does not account for: {extra[:8]}")
+    return result
