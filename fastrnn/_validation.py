@@ -98,12 +98,22 @@ class Sizes(dict):
 STATE = ("n_a", "m")
 
 
+def refuse_masked(value, name):
+    """TypeError for a numpy masked array: the kernels compute on every value, so its mask
+    would be dropped without a word."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array, whose mask fastrnn would ignore (it "
+                        f"computes on every value): pass np.ma.filled({name}, fill_value) or "
+                        f"{name}.data for the values, or lengths= for sequences that end early")
+
+
 def _as_array(value, name, symbols, dims):
     """``value`` as an ndarray of real numbers (no copy when it already is one); errors name
     the expected shape ``symbols`` (with the sizes ``dims`` already implies)."""
     if value is None:
         raise TypeError(f"{name} must be an array of real numbers of shape "
                         f"{_shape_text(symbols, dims)}, got None")
+    refuse_masked(value, name)
     if isinstance(value, np.ndarray):
         arr = value
     else:
@@ -570,6 +580,7 @@ def check_targets(targets, m, T_x, n_y):
     if targets is None:
         raise TypeError(f"targets must be an integer array of class indices of shape "
                         f"{expected}, got None")
+    refuse_masked(targets, "targets")
     arr = np.asarray(targets)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"targets must hold integer class indices in [0, n_y) = [0, {n_y}) of "
@@ -614,6 +625,7 @@ def check_lengths(lengths, m, T_x):
     if lengths is None:
         return None
     expected = f"(m,) = ({m},) integers in [1, T_x] = [1, {T_x}]"
+    refuse_masked(lengths, "lengths")
     try:
         arr = np.asarray(lengths)
     except (ValueError, TypeError) as exc:

@@ -228,3 +228,27 @@ def test_lstm_cell_forward_refuses_a_missing_c_prev_on_every_route(dtype):
     for x in (xt, xt.astype(np.float16)):
         with pytest.raises(TypeError, match="c_prev"):
             fastrnn.lstm_cell_forward(x, a_prev, None, p)
+
+
+def test_masked_arrays_are_refused():
+    """A numpy masked array anywhere (input, state, weight, lengths, targets): TypeError
+    naming it, on every route, instead of computing on the values under the mask."""
+    rng = np.random.default_rng(11)
+    N_X, N_A, N_Y, M, T = 3, 5, 2, 4, 6
+    p = lstm_params(rng, N_X, N_A, N_Y)
+    x = rng.standard_normal((N_X, M, T))
+    a0 = rng.standard_normal((N_A, M))
+    xm = np.ma.masked_array(x, mask=np.arange(T) >= 2 + np.zeros_like(x, dtype=int))
+    model = fastrnn.LSTM(p)
+    for call, name in [
+            (lambda: fastrnn.lstm_forward(xm, a0, p), "x"),
+            (lambda: fastrnn.lstm_forward(x, np.ma.masked_array(a0), p), "a0"),
+            (lambda: fastrnn.lstm_forward(x, a0, dict(p, Wf=np.ma.masked_array(p["Wf"]))),
+             "Wf"),
+            (lambda: model.forward(xm), "x"),
+            (lambda: model.forward(x, lengths=np.ma.masked_array(np.full(M, T))), "lengths"),
+            (lambda: model.loss_and_grads(x, np.ma.masked_array(np.zeros((M, T), int))),
+             "targets"),
+            (lambda: fastrnn.LSTM(dict(p, by=np.ma.masked_array(p["by"]))), "by")]:
+        with pytest.raises(TypeError, match=f"{name}.* is a masked array|{name} is a masked"):
+            call()
