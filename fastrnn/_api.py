@@ -69,6 +69,13 @@ def _slices(m, n_threads):
     return [(bounds[k], bounds[k + 1]) for k in range(n)]
 
 
+# More threads than this are taken as this many: a thread per slice of a batch beyond any
+# machine's cores only adds threads (and a huge count would not fit the kernels' C ints).
+MAX_THREADS = 256
+# Workers of the pool of tasks that wait (see _pool): one per call that runs concurrently
+# with others (a bidirectional layer's backward direction); made only when needed.
+WAITING_WORKERS = 32
+
 _POOL = None
 _WAITING_POOL = None
 _POOL_LOCK = threading.Lock()
@@ -110,7 +117,7 @@ if hasattr(os, "register_at_fork"):  # POSIX
 
 def threads_count(n_threads):
     """``n_threads`` as a positive int (any integer type; not bool, not float), at most
-    _MAX_THREADS."""
+    MAX_THREADS."""
     try:
         if isinstance(n_threads, bool):
             raise TypeError
@@ -119,12 +126,7 @@ def threads_count(n_threads):
         raise TypeError(f"n_threads must be a positive integer, got {n_threads!r}") from None
     if n < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
-    # a batch splits into at most m slices, one per thread: a larger count changes nothing
-    # (and would not fit the kernels' C integers)
-    return min(n, _MAX_THREADS)
-
-
-_MAX_THREADS = 1 << 16
+    return min(n, MAX_THREADS)
 
 
 # Below this many multiply-adds per call a second thread costs more (hand-off latency, tens
@@ -416,8 +418,9 @@ def _forward(kind, inputs, parameters, sequence, reset_after=True):
     elif kind == "rnn":
         fast = _core.try_rnn(*values, parameters, sequence, SMALL_BATCH_MAX_M)
     elif len(values) > 2 and values[2] is None:
-        fast = None  # c_prev is required: the validated route names it (try_lstm's None
-        # means zeros, as lstm_forward starts)
+        # c_prev is required: the validated route names it (try_lstm takes None for zeros,
+        # as lstm_forward starts)
+        fast = None
     else:
         fast = _core.try_lstm(values[0], values[1], values[2] if len(values) > 2 else None,
                               parameters, sequence, SMALL_BATCH_MAX_M)

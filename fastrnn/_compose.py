@@ -107,8 +107,8 @@ class Bidirectional:
         n_x, m, T = x.shape
         work = m * T * sum(GATE_COUNT[d._kind] * d.n_a * (d.n_a + n_x) for d in self.directions)
         if n >= 2 and work >= _api._MIN_THREADED_WORK:  # else the hand-off costs more
-            future = _api._pool(1, waiting=True).submit(bwd._sequence, x, states[1], lengths,
-                                                        True, max(1, n // 2), out_b)
+            future = _api._pool(_api.WAITING_WORKERS, waiting=True).submit(
+                bwd._sequence, x, states[1], lengths, True, max(1, n // 2), out_b)
             try:
                 res_f = fwd._sequence(x, states[0], lengths, False, max(1, n - n // 2), out_f)
             finally:

@@ -47,12 +47,13 @@ def forward(model, x, **kwargs):
 
     Parameters
     ----------
-    model : a fastrnn model (fastrnn.RNN, fastrnn.LSTM, fastrnn.Stack, an imported one, ...)
+    model : a fastrnn model (fastrnn.RNN, LSTM, GRU, Stack, an imported one, ...)
         Anything with ``forward(x, **kwargs)`` returning an array or a tuple of arrays, None
         or tuples (or lists) of arrays, each array with one axis of examples (a sequence
-        ``(n, m, T_x)``, a state ``(n_a, m)``, a stack's states ``(L*D, n_a, m)``).  With a ``dask.distributed`` client as the
-        current scheduler it is sent to every worker at once (``client.scatter``, broadcast;
-        compute the results on that client); otherwise it is one node of the task graph.
+        ``(n, m, T_x)``, a state ``(n_a, m)``, a stack's states ``(L*D, n_a, m)``).  With a
+        ``dask.distributed`` client as the current scheduler it is sent to every worker at
+        once (``client.scatter``, broadcast; compute the results on that client); otherwise
+        it is one node of the task graph.
         Either way each worker receives (and unpickles) it once, not once per chunk.
     x : dask.array.Array (n_x, m, T_x)
         Real numbers (converted to the model's dtype on the workers).  Chunks along n_x or
@@ -85,8 +86,8 @@ def forward(model, x, **kwargs):
         ``x`` is not 3-d, or its chunk sizes are unknown (NaN: call
         ``x.compute_chunk_sizes()``), or its n_x is not the model's; a per-example argument
         whose size along m is not m.  All raised before any task runs; ``model.forward``'s
-        own errors about the arguments are too (it is called once locally on one example of
-        zeros to learn the shapes of its results).
+        own errors about the arguments are too (it is called twice locally, on one and on
+        two examples of zeros, to learn its results' shapes and examples' axes).
     """
     x = _check_x(model, x)
     n_x, m, T_x = x.shape
@@ -325,6 +326,9 @@ def _result_specs(model, dtype, n_x, T_x, constant, per_example):
             outs.append(_flatten(model.forward(np.zeros((n_x, m, T_x), dtype=dtype),
                                                **probe_kwargs)))
     (one, layout), (two, _) = outs
+    if len(one) != len(two):
+        raise TypeError(f"{type(model).__name__}.forward returned {len(one)} results for one "
+                        f"example and {len(two)} for two")
     specs = []
     for k, (a, b) in enumerate(zip(one, two)):
         changed = ([i for i in range(a.ndim) if a.shape[i] != b.shape[i]]
@@ -341,9 +345,6 @@ def _result_specs(model, dtype, n_x, T_x, constant, per_example):
                 f"nested tuples one by one) is not an array with one axis of examples nor "
                 f"None: got {getattr(a, 'shape', type(a).__name__)} for one example and "
                 f"{getattr(b, 'shape', type(b).__name__)} for two")
-    if len(one) != len(two):
-        raise TypeError(f"{type(model).__name__}.forward returned {len(one)} results for one "
-                        f"example and {len(two)} for two")
     return specs, layout
 
 

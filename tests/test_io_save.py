@@ -207,6 +207,30 @@ def test_tampered_files_are_refused(tmp_path):
             fastrnn.load(tmp_path / name)
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_files_of_earlier_versions_still_load(kind, tmp_path):
+    """Headers written before they recorded the output layer (and, earlier still, the RNN's
+    nonlinearity and the GRU's reset_after): the head is whatever arrays there are, the
+    options their defaults."""
+    x = RNG.standard_normal((3, 2, 5))
+    single = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind]
+    for n_y in (0, 2):
+        model = single(params(kind, 3, 4, n_y))
+        layers = [single(params(kind, 3, 4)), single(params(kind, 4, 4))]
+        head = {"Wy": RNG.standard_normal((2, 4)), "by": np.zeros((2, 1))} if n_y else None
+        for m in (model, fastrnn.Stack(layers, head=head)):
+            def old(h):
+                for k in ("head", "reset_after", "nonlinearity"):
+                    h.pop(k, None)
+            loaded = fastrnn.load(_tampered(tmp_path, m, old))
+            assert type(loaded) is type(m)
+            for got, want in zip(outputs(loaded, x), outputs(m, x)):
+                if want is None:
+                    assert got is None
+                else:
+                    np.testing.assert_array_equal(got, want)
+
+
 def test_gru_formulation_is_kept(tmp_path):
     x = RNG.standard_normal((3, 2, 5))
     gru = fastrnn.GRU(params("gru", 3, 4, 2), reset_after=False)

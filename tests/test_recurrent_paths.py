@@ -71,7 +71,7 @@ def test_row_blocked_panel_gemm_matches_reference(simd_level, tile_cols, kind, n
     are not a multiple of the panel height, a k-range past one k-block, 11 columns (one tile
     at AVX-512 in tiles of up to 12, two in tiles of up to 8 and at AVX2; one tile goes in row
     blocks on its first step only, the second reads the whole block from its last panel) and
-    25 (three tiles at AVX-512, 9 + 8 + 8, or four, 7 + 6 + 6 + 6, the k-range blocked; five
+    25 (three tiles at AVX-512, 9 + 9 + 7, or four, 7 + 7 + 7 + 4, the k-range blocked; five
     at AVX2)."""
     n_x, n_y, T = 3, 2, 2
     rng = np.random.default_rng(n_a)
@@ -85,15 +85,23 @@ def test_row_blocked_panel_gemm_matches_reference(simd_level, tile_cols, kind, n
         assert_close(g, w, dtype)
 
 
-@pytest.mark.parametrize("m", [9, 10, 11, 12, 13, 16, 17, 24, 25, 33])
+TILE_SHAPES = (  # n_x, n_a, m, T
+    # the recurrent product: a k-range past one k-block, one tile and several
+    [(5, 261, m, 3) for m in (9, 10, 11, 12, 13, 16, 17, 24, 25, 33)]
+    # the input projection's k-range past one k-block, over 9-12 of its columns at a time
+    + [(300, 37, 1, 10), (300, 37, 2, 6), (300, 37, 3, 4)])
+
+
+@pytest.mark.parametrize("shape", TILE_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_panel_gemm_tile_widths_match_reference(tile_cols, kind, dtype, m):
-    """The AVX-512 panel GEMM in column tiles of at most 8 and of at most 12 (at AVX2 the
-    width is fixed: the same computation twice), batches of one tile and of several as even
-    as they come, through the model and the drop-in call: rows not a multiple of the panel
-    height and a k-range past one k-block."""
-    n_x, n_a, n_y, T = 5, 261, 3, 3
+def test_panel_gemm_tile_widths_match_reference(tile_cols, kind, dtype, shape):
+    """The AVX-512 panel GEMM in column tiles of at most 8 and of at most 12 (without
+    AVX-512 the width is not used: the same computation twice), batches of one tile and of
+    several as even as they come, through the model and the drop-in call: rows not a
+    multiple of the panel height and k-ranges past one k-block."""
+    n_x, n_a, m, T = shape
+    n_y = 3
     rng = np.random.default_rng(m * 7 + n_a)
     p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)
     x = rng.standard_normal((n_x, m, T)).astype(dtype)

@@ -303,7 +303,8 @@ cdef void projection_chunks(int rows, int n_x, Py_ssize_t c0, Py_ssize_t nc,
     # each multiplied while still in cache, instead of all of X^T written out and read back
     # (the RNN model at `fastrnns`, float32: 13 MB each way).
     cdef Py_ssize_t c, w, chunk = PROJECTION_CHUNK_BYTES // (max(n_x, 1) * sizeof(floating))
-    chunk = max(24, chunk // 24 * 24)  # whole column tiles (12 columns at AVX-512, 6 at AVX2)
+    chunk = max(24, chunk // 24 * 24)  # whole column tiles (12 or 8 columns at AVX-512, 6 at
+    # AVX2)
     if n_x == 0:
         fill_columns(z + c0 * rows, b, rows, nc)
         return
@@ -895,8 +896,8 @@ def set_line_out_min_bytes(Py_ssize_t n):
 
 
 def tile_cols():
-    """The most columns of a column tile of the AVX-512 panel GEMM (8 on AMD Zen 4, else 12,
-    unless set_tile_cols chose)."""
+    """The most columns of a column tile of the AVX-512 panel GEMM (8 on AMD CPUs of family
+    19h with AVX-512, i.e. Zen 4, else 12, unless set_tile_cols chose)."""
     return fr_tile_cols()
 
 
@@ -919,8 +920,8 @@ cdef Py_ssize_t panel_elems(int typenum, Py_ssize_t rows, Py_ssize_t K, Py_ssize
                             Py_ssize_t T, int small_max) noexcept nogil:
     # Work for the packed recurrent block, when the panel GEMM will run: at least two steps
     # (packing costs about one product), a block that stays in cache.  Any batch size: the
-    # panel kernel reads the packed block once per step for up to 12 (AVX-512) / 6 (AVX2)
-    # examples, in one contiguous stream per panel.
+    # panel kernel reads the packed block once per step for up to 12 (AVX-512; 8 on AMD Zen
+    # 4) / 6 (AVX2) examples, in one contiguous stream per panel.
     if not USE_PANEL or not fr_panel_available() or T < 2:
         return 0
     cdef Py_ssize_t n

@@ -51,6 +51,9 @@
 #include "_vmath.h"
 #include "_transpose.h"
 #include <unistd.h>
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
+#endif
 
 #define FR_PANEL_BYTES 128
 #define FR_KC 256
@@ -104,12 +107,13 @@ static int fr_tile_cols_set = 0;
 static int fr_cpu_tile_cols(void)
 {
 #if FR_HAVE_DISPATCH && defined(__GNUC__)
-    if (__builtin_cpu_is("amd")) {
+    if (__builtin_cpu_is("amd") && __builtin_cpu_supports("avx512f")) {
         unsigned a, b, c, d;
-        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-        unsigned family = (a >> 8) & 0xf;
-        if (family == 0xf) family += (a >> 20) & 0xff;
-        if (family == 0x19) return 8;
+        if (__get_cpuid(1, &a, &b, &c, &d)) {
+            unsigned family = (a >> 8) & 0xf;
+            if (family == 0xf) family += (a >> 20) & 0xff;  /* the extended family */
+            if (family == 0x19) return 8;
+        }
     }
 #endif
     return 12;
@@ -117,22 +121,24 @@ static int fr_cpu_tile_cols(void)
 
 static int fr_tile_cols(void)
 {
-    int n = __atomic_load_n(&fr_tile_cols_set, __ATOMIC_RELAXED);
-    if (n == 0) {
+    int n = __atomic_load_n(&fr_tile_cols_set, __ATOMIC_RELAXED), unset = 0;
+    if (n == 0) {  /* first use: this CPU's choice, unless a setter got there first */
         n = fr_cpu_tile_cols();
-        __atomic_store_n(&fr_tile_cols_set, n, __ATOMIC_RELAXED);
+        if (!__atomic_compare_exchange_n(&fr_tile_cols_set, &unset, n, 0, __ATOMIC_RELAXED,
+                                         __ATOMIC_RELAXED))
+            n = unset;
     }
     return n;
 }
 
 /* Make n (8 or 12; 0: this CPU's choice) the AVX-512 tile width; returns the previous one.
- * Not meant to run while a kernel runs on another thread. */
+ * Not meant to run while a kernel runs on another thread (a call could then mix widths
+ * between its steps). */
 static int fr_set_tile_cols(int n)
 {
-    int old = fr_tile_cols();
-    __atomic_store_n(&fr_tile_cols_set, n == 8 || n == 12 ? n : fr_cpu_tile_cols(),
-                     __ATOMIC_RELAXED);
-    return old;
+    (void)fr_tile_cols();  /* resolved first: the exchange gives back a width, not 0 */
+    return __atomic_exchange_n(&fr_tile_cols_set, n == 8 || n == 12 ? n : fr_cpu_tile_cols(),
+                               __ATOMIC_RELAXED);
 }
 
 /* 1 when the active level has panel micro-kernels. */
@@ -353,7 +359,7 @@ FR_PG_TILE(T, SFX, v4, VT, 1, 7)                                                
 FR_PG_TILE(T, SFX, v4, VT, 1, 8)                                                              \
 FR_PG_TILE(T, SFX, v4, VT, 1, 9) FR_PG_TILE(T, SFX, v4, VT, 1, 10)                            \
 FR_PG_TILE(T, SFX, v4, VT, 1, 11) FR_PG_TILE(T, SFX, v4, VT, 1, 12)                           \
-FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", fr_tile_cols(), 7, 1, 1)                                  \
+FR_PG_DRIVER_HEAD(T, SFX, v4, "arch=x86-64-v4", fr_tile_cols(), 7, 1, 1)                      \
     FR_PG_COLS(v4, SFX, 4, 1) FR_PG_COLS(v4, SFX, 4, 2) FR_PG_COLS(v4, SFX, 4, 3)             \
     FR_PG_COLS(v4, SFX, 3, 4) FR_PG_COLS(v4, SFX, 2, 5) FR_PG_COLS(v4, SFX, 2, 6)             \
     FR_PG_COLS(v4, SFX, 1, 7) FR_PG_COLS(v4, SFX, 1, 8) FR_PG_COLS(v4, SFX, 1, 9)             \

@@ -99,8 +99,13 @@ def save(model, path):
         np.savez(path, **arrays)
 
 
+def _name(path):
+    """How messages name a file: its path, or a file object's name."""
+    return repr(getattr(path, "name", path))
+
+
 def _bad(path, what):
-    return ValueError(f"{path!r} is not a fastrnn model file we can read: {what}")
+    return ValueError(f"{_name(path)} is not a fastrnn model file we can read: {what}")
 
 
 def _read(path):
@@ -116,7 +121,7 @@ def _read(path):
             raise _bad(path, "a single array, not an .npz archive")
         with archive as f:
             if HEADER not in f.files:
-                raise ValueError(f"{path!r} is not a fastrnn model file: no {HEADER!r} "
+                raise ValueError(f"{_name(path)} is not a fastrnn model file: no {HEADER!r} "
                                  f"header (keys {sorted(f.files)[:8]})")
             try:
                 text = str(f[HEADER])
@@ -129,16 +134,47 @@ def _read(path):
     try:
         return json.loads(text), arrays
     except (ValueError, RecursionError) as exc:
-        raise ValueError(f"{path!r}: unreadable fastrnn header: {type(exc).__name__}: "
+        raise ValueError(f"{_name(path)}: unreadable fastrnn header: {type(exc).__name__}: "
                          f"{exc}") from None
 
 
-def _option(path, header, name, allowed, default):
-    """Header option ``name``: one of ``allowed`` (compared with its type: True is not 1)."""
-    value = header.get(name, default)
-    if not any(type(value) is type(a) and value == a for a in allowed):
-        raise _bad(path, f"header {name!r} must be one of {list(allowed)}, got {value!r}")
-    return value
+class _File:
+    """A model file's header and arrays as :func:`load` reads them: each option checked by
+    type, each array taken once (what is never taken is left over)."""
+
+    def __init__(self, path, header, arrays):
+        self.path, self.header, self.arrays, self.used = path, header, arrays, set()
+
+    def option(self, name, allowed, default=None):
+        """Header option ``name``: one of ``allowed``, compared with its type (True is not
+        1, "false" is not False)."""
+        value = self.header.get(name, default)
+        if not any(type(value) is type(a) and value == a for a in allowed):
+            raise _bad(self.path, f"header {name!r} must be one of {list(allowed)}, got "
+                                  f"{value!r}")
+        return value
+
+    def get(self, key):
+        if key not in self.arrays:
+            raise ValueError(f"{_name(self.path)} is missing the array {key!r} its header "
+                             f"promises")
+        self.used.add(key)
+        return self.arrays[key]
+
+    def params(self, kind, layer=0, direction="forward"):
+        return {k: self.get(_key(k, layer, direction)) for k in KEYS[kind]}
+
+    def head(self, keys):
+        """The output layer's arrays, or None.  Files written before the header recorded
+        it: whatever arrays there are."""
+        present = (self.option("head", (True, False)) if "head" in self.header
+                   else any(k in self.arrays for k in keys))
+        return {k: self.get(k) for k in keys} if present else None
+
+    def left_over(self):
+        extra = sorted(set(self.arrays) - self.used)
+        if extra:
+            raise _bad(self.path, f"arrays its header does not account for: {extra[:8]}")
 
 
 def load(path):
@@ -160,88 +196,70 @@ def load(path):
         (an option of the wrong type, an array missing, or one the header does not account
         for).
     """
-    import fastrnn
-    from fastrnn.io._model import Imported
-
     header, arrays = _read(path)
     if not isinstance(header, dict) or header.get("format") != "fastrnn" \
             or type(header.get("version")) is not int:
-        raise ValueError(f"{path!r} is not a fastrnn model file (header {header})")
+        raise ValueError(f"{_name(path)} is not a fastrnn model file (header {header})")
     if header["version"] > FORMAT_VERSION:
-        raise ValueError(f"{path!r} has format version {header['version']}; this fastrnn "
+        raise ValueError(f"{_name(path)} has format version {header['version']}; this fastrnn "
                          f"reads versions up to {FORMAT_VERSION}: upgrade fastrnn")
     missing = [k for k in ("kind", "dtype", "model") if k not in header]
     if missing:
-        raise ValueError(f"{path!r}: the fastrnn header lacks {missing} (header {header})")
-    kind = _option(path, header, "kind", ("rnn", "lstm", "gru"), None)
-    dtype = _option(path, header, "dtype", ("float32", "float64"), None)
-    model = _option(path, header, "model",
-                    ("RNN", "LSTM", "GRU", "Stack", "Bidirectional", "Imported"), None)
-    used = set()
+        raise ValueError(f"{_name(path)}: the fastrnn header lacks {missing} (header {header})")
+    f = _File(path, header, arrays)
+    kind = f.option("kind", ("rnn", "lstm", "gru"))
+    model = f.option("model", ("RNN", "LSTM", "GRU", "Stack", "Bidirectional", "Imported"))
+    load_kind = _load_imported if model == "Imported" else _load_native
+    result = load_kind(f, model, kind, f.option("dtype", ("float32", "float64")))
+    f.left_over()
+    return result
 
-    def get(key):
-        if key not in arrays:
-            raise ValueError(f"{path!r} is missing the array {key!r} its header promises")
-        used.add(key)
-        return arrays[key]
 
-    def head_of(keys, saved_with_it):
-        # files written before the header recorded the head: whatever arrays there are
-        present = saved_with_it if "head" in header else any(k in arrays for k in keys)
-        return {k: get(k) for k in keys} if present else None
+def _load_native(f, model, kind, dtype):
+    """A fastrnn.RNN, LSTM, GRU, Stack or Bidirectional from its file."""
+    import fastrnn
 
-    has_head = _option(path, header, "head", (True, False), None) if "head" in header \
-        else None
-    options = ({"reset_after": _option(path, header, "reset_after", (True, False), True)}
-               if kind == "gru" else
-               {"nonlinearity": _option(path, header, "nonlinearity", ("tanh", "relu"),
-                                        "tanh")} if kind == "rnn" else {})
+    options = ({"reset_after": f.option("reset_after", (True, False), True)} if kind == "gru"
+               else {"nonlinearity": f.option("nonlinearity", ACTIVATIONS, "tanh")}
+               if kind == "rnn" else {})
     cls = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind]
-
-    def direction(params):
-        return cls(params, dtype=dtype, **options)
-
     if model in ("RNN", "LSTM", "GRU"):
         if model.lower() != kind:
-            raise _bad(path, f"a {model} model of kind {kind!r}")
-        params = {k: get(k) for k in KEYS[kind]}
-        params.update(head_of(HEAD_KEYS[kind], has_head) or {})
-        result = direction(params)
-    elif model in ("Stack", "Bidirectional"):
-        counts = header.get("layers")
-        if (not isinstance(counts, list) or not counts
-                or any(type(D) is not int or D not in (1, 2) for D in counts)
-                or (model == "Bidirectional" and counts != [2])):
-            raise ValueError(f"{path!r}: the fastrnn header's 'layers' must list each layer's "
-                             f"directions (1 or 2), got {counts!r}")
-        layers = []
-        for l, D in enumerate(counts):
-            dirs = [direction({k: get(_key(k, l, d)) for k in KEYS[kind]})
-                    for d in ("forward", "reverse")[:D]]
-            layers.append(dirs[0] if D == 1 else fastrnn.Bidirectional(*dirs))
-        if model == "Bidirectional":
-            result = layers[0]
-        else:
-            result = fastrnn.Stack(layers, head=head_of(("Wy", "by"), has_head))
-    else:
-        try:
-            directions, n_layers = tuple(header["directions"]), header["layers"]
-        except (KeyError, TypeError):
-            directions, n_layers = None, None
-        if type(n_layers) is not int or n_layers < 1 or directions not in DIRECTIONS:
-            raise ValueError(f"{path!r}: the fastrnn header lacks valid 'directions' and "
-                             f"'layers' (header {header})")
-        layers = [[{k: get(_key(k, l, d)) for k in KEYS[kind]} for d in directions]
-                  for l in range(n_layers)]
-        head = ({k: get(k) for k in HEAD_KEYS[kind]}
-                if _option(path, header, "head", (True, False), False) else None)
-        result = Imported(Spec(
-            kind, layers, directions=directions,
-            activation=_option(path, header, "activation", ACTIVATIONS, "tanh"), head=head,
-            cell=_option(path, header, "cell", (True, False), False),
-            reset_after=_option(path, header, "reset_after", (True, False), True),
-            dtype=dtype))
-    extra = sorted(set(arrays) - used)
-    if extra:
-        raise _bad(path, f"arrays its header does not account for: {extra[:8]}")
-    return result
+            raise _bad(f.path, f"a {model} model of kind {kind!r}")
+        return cls({**f.params(kind), **(f.head(HEAD_KEYS[kind]) or {})}, dtype=dtype,
+                   **options)
+    counts = f.header.get("layers")
+    if (not isinstance(counts, list) or not counts
+            or any(type(D) is not int or D not in (1, 2) for D in counts)
+            or (model == "Bidirectional" and counts != [2])):
+        raise ValueError(f"{_name(f.path)}: the fastrnn header's 'layers' must list each "
+                         f"layer's directions (1 or 2), got {counts!r}")
+    layers = []
+    for l, D in enumerate(counts):
+        dirs = [cls(f.params(kind, l, d), dtype=dtype, **options)
+                for d in ("forward", "reverse")[:D]]
+        layers.append(dirs[0] if D == 1 else fastrnn.Bidirectional(*dirs))
+    if model == "Bidirectional":
+        return layers[0]
+    return fastrnn.Stack(layers, head=f.head(("Wy", "by")))
+
+
+def _load_imported(f, model, kind, dtype):
+    """A fastrnn.io.Imported from its file."""
+    from fastrnn.io._model import Imported
+
+    try:
+        directions, n_layers = tuple(f.header["directions"]), f.header["layers"]
+    except (KeyError, TypeError):
+        directions, n_layers = None, None
+    if type(n_layers) is not int or n_layers < 1 or directions not in DIRECTIONS:
+        raise ValueError(f"{_name(f.path)}: the fastrnn header lacks valid 'directions' and "
+                         f"'layers' (header {f.header})")
+    layers = [[f.params(kind, l, d) for d in directions] for l in range(n_layers)]
+    head = ({k: f.get(k) for k in HEAD_KEYS[kind]}
+            if f.option("head", (True, False), False) else None)
+    return Imported(Spec(kind, layers, directions=directions,
+                         activation=f.option("activation", ACTIVATIONS, "tanh"), head=head,
+                         cell=f.option("cell", (True, False), False),
+                         reset_after=f.option("reset_after", (True, False), True),
+                         dtype=dtype))
