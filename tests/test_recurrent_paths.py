@@ -85,6 +85,22 @@ def test_row_blocked_panel_gemm_matches_reference(simd_level, tile_cols, kind, n
         assert_close(g, w, dtype)
 
 
+def _assert_drop_in_and_model_match(kind, dtype, shape, seed):
+    """The drop-in call and the model against the reference: a, y (and the LSTM's c)."""
+    n_x, n_a, n_y, m, T = shape
+    rng = np.random.default_rng(seed)
+    p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    want = ref(kind + "_forward", x, a0, p)
+    got = getattr(fastrnn, kind + "_forward")(x, a0, p)
+    model = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind](p)
+    n_out = 3 if kind == "lstm" else 2
+    for out in (got, model.forward(x, a0)):
+        for g, w in zip(out[:n_out], want[:n_out]):
+            assert_close(g, w, dtype)
+
+
 TILE_SHAPES = (  # n_x, n_a, m, T
     # the recurrent product: a k-range past one k-block, one tile and several
     [(5, 261, m, 3) for m in (9, 10, 11, 12, 13, 16, 17, 24, 25, 33)]
@@ -101,17 +117,7 @@ def test_panel_gemm_tile_widths_match_reference(tile_cols, kind, dtype, shape):
     several as even as they come, through the model and the drop-in call: rows not a
     multiple of the panel height and k-ranges past one k-block."""
     n_x, n_a, m, T = shape
-    n_y = 3
-    rng = np.random.default_rng(m * 7 + n_a)
-    p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)
-    x = rng.standard_normal((n_x, m, T)).astype(dtype)
-    a0 = rng.standard_normal((n_a, m)).astype(dtype)
-    want = ref(kind + "_forward", x, a0, p)
-    got = getattr(fastrnn, kind + "_forward")(x, a0, p)
-    model = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind](p)
-    for outputs in (got[:-1], model.forward(x, a0)):
-        for g, w in zip(outputs, want[:-1]):
-            assert_close(g, w, dtype)
+    _assert_drop_in_and_model_match(kind, dtype, (n_x, n_a, 3, m, T), m * 7 + n_a)
 
 
 # kind: (n_x, n_a, gates, outputs before the caches, cache items compared)
@@ -195,19 +201,7 @@ def test_output_layer_in_state_blocks_matches_reference(simd_level, states_out, 
     same offset within a cache line (m * T a multiple of 16), the model's ring goes out line
     by line instead, each example at its own steps (16 x 45, 8 x 66: whole lines and partial
     ones at both ends, n_a not a multiple of a line's 16 floats or 8 doubles)."""
-    n_x, n_a, n_y, m, T = shape
-    rng = np.random.default_rng(n_a * 7 + T)
-    p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)
-    x = rng.standard_normal((n_x, m, T)).astype(dtype)
-    a0 = rng.standard_normal((n_a, m)).astype(dtype)
-    want = ref(kind + "_forward", x, a0, p)
-    got = getattr(fastrnn, kind + "_forward")(x, a0, p)
-    model = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}[kind](p)
-    for out in (got, model.forward(x, a0)):
-        assert_close(out[0], want[0], dtype)
-        assert_close(out[1], want[1], dtype)
-        if kind == "lstm":
-            assert_close(out[2], want[2], dtype)
+    _assert_drop_in_and_model_match(kind, dtype, shape, shape[1] * 7 + shape[4])
 
 
 def test_panel_gemm_follows_the_simd_level():
