@@ -324,7 +324,7 @@ print("done")
 """
 
 
-def test_bidirectional_on_many_threads_finishes():
+def test_bidirectional_on_many_threads_finishes(tmp_path):
     """Both directions split their batches (n_threads 4 and 5 once deadlocked: the backward
     direction, a pool task itself, waited for its slices queued behind it on the same
     one-worker pool).  In a child process, so that a deadlock fails the test instead of
@@ -332,7 +332,7 @@ def test_bidirectional_on_many_threads_finishes():
     import subprocess
     import sys
     out = subprocess.run([sys.executable, "-c", _MANY_THREADS], capture_output=True,
-                         text=True, timeout=180)
+                         text=True, timeout=180, cwd=tmp_path)  # the installed package
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "done"
 
