@@ -318,8 +318,9 @@ def p():
 layer = fastrnn.Bidirectional(fastrnn.RNN(p()), fastrnn.RNN(p()))
 x = rng.standard_normal((5, 40, 12))
 one = layer.forward(x)[0]
-for n in (2, 3, 4, 5, 6, 8):
-    assert np.array_equal(layer.forward(x, n_threads=n)[0], one), n
+for n in (2, 3, 4, 5, 6, 8):  # (without the panel GEMM, slices go to BLAS: other sums)
+    np.testing.assert_allclose(layer.forward(x, n_threads=n)[0], one, rtol=1e-12,
+                               atol=1e-12, err_msg=f"n_threads={n}")
 print("done")
 """
 
