@@ -303,8 +303,8 @@ cdef void projection_chunks(int rows, int n_x, Py_ssize_t c0, Py_ssize_t nc,
     # each multiplied while still in cache, instead of all of X^T written out and read back
     # (the RNN model at `fastrnns`, float32: 13 MB each way).
     cdef Py_ssize_t c, w, chunk = PROJECTION_CHUNK_BYTES // (max(n_x, 1) * sizeof(floating))
-    chunk = max(24, chunk // 24 * 24)  # whole column tiles (12 or 8 columns at AVX-512, 6 at
-    # AVX2)
+    # whole column tiles (12 or 8 columns at AVX-512, 6 at AVX2)
+    chunk = max(24, chunk // 24 * 24)
     if n_x == 0:
         fill_columns(z + c0 * rows, b, rows, nc)
         return

@@ -203,14 +203,12 @@ def load(path):
     if header["version"] > FORMAT_VERSION:
         raise ValueError(f"{_name(path)} has format version {header['version']}; this fastrnn "
                          f"reads versions up to {FORMAT_VERSION}: upgrade fastrnn")
-    missing = [k for k in ("kind", "dtype", "model") if k not in header]
-    if missing:
-        raise ValueError(f"{_name(path)}: the fastrnn header lacks {missing} (header {header})")
-    f = _File(path, header, arrays)
+    f = _File(path, header, arrays)  # a missing kind, model or dtype: not one of the allowed
     kind = f.option("kind", ("rnn", "lstm", "gru"))
     model = f.option("model", ("RNN", "LSTM", "GRU", "Stack", "Bidirectional", "Imported"))
-    load_kind = _load_imported if model == "Imported" else _load_native
-    result = load_kind(f, model, kind, f.option("dtype", ("float32", "float64")))
+    dtype = f.option("dtype", ("float32", "float64"))
+    result = (_load_imported(f, kind, dtype) if model == "Imported" else
+              _load_native(f, model, kind, dtype))
     f.left_over()
     return result
 
@@ -244,7 +242,7 @@ def _load_native(f, model, kind, dtype):
     return fastrnn.Stack(layers, head=f.head(("Wy", "by")))
 
 
-def _load_imported(f, model, kind, dtype):
+def _load_imported(f, kind, dtype):
     """A fastrnn.io.Imported from its file."""
     from fastrnn.io._model import Imported
 
@@ -256,10 +254,9 @@ def _load_imported(f, model, kind, dtype):
         raise ValueError(f"{_name(f.path)}: the fastrnn header lacks valid 'directions' and "
                          f"'layers' (header {f.header})")
     layers = [[f.params(kind, l, d) for d in directions] for l in range(n_layers)]
-    head = ({k: f.get(k) for k in HEAD_KEYS[kind]}
-            if f.option("head", (True, False), False) else None)
     return Imported(Spec(kind, layers, directions=directions,
-                         activation=f.option("activation", ACTIVATIONS, "tanh"), head=head,
+                         activation=f.option("activation", ACTIVATIONS, "tanh"),
+                         head=f.head(HEAD_KEYS[kind]),
                          cell=f.option("cell", (True, False), False),
                          reset_after=f.option("reset_after", (True, False), True),
                          dtype=dtype))
