@@ -120,6 +120,28 @@ def test_panel_gemm_tile_widths_match_reference(tile_cols, kind, dtype, shape):
     _assert_drop_in_and_model_match(kind, dtype, (n_x, n_a, 3, m, T), m * 7 + n_a)
 
 
+HEAD_SHAPES = (  # n_x, n_a, n_y, m, T
+    # a short sequence whose states fill at most half a panel of the output layer (32 rows
+    # float32, 16 float64): small products; more rows: the panels
+    (5, 37, 11, 1, 8), (5, 37, 11, 2, 8), (5, 37, 11, 1, 9), (5, 37, 11, 3, 6),
+    # a long sequence's last block of steps (float32 blocks of 32 steps, float64 of 16):
+    # 8 steps, 17 steps (float64: 1)
+    (5, 37, 11, 3, 40), (5, 37, 11, 2, 49),
+    # more output rows than inputs, and rows past several small-product row tiles
+    (6, 70, 300, 1, 5), (6, 70, 45, 2, 3))
+
+
+@pytest.mark.parametrize("shape", HEAD_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_output_layer_of_few_states_matches_reference(simd_level, kind, dtype, shape):
+    """The output layer of a block of states that fills at most half a panel (one or two
+    examples of a short sequence, or a long sequence's last few steps) goes through the
+    small-batch product, larger blocks through the panels: both sides of the limit at every
+    SIMD level, through the model and the drop-in call."""
+    _assert_drop_in_and_model_match(kind, dtype, shape, sum(shape))
+
+
 # kind: (n_x, n_a, gates, outputs before the caches, cache items compared)
 UNPACKED = {"lstm": (200, 288, 4, 3, 9),  # a, y, c; every cache item but the parameters
             "gru": (240, 320, 3, 2, 6),   # a, y; a_next, a_prev, rt, zt, nt, xt
