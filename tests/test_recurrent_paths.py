@@ -124,6 +124,7 @@ HEAD_SHAPES = (  # n_x, n_a, n_y, m, T
     # a short sequence whose states fill at most half a panel of the output layer (32 rows
     # float32, 16 float64): small products; more rows: the panels
     (5, 37, 11, 1, 8), (5, 37, 11, 2, 8), (5, 37, 11, 1, 9), (5, 37, 11, 3, 6),
+    (5, 37, 11, 8, 2), (5, 37, 11, 5, 3),
     # a long sequence's last block of steps (float32 blocks of 32 steps, float64 of 16):
     # 8 steps, 17 steps (float64: 1)
     (5, 37, 11, 3, 40), (5, 37, 11, 2, 49),
@@ -137,8 +138,8 @@ HEAD_SHAPES = (  # n_x, n_a, n_y, m, T
 def test_output_layer_of_few_states_matches_reference(simd_level, kind, dtype, shape):
     """The output layer of a block of states that fills at most half a panel (one or two
     examples of a short sequence, or a long sequence's last few steps) goes through the
-    small-batch product, larger blocks through the panels: both sides of the limit at every
-    SIMD level, through the model and the drop-in call."""
+    small-batch product, larger blocks through the panels: both sides of the limit at the
+    AVX2 and AVX-512 levels (SSE2 has no panels), through the model and the drop-in call."""
     _assert_drop_in_and_model_match(kind, dtype, shape, sum(shape))
 
 
