@@ -136,10 +136,11 @@ HEAD_SHAPES = (  # n_x, n_a, n_y, m, T
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_output_layer_of_few_states_matches_reference(simd_level, kind, dtype, shape):
-    """The output layer of a block of states that fills at most half a panel (one or two
-    examples of a short sequence, or a long sequence's last few steps) goes through the
-    small-batch product, larger blocks through the panels: both sides of the limit at the
-    AVX2 and AVX-512 levels (SSE2 has no panels), through the model and the drop-in call."""
+    """The output layer of a block of states that fills at most half a panel (a short
+    sequence of m*T <= 16 states, float64 8, or a long sequence's last few steps) goes
+    through the small-batch product, larger blocks through the panels: both sides of the
+    limit at the AVX2 and AVX-512 levels (SSE2 has no panels), through the model and the
+    drop-in call."""
     _assert_drop_in_and_model_match(kind, dtype, shape, sum(shape))
 
 
