@@ -145,30 +145,33 @@ def test_output_layer_of_few_states_matches_reference(simd_level, kind, dtype, s
 
 
 NARROW_SHAPES = (  # n_x, n_a, n_y, m, T
-    # columns of less than 128 bytes, gathered for the LSTM's gate pass: in one buffer load,
-    # in several (float64 n_a = 15: 19 columns a load; float32 n_a = 31: 18; n_a = 1: 585 and
-    # 292), one column (no gathering), and 128 bytes (float32 n_a = 32: per column)
+    # columns of less than 128 bytes, gathered for the gate pass: in one buffer load, in
+    # several (the LSTM at float64 n_a = 15: 19 columns a load, float32 n_a = 31: 18, n_a =
+    # 1: 585 and 292; the RNN at float64 n_a = 15: 136, float32 n_a = 31: 132), one column
+    # (no gathering), and 128 bytes (float32 n_a = 32, float64 n_a = 16: per column)
     (3, 5, 2, 10, 4), (3, 15, 4, 45, 6), (2, 31, 3, 45, 5), (2, 1, 2, 600, 3), (4, 7, 3, 1, 9),
-    (3, 32, 2, 5, 3), (3, 16, 2, 5, 3))
+    (3, 32, 2, 5, 3), (3, 16, 2, 5, 3), (2, 15, 3, 150, 3), (2, 31, 3, 300, 2))
 
 
 @pytest.mark.parametrize("shape", NARROW_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
-def test_lstm_gate_pass_of_narrow_columns_matches_reference(simd_level, dtype, shape):
-    """The LSTM's gate pass over columns of fewer than 128 bytes (n_a below 32 float32, 16
-    float64) runs on the step's columns gathered into one buffer, as many as it holds at a
-    time: the model and the drop-in call (gates in the caches too) against the reference at
-    every SIMD level."""
-    _assert_drop_in_and_model_match("lstm", dtype, shape, sum(shape))
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_gate_pass_of_narrow_columns_matches_reference(simd_level, kind, dtype, shape):
+    """The LSTM's gate pass and the RNN's tanh over columns of fewer than 128 bytes (n_a
+    below 32 float32, 16 float64) run on the step's columns gathered into one buffer, as
+    many as it holds at a time: the model and the drop-in call (its caches too) against the
+    reference at every SIMD level."""
+    _assert_drop_in_and_model_match(kind, dtype, shape, sum(shape))
     n_x, n_a, n_y, m, T = shape
     rng = np.random.default_rng(sum(shape))
-    p = layer_params("lstm", rng, n_x, n_a, n_y, dtype=dtype)
+    p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)
     x = rng.standard_normal((n_x, m, T)).astype(dtype)
     a0 = rng.standard_normal((n_a, m)).astype(dtype)
-    got = fastrnn.lstm_forward(x, a0, p)[3][0]
-    want = ref("lstm_forward", x, a0, p)[3][0]
-    for t in (0, T // 2, T - 1):  # a_next, c_next, a_prev, c_prev, ft, it, cct, ot
-        for g, w in zip(got[t][:8], want[t][:8]):
+    n_out, items = (3, 8) if kind == "lstm" else (2, 2)  # a_next (c_next, ..., ot), a_prev
+    got = getattr(fastrnn, kind + "_forward")(x, a0, p)[n_out][0]
+    want = ref(kind + "_forward", x, a0, p)[n_out][0]
+    for t in (0, T // 2, T - 1):
+        for g, w in zip(got[t][:items], want[t][:items]):
             assert_close(g, w, dtype)
 
 

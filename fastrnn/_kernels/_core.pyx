@@ -108,8 +108,8 @@ cdef inline Py_ssize_t v_lstm_pointwise(floating *g, const floating *c_prev, flo
 
 
 cdef enum:
-    # Elements of the stack buffer in which lstm_pointwise_cols runs the gate pass of all
-    # the step's columns at once (see there).
+    # Elements of the stack buffer in which lstm_pointwise_cols (tanh_state_cols) runs the
+    # gate pass of all the step's columns at once (see there).
     COLS_BUFFER_ELEMS = 2048
     # Columns of fewer bytes than this go through that buffer.  A/B in one process, AMD Zen
     # 4, LSTM models and drop-in calls: float32 n_a = 5 (`lesson`) x0.73-0.76, 10-24
@@ -166,6 +166,32 @@ cdef inline Py_ssize_t v_tanh_state(floating *x, Py_ssize_t n) noexcept nogil:
         return fr_tanh_state_f(x, n)
     else:
         return fr_tanh_state_d(x, n)
+
+
+cdef Py_ssize_t tanh_state_cols(floating *z, Py_ssize_t ldz, Py_ssize_t n_a,
+                                Py_ssize_t mt) noexcept nogil:
+    # z[j*ldz : j*ldz + n_a] := tanh of itself for j < mt (the RNN's states); returns how
+    # many are subnormal.  Narrow columns are gathered as in lstm_pointwise_cols.
+    cdef double buf[COLS_BUFFER_ELEMS]
+    cdef floating *pw = <floating *> buf
+    cdef Py_ssize_t j, j0, nc, nsub = 0, per = 0
+    cdef size_t row = n_a * sizeof(floating)
+    if 0 < row < COLS_MAX_BYTES and mt >= 2:  # columns per buffer load
+        per = COLS_BUFFER_ELEMS * sizeof(double) // row
+    if per < 2:
+        for j in range(mt):
+            nsub += v_tanh_state(z + j * ldz, n_a)
+        return nsub
+    j0 = 0
+    while j0 < mt:
+        nc = min(per, mt - j0)
+        for j in range(j0, j0 + nc):
+            memcpy(pw + (j - j0) * n_a, z + j * ldz, row)
+        nsub += v_tanh_state(pw, nc * n_a)
+        for j in range(j0, j0 + nc):
+            memcpy(z + j * ldz, pw + (j - j0) * n_a, row)
+        j0 += nc
+    return nsub
 
 
 cdef inline bint v_all_finite(const floating *x, Py_ssize_t rows, Py_ssize_t cols,
@@ -528,18 +554,19 @@ cdef void rnn_core(
                         step_descending(s))
             if active != NULL and reverse:
                 padding_again(hp, ldz, n_a, mp, mt)
-        for j in range(mt):
-            if relu:
+        if relu:
+            for j in range(mt):
                 v_relu(zt + j * ldz, n_a)
                 flush_if_subnormal(zt + j * ldz, n_a, &flush_a, &wa, 1, n_a, n_a, wy, n_y, n_a)
-            elif v_tanh_state(zt + j * ldz, n_a):
-                # A subnormal state is stored as 0 (no slow paths for a decaying state, no
-                # flush-to-zero mode, which would also flush intermediate results) unless
-                # a weight it multiplies is inf or NaN: there tiny * inf is the
-                # reference's inf, 0 * inf would be NaN.
-                if flush_a < 0:
-                    flush_a = v_all_finite(wa, n_a, n_a, n_a) and v_all_finite(wy, n_y, n_a, n_a)
-                if flush_a:
+        elif tanh_state_cols(zt, ldz, n_a, mt):
+            # A subnormal state is stored as 0 (no slow paths for a decaying state, no
+            # flush-to-zero mode, which would also flush intermediate results) unless a
+            # weight it multiplies is inf or NaN: there tiny * inf is the reference's inf,
+            # 0 * inf would be NaN.  (Every column's: the others have none.)
+            if flush_a < 0:
+                flush_a = v_all_finite(wa, n_a, n_a, n_a) and v_all_finite(wy, n_y, n_a, n_a)
+            if flush_a:
+                for j in range(mt):
                     v_flush(zt + j * ldz, n_a)
         if line_out:
             states_out(z, ldz, T, n_a, True, s, t, T, reverse, n_a, m, a, ld_a)
