@@ -33,10 +33,19 @@
  * block is then not in row blocks): the recurrences do every other step, so that a block
  * about the size of L2 is mostly still there (see step_descending in _products.pxd).  Each
  * row's sums are the same either way.  A one-tile batch whose block exceeds
- * FR_TILES_BLOCK_ABOVE also prefetches its own panels FR_L1_AHEAD k ahead into L1 (the
- * block is read once per step, from L2 or beyond; measured on Intel Sapphire Rapids,
- * float32, the LSTM at m = 8-12: x0.93-0.97; against several tiles the block is reused
- * from L2 and the extra loads did not pay).
+ * FR_TILES_BLOCK_ABOVE also prefetches its own panels FR_L1_AHEAD k ahead into L1 when its
+ * tile has at least FR_L1_AHEAD_MIN_N columns (the block is read once per step, from L2 or
+ * beyond; measured on Intel Sapphire Rapids, float32, the LSTM at m = 8-12: x0.93-0.97;
+ * against several tiles the block is reused from L2 and the extra loads did not pay).  A
+ * tile of fewer columns makes fewer multiply-adds per loaded vector (N), and there the
+ * prefetches compete with the loads the tile waits on.  Measured on AMD Zen 4 (1 MiB L2)
+ * without them: the product alone (blocks of 1-16 MiB, every other step descending),
+ * float32 m = 1-3 x0.80-0.97, float64 m = 1-6 x0.82-0.93, and m = 7-12 kept them (float64
+ * 4096 x 1024, m = 8: 2.0 ms with them, 2.7 without); the LSTM model, 8 steps, time per
+ * ONNX Runtime's in the same process, old and new build alternated: n_a = 512, m = 1-2
+ * x0.86-0.90, n_a = 192-384, m = 2-3 x0.92-0.95, n_a = 1024, m = 4 x0.93-0.98, m = 6-8
+ * unchanged.  The AVX2 whole-panel tiles (up to 3 columns): the product, m = 1-3
+ * x0.82-0.87.
  *
  * The layout is the same for every instruction-set level; the micro-kernels exist for
  * AVX-512 (2 vectors of 64 bytes per panel row, 32 registers: up to 24 accumulators) and
@@ -62,6 +71,7 @@
 #define FR_TILES_BLOCK_ABOVE (256 * 1024)
 #define FR_NC_BYTES (256 * 1024)
 #define FR_L1_AHEAD 8
+#define FR_L1_AHEAD_MIN_N 7
 
 /* L2 bytes per core on an Intel CPU (0 elsewhere, or where the C library does not say):
  * asked once, since sysconf runs cpuid, which a virtual machine may trap; threads that race
@@ -234,7 +244,7 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
         for (int j = 0; j < N; ++j) acc[q][j] = (VT){0};                                      \
     for (ptrdiff_t k = 0; k < kc; ++k) {                                                      \
         __builtin_prefetch(pf + k * (64 / sizeof(T)), 0, 2);                                  \
-        for (int p = 0; p < P && ahead; ++p) { /* own panel rows, FR_L1_AHEAD k ahead */      \
+        for (int p = 0; p < P && ahead && N >= FR_L1_AHEAD_MIN_N; ++p) { /* see above */      \
             __builtin_prefetch(Pp + p * ps + (k + FR_L1_AHEAD) * MR, 0, 3);                   \
             __builtin_prefetch(Pp + p * ps + (k + FR_L1_AHEAD) * MR + 64 / sizeof(T), 0, 3);  \
         }                                                                                     \
