@@ -145,10 +145,11 @@ def test_output_layer_of_few_states_matches_reference(simd_level, kind, dtype, s
 
 
 NARROW_SHAPES = (  # n_x, n_a, n_y, m, T
-    # columns of less than 128 bytes, gathered for the gate pass: in one buffer load, in
-    # several (the LSTM at float64 n_a = 15: 19 columns a load, float32 n_a = 31: 18, n_a =
-    # 1: 585 and 292; the RNN at float64 n_a = 15: 136, float32 n_a = 31: 132), one column
-    # (no gathering), and 128 bytes (float32 n_a = 32, float64 n_a = 16: per column)
+    # columns of less than 128 bytes, gathered for the gate pass (a buffer load holds 2048
+    # values: the LSTM's 2048 // (7 n_a) columns, the RNN's 2048 // n_a): in one load, in
+    # several (the LSTM at n_a = 15: 19 columns a load, n_a = 1: 292, float32 n_a = 31: 9;
+    # the RNN at n_a = 15: 136, float32 n_a = 31: 66), one column (no gathering), and 128
+    # bytes (float32 n_a = 32, float64 n_a = 16: per column)
     (3, 5, 2, 10, 4), (3, 15, 4, 45, 6), (2, 31, 3, 45, 5), (2, 1, 2, 600, 3), (4, 7, 3, 1, 9),
     (3, 32, 2, 5, 3), (3, 16, 2, 5, 3), (2, 15, 3, 150, 3), (2, 31, 3, 300, 2))
 
@@ -173,6 +174,39 @@ def test_gate_pass_of_narrow_columns_matches_reference(simd_level, kind, dtype, 
     for t in (0, T // 2, T - 1):
         for g, w in zip(got[t][:items], want[t][:items]):
             assert_close(g, w, dtype)
+
+
+@pytest.mark.parametrize("shape", NARROW_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_gathered_gate_pass_keeps_the_bits(simd_level, kind, dtype, shape):
+    """Gathering narrow columns for the gate pass runs the same operations on every value:
+    the drop-in call's outputs and caches and the model's outputs, also with lengths, are
+    bit for bit those of one pass per column."""
+    n_x, n_a, n_y, m, T = shape
+    rng = np.random.default_rng(sum(shape))
+    p = layer_params(kind, rng, n_x, n_a, n_y, dtype=dtype)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    lengths = rng.integers(1, T + 1, size=m)
+    model = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM}[kind](p)
+    n_out = 3 if kind == "lstm" else 2
+
+    def run():
+        got = getattr(fastrnn, kind + "_forward")(x, a0, p)
+        out = [np.asarray(v) for v in got[:n_out]]
+        out += [np.asarray(v) for cache in got[n_out][0] for v in cache[:-1]]
+        out += [np.asarray(v) for v in model.forward(x, a0)[:2]]
+        return out + [np.asarray(v) for v in model.forward(x, a0, lengths=lengths)[:2]]
+    gathered = run()
+    previous = _core.set_cols_max_bytes(0)
+    try:
+        per_column = run()
+    finally:
+        _core.set_cols_max_bytes(previous)
+    assert len(gathered) == len(per_column)
+    for g, w in zip(gathered, per_column):
+        np.testing.assert_array_equal(g, w)
 
 
 # kind: (n_x, n_a, gates, outputs before the caches, cache items compared)

@@ -108,14 +108,26 @@ cdef inline Py_ssize_t v_lstm_pointwise(floating *g, const floating *c_prev, flo
 
 
 cdef enum:
-    # Elements of the stack buffer in which lstm_pointwise_cols (tanh_state_cols) runs the
-    # gate pass of all the step's columns at once (see there).
+    # Elements (of the dtype) of the stack buffer in which lstm_pointwise_cols
+    # (tanh_state_cols) runs the gate pass of all the step's columns at once (see there).
     COLS_BUFFER_ELEMS = 2048
     # Columns of fewer bytes than this go through that buffer.  A/B in one process, AMD Zen
     # 4, LSTM models and drop-in calls: float32 n_a = 5 (`lesson`) x0.73-0.76, 10-24
     # x0.65-0.92, 40-64 x0.98-1.07; float64 n_a = 5-9 x0.72-0.82, 12 x0.86-0.88, 20-64
-    # x0.97-1.07.
+    # x0.97-1.07 (the AVX2 and SSE2 levels, with narrower vectors, were not measured).
     COLS_MAX_BYTES = 128
+
+
+cdef Py_ssize_t COLS_MAX = COLS_MAX_BYTES  # set_cols_max_bytes
+
+
+def set_cols_max_bytes(Py_ssize_t n):
+    """Columns of fewer bytes than this go through the gathered gate pass (see
+    COLS_MAX_BYTES; 0: never).  Returns the previous value.  For benchmarks and tests."""
+    global COLS_MAX
+    previous = COLS_MAX
+    COLS_MAX = max(n, 0)
+    return previous
 
 
 cdef Py_ssize_t lstm_pointwise_cols(floating *zg, Py_ssize_t ldg, const floating *c0,
@@ -129,13 +141,12 @@ cdef Py_ssize_t lstm_pointwise_cols(floating *zg, Py_ssize_t ldg, const floating
     # vectors, a pass per column would run most of them in the loops' scalar remainders:
     # the columns are gathered into a buffer, gate by gate (as many as it holds at a time),
     # and the pass runs once over them (the same operations on each value: the same bits).
-    cdef double buf[COLS_BUFFER_ELEMS]
-    cdef floating *pw = <floating *> buf
+    cdef floating pw[COLS_BUFFER_ELEMS]
     cdef Py_ssize_t N, j, j0, k, nc, nsub = 0, per = 0
     cdef size_t row = n_a * sizeof(floating)
     cdef const floating *c_prev
-    if 0 < row < COLS_MAX_BYTES and mt >= 2:  # columns per buffer load
-        per = COLS_BUFFER_ELEMS * sizeof(double) // (7 * row)
+    if 0 < row < COLS_MAX and mt >= 2:  # columns per buffer load
+        per = COLS_BUFFER_ELEMS // (7 * n_a)
     if per < 2:
         for j in range(mt):
             c_prev = c0 + j * n_a if first else h_prev + j * ldh + n_a
@@ -172,12 +183,11 @@ cdef Py_ssize_t tanh_state_cols(floating *z, Py_ssize_t ldz, Py_ssize_t n_a,
                                 Py_ssize_t mt) noexcept nogil:
     # z[j*ldz : j*ldz + n_a] := tanh of itself for j < mt (the RNN's states); returns how
     # many are subnormal.  Narrow columns are gathered as in lstm_pointwise_cols.
-    cdef double buf[COLS_BUFFER_ELEMS]
-    cdef floating *pw = <floating *> buf
+    cdef floating pw[COLS_BUFFER_ELEMS]
     cdef Py_ssize_t j, j0, nc, nsub = 0, per = 0
     cdef size_t row = n_a * sizeof(floating)
-    if 0 < row < COLS_MAX_BYTES and mt >= 2:  # columns per buffer load
-        per = COLS_BUFFER_ELEMS * sizeof(double) // row
+    if 0 < row < COLS_MAX and mt >= 2:  # columns per buffer load
+        per = COLS_BUFFER_ELEMS // n_a
     if per < 2:
         for j in range(mt):
             nsub += v_tanh_state(z + j * ldz, n_a)
