@@ -130,6 +130,17 @@ def set_cols_max_bytes(Py_ssize_t n):
     return previous
 
 
+cdef inline Py_ssize_t cols_per_load(Py_ssize_t row, Py_ssize_t mt,
+                                     Py_ssize_t values) noexcept nogil:
+    # Columns of row bytes each, taking ``values`` elements of the buffer per column, that a
+    # load of the gate pass's buffer holds; 0 where the pass goes column by column (columns
+    # of COLS_MAX bytes or more, a single column, or fewer than two per load).
+    cdef Py_ssize_t per = 0
+    if 0 < row < COLS_MAX and mt >= 2:
+        per = COLS_BUFFER_ELEMS // values
+    return per if per >= 2 else 0
+
+
 cdef Py_ssize_t lstm_pointwise_cols(floating *zg, Py_ssize_t ldg, const floating *c0,
                                     const floating *h_prev, Py_ssize_t ldh, bint first,
                                     floating *st, Py_ssize_t lds, Py_ssize_t n_a,
@@ -142,16 +153,16 @@ cdef Py_ssize_t lstm_pointwise_cols(floating *zg, Py_ssize_t ldg, const floating
     # the columns are gathered into a buffer, gate by gate (as many as it holds at a time),
     # and the pass runs once over them (the same operations on each value: the same bits).
     cdef floating pw[COLS_BUFFER_ELEMS]
-    cdef Py_ssize_t N, j, j0, k, nc, nsub = 0, per = 0
+    cdef Py_ssize_t N, j, j0, k, nc, nsub = 0
+    cdef Py_ssize_t per = cols_per_load(n_a * sizeof(floating), mt, 7 * n_a)
     cdef size_t row = n_a * sizeof(floating)
-    cdef const floating *c_prev
-    if 0 < row < COLS_MAX and mt >= 2:  # columns per buffer load
-        per = COLS_BUFFER_ELEMS // (7 * n_a)
-    if per < 2:
+    # the previous cell states: column j's at cp + j*ldc
+    cdef const floating *cp = c0 if first else h_prev + n_a
+    cdef Py_ssize_t ldc = n_a if first else ldh
+    if per == 0:
         for j in range(mt):
-            c_prev = c0 + j * n_a if first else h_prev + j * ldh + n_a
-            nsub += v_lstm_pointwise(zg + j * ldg, c_prev, st + j * lds + n_a, st + j * lds,
-                                     n_a)
+            nsub += v_lstm_pointwise(zg + j * ldg, cp + j * ldc, st + j * lds + n_a,
+                                     st + j * lds, n_a)
         return nsub
     j0 = 0
     while j0 < mt:
@@ -160,8 +171,7 @@ cdef Py_ssize_t lstm_pointwise_cols(floating *zg, Py_ssize_t ldg, const floating
         for j in range(j0, j0 + nc):
             for k in range(4):
                 memcpy(pw + k * N + (j - j0) * n_a, zg + j * ldg + k * n_a, row)
-            memcpy(pw + 4 * N + (j - j0) * n_a,
-                   c0 + j * n_a if first else h_prev + j * ldh + n_a, row)
+            memcpy(pw + 4 * N + (j - j0) * n_a, cp + j * ldc, row)
         nsub += v_lstm_pointwise(pw, pw + 4 * N, pw + 5 * N, pw + 6 * N, N)
         for j in range(j0, j0 + nc):
             for k in range(4):
@@ -184,11 +194,10 @@ cdef Py_ssize_t tanh_state_cols(floating *z, Py_ssize_t ldz, Py_ssize_t n_a,
     # z[j*ldz : j*ldz + n_a] := tanh of itself for j < mt (the RNN's states); returns how
     # many are subnormal.  Narrow columns are gathered as in lstm_pointwise_cols.
     cdef floating pw[COLS_BUFFER_ELEMS]
-    cdef Py_ssize_t j, j0, nc, nsub = 0, per = 0
+    cdef Py_ssize_t j, j0, nc, nsub = 0
+    cdef Py_ssize_t per = cols_per_load(n_a * sizeof(floating), mt, n_a)
     cdef size_t row = n_a * sizeof(floating)
-    if 0 < row < COLS_MAX and mt >= 2:  # columns per buffer load
-        per = COLS_BUFFER_ELEMS // n_a
-    if per < 2:
+    if per == 0:
         for j in range(mt):
             nsub += v_tanh_state(z + j * ldz, n_a)
         return nsub
