@@ -812,16 +812,22 @@ def test_sort_lengths_is_a_stable_sort_longest_first():
             _core.sort_lengths(bad, 3)
 
 
+# Steps per example: a few (a small array, copied in loops with the GIL held) and many (over
+# 64 KiB: memcpy, prefetches, the GIL released).
+PERMUTE_STEPS = (5, 2000)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_permute_steps_sorts_and_restores_the_batch(dtype):
+@pytest.mark.parametrize("T", PERMUTE_STEPS)
+def test_permute_steps_sorts_and_restores_the_batch(dtype, T):
     # The copy into the kernels' order (longest first) against the same permutation written
     # with numpy indexing, and back; bad orders and lengths are refused before any copy.
     from fastrnn._kernels import _core
     rng = np.random.default_rng(18)
-    rows, m, T = 3, 6, 5
+    rows, m = 3, 6
     src = rng.standard_normal((rows, m, T)).astype(dtype)
     order = np.array([4, 0, 5, 2, 1, 3], dtype=np.intp)
-    lengths = np.array([5, 5, 4, 2, 1, 1], dtype=np.intp)
+    lengths = np.array([T, T, 4, 2, 1, 1], dtype=np.intp)
     got = np.full_like(src, np.nan)
     _core.permute_steps(src, got, order, lengths, False)
     np.testing.assert_array_equal(got, src[:, order])
@@ -840,16 +846,17 @@ def test_permute_steps_sorts_and_restores_the_batch(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_permute_steps_zeroes_the_padding(dtype):
+@pytest.mark.parametrize("T", PERMUTE_STEPS)
+def test_permute_steps_zeroes_the_padding(dtype, T):
     # zero_padding: each example's steps past its own length become 0 on the way back to the
     # caller's order (a head's predictions there), and in place for a batch already in order;
     # in place is refused for any other order or without the zeroing.
     from fastrnn._kernels import _core
     rng = np.random.default_rng(19)
-    rows, m, T = 2, 5, 6
+    rows, m = 2, 5
     src = rng.standard_normal((rows, m, T)).astype(dtype)
     order = np.array([3, 0, 4, 1, 2], dtype=np.intp)
-    lengths = np.array([6, 4, 4, 2, 1], dtype=np.intp)
+    lengths = np.array([T, T - 2, T - 2, 2, 1], dtype=np.intp)
     t = np.arange(T)
     want = np.empty_like(src)
     for k in range(m):
@@ -867,16 +874,17 @@ def test_permute_steps_zeroes_the_padding(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype):
+@pytest.mark.parametrize("scale", [1, PERMUTE_STEPS[1] // 5])
+def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype, scale):
     # sorted_batch: the sort of sort_lengths and x gathered in its order (into the scratch
     # slots, reused by the next call of the shape), nothing gathered for a batch in order or
     # without padding, None for lengths the validated route must name; unsort: the outputs
     # back in the caller's order, a head's padding zeroed; zero_past: that zeroing in place.
     from fastrnn._kernels import _core
     rng = np.random.default_rng(23)
-    n_x, n_a, m, T = 3, 4, 6, 5
+    n_x, n_a, m, T = 3, 4, 6, 5 * scale
     x = rng.standard_normal((n_x, m, T)).astype(dtype)
-    lengths = np.array([2, 5, 1, 4, 4, 3])
+    lengths = np.array([2, 5, 1, 4, 4, 3]) * scale
     scratch = [None, None]
     xs, order, srt, active, in_order, full, out, values = _core.sorted_batch(
         lengths, x, scratch, n_a)
@@ -903,7 +911,7 @@ def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype):
     assert _core.zero_past(y_past, values) is y_past
     np.testing.assert_array_equal(y_past, np.where(past[None], 0, y_sorted))
     # a batch in order: x itself, no work array; unsort then zeroes in place
-    in_order_lengths = np.array([5, 4, 4, 3, 2, 1])
+    in_order_lengths = np.array([5, 4, 4, 3, 2, 1]) * scale
     xs, order, srt, _, in_order, full, out, _ = _core.sorted_batch(in_order_lengths, x,
                                                                    scratch, n_a)
     assert xs is x and out is None and in_order and not full
@@ -915,7 +923,7 @@ def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype):
     # any integer type that casts safely to intp, any byte order and strides: the values
     # (copied: what is checked is what is used)
     order0 = _core.sorted_batch(lengths, x)[1]
-    for other in (lengths.astype(np.uint8), lengths.astype(">i8"), lengths.astype("<i4"),
+    for other in (lengths.astype(np.uint8 if T < 256 else np.uint16), lengths.astype(">i8"), lengths.astype("<i4"),
                   np.repeat(lengths, 2)[::2], lengths.astype(np.int16)):
         got = _core.sorted_batch(other, x)
         np.testing.assert_array_equal(got[1], order0)
@@ -923,9 +931,9 @@ def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype):
         assert got[7].dtype == np.intp and got[7] is not other
     # lengths or inputs the compiled paths do not take: None (never an error, never a copy)
     for bad in ([2, 5, 1, 4, 4, 3], lengths.astype(float), lengths.astype(np.uint64),
-                lengths[:5], lengths.reshape(2, 3), np.where(lengths == 1, 0, lengths),
-                np.where(lengths == 5, T + 1, lengths),
-                np.where(lengths == 5, 1 << 40, lengths).astype(">i8"), lengths > 2):
+                lengths[:5], lengths.reshape(2, 3), np.where(lengths == scale, 0, lengths),
+                np.where(lengths == T, T + 1, lengths),
+                np.where(lengths == T, 1 << 40, lengths).astype(">i8"), lengths > 2):
         assert _core.sorted_batch(bad, x, scratch, n_a) is None, bad
     for bad_x in (x[:, :, ::-1], x.astype(np.float16), x[0]):
         assert _core.sorted_batch(lengths, bad_x, scratch, n_a) is None
@@ -952,7 +960,7 @@ def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype):
     np.testing.assert_array_equal(a_sorted, a_before)
     with pytest.raises(ValueError):
         _core.unsort([a_sorted], [False, True], order, srt, False)
-    for bad in (values + T, values - 10, values[:5], values.astype(np.int32)):
+    for bad in (values + T, values - T, values[:5], values.astype(np.int32)):
         with pytest.raises(ValueError, match="zero_past"):
             _core.zero_past(y_sorted.copy(), bad)
 

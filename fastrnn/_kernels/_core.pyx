@@ -22,7 +22,7 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.limits cimport INT_MAX
 from libc.string cimport memcpy, memset
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 
 from fastrnn._kernels._blas cimport gemm_acc
 from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
@@ -1936,6 +1936,12 @@ def last_states(list seqs not None, list at_start not None, cnp.ndarray order=No
 cdef extern from *:
     void __builtin_prefetch(const void *addr, int rw) nogil
 
+cdef enum:
+    # Sequences of this many bytes or more are permuted (and their padding zeroed) with the
+    # GIL released and their rows prefetched (permute_steps_core); smaller ones are in cache
+    # and done in well under a microsecond.
+    PERMUTE_LARGE_BYTES = 64 * 1024
+
 cdef tuple counting_sort(cnp.ndarray lengths, Py_ssize_t T):
     # sort_lengths' work on a C-contiguous (m,) intp array, each length checked in [1, T]
     # (None when one is not).
@@ -2059,7 +2065,8 @@ def sorted_batch(object lengths, cnp.ndarray x not None, list scratch=None,
     if n_a > 0:
         dims[0] = n_a
         out = scratch_array(scratch, 1, 3, dims, typenum)
-    permute_checked(x, xs, order, srt, False, False)  # order, srt: made above
+    permute_checked(x, xs, <const Py_ssize_t *> cnp.PyArray_DATA(order),
+                    <const Py_ssize_t *> cnp.PyArray_DATA(srt), False, False)  # made above
     return xs, order, srt, sorting[2], in_order, full, out, values
 
 
@@ -2079,22 +2086,25 @@ def unsort(list seqs not None, list zero_padding not None, cnp.ndarray order not
             seq = seqs[k]
             check(seq, "seqs", check_typenum(seq), True, 3, seq.shape[0], m, seq.shape[2])
             T = seq.shape[2] if T < 0 else min(T, seq.shape[2])
-    order, sorted_lengths = private_sorting("unsort", order, sorted_lengths, m, max(T, 0),
-                                            in_order)
+    cdef Py_ssize_t *own = private_sorting("unsort", order, sorted_lengths, m, max(T, 0),
+                                           in_order)
     cdef list out = []
-    for k in range(n):
-        if seqs[k] is None:
-            out.append(None)
-            continue
-        seq = seqs[k]
-        if in_order:
-            if zero_padding[k]:
-                permute_checked(seq, seq, order, sorted_lengths, True, True)
-            out.append(seq)
-            continue
-        dst = cnp.PyArray_EMPTY(3, cnp.PyArray_DIMS(seq), cnp.PyArray_TYPE(seq), 0)
-        permute_checked(seq, dst, order, sorted_lengths, True, zero_padding[k])
-        out.append(dst)
+    try:
+        for k in range(n):
+            if seqs[k] is None:
+                out.append(None)
+                continue
+            seq = seqs[k]
+            if in_order:
+                if zero_padding[k]:
+                    permute_checked(seq, seq, own, own + m, True, True)
+                out.append(seq)
+                continue
+            dst = cnp.PyArray_EMPTY(3, cnp.PyArray_DIMS(seq), cnp.PyArray_TYPE(seq), 0)
+            permute_checked(seq, dst, own, own + m, True, zero_padding[k])
+            out.append(dst)
+    finally:
+        free(own)
     return out
 
 
@@ -2105,79 +2115,77 @@ def zero_past(cnp.ndarray seq not None, cnp.ndarray lengths not None):
     cdef int typenum = check_typenum(seq)
     cdef Py_ssize_t rows = seq.shape[0], m = seq.shape[1], T = seq.shape[2], r, k
     check(seq, "seq", typenum, True, 3, rows, m, T)
-    lengths = private_sorting("zero_past", None, lengths, m, T, True)[1]
-    cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
+    cdef Py_ssize_t *own = private_sorting("zero_past", None, lengths, m, T, True)
+    cdef const Py_ssize_t *L = own + m
     cdef char *data = cnp.PyArray_BYTES(seq)
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(seq)
     with nogil:
         for r in range(rows):
             for k in range(m):
                 memset(data + ((r * m + k) * T + L[k]) * item, 0, (T - L[k]) * item)
+    free(own)
     return seq
 
 
-cdef tuple private_sorting(str fn, cnp.ndarray order, cnp.ndarray lengths, Py_ssize_t m,
-                           Py_ssize_t T, bint identity):
+cdef Py_ssize_t *private_sorting(str fn, cnp.ndarray order, cnp.ndarray lengths,
+                                 Py_ssize_t m, Py_ssize_t T, bint identity) except NULL:
     # Checked copies of a batch's order (a permutation of [0, m), the identity when
-    # ``identity``; None: not asked for) and lengths (each in [0, T]), which the GIL-free
-    # loops then read: what was checked is what is used, whatever happens to the caller's
-    # arrays meanwhile.
+    # ``identity``; None: the identity) and lengths (each in [0, T]), which the loops then
+    # read (some without the GIL): what was checked is what is used, whatever happens to the
+    # caller's arrays meanwhile.  One malloc'd block, the order then the lengths (m each):
+    # the caller frees it.
     check_index_array(lengths, fn, "lengths", m)
     if order is not None:
         check_index_array(order, fn, "order", m)
-    cdef cnp.npy_intp dims[1]
-    dims[0] = m
-    cdef cnp.ndarray oc = None
-    cdef cnp.ndarray lc = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
     cdef const Py_ssize_t *o = NULL
     cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
-    cdef Py_ssize_t *co = NULL
     if order is not None:
-        oc = cnp.PyArray_EMPTY(1, dims, cnp.NPY_INTP, 0)
         o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
-        co = <Py_ssize_t *> cnp.PyArray_DATA(oc)
-    cdef Py_ssize_t *cl = <Py_ssize_t *> cnp.PyArray_DATA(lc)
-    cdef char *seen = <char *> calloc(m + 1, 1)
-    cdef Py_ssize_t q, oq
-    cdef bint ok = seen != NULL
-    if not ok:
+    # the order, the lengths, then m + 1 "seen" flags
+    cdef Py_ssize_t *own = <Py_ssize_t *> malloc((2 * m + 1) * sizeof(Py_ssize_t) + m + 1)
+    if own == NULL:
         raise MemoryError()
+    cdef char *seen = <char *> (own + 2 * m + 1)
+    memset(seen, 0, m + 1)
+    cdef Py_ssize_t q, oq
+    cdef bint ok = True
     for q in range(m):
-        cl[q] = L[q]
-        ok = ok and 0 <= cl[q] <= T
-        if co != NULL:
-            oq = o[q]
-            co[q] = oq
-            ok = ok and 0 <= oq < m and not seen[oq] and (oq == q or not identity)
-            if ok:
-                seen[oq] = 1
-    free(seen)
+        own[m + q] = L[q]
+        ok = ok and 0 <= own[m + q] <= T
+        oq = q if o == NULL else o[q]
+        own[q] = oq
+        ok = ok and 0 <= oq < m and not seen[oq] and (oq == q or not identity)
+        if ok:
+            seen[oq] = 1
     if not ok:
+        free(own)
         raise ValueError(f"{fn}: order must be a permutation of [0, {m})"
                          f"{' (the identity: a batch in order)' if identity else ''} and "
                          f"lengths in [0, {T}]")
-    return oc, lc
+    return own
 
 
 cdef void permute_steps_core(const floating *src, floating *dst, Py_ssize_t rows,
                              Py_ssize_t m, Py_ssize_t T, const Py_ssize_t *order,
                              const Py_ssize_t *lengths, bint scatter,
-                             bint zero_padding) noexcept nogil:
+                             bint zero_padding, bint large) noexcept nogil:
     # Row r, sorted example k: the T steps of example order[k] (memcpy).  gather: dst[r, k]
     # <- src[r, order[k]]; scatter: the inverse, dst[r, order[k]] <- src[r, k].
     # ``zero_padding``: the steps past lengths[k] are set to 0 instead of copied; src may then
     # be dst (order the identity: only the zeros are written).
     # Within a row the permuted side is visited out of order, which the hardware prefetcher
     # cannot follow: the next row's k-th run is prefetched with the k-th run of this one
-    # (measured on a 13 MB array: 2-3x faster, as fast as a plain copy).
-    cdef Py_ssize_t r, k, L, line
+    # (measured on a 13 MB array: 2-3x faster, as fast as a plain copy); not in a ``large``
+    # array's stead, whose runs of a few steps are copied in a loop, not by memcpy (a
+    # `lesson` batch, 10 examples of 4 steps: these calls took half as long).
+    cdef Py_ssize_t r, k, L, line, i
     cdef Py_ssize_t per_line = 64 // sizeof(floating)
     cdef const floating *s
     cdef floating *d
     for r in range(rows):
         for k in range(m):
             line = 0
-            while r + 1 < rows and line < T:
+            while large and r + 1 < rows and line < T:
                 if scatter:
                     __builtin_prefetch(dst + ((r + 1) * m + k) * T + line, 1)
                 else:
@@ -2190,10 +2198,17 @@ cdef void permute_steps_core(const floating *src, floating *dst, Py_ssize_t rows
                 s = src + (r * m + order[k]) * T
                 d = dst + (r * m + k) * T
             L = lengths[k] if zero_padding else T
-            if d != s:
-                memcpy(d, s, L * sizeof(floating))
-            if L < T:
-                memset(d + L, 0, (T - L) * sizeof(floating))
+            if large:
+                if d != s:
+                    memcpy(d, s, L * sizeof(floating))
+                if L < T:
+                    memset(d + L, 0, (T - L) * sizeof(floating))
+            else:
+                if d != s:
+                    for i in range(L):
+                        d[i] = s[i]
+                for i in range(L, T):
+                    d[i] = 0
 
 
 def permute_steps(cnp.ndarray src not None, cnp.ndarray dst not None,
@@ -2201,7 +2216,7 @@ def permute_steps(cnp.ndarray src not None, cnp.ndarray dst not None,
                   bint zero_padding=False):
     """Put a (rows, m, T) sequence in the order of a batch sorted by length (``scatter``
     False: ``dst[:, k] = src[:, order[k]]``) or back (True: ``dst[:, order[k]] = src[:, k]``),
-    the GIL released.  With ``zero_padding`` the steps past ``lengths[k]`` of sorted example
+    the GIL released from 64 KiB on.  With ``zero_padding`` the steps past ``lengths[k]`` of sorted example
     k become 0 (then ``dst`` may be ``src`` where ``order`` is the identity: only the zeros
     are written).
 
@@ -2227,17 +2242,24 @@ cdef int permute_arrays(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray order,
     check(dst, "dst", typenum, True, 3, rows, m, T)
     check_index_array(order, "permute_steps", "order", m)
     check_index_array(lengths, "permute_steps", "lengths", m)
-    cdef const Py_ssize_t *o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
-    cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
+    # this call's own copies (read without the GIL), checked
+    cdef Py_ssize_t *own = <Py_ssize_t *> malloc(max(2 * m, 1) * sizeof(Py_ssize_t))
+    if own == NULL:
+        raise MemoryError()
+    memcpy(own, cnp.PyArray_DATA(order), m * sizeof(Py_ssize_t))
+    memcpy(own + m, cnp.PyArray_DATA(lengths), m * sizeof(Py_ssize_t))
     cdef bint same = cnp.PyArray_DATA(src) == cnp.PyArray_DATA(dst)
-    for k in range(m):
-        if not (0 <= o[k] < m and 0 <= L[k] <= T):
-            raise ValueError(f"permute_steps: order must be in [0, {m}) and lengths in "
-                             f"[0, {T}]")
-        if same and (o[k] != k or not zero_padding):
-            raise ValueError("permute_steps: dst may be src only to zero the padding of a "
-                             "batch in order")
-    permute_checked(src, dst, order, lengths, scatter, zero_padding)
+    try:
+        for k in range(m):
+            if not (0 <= own[k] < m and 0 <= own[m + k] <= T):
+                raise ValueError(f"permute_steps: order must be in [0, {m}) and lengths in "
+                                 f"[0, {T}]")
+            if same and (own[k] != k or not zero_padding):
+                raise ValueError("permute_steps: dst may be src only to zero the padding of "
+                                 "a batch in order")
+        permute_checked(src, dst, own, own + m, scatter, zero_padding)
+    finally:
+        free(own)
     return 0
 
 
@@ -2249,22 +2271,33 @@ cdef int check_index_array(cnp.ndarray arr, str fn, str name, Py_ssize_t m) exce
     return 0
 
 
-cdef void permute_checked(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray order,
-                          cnp.ndarray lengths, bint scatter, bint zero_padding) noexcept:
-    # permute_steps_core on arrays that permute_arrays would accept.
+cdef void permute_checked(cnp.ndarray src, cnp.ndarray dst, const Py_ssize_t *o,
+                          const Py_ssize_t *L, bint scatter, bint zero_padding) noexcept:
+    # permute_steps_core on arrays that permute_arrays would accept; o and L (the order and
+    # the lengths, m each) this call's own (private_sorting, counting_sort): the GIL is
+    # released for a large array.
     cdef Py_ssize_t rows = src.shape[0], m = src.shape[1], T = src.shape[2]
-    cdef const Py_ssize_t *o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
-    cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
     cdef bint single = cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32
-    with nogil:
-        if single:
-            permute_steps_core[float](<const float *> cnp.PyArray_DATA(src),
-                                      <float *> cnp.PyArray_DATA(dst), rows, m, T, o, L,
-                                      scatter, zero_padding)
-        else:
-            permute_steps_core[double](<const double *> cnp.PyArray_DATA(src),
-                                       <double *> cnp.PyArray_DATA(dst), rows, m, T, o, L,
-                                       scatter, zero_padding)
+    cdef bint large = rows * m * T * cnp.PyArray_ITEMSIZE(src) >= PERMUTE_LARGE_BYTES
+    cdef const void *s = cnp.PyArray_DATA(src)
+    cdef void *d = cnp.PyArray_DATA(dst)
+    if large:
+        with nogil:
+            permute_steps_typed(single, s, d, rows, m, T, o, L, scatter, zero_padding, True)
+    else:
+        permute_steps_typed(single, s, d, rows, m, T, o, L, scatter, zero_padding, False)
+
+
+cdef inline void permute_steps_typed(bint single, const void *src, void *dst, Py_ssize_t rows,
+                                     Py_ssize_t m, Py_ssize_t T, const Py_ssize_t *o,
+                                     const Py_ssize_t *L, bint scatter, bint zero_padding,
+                                     bint large) noexcept nogil:
+    if single:
+        permute_steps_core[float](<const float *> src, <float *> dst, rows, m, T, o, L,
+                                  scatter, zero_padding, large)
+    else:
+        permute_steps_core[double](<const double *> src, <double *> dst, rows, m, T, o, L,
+                                   scatter, zero_padding, large)
 
 
 _LSTM_GATE_KEYS = (("Wf", "bf"), ("Wi", "bi"), ("Wo", "bo"), ("Wc", "bc"))  # GATES order
