@@ -2141,11 +2141,11 @@ cdef Py_ssize_t *private_sorting(str fn, cnp.ndarray order, cnp.ndarray lengths,
     cdef const Py_ssize_t *L = <const Py_ssize_t *> cnp.PyArray_DATA(lengths)
     if order is not None:
         o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
-    # the order, the lengths, then m + 1 "seen" flags
-    cdef Py_ssize_t *own = <Py_ssize_t *> malloc((2 * m + 1) * sizeof(Py_ssize_t) + m + 1)
+    # the order, the lengths, then a flag per example: seen in the order yet?
+    cdef Py_ssize_t *own = <Py_ssize_t *> malloc(2 * m * sizeof(Py_ssize_t) + m + 1)
     if own == NULL:
         raise MemoryError()
-    cdef char *seen = <char *> (own + 2 * m + 1)
+    cdef char *seen = <char *> (own + 2 * m)
     memset(seen, 0, m + 1)
     cdef Py_ssize_t q, oq
     cdef bint ok = True
