@@ -813,8 +813,15 @@ def test_sort_lengths_is_a_stable_sort_longest_first():
 
 
 # Steps per example: a few (a small array, copied in loops with the GIL held) and many (over
-# 64 KiB: memcpy, prefetches, the GIL released).
+# _core.PERMUTE_LARGE bytes: memcpy, prefetches, the GIL released; the tests check that their
+# arrays are on either side of it).
 PERMUTE_STEPS = (5, 2000)
+
+
+def _permute_path(arr, T):
+    # the path the permutation of arr takes is the one its number of steps stands for
+    from fastrnn._kernels import _core
+    assert (arr.nbytes >= _core.PERMUTE_LARGE) == (T == PERMUTE_STEPS[1]), (arr.nbytes, T)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -828,6 +835,7 @@ def test_permute_steps_sorts_and_restores_the_batch(dtype, T):
     src = rng.standard_normal((rows, m, T)).astype(dtype)
     order = np.array([4, 0, 5, 2, 1, 3], dtype=np.intp)
     lengths = np.array([T, T, 4, 2, 1, 1], dtype=np.intp)
+    _permute_path(src, T)
     got = np.full_like(src, np.nan)
     _core.permute_steps(src, got, order, lengths, False)
     np.testing.assert_array_equal(got, src[:, order])
@@ -861,6 +869,7 @@ def test_permute_steps_zeroes_the_padding(dtype, T):
     want = np.empty_like(src)
     for k in range(m):
         want[:, order[k]] = np.where(t < lengths[k], src[:, k], 0)
+    _permute_path(src, T)
     got = np.full_like(src, np.nan)
     _core.permute_steps(src, got, order, lengths, True, True)
     np.testing.assert_array_equal(got, want)
@@ -900,6 +909,8 @@ def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype, scale):
     # back: a and a head's y (zeroed past each length) in the caller's order; None passes
     a_sorted = rng.standard_normal((n_a, m, T)).astype(dtype)
     y_sorted = rng.standard_normal((2, m, T)).astype(dtype)
+    _permute_path(x, T)
+    _permute_path(y_sorted, T)
     a, y, none = _core.unsort([a_sorted, y_sorted, None], [False, True, False], order, srt,
                               False)
     assert none is None
@@ -923,8 +934,8 @@ def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype, scale):
     # any integer type that casts safely to intp, any byte order and strides: the values
     # (copied: what is checked is what is used)
     order0 = _core.sorted_batch(lengths, x)[1]
-    for other in (lengths.astype(np.uint8 if T < 256 else np.uint16), lengths.astype(">i8"), lengths.astype("<i4"),
-                  np.repeat(lengths, 2)[::2], lengths.astype(np.int16)):
+    for other in (lengths.astype(np.uint8 if T < 256 else np.uint16), lengths.astype(">i8"),
+                  lengths.astype("<i4"), np.repeat(lengths, 2)[::2], lengths.astype(np.int16)):
         got = _core.sorted_batch(other, x)
         np.testing.assert_array_equal(got[1], order0)
         np.testing.assert_array_equal(got[7], lengths)
@@ -960,6 +971,8 @@ def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype, scale):
     np.testing.assert_array_equal(a_sorted, a_before)
     with pytest.raises(ValueError):
         _core.unsort([a_sorted], [False, True], order, srt, False)
+    with pytest.raises(ValueError, match="1-d"):
+        _core.unsort([], [], np.array(0), np.array(0), True)
     for bad in (values + T, values - T, values[:5], values.astype(np.int32)):
         with pytest.raises(ValueError, match="zero_past"):
             _core.zero_past(y_sorted.copy(), bad)

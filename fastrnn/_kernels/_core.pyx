@@ -21,6 +21,7 @@ disjoint slices of one call for the whole sequence.
 cimport numpy as cnp
 from cython cimport floating
 from libc.limits cimport INT_MAX
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free, malloc
 
@@ -1942,6 +1943,9 @@ cdef enum:
     # and done in well under a microsecond.
     PERMUTE_LARGE_BYTES = 64 * 1024
 
+#: permute_steps releases the GIL for sequences of this many bytes or more (for tests).
+PERMUTE_LARGE = PERMUTE_LARGE_BYTES
+
 cdef tuple counting_sort(cnp.ndarray lengths, Py_ssize_t T):
     # sort_lengths' work on a C-contiguous (m,) intp array, each length checked in [1, T]
     # (None when one is not).
@@ -2077,13 +2081,18 @@ def unsort(list seqs not None, list zero_padding not None, cnp.ndarray order not
     array, or, when the batch was in order, itself; with ``zero_padding[k]``, sequence k's
     steps past each example's length set to 0 (a head's predictions there).  Every argument
     is checked before anything is written.  Returns the list."""
+    if cnp.PyArray_NDIM(order) != 1:
+        raise ValueError("unsort: order must be 1-d")
     cdef Py_ssize_t n = len(seqs), k, m = order.shape[0], T = -1
     if len(zero_padding) != n:
         raise ValueError("unsort: seqs and zero_padding must be as long")
+    # the arguments as checked (the lists may change while Python code runs)
+    cdef list checked = list(seqs)
+    cdef list zeroed = [bool(z) for z in zero_padding]
     cdef cnp.ndarray seq, dst
     for k in range(n):
-        if seqs[k] is not None:
-            seq = seqs[k]
+        if checked[k] is not None:
+            seq = checked[k]
             check(seq, "seqs", check_typenum(seq), True, 3, seq.shape[0], m, seq.shape[2])
             T = seq.shape[2] if T < 0 else min(T, seq.shape[2])
     cdef Py_ssize_t *own = private_sorting("unsort", order, sorted_lengths, m, max(T, 0),
@@ -2091,17 +2100,17 @@ def unsort(list seqs not None, list zero_padding not None, cnp.ndarray order not
     cdef list out = []
     try:
         for k in range(n):
-            if seqs[k] is None:
+            if checked[k] is None:
                 out.append(None)
                 continue
-            seq = seqs[k]
+            seq = checked[k]
             if in_order:
-                if zero_padding[k]:
+                if zeroed[k]:
                     permute_checked(seq, seq, own, own + m, True, True)
                 out.append(seq)
                 continue
             dst = cnp.PyArray_EMPTY(3, cnp.PyArray_DIMS(seq), cnp.PyArray_TYPE(seq), 0)
-            permute_checked(seq, dst, own, own + m, True, zero_padding[k])
+            permute_checked(seq, dst, own, own + m, True, zeroed[k])
             out.append(dst)
     finally:
         free(own)
@@ -2142,6 +2151,8 @@ cdef Py_ssize_t *private_sorting(str fn, cnp.ndarray order, cnp.ndarray lengths,
     if order is not None:
         o = <const Py_ssize_t *> cnp.PyArray_DATA(order)
     # the order, the lengths, then a flag per example: seen in the order yet?
+    if m > (PY_SSIZE_T_MAX - 1) // (2 * <Py_ssize_t> sizeof(Py_ssize_t) + 1):
+        raise MemoryError()
     cdef Py_ssize_t *own = <Py_ssize_t *> malloc(2 * m * sizeof(Py_ssize_t) + m + 1)
     if own == NULL:
         raise MemoryError()
@@ -2169,15 +2180,15 @@ cdef void permute_steps_core(const floating *src, floating *dst, Py_ssize_t rows
                              Py_ssize_t m, Py_ssize_t T, const Py_ssize_t *order,
                              const Py_ssize_t *lengths, bint scatter,
                              bint zero_padding, bint large) noexcept nogil:
-    # Row r, sorted example k: the T steps of example order[k] (memcpy).  gather: dst[r, k]
+    # Row r, sorted example k: the T steps of example order[k].  gather: dst[r, k]
     # <- src[r, order[k]]; scatter: the inverse, dst[r, order[k]] <- src[r, k].
     # ``zero_padding``: the steps past lengths[k] are set to 0 instead of copied; src may then
     # be dst (order the identity: only the zeros are written).
-    # Within a row the permuted side is visited out of order, which the hardware prefetcher
-    # cannot follow: the next row's k-th run is prefetched with the k-th run of this one
-    # (measured on a 13 MB array: 2-3x faster, as fast as a plain copy); not in a ``large``
-    # array's stead, whose runs of a few steps are copied in a loop, not by memcpy (a
-    # `lesson` batch, 10 examples of 4 steps: these calls took half as long).
+    # A ``large`` array (PERMUTE_LARGE_BYTES or more) goes by memcpy, and within a row its
+    # permuted side is visited out of order, which the hardware prefetcher cannot follow:
+    # the next row's k-th run is prefetched with the k-th run of this one (measured on a 13
+    # MB array: 2-3x faster, as fast as a plain copy).  A smaller one, in cache, is copied in
+    # plain loops (a `lesson` batch, 10 examples of 4 steps: unsort took half as long).
     cdef Py_ssize_t r, k, L, line, i
     cdef Py_ssize_t per_line = 64 // sizeof(floating)
     cdef const floating *s
@@ -2216,9 +2227,9 @@ def permute_steps(cnp.ndarray src not None, cnp.ndarray dst not None,
                   bint zero_padding=False):
     """Put a (rows, m, T) sequence in the order of a batch sorted by length (``scatter``
     False: ``dst[:, k] = src[:, order[k]]``) or back (True: ``dst[:, order[k]] = src[:, k]``),
-    the GIL released from 64 KiB on.  With ``zero_padding`` the steps past ``lengths[k]`` of sorted example
-    k become 0 (then ``dst`` may be ``src`` where ``order`` is the identity: only the zeros
-    are written).
+    the GIL released from ``PERMUTE_LARGE`` bytes on.  With ``zero_padding`` the steps past
+    ``lengths[k]`` of sorted example k become 0 (then ``dst`` may be ``src`` where ``order``
+    is the identity: only the zeros are written).
 
     Parameters
     ----------
@@ -2278,6 +2289,8 @@ cdef void permute_checked(cnp.ndarray src, cnp.ndarray dst, const Py_ssize_t *o,
     # released for a large array.
     cdef Py_ssize_t rows = src.shape[0], m = src.shape[1], T = src.shape[2]
     cdef bint single = cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32
+    if T == 0:
+        return
     cdef bint large = rows * m * T * cnp.PyArray_ITEMSIZE(src) >= PERMUTE_LARGE_BYTES
     cdef const void *s = cnp.PyArray_DATA(src)
     cdef void *d = cnp.PyArray_DATA(dst)
