@@ -948,6 +948,9 @@ def test_sorted_batch_and_unsort_are_the_compiled_paths_lengths(dtype, scale):
         assert _core.sorted_batch(bad, x, scratch, n_a) is None, bad
     for bad_x in (x[:, :, ::-1], x.astype(np.float16), x[0]):
         assert _core.sorted_batch(lengths, bad_x, scratch, n_a) is None
+    for short in ([], [None]):  # too few slots for x (and the output): refused, not read past
+        with pytest.raises(ValueError, match="scratch"):
+            _core.sorted_batch(lengths, x, short, n_a)
     # a work array the kernels cannot write whole is not reused
     for bad_slot in (np.zeros((n_x, m, T + 1), dtype)[:, :, :T], np.broadcast_to(x, x.shape)):
         scratch[0] = bad_slot

@@ -427,6 +427,57 @@ def test_lstm_model_slices_on_threads_match_the_reference(dtype, m, recurrent_pa
     assert_close(zero_a0[0], model.forward(x, np.zeros_like(a0))[0].astype(np.float64), dtype)
 
 
+@pytest.mark.parametrize("m", [30, 31, 33, 47])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_gru_model_slices_on_threads_match_the_reference(simd_level, dtype, m):
+    """A GRU call large enough for threads: each slice of the batch decides by its own width
+    whether it keeps one step of gates (a ring, from _core.GRU_RING_MIN_M examples on where
+    the panel GEMM runs) or every step's, in one shared gate buffer.  Batches whose slices
+    fall on both sides of that width (31 on two threads: 15 + 16; 47 on three: 15 + 16 + 16)
+    and on one side (30: 15 + 15; 33: 16 + 17) give the reference's result on 2 and 3
+    threads, call after call (a slice's ring in another slice's steps had given errors above
+    1 on states in [-1, 1])."""
+    n_x, n_a, n_y, T = 30, 29, 3, 16
+    assert m * T * n_a * (3 * (n_a + n_x) + n_y) >= fastrnn._api._MIN_THREADED_WORK
+    assert _core.GRU_RING_MIN == 16
+    rng = np.random.default_rng(m)
+    p = layer_params("gru", rng, n_x, n_a, n_y, dtype=dtype)
+    model = fastrnn.GRU(p)
+    x = rng.standard_normal((n_x, m, T)).astype(dtype)
+    a0 = rng.standard_normal((n_a, m)).astype(dtype)
+    want = reference.gru_forward(x.astype(np.float64), a0.astype(np.float64),
+                                 {k: v.astype(np.float64) for k, v in p.items()})
+    for n in (2, 3, 2):
+        a, y = model.forward(x, a0, n_threads=n)
+        assert_close(a, want[0], dtype, err_msg=f"n_threads={n}")
+        assert_close(y, want[1], dtype, err_msg=f"n_threads={n}")
+
+
+@pytest.mark.parametrize("slices", [[(0, 15), (15, 31)], [(0, 16), (16, 31)],
+                                    [(0, 15), (15, 31), (31, 47)]])
+def test_gru_slice_writes_only_its_own_part_of_the_gate_buffer(simd_level, slices):
+    """The same as a layout, whatever the threads' timing: a slice run alone (without
+    caches: a ring of one step from GRU_RING_MIN_M examples on, where the panel GEMM runs,
+    else every step's gates) writes z (m, T, 3n_a) only within its own examples' part,
+    so slices run at once on other threads cannot overwrite each other's gates."""
+    n_x, n_a, n_y, T = 30, 29, 3, 16
+    m = slices[-1][1]
+    assert _core.GRU_RING_MIN == 16  # slices of 15 and of 16-17 examples
+    rng = np.random.default_rng(m)
+    model = fastrnn.GRU(layer_params("gru", rng, n_x, n_a, n_y, dtype=np.float64))
+    pk = model._packed
+    x = rng.standard_normal((n_x, m, T))
+    a0 = rng.standard_normal((n_a, m))
+    for j0, j1 in slices:
+        outs = [np.full(shape, np.nan) for shape in
+                [(n_a, m, T), (n_y, m, T), (m, T, 3 * n_a), (m, T, n_a)]]
+        _core.gru_forward(x, a0, *pk.w, *pk.b, pk.wy, pk.by, *outs, True, None, j0, j1,
+                          fastrnn._api.SMALL_BATCH_MAX_M, caches=False)
+        z = outs[2]
+        assert np.isnan(z[:j0]).all() and np.isnan(z[j1:]).all(), (j0, j1)
+        assert not np.isnan(outs[0][:, j0:j1]).any()
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
 def test_shared_model_used_concurrently_gives_serial_results(kind, dtype, recurrent_path,

@@ -1477,6 +1477,9 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
     # (Only an array the kernels can write whole is reused: the slots are a Python list.)
     cdef cnp.ndarray arr
     cdef int k
+    if scratch is not None and not 0 <= slot < len(scratch):
+        raise ValueError(f"scratch: a list of at least {slot + 1} work-array slots expected, "
+                         f"got {len(scratch)}")
     if scratch is not None:
         arr = scratch[slot]
         if (arr is not None and cnp.PyArray_TYPE(arr) == typenum
@@ -2781,6 +2784,10 @@ cdef enum:
     GRU_RING_MIN_M = 16
 
 
+#: A GRU slice of this many examples or more keeps one step of gates without caches (tests).
+GRU_RING_MIN = GRU_RING_MIN_M
+
+
 cdef inline bint gru_step_x(Py_ssize_t npanel, Py_ssize_t ms) noexcept nogil:
     # Does a GRU call (a slice of ms examples) project its inputs per step (gru_core's
     # ``step_x``)?  With the panel GEMM, from GRU_RING_MIN_M examples on; then a call without
@@ -2828,10 +2835,14 @@ cdef void run_gru_core(int typenum, Py_ssize_t n_x, Py_ssize_t n_a, Py_ssize_t n
                        bint ring=False) noexcept nogil:
     # As run_rnn_core: columns j0:j1 of whole arrays; wx and wh hold the three gates'
     # pointers; work holds gru_work_size(..., packed != NULL or unpacked) elements;
-    # ``packed``, ``fill`` as there; ``step_x``, ``ring`` (z is (m, 1, 3n_a), one step) as
-    # for gru_core.
+    # ``packed``, ``fill`` as there; ``step_x``, ``ring`` (one step of gates) as for
+    # gru_core.  z is (m, 1, 3n_a) for a whole batch with ``ring`` (j0 = 0), else (m, T,
+    # 3n_a), and a slice's ring is the start of its own part of it: slices of one call on
+    # other threads decide ``ring`` by their own widths (gru_step_x), and one's ring must not
+    # fall in another's steps (a ring at j0 * 3n_a did, for slices on both sides of
+    # GRU_RING_MIN_M examples: wrong results on two threads).
     cdef Py_ssize_t ms = j1 - j0, off = j0 * T, hc = ms * n_a
-    cdef Py_ssize_t zoff = j0 * 3 * n_a * (1 if ring else T)
+    cdef Py_ssize_t zoff = j0 * 3 * n_a * T
     cdef Py_ssize_t base = gru_work_size(ms, T, n_a, n_x, packed != NULL or unpacked)
     cdef const float *wxf[3]
     cdef const float *whf[3]
@@ -2919,8 +2930,8 @@ def gru_forward(cnp.ndarray x not None, cnp.ndarray a0 not None, cnp.ndarray wx 
     per_call : as for :func:`lstm_forward`.
     caches : False when z is work memory (inference): where the panel GEMM runs on at least
         GRU_RING_MIN_M examples, the slice's input projection then goes per step into one
-        step's worth of z (its flat elements j0 * 3n_a to j1 * 3n_a), and z holds no gates
-        after the call.
+        step's worth of z (the first (j1 - j0) * 3n_a elements of its own columns' part,
+        from flat element j0 * T * 3n_a on), and z holds no gates after the call.
     """
     cdef int typenum = check_typenum(x)
     check_ndims(a0, wy)
