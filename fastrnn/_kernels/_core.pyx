@@ -1477,10 +1477,10 @@ cdef cnp.ndarray scratch_array(list scratch, int slot, int nd, cnp.npy_intp *dim
     # (Only an array the kernels can write whole is reused: the slots are a Python list.)
     cdef cnp.ndarray arr
     cdef int k
-    if scratch is not None and not 0 <= slot < len(scratch):
-        raise ValueError(f"scratch: a list of at least {slot + 1} work-array slots expected, "
-                         f"got {len(scratch)}")
     if scratch is not None:
+        if not 0 <= slot < len(scratch):
+            raise ValueError(f"scratch: a list of at least {slot + 1} work-array slots "
+                             f"expected, got {len(scratch)}")
         arr = scratch[slot]
         if (arr is not None and cnp.PyArray_TYPE(arr) == typenum
                 and cnp.PyArray_NDIM(arr) == nd and cnp.PyArray_IS_C_CONTIGUOUS(arr)
