@@ -37,9 +37,8 @@ class Packed:
     blocks : merged LSTM only: ``(W (4n_a, n_a + n_x), b (4n_a,))``, the arrays ``w`` and
         ``b`` are views of; else None.
     head : bool
-        False for parameters without an output layer.  Then ``wy``, ``by`` are a stand-in
-        the kernels can run (RNN, LSTM: one row of zeros, whose predictions are dropped;
-        GRU: no rows, the kernel skips the output layer).
+        False for parameters without an output layer.  Then ``wy``, ``by`` have no rows
+        (``wy`` (0, n_a)), and the kernels skip the output layer.
     """
 
     __slots__ = ("w", "b", "wy", "by", "blocks", "head")
@@ -161,8 +160,7 @@ def pack(kind, weights, dtype, *, merge, copy=False):
     else:
         n_a = (weights["Waa"] if kind == "rnn" else weights["Wra"] if kind == "gru"
                else weights["Wf"]).shape[0]
-        rows = 0 if kind == "gru" else 1
-        wy, by = np.zeros((rows, n_a), dtype=dtype), np.zeros(rows, dtype=dtype)
+        wy, by = np.zeros((0, n_a), dtype=dtype), np.zeros(0, dtype=dtype)
     if kind == "rnn":
         return Packed((as_c(weights["Wax"], dtype, copy), as_c(weights["Waa"], dtype, copy)),
                       vector(weights["ba"]), wy, by, head=head)

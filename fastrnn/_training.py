@@ -133,7 +133,7 @@ def _parameter_views(model):
             k = GATES.index(g)
             views += [("W" + g, p.w[k], p.w[k].shape), ("b" + g, p.b[k], (n_a, 1))]
         views += [("Wy", p.wy, p.wy.shape), ("by", p.by, (n_y, 1))]
-    if not model.has_head:  # the output layer's arrays are only a stand-in
+    if not model.has_head:  # no output layer: its arrays have no rows
         views = [v for v in views if v[0] not in ("Wya", "Wy", "by")]
     return views
 

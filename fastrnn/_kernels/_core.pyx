@@ -1835,7 +1835,8 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != wx.shape[1]:
         return None
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    if not sizes_fit(n_x, n_a, n_a, wy.shape[0], m, T):
+    # n_y may be 0 (no output layer): the core skips the output layer
+    if not sizes_fit(n_x, n_a, n_a, max(wy.shape[0], 1), m, T):
         return None
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
     if a0a is None or has_subnormal_released(xa) or has_subnormal(a0a):
@@ -2412,7 +2413,8 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
         return None
     cdef Py_ssize_t m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    if not sizes_fit(n_x, 4 * n_a, n_a, wy.shape[0], m, T):
+    # n_y may be 0 (no output layer): the core skips the output layer
+    if not sizes_fit(n_x, 4 * n_a, n_a, max(wy.shape[0], 1), m, T):
         return None
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
     cdef cnp.ndarray c0a = state_or_zeros(c0, typenum, n_a, m)
@@ -3127,7 +3129,7 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
         return None
     cdef Py_ssize_t m = xa.shape[1], T = xa.shape[2] if sequence else 1
     # n_y may be 0 (no output layer): the core skips the output layer
-    if not sizes_fit(n_x, 3 * n_a, n_a, n_y if n_y > 0 else 1, m, T):
+    if not sizes_fit(n_x, 3 * n_a, n_a, max(n_y, 1), m, T):
         return None
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
     if a0a is None or has_subnormal(xa) or has_subnormal(a0a):

@@ -342,6 +342,8 @@ FR_INLINE void fr_softmax_cols_##SFX##_impl(T *y, ptrdiff_t n_rows, ptrdiff_t n_
 {                                                                                             \
     enum { B = 256 };                                                                         \
     T mx[B], sm[B];                                                                           \
+    if (n_rows <= 0) /* no output layer */                                                    \
+        return;                                                                               \
     if (n_cols == 1) {                                                                        \
         T big = y[0], total = 0;                                                              \
         for (ptrdiff_t r = 1; r < n_rows; ++r) {                                              \
