@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 from fastrnn import _checked, reference
 from fastrnn._kernels import _core
 from fastrnn._packing import GATES, all_finite, as_c, flush_subnormal, pack
+from fastrnn._pool import empty as _pooled_empty
 from fastrnn._validation import validate
 
 __all__ = ["rnn_cell_forward", "rnn_forward", "lstm_cell_forward", "lstm_forward",
@@ -182,9 +183,9 @@ def run_rnn(packed, x, a0, n_threads=1, nonlinearity="tanh", active=None, revers
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
     dtype = packed.wy.dtype
-    a = np.empty((n_a, m, T), dtype=dtype) if out is None else out
-    y = np.empty((n_y, m, T), dtype=dtype)
-    z = np.empty((m, T, n_a), dtype=dtype) if z is None else z
+    a = _pooled_empty((n_a, m, T), dtype) if out is None else out
+    y = _pooled_empty((n_y, m, T), dtype)
+    z = _pooled_empty((m, T, n_a), dtype) if z is None else z
     options = {"relu": True} if nonlinearity == "relu" else {}
     if active is not None:
         options["active"] = active
@@ -211,11 +212,11 @@ def run_lstm(packed, x, a0, c0, n_threads=1, active=None, reverse=False, out=Non
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
     dtype = packed.wy.dtype
-    a = np.empty((n_a, m, T), dtype=dtype) if out is None else out
-    c = np.empty((n_a, m, T), dtype=dtype)
-    y = np.empty((n_y, m, T), dtype=dtype)
-    z = np.empty((m, T, 4 * n_a), dtype=dtype)
-    s = np.empty((m, T, 2 * n_a), dtype=dtype)
+    a = _pooled_empty((n_a, m, T), dtype) if out is None else out
+    c = _pooled_empty((n_a, m, T), dtype)
+    y = _pooled_empty((n_y, m, T), dtype)
+    z = _pooled_empty((m, T, 4 * n_a), dtype)
+    s = _pooled_empty((m, T, 2 * n_a), dtype)
     kernel = (_core.lstm_forward if active is None and not reverse and not per_call
               else functools.partial(_core.lstm_forward, active=active, reverse=reverse,
                                      per_call=per_call))
@@ -240,10 +241,10 @@ def run_gru(packed, x, a0, n_threads=1, reset_after=True, active=None, z=None, s
     n_x, m, T = x.shape
     n_y, n_a = packed.wy.shape
     dtype = packed.wy.dtype
-    a = np.empty((n_a, m, T), dtype=dtype) if out is None else out
-    y = np.empty((n_y, m, T), dtype=dtype)
-    z = np.empty((m, T, 3 * n_a), dtype=dtype) if z is None else z
-    s = np.empty((m, T, n_a), dtype=dtype) if s is None else s
+    a = _pooled_empty((n_a, m, T), dtype) if out is None else out
+    y = _pooled_empty((n_y, m, T), dtype)
+    z = _pooled_empty((m, T, 3 * n_a), dtype) if z is None else z
+    s = _pooled_empty((m, T, n_a), dtype) if s is None else s
     wx, wa = packed.w
     bx, ba = packed.b
     kernel = (_core.gru_forward if not reverse and not per_call and caches

@@ -8,7 +8,7 @@ kernels as the single models (see ``fastrnn._models._Model._sequence``).
 """
 import numpy as np
 
-from fastrnn import _api, _checked, reference
+from fastrnn import _api, _checked, _pool, reference
 from fastrnn._kernels import _core
 from fastrnn._models import _Lengths, _Model
 from fastrnn._packing import as_c
@@ -102,7 +102,7 @@ class Bidirectional:
         directly (``out``), with no concatenation afterwards."""
         fwd, bwd = self.directions
         n = _api.threads_count(n_threads)
-        h = np.empty((fwd.n_a + bwd.n_a,) + x.shape[1:], dtype=fwd.dtype)
+        h = _pool.empty((fwd.n_a + bwd.n_a,) + x.shape[1:], fwd.dtype)
         out_f, out_b = h[:fwd.n_a], h[fwd.n_a:]
         n_x, m, T = x.shape
         work = m * T * sum(GATE_COUNT[d._kind] * d.n_a * (d.n_a + n_x) for d in self.directions)
@@ -329,7 +329,7 @@ class Stack:
                 if lstm:
                     cs.append(res[2])
                 continue
-            out = np.empty((rows, m, T), dtype=self.dtype)
+            out = _pool.empty((rows, m, T), self.dtype)
             res = layer[0]._call(h, zeros, True, 1, active, False, out[:split])
             if res is None:
                 return None

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from fastrnn import _api, _checked, _training, reference
+from fastrnn import _api, _checked, _pool, _training, reference
 from fastrnn._api import Array, Parameters
 from fastrnn._kernels import _core
 from fastrnn._packing import GATES, GRU_GATES, all_finite, pack
@@ -651,7 +651,7 @@ class _Lengths:
         if self.in_order:
             return seq
         if out is None:
-            out = np.empty_like(seq)
+            out = _pool.empty(seq.shape, seq.dtype)
         _core.permute_steps(seq, out, self._order, self._sorted, False)
         return out
 
@@ -659,7 +659,7 @@ class _Lengths:
         if self.in_order and out is None:
             return self.zero_padding(seq) if zero_padding else seq
         if out is None:
-            out = np.empty_like(seq)
+            out = _pool.empty(seq.shape, seq.dtype)
         _core.permute_steps(seq, out, self._order, self._sorted, True, zero_padding)
         return out
 
