@@ -16,7 +16,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastrnn
-from _util import lstm_params, rnn_params
+from _util import layer_params, lstm_params, rnn_params
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
                                 reason="needs Linux /proc/self/statm")
@@ -283,6 +283,53 @@ def test_pool_reuses_dropped_outputs_and_never_one_still_in_use():
         assert _pool.held_bytes() > held
         del keep, v
         assert fastrnn.release_memory() > 0
+
+
+@pytest.mark.parametrize("call", ["bidirectional", "bidirectional lengths", "stack",
+                                  "model lengths", "model threads"])
+def test_composed_and_routed_outputs_come_from_the_pool(call, monkeypatch):
+    """The large outputs of a Bidirectional layer or a Stack (with lengths too, whose sorted
+    work copy and the outputs put back in the caller's order are large as well), of a model
+    called with lengths, and of a model's threaded route are cut from the pool's blocks: a
+    dropped output's block serves the next call (the pool does not grow, no fresh mapping is
+    faulted in again), and every large array returned lies in a block of the pool."""
+    from fastrnn import _api, _pool
+
+    monkeypatch.setattr(_api, "_MIN_THREADED_WORK", 0)  # the threaded route at this size
+    rng = np.random.default_rng(5)
+    n_x, n_a, m, T = 8, 64, 32, 80  # an (n_a, m, T) float64 sequence: 1.3 MB, pooled
+    assert n_a * m * T * 8 >= _pool.MIN_BYTES
+
+    def layer():
+        return fastrnn.RNN(layer_params("rnn", rng, n_x, n_a))
+
+    x = rng.standard_normal((n_x, m, T))
+    lengths = rng.integers(1, T + 1, m)
+    lengths[0] = T  # not in order: the batch is sorted, run and put back
+    bidir = fastrnn.Bidirectional(layer(), layer())
+    single = layer()
+    stack = fastrnn.Stack([layer(), fastrnn.RNN(layer_params("rnn", rng, n_a, n_a))])
+    run = {"bidirectional": lambda: bidir.forward(x)[0],
+           "bidirectional lengths": lambda: bidir.forward(x, lengths=lengths)[0],
+           "stack": lambda: stack.forward(x)[0],
+           "model lengths": lambda: single.forward(x, lengths=lengths)[0],
+           "model threads": lambda: single.forward(x, n_threads=2)[0]}[call]
+
+    def in_pool(arr):
+        return any(np.shares_memory(arr, block) for block in _pool._blocks)
+
+    fastrnn.release_memory()
+    with threadpool_limits(1):
+        first = run()
+        assert first.nbytes >= _pool.MIN_BYTES and in_pool(first)
+        del first
+        run()
+        held = _pool.held_bytes()
+        for _ in range(3):
+            out = run()
+            assert in_pool(out)
+            del out
+        assert _pool.held_bytes() == held
 
 
 def test_pool_keeps_at_most_its_limit_of_unused_memory(monkeypatch):

@@ -2082,7 +2082,7 @@ def unsort(list seqs not None, list zero_padding not None, cnp.ndarray order not
            cnp.ndarray sorted_lengths not None, bint in_order):
     """The kernels' outputs of a batch in order of length (:func:`sorted_batch`) back in the
     caller's: each of ``seqs`` (C-contiguous (rows, m, T) float arrays, or None) into a new
-    array, or, when the batch was in order, itself; with ``zero_padding[k]``, sequence k's
+    array (from fastrnn._pool when large), or, when the batch was in order, itself; with ``zero_padding[k]``, sequence k's
     steps past each example's length set to 0 (a head's predictions there).  Every argument
     is checked before anything is written.  Returns the list."""
     if cnp.PyArray_NDIM(order) != 1:
@@ -2113,7 +2113,7 @@ def unsort(list seqs not None, list zero_padding not None, cnp.ndarray order not
                     permute_checked(seq, seq, own, own + m, True, True)
                 out.append(seq)
                 continue
-            dst = cnp.PyArray_EMPTY(3, cnp.PyArray_DIMS(seq), cnp.PyArray_TYPE(seq), 0)
+            dst = new_array(3, cnp.PyArray_DIMS(seq), cnp.PyArray_TYPE(seq))
             permute_checked(seq, dst, own, own + m, True, zeroed[k])
             out.append(dst)
     finally:
