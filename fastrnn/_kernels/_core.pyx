@@ -2082,9 +2082,10 @@ def unsort(list seqs not None, list zero_padding not None, cnp.ndarray order not
            cnp.ndarray sorted_lengths not None, bint in_order):
     """The kernels' outputs of a batch in order of length (:func:`sorted_batch`) back in the
     caller's: each of ``seqs`` (C-contiguous (rows, m, T) float arrays, or None) into a new
-    array (from fastrnn._pool when large), or, when the batch was in order, itself; with ``zero_padding[k]``, sequence k's
-    steps past each example's length set to 0 (a head's predictions there).  Every argument
-    is checked before anything is written.  Returns the list."""
+    array (from fastrnn._pool when large), or, when the batch was in order, itself; with
+    ``zero_padding[k]``, sequence k's steps past each example's length set to 0 (a head's
+    predictions there).  Every argument is checked before anything is written.  Returns the
+    list."""
     if cnp.PyArray_NDIM(order) != 1:
         raise ValueError("unsort: order must be 1-d")
     cdef Py_ssize_t n = len(seqs), k, m = order.shape[0], T = -1
