@@ -1434,9 +1434,19 @@ cdef cnp.ndarray exact_input(object x, bint sequence):
 
 cdef bint sizes_fit(Py_ssize_t n_x, Py_ssize_t G, Py_ssize_t n_a, Py_ssize_t n_y,
                     Py_ssize_t m, Py_ssize_t T):
-    # All positive and within a BLAS int (x has m*T*n_x > 0 elements, so m*T cannot wrap).
-    return (n_a > 0 and n_y > 0 and G <= INT_MAX and n_a + n_x <= INT_MAX and n_y <= INT_MAX
+    # n_a positive, n_y positive or 0 (no output layer: the cores skip it), all within a BLAS
+    # int (x has m*T*n_x > 0 elements, so m*T cannot wrap).
+    return (n_a > 0 and n_y >= 0 and G <= INT_MAX and n_a + n_x <= INT_MAX and n_y <= INT_MAX
             and m * T <= INT_MAX and T <= INT_MAX // G)
+
+
+cdef cnp.ndarray given_head(dict p, str key, int typenum):
+    # A drop-in call's output weights p[key] when the compiled path takes them: an exact 2-d
+    # array with rows (none is an error, which the validated route names), else None.
+    cdef cnp.ndarray wy = exact(p.get(key), typenum, 2, -1, -1)
+    if wy is None or wy.shape[0] == 0:
+        return None
+    return wy
 
 
 cdef bint has_subnormal(cnp.ndarray arr):
@@ -1764,7 +1774,7 @@ def try_rnn(object x, object a0, object parameters, bint sequence, int small_max
         return None
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    cdef cnp.ndarray wy = exact(p.get("Wya"), typenum, 2, -1, -1)
+    cdef cnp.ndarray wy = given_head(p, "Wya", typenum)
     if wy is None:
         return None
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1]
@@ -1835,8 +1845,7 @@ def try_packed_rnn(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wa 
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != wx.shape[1]:
         return None
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    # n_y may be 0 (no output layer): the core skips the output layer
-    if not sizes_fit(n_x, n_a, n_a, max(wy.shape[0], 1), m, T):
+    if not sizes_fit(n_x, n_a, n_a, wy.shape[0], m, T):
         return None
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
     if a0a is None or has_subnormal_released(xa) or has_subnormal(a0a):
@@ -2335,7 +2344,7 @@ def try_lstm(object x, object a0, object c0, object parameters, bint sequence,
         return None
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    cdef cnp.ndarray wy = exact(p.get("Wy"), typenum, 2, -1, -1)
+    cdef cnp.ndarray wy = given_head(p, "Wy", typenum)
     if wy is None:
         return None
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1], k
@@ -2414,8 +2423,7 @@ def try_packed_lstm(object x, object a0, object c0, cnp.ndarray w not None,
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
         return None
     cdef Py_ssize_t m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    # n_y may be 0 (no output layer): the core skips the output layer
-    if not sizes_fit(n_x, 4 * n_a, n_a, max(wy.shape[0], 1), m, T):
+    if not sizes_fit(n_x, 4 * n_a, n_a, wy.shape[0], m, T):
         return None
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
     cdef cnp.ndarray c0a = state_or_zeros(c0, typenum, n_a, m)
@@ -3047,7 +3055,7 @@ def try_gru(object x, object a0, object parameters, bint sequence, bint reset_af
         return None
     cdef int typenum = cnp.PyArray_TYPE(xa)
     cdef Py_ssize_t n_x = xa.shape[0], m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    cdef cnp.ndarray wy = exact(p.get("Wy"), typenum, 2, -1, -1)
+    cdef cnp.ndarray wy = given_head(p, "Wy", typenum)
     if wy is None:
         return None
     cdef Py_ssize_t n_y = wy.shape[0], n_a = wy.shape[1], k, g
@@ -3129,8 +3137,7 @@ def try_packed_gru(object x, object a0, cnp.ndarray wx not None, cnp.ndarray wh 
     if xa is None or cnp.PyArray_TYPE(xa) != typenum or xa.shape[0] != n_x:
         return None
     cdef Py_ssize_t m = xa.shape[1], T = xa.shape[2] if sequence else 1
-    # n_y may be 0 (no output layer): the core skips the output layer
-    if not sizes_fit(n_x, 3 * n_a, n_a, max(n_y, 1), m, T):
+    if not sizes_fit(n_x, 3 * n_a, n_a, n_y, m, T):
         return None
     cdef cnp.ndarray a0a = state_or_zeros(a0, typenum, n_a, m)
     if a0a is None or has_subnormal(xa) or has_subnormal(a0a):
