@@ -249,6 +249,29 @@ def test_read_floor_is_a_positive_time():
         assert 0 < f < 1 and math.isfinite(f)
 
 
+def test_multiply_add_loop_counts_its_work_at_every_level():
+    """madd_rounds does n rounds of 12 chains of the level's vector width (64 / 32 / 16
+    bytes at AVX-512 / AVX2 / SSE2); madd_peak turns its time into a positive rate."""
+    from fastrnn._kernels import _core
+
+    width = {"avx512": 64, "avx2": 32, "sse2": 16}
+    old = _core.simd()
+    try:
+        for level in _core.simd_available():
+            _core.set_simd(level)
+            for dtype, item in ((np.float32, 4), (np.float64, 8)):
+                assert _core.madd_rounds(dtype, 7) == 7 * 12 * width[level] // item
+                assert _core.madd_rounds(dtype, 0) == 0
+                rate = timing.madd_peak(dtype, repeat=2, sample_target=1e-4)
+                assert 0 < rate < 1e6 and math.isfinite(rate)
+    finally:
+        _core.set_simd(old)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.madd_rounds(np.int32, 1)
+    with pytest.raises(ValueError, match="n >= 0"):
+        _core.madd_rounds(np.float32, -1)
+
+
 # ------------------------------------------------------------------ kinds
 
 def test_every_kind_plugs_in_its_calls_and_conversions():
@@ -287,6 +310,7 @@ def test_sweep_from_the_command_writes_cells_grids_and_floors(tmp_path, capsys):
     assert status == 0
     out = capsys.readouterr().out
     assert "packed model time per step / floor" in out
+    assert "% of the multiply-add peak" in out and "multiply-add peak (registers only" in out
     data = json.loads(path.read_text())
     assert data["kind"] == "sweep" and data["status"] == 0
     assert data["settings"]["n_a"] == [8, 12] and data["settings"]["m"] == [1, 9]
@@ -298,6 +322,9 @@ def test_sweep_from_the_command_writes_cells_grids_and_floors(tmp_path, capsys):
         assert c["model"] == "lstm" and c["dtype"] == "float32"
         assert {r["role"] for r in c["impls"]} == {"fastrnn", "model"}
         assert all(r["timed"] and r["max_abs_err_vs_reference"] < 1e-3 for r in c["impls"])
+        model = next(r for r in c["impls"] if r["role"] == "model")
+        assert c["frac_peak"] == pytest.approx(
+            c["flops"] / model["median_s"] / 1e9 / data["gemm"]["float32"]["madd_peak_gflops"])
         if m <= sweep.FLOOR_MAX_M:
             assert c["floor_s"] > 0
             assert c["step_over_floor"] == pytest.approx(c["step_s"] / c["floor_s"])

@@ -22,7 +22,7 @@ from fastrnn._bench.peer_torch import import_torch
 from fastrnn._bench.report import (
     format_case, format_footer, format_gemm, format_summary, format_table_header, json_safe)
 from fastrnn._bench.suite import MATCH_ATOL, _progress_printer, run_case
-from fastrnn._bench.timing import gemm_rate, torch_gemm_rate
+from fastrnn._bench.timing import gemm_rate, madd_peak, torch_gemm_rate
 from fastrnn._bench.workloads import WORKLOADS
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
@@ -359,6 +359,8 @@ def run(opts, out=None):
                 progress(f"GEMM rate: {'sgemm' if d == 'float32' else 'dgemm'} n={gemm_n[d]}")
                 gemm[d] = {"n": gemm_n[d], "gflops": gemm_rate(DTYPES[d], gemm_n[d],
                                                                gemm_repeat)}
+                progress(f"multiply-add peak: {d}")
+                gemm[d]["madd_peak_gflops"] = madd_peak(DTYPES[d], gemm_repeat)
                 if opts.threads > 1:
                     with threadpool_limits(1):
                         gemm[d]["one_thread_gflops"] = gemm_rate(DTYPES[d], gemm_n[d],
@@ -368,10 +370,11 @@ def run(opts, out=None):
                     gemm[d]["torch_gflops"] = torch_gemm_rate(torch, DTYPES[d], gemm_n[d],
                                                               gemm_repeat)
             peaks = {d: v["gflops"] for d, v in gemm.items()}
+            madd_peaks = {d: v["madd_peak_gflops"] for d, v in gemm.items()}
             print("GEMM rate    " + format_gemm(gemm) + "\n", file=out, flush=True)
             data.update(environment=env, gemm=gemm)
             if opts.sweep:
-                _run_sweep(opts, dtypes, peaks, progress, out, data)
+                _run_sweep(opts, dtypes, peaks, progress, out, data, madd_peaks)
             else:
                 _run_suite(opts, dtypes, peaks, progress, out, data)
         finally:
@@ -442,13 +445,13 @@ def _run_suite(opts, dtypes, peaks, progress, out, data):
     data.update(results=results, memory=memory, settings={"shapes": shapes})
 
 
-def _run_sweep(opts, dtypes, peaks, progress, out, data):
+def _run_sweep(opts, dtypes, peaks, progress, out, data, madd_peaks=None):
     n_as = opts.n_a or (sweep_mod.QUICK_N_A if opts.quick else sweep_mod.SWEEP_N_A)
     ms = opts.batch or (sweep_mod.QUICK_M if opts.quick else sweep_mod.SWEEP_M)
     print(sweep_mod.sweep_header(opts.peers), file=out, flush=True)
     results = sweep_mod.run_sweep(
         opts, opts.models, dtypes, n_as, ms, peers=opts.peers, peaks=peaks, progress=progress,
-        time_cap=opts.time_cap,
+        time_cap=opts.time_cap, madd_peaks=madd_peaks,
         on_cell=lambda res: print(sweep_mod.format_cell(res, opts.peers), file=out,
                                   flush=True))
     print("", file=out)

@@ -10,7 +10,11 @@ share of what is left for its timed samples (at least a few milliseconds a sampl
 
 For small batches (m <= :data:`FLOOR_MAX_M`) a step cannot be faster than reading the
 ``(G n_a, n_a)`` recurrent block once: the floor (:func:`~fastrnn._bench.timing.read_floor`),
-measured in the same run, and the packed model's time per step / floor are reported.
+measured in the same run, and the packed model's time per step / floor are reported.  Nor can
+a call be faster than its multiply-adds at the cores' peak rate (one core's, measured in the
+same run by :func:`~fastrnn._bench.timing.madd_peak`, times the threads): each cell reports
+the packed model's share of it (%peak), the other limit, which sets the pace where a step's
+multiply-adds take longer than the read of its block.
 """
 import math
 import time
@@ -68,10 +72,12 @@ def sweep_cells(models, dtypes, n_as, ms):
 
 
 def run_sweep(opts, models, dtypes, n_as, ms, peers=(), peaks=None, progress=None,
-              time_cap=TIME_CAP, on_cell=None):
+              time_cap=TIME_CAP, on_cell=None, madd_peaks=None):
     """Check and time every cell of the grid; returns the list of cell results.
 
-    ``on_cell(result)`` is called after each cell (the CLI prints its row).
+    ``peaks``: the GEMM rate per dtype name (GFLOP/s, for %GEMM); ``madd_peaks``: one
+    core's multiply-add peak per dtype name (GFLOP/s, for %peak).  ``on_cell(result)`` is
+    called after each cell (the CLI prints its row).
     """
     cells = sweep_cells(models, dtypes, n_as, ms)
     n_impls = 2 + len(peers)
@@ -111,6 +117,9 @@ def run_sweep(opts, models, dtypes, n_as, ms, peers=(), peaks=None, progress=Non
         res["step_s"] = model_row["median_s"] / T if model_row["timed"] else None
         res["step_over_floor"] = (res["step_s"] / floor
                                   if floor and res["step_s"] is not None else None)
+        peak = (madd_peaks or {}).get(dtype_name)
+        res["frac_peak"] = (fl / model_row["median_s"] / (1e9 * peak * opts.threads)
+                            if peak and model_row["timed"] else None)
         results.append(res)
         if on_cell:
             on_cell(res)
@@ -141,7 +150,7 @@ def sweep_header(peers):
                    for p in peers)
     hdr = (f"{'model':<5} {'dtype':<7} {'n_a':>5} {'m':>3} {'T_x':>5} {'fastrnn':>9} "
            f"{'model':>9} " + "".join(f"{p:>9} " for p in peers) + cols
-           + f"{'step':>9} {'floor':>9} {'/floor':>6} {'%GEMM':>6}")
+           + f"{'step':>9} {'floor':>9} {'/floor':>6} {'%GEMM':>6} {'%peak':>6}")
     return hdr + "\n" + "-" * len(hdr)
 
 
@@ -163,7 +172,8 @@ def format_cell(res, peers):
             f"{res['T_x']:>5} {t('fastrnn'):>9} {t('model'):>9} "
             + "".join(f"{t(p):>9} " for p in peers) + cols
             + f"{fmt_time(res['step_s']):>9} {fmt_time(res['floor_s']):>9} "
-            f"{_fmt(res['step_over_floor'], '.2g'):>6} {100 * best:>6.1f}")
+            f"{_fmt(res['step_over_floor'], '.2g'):>6} {100 * best:>6.1f} "
+            f"{_fmt(None if res.get('frac_peak') is None else 100 * res['frac_peak'], '.1f'):>6}")
 
 
 def grid(results, model, dtype, value):
@@ -188,7 +198,7 @@ def format_grid(title, table, spec=".2f"):
 
 def format_grids(results, peers):
     """The sweep's text heat maps: time / peer time of the drop-in function and of the
-    packed model per peer, and the small-batch step time / floor."""
+    packed model per peer, the small-batch step time / floor, and the packed model's %peak."""
     blocks = []
     for model, dtype in dict.fromkeys((r["model"], r["dtype"]) for r in results):
         for p in peers:
@@ -204,6 +214,12 @@ def format_grids(results, peers):
             blocks.append(format_grid(
                 f"{model} {dtype}: packed model time per step / floor (m <= {FLOOR_MAX_M})",
                 table, ".2g"))
+        table = grid(results, model, dtype,
+                     lambda r: None if r.get("frac_peak") is None else 100 * r["frac_peak"])
+        if any(v is not None for row in table.values() for v in row.values()):
+            blocks.append(format_grid(
+                f"{model} {dtype}: packed model GFLOP/s, % of the multiply-add peak (the "
+                f"cores' limit)", table, ".0f"))
     return "\n\n".join(blocks)
 
 

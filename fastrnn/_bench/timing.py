@@ -231,6 +231,26 @@ def torch_gemm_rate(torch, dtype, n, repeat=5):
     return 2.0 * n ** 3 / statistics.median(times) / 1e9
 
 
+def madd_peak(dtype, repeat=5, sample_target=0.02):
+    """One core's peak multiply-add rate (GFLOP/s, 2 per multiply-add) for ``dtype`` at
+    fastrnn's active SIMD level: independent multiply-adds held in registers, no memory
+    traffic (``fastrnn._kernels._core.madd_rounds``), the fastest of ``repeat`` samples of
+    about ``sample_target`` seconds.  No product of that dtype can run faster on one core."""
+    from fastrnn._kernels import _core
+
+    rounds = 1000
+    t0 = time.perf_counter()
+    _core.madd_rounds(dtype, rounds)
+    per_round = max(time.perf_counter() - t0, 1e-9) / rounds
+    rounds = max(1000, int(sample_target / per_round))
+    best = 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        madds = _core.madd_rounds(dtype, rounds)
+        best = max(best, 2.0 * madds / max(time.perf_counter() - t0, 1e-9) / 1e9)
+    return best
+
+
 def gemm_rate(dtype, n, repeat=5):
     """The machine's GEMM rate (GFLOP/s): median of ``repeat`` n x n x n ``?gemm`` calls
     through ``scipy.linalg.blas`` (the BLAS fastrnn's kernels use)."""

@@ -81,6 +81,10 @@ cdef extern from "_vmath.h" nogil:
     void fr_softmax_cols_f(float *y, Py_ssize_t n_rows, Py_ssize_t n_cols, Py_ssize_t ld)
     Py_ssize_t fr_count_subnormal_d(const double *x, Py_ssize_t n)
     Py_ssize_t fr_count_subnormal_f(const float *x, Py_ssize_t n)
+    double fr_madd_rounds_d(Py_ssize_t n)
+    float fr_madd_rounds_f(Py_ssize_t n)
+    Py_ssize_t fr_madd_per_round_d()
+    Py_ssize_t fr_madd_per_round_f()
 
 
 # ------------------------------------------------------------------ fused dispatch helpers
@@ -2463,6 +2467,25 @@ def count_subnormal(cnp.ndarray x not None):
     if typenum == cnp.NPY_FLOAT64:
         return fr_count_subnormal_d(<double *> cnp.PyArray_DATA(x), cnp.PyArray_SIZE(x))
     raise TypeError(f"count_subnormal needs float32 or float64, got {x.dtype}")
+
+
+def madd_rounds(dtype, Py_ssize_t n):
+    """Run ``n`` rounds of independent multiply-adds of ``dtype`` (float32 or float64) held
+    in registers, at the active SIMD level, with the GIL released: the loop whose time gives
+    one core's peak multiply-add rate (``fastrnn bench``).  Returns the number of
+    multiply-adds done."""
+    kind = np.dtype(dtype)
+    if kind != np.float32 and kind != np.float64:
+        raise TypeError(f"madd_rounds needs float32 or float64, got {kind}")
+    if n < 0:
+        raise ValueError(f"madd_rounds needs n >= 0 rounds, got {n}")
+    cdef bint f32 = kind == np.float32
+    cdef double checksum
+    with nogil:
+        checksum = fr_madd_rounds_f(n) if f32 else fr_madd_rounds_d(n)
+    if not checksum == checksum:   # every chain stays near 1: never NaN
+        raise RuntimeError("madd_rounds: the multiply-add chains diverged")
+    return n * (fr_madd_per_round_f() if f32 else fr_madd_per_round_d())
 
 
 def simd_level():

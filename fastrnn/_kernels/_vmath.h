@@ -599,6 +599,69 @@ static void fr_small_matmul_##SFX FR_SMALL_PARAMS(T)                            
 FR_DEFINE_SMALL_LEVELS(double, d)
 FR_DEFINE_SMALL_LEVELS(float, f)
 
+/* ---------------------------------------------------------------- the multiply-add peak */
+
+/* n rounds of FR_MADD_CHAINS independent multiply-adds on vectors of type VT, all in
+ * registers (no load, no store): the benchmark times it for one core's peak rate at the
+ * active level, the limit of any product.  Twelve chains cover a multiply-add's latency
+ * times the units that overlap them (4 cycles x 2 units on current x86).  Each chain tends
+ * to 1 (x * (1 - 2^-10) + 2^-10): no subnormal, no overflow.  Returns their sum, so that
+ * nothing is left out as unused. */
+#define FR_MADD_CHAINS 12
+#define FR_DEFINE_MADD(T, SFX, VT, TAG)                                                       \
+FR_INLINE T fr_madd_rounds_##SFX##TAG##_impl(ptrdiff_t n)                                     \
+{                                                                                             \
+    enum { V = sizeof(VT) / sizeof(T) };                                                      \
+    VT acc[FR_MADD_CHAINS], b, c;                                                             \
+    for (int v = 0; v < V; ++v) {                                                             \
+        b[v] = 1 - (T)1 / 1024;                                                               \
+        c[v] = (T)1 / 1024;                                                                   \
+        FR_UNROLL for (int i = 0; i < FR_MADD_CHAINS; ++i) acc[i][v] = (T)i / FR_MADD_CHAINS; \
+    }                                                                                         \
+    for (ptrdiff_t k = 0; k < n; ++k)                                                         \
+        FR_UNROLL for (int i = 0; i < FR_MADD_CHAINS; ++i) acc[i] = acc[i] * b + c;           \
+    T sum = 0;                                                                                \
+    for (int i = 0; i < FR_MADD_CHAINS; ++i)                                                  \
+        for (int v = 0; v < V; ++v) sum += acc[i][v];                                         \
+    return sum;                                                                               \
+}
+#if FR_HAVE_DISPATCH
+#define FR_DEFINE_MADD_LEVELS(T, SFX)                                                         \
+FR_DEFINE_MADD(T, SFX, fr_vec_##SFX, _w64)                                                    \
+FR_DEFINE_MADD(T, SFX, FR_VT32_##SFX, _w32)                                                   \
+FR_DEFINE_MADD(T, SFX, FR_VT16_##SFX, _w16)                                                   \
+__attribute__((target("arch=x86-64-v4"))) static T fr_madd_rounds_##SFX##_v4(ptrdiff_t n)     \
+{ return fr_madd_rounds_##SFX##_w64_impl(n); }                                                \
+__attribute__((target("arch=x86-64-v3"))) static T fr_madd_rounds_##SFX##_v3(ptrdiff_t n)     \
+{ return fr_madd_rounds_##SFX##_w32_impl(n); }                                                \
+static T fr_madd_rounds_##SFX##_v1(ptrdiff_t n) { return fr_madd_rounds_##SFX##_w16_impl(n); } \
+/* Multiply-adds per round at the active level. */                                          \
+static ptrdiff_t fr_madd_per_round_##SFX(void)                                                \
+{                                                                                             \
+    int level = fr_active_isa();                                                              \
+    ptrdiff_t bytes = level == FR_ISA_AVX512 ? 64 : level == FR_ISA_AVX2 ? 32 : 16;          \
+    return FR_MADD_CHAINS * bytes / (ptrdiff_t)sizeof(T);                                     \
+}                                                                                             \
+static T fr_madd_rounds_##SFX(ptrdiff_t n)                                                    \
+{                                                                                             \
+    int level = fr_active_isa();                                                              \
+    if (level == FR_ISA_AVX512) return fr_madd_rounds_##SFX##_v4(n);                          \
+    if (level == FR_ISA_AVX2) return fr_madd_rounds_##SFX##_v3(n);                            \
+    return fr_madd_rounds_##SFX##_v1(n);                                                      \
+}
+#else  /* one level, reported as the baseline's: its 16-byte vectors */
+#define FR_MADD_VT16_d fr_v2d
+#define FR_MADD_VT16_f fr_v4f
+#define FR_DEFINE_MADD_LEVELS(T, SFX)                                                         \
+FR_DEFINE_MADD(T, SFX, FR_MADD_VT16_##SFX, _w16)                                              \
+static ptrdiff_t fr_madd_per_round_##SFX(void)                                                \
+{ return FR_MADD_CHAINS * 16 / (ptrdiff_t)sizeof(T); }                                        \
+static T fr_madd_rounds_##SFX(ptrdiff_t n) { return fr_madd_rounds_##SFX##_w16_impl(n); }
+#endif
+
+FR_DEFINE_MADD_LEVELS(double, d)
+FR_DEFINE_MADD_LEVELS(float, f)
+
 /* ---------------------------------------------------------------- GRU (PyTorch/Keras default) */
 
 /* One GRU step for one example.  g holds the 3n input pre-activations (input projection
