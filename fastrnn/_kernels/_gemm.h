@@ -227,74 +227,93 @@ typedef float fr_y8f __attribute__((vector_size(32)));
         }                                                                                     \
     } while (0)
 
-/* Does a P x N tile's accumulators, its P * RV row vectors of a k and one broadcast fit in
- * the level's vector registers (32 at AVX-512, 16 at AVX2)?  There each row vector is
- * loaded once per k into a register of its own (an empty asm statement that "changes" it
- * keeps the compiler from folding the load into every multiply-add instead: GCC 12 did so
+/* Do a tile's accumulators (ROWVECS row vectors x N columns), its ROWVECS row vectors of a
+ * k and one broadcast fit in the level's vector registers (32 at AVX-512, 16 at AVX2)?
+ * There each row vector is loaded once per k into a register of its own (an empty asm
+ * statement that "changes" it keeps the compiler from folding the load into every
+ * multiply-add instead: GCC 12 did so
  * in the 4-panel x 2-column tile, two loads of each vector per k, and on AMD Zen 4, whose
  * loads of 512 bits go one per cycle, those loads and not the multiply-adds set the pace).
  * Measured on Zen 4, the product alone, float32 (float64), 2 columns, blocks of 768 x 192
  * to 1024 x 384 (in L2): 92-97 -> 100-108 GFLOP/s (46 -> 49), 2048 x 512-1024 (from L3)
  * +3-5%; at AVX2 (one panel x 2 columns) 768 x 192: 84 -> 100 (39 -> 44), 2048 x 512
  * float64 38.5 -> 37.4.  Same operations in the same order: same bits. */
-#define FR_PG_IN_REGISTERS(VT, P, N)                                                         \
-    ((P) * (FR_PANEL_BYTES / (int)sizeof(VT)) * ((N) + 1) + 1 <= (sizeof(VT) == 64 ? 32 : 16))
+#define FR_PG_FITS(VT, ROWVECS, N)                                                           \
+    ((ROWVECS) * ((N) + 1) + 1 <= (sizeof(VT) == 64 ? 32 : 16))
 
 /* Micro-kernel: Z[:, 0:N] of the P panels at Pp (panel stride ps) += panels @ H[:, 0:N], k
  * in [0, kc).  nrows: rows of Z left from the first panel's first row (edge panels store
- * only their real rows).  VT is the level's vector type, RV of them per panel row.  One
- * cache line from pf on is prefetched (into L2) per k: the next row block's panels, or
+ * only their real rows).  VT is the level's vector type, RV of them per panel row; with
+ * HALF (one panel, at most MR / 2 rows of it real: the last panel of a block whose rows are
+ * not a whole number of panels), only the first RV / 2 of them, so that the zero rows of
+ * the panel's second half are neither read nor multiplied (same sums for the real rows;
+ * old and new build alternated on AMD Zen 4, float32 models: `charlm` RNN, 100 rows, x0.93,
+ * GRU x0.99, LSTM x0.99; `lesson` RNN x0.94-0.97; the RNN at n_a = 512 with 5 examples and
+ * 8 steps, whose output layer has 40 rows of states, x0.92, the LSTM x0.97).
+ * One cache line from pf on is prefetched (into L2) per k: the next row block's panels, or
  * lines already in cache when there is nothing to fetch. */
-#define FR_PG_TILE(T, SFX, TAG, VT, P, N)                                                     \
-FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdiff_t ps,      \
-                                               const T *H, ptrdiff_t ldh, T *Z,              \
-                                               ptrdiff_t ldz, ptrdiff_t nrows, const T *pf,  \
-                                               const T *bias, int ahead)                     \
+#define FR_PG_TILE_AS(T, SFX, TAG, VT, P, N, HALF, NAME)                                      \
+FR_INLINE void NAME(ptrdiff_t kc, const T *Pp, ptrdiff_t ps, const T *H, ptrdiff_t ldh, T *Z, \
+                    ptrdiff_t ldz, ptrdiff_t nrows, const T *pf, const T *bias, int ahead)   \
 {                                                                                             \
-    enum { V = sizeof(VT) / sizeof(T), RV = FR_PANEL_BYTES / sizeof(VT), MR = V * RV };      \
-    VT acc[P * RV][N];                                                                        \
-    for (int q = 0; q < P * RV; ++q)                                                          \
+    enum { V = sizeof(VT) / sizeof(T), RV = FR_PANEL_BYTES / sizeof(VT), MR = V * RV,         \
+           RU = HALF ? RV / 2 : RV };                                                         \
+    VT acc[P * RU][N];                                                                        \
+    for (int q = 0; q < P * RU; ++q)                                                          \
         for (int j = 0; j < N; ++j) acc[q][j] = (VT){0};                                      \
     for (ptrdiff_t k = 0; k < kc; ++k) {                                                      \
         __builtin_prefetch(pf + k * (64 / sizeof(T)), 0, 2);                                  \
         for (int p = 0; p < P && ahead && N >= FR_L1_AHEAD_MIN_N; ++p) { /* see above */      \
             __builtin_prefetch(Pp + p * ps + (k + FR_L1_AHEAD) * MR, 0, 3);                   \
-            __builtin_prefetch(Pp + p * ps + (k + FR_L1_AHEAD) * MR + 64 / sizeof(T), 0, 3);  \
+            if (!HALF)                                                                        \
+                __builtin_prefetch(Pp + p * ps + (k + FR_L1_AHEAD) * MR + 64 / sizeof(T), 0,  \
+                                   3);                                                        \
         }                                                                                     \
-        VT w[P * RV];                                                                         \
+        VT w[P * RU];                                                                         \
         for (int p = 0; p < P; ++p)                                                           \
-            for (int v = 0; v < RV; ++v) {                                                    \
+            for (int v = 0; v < RU; ++v) {                                                    \
                 VT t;                                                                         \
                 memcpy(&t, Pp + p * ps + k * MR + v * V, sizeof t);                           \
-                if (FR_PG_IN_REGISTERS(VT, P, N))                                             \
+                if (FR_PG_FITS(VT, P * RU, N))                                                \
                     __asm__("" : "+v"(t)); /* loaded once, into a register: see above */      \
-                w[p * RV + v] = t;                                                            \
+                w[p * RU + v] = t;                                                            \
             }                                                                                 \
         for (int j = 0; j < N; ++j) {                                                         \
             T b = H[j * ldh + k];                                                             \
-            for (int q = 0; q < P * RV; ++q) acc[q][j] += w[q] * b;                           \
+            for (int q = 0; q < P * RU; ++q) acc[q][j] += w[q] * b;                           \
         }                                                                                     \
     }                                                                                         \
     for (int p = 0; p < P; ++p)                                                               \
         for (int j = 0; j < N; ++j)                                                           \
-            FR_PG_STORE(T, VT, RV, acc[p * RV + v][j], Z + j * ldz + p * MR,                  \
+            FR_PG_STORE(T, VT, RU, acc[p * RU + v][j], Z + j * ldz + p * MR,                  \
                         bias ? bias + p * MR : NULL, nrows - p * MR);                         \
 }
+#define FR_PG_TILE(T, SFX, TAG, VT, P, N)                                                     \
+    FR_PG_TILE_AS(T, SFX, TAG, VT, P, N, 0, fr_pg_##TAG##_##SFX##_##P##x##N)                  \
+    FR_PG_HALF_TILE_##P(T, SFX, TAG, VT, N)
+/* each one-panel tile comes with its half-panel twin */
+#define FR_PG_HALF_TILE_1(T, SFX, TAG, VT, N)                                                 \
+    FR_PG_TILE_AS(T, SFX, TAG, VT, 1, N, 1, fr_pg_##TAG##_##SFX##_h##x##N)
+#define FR_PG_HALF_TILE_2(T, SFX, TAG, VT, N)
+#define FR_PG_HALF_TILE_3(T, SFX, TAG, VT, N)
+#define FR_PG_HALF_TILE_4(T, SFX, TAG, VT, N)
 
 /* The block's panels against one column tile of N columns, P panels at a time (then one by
- * one).  Each call prefetches kc lines: half a panel of the next block (a panel's k-range
- * is kc * 128 bytes), until the next block is all fetched. */
+ * one; the last panel alone where half of it or less is rows, through the half tile).  Each
+ * call prefetches kc lines: half a panel of the next block (a panel's k-range is kc * 128
+ * bytes), until the next block is all fetched. */
 #define FR_PG_COLS(TAG, SFX, P, N)                                                            \
     case N: {                                                                                 \
-        const ptrdiff_t pg = np / P * P; /* panels in groups of P, then one by one */        \
+        const int half_last = rows - (np - 1) * mr <= mr / 2;                                 \
+        const ptrdiff_t pg = (np - half_last) / P * P; /* panels in groups of P */           \
         if (!down) {                                                                          \
             for (ptrdiff_t p = 0; p < pg; p += P, ++pfc)                                      \
                 FR_PG_CALL(TAG, SFX, P, N);                                                   \
             for (ptrdiff_t p = pg; p < np; ++p, ++pfc)                                        \
-                FR_PG_CALL(TAG, SFX, 1, N);                                                   \
+                FR_PG_CALL1(TAG, SFX, N);                                                     \
         } else {                                                                              \
             for (ptrdiff_t p = np - 1; p >= pg; --p, ++pfc)                                   \
-                FR_PG_CALL(TAG, SFX, 1, N);                                                   \
+                FR_PG_CALL1(TAG, SFX, N);                                                     \
             for (ptrdiff_t p = pg - P; p >= 0; p -= P, ++pfc)                                 \
                 FR_PG_CALL(TAG, SFX, P, N);                                                   \
         }                                                                                     \
@@ -303,6 +322,13 @@ FR_INLINE void fr_pg_##TAG##_##SFX##_##P##x##N(ptrdiff_t kc, const T *Pp, ptrdif
 #define FR_PG_CALL(TAG, SFX, P, N)                                                            \
     fr_pg_##TAG##_##SFX##_##P##x##N(kc, Pk + p * ps, ps, Hj, ldh, Zj + p * mr, ldz,           \
                                     rows - p * mr, FR_PG_PREFETCH, FR_PG_BIAS, ahead)
+#define FR_PG_CALL1(TAG, SFX, N)                                                              \
+    do {                                                                                      \
+        if (rows - p * mr <= mr / 2)                                                          \
+            FR_PG_CALL(TAG, SFX, h, N);                                                       \
+        else                                                                                  \
+            FR_PG_CALL(TAG, SFX, 1, N);                                                       \
+    } while (0)
 #define FR_PG_PREFETCH                                                                        \
     (pfc < pf_calls ? Pk + (np + pfc / 2) * ps + (pfc % 2) * kc * (64 / (ptrdiff_t)sizeof(*Pk)) \
                     : Pk)
@@ -373,7 +399,7 @@ static void fr_panel_gemm_##TAG##_##SFX(ptrdiff_t all_rows, ptrdiff_t all_m, ptr
 
 /* AVX-512: 2 vectors per panel row, up to fr_tile_cols() columns (12: 24 accumulators), in
  * tiles as even as they come; P chosen so that 2*P*N <= 24, and for 3 columns so that the
- * row vectors stay in registers too (FR_PG_IN_REGISTERS: 3 panels, 18 accumulators; with 4,
+ * row vectors stay in registers too (FR_PG_FITS: 3 panels, 18 accumulators; with 4,
  * 24 accumulators and 8 row vectors did not fit and each vector was loaded once per column:
  * on AMD Zen 4 the product of 768 x 192 to 4096 x 1024 blocks went from 88-98 to 100-114
  * GFLOP/s, float64 48 -> 55). */
