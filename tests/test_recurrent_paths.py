@@ -123,9 +123,11 @@ def test_panel_gemm_tile_widths_match_reference(tile_cols, kind, dtype, shape):
 
 
 HEAD_SHAPES = (  # n_x, n_a, n_y, m, T
-    # a short sequence whose states fill at most half a panel of the output layer (32 rows
-    # float32, 16 float64): small products; more rows: the panels
-    (5, 37, 11, 1, 8), (5, 37, 11, 2, 8), (5, 37, 11, 1, 9), (5, 37, 11, 3, 6),
+    # a short sequence whose states fill at most a quarter of a panel of the output layer
+    # (32 rows float32, 16 float64): small products; up to half: the half tile; more rows:
+    # the panels
+    (5, 37, 11, 2, 2), (5, 37, 11, 1, 8), (5, 37, 11, 2, 8), (5, 37, 11, 1, 9),
+    (5, 37, 11, 3, 6),
     (5, 37, 11, 8, 2), (5, 37, 11, 5, 3),
     # a long sequence's last block of steps (float32 blocks of 32 steps, float64 of 16):
     # 8 steps, 17 steps (float64: 1)
@@ -138,11 +140,11 @@ HEAD_SHAPES = (  # n_x, n_a, n_y, m, T
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_output_layer_of_few_states_matches_reference(simd_level, kind, dtype, shape):
-    """The output layer of a block of states that fills at most half a panel (a short
-    sequence of m*T <= 16 states, float64 8, or a long sequence's last few steps) goes
-    through the small-batch product, larger blocks through the panels: both sides of the
-    limit at the AVX2 and AVX-512 levels (SSE2 has no panels), through the model and the
-    drop-in call."""
+    """The output layer of a block of states that fills at most a quarter of a panel (a
+    short sequence of m*T <= 8 states, float64 4, or a long sequence's last few steps) goes
+    through the small-batch product, larger blocks through the panels (up to half a panel,
+    the half tile): every side of the limits at the AVX2 and AVX-512 levels (SSE2 has no
+    panels), through the model and the drop-in call."""
     _assert_drop_in_and_model_match(kind, dtype, shape, sum(shape))
 
 

@@ -303,16 +303,19 @@ cdef void output_block(int n_y, int n_a, int m, int nb, const floating *sb, int 
         return
     if nb == ldyj:
         g = max(1, OUTPUT_ROWS_MAX // nb)
-    if 2 * min(g, m) * nb <= FR_PANEL_BYTES // <int>sizeof(floating):
-        # Rows for at most half a panel (a short sequence with m*T <= 16 (float32; float64:
-        # 8), or a long sequence's last block of up to 16 (8) steps, one example per
-        # panel): the panels' multiply-adds would be mostly on zeros, so the small-batch
+    if 4 * min(g, m) * nb <= FR_PANEL_BYTES // <int>sizeof(floating):
+        # Rows for at most a quarter of a panel (a short sequence with m*T <= 8 (float32;
+        # float64: 4), or a long sequence's last block of up to 8 (4) steps, one example
+        # per panel): the panels' multiply-adds would be mostly on zeros, so the small-batch
         # product reads Wy once for every four states instead (one call for the whole
         # sequence in order, else one per example).  A/B in one process, AMD Zen 4, float32
-        # models, n_x = n_y = n_a/2: 8-16 steps of one or two examples, LSTM x0.92-0.98
-        # (n_a = 64-1024), GRU x0.89-0.98, RNN x0.75-0.95; 36-44 steps of 8-64 examples,
-        # LSTM and GRU x0.96-0.98 (models and drop-in); 24 rows of a float32 panel stayed
-        # on the panels (x1.00-1.015 through small products).
+        # models, n_x = n_y = n_a/2, against full panels: 8-16 steps of one or two examples,
+        # LSTM x0.92-0.98 (n_a = 64-1024), GRU x0.89-0.98, RNN x0.75-0.95; 36-44 steps of
+        # 8-64 examples, LSTM and GRU x0.96-0.98 (models and drop-in); 24 rows of a float32
+        # panel stayed on the panels (x1.00-1.015 through small products).  Up to half a
+        # panel, the panel GEMM's half tile reads and multiplies only the rows' half: there
+        # 9-16 float32 rows on the panels rather than small products, one or two examples
+        # of 6-8 steps, RNN x0.89-0.92, GRU x0.93-0.94 (float64, 5-8 rows: the same time).
         if nb == ldyj and ldj == nb * ldt:
             small_acc(n_y, m * nb, n_a, wy, n_a, sb, ldt, y, ld_y, 1)
             return
