@@ -310,7 +310,7 @@ def test_sweep_from_the_command_writes_cells_grids_and_floors(tmp_path, capsys):
     assert status == 0
     out = capsys.readouterr().out
     assert "packed model time per step / floor" in out
-    assert "% of the multiply-add peak" in out and "multiply-add peak (registers only" in out
+    assert "% of the multiply-add peak" in out and "multiply-add peak at fastrnn" in out
     data = json.loads(path.read_text())
     assert data["kind"] == "sweep" and data["status"] == 0
     assert data["settings"]["n_a"] == [8, 12] and data["settings"]["m"] == [1, 9]

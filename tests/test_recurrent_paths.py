@@ -6,7 +6,7 @@ steps, SIMD level AVX2 or AVX-512), to the small-batch kernel (m <= SMALL_BATCH_
 BLAS gemm.  Shapes are chosen to hit the panel kernel's edges: rows not a multiple of its
 panel height (16 doubles / 32 floats) nor of the AVX2 tiles' half panel, with a last panel
 of at most half its rows (the half tile: the RNN at n_a = 37 leaves 5 of 32 float32 rows)
-and of more (n_a = 50 leaves 18), every column
+and of more (n_a = 50 leaves 18 float32 rows), every column
 count of its tiles (1-12 columns at AVX-512, 1-6 at AVX2, with 1-4 panels at a time and the
 panels left over), batches of several tiles (at AVX-512 as even as they come, in tiles of at
 most 12 or at most 8 as the CPU has it: 17 columns are 9 + 8 or 6 + 6 + 5, 24 are 12 + 12

@@ -176,7 +176,8 @@ def format_gemm(gemm):
                      f"{v['gflops']:.1f} GFLOP/s" for k, v in gemm.items())
     if any("madd_peak_gflops" in v for v in gemm.values()):
         # the limit of every product on one core: how close the GEMM (and fastrnn) come
-        text += "   one core's multiply-add peak (registers only, no memory): " + ", ".join(
+        text += ("   one core's multiply-add peak at fastrnn's SIMD level (registers only, no "
+                 "memory; the fastest sample): ") + ", ".join(
             f"{k} {v['madd_peak_gflops']:.1f} (one thread's GEMM at "
             f"{100 * v.get('one_thread_gflops', v['gflops']) / v['madd_peak_gflops']:.0f}%)"
             for k, v in gemm.items() if "madd_peak_gflops" in v)
@@ -239,8 +240,9 @@ def format_footer(data, workloads=None):
         "%GEMM = GFLOP/s / the GEMM rate above, that of the BLAS as the environment runs it "
         "(above 100 where fastrnn's own kernels outrun it, e.g. OpenBLAS held to AVX2 by "
         "OPENBLAS_CORETYPE on an AVX-512 CPU); "
-        + ("%peak (sweep) = the packed model's GFLOP/s / (threads x one core's multiply-add "
-           "peak above), the limit no product passes; " if data.get("sweep") else "")
+        + ("%peak (sweep) = the packed model's GFLOP/s / (min(threads, m) x one core's "
+           "multiply-add peak above), the limit no product passes at that SIMD level; "
+           if data.get("sweep") else "")
         + "err ref = max |difference| from the float64 reference, err fn = from the drop-in "
         "function (LSTM sequences vs a peer: a, y and the last c); MISMATCH = beyond "
         + ", ".join(f"{k} {v:g}" for k, v in data["match_atol"].items()) + ": not timed")

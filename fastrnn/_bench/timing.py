@@ -238,6 +238,8 @@ def madd_peak(dtype, repeat=5, sample_target=0.02):
     about ``sample_target`` seconds.  No product of that dtype can run faster on one core."""
     from fastrnn._kernels import _core
 
+    if repeat < 1:
+        raise ValueError(f"madd_peak needs repeat >= 1, got {repeat}")
     rounds = 1000
     t0 = time.perf_counter()
     _core.madd_rounds(dtype, rounds)

@@ -314,8 +314,9 @@ cdef void output_block(int n_y, int n_a, int m, int nb, const floating *sb, int 
         # 8-64 examples, LSTM and GRU x0.96-0.98 (models and drop-in); 24 rows of a float32
         # panel stayed on the panels (x1.00-1.015 through small products).  Up to half a
         # panel, the panel GEMM's half tile reads and multiplies only the rows' half: there
-        # 9-16 float32 rows on the panels rather than small products, one or two examples
-        # of 6-8 steps, RNN x0.89-0.92, GRU x0.93-0.94 (float64, 5-8 rows: the same time).
+        # 9-16 float32 rows on the panels rather than small products (one example of 16
+        # steps, two of 6-8), RNN x0.89-0.94, GRU x0.93-0.94 (float64, 5-8 rows: the same
+        # time).
         if nb == ldyj and ldj == nb * ldt:
             small_acc(n_y, m * nb, n_a, wy, n_a, sb, ldt, y, ld_y, 1)
             return
@@ -2477,18 +2478,19 @@ def madd_rounds(dtype, Py_ssize_t n):
     in registers, at the active SIMD level, with the GIL released: the loop whose time gives
     one core's peak multiply-add rate (``fastrnn bench``).  Returns the number of
     multiply-adds done."""
-    kind = np.dtype(dtype)
+    kind = None if dtype is None else np.dtype(dtype)   # (np.dtype(None) is float64)
     if kind != np.float32 and kind != np.float64:
         raise TypeError(f"madd_rounds needs float32 or float64, got {kind}")
     if n < 0:
         raise ValueError(f"madd_rounds needs n >= 0 rounds, got {n}")
     cdef bint f32 = kind == np.float32
+    cdef Py_ssize_t per_round = fr_madd_per_round_f() if f32 else fr_madd_per_round_d()
     cdef double checksum
     with nogil:
         checksum = fr_madd_rounds_f(n) if f32 else fr_madd_rounds_d(n)
     if not checksum == checksum:   # every chain stays near 1: never NaN
         raise RuntimeError("madd_rounds: the multiply-add chains diverged")
-    return n * (fr_madd_per_round_f() if f32 else fr_madd_per_round_d())
+    return <object> n * per_round   # a Python int: no overflow
 
 
 def simd_level():

@@ -231,9 +231,9 @@ typedef float fr_y8f __attribute__((vector_size(32)));
  * k and one broadcast fit in the level's vector registers (32 at AVX-512, 16 at AVX2)?
  * There each row vector is loaded once per k into a register of its own (an empty asm
  * statement that "changes" it keeps the compiler from folding the load into every
- * multiply-add instead: GCC 12 did so
- * in the 4-panel x 2-column tile, two loads of each vector per k, and on AMD Zen 4, whose
- * loads of 512 bits go one per cycle, those loads and not the multiply-adds set the pace).
+ * multiply-add instead: GCC 12 did so in the 4-panel x 2-column tile, two loads of each
+ * vector per k, and on AMD Zen 4, whose loads of 512 bits go one per cycle, those loads and
+ * not the multiply-adds set the pace).
  * Measured on Zen 4, the product alone, float32 (float64), 2 columns, blocks of 768 x 192
  * to 1024 x 384 (in L2): 92-97 -> 100-108 GFLOP/s (46 -> 49), 2048 x 512-1024 (from L3)
  * +3-5%; at AVX2 (one panel x 2 columns) 768 x 192: 84 -> 100 (39 -> 44), 2048 x 512
@@ -491,7 +491,8 @@ FR_PG_DRIVER_HEAD(T, SFX, v3, "arch=x86-64-v3", 6, 2, 0, 0)                     
     FR_PGU_COLS(v3, SFX, 4) FR_PGU_COLS(v3, SFX, 5) FR_PGU_COLS(v3, SFX, 6)                   \
 FR_PG_DRIVER_TAIL
 
-/* FR_PG_COLS with P = 1 repeats the remainder loop harmlessly (it never runs). */
+/* FR_PG_COLS with P = 1: every panel goes through the one-by-one loop (the half tile for a
+ * last panel of at most half its rows). */
 FR_DEFINE_PG_AVX512(double, d, fr_z8d)
 FR_DEFINE_PG_AVX512(float, f, fr_z16f)
 FR_DEFINE_PG_AVX2(double, d, fr_y4d)

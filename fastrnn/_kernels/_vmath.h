@@ -603,10 +603,10 @@ FR_DEFINE_SMALL_LEVELS(float, f)
 
 /* n rounds of FR_MADD_CHAINS independent multiply-adds on vectors of type VT, all in
  * registers (no load, no store): the benchmark times it for one core's peak rate at the
- * active level, the limit of any product.  Twelve chains cover a multiply-add's latency
- * times the units that overlap them (4 cycles x 2 units on current x86).  Each chain tends
- * to 1 (x * (1 - 2^-10) + 2^-10): no subnormal, no overflow.  Returns their sum, so that
- * nothing is left out as unused. */
+ * active level, the limit of any product at that level.  Twelve chains cover a
+ * multiply-add's latency times the units that overlap them (4 cycles x 2 units on current
+ * x86).  Each chain tends to 1 (x * (1 - 2^-10) + 2^-10): no subnormal, no overflow.
+ * Returns their sum, so that nothing is left out as unused. */
 #define FR_MADD_CHAINS 12
 #define FR_DEFINE_MADD(T, SFX, VT, TAG)                                                       \
 FR_INLINE T fr_madd_rounds_##SFX##TAG##_impl(ptrdiff_t n)                                     \
@@ -634,12 +634,13 @@ __attribute__((target("arch=x86-64-v4"))) static T fr_madd_rounds_##SFX##_v4(ptr
 { return fr_madd_rounds_##SFX##_w64_impl(n); }                                                \
 __attribute__((target("arch=x86-64-v3"))) static T fr_madd_rounds_##SFX##_v3(ptrdiff_t n)     \
 { return fr_madd_rounds_##SFX##_w32_impl(n); }                                                \
-static T fr_madd_rounds_##SFX##_v1(ptrdiff_t n) { return fr_madd_rounds_##SFX##_w16_impl(n); } \
+static T fr_madd_rounds_##SFX##_v1(ptrdiff_t n)                                               \
+{ return fr_madd_rounds_##SFX##_w16_impl(n); }                                                \
 /* Multiply-adds per round at the active level. */                                          \
 static ptrdiff_t fr_madd_per_round_##SFX(void)                                                \
 {                                                                                             \
     int level = fr_active_isa();                                                              \
-    ptrdiff_t bytes = level == FR_ISA_AVX512 ? 64 : level == FR_ISA_AVX2 ? 32 : 16;          \
+    ptrdiff_t bytes = level == FR_ISA_AVX512 ? 64 : level == FR_ISA_AVX2 ? 32 : 16;           \
     return FR_MADD_CHAINS * bytes / (ptrdiff_t)sizeof(T);                                     \
 }                                                                                             \
 static T fr_madd_rounds_##SFX(ptrdiff_t n)                                                    \
@@ -649,14 +650,21 @@ static T fr_madd_rounds_##SFX(ptrdiff_t n)                                      
     if (level == FR_ISA_AVX2) return fr_madd_rounds_##SFX##_v3(n);                            \
     return fr_madd_rounds_##SFX##_v1(n);                                                      \
 }
-#else  /* one level, reported as the baseline's: its 16-byte vectors */
-#define FR_MADD_VT16_d fr_v2d
-#define FR_MADD_VT16_f fr_v4f
+#else  /* one level, the build target's: its widest vectors */
+#if defined(__AVX512F__)
+#define FR_MADD_BYTES 64
+#elif defined(__AVX__)
+#define FR_MADD_BYTES 32
+#else
+#define FR_MADD_BYTES 16
+#endif
+typedef double fr_madd_vd __attribute__((vector_size(FR_MADD_BYTES)));
+typedef float fr_madd_vf __attribute__((vector_size(FR_MADD_BYTES)));
 #define FR_DEFINE_MADD_LEVELS(T, SFX)                                                         \
-FR_DEFINE_MADD(T, SFX, FR_MADD_VT16_##SFX, _w16)                                              \
+FR_DEFINE_MADD(T, SFX, fr_madd_v##SFX, _native)                                               \
 static ptrdiff_t fr_madd_per_round_##SFX(void)                                                \
-{ return FR_MADD_CHAINS * 16 / (ptrdiff_t)sizeof(T); }                                        \
-static T fr_madd_rounds_##SFX(ptrdiff_t n) { return fr_madd_rounds_##SFX##_w16_impl(n); }
+{ return FR_MADD_CHAINS * FR_MADD_BYTES / (ptrdiff_t)sizeof(T); }                             \
+static T fr_madd_rounds_##SFX(ptrdiff_t n) { return fr_madd_rounds_##SFX##_native_impl(n); }
 #endif
 
 FR_DEFINE_MADD_LEVELS(double, d)
