@@ -299,9 +299,10 @@ FR_INLINE void NAME(ptrdiff_t kc, const T *Pp, ptrdiff_t ps, const T *H, ptrdiff
 #define FR_PG_HALF_TILE_4(T, SFX, TAG, VT, N)
 
 /* The block's panels against one column tile of N columns, P panels at a time (then one by
- * one; the last panel alone where half of it or less is rows, through the half tile).  Each
- * call prefetches kc lines: half a panel of the next block (a panel's k-range is kc * 128
- * bytes), until the next block is all fetched. */
+ * one; the last panel alone where half of it or less is rows, through the half tile, and
+ * the others of its group then one by one too).  Each call prefetches kc lines: half a
+ * panel of the next block (a panel's k-range is kc * 128 bytes), until the next block is all
+ * fetched. */
 #define FR_PG_COLS(TAG, SFX, P, N)                                                            \
     case N: {                                                                                 \
         const int half_last = rows - (np - 1) * mr <= mr / 2;                                 \
