@@ -266,10 +266,13 @@ def test_multiply_add_loop_counts_its_work_at_every_level():
                 assert 0 < rate < 1e6 and math.isfinite(rate)
     finally:
         _core.set_simd(old)
-    with pytest.raises(TypeError, match="float32 or float64"):
-        _core.madd_rounds(np.int32, 1)
+    for bad in (np.int32, None):   # (np.dtype(None) would be float64)
+        with pytest.raises(TypeError, match="float32 or float64"):
+            _core.madd_rounds(bad, 1)
     with pytest.raises(ValueError, match="n >= 0"):
         _core.madd_rounds(np.float32, -1)
+    with pytest.raises(ValueError, match="repeat >= 1"):
+        timing.madd_peak(np.float32, repeat=0)
 
 
 # ------------------------------------------------------------------ kinds
