@@ -10,12 +10,12 @@ share of what is left for its timed samples (at least a few milliseconds a sampl
 
 For small batches (m <= :data:`FLOOR_MAX_M`) a step cannot be faster than reading the
 ``(G n_a, n_a)`` recurrent block once: the floor (:func:`~fastrnn._bench.timing.read_floor`),
-measured in the same run, and the packed model's time per step / floor are reported.  Nor can
-a call be faster than its multiply-adds at the cores' peak rate (one core's at fastrnn's SIMD
-level, measured in the same run by :func:`~fastrnn._bench.timing.madd_peak`, times the
-threads the batch can use: min(threads, m)): each cell reports
-the packed model's share of it (%peak), the other limit, which sets the pace where a step's
-multiply-adds take longer than the read of its block.
+measured in the same run, and the packed model's time per step / floor are reported. Nor can
+a call be faster than its multiply-adds at the cores' peak rate (one core's at fastrnn's
+SIMD level, measured in the same run by :func:`~fastrnn._bench.timing.madd_peak`, times the
+threads the batch can use: min(threads, m)): each cell reports the packed model's share of
+it (%peak), the other limit, which sets the pace where a step's multiply-adds take longer
+than the read of its block.
 """
 import math
 import time
