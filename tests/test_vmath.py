@@ -99,3 +99,80 @@ def test_activation_rejects_bad_input():
         _core.activation("relu", np.zeros(3))
     with pytest.raises(TypeError, match="float32 or float64"):
         _core.activation("exp", np.zeros(3, dtype=np.int64))
+
+
+def at_level(level, f, *args):
+    previous = _core.set_simd(level)
+    try:
+        return f(*args)
+    finally:
+        _core.set_simd(previous)
+
+
+def same_bits(a, b):
+    """Equal bit for bit, NaN matching any NaN."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype and a.shape == b.shape
+    bits = np.uint32 if a.dtype == np.float32 else np.uint64
+    return bool(np.all((a.view(bits) == b.view(bits)) | (np.isnan(a) & np.isnan(b))))
+
+
+def hard_inputs(dtype, n, seed):
+    """Any bit pattern, the activations' working ranges, their ends and special values."""
+    rng = np.random.default_rng(seed)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    info = np.finfo(dtype)
+    ends = np.array([np.log(info.tiny), np.log(info.max), 10, 20, 709, 88, 0], dtype=dtype)
+    near = (ends[:, None].view(bits) + np.arange(-40, 41, dtype=np.int64).astype(bits)).view(dtype)
+    parts = [rng.integers(0, np.iinfo(bits).max, n, dtype=bits, endpoint=True).view(dtype),
+             rng.uniform(-30, 30, n).astype(dtype), rng.uniform(-800, 800, n).astype(dtype),
+             near.ravel(), -near.ravel(),
+             np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.tiny / 4, -info.smallest_subnormal],
+                      dtype=dtype)]
+    return rng.permutation(np.concatenate(parts))
+
+
+AVX512 = "avx512" in _core.simd_available()
+
+
+@pytest.mark.skipif(not AVX512, reason="this CPU has no AVX-512")
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", ["exp", "sigmoid", "tanh"])
+def test_avx512_activations_have_the_avx2_bits(name, dtype):
+    """The AVX-512 loops (_vmath512.h) are written apart from the plain loops every other
+    level compiles, and promise the same bits; every length up to three vectors covers the
+    masked last vector."""
+    x = hard_inputs(dtype, 200_000, seed=1)
+    wide = at_level("avx512", _core.activation, name, x)
+    assert same_bits(wide, at_level("avx2", _core.activation, name, x))
+    for n in range(49):
+        part = x[1000:1000 + n]
+        assert same_bits(at_level("avx512", _core.activation, name, part),
+                         at_level("avx2", _core.activation, name, part)), n
+
+
+@pytest.mark.skipif(not AVX512, reason="this CPU has no AVX-512")
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_rh", "gru_candidate"])
+def test_avx512_cell_passes_have_the_avx2_bits(kind, dtype):
+    """The cells' element-wise steps at AVX-512 and AVX2: gates, states and the count of
+    subnormal states, for sizes around the vector widths, inputs of every magnitude
+    (subnormal states included)."""
+    rng = np.random.default_rng(2)
+    parts = 4 if kind == "lstm" else 3
+    for n in (1, 7, 8, 9, 15, 16, 17, 33, 100, 257):
+        for scale in (1.0, 30.0, 1e-36):
+            g = (rng.standard_normal(parts * n) * scale).astype(dtype)
+            g[rng.integers(0, parts * n, 2)] = [np.inf, -np.inf]
+            if kind == "lstm":
+                c_prev = (rng.standard_normal(n) * scale).astype(dtype)
+                c_prev[-1] = np.finfo(dtype).tiny / 8  # a subnormal c_prev: its state flushes
+                args = (kind, g, c_prev)
+            else:
+                args = (kind, g, (rng.standard_normal(3 * n) * scale).astype(dtype),
+                        (rng.standard_normal(n) * scale).astype(dtype))
+            wide = at_level("avx512", _core.cell_pointwise, *args)
+            narrow = at_level("avx2", _core.cell_pointwise, *args)
+            for w, v in zip(wide[:3], narrow[:3]):
+                assert same_bits(w, v), (kind, n, scale)
+            assert wide[3:] == narrow[3:], (kind, n, scale)

@@ -2614,6 +2614,66 @@ cdef inline void v_gru_candidate(floating *g, const floating *hg, const floating
         fr_gru_candidate_d(g, hg, h_prev, h, n)
 
 
+def cell_pointwise(str kind, cnp.ndarray g not None, cnp.ndarray other not None,
+                   cnp.ndarray h_prev=None):
+    """One example's element-wise step of a cell, on copies (tests).
+
+    ``"lstm"``: g holds the 4n pre-activations [f, i, o, cct], other is c_prev (n); returns
+    (activated gates, c, h, how many of c and h are subnormal).  ``"gru"``, ``"gru_rh"``,
+    ``"gru_candidate"``: g and other (hg) hold 3n values [r, z, n], h_prev n; returns
+    (activated gates, h or r * h_prev).
+    """
+    cdef cnp.ndarray gates = np.array(g, order="C", copy=True)
+    if gates.dtype != np.float32 and gates.dtype != np.float64:
+        raise TypeError("cell_pointwise needs float32 or float64")
+    cdef cnp.ndarray b = np.ascontiguousarray(other, dtype=gates.dtype)
+    cdef int parts = 4 if kind == "lstm" else 3
+    if kind not in ("lstm", "gru", "gru_rh", "gru_candidate"):
+        raise ValueError(f"unknown kind {kind!r}")
+    cdef Py_ssize_t n = gates.shape[0] // parts
+    if gates.ndim != 1 or gates.shape[0] != parts * n:
+        raise ValueError(f"g must hold {parts} * n values, got shape {(<object> g).shape}")
+    cdef cnp.ndarray out = np.empty(n, dtype=gates.dtype)
+    cdef cnp.ndarray c, hp
+    cdef Py_ssize_t count
+    cdef void *gp = cnp.PyArray_DATA(gates)
+    cdef void *bp = cnp.PyArray_DATA(b)
+    if kind == "lstm":
+        if b.ndim != 1 or b.shape[0] != n:
+            raise ValueError(f"c_prev must have shape ({n},), got {(<object> other).shape}")
+        c = np.empty(n, dtype=gates.dtype)
+        if gates.dtype == np.float32:
+            count = fr_lstm_pointwise_f(<float *> gp, <float *> bp, <float *> cnp.PyArray_DATA(c),
+                                        <float *> cnp.PyArray_DATA(out), n)
+        else:
+            count = fr_lstm_pointwise_d(<double *> gp, <double *> bp,
+                                        <double *> cnp.PyArray_DATA(c),
+                                        <double *> cnp.PyArray_DATA(out), n)
+        return gates, c, out, count
+    if b.ndim != 1 or b.shape[0] != 3 * n:
+        raise ValueError(f"hg must have shape ({3 * n},), got {(<object> other).shape}")
+    if h_prev is None or h_prev.ndim != 1 or h_prev.shape[0] != n:
+        raise ValueError(f"h_prev must have shape ({n},)")
+    hp = np.ascontiguousarray(h_prev, dtype=gates.dtype)
+    if gates.dtype == np.float32:
+        cell_pointwise_gru(kind, <float *> gp, <float *> bp, <float *> cnp.PyArray_DATA(hp),
+                           <float *> cnp.PyArray_DATA(out), n)
+    else:
+        cell_pointwise_gru(kind, <double *> gp, <double *> bp, <double *> cnp.PyArray_DATA(hp),
+                           <double *> cnp.PyArray_DATA(out), n)
+    return gates, out
+
+
+cdef void cell_pointwise_gru(str kind, floating *g, const floating *hg, const floating *h_prev,
+                             floating *out, Py_ssize_t n):
+    if kind == "gru":
+        v_gru_pointwise(g, hg, h_prev, out, n)
+    elif kind == "gru_rh":
+        v_gru_gates_rh(g, hg, h_prev, out, n)
+    else:
+        v_gru_candidate(g, hg, h_prev, out, n)
+
+
 cdef inline void gru_states_out(const floating *s, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t m,
                                 Py_ssize_t n_a, Py_ssize_t T, floating *a, Py_ssize_t ld_a,
                                 int n_y, const floating *wy, floating *y, int ld_y,

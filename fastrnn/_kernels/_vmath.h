@@ -99,10 +99,12 @@ static int fr_set_isa(int level)
 }
 
 /* FR_MULTI(R, name, (params), (args)) defines R name(params) from an FR_INLINE
- * name##_impl(params): one version per level and a switch on the active level. */
+ * name##_impl(params): one version per level and a switch on the active level.
+ * FR_MULTI512 does the same but takes the AVX-512 version from name##_impl512 (written with
+ * AVX-512 instructions GCC does not choose by itself: _vmath512.h). */
 #if FR_HAVE_DISPATCH
-#define FR_MULTI(R, name, params, args)                                                       \
-__attribute__((target("arch=x86-64-v4"))) static R name##_v4 params { return name##_impl args; } \
+#define FR_MULTI_V4(R, name, params, args, impl_v4)                                           \
+__attribute__((target("arch=x86-64-v4"))) static R name##_v4 params { return impl_v4 args; }  \
 __attribute__((target("arch=x86-64-v3"))) static R name##_v3 params { return name##_impl args; } \
 static R name##_v1 params { return name##_impl args; }                                        \
 static R name params                                                                          \
@@ -112,9 +114,11 @@ static R name params                                                            
          : level == FR_ISA_AVX2 ? name##_v3 args : name##_v1 args;                            \
 }
 #else
-#define FR_MULTI(R, name, params, args)                                                       \
+#define FR_MULTI_V4(R, name, params, args, impl_v4)                                           \
 static R name params { return name##_impl args; }
 #endif
+#define FR_MULTI(R, name, params, args) FR_MULTI_V4(R, name, params, args, name##_impl)
+#define FR_MULTI512(R, name, params, args) FR_MULTI_V4(R, name, params, args, name##_impl512)
 
 /* Name of the active instruction-set level. */
 static const char *fr_simd_level(void)
@@ -132,6 +136,40 @@ static const char *fr_simd_level(void)
 
 /* ---------------------------------------------------------------- scalar cores (inline) */
 
+/* The constants of exp and tanh, shared with the AVX-512 versions (_vmath512.h). */
+#define FR_SHIFTER_d 6755399441055744.0 /* 1.5 * 2^52 */
+#define FR_SHIFTER_f 12582912.0f        /* 1.5 * 2^23 */
+#define FR_LOG2E_d 1.4426950408889634074
+#define FR_LOG2E_f 1.44269504088896341f
+#define FR_LN2_HI_d 6.93147180369123816490e-01 /* 32 significant bits: n*ln2_hi exact */
+#define FR_LN2_HI_f 0.693359375f               /* 9 significant bits: n*ln2_hi exact */
+#define FR_LN2_LO_d 1.90821492927058770002e-10
+#define FR_LN2_LO_f -2.12194440e-4f
+/* exp's clamp of its argument (2^n stays normal), and the arguments below which it is 0 and
+ * above which it is +inf; tanh's saturation (|x| beyond it gives +-1 to the last bit) */
+#define FR_EXP_LO_d -708.3964185322641
+#define FR_EXP_LO_f -87.33654f
+#define FR_EXP_HI_d 709.8
+#define FR_EXP_HI_f 88.8f
+#define FR_EXP_ZERO_d -708.3964185322641
+#define FR_EXP_ZERO_f -87.33654022216797f
+#define FR_EXP_INF_d 709.782712893384
+#define FR_EXP_INF_f 88.72283935546875f
+#define FR_TANH_SAT_d 20.0
+#define FR_TANH_SAT_f 10.0f
+/* The Taylor polynomial of expm1(r) / r (degree 12 for double, 6 for float), from the top
+ * coefficient down, evaluated by Horner's rule: p = top, then p = p * r + c for each c. */
+#define FR_TAYLOR_TOP_d (1.0 / 6227020800.0) /* 1/13! */
+#define FR_TAYLOR_d(STEP)                                                                     \
+    STEP(1.0 / 479001600.0) STEP(1.0 / 39916800.0) STEP(1.0 / 3628800.0) STEP(1.0 / 362880.0) \
+    STEP(1.0 / 40320.0) STEP(1.0 / 5040.0) STEP(1.0 / 720.0) STEP(1.0 / 120.0)               \
+    STEP(1.0 / 24.0) STEP(1.0 / 6.0) STEP(0.5) STEP(1.0)
+#define FR_TAYLOR_TOP_f (1.0f / 5040.0f) /* 1/7! */
+#define FR_TAYLOR_f(STEP)                                                                     \
+    STEP(1.0f / 720.0f) STEP(1.0f / 120.0f) STEP(1.0f / 24.0f) STEP(1.0f / 6.0f) STEP(0.5f)   \
+    STEP(1.0f)
+#define FR_HORNER(c) p = p * r + (c);
+
 /* x = n*ln2 + r, |r| <= ln2/2; returns expm1(r) and sets *scale = 2^n (2^(n-1) with the
  * exponent bias one less: 1022 / 126 instead of 1023 / 127, for results near overflow).
  * The caller has clamped x so that 2^n is a normal number.  n is rounded with the 1.5*2^52
@@ -140,10 +178,8 @@ static const char *fr_simd_level(void)
  * before AVX-512). */
 FR_INLINE double fr_expm1_parts_d(double x, uint64_t bias, double *scale)
 {
-    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
-    const double log2e = 1.4426950408889634074;
-    const double ln2_hi = 6.93147180369123816490e-01; /* 32 significant bits: n*ln2_hi exact */
-    const double ln2_lo = 1.90821492927058770002e-10;
+    const double shifter = FR_SHIFTER_d, log2e = FR_LOG2E_d;
+    const double ln2_hi = FR_LN2_HI_d, ln2_lo = FR_LN2_LO_d;
     double t = x * log2e + shifter;
     double n = t - shifter;
     double r = (x - n * ln2_hi) - n * ln2_lo;
@@ -151,28 +187,15 @@ FR_INLINE double fr_expm1_parts_d(double x, uint64_t bias, double *scale)
     memcpy(&bits, &t, sizeof bits);
     bits = (bits + bias) << 52;
     memcpy(scale, &bits, sizeof bits);
-    double p = 1.0 / 6227020800.0;             /* 1/13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
+    double p = FR_TAYLOR_TOP_d;
+    FR_TAYLOR_d(FR_HORNER)
     return p * r;
 }
 
 FR_INLINE float fr_expm1_parts_f(float x, uint32_t bias, float *scale)
 {
-    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
-    const float log2e = 1.44269504088896341f;
-    const float ln2_hi = 0.693359375f; /* 9 significant bits: n*ln2_hi exact */
-    const float ln2_lo = -2.12194440e-4f;
+    const float shifter = FR_SHIFTER_f, log2e = FR_LOG2E_f;
+    const float ln2_hi = FR_LN2_HI_f, ln2_lo = FR_LN2_LO_f;
     float t = x * log2e + shifter;
     float n = t - shifter;
     float r = (x - n * ln2_hi) - n * ln2_lo;
@@ -180,13 +203,8 @@ FR_INLINE float fr_expm1_parts_f(float x, uint32_t bias, float *scale)
     memcpy(&bits, &t, sizeof bits);
     bits = (bits + bias) << 23;
     memcpy(scale, &bits, sizeof bits);
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
+    float p = FR_TAYLOR_TOP_f;
+    FR_TAYLOR_f(FR_HORNER)
     return p * r;
 }
 
@@ -201,21 +219,20 @@ FR_INLINE double fr_exp_d(double x)
 {
     int top = x > 709.0;
     double s;
-    double p = fr_expm1_parts_d(FR_CLAMP(x, -708.3964185322641, 709.8),
-                                top ? 1022u : 1023u, &s);
+    double p = fr_expm1_parts_d(FR_CLAMP(x, FR_EXP_LO_d, FR_EXP_HI_d), top ? 1022u : 1023u, &s);
     double r = (s * p + s) * (top ? 2.0 : 1.0);
-    r = x > 709.782712893384 ? __builtin_inf() : r;
-    return x < -708.3964185322641 ? 0.0 : r;
+    r = x > FR_EXP_INF_d ? __builtin_inf() : r;
+    return x < FR_EXP_ZERO_d ? 0.0 : r;
 }
 
 FR_INLINE float fr_exp_f(float x)
 {
     int top = x > 88.0f;
     float s;
-    float p = fr_expm1_parts_f(FR_CLAMP(x, -87.33654f, 88.8f), top ? 126u : 127u, &s);
+    float p = fr_expm1_parts_f(FR_CLAMP(x, FR_EXP_LO_f, FR_EXP_HI_f), top ? 126u : 127u, &s);
     float r = (s * p + s) * (top ? 2.0f : 1.0f);
-    r = x > 88.72283935546875f ? __builtin_inff() : r;
-    return x < -87.33654022216797f ? 0.0f : r;
+    r = x > FR_EXP_INF_f ? __builtin_inff() : r;
+    return x < FR_EXP_ZERO_f ? 0.0f : r;
 }
 
 FR_INLINE double fr_sigmoid_d(double x) { return 1.0 / (1.0 + fr_exp_d(-x)); }
@@ -226,7 +243,7 @@ FR_INLINE float fr_sigmoid_f(float x) { return 1.0f / (1.0f + fr_exp_f(-x)); }
 FR_INLINE double fr_tanh_d(double x)
 {
     double ax = __builtin_fabs(x);
-    double y = -2.0 * (ax > 20.0 ? 20.0 : ax);
+    double y = -2.0 * (ax > FR_TANH_SAT_d ? FR_TANH_SAT_d : ax);
     double s;
     double p = fr_expm1_parts_d(y, 1023u, &s);
     double u = s * p + (s - 1.0);
@@ -236,7 +253,7 @@ FR_INLINE double fr_tanh_d(double x)
 FR_INLINE float fr_tanh_f(float x)
 {
     float ax = __builtin_fabsf(x);
-    float y = -2.0f * (ax > 10.0f ? 10.0f : ax);
+    float y = -2.0f * (ax > FR_TANH_SAT_f ? FR_TANH_SAT_f : ax);
     float s;
     float p = fr_expm1_parts_f(y, 127u, &s);
     float u = s * p + (s - 1.0f);
@@ -266,30 +283,129 @@ FR_INLINE ptrdiff_t fr_nsub_##SFX(const T *x, ptrdiff_t n)                      
 FR_DEFINE_NSUB(double, d)
 FR_DEFINE_NSUB(float, f)
 
-#define FR_DEFINE_PASSES(T, SFX)                                                              \
-FR_INLINE void fr_exp_inplace_##SFX##_impl(T *x, ptrdiff_t n)                                 \
+/* The activations over arrays in place, one element at a time: each level's compiler
+ * vectorises the loops.  The AVX-512 level has its own (_vmath512.h, the same bits). */
+#define FR_DEFINE_ARRAYS(T, SFX)                                                              \
+FR_INLINE void fr_exp_arr_##SFX(T *x, ptrdiff_t n)                                            \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_exp_##SFX(x[k]);                              \
 }                                                                                             \
-FR_MULTI(void, fr_exp_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                             \
-FR_INLINE void fr_sigmoid_inplace_##SFX##_impl(T *x, ptrdiff_t n)                             \
+FR_INLINE void fr_sigmoid_arr_##SFX(T *x, ptrdiff_t n)                                        \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_sigmoid_##SFX(x[k]);                          \
 }                                                                                             \
-FR_MULTI(void, fr_sigmoid_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
-FR_INLINE void fr_tanh_inplace_##SFX##_impl(T *x, ptrdiff_t n)                                \
+FR_INLINE void fr_tanh_arr_##SFX(T *x, ptrdiff_t n)                                           \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_tanh_##SFX(x[k]);                             \
 }                                                                                             \
-FR_MULTI(void, fr_tanh_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                            \
-/* The RNN's state pass: x := tanh(x); returns how many results are subnormal (the caller    \
- * flushes them when that cannot change a later result's NaN/inf pattern). */                \
-FR_INLINE ptrdiff_t fr_tanh_state_##SFX##_impl(T *x, ptrdiff_t n)                             \
+/* The LSTM cell from its activated gates g = [f, i, o, cct] (n each): c = f * c_prev +       \
+ * i * cct, h = o * tanh(c); returns how many of the new c and h are subnormal. */            \
+FR_INLINE ptrdiff_t fr_lstm_cell_arr_##SFX(const T *restrict g, const T *restrict c_prev,     \
+                                          T *restrict c, T *restrict h, ptrdiff_t n)          \
 {                                                                                             \
-    for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_tanh_##SFX(x[k]);                             \
+    /* restrict: c, h, c_prev and g never overlap, and GCC gives up vectorising this loop     \
+     * when it has to check every pair of its seven arrays at run time */                     \
+    const T *restrict f = g, *restrict i = g + n, *restrict o = g + 2 * n;                    \
+    const T *restrict cc = g + 3 * n;                                                         \
+    /* three simple loops: GCC vectorises each (the fused one stays scalar for AVX2) */       \
+    for (ptrdiff_t k = 0; k < n; ++k) c[k] = f[k] * c_prev[k] + i[k] * cc[k];                 \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] = fr_tanh_##SFX(c[k]);                             \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] *= o[k];                                           \
+    return fr_nsub_##SFX(c, n) + fr_nsub_##SFX(h, n);                                         \
+}
+FR_DEFINE_ARRAYS(double, d)
+FR_DEFINE_ARRAYS(float, f)
+
+#include "_vmath512.h"
+
+/* The passes that apply activations, written once over one kind of array activations:
+ * SUF empty for the loops above, 512 for the AVX-512 ones; ATTR is that kind's target. */
+#define FR_DEFINE_ACT_PASSES(T, SFX, SUF, ATTR)                                               \
+ATTR FR_INLINE void fr_exp_inplace_##SFX##_impl##SUF(T *x, ptrdiff_t n)                       \
+{                                                                                             \
+    fr_exp_arr##SUF##_##SFX(x, n);                                                            \
+}                                                                                             \
+ATTR FR_INLINE void fr_sigmoid_inplace_##SFX##_impl##SUF(T *x, ptrdiff_t n)                   \
+{                                                                                             \
+    fr_sigmoid_arr##SUF##_##SFX(x, n);                                                        \
+}                                                                                             \
+ATTR FR_INLINE void fr_tanh_inplace_##SFX##_impl##SUF(T *x, ptrdiff_t n)                      \
+{                                                                                             \
+    fr_tanh_arr##SUF##_##SFX(x, n);                                                           \
+}                                                                                             \
+/* The RNN's state pass: x := tanh(x); returns how many results are subnormal (the caller     \
+ * flushes them when that cannot change a later result's NaN/inf pattern). */                 \
+ATTR FR_INLINE ptrdiff_t fr_tanh_state_##SFX##_impl##SUF(T *x, ptrdiff_t n)                   \
+{                                                                                             \
+    fr_tanh_arr##SUF##_##SFX(x, n);                                                           \
     return fr_nsub_##SFX(x, n);                                                               \
 }                                                                                             \
-FR_MULTI(ptrdiff_t, fr_tanh_state_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
+/* One LSTM step for one example.  g holds the 4n pre-activations in the packed gate order    \
+ * [f, i, o, c] (c: the candidate, the lessons' cct); they are replaced by their activations  \
+ * (kept for the caches).  Writes c = f * c_prev + i * cct and h = o * tanh(c).  No           \
+ * flush-to-zero mode: every product is IEEE (a subnormal forget gate times a huge c_prev is  \
+ * the reference's finite value, not 0).  Returns how many of the new c and h are subnormal   \
+ * (the caller flushes them where that cannot change a result: see the cores). */             \
+ATTR FR_INLINE ptrdiff_t fr_lstm_pointwise_##SFX##_impl##SUF(T *g, const T *c_prev, T *c, T *h, \
+                                                         ptrdiff_t n)                         \
+{                                                                                             \
+    fr_sigmoid_arr##SUF##_##SFX(g, 3 * n);                                                    \
+    fr_tanh_arr##SUF##_##SFX(g + 3 * n, n);                                                   \
+    return fr_lstm_cell_arr##SUF##_##SFX(g, c_prev, c, h, n);                                 \
+}                                                                                             \
+/* One GRU step for one example.  g holds the 3n input pre-activations (input projection      \
+ * plus the input biases) in the packed gate order [r, z, n], hg the 3n recurrent ones        \
+ * (W_h h_prev plus the recurrent biases); g is replaced by the activated gates (kept for the \
+ * caches).  The reset gate scales the recurrent term of the candidate after its bias:        \
+ * n = tanh(g_n + r * hg_n); h = (1 - z) * n + z * h_prev. */                                 \
+ATTR FR_INLINE void fr_gru_pointwise_##SFX##_impl##SUF(T *g, const T *hg, const T *h_prev, T *h, \
+                                                  ptrdiff_t n)                                \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] += hg[k];                                      \
+    fr_sigmoid_arr##SUF##_##SFX(g, 2 * n);                                                    \
+    T *r = g, *z = g + n, *nn = g + 2 * n;                                                    \
+    const T *hn = hg + 2 * n;                                                                 \
+    for (ptrdiff_t k = 0; k < n; ++k) nn[k] = nn[k] + r[k] * hn[k];                           \
+    fr_tanh_arr##SUF##_##SFX(nn, n);                                                          \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
+}                                                                                             \
+/* The GRU with the reset gate applied before the recurrent product of the candidate (Keras's \
+ * reset_after=False, ONNX's linear_before_reset=0): n = tanh(g_n + W_n (r * h_prev) + b_n).  \
+ * Two passes around that second product: the first activates r and z (g[0:2n] += hg[0:2n])   \
+ * and writes rh = r * h_prev; the second, with hg[2n:3n] = W_n rh + b_n, activates n and     \
+ * writes h. */                                                                               \
+ATTR FR_INLINE void fr_gru_gates_rh_##SFX##_impl##SUF(T *g, const T *hg, const T *h_prev, T *rh, \
+                                                  ptrdiff_t n)                                \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] += hg[k];                                      \
+    fr_sigmoid_arr##SUF##_##SFX(g, 2 * n);                                                    \
+    for (ptrdiff_t k = 0; k < n; ++k) rh[k] = g[k] * h_prev[k];                               \
+}                                                                                             \
+ATTR FR_INLINE void fr_gru_candidate_##SFX##_impl##SUF(T *g, const T *hg, const T *h_prev, T *h, \
+                                                   ptrdiff_t n)                               \
+{                                                                                             \
+    T *z = g + n, *nn = g + 2 * n;                                                            \
+    const T *hn = hg + 2 * n;                                                                 \
+    for (ptrdiff_t k = 0; k < n; ++k) nn[k] += hn[k];                                         \
+    fr_tanh_arr##SUF##_##SFX(nn, n);                                                          \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
+}
+
+#define FR_DEFINE_PASSES(T, SFX)                                                              \
+FR_DEFINE_ACT_PASSES(T, SFX, , )                                                              \
+FR_DEFINE_ACT_PASSES_512(T, SFX)                                                              \
+FR_MULTI512(void, fr_exp_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                          \
+FR_MULTI512(void, fr_sigmoid_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
+FR_MULTI512(void, fr_tanh_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
+FR_MULTI512(ptrdiff_t, fr_tanh_state_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
+FR_MULTI512(ptrdiff_t, fr_lstm_pointwise_##SFX, (T *g, const T *c_prev, T *c, T *h, ptrdiff_t n), \
+            (g, c_prev, c, h, n))                                                             \
+FR_MULTI512(void, fr_gru_pointwise_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), \
+            (g, hg, h_prev, h, n))                                                            \
+FR_MULTI512(void, fr_gru_gates_rh_##SFX, (T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n), \
+            (g, hg, h_prev, rh, n))                                                           \
+FR_MULTI512(void, fr_gru_candidate_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), \
+            (g, hg, h_prev, h, n))                                                            \
 /* Subnormal values of x := 0 (sign kept). */                                                 \
 FR_INLINE void fr_flush_##SFX##_impl(T *x, ptrdiff_t n)                                       \
 {                                                                                             \
@@ -308,29 +424,6 @@ FR_INLINE int fr_all_finite_##SFX##_impl(const T *x, ptrdiff_t rows, ptrdiff_t c
 }                                                                                             \
 FR_MULTI(int, fr_all_finite_##SFX, (const T *x, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld),\
          (x, rows, cols, ld))                                                                 \
-/* One LSTM step for one example.  g holds the 4n pre-activations in the packed gate order   \
- * [f, i, o, c] (c: the candidate, the lessons' cct); they are replaced by their activations \
- * (kept for the caches).  Writes c = f * c_prev + i * cct and h = o * tanh(c).  No          \
- * flush-to-zero mode: every product is IEEE (a subnormal forget gate times a huge c_prev is \
- * the reference's finite value, not 0).  Returns how many of the new c and h are subnormal  \
- * (the caller flushes them where that cannot change a result: see the cores). */           \
-FR_INLINE ptrdiff_t fr_lstm_pointwise_##SFX##_impl(T *restrict g, const T *restrict c_prev,  \
-                                                   T *restrict c, T *restrict h, ptrdiff_t n) \
-{                                                                                             \
-    for (ptrdiff_t k = 0; k < 3 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k]);                      \
-    for (ptrdiff_t k = 3 * n; k < 4 * n; ++k) g[k] = fr_tanh_##SFX(g[k]);                     \
-    /* restrict: c, h, c_prev and g never overlap, and GCC gives up vectorising this loop \
-     * when it has to check every pair of its seven arrays at run time */                    \
-    const T *restrict f = g, *restrict i = g + n, *restrict o = g + 2 * n;                    \
-    const T *restrict cc = g + 3 * n;                                                         \
-    /* three simple loops: GCC vectorises each (the fused one stays scalar for AVX2) */      \
-    for (ptrdiff_t k = 0; k < n; ++k) c[k] = f[k] * c_prev[k] + i[k] * cc[k];                 \
-    for (ptrdiff_t k = 0; k < n; ++k) h[k] = fr_tanh_##SFX(c[k]);                             \
-    for (ptrdiff_t k = 0; k < n; ++k) h[k] *= o[k];                                           \
-    return fr_nsub_##SFX(c, n) + fr_nsub_##SFX(h, n);                                         \
-}                                                                                             \
-FR_MULTI(ptrdiff_t, fr_lstm_pointwise_##SFX, (T *g, const T *c_prev, T *c, T *h, ptrdiff_t n),\
-         (g, c_prev, c, h, n))                                                                \
 /* Softmax of every column of the row-major (n_rows, n_cols) matrix y (row stride ld),       \
  * each column shifted by its own maximum.  NaN in a column makes the whole column NaN and   \
  * +inf makes it NaN, as numpy's max/exp/sum do.  Columns go in blocks so the per-column     \
@@ -669,49 +762,6 @@ static T fr_madd_rounds_##SFX(ptrdiff_t n) { return fr_madd_rounds_##SFX##_nativ
 
 FR_DEFINE_MADD_LEVELS(double, d)
 FR_DEFINE_MADD_LEVELS(float, f)
-
-/* ---------------------------------------------------------------- GRU (PyTorch/Keras default) */
-
-/* One GRU step for one example.  g holds the 3n input pre-activations (input projection
- * plus the input biases) in the packed gate order [r, z, n], hg the 3n recurrent ones
- * (W_h h_prev plus the recurrent biases); g is replaced by the activated gates (kept for the
- * caches).  The reset gate scales the recurrent term of the candidate after its bias:
- * n = tanh(g_n + r * hg_n); h = (1 - z) * n + z * h_prev. */
-#define FR_DEFINE_GRU(T, SFX)                                                                 \
-FR_INLINE void fr_gru_pointwise_##SFX##_impl(T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n)                                   \
-{                                                                                             \
-    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k] + hg[k]);              \
-    T *r = g, *z = g + n, *nn = g + 2 * n;                                                    \
-    const T *hn = hg + 2 * n;                                                                 \
-    for (ptrdiff_t k = 0; k < n; ++k) nn[k] = fr_tanh_##SFX(nn[k] + r[k] * hn[k]);            \
-    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
-} \
-FR_MULTI(void, fr_gru_pointwise_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), (g, hg, h_prev, h, n))
-FR_DEFINE_GRU(double, d)
-FR_DEFINE_GRU(float, f)
-
-/* The GRU with the reset gate applied before the recurrent product of the candidate (Keras's
- * reset_after=False, ONNX's linear_before_reset=0): n = tanh(g_n + W_n (r * h_prev) + b_n).
- * Two passes around that second product: the first activates r and z (g[0:2n] += hg[0:2n])
- * and writes rh = r * h_prev; the second, with hg[2n:3n] = W_n rh + b_n, activates n and
- * writes h. */
-#define FR_DEFINE_GRU_BEFORE(T, SFX)                                                          \
-FR_INLINE void fr_gru_gates_rh_##SFX##_impl(T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n)                                    \
-{                                                                                             \
-    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k] + hg[k]);              \
-    for (ptrdiff_t k = 0; k < n; ++k) rh[k] = g[k] * h_prev[k];                               \
-} \
-FR_MULTI(void, fr_gru_gates_rh_##SFX, (T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n), (g, hg, h_prev, rh, n))                                                                                             \
-FR_INLINE void fr_gru_candidate_##SFX##_impl(T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n)                                   \
-{                                                                                             \
-    T *z = g + n, *nn = g + 2 * n;                                                            \
-    const T *hn = hg + 2 * n;                                                                 \
-    for (ptrdiff_t k = 0; k < n; ++k) nn[k] = fr_tanh_##SFX(nn[k] + hn[k]);                   \
-    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
-} \
-FR_MULTI(void, fr_gru_candidate_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), (g, hg, h_prev, h, n))
-FR_DEFINE_GRU_BEFORE(double, d)
-FR_DEFINE_GRU_BEFORE(float, f)
 
 /* ReLU in place (the basic RNN with nonlinearity "relu", as PyTorch's nn.RNN offers):
  * max(x, 0), NaN kept. */
