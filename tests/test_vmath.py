@@ -153,6 +153,19 @@ def test_avx512_activations_have_the_avx2_bits(name, dtype):
 
 @pytest.mark.skipif(not AVX512, reason="this CPU has no AVX-512")
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape", [(1, 1), (300, 1), (7, 5), (33, 17), (4, 300), (130, 600)])
+def test_avx512_softmax_has_the_avx2_bits(shape, dtype):
+    """Column softmax: a lone column (gathered), blocks of columns and their last partial
+    vectors, scores spread wide enough that exp underflows to 0 in some rows."""
+    rng = np.random.default_rng(3)
+    y = (rng.standard_normal(shape) * rng.choice([1, 30, 300], size=shape[1])).astype(dtype)
+    wide = at_level("avx512", _core.activation, "softmax", y)
+    assert same_bits(wide, at_level("avx2", _core.activation, "softmax", y))
+    np.testing.assert_allclose(wide.sum(axis=0), 1, rtol=shape[0] * np.finfo(dtype).eps)
+
+
+@pytest.mark.skipif(not AVX512, reason="this CPU has no AVX-512")
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kind", ["lstm", "gru", "gru_rh", "gru_candidate"])
 def test_avx512_cell_passes_have_the_avx2_bits(kind, dtype):
     """The cells' element-wise steps at AVX-512 and AVX2: gates, states and the count of

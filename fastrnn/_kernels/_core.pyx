@@ -2549,13 +2549,24 @@ _simd_from_environment()
 
 
 def activation(str name, cnp.ndarray v):
-    """Apply the kernels' own ``exp``, ``sigmoid`` or ``tanh`` to a copy of v (tests)."""
+    """Apply the kernels' own ``exp``, ``sigmoid`` or ``tanh`` to a copy of v, or
+    ``softmax`` to each column of a copy of the 2-D v (tests)."""
     cdef cnp.ndarray out = np.array(v, order="C", copy=True)
     if out.dtype != np.float32 and out.dtype != np.float64:
         raise TypeError("activation needs float32 or float64")
     cdef Py_ssize_t n = out.size
-    if name not in ("exp", "sigmoid", "tanh"):
+    if name not in ("exp", "sigmoid", "tanh", "softmax"):
         raise ValueError(f"unknown activation {name!r}")
+    if name == "softmax":
+        if out.ndim != 2:
+            raise ValueError(f"softmax needs a 2-D array, got {out.ndim} dimensions")
+        if out.dtype == np.float32:
+            v_softmax_cols(<float *> cnp.PyArray_DATA(out), out.shape[0], out.shape[1],
+                           out.shape[1])
+        else:
+            v_softmax_cols(<double *> cnp.PyArray_DATA(out), out.shape[0], out.shape[1],
+                           out.shape[1])
+        return out
     if out.dtype == np.float32:
         if name == "exp":
             fr_exp_inplace_f(<float *> cnp.PyArray_DATA(out), n)

@@ -389,49 +389,15 @@ ATTR FR_INLINE void fr_gru_candidate_##SFX##_impl##SUF(T *g, const T *hg, const 
     for (ptrdiff_t k = 0; k < n; ++k) nn[k] += hn[k];                                         \
     fr_tanh_arr##SUF##_##SFX(nn, n);                                                          \
     for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
-}
-
-#define FR_DEFINE_PASSES(T, SFX)                                                              \
-FR_DEFINE_ACT_PASSES(T, SFX, , )                                                              \
-FR_DEFINE_ACT_PASSES_512(T, SFX)                                                              \
-FR_MULTI512(void, fr_exp_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                          \
-FR_MULTI512(void, fr_sigmoid_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
-FR_MULTI512(void, fr_tanh_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
-FR_MULTI512(ptrdiff_t, fr_tanh_state_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
-FR_MULTI512(ptrdiff_t, fr_lstm_pointwise_##SFX, (T *g, const T *c_prev, T *c, T *h, ptrdiff_t n), \
-            (g, c_prev, c, h, n))                                                             \
-FR_MULTI512(void, fr_gru_pointwise_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), \
-            (g, hg, h_prev, h, n))                                                            \
-FR_MULTI512(void, fr_gru_gates_rh_##SFX, (T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n), \
-            (g, hg, h_prev, rh, n))                                                           \
-FR_MULTI512(void, fr_gru_candidate_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), \
-            (g, hg, h_prev, h, n))                                                            \
-/* Subnormal values of x := 0 (sign kept). */                                                 \
-FR_INLINE void fr_flush_##SFX##_impl(T *x, ptrdiff_t n)                                       \
-{                                                                                             \
-    for (ptrdiff_t k = 0; k < n; ++k)                                                         \
-        x[k] = FR_FABS_##SFX(x[k]) < FR_TINY_##SFX ? x[k] * 0 : x[k];                        \
 }                                                                                             \
-FR_MULTI(void, fr_flush_##SFX, (T *x, ptrdiff_t n), (x, n))                                   \
-/* 1 when the rows x cols block of x (row stride ld) holds no inf or NaN. */                 \
-FR_INLINE int fr_all_finite_##SFX##_impl(const T *x, ptrdiff_t rows, ptrdiff_t cols,         \
-                                         ptrdiff_t ld)                                        \
-{                                                                                             \
-    int bad = 0;                                                                              \
-    for (ptrdiff_t r = 0; r < rows; ++r)                                                      \
-        for (ptrdiff_t k = 0; k < cols; ++k) bad |= (x[r * ld + k] - x[r * ld + k]) != 0;    \
-    return !bad;                                                                              \
-}                                                                                             \
-FR_MULTI(int, fr_all_finite_##SFX, (const T *x, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld),\
-         (x, rows, cols, ld))                                                                 \
 /* Softmax of every column of the row-major (n_rows, n_cols) matrix y (row stride ld),       \
  * each column shifted by its own maximum.  NaN in a column makes the whole column NaN and   \
  * +inf makes it NaN, as numpy's max/exp/sum do.  Columns go in blocks so the per-column     \
  * maxima and sums live on the stack and the inner loops run along contiguous rows; a lone   \
  * column (a streaming step) is gathered into a contiguous buffer instead, so exp still runs \
  * vectorised. */                                                                             \
-FR_INLINE void fr_softmax_cols_##SFX##_impl(T *y, ptrdiff_t n_rows, ptrdiff_t n_cols,        \
-                                             ptrdiff_t ld)                                    \
+ATTR FR_INLINE void fr_softmax_cols_##SFX##_impl##SUF(T *y, ptrdiff_t n_rows, ptrdiff_t n_cols, \
+                                                  ptrdiff_t ld)                               \
 {                                                                                             \
     enum { B = 256 };                                                                         \
     T mx[B], sm[B];                                                                           \
@@ -446,7 +412,7 @@ FR_INLINE void fr_softmax_cols_##SFX##_impl(T *y, ptrdiff_t n_rows, ptrdiff_t n_
         for (ptrdiff_t r0 = 0; r0 < n_rows; r0 += B) {                                        \
             ptrdiff_t nb = n_rows - r0 < B ? n_rows - r0 : B;                                 \
             for (ptrdiff_t k = 0; k < nb; ++k) mx[k] = y[(r0 + k) * ld] - big;                \
-            for (ptrdiff_t k = 0; k < nb; ++k) mx[k] = fr_exp_##SFX(mx[k]);                   \
+            fr_exp_arr##SUF##_##SFX(mx, nb);                                                  \
             for (ptrdiff_t k = 0; k < nb; ++k) {                                              \
                 total += mx[k];                                                               \
                 y[(r0 + k) * ld] = mx[k];                                                     \
@@ -469,11 +435,9 @@ FR_INLINE void fr_softmax_cols_##SFX##_impl(T *y, ptrdiff_t n_rows, ptrdiff_t n_
         }                                                                                     \
         for (ptrdiff_t r = 0; r < n_rows; ++r) {                                              \
             T *row = y0 + r * ld;                                                             \
-            for (ptrdiff_t k = 0; k < nb; ++k) {                                              \
-                T e = fr_exp_##SFX(row[k] - mx[k]);                                           \
-                row[k] = e;                                                                   \
-                sm[k] += e;                                                                   \
-            }                                                                                 \
+            for (ptrdiff_t k = 0; k < nb; ++k) row[k] -= mx[k];                               \
+            fr_exp_arr##SUF##_##SFX(row, nb);                                                 \
+            for (ptrdiff_t k = 0; k < nb; ++k) sm[k] += row[k];                               \
         }                                                                                     \
         for (ptrdiff_t k = 0; k < nb; ++k) sm[k] = (T)1 / sm[k];                              \
         for (ptrdiff_t r = 0; r < n_rows; ++r) {                                              \
@@ -481,9 +445,43 @@ FR_INLINE void fr_softmax_cols_##SFX##_impl(T *y, ptrdiff_t n_rows, ptrdiff_t n_
             for (ptrdiff_t k = 0; k < nb; ++k) row[k] *= sm[k];                               \
         }                                                                                     \
     }                                                                                         \
+}
+
+#define FR_DEFINE_PASSES(T, SFX)                                                              \
+FR_DEFINE_ACT_PASSES(T, SFX, , )                                                              \
+FR_DEFINE_ACT_PASSES_512(T, SFX)                                                              \
+FR_MULTI512(void, fr_exp_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                          \
+FR_MULTI512(void, fr_sigmoid_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
+FR_MULTI512(void, fr_tanh_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
+FR_MULTI512(ptrdiff_t, fr_tanh_state_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
+FR_MULTI512(ptrdiff_t, fr_lstm_pointwise_##SFX, (T *g, const T *c_prev, T *c, T *h, ptrdiff_t n), \
+            (g, c_prev, c, h, n))                                                             \
+FR_MULTI512(void, fr_gru_pointwise_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), \
+            (g, hg, h_prev, h, n))                                                            \
+FR_MULTI512(void, fr_gru_gates_rh_##SFX, (T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n), \
+            (g, hg, h_prev, rh, n))                                                           \
+FR_MULTI512(void, fr_gru_candidate_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), \
+            (g, hg, h_prev, h, n))                                                            \
+FR_MULTI512(void, fr_softmax_cols_##SFX, (T *y, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld), \
+            (y, n_rows, n_cols, ld))                                                          \
+/* Subnormal values of x := 0 (sign kept). */                                                 \
+FR_INLINE void fr_flush_##SFX##_impl(T *x, ptrdiff_t n)                                       \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < n; ++k)                                                         \
+        x[k] = FR_FABS_##SFX(x[k]) < FR_TINY_##SFX ? x[k] * 0 : x[k];                        \
 }                                                                                             \
-FR_MULTI(void, fr_softmax_cols_##SFX, (T *y, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld), \
-         (y, n_rows, n_cols, ld))
+FR_MULTI(void, fr_flush_##SFX, (T *x, ptrdiff_t n), (x, n))                                   \
+/* 1 when the rows x cols block of x (row stride ld) holds no inf or NaN. */                 \
+FR_INLINE int fr_all_finite_##SFX##_impl(const T *x, ptrdiff_t rows, ptrdiff_t cols,         \
+                                         ptrdiff_t ld)                                        \
+{                                                                                             \
+    int bad = 0;                                                                              \
+    for (ptrdiff_t r = 0; r < rows; ++r)                                                      \
+        for (ptrdiff_t k = 0; k < cols; ++k) bad |= (x[r * ld + k] - x[r * ld + k]) != 0;    \
+    return !bad;                                                                              \
+}                                                                                             \
+FR_MULTI(int, fr_all_finite_##SFX, (const T *x, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld),\
+         (x, rows, cols, ld))
 
 FR_DEFINE_PASSES(double, d)
 FR_DEFINE_PASSES(float, f)
