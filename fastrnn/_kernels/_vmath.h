@@ -352,52 +352,43 @@ ATTR FR_INLINE ptrdiff_t fr_lstm_pointwise_##SFX##_impl##SUF(T *g, const T *c_pr
     fr_sigmoid_arr##SUF##_##SFX(g, 3 * n);                                                    \
     fr_tanh_arr##SUF##_##SFX(g + 3 * n, n);                                                   \
     return fr_lstm_cell_arr##SUF##_##SFX(g, c_prev, c, h, n);                                 \
-}                                                                                             \
-/* One GRU step for one example.  g holds the 3n input pre-activations (input projection      \
- * plus the input biases) in the packed gate order [r, z, n], hg the 3n recurrent ones        \
- * (W_h h_prev plus the recurrent biases); g is replaced by the activated gates (kept for the \
- * caches).  The reset gate scales the recurrent term of the candidate after its bias:        \
- * n = tanh(g_n + r * hg_n); h = (1 - z) * n + z * h_prev. */                                 \
-ATTR FR_INLINE void fr_gru_pointwise_##SFX##_impl##SUF(T *g, const T *hg, const T *h_prev, T *h, \
-                                                  ptrdiff_t n)                                \
+}
+
+#define FR_DEFINE_PASSES(T, SFX)                                                              \
+FR_DEFINE_ACT_PASSES(T, SFX, , )                                                              \
+FR_DEFINE_ACT_PASSES_512(T, SFX)                                                              \
+FR_MULTI512(void, fr_exp_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                          \
+FR_MULTI512(void, fr_sigmoid_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
+FR_MULTI512(void, fr_tanh_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
+FR_MULTI512(ptrdiff_t, fr_tanh_state_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
+FR_MULTI512(ptrdiff_t, fr_lstm_pointwise_##SFX, (T *g, const T *c_prev, T *c, T *h, ptrdiff_t n), \
+            (g, c_prev, c, h, n))                                                             \
+/* Subnormal values of x := 0 (sign kept). */                                                 \
+FR_INLINE void fr_flush_##SFX##_impl(T *x, ptrdiff_t n)                                       \
 {                                                                                             \
-    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] += hg[k];                                      \
-    fr_sigmoid_arr##SUF##_##SFX(g, 2 * n);                                                    \
-    T *r = g, *z = g + n, *nn = g + 2 * n;                                                    \
-    const T *hn = hg + 2 * n;                                                                 \
-    for (ptrdiff_t k = 0; k < n; ++k) nn[k] = nn[k] + r[k] * hn[k];                           \
-    fr_tanh_arr##SUF##_##SFX(nn, n);                                                          \
-    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
+    for (ptrdiff_t k = 0; k < n; ++k)                                                         \
+        x[k] = FR_FABS_##SFX(x[k]) < FR_TINY_##SFX ? x[k] * 0 : x[k];                        \
 }                                                                                             \
-/* The GRU with the reset gate applied before the recurrent product of the candidate (Keras's \
- * reset_after=False, ONNX's linear_before_reset=0): n = tanh(g_n + W_n (r * h_prev) + b_n).  \
- * Two passes around that second product: the first activates r and z (g[0:2n] += hg[0:2n])   \
- * and writes rh = r * h_prev; the second, with hg[2n:3n] = W_n rh + b_n, activates n and     \
- * writes h. */                                                                               \
-ATTR FR_INLINE void fr_gru_gates_rh_##SFX##_impl##SUF(T *g, const T *hg, const T *h_prev, T *rh, \
-                                                  ptrdiff_t n)                                \
+FR_MULTI(void, fr_flush_##SFX, (T *x, ptrdiff_t n), (x, n))                                   \
+/* 1 when the rows x cols block of x (row stride ld) holds no inf or NaN. */                 \
+FR_INLINE int fr_all_finite_##SFX##_impl(const T *x, ptrdiff_t rows, ptrdiff_t cols,         \
+                                         ptrdiff_t ld)                                        \
 {                                                                                             \
-    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] += hg[k];                                      \
-    fr_sigmoid_arr##SUF##_##SFX(g, 2 * n);                                                    \
-    for (ptrdiff_t k = 0; k < n; ++k) rh[k] = g[k] * h_prev[k];                               \
+    int bad = 0;                                                                              \
+    for (ptrdiff_t r = 0; r < rows; ++r)                                                      \
+        for (ptrdiff_t k = 0; k < cols; ++k) bad |= (x[r * ld + k] - x[r * ld + k]) != 0;    \
+    return !bad;                                                                              \
 }                                                                                             \
-ATTR FR_INLINE void fr_gru_candidate_##SFX##_impl##SUF(T *g, const T *hg, const T *h_prev, T *h, \
-                                                   ptrdiff_t n)                               \
-{                                                                                             \
-    T *z = g + n, *nn = g + 2 * n;                                                            \
-    const T *hn = hg + 2 * n;                                                                 \
-    for (ptrdiff_t k = 0; k < n; ++k) nn[k] += hn[k];                                         \
-    fr_tanh_arr##SUF##_##SFX(nn, n);                                                          \
-    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
-}                                                                                             \
+FR_MULTI(int, fr_all_finite_##SFX, (const T *x, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld),\
+         (x, rows, cols, ld))                                                                 \
 /* Softmax of every column of the row-major (n_rows, n_cols) matrix y (row stride ld),       \
  * each column shifted by its own maximum.  NaN in a column makes the whole column NaN and   \
  * +inf makes it NaN, as numpy's max/exp/sum do.  Columns go in blocks so the per-column     \
  * maxima and sums live on the stack and the inner loops run along contiguous rows; a lone   \
  * column (a streaming step) is gathered into a contiguous buffer instead, so exp still runs \
  * vectorised. */                                                                             \
-ATTR FR_INLINE void fr_softmax_cols_##SFX##_impl##SUF(T *y, ptrdiff_t n_rows, ptrdiff_t n_cols, \
-                                                  ptrdiff_t ld)                               \
+FR_INLINE void fr_softmax_cols_##SFX##_impl(T *y, ptrdiff_t n_rows, ptrdiff_t n_cols,        \
+                                             ptrdiff_t ld)                                    \
 {                                                                                             \
     enum { B = 256 };                                                                         \
     T mx[B], sm[B];                                                                           \
@@ -412,7 +403,7 @@ ATTR FR_INLINE void fr_softmax_cols_##SFX##_impl##SUF(T *y, ptrdiff_t n_rows, pt
         for (ptrdiff_t r0 = 0; r0 < n_rows; r0 += B) {                                        \
             ptrdiff_t nb = n_rows - r0 < B ? n_rows - r0 : B;                                 \
             for (ptrdiff_t k = 0; k < nb; ++k) mx[k] = y[(r0 + k) * ld] - big;                \
-            fr_exp_arr##SUF##_##SFX(mx, nb);                                                  \
+            for (ptrdiff_t k = 0; k < nb; ++k) mx[k] = fr_exp_##SFX(mx[k]);                   \
             for (ptrdiff_t k = 0; k < nb; ++k) {                                              \
                 total += mx[k];                                                               \
                 y[(r0 + k) * ld] = mx[k];                                                     \
@@ -435,9 +426,11 @@ ATTR FR_INLINE void fr_softmax_cols_##SFX##_impl##SUF(T *y, ptrdiff_t n_rows, pt
         }                                                                                     \
         for (ptrdiff_t r = 0; r < n_rows; ++r) {                                              \
             T *row = y0 + r * ld;                                                             \
-            for (ptrdiff_t k = 0; k < nb; ++k) row[k] -= mx[k];                               \
-            fr_exp_arr##SUF##_##SFX(row, nb);                                                 \
-            for (ptrdiff_t k = 0; k < nb; ++k) sm[k] += row[k];                               \
+            for (ptrdiff_t k = 0; k < nb; ++k) {                                              \
+                T e = fr_exp_##SFX(row[k] - mx[k]);                                           \
+                row[k] = e;                                                                   \
+                sm[k] += e;                                                                   \
+            }                                                                                 \
         }                                                                                     \
         for (ptrdiff_t k = 0; k < nb; ++k) sm[k] = (T)1 / sm[k];                              \
         for (ptrdiff_t r = 0; r < n_rows; ++r) {                                              \
@@ -445,43 +438,9 @@ ATTR FR_INLINE void fr_softmax_cols_##SFX##_impl##SUF(T *y, ptrdiff_t n_rows, pt
             for (ptrdiff_t k = 0; k < nb; ++k) row[k] *= sm[k];                               \
         }                                                                                     \
     }                                                                                         \
-}
-
-#define FR_DEFINE_PASSES(T, SFX)                                                              \
-FR_DEFINE_ACT_PASSES(T, SFX, , )                                                              \
-FR_DEFINE_ACT_PASSES_512(T, SFX)                                                              \
-FR_MULTI512(void, fr_exp_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                          \
-FR_MULTI512(void, fr_sigmoid_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
-FR_MULTI512(void, fr_tanh_inplace_##SFX, (T *x, ptrdiff_t n), (x, n))                         \
-FR_MULTI512(ptrdiff_t, fr_tanh_state_##SFX, (T *x, ptrdiff_t n), (x, n))                      \
-FR_MULTI512(ptrdiff_t, fr_lstm_pointwise_##SFX, (T *g, const T *c_prev, T *c, T *h, ptrdiff_t n), \
-            (g, c_prev, c, h, n))                                                             \
-FR_MULTI512(void, fr_gru_pointwise_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), \
-            (g, hg, h_prev, h, n))                                                            \
-FR_MULTI512(void, fr_gru_gates_rh_##SFX, (T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n), \
-            (g, hg, h_prev, rh, n))                                                           \
-FR_MULTI512(void, fr_gru_candidate_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), \
-            (g, hg, h_prev, h, n))                                                            \
-FR_MULTI512(void, fr_softmax_cols_##SFX, (T *y, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld), \
-            (y, n_rows, n_cols, ld))                                                          \
-/* Subnormal values of x := 0 (sign kept). */                                                 \
-FR_INLINE void fr_flush_##SFX##_impl(T *x, ptrdiff_t n)                                       \
-{                                                                                             \
-    for (ptrdiff_t k = 0; k < n; ++k)                                                         \
-        x[k] = FR_FABS_##SFX(x[k]) < FR_TINY_##SFX ? x[k] * 0 : x[k];                        \
 }                                                                                             \
-FR_MULTI(void, fr_flush_##SFX, (T *x, ptrdiff_t n), (x, n))                                   \
-/* 1 when the rows x cols block of x (row stride ld) holds no inf or NaN. */                 \
-FR_INLINE int fr_all_finite_##SFX##_impl(const T *x, ptrdiff_t rows, ptrdiff_t cols,         \
-                                         ptrdiff_t ld)                                        \
-{                                                                                             \
-    int bad = 0;                                                                              \
-    for (ptrdiff_t r = 0; r < rows; ++r)                                                      \
-        for (ptrdiff_t k = 0; k < cols; ++k) bad |= (x[r * ld + k] - x[r * ld + k]) != 0;    \
-    return !bad;                                                                              \
-}                                                                                             \
-FR_MULTI(int, fr_all_finite_##SFX, (const T *x, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld),\
-         (x, rows, cols, ld))
+FR_MULTI(void, fr_softmax_cols_##SFX, (T *y, ptrdiff_t n_rows, ptrdiff_t n_cols, ptrdiff_t ld), \
+         (y, n_rows, n_cols, ld))
 
 FR_DEFINE_PASSES(double, d)
 FR_DEFINE_PASSES(float, f)
@@ -760,6 +719,49 @@ static T fr_madd_rounds_##SFX(ptrdiff_t n) { return fr_madd_rounds_##SFX##_nativ
 
 FR_DEFINE_MADD_LEVELS(double, d)
 FR_DEFINE_MADD_LEVELS(float, f)
+
+/* ---------------------------------------------------------------- GRU (PyTorch/Keras default) */
+
+/* One GRU step for one example.  g holds the 3n input pre-activations (input projection
+ * plus the input biases) in the packed gate order [r, z, n], hg the 3n recurrent ones
+ * (W_h h_prev plus the recurrent biases); g is replaced by the activated gates (kept for the
+ * caches).  The reset gate scales the recurrent term of the candidate after its bias:
+ * n = tanh(g_n + r * hg_n); h = (1 - z) * n + z * h_prev. */
+#define FR_DEFINE_GRU(T, SFX)                                                                 \
+FR_INLINE void fr_gru_pointwise_##SFX##_impl(T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n)                                   \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k] + hg[k]);              \
+    T *r = g, *z = g + n, *nn = g + 2 * n;                                                    \
+    const T *hn = hg + 2 * n;                                                                 \
+    for (ptrdiff_t k = 0; k < n; ++k) nn[k] = fr_tanh_##SFX(nn[k] + r[k] * hn[k]);            \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
+} \
+FR_MULTI(void, fr_gru_pointwise_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), (g, hg, h_prev, h, n))
+FR_DEFINE_GRU(double, d)
+FR_DEFINE_GRU(float, f)
+
+/* The GRU with the reset gate applied before the recurrent product of the candidate (Keras's
+ * reset_after=False, ONNX's linear_before_reset=0): n = tanh(g_n + W_n (r * h_prev) + b_n).
+ * Two passes around that second product: the first activates r and z (g[0:2n] += hg[0:2n])
+ * and writes rh = r * h_prev; the second, with hg[2n:3n] = W_n rh + b_n, activates n and
+ * writes h. */
+#define FR_DEFINE_GRU_BEFORE(T, SFX)                                                          \
+FR_INLINE void fr_gru_gates_rh_##SFX##_impl(T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n)                                    \
+{                                                                                             \
+    for (ptrdiff_t k = 0; k < 2 * n; ++k) g[k] = fr_sigmoid_##SFX(g[k] + hg[k]);              \
+    for (ptrdiff_t k = 0; k < n; ++k) rh[k] = g[k] * h_prev[k];                               \
+} \
+FR_MULTI(void, fr_gru_gates_rh_##SFX, (T *g, const T *hg, const T *h_prev, T *rh, ptrdiff_t n), (g, hg, h_prev, rh, n))                                                                                             \
+FR_INLINE void fr_gru_candidate_##SFX##_impl(T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n)                                   \
+{                                                                                             \
+    T *z = g + n, *nn = g + 2 * n;                                                            \
+    const T *hn = hg + 2 * n;                                                                 \
+    for (ptrdiff_t k = 0; k < n; ++k) nn[k] = fr_tanh_##SFX(nn[k] + hn[k]);                   \
+    for (ptrdiff_t k = 0; k < n; ++k) h[k] = ((T)1 - z[k]) * nn[k] + z[k] * h_prev[k];        \
+} \
+FR_MULTI(void, fr_gru_candidate_##SFX, (T *g, const T *hg, const T *h_prev, T *h, ptrdiff_t n), (g, hg, h_prev, h, n))
+FR_DEFINE_GRU_BEFORE(double, d)
+FR_DEFINE_GRU_BEFORE(float, f)
 
 /* ReLU in place (the basic RNN with nonlinearity "relu", as PyTorch's nn.RNN offers):
  * max(x, 0), NaN kept. */

@@ -82,15 +82,15 @@ FR_512 FR_INLINE MT fr_lanes512_##SFX(ptrdiff_t left)                           
 {                                                                                             \
     return left >= L ? (MT)-1 : (MT)((1u << left) - 1);                                       \
 }                                                                                             \
-/* The array activations in place (fr_exp_arr_##SFX ... at AVX-512). */                      \
-FR_512 static void fr_exp_arr512_##SFX(T *x, ptrdiff_t n)                                     \
+/* The array activations (fr_exp_arr_##SFX ... at AVX-512). */                      \
+FR_512 FR_INLINE void fr_exp_arr512_##SFX(T *x, ptrdiff_t n)                                     \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; k += L) {                                                    \
         MT m = fr_lanes512_##SFX(n - k);                                                      \
         _mm512_mask_storeu_##S(x + k, m, fr_exp512_##SFX(_mm512_maskz_loadu_##S(m, x + k)));  \
     }                                                                                         \
 }                                                                                             \
-FR_512 static void fr_sigmoid_arr512_##SFX(T *x, ptrdiff_t n)                                 \
+FR_512 FR_INLINE void fr_sigmoid_arr512_##SFX(T *x, ptrdiff_t n)                                 \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; k += L) {                                                    \
         MT m = fr_lanes512_##SFX(n - k);                                                      \
@@ -98,7 +98,7 @@ FR_512 static void fr_sigmoid_arr512_##SFX(T *x, ptrdiff_t n)                   
                                fr_sigmoid512_##SFX(_mm512_maskz_loadu_##S(m, x + k)));        \
     }                                                                                         \
 }                                                                                             \
-FR_512 static void fr_tanh_arr512_##SFX(T *x, ptrdiff_t n)                                    \
+FR_512 FR_INLINE void fr_tanh_arr512_##SFX(T *x, ptrdiff_t n)                                    \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; k += L) {                                                    \
         MT m = fr_lanes512_##SFX(n - k);                                                      \
@@ -108,7 +108,7 @@ FR_512 static void fr_tanh_arr512_##SFX(T *x, ptrdiff_t n)                      
 /* fr_lstm_cell_arr_##SFX in one pass: c = f * c_prev + i * cct (the second product rounded  \
  * first, as GCC fuses the scalar expression), h = tanh(c) * o, and the count of subnormal   \
  * results (vfpclass). */                                                                     \
-FR_512 static ptrdiff_t fr_lstm_cell_arr512_##SFX(const T *g, const T *c_prev, T *c, T *h,    \
+FR_512 FR_INLINE ptrdiff_t fr_lstm_cell_arr512_##SFX(const T *g, const T *c_prev, T *c, T *h,    \
                                                   ptrdiff_t n)                                \
 {                                                                                             \
     ptrdiff_t count = 0;                                                                      \
