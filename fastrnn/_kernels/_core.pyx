@@ -2557,31 +2557,40 @@ def activation(str name, cnp.ndarray v):
     cdef Py_ssize_t n = out.size
     if name not in ("exp", "sigmoid", "tanh", "softmax"):
         raise ValueError(f"unknown activation {name!r}")
-    if name == "softmax":
-        if out.ndim != 2:
-            raise ValueError(f"softmax needs a 2-D array, got {out.ndim} dimensions")
+    cdef cnp.ndarray buf
+    if name != "softmax":  # in place between guards
+        buf = guarded(out.ravel(), out.dtype, n)
         if out.dtype == np.float32:
-            v_softmax_cols(<float *> cnp.PyArray_DATA(out), out.shape[0], out.shape[1],
-                           out.shape[1])
+            activation_inplace(name, <float *> inside(buf), n)
         else:
-            v_softmax_cols(<double *> cnp.PyArray_DATA(out), out.shape[0], out.shape[1],
-                           out.shape[1])
-        return out
+            activation_inplace(name, <double *> inside(buf), n)
+        return unguard([buf])[0].reshape((<object> out).shape)
+    if out.ndim != 2:
+        raise ValueError(f"softmax needs a 2-D array, got {out.ndim} dimensions")
     if out.dtype == np.float32:
+        v_softmax_cols(<float *> cnp.PyArray_DATA(out), out.shape[0], out.shape[1],
+                       out.shape[1])
+    else:
+        v_softmax_cols(<double *> cnp.PyArray_DATA(out), out.shape[0], out.shape[1],
+                       out.shape[1])
+    return out
+
+
+cdef void activation_inplace(str name, floating *x, Py_ssize_t n):
+    if floating is float:
         if name == "exp":
-            fr_exp_inplace_f(<float *> cnp.PyArray_DATA(out), n)
+            fr_exp_inplace_f(x, n)
         elif name == "sigmoid":
-            fr_sigmoid_inplace_f(<float *> cnp.PyArray_DATA(out), n)
+            fr_sigmoid_inplace_f(x, n)
         else:
-            fr_tanh_inplace_f(<float *> cnp.PyArray_DATA(out), n)
+            fr_tanh_inplace_f(x, n)
     else:
         if name == "exp":
-            fr_exp_inplace_d(<double *> cnp.PyArray_DATA(out), n)
+            fr_exp_inplace_d(x, n)
         elif name == "sigmoid":
-            fr_sigmoid_inplace_d(<double *> cnp.PyArray_DATA(out), n)
+            fr_sigmoid_inplace_d(x, n)
         else:
-            fr_tanh_inplace_d(<double *> cnp.PyArray_DATA(out), n)
-    return out
+            fr_tanh_inplace_d(x, n)
 
 
 # ------------------------------------------------------------------ GRU
@@ -2625,64 +2634,90 @@ cdef inline void v_gru_candidate(floating *g, const floating *hg, const floating
         fr_gru_candidate_d(g, hg, h_prev, h, n)
 
 
-def cell_pointwise(str kind, cnp.ndarray g not None, cnp.ndarray other not None,
-                   cnp.ndarray h_prev=None):
-    """One example's element-wise step of a cell, on copies (tests).
+# Elements of sentinel on each side of the arrays the test hooks hand to a kernel.
+cdef enum:
+    HOOK_GUARD = 32
 
+
+cdef cnp.ndarray guarded(object values, object dtype, Py_ssize_t n):
+    """n values (or sentinels) between HOOK_GUARD sentinels on each side."""
+    cdef cnp.ndarray buf = np.full(n + 2 * HOOK_GUARD, 7.0, dtype=dtype)
+    if values is not None:
+        buf[HOOK_GUARD:HOOK_GUARD + n] = values
+    return buf
+
+
+cdef void *inside(cnp.ndarray buf):
+    return <char *> cnp.PyArray_DATA(buf) + HOOK_GUARD * cnp.PyArray_ITEMSIZE(buf)
+
+
+cdef object unguard(list bufs):
+    """The middles of bufs; raises if a kernel wrote into a guard."""
+    for buf in bufs:
+        if not (np.all(buf[:HOOK_GUARD] == 7.0) and np.all(buf[buf.shape[0] - HOOK_GUARD:] == 7.0)):
+            raise RuntimeError("a kernel wrote outside its array")
+    return [buf[HOOK_GUARD:buf.shape[0] - HOOK_GUARD] for buf in bufs]
+
+
+cdef Py_ssize_t cell_step(int kind, floating *g, const floating *b, const floating *hp,
+                          floating *c, floating *out, Py_ssize_t n) noexcept nogil:
+    if kind == 0:
+        return v_tanh_state(g, n)
+    if kind == 1:
+        return v_lstm_pointwise(g, b, c, out, n)
+    if kind == 2:
+        v_gru_pointwise(g, b, hp, out, n)
+    elif kind == 3:
+        v_gru_gates_rh(g, b, hp, out, n)
+    else:
+        v_gru_candidate(g, b, hp, out, n)
+    return 0
+
+
+def cell_pointwise(str kind, object g, object other=None, object h_prev=None):
+    """One example's element-wise step of a cell, on copies between guards (tests; raises
+    RuntimeError if the kernel wrote outside its arrays).
+
+    ``"rnn"``: g holds n pre-activations; returns (tanh(g), how many are subnormal).
     ``"lstm"``: g holds the 4n pre-activations [f, i, o, cct], other is c_prev (n); returns
     (activated gates, c, h, how many of c and h are subnormal).  ``"gru"``, ``"gru_rh"``,
     ``"gru_candidate"``: g and other (hg) hold 3n values [r, z, n], h_prev n; returns
     (activated gates, h or r * h_prev).
     """
-    cdef cnp.ndarray gates = np.array(g, order="C", copy=True)
-    if gates.dtype != np.float32 and gates.dtype != np.float64:
-        raise TypeError("cell_pointwise needs float32 or float64")
-    cdef cnp.ndarray b = np.ascontiguousarray(other, dtype=gates.dtype)
-    cdef int parts = 4 if kind == "lstm" else 3
-    if kind not in ("lstm", "gru", "gru_rh", "gru_candidate"):
+    kinds = {"rnn": (0, 1, 0), "lstm": (1, 4, 1), "gru": (2, 3, 3), "gru_rh": (3, 3, 3),
+             "gru_candidate": (4, 3, 3)}
+    if kind not in kinds:
         raise ValueError(f"unknown kind {kind!r}")
-    cdef Py_ssize_t n = gates.shape[0] // parts
-    if gates.ndim != 1 or gates.shape[0] != parts * n:
-        raise ValueError(f"g must hold {parts} * n values, got shape {(<object> g).shape}")
-    cdef cnp.ndarray out = np.empty(n, dtype=gates.dtype)
-    cdef cnp.ndarray c, hp
-    cdef Py_ssize_t count
-    cdef void *gp = cnp.PyArray_DATA(gates)
-    cdef void *bp = cnp.PyArray_DATA(b)
-    if kind == "lstm":
-        if b.ndim != 1 or b.shape[0] != n:
-            raise ValueError(f"c_prev must have shape ({n},), got {(<object> other).shape}")
-        c = np.empty(n, dtype=gates.dtype)
-        if gates.dtype == np.float32:
-            count = fr_lstm_pointwise_f(<float *> gp, <float *> bp, <float *> cnp.PyArray_DATA(c),
-                                        <float *> cnp.PyArray_DATA(out), n)
-        else:
-            count = fr_lstm_pointwise_d(<double *> gp, <double *> bp,
-                                        <double *> cnp.PyArray_DATA(c),
-                                        <double *> cnp.PyArray_DATA(out), n)
-        return gates, c, out, count
-    if b.ndim != 1 or b.shape[0] != 3 * n:
-        raise ValueError(f"hg must have shape ({3 * n},), got {(<object> other).shape}")
-    if h_prev is None or h_prev.ndim != 1 or h_prev.shape[0] != n:
+    cdef int code
+    code, parts, other_parts = kinds[kind]
+    ga = np.asarray(g)
+    if ga.dtype != np.float32 and ga.dtype != np.float64:
+        raise TypeError("cell_pointwise needs float32 or float64")
+    if ga.ndim != 1 or ga.shape[0] % parts:
+        raise ValueError(f"g must hold {parts} * n values, got shape {ga.shape}")
+    cdef Py_ssize_t n = ga.shape[0] // parts
+    if other_parts and (other is None or np.shape(other) != (other_parts * n,)):
+        raise ValueError(f"other must have shape ({other_parts * n},)")
+    if code >= 2 and (h_prev is None or np.shape(h_prev) != (n,)):
         raise ValueError(f"h_prev must have shape ({n},)")
-    hp = np.ascontiguousarray(h_prev, dtype=gates.dtype)
-    if gates.dtype == np.float32:
-        cell_pointwise_gru(kind, <float *> gp, <float *> bp, <float *> cnp.PyArray_DATA(hp),
-                           <float *> cnp.PyArray_DATA(out), n)
+    bufs = [guarded(ga, ga.dtype, parts * n), guarded(other, ga.dtype, other_parts * n),
+            guarded(h_prev, ga.dtype, n if code >= 2 else 0), guarded(None, ga.dtype, n),
+            guarded(None, ga.dtype, n)]
+    cdef Py_ssize_t count
+    if ga.dtype == np.float32:
+        count = cell_step(code, <float *> inside(bufs[0]), <float *> inside(bufs[1]),
+                          <float *> inside(bufs[2]), <float *> inside(bufs[3]),
+                          <float *> inside(bufs[4]), n)
     else:
-        cell_pointwise_gru(kind, <double *> gp, <double *> bp, <double *> cnp.PyArray_DATA(hp),
-                           <double *> cnp.PyArray_DATA(out), n)
+        count = cell_step(code, <double *> inside(bufs[0]), <double *> inside(bufs[1]),
+                          <double *> inside(bufs[2]), <double *> inside(bufs[3]),
+                          <double *> inside(bufs[4]), n)
+    gates, _, _, c, out = unguard(bufs)
+    if kind == "rnn":
+        return gates, count
+    if kind == "lstm":
+        return gates, c, out, count
     return gates, out
-
-
-cdef void cell_pointwise_gru(str kind, floating *g, const floating *hg, const floating *h_prev,
-                             floating *out, Py_ssize_t n):
-    if kind == "gru":
-        v_gru_pointwise(g, hg, h_prev, out, n)
-    elif kind == "gru_rh":
-        v_gru_gates_rh(g, hg, h_prev, out, n)
-    else:
-        v_gru_candidate(g, hg, h_prev, out, n)
 
 
 cdef inline void gru_states_out(const floating *s, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t m,

@@ -5,8 +5,11 @@
  * branch-free scalar code, so that GCC vectorises it.  On x86-64 with GCC each function is
  * compiled three times (x86-64-v4 = AVX-512, x86-64-v3 = AVX2+FMA, baseline SSE2) and calls
  * the version of the active level (FR_MULTI: the best the CPU has, or a lower one forced
- * with FASTRNN_SIMD); elsewhere the portable loop is compiled once.  Nothing here may be built with -ffast-math: the rounding
- * trick in fr_expm1_parts and NaN propagation through the clamps both rely on IEEE semantics.
+ * with FASTRNN_SIMD); elsewhere the portable loop is compiled once.  The passes defined with
+ * FR_MULTI512 (exp, sigmoid and tanh in place, the RNN's tanh state, the LSTM's step) take
+ * hand-written AVX-512 loops at that level instead (_vmath512.h, the same bits).  Nothing
+ * here may be built with -ffast-math: the rounding trick in fr_expm1_parts and NaN
+ * propagation through the clamps both rely on IEEE semantics.
  *
  * Accuracy (checked by tests/test_vmath.py against numpy in float64):
  *   exp, expm1 via Cody-Waite reduction to |r| <= ln2/2 and a Taylor polynomial
