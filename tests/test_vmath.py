@@ -140,8 +140,8 @@ def hard_inputs(dtype, n, seed):
     parts = [rng.integers(0, np.iinfo(bits).max, n, dtype=bits, endpoint=True).view(dtype),
              rng.uniform(-30, 30, n).astype(dtype), rng.uniform(-800, 800, n).astype(dtype),
              near.ravel(), -near.ravel(),
-             np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.tiny / 4, -info.smallest_subnormal],
-                      dtype=dtype)]
+             np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.tiny / 4,
+                       -info.smallest_subnormal], dtype=dtype)]
     return rng.permutation(np.concatenate(parts))
 
 

@@ -2654,9 +2654,9 @@ cdef void *inside(cnp.ndarray buf):
 cdef object unguard(list bufs):
     """The middles of bufs; raises if a kernel wrote into a guard."""
     for buf in bufs:
-        if not (np.all(buf[:HOOK_GUARD] == 7.0) and np.all(buf[buf.shape[0] - HOOK_GUARD:] == 7.0)):
+        if not (np.all(buf[:HOOK_GUARD] == 7.0) and np.all(buf[-HOOK_GUARD:] == 7.0)):
             raise RuntimeError("a kernel wrote outside its array")
-    return [buf[HOOK_GUARD:buf.shape[0] - HOOK_GUARD] for buf in bufs]
+    return [buf[HOOK_GUARD:-HOOK_GUARD] for buf in bufs]
 
 
 cdef Py_ssize_t cell_step(int kind, floating *g, const floating *b, const floating *hp,
