@@ -289,21 +289,21 @@ FR_DEFINE_NSUB(float, f)
 /* The activations over arrays in place, one element at a time: each level's compiler
  * vectorises the loops.  The AVX-512 level has its own (_vmath512.h, the same bits). */
 #define FR_DEFINE_ARRAYS(T, SFX)                                                              \
-FR_INLINE void fr_exp_arr_##SFX(T *x, ptrdiff_t n)                                            \
+FR_INLINE void fr_exp_inplace_##SFX##_impl(T *x, ptrdiff_t n)                                 \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_exp_##SFX(x[k]);                              \
 }                                                                                             \
-FR_INLINE void fr_sigmoid_arr_##SFX(T *x, ptrdiff_t n)                                        \
+FR_INLINE void fr_sigmoid_inplace_##SFX##_impl(T *x, ptrdiff_t n)                             \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_sigmoid_##SFX(x[k]);                          \
 }                                                                                             \
-FR_INLINE void fr_tanh_arr_##SFX(T *x, ptrdiff_t n)                                           \
+FR_INLINE void fr_tanh_inplace_##SFX##_impl(T *x, ptrdiff_t n)                                \
 {                                                                                             \
     for (ptrdiff_t k = 0; k < n; ++k) x[k] = fr_tanh_##SFX(x[k]);                             \
 }                                                                                             \
 /* The LSTM cell from its activated gates g = [f, i, o, cct] (n each): c = f * c_prev +       \
  * i * cct, h = o * tanh(c); returns how many of the new c and h are subnormal. */            \
-FR_INLINE ptrdiff_t fr_lstm_cell_arr_##SFX(const T *restrict g, const T *restrict c_prev,     \
+FR_INLINE ptrdiff_t fr_lstm_cell_##SFX##_impl(const T *restrict g, const T *restrict c_prev,  \
                                           T *restrict c, T *restrict h, ptrdiff_t n)          \
 {                                                                                             \
     /* restrict: c, h, c_prev and g never overlap, and GCC gives up vectorising this loop     \
@@ -324,23 +324,11 @@ FR_DEFINE_ARRAYS(float, f)
 /* The passes that apply activations, written once over one kind of array activations:
  * SUF empty for the loops above, 512 for the AVX-512 ones; ATTR is that kind's target. */
 #define FR_DEFINE_ACT_PASSES(T, SFX, SUF, ATTR)                                               \
-ATTR FR_INLINE void fr_exp_inplace_##SFX##_impl##SUF(T *x, ptrdiff_t n)                       \
-{                                                                                             \
-    fr_exp_arr##SUF##_##SFX(x, n);                                                            \
-}                                                                                             \
-ATTR FR_INLINE void fr_sigmoid_inplace_##SFX##_impl##SUF(T *x, ptrdiff_t n)                   \
-{                                                                                             \
-    fr_sigmoid_arr##SUF##_##SFX(x, n);                                                        \
-}                                                                                             \
-ATTR FR_INLINE void fr_tanh_inplace_##SFX##_impl##SUF(T *x, ptrdiff_t n)                      \
-{                                                                                             \
-    fr_tanh_arr##SUF##_##SFX(x, n);                                                           \
-}                                                                                             \
 /* The RNN's state pass: x := tanh(x); returns how many results are subnormal (the caller     \
  * flushes them when that cannot change a later result's NaN/inf pattern). */                 \
 ATTR FR_INLINE ptrdiff_t fr_tanh_state_##SFX##_impl##SUF(T *x, ptrdiff_t n)                   \
 {                                                                                             \
-    fr_tanh_arr##SUF##_##SFX(x, n);                                                           \
+    fr_tanh_inplace_##SFX##_impl##SUF(x, n);                                                  \
     return fr_nsub_##SFX(x, n);                                                               \
 }                                                                                             \
 /* One LSTM step for one example.  g holds the 4n pre-activations in the packed gate order    \
@@ -352,9 +340,9 @@ ATTR FR_INLINE ptrdiff_t fr_tanh_state_##SFX##_impl##SUF(T *x, ptrdiff_t n)     
 ATTR FR_INLINE ptrdiff_t fr_lstm_pointwise_##SFX##_impl##SUF(T *g, const T *c_prev, T *c, T *h, \
                                                          ptrdiff_t n)                         \
 {                                                                                             \
-    fr_sigmoid_arr##SUF##_##SFX(g, 3 * n);                                                    \
-    fr_tanh_arr##SUF##_##SFX(g + 3 * n, n);                                                   \
-    return fr_lstm_cell_arr##SUF##_##SFX(g, c_prev, c, h, n);                                 \
+    fr_sigmoid_inplace_##SFX##_impl##SUF(g, 3 * n);                                           \
+    fr_tanh_inplace_##SFX##_impl##SUF(g + 3 * n, n);                                          \
+    return fr_lstm_cell_##SFX##_impl##SUF(g, c_prev, c, h, n);                                \
 }
 
 #define FR_DEFINE_PASSES(T, SFX)                                                              \

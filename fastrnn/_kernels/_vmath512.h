@@ -31,6 +31,13 @@
 #define FR_HORNER512_ps(c) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
 #define FR_HORNER512_pd(c) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
 
+/* x[k] := F(x[k]) over n values in vectors of L lanes (MT: their mask), the last one masked. */
+#define FR_MAP512(S, SFX, L, MT, F, x, n)                                                     \
+    for (ptrdiff_t k = 0; k < (n); k += (L)) {                                                \
+        MT m = fr_lanes512_##SFX((n) - k);                                                    \
+        _mm512_mask_storeu_##S((x) + k, m, F(_mm512_maskz_loadu_##S(m, (x) + k)));            \
+    }
+
 /* For one type: T (VT: its 64-byte vector, MT: its lane mask, L lanes), S the intrinsics'
  * suffix (ps, pd). */
 #define FR_DEFINE_ACT512(T, SFX, VT, MT, L, S)                                                \
@@ -43,11 +50,11 @@ FR_512 FR_INLINE VT fr_expm1_512_##SFX(VT r)                                    
 }                                                                                             \
 FR_512 FR_INLINE VT fr_exp512_##SFX(VT x)                                                     \
 {                                                                                             \
-    /* the clamp keeps NaN: max and min return their second operand when one is NaN */       \
+    /* the clamp keeps NaN: max and min return their second operand when one is NaN */        \
     VT xc = _mm512_min_##S(_mm512_set1_##S(FR_EXP_HI_##SFX),                                  \
                            _mm512_max_##S(_mm512_set1_##S(FR_EXP_LO_##SFX), x));              \
     VT shifter = _mm512_set1_##S(FR_SHIFTER_##SFX);                                           \
-    VT n = _mm512_sub_##S(_mm512_fmadd_##S(xc, _mm512_set1_##S(FR_LOG2E_##SFX), shifter),    \
+    VT n = _mm512_sub_##S(_mm512_fmadd_##S(xc, _mm512_set1_##S(FR_LOG2E_##SFX), shifter),     \
                           shifter);                                                           \
     VT r = _mm512_fnmadd_##S(n, _mm512_set1_##S(FR_LN2_HI_##SFX), xc);                        \
     r = _mm512_fnmadd_##S(n, _mm512_set1_##S(FR_LN2_LO_##SFX), r);                            \
@@ -69,12 +76,12 @@ FR_512 FR_INLINE VT fr_tanh512_##SFX(VT x)                                      
     VT ax = _mm512_min_##S(_mm512_set1_##S(FR_TANH_SAT_##SFX), _mm512_abs_##S(x));            \
     VT y = _mm512_mul_##S(_mm512_set1_##S(-2), ax);                                           \
     VT shifter = _mm512_set1_##S(FR_SHIFTER_##SFX);                                           \
-    VT n = _mm512_sub_##S(_mm512_fmadd_##S(y, _mm512_set1_##S(FR_LOG2E_##SFX), shifter),     \
+    VT n = _mm512_sub_##S(_mm512_fmadd_##S(y, _mm512_set1_##S(FR_LOG2E_##SFX), shifter),      \
                           shifter);                                                           \
     VT r = _mm512_fnmadd_##S(n, _mm512_set1_##S(FR_LN2_HI_##SFX), y);                         \
     r = _mm512_fnmadd_##S(n, _mm512_set1_##S(FR_LN2_LO_##SFX), r);                            \
     VT s = _mm512_scalef_##S(one, n);                                                         \
-    VT u = _mm512_fmadd_##S(s, fr_expm1_512_##SFX(r), _mm512_sub_##S(s, one));               \
+    VT u = _mm512_fmadd_##S(s, fr_expm1_512_##SFX(r), _mm512_sub_##S(s, one));                \
     VT q = _mm512_div_##S(u, _mm512_add_##S(_mm512_set1_##S(2), u)); /* -tanh|x| */           \
     /* x's sign bit, q's other bits */                                                        \
     return _mm512_castsi512_##S(_mm512_ternarylogic_epi32(                                    \
@@ -86,34 +93,24 @@ FR_512 FR_INLINE MT fr_lanes512_##SFX(ptrdiff_t left)                           
 {                                                                                             \
     return left >= L ? (MT)-1 : (MT)((1u << left) - 1);                                       \
 }                                                                                             \
-/* The array activations (fr_exp_arr_##SFX ... at AVX-512). */                      \
-FR_512 FR_INLINE void fr_exp_arr512_##SFX(T *x, ptrdiff_t n)                                     \
+/* The activations over arrays in place (fr_exp_inplace_##SFX##_impl ... at AVX-512). */      \
+FR_512 FR_INLINE void fr_exp_inplace_##SFX##_impl512(T *x, ptrdiff_t n)                       \
 {                                                                                             \
-    for (ptrdiff_t k = 0; k < n; k += L) {                                                    \
-        MT m = fr_lanes512_##SFX(n - k);                                                      \
-        _mm512_mask_storeu_##S(x + k, m, fr_exp512_##SFX(_mm512_maskz_loadu_##S(m, x + k)));  \
-    }                                                                                         \
+    FR_MAP512(S, SFX, L, MT, fr_exp512_##SFX, x, n);                                          \
 }                                                                                             \
-FR_512 FR_INLINE void fr_sigmoid_arr512_##SFX(T *x, ptrdiff_t n)                                 \
+FR_512 FR_INLINE void fr_sigmoid_inplace_##SFX##_impl512(T *x, ptrdiff_t n)                   \
 {                                                                                             \
-    for (ptrdiff_t k = 0; k < n; k += L) {                                                    \
-        MT m = fr_lanes512_##SFX(n - k);                                                      \
-        _mm512_mask_storeu_##S(x + k, m,                                                      \
-                               fr_sigmoid512_##SFX(_mm512_maskz_loadu_##S(m, x + k)));        \
-    }                                                                                         \
+    FR_MAP512(S, SFX, L, MT, fr_sigmoid512_##SFX, x, n);                                      \
 }                                                                                             \
-FR_512 FR_INLINE void fr_tanh_arr512_##SFX(T *x, ptrdiff_t n)                                    \
+FR_512 FR_INLINE void fr_tanh_inplace_##SFX##_impl512(T *x, ptrdiff_t n)                      \
 {                                                                                             \
-    for (ptrdiff_t k = 0; k < n; k += L) {                                                    \
-        MT m = fr_lanes512_##SFX(n - k);                                                      \
-        _mm512_mask_storeu_##S(x + k, m, fr_tanh512_##SFX(_mm512_maskz_loadu_##S(m, x + k))); \
-    }                                                                                         \
+    FR_MAP512(S, SFX, L, MT, fr_tanh512_##SFX, x, n);                                         \
 }                                                                                             \
-/* fr_lstm_cell_arr_##SFX in one pass: c = f * c_prev + i * cct (the second product rounded  \
- * first, as GCC fuses the plain loop at -O2), h = tanh(c) * o, and the count of subnormal  \
+/* fr_lstm_cell_##SFX##_impl in one pass: c = f * c_prev + i * cct (the second product rounded  \
+ * first, as GCC fuses the plain loop at -O2), h = tanh(c) * o, and the count of subnormal    \
  * results (vfpclass). */                                                                     \
-FR_512 FR_INLINE ptrdiff_t fr_lstm_cell_arr512_##SFX(const T *g, const T *c_prev, T *c, T *h,    \
-                                                  ptrdiff_t n)                                \
+FR_512 FR_INLINE ptrdiff_t fr_lstm_cell_##SFX##_impl512(const T *g, const T *c_prev, T *c,      \
+                                                         T *h, ptrdiff_t n)                   \
 {                                                                                             \
     ptrdiff_t count = 0;                                                                      \
     for (ptrdiff_t k = 0; k < n; k += L) {                                                    \
@@ -121,7 +118,7 @@ FR_512 FR_INLINE ptrdiff_t fr_lstm_cell_arr512_##SFX(const T *g, const T *c_prev
         VT f = _mm512_maskz_loadu_##S(m, g + k), i = _mm512_maskz_loadu_##S(m, g + n + k);    \
         VT o = _mm512_maskz_loadu_##S(m, g + 2 * n + k);                                      \
         VT cc = _mm512_maskz_loadu_##S(m, g + 3 * n + k);                                     \
-        VT cv = _mm512_fmadd_##S(f, _mm512_maskz_loadu_##S(m, c_prev + k),                   \
+        VT cv = _mm512_fmadd_##S(f, _mm512_maskz_loadu_##S(m, c_prev + k),                    \
                                  _mm512_mul_round_##S(i, cc, FR_RN));                         \
         VT hv = _mm512_mul_##S(fr_tanh512_##SFX(cv), o);                                      \
         _mm512_mask_storeu_##S(c + k, m, cv);                                                 \
