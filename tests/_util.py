@@ -1,5 +1,7 @@
 """Shared helpers for the test suite: parameter factories, reference calls, tolerances,
-the recurrent-product path switch."""
+the recurrent-product path switch, the SIMD-level switch."""
+import contextlib
+
 import numpy as np
 
 from fastrnn import reference
@@ -62,3 +64,16 @@ def layer_params(kind, rng, n_x, n_a, n_y=0, dtype=np.float64, **kwargs):
     if not n_y:
         del p["Wya" if kind == "rnn" else "Wy"], p["by"]
     return p
+
+
+@contextlib.contextmanager
+def at_simd(level):
+    """Run the block with the kernels at SIMD ``level`` (one this CPU has), then restore the
+    level that was active."""
+    from fastrnn._kernels import _core
+
+    previous = _core.set_simd(level)
+    try:
+        yield level
+    finally:
+        _core.set_simd(previous)

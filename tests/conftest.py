@@ -6,7 +6,7 @@ import pytest
 # Tests import helpers from tests/_util.py; the package itself must come from the install.
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _util import RECURRENT_PATHS, recurrent_path as _force_path  # noqa: E402
+from _util import RECURRENT_PATHS, at_simd, recurrent_path as _force_path  # noqa: E402
 from fastrnn._kernels import _core  # noqa: E402
 
 
@@ -47,8 +47,5 @@ def simd_level(request):
     """Run the test once per SIMD level (skipped where the CPU lacks it)."""
     if request.param not in _core.simd_available():
         pytest.skip(f"this CPU has no {request.param}")
-    previous = _core.set_simd(request.param)
-    try:
+    with at_simd(request.param):
         yield request.param
-    finally:
-        _core.set_simd(previous)

@@ -11,6 +11,7 @@ import pytest
 from fastrnn import _bench, reference
 from fastrnn._bench import kinds, peer_ort, sweep, timing
 from fastrnn._bench.suite import check_and_time
+from _util import at_simd
 
 
 def _sig(v):
@@ -255,17 +256,13 @@ def test_multiply_add_loop_counts_its_work_at_every_level():
     from fastrnn._kernels import _core
 
     width = {"avx512": 64, "avx2": 32, "sse2": 16}
-    old = _core.simd()
-    try:
-        for level in _core.simd_available():
-            _core.set_simd(level)
+    for level in _core.simd_available():
+        with at_simd(level):
             for dtype, item in ((np.float32, 4), (np.float64, 8)):
                 assert _core.madd_rounds(dtype, 7) == 7 * 12 * width[level] // item
                 assert _core.madd_rounds(dtype, 0) == 0
                 rate = timing.madd_peak(dtype, repeat=2, sample_target=1e-4)
                 assert 0 < rate < 1e6 and math.isfinite(rate)
-    finally:
-        _core.set_simd(old)
     for bad in (np.int32, None):   # (np.dtype(None) would be float64)
         with pytest.raises(TypeError, match="float32 or float64"):
             _core.madd_rounds(bad, 1)

@@ -13,7 +13,7 @@ import pytest
 
 import fastrnn
 from fastrnn._kernels import _core
-from _util import assert_close, f64, lstm_params, ref, rnn_params
+from _util import assert_close, at_simd, f64, lstm_params, ref, rnn_params
 
 DTYPES = [np.float64, np.float32]
 RNN_ITEMS = ("a_next", "a_prev", "xt", "parameters")
@@ -95,11 +95,8 @@ def test_lstm_gates_stored_past_the_caches(dtype, n_a, simd):
     n_x, n_y, m, T = 3, 4, 64, 70
     assert m * T * 4 * n_a * np.dtype(dtype).itemsize > 16 * 1024 * 1024
     x, a0, p = make("lstm", dims=(n_x, n_a, n_y, m, T), dtype=dtype)
-    previous = _core.set_simd(simd)
-    try:
+    with at_simd(simd):
         caches, want = call("lstm", x, a0, p)
-    finally:
-        _core.set_simd(previous)
     for t in range(T):
         assert_item_matches(caches[0][t], want[0][t], LSTM_ITEMS, dtype, t)
 

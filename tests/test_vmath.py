@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fastrnn._kernels import _core
+from _util import at_simd
 
 DTYPES = [np.float32, np.float64]
 
@@ -102,11 +103,8 @@ def test_activation_rejects_bad_input():
 
 
 def at_level(level, f, *args):
-    previous = _core.set_simd(level)
-    try:
+    with at_simd(level):
         return f(*args)
-    finally:
-        _core.set_simd(previous)
 
 
 def assert_levels_agree(wide, narrow, scale=0.0):

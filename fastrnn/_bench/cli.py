@@ -374,7 +374,7 @@ def run(opts, out=None):
             print("GEMM rate    " + format_gemm(gemm) + "\n", file=out, flush=True)
             data.update(environment=env, gemm=gemm)
             if opts.sweep:
-                _run_sweep(opts, dtypes, peaks, progress, out, data, madd_peaks)
+                _run_sweep(opts, dtypes, peaks, madd_peaks, progress, out, data)
             else:
                 _run_suite(opts, dtypes, peaks, progress, out, data)
         finally:
@@ -445,7 +445,7 @@ def _run_suite(opts, dtypes, peaks, progress, out, data):
     data.update(results=results, memory=memory, settings={"shapes": shapes})
 
 
-def _run_sweep(opts, dtypes, peaks, progress, out, data, madd_peaks=None):
+def _run_sweep(opts, dtypes, peaks, madd_peaks, progress, out, data):
     n_as = opts.n_a or (sweep_mod.QUICK_N_A if opts.quick else sweep_mod.SWEEP_N_A)
     ms = opts.batch or (sweep_mod.QUICK_M if opts.quick else sweep_mod.SWEEP_M)
     print(sweep_mod.sweep_header(opts.peers), file=out, flush=True)

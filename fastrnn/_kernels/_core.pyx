@@ -2634,14 +2634,16 @@ cdef inline void v_gru_candidate(floating *g, const floating *hg, const floating
         fr_gru_candidate_d(g, hg, h_prev, h, n)
 
 
-# Elements of sentinel on each side of the arrays the test hooks hand to a kernel.
+# Elements of sentinel on each side of the arrays the test hooks hand to a kernel, and the
+# sentinel.
 cdef enum:
     HOOK_GUARD = 32
+HOOK_SENTINEL = 7.0
 
 
 cdef cnp.ndarray guarded(object values, object dtype, Py_ssize_t n):
     """n values (or sentinels) between HOOK_GUARD sentinels on each side."""
-    cdef cnp.ndarray buf = np.full(n + 2 * HOOK_GUARD, 7.0, dtype=dtype)
+    cdef cnp.ndarray buf = np.full(n + 2 * HOOK_GUARD, HOOK_SENTINEL, dtype=dtype)
     if values is not None:
         buf[HOOK_GUARD:HOOK_GUARD + n] = values
     return buf
@@ -2654,7 +2656,8 @@ cdef void *inside(cnp.ndarray buf):
 cdef object unguard(list bufs):
     """The middles of bufs; raises if a kernel wrote into a guard."""
     for buf in bufs:
-        if not (np.all(buf[:HOOK_GUARD] == 7.0) and np.all(buf[-HOOK_GUARD:] == 7.0)):
+        if not (np.all(buf[:HOOK_GUARD] == HOOK_SENTINEL)
+                and np.all(buf[-HOOK_GUARD:] == HOOK_SENTINEL)):
             raise RuntimeError("a kernel wrote outside its array")
     return [buf[HOOK_GUARD:-HOOK_GUARD] for buf in bufs]
 

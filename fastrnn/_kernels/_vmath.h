@@ -304,7 +304,7 @@ FR_INLINE void fr_tanh_inplace_##SFX##_impl(T *x, ptrdiff_t n)                  
 /* The LSTM cell from its activated gates g = [f, i, o, cct] (n each): c = f * c_prev +       \
  * i * cct, h = o * tanh(c); returns how many of the new c and h are subnormal. */            \
 FR_INLINE ptrdiff_t fr_lstm_cell_##SFX##_impl(const T *restrict g, const T *restrict c_prev,  \
-                                          T *restrict c, T *restrict h, ptrdiff_t n)          \
+                                              T *restrict c, T *restrict h, ptrdiff_t n)      \
 {                                                                                             \
     /* restrict: c, h, c_prev and g never overlap, and GCC gives up vectorising this loop     \
      * when it has to check every pair of its seven arrays at run time */                     \
