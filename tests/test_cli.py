@@ -281,7 +281,7 @@ def test_bench_quick_lesson_writes_json(tmp_path):
     out = proc.stdout
     for word in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SIMD", "BLAS", "GEMM rate",
                  "fastrnn.rnn_forward", "fastrnn.LSTM.forward", "reference.lstm_forward",
-                 "Summary"):
+                 "Summary", "%peak@0.9x"):
         assert word in out, word
     data = json.loads(path.read_text())
     assert data["kind"] == "suite" and data["status"] == 0 and data["mismatches"] == []
@@ -321,6 +321,11 @@ def test_bench_quick_lesson_writes_json(tmp_path):
             assert rows[role]["speedup_vs_reference"] == pytest.approx(1 / ref["median"])
             assert set(rows[role]["ratios"]) == {"reference"}
         assert rows["reference"]["speedup_vs_reference"] == pytest.approx(1.0)
+        # fastrnn's faster call against one core's multiply-add peak (one thread); no peer
+        peak = data["gemm"][res["dtype"]]["madd_peak_gflops"]
+        best = max(rows["fastrnn"]["gflops"], rows["model"]["gflops"])
+        assert res["frac_peak"] == pytest.approx(best / peak, rel=1e-12)
+        assert res["peer_frac_peak"] is None and res["frac_peak_at_target"] is None
         tol = _selfcheck.TOLERANCES[res["dtype"]]["atol"] * 10
         assert rows["fastrnn"]["max_abs_err_vs_reference"] <= tol
         assert rows["model"]["max_abs_err_vs_reference"] <= tol

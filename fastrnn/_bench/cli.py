@@ -376,7 +376,7 @@ def run(opts, out=None):
             if opts.sweep:
                 _run_sweep(opts, dtypes, peaks, madd_peaks, progress, out, data)
             else:
-                _run_suite(opts, dtypes, peaks, progress, out, data)
+                _run_suite(opts, dtypes, peaks, madd_peaks, progress, out, data)
         finally:
             if torch is not None:
                 torch.set_num_threads(old_torch_threads)
@@ -425,7 +425,7 @@ def run(opts, out=None):
     return status
 
 
-def _run_suite(opts, dtypes, peaks, progress, out, data):
+def _run_suite(opts, dtypes, peaks, madd_peaks, progress, out, data):
     shapes = opts.shapes or list(QUICK_SHAPES if opts.quick else SHAPES)
     print(format_table_header(), file=out, flush=True)
     todo = [(s, m, d, w) for s in shapes for w in opts.workloads for m in opts.models
@@ -433,7 +433,8 @@ def _run_suite(opts, dtypes, peaks, progress, out, data):
     results = []
     for k, (s, m, d, w) in enumerate(todo, 1):
         results.append(run_case(s, m, d, opts, opts.peers, peaks, progress,
-                                prefix=f"[{k}/{len(todo)}] ", workload=w))
+                                prefix=f"[{k}/{len(todo)}] ", workload=w,
+                                madd_peaks=madd_peaks))
         print(format_case(results[-1]), file=out, flush=True)
     memory = []
     if "big" in shapes and "forward" in opts.workloads:

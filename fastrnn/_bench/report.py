@@ -6,6 +6,7 @@ import numpy as np
 
 from fastrnn._bench.cases import SHAPES
 from fastrnn._bench.impls import PEER_NAMES, PEERS
+from fastrnn._bench.suite import PEER_TARGET
 
 
 def fmt_time(s):
@@ -144,7 +145,8 @@ def _format_summary(results, peers):
     cols = _summary_columns(peers)
     hdr = (f"{'shape':<9} {'model':<5} {'dtype':<7} {'fastrnn':>9} {'model':>9} "
            f"{'reference':>9} " + "".join(f"{p:>9} " for p in peers)
-           + "".join(f"{c[0] + ' (min-max)':>19} " for c in cols) + f"{'%GEMM':>6}")
+           + "".join(f"{c[0] + ' (min-max)':>19} " for c in cols) + f"{'%GEMM':>6}"
+           + f" {'%peak':>6} {f'%peak@{PEER_TARGET:g}x':>10}")
     lines += [hdr, "-" * len(hdr)]
     for res in results:
         by = {r["role"]: r for r in res["impls"]}
@@ -167,8 +169,13 @@ def _format_summary(results, peers):
         lines.append(
             f"{_shape_key(res):<9} {res['model']:<5} {res['dtype']:<7} {t('fastrnn'):>9} "
             f"{t('model'):>9} {t('reference'):>9} " + "".join(f"{t(p):>9} " for p in peers)
-            + "".join(cells) + f"{_fmt(frac, '.1f'):>6}")
+            + "".join(cells) + f"{_fmt(frac, '.1f'):>6} {_pct(res.get('frac_peak')):>6} "
+            f"{_pct(res.get('frac_peak_at_target')):>10}")
     return "\n".join(lines)
+
+
+def _pct(frac):
+    return _fmt(None if frac is None else 100 * frac, ".1f")
 
 
 def format_gemm(gemm):
@@ -240,9 +247,12 @@ def format_footer(data, workloads=None):
         "%GEMM = GFLOP/s / the GEMM rate above, that of the BLAS as the environment runs it "
         "(above 100 where fastrnn's own kernels outrun it, e.g. OpenBLAS held to AVX2 by "
         "OPENBLAS_CORETYPE on an AVX-512 CPU); "
-        + ("%peak (sweep) = the packed model's GFLOP/s / (min(threads, m) x one core's "
-           "multiply-add peak above), the limit no product passes at that SIMD level; "
-           if data.get("sweep") else "")
+        + "%peak = GFLOP/s / (min(threads, m) x one core's multiply-add peak above), the "
+        "limit no product passes at that SIMD level, for "
+        + ("the packed model; " if data.get("sweep") else
+           f"fastrnn's faster call; %peak@{PEER_TARGET:g}x = the %peak of a call taking "
+           f"{PEER_TARGET:g}x the fastest peer's time (above 100: no call at that SIMD "
+           "level can; near 100: none with memory traffic, activations and outputs to do); ")
         + "err ref = max |difference| from the float64 reference, err fn = from the drop-in "
         "function (LSTM sequences vs a peer: a, y and the last c); MISMATCH = beyond "
         + ", ".join(f"{k} {v:g}" for k, v in data["match_atol"].items()) + ": not timed")

@@ -13,6 +13,10 @@ from fastrnn._bench.timing import measure_interleaved, ratio_stats
 # MISMATCH and ``fastrnn bench`` exits with status 1.
 MATCH_ATOL = {"float64": 1e-8, "float32": 1e-3}
 
+# The time against the fastest peer's that the report's %peak@0.9x column prices: what a
+# call that much faster than the peer would need from the cores.
+PEER_TARGET = 0.9
+
 
 def _progress_printer(stream=None):
     stream = sys.stderr if stream is None else stream
@@ -114,15 +118,45 @@ def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budge
     return rows
 
 
+def frac_peak(fl, seconds, madd_peak, threads, m):
+    """The fraction of the cores' limit that ``fl`` FLOPs in ``seconds`` run at: one core's
+    multiply-add peak ``madd_peak`` (GFLOP/s) times the threads a batch of ``m`` examples
+    can use (at most one per example).  None without a peak or a time."""
+    if not madd_peak or not seconds:
+        return None
+    return fl / seconds / (1e9 * madd_peak * min(threads, m))
+
+
+def add_peak_fractions(res, madd_peak, threads):
+    """Set a case result's ``frac_peak`` (fastrnn's fastest call, :func:`frac_peak`),
+    ``peer_frac_peak`` (the fastest timed peer's) and ``frac_peak_at_target`` (what a call
+    taking PEER_TARGET times that peer's time would run at); None where there is no such
+    row."""
+    fl, m = res["flops"], res["dims"]["m"]
+    best = best_fastrnn(res)
+    peers = [r for r in res["impls"] if r["role"] in PEERS and r["timed"]]
+    fastest = min(peers, key=lambda r: r["median_s"]) if peers else None
+    res["frac_peak"] = (frac_peak(fl, best["median_s"], madd_peak, threads, m)
+                        if best else None)
+    res["peer_frac_peak"] = (frac_peak(fl, fastest["median_s"], madd_peak, threads, m)
+                             if fastest else None)
+    res["frac_peak_at_target"] = (
+        frac_peak(fl, PEER_TARGET * fastest["median_s"], madd_peak, threads, m)
+        if fastest else None)
+    return res
+
+
 def run_case(shape_name, model, dtype_name, opts, peers=(), peaks=None, progress=None,
-             prefix="", workload="forward"):
+             prefix="", workload="forward", madd_peaks=None):
     """Check and time one case of the public suite; returns its result (see the JSON
     written by ``--json``).
 
     ``peers``: the peers to time ("torch", "ort"; ONNX Runtime only for float32).
     ``opts``: ``seed``, ``threads``, ``repeat``, ``min_time``, ``reference_budget``,
     ``no_reference``.  ``workload``: a name in
-    :data:`~fastrnn._bench.workloads.WORKLOADS` (default the forward pass).
+    :data:`~fastrnn._bench.workloads.WORKLOADS` (default the forward pass).  ``peaks``,
+    ``madd_peaks``: the GEMM rate and one core's multiply-add peak per dtype name (GFLOP/s;
+    for %GEMM and :func:`add_peak_fractions`).
     """
     from fastrnn._bench.workloads import workload as get_workload
 
@@ -149,9 +183,10 @@ def run_case(shape_name, model, dtype_name, opts, peers=(), peaks=None, progress
                           reference_budget=budget, progress=progress,
                           prefix=f"{prefix}{tag}: ", fl=fl,
                           peak=(peaks or {}).get(dtype_name), baselines=work.baselines)
-    return {"shape": shape_name, "dims": shape._asdict(), "model": model, "dtype": dtype_name,
-            "workload": work.name, "calls": "cell" if cell else "sequence", "flops": fl,
-            "impls": rows}
+    res = {"shape": shape_name, "dims": shape._asdict(), "model": model, "dtype": dtype_name,
+           "workload": work.name, "calls": "cell" if cell else "sequence", "flops": fl,
+           "impls": rows}
+    return add_peak_fractions(res, (madd_peaks or {}).get(dtype_name), opts.threads)
 
 
 def best_fastrnn(res):
@@ -160,4 +195,5 @@ def best_fastrnn(res):
     return max(rows, key=lambda r: r["gflops"]) if rows else None
 
 
-__all__ = ["MATCH_ATOL", "run_case", "check_and_time", "timing_stats", "best_fastrnn"]
+__all__ = ["MATCH_ATOL", "PEER_TARGET", "run_case", "check_and_time", "timing_stats",
+           "best_fastrnn", "frac_peak", "add_peak_fractions"]

@@ -25,7 +25,7 @@ from fastrnn._bench.cases import DTYPES, Shape, flops, make_case
 from fastrnn._bench.impls import fastrnn_impls, peer_impls, reference_outputs
 from fastrnn._bench.kinds import kind
 from fastrnn._bench.report import fmt_ratio, fmt_time
-from fastrnn._bench.suite import check_and_time
+from fastrnn._bench.suite import check_and_time, frac_peak
 from fastrnn._bench.timing import read_floor
 
 SWEEP_N_A = (32, 64, 128, 192, 256, 384, 512, 1024)
@@ -118,10 +118,9 @@ def run_sweep(opts, models, dtypes, n_as, ms, peers=(), peaks=None, progress=Non
         res["step_s"] = model_row["median_s"] / T if model_row["timed"] else None
         res["step_over_floor"] = (res["step_s"] / floor
                                   if floor and res["step_s"] is not None else None)
-        peak = (madd_peaks or {}).get(dtype_name)
-        # (a batch runs on at most one thread per example)
-        res["frac_peak"] = (fl / model_row["median_s"] / (1e9 * peak * min(opts.threads, m))
-                            if peak and model_row["timed"] else None)
+        res["frac_peak"] = (frac_peak(fl, model_row["median_s"],
+                                      (madd_peaks or {}).get(dtype_name), opts.threads, m)
+                            if model_row["timed"] else None)
         results.append(res)
         if on_cell:
             on_cell(res)
