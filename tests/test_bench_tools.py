@@ -291,24 +291,23 @@ def test_every_kind_plugs_in_its_calls_and_conversions():
         kinds.kind("transformer")
 
 
-def _row(role, seconds, timed=True):
-    return {"role": role, "median_s": seconds, "timed": timed, "gflops": 6e9 / seconds / 1e9}
+def _case(m, *rows):
+    impls = [{"role": role, "median_s": sec, "timed": timed, "gflops": 6 / sec,
+              "ratios": {}, "frac_gemm": None} for role, sec, timed in rows]
+    return {"shape": "mid", "model": "lstm", "dtype": "float32", "flops": 6e9,
+            "dims": {"m": m}, "impls": impls}
 
 
 @pytest.mark.parametrize("threads, m, cores", [(1, 4, 1), (2, 4, 2), (4, 3, 3), (2, 1, 1)])
-def test_peak_fractions_price_the_fastest_peer(threads, m, cores):
+def test_peak_fractions_price_the_fastest_timed_peer(threads, m, cores):
     """%peak is fastrnn's faster call against the multiply-add peak of the cores a batch of
-    m can use; %peak@0.9x prices 0.9x the fastest *timed* peer; the report prints both."""
+    m can use; %peak@0.9x prices 0.9x the fastest timed peer (not the reference, not an
+    untimed peer); the report prints both."""
     from fastrnn._bench import report, suite
-    res = {"shape": "mid", "model": "lstm", "dtype": "float32", "flops": 6e9,
-           "dims": {"m": m}, "impls": [_row("fastrnn", 2.0), _row("model", 1.5),
-                                       _row("reference", 0.5, timed=False),
-                                       _row("torch", 1.6), _row("ort", 1.2),
-                                       _row("torch", 0.1, timed=False)]}
-    for r in res["impls"]:
-        r.update(ratios={}, frac_gemm=None)
-    suite.add_peak_fractions(res, 5.0, threads)          # 5 GFLOP/s a core
     assert suite.PEER_TARGET == 0.9
+    res = _case(m, ("fastrnn", 2.0, True), ("model", 1.5, True), ("reference", 0.5, True),
+                ("torch", 1.6, True), ("ort", 1.2, True))
+    suite.add_peak_fractions(res, 5.0, threads)          # 5 GFLOP/s a core
     assert res["frac_peak"] == pytest.approx(6 / 1.5 / (5 * cores), rel=1e-12)
     assert res["peer_frac_peak"] == pytest.approx(6 / 1.2 / (5 * cores), rel=1e-12)
     assert res["frac_peak_at_target"] == pytest.approx(6 / (0.9 * 1.2) / (5 * cores),
@@ -316,9 +315,12 @@ def test_peak_fractions_price_the_fastest_peer(threads, m, cores):
     line = report.format_summary([res], ["torch", "ort"]).splitlines()[-1].split()
     assert line[-2:] == [f"{100 * res['frac_peak']:.1f}",
                          f"{100 * res['frac_peak_at_target']:.1f}"]
+    res = _case(m, ("model", 1.5, True), ("torch", 1.6, True), ("ort", 0.1, False))
+    suite.add_peak_fractions(res, 5.0, threads)
+    assert res["peer_frac_peak"] == pytest.approx(6 / 1.6 / (5 * cores), rel=1e-12)
     suite.add_peak_fractions(res, None, threads)          # no peak measured
     assert res["frac_peak"] is None and res["frac_peak_at_target"] is None
-    res["impls"] = [r for r in res["impls"] if r["role"] not in ("torch", "ort")]
+    res = _case(m, ("model", 1.5, True), ("reference", 0.5, True))
     suite.add_peak_fractions(res, 5.0, threads)           # no peer timed
     assert res["frac_peak"] is not None and res["frac_peak_at_target"] is None
     assert report.format_summary([res], ["torch", "ort"]).splitlines()[-1].split()[-1] == "-"
@@ -473,7 +475,10 @@ def test_train_workload_from_the_command(tmp_path, capsys):
         assert set(by["fastrnn"]["ratios"]) == {"reference", "forward"}
         assert set(by["reference"]["ratios"]) == {"fastrnn"}
         assert by["model"]["ratios"] == {}                   # no peer: no ratio
+        # the rows time unlike calls (backward, forward, both): no share of the peak
+        assert res["frac_peak"] is None and res["frac_peak_at_target"] is None
     assert data["memory"] == []
+    assert "%peak" not in out
 
 
 @pytest.mark.parametrize("model", ["rnn", "lstm"])

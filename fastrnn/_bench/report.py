@@ -146,7 +146,7 @@ def _format_summary(results, peers):
     hdr = (f"{'shape':<9} {'model':<5} {'dtype':<7} {'fastrnn':>9} {'model':>9} "
            f"{'reference':>9} " + "".join(f"{p:>9} " for p in peers)
            + "".join(f"{c[0] + ' (min-max)':>19} " for c in cols) + f"{'%GEMM':>6}"
-           + f" {'%peak':>6} {f'%peak@{PEER_TARGET:g}x':>10}")
+           + f" {'%peak':>6} {_AT_TARGET:>10}")
     lines += [hdr, "-" * len(hdr)]
     for res in results:
         by = {r["role"]: r for r in res["impls"]}
@@ -170,8 +170,11 @@ def _format_summary(results, peers):
             f"{_shape_key(res):<9} {res['model']:<5} {res['dtype']:<7} {t('fastrnn'):>9} "
             f"{t('model'):>9} {t('reference'):>9} " + "".join(f"{t(p):>9} " for p in peers)
             + "".join(cells) + f"{_fmt(frac, '.1f'):>6} {_pct(res.get('frac_peak')):>6} "
-            f"{_pct(res.get('frac_peak_at_target')):>10}")
+            f"{_pct(res.get('frac_peak_at_target')):>{max(10, len(_AT_TARGET))}}")
     return "\n".join(lines)
+
+
+_AT_TARGET = f"%peak@{PEER_TARGET:g}x"
 
 
 def _pct(frac):
@@ -219,6 +222,8 @@ def format_footer(data, workloads=None):
     for each workload other than the forward pass that ran (``workloads``: name ->
     :class:`~fastrnn._bench.workloads.Workload`)."""
     s = data["settings"]
+    # the workloads summarised in tables of their own (no %peak columns there)
+    own_summary = {name for name, w in (workloads or {}).items() if w.summary}
     lines = [f"GEMM rate (scipy.linalg.blas, same threads, median of {s['gemm_repeat']}): "
              + format_gemm(data["gemm"])]
     if s.get("shapes"):
@@ -247,12 +252,17 @@ def format_footer(data, workloads=None):
         "%GEMM = GFLOP/s / the GEMM rate above, that of the BLAS as the environment runs it "
         "(above 100 where fastrnn's own kernels outrun it, e.g. OpenBLAS held to AVX2 by "
         "OPENBLAS_CORETYPE on an AVX-512 CPU); "
-        + "%peak = GFLOP/s / (min(threads, m) x one core's multiply-add peak above), the "
-        "limit no product passes at that SIMD level, for "
-        + ("the packed model; " if data.get("sweep") else
-           f"fastrnn's faster call; %peak@{PEER_TARGET:g}x = the %peak of a call taking "
-           f"{PEER_TARGET:g}x the fastest peer's time (above 100: no call at that SIMD "
-           "level can; near 100: none with memory traffic, activations and outputs to do); ")
+        + ("%peak = the packed model's GFLOP/s / (min(threads, m) x one core's multiply-add "
+           "peak above), the limit no product passes at that SIMD level with at most one "
+           "thread per example; " if data.get("sweep") else "")
+        + ("%peak = fastrnn's faster call's GFLOP/s / (min(threads, m) x one core's "
+           "multiply-add peak above), the limit no product passes at that SIMD level with at "
+           f"most one thread per example; {_AT_TARGET} = the %peak of a call taking "
+           f"{PEER_TARGET:g}x the fastest peer's time (above 100: no such call can be that "
+           "fast; near 100: none that also reads memory, computes activations and writes "
+           "outputs); "
+           if any(res.get("workload", "forward") not in own_summary
+                  for res in data.get("results", [])) else "")
         + "err ref = max |difference| from the float64 reference, err fn = from the drop-in "
         "function (LSTM sequences vs a peer: a, y and the last c); MISMATCH = beyond "
         + ", ".join(f"{k} {v:g}" for k, v in data["match_atol"].items()) + ": not timed")

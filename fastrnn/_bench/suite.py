@@ -121,7 +121,8 @@ def check_and_time(impls, dtype_name, want, *, repeat, min_time, reference_budge
 def frac_peak(fl, seconds, madd_peak, threads, m):
     """The fraction of the cores' limit that ``fl`` FLOPs in ``seconds`` run at: one core's
     multiply-add peak ``madd_peak`` (GFLOP/s) times the threads a batch of ``m`` examples
-    can use (at most one per example).  None without a peak or a time."""
+    can use, counting at most one per example (fastrnn's batch threads; a call that splits
+    one example's rows over threads could pass 1).  None without a peak or a time."""
     if not madd_peak or not seconds:
         return None
     return fl / seconds / (1e9 * madd_peak * min(threads, m))
@@ -186,7 +187,10 @@ def run_case(shape_name, model, dtype_name, opts, peers=(), peaks=None, progress
     res = {"shape": shape_name, "dims": shape._asdict(), "model": model, "dtype": dtype_name,
            "workload": work.name, "calls": "cell" if cell else "sequence", "flops": fl,
            "impls": rows}
-    return add_peak_fractions(res, (madd_peaks or {}).get(dtype_name), opts.threads)
+    # (a workload with a summary of its own times calls whose FLOPs or threads differ
+    # between the rows: its shares of the peak would compare unlike things)
+    return add_peak_fractions(res, (madd_peaks or {}).get(dtype_name) if work.summary is None
+                              else None, opts.threads)
 
 
 def best_fastrnn(res):
