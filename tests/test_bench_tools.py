@@ -358,6 +358,7 @@ def test_sweep_from_the_command_writes_cells_grids_and_floors(tmp_path, capsys):
         assert {r["role"] for r in c["impls"]} == {"fastrnn", "model"}
         assert all(r["timed"] and r["max_abs_err_vs_reference"] < 1e-3 for r in c["impls"])
         model = next(r for r in c["impls"] if r["role"] == "model")
+        assert c["peer_frac_peak"] is None and c["frac_peak_at_target"] is None  # no peer
         assert c["frac_peak"] == pytest.approx(
             c["flops"] / model["median_s"] / 1e9 / data["gemm"]["float32"]["madd_peak_gflops"])
         if m <= sweep.FLOOR_MAX_M:
@@ -378,6 +379,29 @@ def test_sweep_grid_text():
     assert lines[title + 1].split() == ["n_a", "/", "m", "1", "2"]
     assert lines[title + 2].split() == ["2", "2.00", "1.00"]
     assert lines[title + 3].split() == ["4", "4.00", "2.00"]
+    assert "would need" not in text                      # no peer fraction: no grid
+
+
+def test_sweep_grid_of_what_0_9x_the_fastest_peer_would_need():
+    """Each cell prices 0.9x its fastest timed peer against the cores a batch of m can
+    use (the sweep's own %peak stays the packed model's)."""
+    from fastrnn._bench import suite
+    cells = []
+    for n_a in (8, 16):
+        for m in (1, 3):
+            res = _case(m, ("model", 1.0, True), ("torch", 0.5 * n_a / 8, True),
+                        ("ort", 0.25, False))
+            res.update(model="lstm", dtype="float32", n_a=n_a, m=m, step_over_floor=None)
+            cells.append(suite.add_peer_fractions(res, 5.0, threads=2))
+    text = sweep.format_grids(cells, [])
+    lines = text.splitlines()
+    title = next(k for k, line in enumerate(lines) if "would need" in line)
+    assert "0.9x the fastest peer" in lines[title]
+    # 6 GFLOP in 0.9 * 0.5 s (n_a = 8) or 0.9 * 1 s (16), on 1 core (m = 1) or 2 (m = 3)
+    assert lines[title + 2].split() == ["8", f"{100 * 6 / 0.45 / 5:.0f}",
+                                        f"{100 * 6 / 0.45 / 10:.0f}"]
+    assert lines[title + 3].split() == ["16", f"{100 * 6 / 0.9 / 5:.0f}",
+                                        f"{100 * 6 / 0.9 / 10:.0f}"]
 
 
 # ------------------------------------------------------------------ plots

@@ -128,23 +128,28 @@ def frac_peak(fl, seconds, madd_peak, threads, m):
     return fl / seconds / (1e9 * madd_peak * min(threads, m))
 
 
-def add_peak_fractions(res, madd_peak, threads):
-    """Set a case result's ``frac_peak`` (fastrnn's fastest call, :func:`frac_peak`),
-    ``peer_frac_peak`` (the fastest timed peer's) and ``frac_peak_at_target`` (what a call
-    taking PEER_TARGET times that peer's time would run at); None where there is no such
-    row."""
+def add_peer_fractions(res, madd_peak, threads):
+    """Set a case or sweep cell's ``peer_frac_peak`` (the fastest timed peer's
+    :func:`frac_peak`) and ``frac_peak_at_target`` (what a call taking PEER_TARGET times that
+    peer's time would run at); None without a timed peer."""
     fl, m = res["flops"], res["dims"]["m"]
-    best = best_fastrnn(res)
     peers = [r for r in res["impls"] if r["role"] in PEERS and r["timed"]]
     fastest = min(peers, key=lambda r: r["median_s"]) if peers else None
-    res["frac_peak"] = (frac_peak(fl, best["median_s"], madd_peak, threads, m)
-                        if best else None)
     res["peer_frac_peak"] = (frac_peak(fl, fastest["median_s"], madd_peak, threads, m)
                              if fastest else None)
     res["frac_peak_at_target"] = (
         frac_peak(fl, PEER_TARGET * fastest["median_s"], madd_peak, threads, m)
         if fastest else None)
     return res
+
+
+def add_peak_fractions(res, madd_peak, threads):
+    """Set a case result's ``frac_peak`` (fastrnn's fastest call, :func:`frac_peak`) and
+    its peers' fractions (:func:`add_peer_fractions`); None where there is no such row."""
+    best = best_fastrnn(res)
+    res["frac_peak"] = (frac_peak(res["flops"], best["median_s"], madd_peak, threads,
+                                  res["dims"]["m"]) if best else None)
+    return add_peer_fractions(res, madd_peak, threads)
 
 
 def run_case(shape_name, model, dtype_name, opts, peers=(), peaks=None, progress=None,
@@ -200,4 +205,4 @@ def best_fastrnn(res):
 
 
 __all__ = ["MATCH_ATOL", "PEER_TARGET", "run_case", "check_and_time", "timing_stats",
-           "best_fastrnn", "frac_peak", "add_peak_fractions"]
+           "best_fastrnn", "frac_peak", "add_peak_fractions", "add_peer_fractions"]

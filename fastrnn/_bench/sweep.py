@@ -25,7 +25,7 @@ from fastrnn._bench.cases import DTYPES, Shape, flops, make_case
 from fastrnn._bench.impls import fastrnn_impls, peer_impls, reference_outputs
 from fastrnn._bench.kinds import kind
 from fastrnn._bench.report import fmt_ratio, fmt_time
-from fastrnn._bench.suite import check_and_time, frac_peak
+from fastrnn._bench.suite import PEER_TARGET, add_peer_fractions, check_and_time, frac_peak
 from fastrnn._bench.timing import read_floor
 
 SWEEP_N_A = (32, 64, 128, 192, 256, 384, 512, 1024)
@@ -118,9 +118,10 @@ def run_sweep(opts, models, dtypes, n_as, ms, peers=(), peaks=None, progress=Non
         res["step_s"] = model_row["median_s"] / T if model_row["timed"] else None
         res["step_over_floor"] = (res["step_s"] / floor
                                   if floor and res["step_s"] is not None else None)
-        res["frac_peak"] = (frac_peak(fl, model_row["median_s"],
-                                      (madd_peaks or {}).get(dtype_name), opts.threads, m)
+        madd_peak = (madd_peaks or {}).get(dtype_name)
+        res["frac_peak"] = (frac_peak(fl, model_row["median_s"], madd_peak, opts.threads, m)
                             if model_row["timed"] else None)
+        add_peer_fractions(res, madd_peak, opts.threads)
         results.append(res)
         if on_cell:
             on_cell(res)
@@ -199,7 +200,8 @@ def format_grid(title, table, spec=".2f"):
 
 def format_grids(results, peers):
     """The sweep's text heat maps: time / peer time of the drop-in function and of the
-    packed model per peer, the small-batch step time / floor, and the packed model's %peak."""
+    packed model per peer, the small-batch step time / floor, the packed model's %peak, and
+    the %peak a call at PEER_TARGET times the fastest peer's time would need."""
     blocks = []
     for model, dtype in dict.fromkeys((r["model"], r["dtype"]) for r in results):
         for p in peers:
@@ -221,6 +223,13 @@ def format_grids(results, peers):
             blocks.append(format_grid(
                 f"{model} {dtype}: packed model GFLOP/s, % of the multiply-add peak (the "
                 f"cores' limit)", table, ".0f"))
+        table = grid(results, model, dtype,
+                     lambda r: (None if r.get("frac_peak_at_target") is None
+                                else 100 * r["frac_peak_at_target"]))
+        if any(v is not None for row in table.values() for v in row.values()):
+            blocks.append(format_grid(
+                f"{model} {dtype}: % of the multiply-add peak a call would need to take "
+                f"{PEER_TARGET:g}x the fastest peer's time", table, ".0f"))
     return "\n\n".join(blocks)
 
 
