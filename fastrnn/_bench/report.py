@@ -66,7 +66,7 @@ def format_case(res):
         key = (f"{_shape_key(res):<9} {res['model']:<5} {res['dtype']:<7}" if k == 0
                else " " * 23)
         if r["timed"]:
-            frac = None if r["frac_gemm"] is None else 100 * r["frac_gemm"]
+            frac = percent(r["frac_gemm"])
             timing = (f"{fmt_time(r['median_s']):>9} {100 * r['spread']:>6.1f}% "
                       f"{r['samples']:>4} "
                       f"{fmt_ratio(inverse(r['ratios'].get('reference'))):>18} "
@@ -165,7 +165,7 @@ def _format_summary(results, peers):
             cells.append(f"{fmt_ratio(stats, none=na):>19} ")
         best = max((r for r in res["impls"] if r["role"] in ("fastrnn", "model")
                     and r["timed"]), key=lambda r: r["gflops"], default=None)
-        frac = None if best is None or best["frac_gemm"] is None else 100 * best["frac_gemm"]
+        frac = None if best is None else percent(best["frac_gemm"])
         lines.append(
             f"{_shape_key(res):<9} {res['model']:<5} {res['dtype']:<7} {t('fastrnn'):>9} "
             f"{t('model'):>9} {t('reference'):>9} " + "".join(f"{t(p):>9} " for p in peers)
@@ -177,8 +177,13 @@ def _format_summary(results, peers):
 _AT_TARGET = f"%peak@{PEER_TARGET:g}x"
 
 
+def percent(frac):
+    """100 * frac, or None for None."""
+    return None if frac is None else 100 * frac
+
+
 def _pct(frac):
-    return _fmt(None if frac is None else 100 * frac, ".1f")
+    return _fmt(percent(frac), ".1f")
 
 
 def format_gemm(gemm):
@@ -297,4 +302,4 @@ def json_safe(obj):
 
 
 __all__ = ["fmt_time", "fmt_ratio", "format_table_header", "format_case", "format_summary",
-           "format_gemm", "format_footer", "format_shapes", "json_safe", "PEER_NAMES"]
+           "format_gemm", "format_footer", "format_shapes", "json_safe", "percent", "PEER_NAMES"]

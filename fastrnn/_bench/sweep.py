@@ -24,7 +24,7 @@ import time
 from fastrnn._bench.cases import DTYPES, Shape, flops, make_case
 from fastrnn._bench.impls import fastrnn_impls, peer_impls, reference_outputs
 from fastrnn._bench.kinds import kind
-from fastrnn._bench.report import fmt_ratio, fmt_time
+from fastrnn._bench.report import fmt_ratio, fmt_time, percent
 from fastrnn._bench.suite import PEER_TARGET, add_peer_fractions, check_and_time, frac_peak
 from fastrnn._bench.timing import read_floor
 
@@ -175,7 +175,7 @@ def format_cell(res, peers):
             + "".join(f"{t(p):>9} " for p in peers) + cols
             + f"{fmt_time(res['step_s']):>9} {fmt_time(res['floor_s']):>9} "
             f"{_fmt(res['step_over_floor'], '.2g'):>6} {100 * best:>6.1f} "
-            f"{_fmt(None if res.get('frac_peak') is None else 100 * res['frac_peak'], '.1f'):>6}")
+            f"{_fmt(percent(res.get('frac_peak')), '.1f'):>6}")
 
 
 def grid(results, model, dtype, value):
@@ -218,14 +218,13 @@ def format_grids(results, peers):
                 f"{model} {dtype}: packed model time per step / floor (m <= {FLOOR_MAX_M})",
                 table, ".2g"))
         table = grid(results, model, dtype,
-                     lambda r: None if r.get("frac_peak") is None else 100 * r["frac_peak"])
+                     lambda r: percent(r.get("frac_peak")))
         if any(v is not None for row in table.values() for v in row.values()):
             blocks.append(format_grid(
                 f"{model} {dtype}: packed model GFLOP/s, % of the multiply-add peak (the "
                 f"cores' limit)", table, ".0f"))
         table = grid(results, model, dtype,
-                     lambda r: (None if r.get("frac_peak_at_target") is None
-                                else 100 * r["frac_peak_at_target"]))
+                     lambda r: percent(r.get("frac_peak_at_target")))
         if any(v is not None for row in table.values() for v in row.values()):
             blocks.append(format_grid(
                 f"{model} {dtype}: % of the multiply-add peak a call would need to take "

@@ -48,16 +48,21 @@ FR_512 FR_INLINE VT fr_expm1_512_##SFX(VT r)                                    
     FR_TAYLOR_##SFX(FR_HORNER512_##S)                                                         \
     return _mm512_mul_round_##S(p, r, FR_RN);                                                 \
 }                                                                                             \
+/* x = n*ln2 + r, |r| <= ln2/2, as fr_expm1_parts_##SFX reduces it; returns r, sets *n */    \
+FR_512 FR_INLINE VT fr_reduce512_##SFX(VT x, VT *n)                                           \
+{                                                                                             \
+    VT shifter = _mm512_set1_##S(FR_SHIFTER_##SFX);                                           \
+    *n = _mm512_sub_##S(_mm512_fmadd_##S(x, _mm512_set1_##S(FR_LOG2E_##SFX), shifter),        \
+                        shifter);                                                             \
+    VT r = _mm512_fnmadd_##S(*n, _mm512_set1_##S(FR_LN2_HI_##SFX), x);                        \
+    return _mm512_fnmadd_##S(*n, _mm512_set1_##S(FR_LN2_LO_##SFX), r);                        \
+}                                                                                             \
 FR_512 FR_INLINE VT fr_exp512_##SFX(VT x)                                                     \
 {                                                                                             \
     /* the clamp keeps NaN: max and min return their second operand when one is NaN */        \
     VT xc = _mm512_min_##S(_mm512_set1_##S(FR_EXP_HI_##SFX),                                  \
                            _mm512_max_##S(_mm512_set1_##S(FR_EXP_LO_##SFX), x));              \
-    VT shifter = _mm512_set1_##S(FR_SHIFTER_##SFX);                                           \
-    VT n = _mm512_sub_##S(_mm512_fmadd_##S(xc, _mm512_set1_##S(FR_LOG2E_##SFX), shifter),     \
-                          shifter);                                                           \
-    VT r = _mm512_fnmadd_##S(n, _mm512_set1_##S(FR_LN2_HI_##SFX), xc);                        \
-    r = _mm512_fnmadd_##S(n, _mm512_set1_##S(FR_LN2_LO_##SFX), r);                            \
+    VT n, r = fr_reduce512_##SFX(xc, &n);                                                     \
     VT p1 = _mm512_add_##S(fr_expm1_512_##SFX(r), _mm512_set1_##S(1)); /* 1 + expm1(r) */     \
     MT keep = _mm512_cmp_##S##_mask(x, _mm512_set1_##S(FR_EXP_ZERO_##SFX), _CMP_NLT_UQ);      \
     VT e = _mm512_maskz_scalef_##S(keep, p1, n);                                              \
@@ -74,12 +79,7 @@ FR_512 FR_INLINE VT fr_tanh512_##SFX(VT x)                                      
 {                                                                                             \
     VT one = _mm512_set1_##S(1);                                                              \
     VT ax = _mm512_min_##S(_mm512_set1_##S(FR_TANH_SAT_##SFX), _mm512_abs_##S(x));            \
-    VT y = _mm512_mul_##S(_mm512_set1_##S(-2), ax);                                           \
-    VT shifter = _mm512_set1_##S(FR_SHIFTER_##SFX);                                           \
-    VT n = _mm512_sub_##S(_mm512_fmadd_##S(y, _mm512_set1_##S(FR_LOG2E_##SFX), shifter),      \
-                          shifter);                                                           \
-    VT r = _mm512_fnmadd_##S(n, _mm512_set1_##S(FR_LN2_HI_##SFX), y);                         \
-    r = _mm512_fnmadd_##S(n, _mm512_set1_##S(FR_LN2_LO_##SFX), r);                            \
+    VT n, r = fr_reduce512_##SFX(_mm512_mul_##S(_mm512_set1_##S(-2), ax), &n);                \
     VT s = _mm512_scalef_##S(one, n);                                                         \
     VT u = _mm512_fmadd_##S(s, fr_expm1_512_##SFX(r), _mm512_sub_##S(s, one));                \
     VT q = _mm512_div_##S(u, _mm512_add_##S(_mm512_set1_##S(2), u)); /* -tanh|x| */           \
