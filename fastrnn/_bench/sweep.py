@@ -203,32 +203,25 @@ def format_grids(results, peers):
     packed model per peer, the small-batch step time / floor, the packed model's %peak, and
     the %peak a call at PEER_TARGET times the fastest peer's time would need."""
     blocks = []
+
+    def add(title, model, dtype, value, spec=".2f"):
+        # a heat map of value(cell) over the model's cells, unless it has no values
+        table = grid(results, model, dtype, value)
+        if any(v is not None for row in table.values() for v in row.values()):
+            blocks.append(format_grid(f"{model} {dtype}: {title}", table, spec))
+
     for model, dtype in dict.fromkeys((r["model"], r["dtype"]) for r in results):
         for p in peers:
             for role, name in (("fastrnn", "drop-in function"), ("model", "packed model")):
-                table = grid(results, model, dtype,
-                             lambda r, role=role, p=p: (ratio_of(r, role, p) or {}).get("median"))
-                if any(v is not None for row in table.values() for v in row.values()):
-                    blocks.append(format_grid(
-                        f"{model} {dtype}: {name} time / {p} time (median; < 1: fastrnn "
-                        f"faster)", table))
-        table = grid(results, model, dtype, lambda r: r["step_over_floor"])
-        if any(v is not None for row in table.values() for v in row.values()):
-            blocks.append(format_grid(
-                f"{model} {dtype}: packed model time per step / floor (m <= {FLOOR_MAX_M})",
-                table, ".2g"))
-        table = grid(results, model, dtype,
-                     lambda r: percent(r.get("frac_peak")))
-        if any(v is not None for row in table.values() for v in row.values()):
-            blocks.append(format_grid(
-                f"{model} {dtype}: packed model GFLOP/s, % of the multiply-add peak (the "
-                f"cores' limit)", table, ".0f"))
-        table = grid(results, model, dtype,
-                     lambda r: percent(r.get("frac_peak_at_target")))
-        if any(v is not None for row in table.values() for v in row.values()):
-            blocks.append(format_grid(
-                f"{model} {dtype}: % of the multiply-add peak a call would need to take "
-                f"{PEER_TARGET:g}x the fastest peer's time", table, ".0f"))
+                add(f"{name} time / {p} time (median; < 1: fastrnn faster)", model, dtype,
+                    lambda r, role=role, p=p: (ratio_of(r, role, p) or {}).get("median"))
+        add(f"packed model time per step / floor (m <= {FLOOR_MAX_M})", model, dtype,
+            lambda r: r["step_over_floor"], ".2g")
+        add("packed model GFLOP/s, % of the multiply-add peak (the cores' limit)", model,
+            dtype, lambda r: percent(r.get("frac_peak")), ".0f")
+        add(f"% of the multiply-add peak a call would need to take {PEER_TARGET:g}x the "
+            "fastest peer's time", model, dtype,
+            lambda r: percent(r.get("frac_peak_at_target")), ".0f")
     return "\n\n".join(blocks)
 
 
