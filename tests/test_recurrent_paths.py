@@ -122,6 +122,32 @@ def test_panel_gemm_tile_widths_match_reference(tile_cols, kind, dtype, shape):
     _assert_drop_in_and_model_match(kind, dtype, (n_x, n_a, 3, m, T), m * 7 + n_a)
 
 
+
+# Blocks packed past the caches: more than _core.PACK_STREAM_ABOVE bytes each (the LSTM's
+# gate block; the RNN's W_a; the GRU's W_a and, for float64, its W_x too), n_a not a
+# multiple of a cache line of rows (16 floats, 8 doubles), so that the LSTM's and the GRU's
+# gate blocks start mid-line: (n_x, n_a) per kind and dtype.
+STREAMED_PACKS = {
+    ("lstm", np.float32): (500, 520),
+    ("lstm", np.float64): (700, 300),
+    ("rnn", np.float32): (3, 1460),
+    ("rnn", np.float64): (3, 1030),
+    ("gru", np.float32): (5, 840),
+    ("gru", np.float64): (600, 596),
+}
+
+
+@pytest.mark.parametrize("kind, dtype", list(STREAMED_PACKS),
+                         ids=lambda v: v if isinstance(v, str) else np.dtype(v).name)
+def test_block_packed_past_the_caches_matches_reference(simd_level, kind, dtype):
+    n_x, n_a = STREAMED_PACKS[kind, dtype]
+    size = np.dtype(dtype).itemsize
+    rows = {"lstm": 4 * n_a, "rnn": n_a, "gru": 3 * n_a}[kind]
+    panel_rows = -(-rows // (128 // size)) * (128 // size)
+    assert panel_rows * (n_a + n_x if kind == "lstm" else n_a) * size > _core.PACK_STREAM_ABOVE
+    assert kind == "rnn" or n_a % (64 // size)
+    _assert_drop_in_and_model_match(kind, dtype, (n_x, n_a, 3, 3, 3), seed=n_a)
+
 HEAD_SHAPES = (  # n_x, n_a, n_y, m, T
     # a short sequence whose states fill at most a quarter of a panel of the output layer
     # (32 rows float32, 16 float64): small products; up to half: the half tile; more rows:

@@ -26,8 +26,8 @@ from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free, malloc
 
 from fastrnn._kernels._blas cimport gemm_acc
-from fastrnn._kernels._products cimport (FR_PANEL_BYTES, PANEL_MAX_BYTES,
-                                         fr_panel_available, fr_panel_size_d,
+from fastrnn._kernels._products cimport (FR_PACK_STREAM_ABOVE, FR_PANEL_BYTES,
+                                         PANEL_MAX_BYTES, fr_panel_available, fr_panel_size_d,
                                          fr_intel_l2_bytes, fr_slow_l3, fr_set_tile_cols,
                                          fr_tile_cols,
                                          fr_panel_size_f, panel_acc, panel_pack, panel_size,
@@ -1033,6 +1033,10 @@ def set_tile_cols(int n):
     if n not in (0, 8, 12):
         raise ValueError(f"set_tile_cols: n must be 0, 8 or 12, got {n}")
     return fr_set_tile_cols(n)
+
+
+#: Packed blocks of more bytes than this are stored with non-temporal stores (for tests).
+PACK_STREAM_ABOVE = FR_PACK_STREAM_ABOVE
 
 
 def panel_gemm_enabled():

@@ -22,6 +22,7 @@ cdef enum:
 
 cdef extern from "_gemm.h" nogil:
     enum: FR_PANEL_BYTES  # a panel's bytes per column: FR_PANEL_BYTES / itemsize rows
+    enum: FR_PACK_STREAM_ABOVE  # larger packed blocks are stored past the caches
     int fr_panel_available()
     Py_ssize_t fr_intel_l2_bytes()
     int fr_slow_l3()

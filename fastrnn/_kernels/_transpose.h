@@ -31,6 +31,8 @@
 /* Bytes of a destination row filled per band of source rows (two cache lines), and the
  * row stride up to which a destination counts as close. */
 #define FR_TRANSPOSE_BAND_BYTES 128
+/* Bytes of a cache line. */
+#define FR_LINE_BYTES 64
 
 typedef int32_t fr_v8i __attribute__((vector_size(32)));
 typedef int64_t fr_v4i __attribute__((vector_size(32)));
@@ -122,6 +124,70 @@ FR_MULTI(void, fr_transpose_##SFX,                                              
 FR_DEFINE_TRANSPOSE(float, f, fr_v8f, 8)
 FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
 
+/* One line of destination rows: the 2B source rows src[0..2B) (row stride lds, B the block
+ * size: 2B = FR_LINE_BYTES of T), all cols columns, into dst[c * ldd + 0..2B) for every
+ * column c (each such run one whole line: dst line aligned, ldd a whole number of lines).
+ * Two vertically adjacent blocks are transposed together, so every destination line is
+ * written whole at once: with non-temporal stores (``nt``, at the AVX2 and AVX-512 levels;
+ * a store fence ends the call) it is neither fetched first nor kept in the caches. */
+#define FR_DEFINE_LINE_BAND(T, SFX, VT, B, TARGET, TAG, NTSTORE)                             \
+TARGET static void fr_line_band_##SFX##_##TAG(const T *src, ptrdiff_t cols, ptrdiff_t lds,   \
+                                              T *dst, ptrdiff_t ldd, int nt)                  \
+{                                                                                             \
+    ptrdiff_t c0 = 0;                                                                         \
+    for (; c0 + B <= cols; c0 += B) {                                                         \
+        VT v[B], u[B];                                                                        \
+        FR_UNROLL for (int q = 0; q < B; ++q) {                                               \
+            memcpy(&v[q], src + q * lds + c0, sizeof v[q]);                                   \
+            memcpy(&u[q], src + (B + q) * lds + c0, sizeof u[q]);                             \
+        }                                                                                     \
+        fr_transpose_block_##SFX(v);                                                          \
+        fr_transpose_block_##SFX(u);                                                          \
+        if (nt)                                                                               \
+            FR_UNROLL for (int q = 0; q < B; ++q) {                                           \
+                NTSTORE(dst + (c0 + q) * ldd, v[q]);                                          \
+                NTSTORE(dst + (c0 + q) * ldd + B, u[q]);                                      \
+            }                                                                                 \
+        else                                                                                  \
+            FR_UNROLL for (int q = 0; q < B; ++q) {                                           \
+                memcpy(dst + (c0 + q) * ldd, &v[q], sizeof v[q]);                             \
+                memcpy(dst + (c0 + q) * ldd + B, &u[q], sizeof u[q]);                         \
+            }                                                                                 \
+    }                                                                                         \
+    for (; c0 < cols; ++c0)                                                                   \
+        for (int r = 0; r < 2 * B; ++r) dst[c0 * ldd + r] = src[r * lds + c0];                \
+}
+#define FR_PLAIN_STORE(p, v) memcpy((p), &(v), sizeof(v))
+#if FR_HAVE_DISPATCH
+#define FR_NT_STORE_f(p, v) _mm256_stream_ps((p), (__m256)(v))
+#define FR_NT_STORE_d(p, v) _mm256_stream_pd((p), (__m256d)(v))
+#define FR_DEFINE_LINE_BANDS(T, SFX, VT, B)                                                   \
+FR_DEFINE_LINE_BAND(T, SFX, VT, B, __attribute__((target("arch=x86-64-v4"))), v4,            \
+                    FR_NT_STORE_##SFX)                                                        \
+FR_DEFINE_LINE_BAND(T, SFX, VT, B, __attribute__((target("arch=x86-64-v3"))), v3,            \
+                    FR_NT_STORE_##SFX)                                                        \
+FR_DEFINE_LINE_BAND(T, SFX, VT, B, , v1, FR_PLAIN_STORE)                                      \
+static void fr_line_band_##SFX(const T *src, ptrdiff_t cols, ptrdiff_t lds, T *dst,           \
+                               ptrdiff_t ldd, int nt)                                         \
+{                                                                                             \
+    int level = fr_active_isa();                                                              \
+    if (level == FR_ISA_AVX512) fr_line_band_##SFX##_v4(src, cols, lds, dst, ldd, nt);        \
+    else if (level == FR_ISA_AVX2) fr_line_band_##SFX##_v3(src, cols, lds, dst, ldd, nt);     \
+    else fr_line_band_##SFX##_v1(src, cols, lds, dst, ldd, nt);                               \
+    if (nt && level >= FR_ISA_AVX2) _mm_sfence();                                             \
+}
+#else
+#define FR_DEFINE_LINE_BANDS(T, SFX, VT, B)                                                   \
+FR_DEFINE_LINE_BAND(T, SFX, VT, B, , any, FR_PLAIN_STORE)                                     \
+static void fr_line_band_##SFX(const T *src, ptrdiff_t cols, ptrdiff_t lds, T *dst,           \
+                               ptrdiff_t ldd, int nt)                                         \
+{                                                                                             \
+    fr_line_band_##SFX##_any(src, cols, lds, dst, ldd, nt);                                   \
+}
+#endif
+FR_DEFINE_LINE_BANDS(float, f, fr_v8f, 8)
+FR_DEFINE_LINE_BANDS(double, d, fr_v4d, 4)
+
 /* Steps of a ring of states out into a time-last array (the lessons' (n_a, m, T_x) layout):
  *
  *     dst[c * ldd + r] = ring[slot(r) * lds + c],   r < n, c < cols,
@@ -143,7 +209,6 @@ FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
  * (another level, a row stride not a whole number of lines, steps across lines) the ring's
  * contiguous runs go through fr_transpose (plain stores).  A store fence ends each call of
  * the AVX-512 kernel that stored whole lines. */
-#define FR_LINE_BYTES 64
 
 #define FR_DEFINE_RING_OUT(T, SFX)                                                            \
 static void fr_ring_out_##SFX##_any(const T *ring, ptrdiff_t R, ptrdiff_t lds,                \
