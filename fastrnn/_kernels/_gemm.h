@@ -71,13 +71,15 @@
 #define FR_TILES_BLOCK_ABOVE (256 * 1024)
 #define FR_NC_BYTES (256 * 1024)
 /* A packed block of more bytes than this is stored with non-temporal stores: it and the
- * weights it comes from no longer stay in the caches together, and a store that fetched
- * each line first (then wrote it back) tripled the traffic.  Measured on AMD Zen 4 (32 MiB
- * L3), the LSTM's drop-in call of 8 steps, float32, time per call streamed / cached: a
- * block of 24 MiB (n_a = 1024, n_x = 512) m = 3 x0.57-0.81, m = 8 x0.71-0.83; 13.5 MiB
- * (768, 384) x0.59-0.83 (m = 3), x0.88-0.92 (16); float64 12 MiB (512, 256) x0.81-0.92
- * (3), x0.93-1.0 (8); 6-8 MiB (512, 256 and 512, 512) x0.99-1.01; but 3.4 MiB (384, 192)
- * x1.10-1.12: the block no longer in cache for the first step. */
+ * weights it comes from no longer stay in the caches together, and plain stores fetch each
+ * line of it first and write it back later: three passes over memory instead of two.
+ * Measured on AMD Zen 4 (32 MiB L3), the LSTM's drop-in call of 8 steps, 3 examples,
+ * streamed / as before: float32 blocks of 24 MiB (n_a = 1024, n_x = 512) x0.76, 13.5 MiB
+ * (768, 384) x0.80; float64 12 MiB (512, 256) x0.79-0.83; 6-8 MiB (512, 256; 512, 512)
+ * x0.99-1.01 streamed, but 3.4 MiB (384, 192) x1.10-1.12: there the block packed in cache
+ * is read by the first step.  Smaller blocks keep fr_transpose's bands of 8 rows: a line
+ * of rows at a time with plain stores made the drop-in call at 512/512/64, m = 4, 2-4%
+ * slower (16 source rows 4 KiB apart, from beyond L2). */
 #define FR_PACK_STREAM_ABOVE (8 * 1024 * 1024)
 #define FR_L1_AHEAD 8
 #define FR_L1_AHEAD_MIN_N 7
@@ -178,10 +180,9 @@ static ptrdiff_t fr_panel_size_##SFX(ptrdiff_t rows, ptrdiff_t K)               
 }                                                                                             \
 /* Pack rows x K of W into panels; W's rows come from blocks of block_rows rows each (the  \
  * LSTM's four gate matrices, or one block), all with row stride ldw.  A panel is the      \
- * transpose of its MR rows (several runs where it straddles blocks), zeros past the end;  \
- * the runs go a line of rows at a time (fr_line_band: each line of the panel written      \
- * whole), their ragged parts through fr_transpose.  A block of more than                  \
- * FR_PACK_STREAM_ABOVE bytes is stored past the caches (see there).                       \
+ * transpose of its MR rows (several runs where it straddles blocks), zeros past the end.  \
+ * A block of more than FR_PACK_STREAM_ABOVE bytes is stored past the caches, a line of    \
+ * rows at a time (fr_stream_band; the ragged parts of its runs through fr_transpose).     \
  */                                                                                           \
 static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W,               \
                                 ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
@@ -202,12 +203,12 @@ static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W, 
             run = run < rows - row ? run : rows - row;                                        \
             const T *src = W[row / block_rows] + in_block * ldw;                              \
             ptrdiff_t done = 0;                                                               \
-            if ((uintptr_t)P % FR_LINE_BYTES == 0) {                                          \
+            if (nt && (uintptr_t)P % FR_LINE_BYTES == 0) {                                    \
                 done = (LR - r % LR) % LR; /* the rows up to the next line */                 \
                 done = done < run ? done : run;                                               \
                 if (done > 0) fr_transpose_##SFX(src, done, K, ldw, dst + r, MR);             \
                 for (; done + LR <= run; done += LR)                                          \
-                    fr_line_band_##SFX(src + done * ldw, K, ldw, dst + r + done, MR, nt);     \
+                    fr_stream_band_##SFX(src + done * ldw, K, ldw, dst + r + done, MR);       \
             }                                                                                 \
             if (done < run)                                                                   \
                 fr_transpose_##SFX(src + done * ldw, run - done, K, ldw, dst + r + done, MR); \

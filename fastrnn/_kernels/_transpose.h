@@ -124,15 +124,16 @@ FR_MULTI(void, fr_transpose_##SFX,                                              
 FR_DEFINE_TRANSPOSE(float, f, fr_v8f, 8)
 FR_DEFINE_TRANSPOSE(double, d, fr_v4d, 4)
 
-/* One line of destination rows: the 2B source rows src[0..2B) (row stride lds, B the block
- * size: 2B = FR_LINE_BYTES of T), all cols columns, into dst[c * ldd + 0..2B) for every
- * column c (each such run one whole line: dst line aligned, ldd a whole number of lines).
- * Two vertically adjacent blocks are transposed together, so every destination line is
- * written whole at once: with non-temporal stores (``nt``, at the AVX2 and AVX-512 levels;
- * a store fence ends the call) it is neither fetched first nor kept in the caches. */
-#define FR_DEFINE_LINE_BAND(T, SFX, VT, B, TARGET, TAG, NTSTORE)                             \
-TARGET static void fr_line_band_##SFX##_##TAG(const T *src, ptrdiff_t cols, ptrdiff_t lds,   \
-                                              T *dst, ptrdiff_t ldd, int nt)                  \
+/* A line of destination rows with non-temporal stores: the 2B source rows src[0..2B) (row
+ * stride lds, B the block size, 2B rows = FR_LINE_BYTES of T), all cols columns, into
+ * dst[c * ldd + 0..2B) for every column c, each such run one whole line (dst line aligned,
+ * ldd a whole number of lines).  Two vertically adjacent blocks are transposed together so
+ * that every destination line is stored whole at once (two 32-byte stores, which the CPU
+ * combines), neither fetched first nor kept in the caches; a store fence ends the call.
+ * At the SSE2 level (no panel GEMM there) the stores are plain. */
+#define FR_DEFINE_STREAM_BAND(T, SFX, VT, B, TARGET, TAG, STORE)                              \
+TARGET static void fr_stream_band_##SFX##_##TAG(const T *src, ptrdiff_t cols, ptrdiff_t lds, \
+                                                T *dst, ptrdiff_t ldd)                        \
 {                                                                                             \
     ptrdiff_t c0 = 0;                                                                         \
     for (; c0 + B <= cols; c0 += B) {                                                         \
@@ -143,16 +144,10 @@ TARGET static void fr_line_band_##SFX##_##TAG(const T *src, ptrdiff_t cols, ptrd
         }                                                                                     \
         fr_transpose_block_##SFX(v);                                                          \
         fr_transpose_block_##SFX(u);                                                          \
-        if (nt)                                                                               \
-            FR_UNROLL for (int q = 0; q < B; ++q) {                                           \
-                NTSTORE(dst + (c0 + q) * ldd, v[q]);                                          \
-                NTSTORE(dst + (c0 + q) * ldd + B, u[q]);                                      \
-            }                                                                                 \
-        else                                                                                  \
-            FR_UNROLL for (int q = 0; q < B; ++q) {                                           \
-                memcpy(dst + (c0 + q) * ldd, &v[q], sizeof v[q]);                             \
-                memcpy(dst + (c0 + q) * ldd + B, &u[q], sizeof u[q]);                         \
-            }                                                                                 \
+        FR_UNROLL for (int q = 0; q < B; ++q) {                                               \
+            STORE(dst + (c0 + q) * ldd, v[q]);                                                \
+            STORE(dst + (c0 + q) * ldd + B, u[q]);                                            \
+        }                                                                                     \
     }                                                                                         \
     for (; c0 < cols; ++c0)                                                                   \
         for (int r = 0; r < 2 * B; ++r) dst[c0 * ldd + r] = src[r * lds + c0];                \
@@ -161,32 +156,32 @@ TARGET static void fr_line_band_##SFX##_##TAG(const T *src, ptrdiff_t cols, ptrd
 #if FR_HAVE_DISPATCH
 #define FR_NT_STORE_f(p, v) _mm256_stream_ps((p), (__m256)(v))
 #define FR_NT_STORE_d(p, v) _mm256_stream_pd((p), (__m256d)(v))
-#define FR_DEFINE_LINE_BANDS(T, SFX, VT, B)                                                   \
-FR_DEFINE_LINE_BAND(T, SFX, VT, B, __attribute__((target("arch=x86-64-v4"))), v4,            \
-                    FR_NT_STORE_##SFX)                                                        \
-FR_DEFINE_LINE_BAND(T, SFX, VT, B, __attribute__((target("arch=x86-64-v3"))), v3,            \
-                    FR_NT_STORE_##SFX)                                                        \
-FR_DEFINE_LINE_BAND(T, SFX, VT, B, , v1, FR_PLAIN_STORE)                                      \
-static void fr_line_band_##SFX(const T *src, ptrdiff_t cols, ptrdiff_t lds, T *dst,           \
-                               ptrdiff_t ldd, int nt)                                         \
+#define FR_DEFINE_STREAM_BANDS(T, SFX, VT, B)                                                 \
+FR_DEFINE_STREAM_BAND(T, SFX, VT, B, __attribute__((target("arch=x86-64-v4"))), v4,          \
+                      FR_NT_STORE_##SFX)                                                      \
+FR_DEFINE_STREAM_BAND(T, SFX, VT, B, __attribute__((target("arch=x86-64-v3"))), v3,          \
+                      FR_NT_STORE_##SFX)                                                      \
+FR_DEFINE_STREAM_BAND(T, SFX, VT, B, , v1, FR_PLAIN_STORE)                                    \
+static void fr_stream_band_##SFX(const T *src, ptrdiff_t cols, ptrdiff_t lds, T *dst,         \
+                                 ptrdiff_t ldd)                                               \
 {                                                                                             \
     int level = fr_active_isa();                                                              \
-    if (level == FR_ISA_AVX512) fr_line_band_##SFX##_v4(src, cols, lds, dst, ldd, nt);        \
-    else if (level == FR_ISA_AVX2) fr_line_band_##SFX##_v3(src, cols, lds, dst, ldd, nt);     \
-    else fr_line_band_##SFX##_v1(src, cols, lds, dst, ldd, nt);                               \
-    if (nt && level >= FR_ISA_AVX2) _mm_sfence();                                             \
+    if (level == FR_ISA_AVX512) fr_stream_band_##SFX##_v4(src, cols, lds, dst, ldd);          \
+    else if (level == FR_ISA_AVX2) fr_stream_band_##SFX##_v3(src, cols, lds, dst, ldd);       \
+    else fr_stream_band_##SFX##_v1(src, cols, lds, dst, ldd);                                 \
+    if (level >= FR_ISA_AVX2) _mm_sfence();                                                   \
 }
 #else
-#define FR_DEFINE_LINE_BANDS(T, SFX, VT, B)                                                   \
-FR_DEFINE_LINE_BAND(T, SFX, VT, B, , any, FR_PLAIN_STORE)                                     \
-static void fr_line_band_##SFX(const T *src, ptrdiff_t cols, ptrdiff_t lds, T *dst,           \
-                               ptrdiff_t ldd, int nt)                                         \
+#define FR_DEFINE_STREAM_BANDS(T, SFX, VT, B)                                                 \
+FR_DEFINE_STREAM_BAND(T, SFX, VT, B, , any, FR_PLAIN_STORE)                                   \
+static void fr_stream_band_##SFX(const T *src, ptrdiff_t cols, ptrdiff_t lds, T *dst,         \
+                                 ptrdiff_t ldd)                                               \
 {                                                                                             \
-    fr_line_band_##SFX##_any(src, cols, lds, dst, ldd, nt);                                   \
+    fr_stream_band_##SFX##_any(src, cols, lds, dst, ldd);                                     \
 }
 #endif
-FR_DEFINE_LINE_BANDS(float, f, fr_v8f, 8)
-FR_DEFINE_LINE_BANDS(double, d, fr_v4d, 4)
+FR_DEFINE_STREAM_BANDS(float, f, fr_v8f, 8)
+FR_DEFINE_STREAM_BANDS(double, d, fr_v4d, 4)
 
 /* Steps of a ring of states out into a time-last array (the lessons' (n_a, m, T_x) layout):
  *
