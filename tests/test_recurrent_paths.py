@@ -122,7 +122,6 @@ def test_panel_gemm_tile_widths_match_reference(tile_cols, kind, dtype, shape):
     _assert_drop_in_and_model_match(kind, dtype, (n_x, n_a, 3, m, T), m * 7 + n_a)
 
 
-
 # Blocks packed past the caches: more than _core.PACK_STREAM_ABOVE bytes each (the LSTM's
 # gate block; the RNN's W_a; the GRU's W_a and, for float64, its W_x too), n_a not a
 # multiple of a cache line of rows (16 floats, 8 doubles), so that the LSTM's and the GRU's
@@ -147,6 +146,39 @@ def test_block_packed_past_the_caches_matches_reference(simd_level, kind, dtype)
     assert panel_rows * (n_a + n_x if kind == "lstm" else n_a) * size > _core.PACK_STREAM_ABOVE
     assert kind == "rnn" or n_a % (64 // size)
     _assert_drop_in_and_model_match(kind, dtype, (n_x, n_a, 3, 3, 3), seed=n_a)
+
+
+def _numpy_panels(blocks, K):
+    """Panels as NumPy writes them: the blocks' rows stacked, their first K columns, zero
+    rows up to a whole panel (128 bytes of rows), each panel transposed."""
+    rows = np.concatenate([b[:, :K] for b in blocks])
+    mr = 128 // rows.itemsize
+    padded = np.zeros((-(-len(rows) // mr) * mr, K), rows.dtype)
+    padded[:len(rows)] = rows
+    return padded.reshape(-1, mr, K).transpose(0, 2, 1).ravel()
+
+
+# (blocks, rows per block, row stride, K): blocks starting mid-panel and mid-line, K not a
+# multiple of the transposes' blocks, rows fewer than a line, a K-stride wider than K; the
+# last two, past _core.PACK_STREAM_ABOVE, stored a line of rows at a time past the caches.
+PACK_CASES = [(4, 37, 45, 41), (1, 5, 9, 9), (3, 20, 17, 17), (4, 8, 16, 16), (2, 1, 3, 2),
+              (4, 521, 1030, 1021), (1, 2081, 1024, 1024)]
+
+
+@pytest.mark.parametrize("case", PACK_CASES, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_packed_panels_are_the_transposed_rows(simd_level, dtype, case):
+    n_blocks, block_rows, ldw, K = case
+    if block_rows > 100 and dtype == np.float64:  # the same bytes past the threshold
+        block_rows //= 2
+    rng = np.random.default_rng(block_rows)
+    blocks = [rng.standard_normal((block_rows, ldw)).astype(dtype) for _ in range(n_blocks)]
+    want = _numpy_panels(blocks, K)
+    assert (want.nbytes > _core.PACK_STREAM_ABOVE) == (block_rows > 100)
+    got = _core.pack_panel(blocks, K)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert np.array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+
 
 HEAD_SHAPES = (  # n_x, n_a, n_y, m, T
     # a short sequence whose states fill at most a quarter of a panel of the output layer

@@ -1039,6 +1039,38 @@ def set_tile_cols(int n):
 PACK_STREAM_ABOVE = FR_PACK_STREAM_ABOVE
 
 
+def pack_panel(list blocks, Py_ssize_t K):
+    """The packed panels of the rows of ``blocks`` (1-4 C-contiguous 2-d arrays of one shape
+    (block_rows, ldw) and dtype, float32 or float64), their first K columns, as the kernels
+    pack them at the active SIMD level: a 1-d array, panel after panel, each the transpose
+    of its rows, zeros past the last row (for tests)."""
+    cdef const float *wf[4]
+    cdef const double *wd[4]
+    cdef cnp.ndarray b, first = blocks[0] if blocks else None
+    if (not 1 <= len(blocks) <= 4 or first.ndim != 2
+            or first.dtype not in (np.float32, np.float64) or not 1 <= K <= first.shape[1]):
+        raise ValueError("pack_panel: 1-4 blocks of float32 or float64, 1 <= K <= columns")
+    cdef int typenum = cnp.PyArray_TYPE(first), k
+    cdef Py_ssize_t block_rows = first.shape[0], ldw = first.shape[1]
+    cdef Py_ssize_t rows = block_rows * len(blocks)
+    for k in range(len(blocks)):
+        b = blocks[k]
+        if (b.dtype != first.dtype or b.shape[0] != block_rows or b.shape[1] != ldw
+                or not b.flags.c_contiguous):
+            raise ValueError("pack_panel: blocks of one shape and dtype, C-contiguous")
+        wf[k] = <const float *> cnp.PyArray_DATA(b)
+        wd[k] = <const double *> cnp.PyArray_DATA(b)
+    cdef Py_ssize_t n = (fr_panel_size_f(rows, K) if typenum == cnp.NPY_FLOAT32
+                         else fr_panel_size_d(rows, K))
+    cdef cnp.ndarray out = panel_array(n, typenum)[:n]
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            panel_pack(rows, K, wf, block_rows, ldw, <float *> cnp.PyArray_DATA(out))
+        else:
+            panel_pack(rows, K, wd, block_rows, ldw, <double *> cnp.PyArray_DATA(out))
+    return out
+
+
 def panel_gemm_enabled():
     """True when sequences use the packed-panel GEMM for their recurrent product (enabled,
     and the active SIMD level has it)."""

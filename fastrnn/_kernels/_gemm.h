@@ -70,16 +70,18 @@
 #define FR_BLOCK_ABOVE (2 * 1024 * 1024)
 #define FR_TILES_BLOCK_ABOVE (256 * 1024)
 #define FR_NC_BYTES (256 * 1024)
-/* A packed block of more bytes than this is stored with non-temporal stores: it and the
- * weights it comes from no longer stay in the caches together, and plain stores fetch each
- * line of it first and write it back later: three passes over memory instead of two.
- * Measured on AMD Zen 4 (32 MiB L3), the LSTM's drop-in call of 8 steps, 3 examples,
- * streamed / as before: float32 blocks of 24 MiB (n_a = 1024, n_x = 512) x0.76, 13.5 MiB
+/* A packed block of more bytes than this (each block on its own: the RNN's and the GRU's
+ * W_a and W_x are two) is stored with non-temporal stores: it no longer stays in the
+ * caches beside the weights it comes from, and plain stores fetch each line of it first
+ * and write it back later: three passes over memory instead of two.  Measured on AMD Zen 4
+ * (32 MiB L3), the LSTM's drop-in call of 8 steps, 3 examples, streamed / as before:
+ * float32 blocks of 24 MiB (n_a = 1024, n_x = 512) x0.76 (x0.73-0.78 at AVX2), 13.5 MiB
  * (768, 384) x0.80; float64 12 MiB (512, 256) x0.79-0.83; 6-8 MiB (512, 256; 512, 512)
- * x0.99-1.01 streamed, but 3.4 MiB (384, 192) x1.10-1.12: there the block packed in cache
- * is read by the first step.  Smaller blocks keep fr_transpose's bands of 8 rows: a line
- * of rows at a time with plain stores made the drop-in call at 512/512/64, m = 4, 2-4%
- * slower (16 source rows 4 KiB apart, from beyond L2). */
+ * x0.99-1.01, but 3.4 MiB (384, 192) x1.10-1.12: there the block packed in cache is read
+ * by the first step.  The RNN's backward at `fastrnns` (its inputs packed, 13 MiB) x1.00.
+ * Smaller blocks keep fr_transpose's bands of 8 float (4 double) rows: a line of rows at a
+ * time with plain stores made the drop-in LSTM at 512/512/64, m = 4, 2-4% slower (16
+ * source rows 4 KiB apart, from beyond L2). */
 #define FR_PACK_STREAM_ABOVE (8 * 1024 * 1024)
 #define FR_L1_AHEAD 8
 #define FR_L1_AHEAD_MIN_N 7

@@ -204,7 +204,6 @@ FR_DEFINE_STREAM_BANDS(double, d, fr_v4d, 4)
  * (another level, a row stride not a whole number of lines, steps across lines) the ring's
  * contiguous runs go through fr_transpose (plain stores).  A store fence ends each call of
  * the AVX-512 kernel that stored whole lines. */
-
 #define FR_DEFINE_RING_OUT(T, SFX)                                                            \
 static void fr_ring_out_##SFX##_any(const T *ring, ptrdiff_t R, ptrdiff_t lds,                \
                                     ptrdiff_t slot0, int dir, ptrdiff_t n, ptrdiff_t cols,    \
