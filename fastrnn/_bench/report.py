@@ -165,16 +165,19 @@ def _format_summary(results, peers):
             cells.append(f"{fmt_ratio(stats, none=na):>19} ")
         best = max((r for r in res["impls"] if r["role"] in ("fastrnn", "model")
                     and r["timed"]), key=lambda r: r["gflops"], default=None)
-        frac = None if best is None else percent(best["frac_gemm"])
         lines.append(
             f"{_shape_key(res):<9} {res['model']:<5} {res['dtype']:<7} {t('fastrnn'):>9} "
             f"{t('model'):>9} {t('reference'):>9} " + "".join(f"{t(p):>9} " for p in peers)
-            + "".join(cells) + f"{_fmt(frac, '.1f'):>6} {_pct(res.get('frac_peak')):>6} "
+            + "".join(cells) + f"{_pct(None if best is None else best['frac_gemm']):>6} "
+            f"{_pct(res.get('frac_peak')):>6} "
             f"{_pct(res.get('frac_peak_at_target')):>{max(10, len(_AT_TARGET))}}")
     return "\n".join(lines)
 
 
 _AT_TARGET = f"%peak@{PEER_TARGET:g}x"
+# what the footer says %peak divides by
+_PEAK_LIMIT = ("GFLOP/s / (min(threads, m) x one core's multiply-add peak above), the limit "
+               "no product passes at that SIMD level with at most one thread per example; ")
 
 
 def percent(frac):
@@ -257,13 +260,9 @@ def format_footer(data, workloads=None):
         "%GEMM = GFLOP/s / the GEMM rate above, that of the BLAS as the environment runs it "
         "(above 100 where fastrnn's own kernels outrun it, e.g. OpenBLAS held to AVX2 by "
         "OPENBLAS_CORETYPE on an AVX-512 CPU); "
-        + ("%peak = the packed model's GFLOP/s / (min(threads, m) x one core's multiply-add "
-           "peak above), the limit no product passes at that SIMD level with at most one "
-           "thread per example; " if data.get("sweep") else "")
-        + ("%peak = fastrnn's faster call's GFLOP/s / (min(threads, m) x one core's "
-           "multiply-add peak above), the limit no product passes at that SIMD level with at "
-           f"most one thread per example; {_AT_TARGET} = the %peak of a call taking "
-           f"{PEER_TARGET:g}x the fastest peer's time (above 100: no such call can be that "
+        + (f"%peak = the packed model's {_PEAK_LIMIT}" if data.get("sweep") else "")
+        + (f"%peak = fastrnn's faster call's {_PEAK_LIMIT}{_AT_TARGET} = the %peak of a call "
+           f"taking {PEER_TARGET:g}x the fastest peer's time (above 100: no such call can be that "
            "fast; near 100: none that also reads memory, computes activations and writes "
            "outputs); "
            if any(res.get("workload", "forward") not in own_summary

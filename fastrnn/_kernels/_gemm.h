@@ -190,7 +190,8 @@ static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W, 
                                 ptrdiff_t block_rows, ptrdiff_t ldw, T *P)                    \
 {                                                                                             \
     enum { MR = FR_PANEL_BYTES / sizeof(T), LR = FR_LINE_BYTES / sizeof(T) };                 \
-    const int nt = fr_panel_size_##SFX(rows, K) * (ptrdiff_t)sizeof(T) > FR_PACK_STREAM_ABOVE; \
+    const int nt = fr_panel_size_##SFX(rows, K) * (ptrdiff_t)sizeof(T) > FR_PACK_STREAM_ABOVE \
+                   && (uintptr_t)P % FR_LINE_BYTES == 0; /* whole lines: P line aligned */   \
     for (ptrdiff_t p = 0; p * MR < rows; ++p) {                                               \
         T *dst = P + p * K * MR;                                                              \
         for (ptrdiff_t r = 0, run; r < MR; r += run) {                                        \
@@ -205,7 +206,7 @@ static void fr_panel_pack_##SFX(ptrdiff_t rows, ptrdiff_t K, const T *const *W, 
             run = run < rows - row ? run : rows - row;                                        \
             const T *src = W[row / block_rows] + in_block * ldw;                              \
             ptrdiff_t done = 0;                                                               \
-            if (nt && (uintptr_t)P % FR_LINE_BYTES == 0) {                                    \
+            if (nt) {                                                                         \
                 done = (LR - r % LR) % LR; /* the rows up to the next line */                 \
                 done = done < run ? done : run;                                               \
                 if (done > 0) fr_transpose_##SFX(src, done, K, ldw, dst + r, MR);             \
