@@ -1137,7 +1137,7 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
     # columns once (fewer than four examples: lstm_step_x) and the recurrent ones in
     # alternate orders (step_descending).  Measured on AMD Zen 4 (32 MiB of L3), the drop-in
     # call, packed / unpacked, 8 steps of one example or 4 of two: float32 17.6 MiB x0.89-0.94,
-    # 24 MiB x0.67-0.74 (one example, 5-6 steps x0.79-0.91, 4 steps x1.04-1.13), 37.5 MiB
+    # 24 MiB x0.67-0.79 (one example, 5-6 steps x0.79-0.91, 4 steps x1.04-1.13), 37.5 MiB
     # x0.67-0.71 (4 steps x0.88); float64 24 MiB x0.72-0.77, 48 MiB x0.75-0.77; below it the
     # unpacked call stays ahead: float32 13.5 MiB x1.10, float64 12 MiB x1.17-1.19.
     cdef Py_ssize_t block = 4 * n_a * (n_a + n_x) * (4 if typenum == cnp.NPY_FLOAT32 else 8)
