@@ -275,8 +275,8 @@ def test_gathered_gate_pass_keeps_the_bits(simd_level, kind, dtype, shape):
 UNPACKED = {"lstm": (200, 288, 4, 3, 9),  # a, y, c; every cache item but the parameters
             "gru": (240, 320, 3, 2, 6),   # a, y; a_next, a_prev, rt, zt, nt, xt
             "rnn": (50, 736, 1, 2, 3)}    # a, y; a_next, a_prev, xt
-# name: (kind, n_x, n_a): the sizes above, and an LSTM block of 8 MiB or more (float32; 18
-# MiB in float64)
+# name: (kind, n_x, n_a): the sizes above, and an LSTM block of 8 MiB or more (float32; in
+# float64 17.9 MiB, above the 16 MiB past which it packs from five columns on)
 UNPACKED_CASES = {kind: (kind,) + sizes[:2] for kind, sizes in UNPACKED.items()}
 UNPACKED_CASES["lstm-8MiB"] = ("lstm", 200, 672)
 
@@ -291,11 +291,12 @@ def test_drop_in_without_packing_matches_reference(simd_level, case, m, dtype, T
     arrays as they are, one example up to 8 steps (9 pack), two up to 4 steps (the LSTM: 5
     and more pack) or 8 (the GRU; the RNN packs for two), except the LSTM where L3 is slow
     (Intel, 2 MiB of L2 or more): one or two examples up to 5 steps, or 7 with a block of 8
-    MiB or more (these sizes have a step each side of every limit); elsewhere the LSTM packs
-    a block of more than 16 MiB (the 8 MiB case in float64, 18 MiB): the LSTM one fused
+    MiB or more (these sizes have a step each side of every limit): the LSTM one fused
     product per step over [W_a | W_x], the GRU its input projection and recurrent products,
     the RNN those and its output layer (its block is W_a alone; the RNN's model call too,
-    except where L3 is slow).
+    except where L3 is slow).  Where L3 is not slow, the LSTM packs a gate block of more
+    than 16 MiB from five columns (m*T) on: the lstm-8MiB case in float64 (17.9 MiB) runs
+    unpacked at 2 and 4 steps of one example and 2 of two, packed otherwise.
     Outputs and every step's cache items against the reference, and the packed model's
     outputs beside them."""
     kind, n_x, n_a = UNPACKED_CASES[case]

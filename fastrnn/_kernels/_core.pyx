@@ -699,7 +699,8 @@ cdef enum:
     LSTM_SLOW_L3_MAX_T = 5
     LSTM_SLOW_L3_BIG_MAX_T = 7
     LSTM_SLOW_L3_BIG_BYTES = 8 * 1024 * 1024
-    LSTM_UNPACKED_MAX_BYTES = 16 * 1024 * 1024
+    LSTM_BIG_BYTES = 16 * 1024 * 1024
+    LSTM_BIG_MAX_COLS = 4
     UNPACKED_MIN_BYTES = 2 * 1024 * 1024
 
 
@@ -723,7 +724,8 @@ cdef inline bint unpacked_steps(Py_ssize_t m, Py_ssize_t T, Py_ssize_t block_byt
     # LSTM and the GRU two examples (the GRU's unpacked steps read less than the LSTM's fused
     # product), the RNN one (its model call too, except on Intel with 2 MiB of L2: rnn_plan),
     # at most UNPACKED_MAX_T steps (the LSTM on Intel with 2 MiB of L2: lstm_plan); every
-    # kind 2 MiB of weights or more (the LSTM elsewhere at most 16 MiB: lstm_plan).  Measured on Intel Sapphire Rapids, float32, two
+    # kind 2 MiB of weights or more (the LSTM where L3 is not slow above 16 MiB only up to 4
+    # columns: lstm_plan).  Measured on Intel Sapphire Rapids, float32, two
     # examples, unpacked / packed, the drop-in call: 3-4 steps, n_a = 384-1024: LSTM
     # x0.61-0.83, GRU x0.55-0.70, RNN x0.58 but its model x1.08; 8 steps: the GRU x0.83
     # (n_a = 1024), x0.97-0.98 (384, 512), the LSTM x0.98 (1024) but x1.11-1.21 (384, 512).
@@ -1131,22 +1133,26 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
     # us (370 us), 25 MB 900 / 600 us (2.7 ms); packed / unpacked, one example, 3.5-8 MB: 6
     # steps x0.96-1.02, 8 steps x0.72-0.89; 25 MB: 6 steps x1.12, 8 steps x1.00; two
     # examples, 5 steps unpacked / packed x0.83-0.98 (3.5-25 MB).
-    # Elsewhere a block of more than LSTM_UNPACKED_MAX_BYTES is always packed: the fused step
+    # Elsewhere a block of more than LSTM_BIG_BYTES is packed unless the call has at most
+    # LSTM_BIG_MAX_COLS columns (m * T): the fused step
     # reads the whole block, its input columns too, every step in the same order, and beyond
-    # about half of L3 most of it comes from memory, where the packed call reads the input
-    # columns once (fewer than four examples: lstm_step_x) and the recurrent ones in
+    # that size (half of the measured CPU's 32 MiB of L3; a fixed limit, not scaled by the
+    # L3 of the CPU at hand) most of it comes from memory, where the packed call reads the
+    # input columns once (fewer than four examples: lstm_step_x) and the recurrent ones in
     # alternate orders (step_descending).  Measured on AMD Zen 4 (32 MiB of L3), the drop-in
     # call, packed / unpacked, 8 steps of one example or 4 of two: float32 17.6 MiB x0.89-0.94,
-    # 24 MiB x0.67-0.79 (one example, 5-6 steps x0.79-0.91, 4 steps x1.04-1.13), 37.5 MiB
-    # x0.67-0.71 (4 steps x0.88); float64 24 MiB x0.72-0.77, 48 MiB x0.75-0.77; below it the
-    # unpacked call stays ahead: float32 13.5 MiB x1.10, float64 12 MiB x1.17-1.19.
+    # 24 MiB x0.67-0.79 (one example, 5-6 steps x0.79-0.91), 37.5 MiB x0.67-0.71; float64
+    # 24 MiB x0.72-0.77, 48 MiB x0.75-0.77; below it the unpacked call stays ahead: float32
+    # 13.5 MiB x1.10, float64 12 MiB x1.17-1.19.  Four columns or fewer pay back no packing:
+    # float32 24 MiB, one example of 2-4 steps x1.70-1.72, x1.31-1.41, x1.04-1.13, two of 2
+    # x1.14-1.29; 37.5 MiB one example of 2-4 steps x1.46-1.49, x1.07-1.11, x0.88.
     cdef Py_ssize_t block = 4 * n_a * (n_a + n_x) * (4 if typenum == cnp.NPY_FLOAT32 else 8)
     cdef Py_ssize_t max_t = UNPACKED_MAX_T, max_cols = UNPACKED_MAX_T
     if fr_slow_l3():
         max_t = LSTM_SLOW_L3_BIG_MAX_T if block >= LSTM_SLOW_L3_BIG_BYTES else LSTM_SLOW_L3_MAX_T
         max_cols = UNPACKED_MAX_M * max_t
-    elif block > LSTM_UNPACKED_MAX_BYTES:
-        max_t = max_cols = 0  # no call skips the packing
+    elif block > LSTM_BIG_BYTES:
+        max_cols = LSTM_BIG_MAX_COLS
     return packing_plan(lstm_panel_elems(typenum, n_a, n_x, ms, T, small_max), block,
                         ms, T, per_call, unpacked, UNPACKED_MAX_M, max_t, max_cols)
 
