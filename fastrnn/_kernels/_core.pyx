@@ -1134,18 +1134,18 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
     # steps x0.96-1.02, 8 steps x0.72-0.89; 25 MB: 6 steps x1.12, 8 steps x1.00; two
     # examples, 5 steps unpacked / packed x0.83-0.98 (3.5-25 MB).
     # Elsewhere a block of more than LSTM_BIG_BYTES is packed unless the call has at most
-    # LSTM_BIG_MAX_COLS columns (m * T): the fused step
-    # reads the whole block, its input columns too, every step in the same order, and beyond
-    # that size (half of the measured CPU's 32 MiB of L3; a fixed limit, not scaled by the
-    # L3 of the CPU at hand) most of it comes from memory, where the packed call reads the
-    # input columns once (fewer than four examples: lstm_step_x) and the recurrent ones in
-    # alternate orders (step_descending).  Measured on AMD Zen 4 (32 MiB of L3), the drop-in
+    # LSTM_BIG_MAX_COLS columns (m * T): the fused step reads the whole block, its input
+    # columns too, every step in the same order, and beyond that size (half of the measured
+    # CPU's 32 MiB of L3; a fixed limit, not scaled by the L3 of the CPU at hand) most of it
+    # comes from memory, where the packed call reads the input columns once (fewer than four
+    # examples: lstm_step_x) and the recurrent ones in alternate orders (step_descending).  Measured on AMD Zen 4 (32 MiB of L3), the drop-in
     # call, packed / unpacked, 8 steps of one example or 4 of two: float32 17.6 MiB x0.89-0.94,
     # 24 MiB x0.67-0.79 (one example, 5-6 steps x0.79-0.91), 37.5 MiB x0.67-0.71; float64
     # 24 MiB x0.72-0.77, 48 MiB x0.75-0.77; below it the unpacked call stays ahead: float32
-    # 13.5 MiB x1.10, float64 12 MiB x1.17-1.19.  Four columns or fewer pay back no packing:
-    # float32 24 MiB, one example of 2-4 steps x1.70-1.72, x1.31-1.41, x1.04-1.13, two of 2
-    # x1.14-1.29; 37.5 MiB one example of 2-4 steps x1.46-1.49, x1.07-1.11, x0.88.
+    # 13.5 MiB x1.10, float64 12 MiB x1.17-1.19.  Four columns or fewer mostly pay back no
+    # packing: float32 24 MiB, one example of 2-4 steps x1.70-1.72, x1.31-1.41, x1.04-1.13,
+    # two of 2 x1.14-1.29; 37.5 MiB one example of 2-3 steps x1.46-1.49, x1.07-1.11 (but 4
+    # steps x0.88).
     cdef Py_ssize_t block = 4 * n_a * (n_a + n_x) * (4 if typenum == cnp.NPY_FLOAT32 else 8)
     cdef Py_ssize_t max_t = UNPACKED_MAX_T, max_cols = UNPACKED_MAX_T
     if fr_slow_l3():
