@@ -1140,7 +1140,7 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
     # comes from memory, where the packed call reads the input columns once (fewer than four
     # examples: lstm_step_x) and the recurrent ones in alternate orders (step_descending).  Measured on AMD Zen 4 (32 MiB of L3), the drop-in
     # call, packed / unpacked, 8 steps of one example or 4 of two: float32 17.6 MiB x0.89-0.94,
-    # 24 MiB x0.67-0.79 (one example, 5-6 steps x0.79-0.91), 37.5 MiB x0.67-0.71; float64
+    # 24 MiB x0.67-0.80 (one example, 5-6 steps x0.79-1.00), 37.5 MiB x0.67-0.71; float64
     # 24 MiB x0.72-0.77, 48 MiB x0.75-0.77; below it the unpacked call stays ahead: float32
     # 13.5 MiB x1.10, float64 12 MiB x1.17-1.19.  Four columns or fewer mostly pay back no
     # packing: float32 24 MiB, one example of 2-4 steps x1.70-1.72, x1.31-1.41, x1.04-1.13,
