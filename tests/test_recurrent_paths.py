@@ -136,26 +136,30 @@ STREAMED_PACKS = {
 }
 
 
+def _panel_rows(rows, itemsize):
+    """rows rounded up to whole panels (_core.PANEL_BYTES of rows per column)."""
+    mr = _core.PANEL_BYTES // itemsize
+    return -(-rows // mr) * mr
+
+
 @pytest.mark.parametrize("kind, dtype", list(STREAMED_PACKS),
                          ids=lambda v: v if isinstance(v, str) else np.dtype(v).name)
 def test_block_packed_past_the_caches_matches_reference(simd_level, kind, dtype):
     n_x, n_a = STREAMED_PACKS[kind, dtype]
     size = np.dtype(dtype).itemsize
-    rows = {"lstm": 4 * n_a, "rnn": n_a, "gru": 3 * n_a}[kind]
-    panel_rows = -(-rows // (128 // size)) * (128 // size)
-    assert panel_rows * (n_a + n_x if kind == "lstm" else n_a) * size > _core.PACK_STREAM_ABOVE
+    rows = _panel_rows({"lstm": 4 * n_a, "rnn": n_a, "gru": 3 * n_a}[kind], size)
+    assert rows * (n_a + n_x if kind == "lstm" else n_a) * size > _core.PACK_STREAM_ABOVE
     assert kind == "rnn" or n_a % (64 // size)
     _assert_drop_in_and_model_match(kind, dtype, (n_x, n_a, 3, 3, 3), seed=n_a)
 
 
 def _numpy_panels(blocks, K):
     """Panels as NumPy writes them: the blocks' rows stacked, their first K columns, zero
-    rows up to a whole panel (128 bytes of rows), each panel transposed."""
+    rows up to a whole panel, each panel transposed."""
     rows = np.concatenate([b[:, :K] for b in blocks])
-    mr = 128 // rows.itemsize
-    padded = np.zeros((-(-len(rows) // mr) * mr, K), rows.dtype)
+    padded = np.zeros((_panel_rows(len(rows), rows.itemsize), K), rows.dtype)
     padded[:len(rows)] = rows
-    return padded.reshape(-1, mr, K).transpose(0, 2, 1).ravel()
+    return padded.reshape(-1, _core.PANEL_BYTES // rows.itemsize, K).transpose(0, 2, 1).ravel()
 
 
 # (blocks, rows per block, row stride, K): blocks starting mid-panel and mid-line, K not a

@@ -66,11 +66,10 @@ def format_case(res):
         key = (f"{_shape_key(res):<9} {res['model']:<5} {res['dtype']:<7}" if k == 0
                else " " * 23)
         if r["timed"]:
-            frac = percent(r["frac_gemm"])
             timing = (f"{fmt_time(r['median_s']):>9} {100 * r['spread']:>6.1f}% "
                       f"{r['samples']:>4} "
                       f"{fmt_ratio(inverse(r['ratios'].get('reference'))):>18} "
-                      f"{r['gflops']:>8.3g} {_fmt(frac, '.1f'):>6}")
+                      f"{r['gflops']:>8.3g} {_pct(r['frac_gemm']):>6}")
         else:
             timing = f"{'not timed':>9} {'':>7} {'':>4} {'':>18} {'':>8} {'':>6}"
         mark = "  MISMATCH" if r["mismatch"] else ""

@@ -1040,6 +1040,8 @@ def set_tile_cols(int n):
 
 #: Packed blocks of more bytes than this are stored with non-temporal stores (for tests).
 PACK_STREAM_ABOVE = FR_PACK_STREAM_ABOVE
+#: A panel's bytes per column: its rows are PANEL_BYTES // itemsize (for tests).
+PANEL_BYTES = FR_PANEL_BYTES
 
 
 def pack_panel(list blocks, Py_ssize_t K):
@@ -1138,8 +1140,9 @@ cdef Py_ssize_t lstm_plan(int typenum, Py_ssize_t n_a, Py_ssize_t n_x, Py_ssize_
     # columns too, every step in the same order, and beyond that size (half of the measured
     # CPU's 32 MiB of L3; a fixed limit, not scaled by the L3 of the CPU at hand) most of it
     # comes from memory, where the packed call reads the input columns once (fewer than four
-    # examples: lstm_step_x) and the recurrent ones in alternate orders (step_descending).  Measured on AMD Zen 4 (32 MiB of L3), the drop-in
-    # call, packed / unpacked, 8 steps of one example or 4 of two: float32 17.6 MiB x0.89-0.94,
+    # examples: lstm_step_x) and the recurrent ones in alternate orders (step_descending).
+    # Measured on AMD Zen 4 (32 MiB of L3), the drop-in call, packed / unpacked, 8 steps of
+    # one example or 4 of two: float32 17.6 MiB x0.89-0.94,
     # 24 MiB x0.67-0.80 (one example, 5-6 steps x0.79-1.00), 37.5 MiB x0.67-0.71; float64
     # 24 MiB x0.72-0.77, 48 MiB x0.75-0.77; below it the unpacked call stays ahead: float32
     # 13.5 MiB x1.10, float64 12 MiB x1.17-1.19.  Four columns or fewer mostly pay back no
